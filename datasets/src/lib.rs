@@ -1,0 +1,27 @@
+//! Long Range Arena data, with no knowledge of models or training.
+//!
+//! Everything here works on bytes, files and token ids: the seeded generators
+//! (ListOps), the readers and writers of the released file formats, and the
+//! tokenizers that turn a sample into token ids. Errors name the file and line.
+
+pub mod error;
+pub mod listops;
+pub mod rng;
+pub mod text;
+
+pub use error::DataError;
+
+/// One labelled sequence of token ids, before padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub tokens: Vec<u32>,
+    pub label: u32,
+}
+
+/// The three splits of a prepared task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Splits {
+    pub train: Vec<Example>,
+    pub validation: Vec<Example>,
+    pub test: Vec<Example>,
+}

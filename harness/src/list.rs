@@ -1,0 +1,38 @@
+//! `lra list models|tasks|presets|devices`.
+
+use lra_tasks::{Preset, Task, TaskConfig};
+
+use crate::cli::ListWhat;
+use crate::device::{DeviceName, open};
+
+pub fn list(what: ListWhat) -> anyhow::Result<()> {
+    match what {
+        ListWhat::Models => {
+            println!("{:<14} {:<28} {:<36} {}", "name", "family", "cost per layer", "model");
+            for m in lra_models::MODELS {
+                println!("{:<14} {:<28} {:<36} {}", m.name, m.family, m.cost, m.title);
+            }
+        }
+        ListWhat::Tasks => {
+            println!("{:<10} {:>7} {:>6} {:>8}  {}", "name", "length", "vocab", "classes", "what (lra preset sizes)");
+            for task in Task::ALL {
+                let c = TaskConfig::resolve(task, Preset::Lra);
+                println!("{:<10} {:>7} {:>6} {:>8}  {}", task.name(), c.max_length, c.vocab_size, c.classes, task.describe());
+            }
+        }
+        ListWhat::Presets => {
+            for preset in Preset::ALL {
+                println!("{:<6} {}", preset.name(), preset.describe());
+            }
+        }
+        ListWhat::Devices => {
+            for name in DeviceName::ALL {
+                match open(name) {
+                    Ok(device) => println!("{:<8} available: {}", name.name(), device.adapter),
+                    Err(why) => println!("{:<8} not available: {why}", name.name()),
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use lra_harness::cli::{Cli, Command};
+use lra_harness::measure::CountingAllocator;
+
+// Counting every heap allocation gives the CPU backends' exact peak memory.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => lra_harness::run::run_command(&args),
+        Command::List { what } => lra_harness::list::list(what).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The run record and the files of a run folder, all written atomically.
+//!
+//! A run folder `results/runs/<run-id>/` holds `config.json` (the resolved
+//! configuration, enough to repeat the run), `metrics.csv` (one row per logged step) and
+//! `result.json` (the [`RunRecord`]), written last: a folder without `result.json` is an
+//! unfinished run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::RunConfig;
+
+/// Why a run failed; `null` in the record when it succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    OutOfMemory { detail: String },
+    DivergedToNan { step: usize },
+    Panicked { message: String },
+    TimedOut { seconds: f64 },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::OutOfMemory { detail } => write!(f, "out of memory: {detail}"),
+            Failure::DivergedToNan { step } => write!(f, "diverged: loss is not finite at step {step}"),
+            Failure::Panicked { message } => write!(f, "panicked: {message}"),
+            Failure::TimedOut { seconds } => write!(f, "timed out after {seconds:.0} s"),
+        }
+    }
+}
+
+/// The machine and software a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub device_adapter: String,
+    pub burn_version: String,
+    pub git_commit: String,
+    pub lra_version: String,
+}
+
+/// `result.json`: what ran, how well, how fast and in how much memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub task: String,
+    pub model: String,
+    pub preset: String,
+    pub seed: u64,
+    pub device: String,
+    /// `"ok"` or `"failed"`.
+    pub status: String,
+    pub failure: Option<Failure>,
+    pub test_accuracy: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    /// The step whose weights gave `best_val_accuracy` (and so `test_accuracy`).
+    pub best_step: Option<usize>,
+    /// Fraction of the test split in its most common class: the accuracy of always
+    /// guessing that class.
+    pub test_majority_rate: f64,
+    pub final_train_loss: Option<f64>,
+    pub steps: usize,
+    pub train_seconds: f64,
+    pub wall_seconds: f64,
+    pub train_steps_per_second: f64,
+    pub train_tokens_per_second: f64,
+    pub peak_memory_bytes: u64,
+    pub memory_source: String,
+    pub peak_rss_bytes: Option<u64>,
+    pub parameters: usize,
+    pub data_source: String,
+    pub config: RunConfig,
+    pub environment: Environment,
+}
+
+/// The id of a run: the first 12 hex digits of the SHA-256 of its canonical configuration.
+pub fn run_id(config: &RunConfig) -> String {
+    let canonical = serde_json::to_vec(config).expect("a configuration always serialises");
+    let digest = Sha256::digest(&canonical);
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The folder of one run inside a results folder.
+pub fn run_dir(results: &Path, run_id: &str) -> PathBuf {
+    results.join("runs").join(run_id)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced,
+/// then renamed over `path`, so a reader sees the old file or the new one, never half.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomically(path, &bytes)
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub train_acc: f64,
+    pub examples_per_s: f64,
+    /// Validation accuracy, on the rows where the validation split was evaluated.
+    pub val_acc: Option<f64>,
+}
+
+pub fn metrics_csv(rows: &[MetricsRow]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+pub fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<MetricsRow>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, row) in reader.deserialize().enumerate() {
+        rows.push(row.with_context(|| format!("{}:{}: not a metrics row", path.display(), i + 2))?);
+    }
+    Ok(rows)
+}
+
+/// Reads a run record, naming the file on error.
+pub fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a run record", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_the_file_and_leave_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("result.json");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let entries: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn metrics_rows_round_trip_through_csv() {
+        let rows = vec![
+            MetricsRow { step: 10, loss: 2.25, lr: 1e-3, train_acc: 0.125, examples_per_s: 300.5, val_acc: None },
+            MetricsRow { step: 20, loss: 2.0, lr: 5e-4, train_acc: 0.25, examples_per_s: 310.0, val_acc: Some(0.5) },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        write_atomically(&path, &metrics_csv(&rows).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("step,loss,lr,train_acc,examples_per_s,val_acc\n"), "{text}");
+        assert_eq!(read_metrics_csv(&path).unwrap(), rows);
+    }
+}

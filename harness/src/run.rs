@@ -1,0 +1,213 @@
+//! `lra run`: resolve the configuration, prepare the data, train, write the record.
+
+use std::io::IsTerminal;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lra_tasks::{Preset, Task};
+
+use crate::cli::RunArgs;
+use crate::config::RunConfig;
+use crate::device::{DeviceName, open};
+use crate::record::{self, Failure, RunRecord};
+use crate::train::{self, Progress, TrainOutcome};
+
+/// Exit code of a run that was recorded as failed (diverged, panicked, ...).
+pub const EXIT_RUN_FAILED: u8 = 1;
+
+/// The configuration a `lra run` command line asks for.
+pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
+    let device = args.device.as_deref().map(DeviceName::parse).transpose().map_err(anyhow::Error::msg)?;
+    let mut config = match &args.config {
+        Some(path) => {
+            if args.task.is_some() || args.model.is_some() || args.preset.is_some() {
+                bail!("--config gives the task, model and preset; pass only --seed or --device beside it");
+            }
+            RunConfig::load(path)?
+        }
+        None => {
+            let (Some(task), Some(model)) = (&args.task, &args.model) else {
+                bail!("`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`");
+            };
+            let task = Task::parse(task).map_err(anyhow::Error::msg)?;
+            let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
+            RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?
+        }
+    };
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if let Some(device) = device {
+        config.device = device;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = resolve_config(args)?;
+    let record = execute(&config, &args.results, args.force, args.quiet)?;
+    let dir = record::run_dir(&args.results, &record.run_id);
+    match &record.failure {
+        None => {
+            println!(
+                "{} {} seed {}: test accuracy {:.4} (best validation {:.4} at step {}), {:.2} steps/s, peak memory {:.1} MiB",
+                record.task,
+                record.model,
+                record.seed,
+                record.test_accuracy.unwrap_or(f64::NAN),
+                record.best_val_accuracy.unwrap_or(f64::NAN),
+                record.best_step.unwrap_or(0),
+                record.train_steps_per_second,
+                record.peak_memory_bytes as f64 / (1 << 20) as f64,
+            );
+            println!("recorded in {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(failure) => {
+            eprintln!("run failed: {failure}; recorded in {}", dir.display());
+            Ok(ExitCode::from(EXIT_RUN_FAILED))
+        }
+    }
+}
+
+/// Runs `config` and writes its folder; returns the record (the existing one when the
+/// folder already holds a finished run and `force` is off).
+pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
+    let started = Instant::now();
+    let run_id = record::run_id(config);
+    let dir = record::run_dir(results, &run_id);
+    let result_path = dir.join("result.json");
+    if result_path.exists() && !force {
+        eprintln!("{} already holds a finished run of this configuration (use --force to run it again)", dir.display());
+        return record::read_record(&result_path);
+    }
+    let device = open(config.device).map_err(anyhow::Error::msg)?;
+    let splits = config.task.data.prepare().with_context(|| format!("preparing the {} data", config.task.name.name()))?;
+    if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
+        bail!("the {} data has an empty split (train {}, validation {}, test {})", config.task.name.name(), splits.train.len(), splits.validation.len(), splits.test.len());
+    }
+    record::write_json_atomically(&dir.join("config.json"), config)?;
+
+    let mut progress = Reporter::new(config, quiet);
+    let outcome = catch_unwind(AssertUnwindSafe(|| train::train(config, &splits, &device, &mut progress)));
+    progress.finish();
+    let outcome = outcome.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        failed_outcome(Failure::Panicked { message })
+    });
+
+    record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&outcome.metrics)?)?;
+    let record = RunRecord {
+        run_id,
+        task: config.task.name.name().to_string(),
+        model: config.model.clone(),
+        preset: config.task.preset.name().to_string(),
+        seed: config.seed,
+        device: config.device.name().to_string(),
+        status: if outcome.failure.is_none() { "ok" } else { "failed" }.to_string(),
+        failure: outcome.failure,
+        test_accuracy: outcome.test_accuracy,
+        best_val_accuracy: outcome.best_val_accuracy,
+        best_step: outcome.best_step,
+        test_majority_rate: majority_rate(&splits.test),
+        final_train_loss: outcome.final_train_loss,
+        steps: outcome.steps,
+        train_seconds: outcome.train_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        train_steps_per_second: outcome.train_steps_per_second,
+        train_tokens_per_second: outcome.train_tokens_per_second,
+        peak_memory_bytes: outcome.peak_memory_bytes,
+        memory_source: outcome.memory_source,
+        peak_rss_bytes: outcome.peak_rss_bytes,
+        parameters: outcome.parameters,
+        data_source: config.task.data.source_label().to_string(),
+        config: config.clone(),
+        environment: crate::environment::capture(&device.adapter),
+    };
+    record::write_json_atomically(&result_path, &record)?;
+    Ok(record)
+}
+
+fn failed_outcome(failure: Failure) -> TrainOutcome {
+    TrainOutcome {
+        metrics: Vec::new(),
+        failure: Some(failure),
+        steps: 0,
+        best_val_accuracy: None,
+        best_step: None,
+        test_accuracy: None,
+        final_train_loss: None,
+        train_seconds: 0.0,
+        train_steps_per_second: 0.0,
+        train_tokens_per_second: 0.0,
+        peak_memory_bytes: 0,
+        memory_source: "not measured (the run failed)".into(),
+        peak_rss_bytes: crate::measure::peak_rss_bytes(),
+        parameters: 0,
+    }
+}
+
+/// Share of the most common label.
+pub fn majority_rate(examples: &[lra_datasets::Example]) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for e in examples {
+        *counts.entry(e.label).or_insert(0usize) += 1;
+    }
+    counts.values().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
+}
+
+/// A progress bar on a terminal; one line per evaluation otherwise.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    label: String,
+}
+
+impl Reporter {
+    fn new(config: &RunConfig, quiet: bool) -> Self {
+        let label = format!("{} {} seed {}", config.task.name.name(), config.model, config.seed);
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(config.task.training.steps as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps | {msg} | ETA {eta}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(label.clone());
+            bar
+        });
+        Self { bar, label }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn step(&mut self, step: usize, loss: f64, train_acc: f64, steps_per_second: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step as u64);
+            bar.set_message(format!("loss {loss:.4} acc {train_acc:.3} {steps_per_second:.2} steps/s"));
+        }
+    }
+
+    fn evaluated(&mut self, step: usize, val_acc: f64, best: f64) {
+        let line = format!("{}: step {step}: validation accuracy {val_acc:.4} (best {best:.4})", self.label);
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}

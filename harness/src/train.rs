@@ -1,0 +1,287 @@
+//! One training loop for every task and model: data -> model -> AdamW with the task's
+//! schedule -> periodic validation -> test accuracy of the best-validation weights.
+
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::log_softmax;
+
+use lra_datasets::rng::SeededRng;
+use lra_datasets::{Example, Splits};
+use lra_models::{Classifier, ClassifierConfig};
+use lra_tasks::{Pooling, Positions, TaskConfig};
+
+use crate::config::RunConfig;
+use crate::device::OpenDevice;
+use crate::measure::{HeapPeak, peak_rss_bytes};
+use crate::record::{Failure, MetricsRow};
+
+/// What a finished (or stopped) training loop measured.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub metrics: Vec<MetricsRow>,
+    pub failure: Option<Failure>,
+    pub steps: usize,
+    pub best_val_accuracy: Option<f64>,
+    pub best_step: Option<usize>,
+    pub test_accuracy: Option<f64>,
+    pub final_train_loss: Option<f64>,
+    /// Time spent in training steps, evaluation excluded.
+    pub train_seconds: f64,
+    pub train_steps_per_second: f64,
+    pub train_tokens_per_second: f64,
+    pub peak_memory_bytes: u64,
+    pub memory_source: String,
+    pub peak_rss_bytes: Option<u64>,
+    pub parameters: usize,
+}
+
+/// What the loop reports as it goes (a progress bar, or log lines).
+pub trait Progress {
+    fn step(&mut self, step: usize, loss: f64, train_acc: f64, steps_per_second: f64);
+    fn evaluated(&mut self, step: usize, val_acc: f64, best: f64);
+}
+
+/// The model's configuration for a task and model name.
+pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
+    let TaskConfig { max_length, vocab_size, classes, model: m, .. } = &config.task;
+    let info = lra_models::model_info(&config.model).expect("the configuration was validated");
+    ClassifierConfig::new(*vocab_size, *classes, *max_length, m.d_model, m.heads, m.layers, m.d_ff, m.d_head_mlp, info.mechanism)
+        .with_pooling(match m.pooling {
+            Pooling::Cls => lra_models::Pooling::Cls,
+            Pooling::Mean => lra_models::Pooling::Mean,
+        })
+        .with_positions(match m.positions {
+            Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
+            Positions::Learned => lra_models::Positions::Learned,
+        })
+        .with_dropout(m.dropout)
+        .with_attention_dropout(m.attention_dropout)
+}
+
+/// `examples` as a batch: tokens cut or padded (with 0) to `max_length`, and labels.
+pub fn make_batch(examples: &[&Example], max_length: usize, device: &Device) -> (Tensor<2, Int>, Tensor<1, Int>) {
+    let mut tokens = Vec::with_capacity(examples.len() * max_length);
+    for example in examples {
+        let kept = example.tokens.len().min(max_length);
+        tokens.extend(example.tokens[..kept].iter().map(|&t| t as i64));
+        tokens.extend(std::iter::repeat_n(0i64, max_length - kept));
+    }
+    let labels: Vec<i64> = examples.iter().map(|e| e.label as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(tokens, [examples.len(), max_length]), device),
+        Tensor::from_data(TensorData::new(labels, [examples.len()]), device),
+    )
+}
+
+/// Mean cross-entropy of `logits: [batch, classes]` against `labels: [batch]`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let batch = labels.dims()[0];
+    log_softmax(logits, 1).gather(1, labels.reshape([batch, 1])).neg().mean()
+}
+
+/// Number of rows whose largest logit is the label, as a float tensor `[1]`.
+fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let batch = labels.dims()[0];
+    logits.argmax(1).reshape([batch]).equal(labels).float().sum()
+}
+
+/// Accuracy of `model` on `examples`, without dropout or gradients.
+pub fn accuracy(model: &Classifier, examples: &[Example], max_length: usize, batch_size: usize, device: &Device) -> f64 {
+    if examples.is_empty() {
+        return 0.0;
+    }
+    let mut right = 0.0;
+    for chunk in examples.chunks(batch_size) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let (tokens, labels) = make_batch(&refs, max_length, device);
+        right += correct(model.forward(tokens), labels).into_scalar::<f32>() as f64;
+    }
+    right / examples.len() as f64
+}
+
+/// Scales the gradients so that their global L2 norm is at most `max_norm`
+/// (burn's built-in clipping works per tensor; LRA clips the global norm).
+fn clip_global_norm(model: &Classifier, mut grads: GradientsParams, max_norm: f64) -> GradientsParams {
+    struct SquaredNorms<'a> {
+        grads: &'a GradientsParams,
+        parts: Vec<Tensor<1>>,
+    }
+    impl ModuleVisitor for SquaredNorms<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.parts.push(g.square().sum());
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register::<D>(param.id, g.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut norms = SquaredNorms { grads: &grads, parts: Vec::new() };
+    model.visit(&mut norms);
+    if norms.parts.is_empty() {
+        return grads;
+    }
+    let norm = Tensor::cat(norms.parts, 0).sum().sqrt().into_scalar::<f32>() as f64;
+    if norm.is_finite() && norm > max_norm {
+        model.visit(&mut Scale { grads: &mut grads, factor: max_norm / (norm + 1e-6) });
+    }
+    grads
+}
+
+/// Peak of the device pool's bytes in use, sampled at the points of a step.
+struct PoolPeak {
+    device: Device,
+    peak: u64,
+}
+
+impl PoolPeak {
+    fn sample(&mut self) {
+        if let Some(usage) = self.device.memory_pool_usage() {
+            self.peak = self.peak.max(usage.bytes_in_use);
+        }
+    }
+}
+
+/// Trains `config`'s model on `splits` and evaluates it.
+pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress: &mut dyn Progress) -> TrainOutcome {
+    let task = &config.task;
+    let t = &task.training;
+    let plain = device.device.clone();
+    let train_device = plain.clone().autodiff();
+    train_device.seed(config.seed);
+
+    let heap = HeapPeak::start();
+    let mut pool = PoolPeak { device: plain.clone(), peak: 0 };
+    let mut model = classifier_config(config).init(&train_device);
+    let parameters = model.num_params();
+    let mut optimizer = AdamWConfig::new()
+        .with_beta_1(t.beta_1 as f32)
+        .with_beta_2(t.beta_2 as f32)
+        .with_epsilon(t.epsilon as f32)
+        .with_weight_decay(t.weight_decay as f32)
+        .init();
+
+    // Batch order: its own stream of the training seed, reshuffled every epoch.
+    let mut order_rng = SeededRng::new(config.seed, 0x6f72_6465_72); // "order"
+    let mut order: Vec<usize> = (0..splits.train.len()).collect();
+    let batch_size = t.batch_size.min(splits.train.len()).max(1);
+    let mut cursor = order.len(); // forces a shuffle before the first batch
+
+    let mut metrics = Vec::new();
+    let mut failure = None;
+    let (mut best_val, mut best_step, mut best_model) = (None::<f64>, None, None::<Classifier>);
+    let mut timed = Duration::ZERO;
+    let mut timed_steps = 0usize;
+    let mut window = (0.0f64, 0.0f64, 0usize, Instant::now()); // loss sum, correct, examples, since
+    let mut last_loss = None;
+    let mut steps_done = 0;
+
+    for step in 1..=t.steps {
+        if cursor + batch_size > order.len() {
+            order_rng.shuffle(&mut order);
+            cursor = 0;
+        }
+        let batch: Vec<&Example> = order[cursor..cursor + batch_size].iter().map(|&i| &splits.train[i]).collect();
+        cursor += batch_size;
+        let (tokens, labels) = make_batch(&batch, task.max_length, &train_device);
+        let lr = t.schedule.learning_rate(step, t.steps);
+
+        let counted = step > t.warmup_steps_untimed;
+        let started = Instant::now();
+        let logits = model.forward(tokens);
+        let loss = cross_entropy(logits.clone(), labels.clone());
+        pool.sample();
+        let readout = Tensor::cat(vec![loss.clone().detach(), correct(logits.detach(), labels.detach())], 0);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        pool.sample();
+        let grads = match t.gradient_clip_norm {
+            Some(max_norm) => clip_global_norm(&model, grads, max_norm),
+            None => grads,
+        };
+        model = optimizer.step(lr, model, grads);
+        pool.sample();
+        // Reading the loss waits for the step's work: the clock stops after the device is done.
+        let values: Vec<f32> = readout.into_data().iter::<f32>().collect();
+        let _ = plain.sync();
+        if counted {
+            timed += started.elapsed();
+            timed_steps += 1;
+        }
+        steps_done = step;
+
+        let (loss_value, right) = (values[0] as f64, values[1] as f64);
+        if !loss_value.is_finite() {
+            failure = Some(Failure::DivergedToNan { step });
+            break;
+        }
+        last_loss = Some(loss_value);
+        window.0 += loss_value * batch_size as f64;
+        window.1 += right;
+        window.2 += batch_size;
+        let rate = if timed_steps > 0 { timed_steps as f64 / timed.as_secs_f64() } else { 0.0 };
+        progress.step(step, loss_value, right / batch_size as f64, rate);
+
+        let evaluate = step % t.eval_every == 0 || step == t.steps;
+        let val_acc = evaluate.then(|| {
+            let acc = accuracy(&model.clone().valid(), &splits.validation, task.max_length, t.batch_size, &plain);
+            if best_val.is_none_or(|b| acc > b) {
+                best_val = Some(acc);
+                best_step = Some(step);
+                best_model = Some(model.clone());
+            }
+            progress.evaluated(step, acc, best_val.unwrap_or(acc));
+            acc
+        });
+        if step % t.log_every == 0 || step == t.steps || val_acc.is_some() {
+            let seconds = window.3.elapsed().as_secs_f64();
+            metrics.push(MetricsRow {
+                step,
+                loss: window.0 / window.2 as f64,
+                lr,
+                train_acc: window.1 / window.2 as f64,
+                examples_per_s: window.2 as f64 / seconds.max(1e-9),
+                val_acc,
+            });
+            window = (0.0, 0.0, 0, Instant::now());
+        }
+    }
+
+    let test_accuracy = best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
+    let train_seconds = timed.as_secs_f64();
+    let steps_per_second = if train_seconds > 0.0 { timed_steps as f64 / train_seconds } else { 0.0 };
+    let (peak_memory_bytes, memory_source) = if plain.memory_pool_usage().is_some() {
+        (pool.peak, "device memory pool: peak of bytes in use, sampled after forward, backward and optimizer step".to_string())
+    } else if heap.is_counting() {
+        (heap.peak_above_baseline(), "heap: exact peak of bytes allocated during training, above the prepared data".to_string())
+    } else {
+        (0, "not measured (no counting allocator in this process)".to_string())
+    };
+    TrainOutcome {
+        metrics,
+        failure,
+        steps: steps_done,
+        best_val_accuracy: best_val,
+        best_step,
+        test_accuracy,
+        final_train_loss: last_loss,
+        train_seconds,
+        train_steps_per_second: steps_per_second,
+        train_tokens_per_second: steps_per_second * (batch_size * task.max_length) as f64,
+        peak_memory_bytes,
+        memory_source,
+        peak_rss_bytes: peak_rss_bytes(),
+        parameters,
+    }
+}

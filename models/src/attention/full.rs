@@ -1,0 +1,130 @@
+//! Full softmax attention: the vanilla Transformer.
+//!
+//! Paper: Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+//! Family: none — the baseline every efficient mechanism approximates.
+//! Cost: O(n^2 d) time and O(n^2) memory per head in the sequence length n: the whole
+//! `[n, n]` score matrix is built.
+//!
+//! `Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V`, per head, with padded keys
+//! given a zero weight.
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
+
+#[derive(Config, Debug)]
+pub struct FullAttentionConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    /// Dropout on the attention weights.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl FullAttentionConfig {
+    pub fn init(&self, device: &Device) -> FullAttention {
+        FullAttention {
+            projections: HeadProjections::new(self.d_model, self.heads, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct FullAttention {
+    pub projections: HeadProjections,
+    pub dropout: Dropout,
+}
+
+impl FullAttention {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let (q, k, v) = self.projections.project(x);
+        let weights = self.dropout.forward(attention_weights(q, k, Some(padding)));
+        self.projections.combine(weights.matmul(v))
+    }
+}
+
+/// `softmax(q k^T / sqrt(d_head))` with padded keys masked:
+/// `q: [batch, heads, len_q, d_head]`, `k: [batch, heads, len_k, d_head]`,
+/// `key_padding: [batch, len_k]` -> `[batch, heads, len_q, len_k]`.
+pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, key_padding: Option<Tensor<2, Bool>>) -> Tensor<4> {
+    let d_head = q.dims()[3];
+    let mut scores = q.matmul(k.transpose()).mul_scalar(1.0 / (d_head as f64).sqrt());
+    if let Some(padding) = key_padding {
+        scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
+    }
+    softmax(scores, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::heads::{merge_heads, split_heads};
+    use burn::tensor::{Distribution, TensorData};
+
+    fn values(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().iter::<f32>().collect()
+    }
+
+    /// Attention computed with loops over plain numbers, from the definition.
+    fn naive_attention(q: &[f32], k: &[f32], v: &[f32], len: usize, d: usize, padded: &[bool]) -> Vec<f32> {
+        let mut out = vec![0.0f32; len * d];
+        for i in 0..len {
+            let scores: Vec<f64> = (0..len)
+                .map(|j| {
+                    if padded[j] {
+                        f64::NEG_INFINITY
+                    } else {
+                        (0..d).map(|c| q[i * d + c] as f64 * k[j * d + c] as f64).sum::<f64>() / (d as f64).sqrt()
+                    }
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f64 = exps.iter().sum();
+            for j in 0..len {
+                for c in 0..d {
+                    out[i * d + c] += (exps[j] / total * v[j * d + c] as f64) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn full_attention_equals_a_naive_computation() {
+        let device = Device::flex();
+        device.seed(1);
+        let (batch, len, d_model, heads) = (2, 7, 12, 3);
+        let d_head = d_model / heads;
+        let q = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let k = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let v = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let padded: Vec<bool> = (0..batch * len).map(|i| i % len >= len - 2 && i / len == 1).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padded.clone(), [batch, len]), &device);
+
+        let weights = attention_weights(split_heads(q.clone(), heads), split_heads(k.clone(), heads), Some(padding));
+        let got = values(merge_heads(weights.matmul(split_heads(v.clone(), heads))));
+
+        let (q, k, v) = (values(q), values(k), values(v));
+        for b in 0..batch {
+            for h in 0..heads {
+                // Gather head h of batch b as [len, d_head] slices.
+                let take = |x: &[f32]| -> Vec<f32> {
+                    (0..len).flat_map(|i| (0..d_head).map(move |c| (i, c))).map(|(i, c)| x[(b * len + i) * d_model + h * d_head + c]).collect()
+                };
+                let expected = naive_attention(&take(&q), &take(&k), &take(&v), len, d_head, &padded[b * len..(b + 1) * len]);
+                for i in 0..len {
+                    for c in 0..d_head {
+                        let g = got[(b * len + i) * d_model + h * d_head + c];
+                        let e = expected[i * d_head + c];
+                        assert!((g - e).abs() < 1e-5, "batch {b} head {h} token {i}: {g} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+}

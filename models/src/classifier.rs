@@ -1,0 +1,222 @@
+//! The sequence classifier around the encoder: token embedding, positions, encoder
+//! blocks, pooling and the head `Dense -> ReLU -> Dense`, as in LRA.
+
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+use crate::attention::{AttentionConfig, Mechanism};
+use crate::encoder::{EncoderBlock, EncoderBlockConfig};
+
+/// Token id reserved for padding.
+pub const PAD_ID: i64 = 0;
+
+/// How the encoder's outputs become one vector per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pooling {
+    /// A learned vector prepended to the sequence; its output is the summary.
+    Cls,
+    /// The mean of the outputs of the real (non-padding) tokens.
+    Mean,
+}
+
+/// How positions are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Positions {
+    /// The fixed sine/cosine table of Vaswani et al.
+    Sinusoidal,
+    /// A learned vector per position.
+    Learned,
+}
+
+#[derive(Config, Debug)]
+pub struct ClassifierConfig {
+    pub vocab_size: usize,
+    pub classes: usize,
+    /// Longest input (in tokens, without the CLS vector).
+    pub max_length: usize,
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub d_ff: usize,
+    /// Hidden size of the classification head.
+    pub d_head_mlp: usize,
+    pub mechanism: Mechanism,
+    #[config(default = "Pooling::Cls")]
+    pub pooling: Pooling,
+    #[config(default = "Positions::Sinusoidal")]
+    pub positions: Positions,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    #[config(default = 0.1)]
+    pub attention_dropout: f64,
+}
+
+impl ClassifierConfig {
+    pub fn init(&self, device: &Device) -> Classifier {
+        // The CLS vector takes position 0, so the table covers one position more.
+        let positions_len = self.max_length + usize::from(self.pooling == Pooling::Cls);
+        let block = EncoderBlockConfig::new(
+            AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len).with_dropout(self.attention_dropout),
+            self.d_ff,
+        )
+        .with_dropout(self.dropout);
+        let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
+        Classifier {
+            embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
+            learned_positions: (self.positions == Positions::Learned).then(|| normal.init([positions_len, self.d_model], device)),
+            sinusoid: Tensor::from_data(TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]), device),
+            cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
+            blocks: (0..self.layers).map(|_| block.init(device)).collect(),
+            final_norm: LayerNormConfig::new(self.d_model).init(device),
+            head_hidden: LinearConfig::new(self.d_model, self.d_head_mlp).init(device),
+            head_out: LinearConfig::new(self.d_head_mlp, self.classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            pooling: self.pooling,
+        }
+    }
+}
+
+/// `table[p][2i] = sin(p / 10000^(2i/d))`, `table[p][2i+1] = cos(..)`, flattened `[len, d]`.
+pub fn sinusoid_table(len: usize, d: usize) -> Vec<f32> {
+    let mut table = vec![0.0f32; len * d];
+    for p in 0..len {
+        for i in (0..d).step_by(2) {
+            let angle = p as f64 / 10_000f64.powf(i as f64 / d as f64);
+            table[p * d + i] = angle.sin() as f32;
+            if i + 1 < d {
+                table[p * d + i + 1] = angle.cos() as f32;
+            }
+        }
+    }
+    table
+}
+
+#[derive(Module, Debug)]
+pub struct Classifier {
+    pub embedding: Embedding,
+    pub learned_positions: Option<Param<Tensor<2>>>,
+    /// Fixed sinusoidal table `[positions, d_model]` (a constant, not trained).
+    pub sinusoid: Tensor<2>,
+    pub cls: Option<Param<Tensor<1>>>,
+    pub blocks: Vec<EncoderBlock>,
+    pub final_norm: LayerNorm,
+    pub head_hidden: Linear,
+    pub head_out: Linear,
+    pub dropout: Dropout,
+    #[module(skip)]
+    pub pooling: Pooling,
+}
+
+impl Classifier {
+    /// `tokens: [batch, len]` (0 = padding) -> logits `[batch, classes]`.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        self.classify(self.encode(tokens))
+    }
+
+    /// `tokens: [batch, len]` -> pooled encoding `[batch, d_model]`.
+    pub fn encode(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        let [batch, len] = tokens.dims();
+        let device = tokens.device();
+        let mut padding = tokens.clone().equal_elem(PAD_ID);
+        let mut x = self.embedding.forward(tokens); // [batch, len, d]
+        let d_model = x.dims()[2];
+        if let Some(cls) = &self.cls {
+            let cls = cls.val().reshape([1, 1, d_model]).expand([batch, 1, d_model]);
+            x = Tensor::cat(vec![cls, x], 1);
+            padding = Tensor::cat(vec![Tensor::<2, Bool>::full([batch, 1], false, &device), padding], 1);
+        }
+        let positions = x.dims()[1];
+        let table = match &self.learned_positions {
+            Some(learned) => learned.val(),
+            None => self.sinusoid.clone(),
+        };
+        assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
+        x = x + table.slice([0..positions]).unsqueeze::<3>();
+        x = self.dropout.forward(x);
+        for block in &self.blocks {
+            x = block.forward(x, padding.clone());
+        }
+        let x = self.final_norm.forward(x);
+        match self.pooling {
+            Pooling::Cls => x.slice([0..batch, 0..1]).reshape([batch, d_model]),
+            Pooling::Mean => {
+                let real = padding.bool_not().float().unsqueeze_dim::<3>(2); // [batch, len, 1]
+                let count = real.clone().sum_dim(1).clamp_min(1.0); // [batch, 1, 1]
+                (x * real).sum_dim(1).div(count).reshape([batch, d_model])
+            }
+        }
+    }
+
+    /// Pooled encoding `[batch, d_model]` -> logits `[batch, classes]`.
+    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        let hidden = relu(self.head_hidden.forward(pooled));
+        self.head_out.forward(self.dropout.forward(hidden))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn config(pooling: Pooling, positions: Positions) -> ClassifierConfig {
+        ClassifierConfig::new(12, 5, 16, 16, 4, 2, 32, 24, Mechanism::Full).with_pooling(pooling).with_positions(positions)
+    }
+
+    /// Encodes `tokens` padded to `len` with zeros, returning the per-token outputs
+    /// of every block for the first `real` positions (after CLS when present).
+    fn encoder_outputs(model: &Classifier, tokens: &[i64], len: usize) -> Vec<f32> {
+        let device = Device::flex();
+        let mut padded = tokens.to_vec();
+        padded.resize(len, PAD_ID);
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(padded, [1, len]), &device);
+        model.encode(tokens).into_data().iter::<f32>().collect()
+    }
+
+    #[test]
+    fn padding_does_not_change_the_outputs_of_real_tokens() {
+        let device = Device::flex();
+        device.seed(3);
+        for pooling in [Pooling::Cls, Pooling::Mean] {
+            for positions in [Positions::Sinusoidal, Positions::Learned] {
+                let model = config(pooling, positions).init(&device).valid();
+                let tokens = [3, 7, 1, 9, 4];
+                let short = encoder_outputs(&model, &tokens, 5);
+                let long = encoder_outputs(&model, &tokens, 16);
+                for (a, b) in short.iter().zip(&long) {
+                    assert!((a - b).abs() < 1e-5, "{pooling:?} {positions:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padding_embeddings_cannot_reach_real_tokens_through_attention() {
+        // Change what the padding positions would contribute (their embedding row) and
+        // check that the real tokens' block outputs do not move.
+        let device = Device::flex();
+        device.seed(4);
+        let mut model = config(Pooling::Mean, Positions::Sinusoidal).init(&device).valid();
+        let before = encoder_outputs(&model, &[2, 5, 8], 10);
+        let weight = model.embedding.weight.val();
+        let noise = Tensor::<2>::random([1, 16], Distribution::Normal(0.0, 5.0), &device);
+        let changed = weight.clone().slice_assign([0..1, 0..16], noise);
+        model.embedding.weight = Param::from_tensor(changed);
+        let after = encoder_outputs(&model, &[2, 5, 8], 10);
+        for (a, b) in before.iter().zip(&after) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn sinusoid_table_follows_the_formula() {
+        let t = sinusoid_table(3, 4);
+        assert_eq!(t[0..4], [0.0, 1.0, 0.0, 1.0]);
+        assert!((t[4] - 1f32.sin()).abs() < 1e-7 && (t[5] - 1f32.cos()).abs() < 1e-7);
+        assert!((t[6] - (0.01f32).sin()).abs() < 1e-7);
+    }
+}

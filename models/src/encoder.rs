@@ -1,0 +1,53 @@
+//! The encoder block, as in LRA's Transformer: pre-layer-norm attention and
+//! feed-forward sub-layers, each with dropout and a residual connection.
+
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+use crate::attention::{Attention, AttentionConfig};
+
+#[derive(Config, Debug)]
+pub struct EncoderBlockConfig {
+    pub attention: AttentionConfig,
+    /// Hidden size of the feed-forward sub-layer.
+    pub d_ff: usize,
+    /// Dropout after each sub-layer and inside the feed-forward one.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl EncoderBlockConfig {
+    pub fn init(&self, device: &Device) -> EncoderBlock {
+        let d_model = self.attention.d_model;
+        EncoderBlock {
+            attention_norm: LayerNormConfig::new(d_model).init(device),
+            attention: self.attention.init(device),
+            feed_forward_norm: LayerNormConfig::new(d_model).init(device),
+            feed_forward_in: LinearConfig::new(d_model, self.d_ff).init(device),
+            feed_forward_out: LinearConfig::new(self.d_ff, d_model).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EncoderBlock {
+    pub attention_norm: LayerNorm,
+    pub attention: Attention,
+    pub feed_forward_norm: LayerNorm,
+    pub feed_forward_in: Linear,
+    pub feed_forward_out: Linear,
+    pub dropout: Dropout,
+}
+
+impl EncoderBlock {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let attended = self.attention.forward(self.attention_norm.forward(x.clone()), padding);
+        let x = x + self.dropout.forward(attended);
+        let hidden = gelu(self.feed_forward_in.forward(self.feed_forward_norm.forward(x.clone())));
+        let fed = self.feed_forward_out.forward(self.dropout.forward(hidden));
+        x + self.dropout.forward(fed)
+    }
+}
