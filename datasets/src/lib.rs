@@ -11,10 +11,13 @@ pub mod text;
 
 pub use error::DataError;
 
-/// One labelled sequence of token ids, before padding.
+/// One labelled example of token ids, before padding: one sequence, or two for the
+/// paired tasks (Retrieval).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
     pub tokens: Vec<u32>,
+    /// The second sequence of a pair; `None` for single-sequence tasks.
+    pub second: Option<Vec<u32>>,
     pub label: u32,
 }
 

@@ -360,7 +360,7 @@ pub fn to_splits(samples: [Vec<Sample>; 3]) -> Result<Splits, DataError> {
     let convert = |split: Vec<Sample>| -> Result<Vec<Example>, DataError> {
         split
             .into_iter()
-            .map(|s| Ok(Example { tokens: tokenize(&s.source)?, label: s.target as u32 }))
+            .map(|s| Ok(Example { tokens: tokenize(&s.source)?, second: None, label: s.target as u32 }))
             .collect()
     };
     let [train, validation, test] = samples;
