@@ -32,7 +32,8 @@ impl RunConfig {
     /// Reads a configuration file; errors name the file, and the line, column and field.
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration {}", path.display()))?;
-        let config: RunConfig = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
+        let config: RunConfig = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
         config.validate().with_context(|| format!("{}: invalid configuration", path.display()))?;
         Ok(config)
     }
@@ -64,10 +65,19 @@ impl RunConfig {
             }
         }
         if t.training.warmup_steps_untimed >= t.training.steps {
-            bail!("training.warmup_steps_untimed ({}) must be below training.steps ({})", t.training.warmup_steps_untimed, t.training.steps);
+            bail!(
+                "training.warmup_steps_untimed ({}) must be below training.steps ({})",
+                t.training.warmup_steps_untimed,
+                t.training.steps
+            );
         }
         if t.vocab_size != t.name.vocab_size() || t.classes != t.name.classes() {
-            bail!("vocab_size and classes are fixed by the task {}: {} and {}", t.name.name(), t.name.vocab_size(), t.name.classes());
+            bail!(
+                "vocab_size and classes are fixed by the task {}: {} and {}",
+                t.name.name(),
+                t.name.vocab_size(),
+                t.name.classes()
+            );
         }
         Ok(())
     }

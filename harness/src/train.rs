@@ -174,7 +174,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         .init();
 
     // Batch order: its own stream of the training seed, reshuffled every epoch.
-    let mut order_rng = SeededRng::new(config.seed, 0x6f72_6465_72); // "order"
+    let mut order_rng = SeededRng::new(config.seed, u64::from_le_bytes(*b"order\0\0\0"));
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let batch_size = t.batch_size.min(splits.train.len()).max(1);
     let mut cursor = order.len(); // forces a shuffle before the first batch
@@ -258,7 +258,8 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         }
     }
 
-    let test_accuracy = best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
+    let test_accuracy =
+        best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
     let train_seconds = timed.as_secs_f64();
     let steps_per_second = if train_seconds > 0.0 { timed_steps as f64 / train_seconds } else { 0.0 };
     let (peak_memory_bytes, memory_source) = if plain.memory_pool_usage().is_some() {

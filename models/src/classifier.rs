@@ -68,7 +68,10 @@ impl ClassifierConfig {
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
             learned_positions: (self.positions == Positions::Learned).then(|| normal.init([positions_len, self.d_model], device)),
-            sinusoid: Tensor::from_data(TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]), device),
+            sinusoid: Tensor::from_data(
+                TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]),
+                device,
+            ),
             cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
             blocks: (0..self.layers).map(|_| block.init(device)).collect(),
             final_norm: LayerNormConfig::new(self.d_model).init(device),
