@@ -6,11 +6,13 @@
 
 pub mod aan;
 pub mod bytes;
+pub mod cache;
 pub mod cifar;
 pub mod error;
 pub mod imdb;
 pub mod listops;
 pub mod rng;
+pub mod standin;
 pub mod text;
 
 pub use error::DataError;
