@@ -36,7 +36,11 @@ pub const TEXT_CUT_BYTES: usize = 10_000;
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 
 /// The file names of the three splits, as released.
-pub const SPLIT_FILES: [&str; 3] = ["new_aan_pairs.train.tsv", "new_aan_pairs.eval.tsv", "new_aan_pairs.test.tsv"];
+pub const SPLIT_FILES: [&str; 3] = [
+    "new_aan_pairs.train.tsv",
+    "new_aan_pairs.eval.tsv",
+    "new_aan_pairs.test.tsv",
+];
 
 /// The parsed columns of one line, borrowing its text.
 struct Columns<'a> {
@@ -50,16 +54,33 @@ struct Columns<'a> {
 fn parse_line(line: &str) -> Result<Columns<'_>, String> {
     let fields: Vec<&str> = line.splitn(6, '\t').collect();
     if fields.len() != 5 {
-        let found = if fields.len() == 6 { "more".to_string() } else { fields.len().to_string() };
-        return Err(format!("expected 5 tab-separated columns (label, id1, id2, text1, text2), found {found}"));
+        let found = if fields.len() == 6 {
+            "more".to_string()
+        } else {
+            fields.len().to_string()
+        };
+        return Err(format!(
+            "expected 5 tab-separated columns (label, id1, id2, text1, text2), found {found}"
+        ));
     }
     // The official reader parses the label as a float and casts it: "1" and "1.0" are 1.
     let label = match fields[0].trim().parse::<f64>() {
-        Ok(v) if v == 0.0 => 0,
-        Ok(v) if v == 1.0 => 1,
-        _ => return Err(format!("label: expected 0 or 1, found `{}`", preview(fields[0]))),
+        Ok(0.0) => 0,
+        Ok(1.0) => 1,
+        _ => {
+            return Err(format!(
+                "label: expected 0 or 1, found `{}`",
+                preview(fields[0])
+            ));
+        }
     };
-    Ok(Columns { label, id1: fields[1], id2: fields[2], text1: fields[3], text2: fields[4] })
+    Ok(Columns {
+        label,
+        id1: fields[1],
+        id2: fields[2],
+        text1: fields[3],
+        text2: fields[4],
+    })
 }
 
 /// Token ids of one text: its first [`TEXT_CUT_BYTES`] bytes, encoded, cut to `max_length`.
@@ -115,7 +136,11 @@ pub fn read_examples(path: &Path, max_length: usize) -> Result<Vec<Example>, Dat
 }
 
 /// As [`read_examples`], from any reader; `path` names the source in errors.
-pub fn read_examples_from(reader: impl BufRead, path: &Path, max_length: usize) -> Result<Vec<Example>, DataError> {
+pub fn read_examples_from(
+    reader: impl BufRead,
+    path: &Path,
+    max_length: usize,
+) -> Result<Vec<Example>, DataError> {
     read_examples_limited(reader, path, max_length, MAX_LINE_BYTES)
 }
 
@@ -150,12 +175,20 @@ pub fn read_splits(folder: &Path, max_length: usize) -> Result<Splits, DataError
 /// written in this format and is an `InvalidInput` error naming the pair and the field.
 pub fn write_tsv(out: &mut impl Write, pairs: &[Pair]) -> std::io::Result<()> {
     for (index, pair) in pairs.iter().enumerate() {
-        let fields = [("id1", &pair.id1), ("id2", &pair.id2), ("text1", &pair.text1), ("text2", &pair.text2)];
+        let fields = [
+            ("id1", &pair.id1),
+            ("id2", &pair.id2),
+            ("text1", &pair.text1),
+            ("text2", &pair.text2),
+        ];
         for (name, value) in fields {
             if value.contains(['\t', '\n', '\r']) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    format!("pair {}: {name} holds a tab or line break, which the TSV format cannot carry", index + 1),
+                    format!(
+                        "pair {}: {name} holds a tab or line break, which the TSV format cannot carry",
+                        index + 1
+                    ),
                 ));
             }
         }
@@ -165,7 +198,11 @@ pub fn write_tsv(out: &mut impl Write, pairs: &[Pair]) -> std::io::Result<()> {
                 format!("pair {}: label {} is not 0 or 1", index + 1, pair.label),
             ));
         }
-        writeln!(out, "{}\t{}\t{}\t{}\t{}", pair.label, pair.id1, pair.id2, pair.text1, pair.text2)?;
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}",
+            pair.label, pair.id1, pair.id2, pair.text1, pair.text2
+        )?;
     }
     Ok(())
 }
@@ -174,10 +211,17 @@ pub fn write_tsv(out: &mut impl Write, pairs: &[Pair]) -> std::io::Result<()> {
 /// sequences decoded back to text. Errors if the example has no second sequence or its
 /// bytes are not UTF-8.
 pub fn pair_from_example(example: &Example, id1: &str, id2: &str) -> Result<Pair, DataError> {
-    let second = example.second.as_ref().ok_or_else(|| DataError::new("a retrieval example needs two sequences"))?;
+    let second = example
+        .second
+        .as_ref()
+        .ok_or_else(|| DataError::new("a retrieval example needs two sequences"))?;
     let text = |tokens: &[u32], which: &str| {
-        String::from_utf8(bytes::decode(tokens))
-            .map_err(|e| DataError::new(format!("{which}: not UTF-8 at byte {}", e.utf8_error().valid_up_to())))
+        String::from_utf8(bytes::decode(tokens)).map_err(|e| {
+            DataError::new(format!(
+                "{which}: not UTF-8 at byte {}",
+                e.utf8_error().valid_up_to()
+            ))
+        })
     };
     Ok(Pair {
         label: example.label,
@@ -193,7 +237,13 @@ mod tests {
     use super::*;
 
     fn pair(label: u32, text1: &str, text2: &str) -> Pair {
-        Pair { label, id1: "P01-1001".into(), id2: "W02-2002".into(), text1: text1.into(), text2: text2.into() }
+        Pair {
+            label,
+            id1: "P01-1001".into(),
+            id2: "W02-2002".into(),
+            text1: text1.into(),
+            text2: text2.into(),
+        }
     }
 
     #[test]
@@ -221,7 +271,11 @@ mod tests {
     #[test]
     fn float_labels_are_read_as_the_official_reader_casts_them() {
         let text = "1.0\ta\tb\tx\ty\n0\ta\tb\tx\ty\n0.0\ta\tb\tx\ty\n";
-        let labels: Vec<u32> = read_tsv_from(text.as_bytes(), Path::new("t.tsv")).unwrap().iter().map(|p| p.label).collect();
+        let labels: Vec<u32> = read_tsv_from(text.as_bytes(), Path::new("t.tsv"))
+            .unwrap()
+            .iter()
+            .map(|p| p.label)
+            .collect();
         assert_eq!(labels, [1, 0, 0]);
     }
 
@@ -243,9 +297,13 @@ mod tests {
             (b"1\ta\tb\t\xff\ty\n", 1, "UTF-8"),
         ];
         for (text, line, needle) in cases {
-            let err = read_examples_from(text, Path::new("new_aan_pairs.eval.tsv"), 10).unwrap_err();
+            let err =
+                read_examples_from(text, Path::new("new_aan_pairs.eval.tsv"), 10).unwrap_err();
             let shown = err.to_string();
-            assert!(shown.starts_with(&format!("new_aan_pairs.eval.tsv:{line}: ")), "{shown}");
+            assert!(
+                shown.starts_with(&format!("new_aan_pairs.eval.tsv:{line}: ")),
+                "{shown}"
+            );
             assert!(shown.contains(needle), "{shown}");
         }
     }
@@ -254,12 +312,20 @@ mod tests {
     fn an_overlong_line_is_an_error_naming_its_line() {
         let text = format!("1\ta\tb\tx\ty\n1\ta\tb\t{}\ty\n", "x".repeat(200));
         let err = read_examples_limited(text.as_bytes(), Path::new("t.tsv"), 10, 100).unwrap_err();
-        assert!(err.to_string().starts_with("t.tsv:2: line longer than 100 bytes"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("t.tsv:2: line longer than 100 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_writer_refuses_fields_the_format_cannot_carry() {
-        for bad in [pair(1, "a\tb", "c"), pair(1, "a", "b\nc"), pair(2, "a", "b")] {
+        for bad in [
+            pair(1, "a\tb", "c"),
+            pair(1, "a", "b\nc"),
+            pair(2, "a", "b"),
+        ] {
             assert!(write_tsv(&mut Vec::new(), &[bad]).is_err());
         }
     }
@@ -272,8 +338,21 @@ mod tests {
             second: Some(encode_text(&original.text2, 100)),
             label: 1,
         };
-        assert_eq!(pair_from_example(&example, "P01-1001", "W02-2002").unwrap(), original);
-        assert!(pair_from_example(&Example { second: None, ..example }, "a", "b").is_err());
+        assert_eq!(
+            pair_from_example(&example, "P01-1001", "W02-2002").unwrap(),
+            original
+        );
+        assert!(
+            pair_from_example(
+                &Example {
+                    second: None,
+                    ..example
+                },
+                "a",
+                "b"
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -281,10 +360,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (i, name) in SPLIT_FILES.iter().enumerate() {
             let pairs: Vec<Pair> = (0..=i).map(|k| pair((k % 2) as u32, "t1", "t2")).collect();
-            write_tsv(&mut std::fs::File::create(dir.path().join(name)).unwrap(), &pairs).unwrap();
+            write_tsv(
+                &mut std::fs::File::create(dir.path().join(name)).unwrap(),
+                &pairs,
+            )
+            .unwrap();
         }
         let splits = read_splits(dir.path(), 4000).unwrap();
-        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (1, 2, 3));
+        assert_eq!(
+            (
+                splits.train.len(),
+                splits.validation.len(),
+                splits.test.len()
+            ),
+            (1, 2, 3)
+        );
         std::fs::remove_file(dir.path().join(SPLIT_FILES[2])).unwrap();
         let err = read_splits(dir.path(), 4000).unwrap_err();
         assert!(err.to_string().contains("new_aan_pairs.test.tsv"), "{err}");

@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn multibyte_characters_become_one_token_per_byte() {
         // "é" is two bytes in UTF-8: 0xC3 0xA9.
-        assert_eq!(encode("aé".as_bytes(), 10), vec![b'a' as u32 + 1, 0xC3 + 1, 0xA9 + 1]);
+        assert_eq!(
+            encode("aé".as_bytes(), 10),
+            vec![b'a' as u32 + 1, 0xC3 + 1, 0xA9 + 1]
+        );
     }
 
     #[test]

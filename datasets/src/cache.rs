@@ -55,8 +55,13 @@ pub fn save(path: &Path, params: &str, splits: &Splits) -> Result<(), DataError>
         .tempfile_in(folder)
         .map_err(|e| DataError::io(folder, e))?;
     write_cache(temporary.as_file_mut(), params, splits).map_err(|e| DataError::io(path, e))?;
-    temporary.as_file().sync_all().map_err(|e| DataError::io(path, e))?;
-    temporary.persist(path).map_err(|e| DataError::io(path, e.error))?;
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(|e| DataError::io(path, e))?;
+    temporary
+        .persist(path)
+        .map_err(|e| DataError::io(path, e.error))?;
     Ok(())
 }
 
@@ -73,7 +78,8 @@ pub fn load(path: &Path, params: &str) -> Result<Option<Splits>, DataError> {
 }
 
 fn write_cache(file: &mut File, params: &str, splits: &Splits) -> std::io::Result<()> {
-    let params_len = u32::try_from(params.len()).map_err(|_| invalid_input("params longer than 4 GiB"))?;
+    let params_len =
+        u32::try_from(params.len()).map_err(|_| invalid_input("params longer than 4 GiB"))?;
     let (body_len, checksum) = {
         let mut out = BufWriter::new(&mut *file);
         out.write_all(MAGIC)?;
@@ -82,7 +88,11 @@ fn write_cache(file: &mut File, params: &str, splits: &Splits) -> std::io::Resul
         out.write_all(params.as_bytes())?;
         // Body length and checksum are known only after the body: placeholders, filled in below.
         out.write_all(&[0u8; BODY_HEADER as usize])?;
-        let mut body = HashingWriter { inner: out, hasher: Sha256::new(), written: 0 };
+        let mut body = HashingWriter {
+            inner: out,
+            hasher: Sha256::new(),
+            written: 0,
+        };
         write_body(&mut body, splits)?;
         body.inner.flush()?;
         (body.written, body.hasher.finalize())
@@ -94,7 +104,11 @@ fn write_cache(file: &mut File, params: &str, splits: &Splits) -> std::io::Resul
 }
 
 fn all_examples(splits: &Splits) -> impl Iterator<Item = &Example> {
-    splits.train.iter().chain(&splits.validation).chain(&splits.test)
+    splits
+        .train
+        .iter()
+        .chain(&splits.validation)
+        .chain(&splits.test)
 }
 
 fn write_body(out: &mut impl Write, splits: &Splits) -> std::io::Result<()> {
@@ -124,7 +138,8 @@ fn write_body(out: &mut impl Write, splits: &Splits) -> std::io::Result<()> {
 }
 
 fn write_sequence(out: &mut impl Write, tokens: &[u32], width: u8) -> std::io::Result<()> {
-    let len = u32::try_from(tokens.len()).map_err(|_| invalid_input("a sequence longer than 2^32 tokens"))?;
+    let len = u32::try_from(tokens.len())
+        .map_err(|_| invalid_input("a sequence longer than 2^32 tokens"))?;
     out.write_all(&len.to_le_bytes())?;
     let mut bytes = Vec::with_capacity(tokens.len() * width as usize);
     for &token in tokens {
@@ -167,7 +182,11 @@ enum Failure {
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         // A file shorter than its header says is a truncated cache, not an I/O failure.
-        if e.kind() == std::io::ErrorKind::UnexpectedEof { Failure::Unusable } else { Failure::Io(e) }
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Failure::Unusable
+        } else {
+            Failure::Io(e)
+        }
     }
 }
 
@@ -204,7 +223,11 @@ fn read_checked(mut reader: impl Read, length: u64, params: &str) -> Result<Spli
     if Some(length) != (FIXED_HEADER + params_len + BODY_HEADER).checked_add(body_len) {
         return Err(Failure::Unusable);
     }
-    let mut body = BodyReader { inner: reader.take(body_len), hasher: Sha256::new(), remaining: body_len };
+    let mut body = BodyReader {
+        inner: reader.take(body_len),
+        hasher: Sha256::new(),
+        remaining: body_len,
+    };
     let splits = read_body(&mut body)?;
     if body.remaining != 0 || body.hasher.finalize().as_slice() != checksum {
         return Err(Failure::Unusable);
@@ -286,12 +309,24 @@ fn read_body(body: &mut BodyReader<impl Read>) -> Result<Splits, Failure> {
                 _ => return Err(Failure::Unusable),
             };
             let tokens = body.sequence(width)?;
-            let second = if pair { Some(body.sequence(width)?) } else { None };
-            examples.push(Example { tokens, second, label });
+            let second = if pair {
+                Some(body.sequence(width)?)
+            } else {
+                None
+            };
+            examples.push(Example {
+                tokens,
+                second,
+                label,
+            });
         }
         Ok(examples)
     };
-    Ok(Splits { train: split()?, validation: split()?, test: split()? })
+    Ok(Splits {
+        train: split()?,
+        validation: split()?,
+        test: split()?,
+    })
 }
 
 fn read_u32(reader: &mut impl Read) -> std::io::Result<u32> {
@@ -312,7 +347,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn example(tokens: Vec<u32>, second: Option<Vec<u32>>, label: u32) -> Example {
-        Example { tokens, second, label }
+        Example {
+            tokens,
+            second,
+            label,
+        }
     }
 
     fn sample_splits(largest_token: u32) -> Splits {
@@ -350,7 +389,11 @@ mod tests {
         for largest in [255, 256, 65_535, 65_536, u32::MAX] {
             let path = dir.path().join(format!("nested/{largest}.bin"));
             save(&path, "task=text len=4", &sample_splits(largest)).unwrap();
-            assert_eq!(load(&path, "task=text len=4").unwrap(), Some(sample_splits(largest)), "{largest}");
+            assert_eq!(
+                load(&path, "task=text len=4").unwrap(),
+                Some(sample_splits(largest)),
+                "{largest}"
+            );
         }
         // The narrowest width: 1 byte per token when every id fits.
         let small = std::fs::read(dir.path().join("nested/255.bin")).unwrap();
@@ -390,7 +433,10 @@ mod tests {
         save(&path, "p", &sample_splits(3)).unwrap();
         save(&path, "p", &Splits::default()).unwrap();
         assert_eq!(load(&path, "p").unwrap(), Some(Splits::default()));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["c.bin"]);
     }
 

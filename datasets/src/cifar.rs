@@ -34,13 +34,28 @@ pub const CLASSES: u32 = 10;
 /// Gray values 0-255.
 pub const VOCAB_SIZE: usize = 256;
 
-pub const TRAIN_FILES: [&str; 5] =
-    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+pub const TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
 pub const TEST_FILE: &str = "test_batch.bin";
 
 /// The class names, by label.
-pub const CLASS_NAMES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CLASS_NAMES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// `tf.image.rgb_to_grayscale` on one `uint8` pixel (see the module documentation).
 pub fn grayscale(red: u8, green: u8, blue: u8) -> u8 {
@@ -59,8 +74,14 @@ fn record_to_example(record: &[u8; RECORD_BYTES]) -> Option<Example> {
     }
     let (red, rest) = record[1..].split_at(PIXELS);
     let (green, blue) = rest.split_at(PIXELS);
-    let tokens = (0..PIXELS).map(|i| grayscale(red[i], green[i], blue[i]) as u32).collect();
-    Some(Example { tokens, second: None, label })
+    let tokens = (0..PIXELS)
+        .map(|i| grayscale(red[i], green[i], blue[i]) as u32)
+        .collect();
+    Some(Example {
+        tokens,
+        second: None,
+        label,
+    })
 }
 
 /// Reads one batch file.
@@ -77,7 +98,8 @@ pub fn read_batch_from(mut reader: impl Read, path: &Path) -> Result<Vec<Example
     let mut record = [0u8; RECORD_BYTES];
     loop {
         let number = examples.len() + 1;
-        let filled = fill(&mut reader, &mut record).map_err(|e| DataError::at(path, number, e.to_string()))?;
+        let filled = fill(&mut reader, &mut record)
+            .map_err(|e| DataError::at(path, number, e.to_string()))?;
         if filled == 0 {
             return Ok(examples);
         }
@@ -91,7 +113,11 @@ pub fn read_batch_from(mut reader: impl Read, path: &Path) -> Result<Vec<Example
             ));
         }
         let example = record_to_example(&record).ok_or_else(|| {
-            DataError::at(path, number, format!("label byte is {}, expected a class 0-9", record[0]))
+            DataError::at(
+                path,
+                number,
+                format!("label byte is {}, expected a class 0-9", record[0]),
+            )
         })?;
         examples.push(example);
     }
@@ -124,7 +150,11 @@ pub fn read_splits(folder: &Path) -> Result<Splits, DataError> {
     }
     let validation = train.split_off(train_count(train.len()));
     let test = read_batch(&folder.join(TEST_FILE))?;
-    Ok(Splits { train, validation, test })
+    Ok(Splits {
+        train,
+        validation,
+        test,
+    })
 }
 
 #[cfg(test)]
@@ -160,9 +190,14 @@ mod tests {
         for r in (0..=255u32).step_by(5) {
             for g in (0..=255u32).step_by(3) {
                 for b in (0..=255u32).step_by(7) {
-                    let exact = 255.5 * (0.2989 * r as f64 + 0.5870 * g as f64 + 0.1140 * b as f64) / 255.0;
+                    let exact =
+                        255.5 * (0.2989 * r as f64 + 0.5870 * g as f64 + 0.1140 * b as f64) / 255.0;
                     if (exact - exact.round()).abs() > 1e-3 {
-                        assert_eq!(grayscale(r as u8, g as u8, b as u8) as f64, exact.trunc(), "{r} {g} {b}");
+                        assert_eq!(
+                            grayscale(r as u8, g as u8, b as u8) as f64,
+                            exact.trunc(),
+                            "{r} {g} {b}"
+                        );
                     }
                 }
             }
@@ -190,7 +225,10 @@ mod tests {
         bytes.extend(&record(1, (1, 2, 3), (0, 0))[..100]);
         let err = read_batch_from(&bytes[..], Path::new("data_batch_2.bin")).unwrap_err();
         let shown = err.to_string();
-        assert!(shown.starts_with("data_batch_2.bin:2: record holds 100 of 3073 bytes"), "{shown}");
+        assert!(
+            shown.starts_with("data_batch_2.bin:2: record holds 100 of 3073 bytes"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -199,7 +237,11 @@ mod tests {
         bytes.extend(record(0, (1, 2, 3), (0, 0)));
         bytes.extend(record(10, (1, 2, 3), (0, 0)));
         let err = read_batch_from(&bytes[..], Path::new("test_batch.bin")).unwrap_err();
-        assert!(err.to_string().starts_with("test_batch.bin:3: label byte is 10"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("test_batch.bin:3: label byte is 10"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -207,17 +249,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Four records per training file, labels 0..20 in file order; two test records.
         for (f, name) in TRAIN_FILES.iter().enumerate() {
-            let bytes: Vec<u8> = (0..4).flat_map(|i| record(((f * 4 + i) % 10) as u8, (9, 9, 9), (0, 0))).collect();
+            let bytes: Vec<u8> = (0..4)
+                .flat_map(|i| record(((f * 4 + i) % 10) as u8, (9, 9, 9), (0, 0)))
+                .collect();
             std::fs::write(dir.path().join(name), bytes).unwrap();
         }
         let test: Vec<u8> = (0..2).flat_map(|i| record(i, (0, 0, 0), (0, 0))).collect();
         std::fs::write(dir.path().join(TEST_FILE), test).unwrap();
         let splits = read_splits(dir.path()).unwrap();
-        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (18, 2, 2));
+        assert_eq!(
+            (
+                splits.train.len(),
+                splits.validation.len(),
+                splits.test.len()
+            ),
+            (18, 2, 2)
+        );
         let validation_labels: Vec<u32> = splits.validation.iter().map(|e| e.label).collect();
         assert_eq!(validation_labels, [8, 9]); // records 19 and 20 of data_batch_5
         assert_eq!(train_count(50_000), 45_000);
         std::fs::remove_file(dir.path().join(TEST_FILE)).unwrap();
-        assert!(read_splits(dir.path()).unwrap_err().to_string().contains(TEST_FILE));
+        assert!(
+            read_splits(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains(TEST_FILE)
+        );
     }
 }

@@ -46,7 +46,11 @@ pub struct ImdbConfig {
 
 impl Default for ImdbConfig {
     fn default() -> Self {
-        Self { max_length: 1000, validation: Validation::TestSplit, seed: 0 }
+        Self {
+            max_length: 1000,
+            validation: Validation::TestSplit,
+            seed: 0,
+        }
     }
 }
 
@@ -75,7 +79,11 @@ pub fn read(root: &Path, config: &ImdbConfig) -> Result<Splits, DataError> {
             train.split_off(train.len() - held_out)
         }
     };
-    Ok(Splits { train, validation, test })
+    Ok(Splits {
+        train,
+        validation,
+        test,
+    })
 }
 
 /// The reviews of one split (`train` or `test`) in file-name order, `neg` then `pos`.
@@ -85,7 +93,11 @@ pub fn read_split(root: &Path, split: &str, max_length: usize) -> Result<Vec<Exa
         let dir = root.join(split).join(folder);
         for path in review_files(&dir)? {
             let text = read_review(&path)?;
-            examples.push(Example { tokens: bytes::encode(strip_ascii_whitespace(&text), max_length), second: None, label });
+            examples.push(Example {
+                tokens: bytes::encode(strip_ascii_whitespace(&text), max_length),
+                second: None,
+                label,
+            });
         }
     }
     Ok(examples)
@@ -94,7 +106,10 @@ pub fn read_split(root: &Path, split: &str, max_length: usize) -> Result<Vec<Exa
 /// The `*.txt` files of `dir`, sorted by name; an error if there is none.
 fn review_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        DataError::in_file(dir, format!("{e}; expected a folder of reviews `aclImdb/{{train,test}}/{{pos,neg}}/*.txt`"))
+        DataError::in_file(
+            dir,
+            format!("{e}; expected a folder of reviews `aclImdb/{{train,test}}/{{pos,neg}}/*.txt`"),
+        )
     })?;
     let mut files = Vec::new();
     for entry in entries {
@@ -113,9 +128,14 @@ fn review_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 fn read_review(path: &Path) -> Result<Vec<u8>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut text = Vec::new();
-    file.take(MAX_REVIEW_BYTES + 1).read_to_end(&mut text).map_err(|e| DataError::io(path, e))?;
+    file.take(MAX_REVIEW_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| DataError::io(path, e))?;
     if text.len() as u64 > MAX_REVIEW_BYTES {
-        return Err(DataError::in_file(path, format!("longer than {MAX_REVIEW_BYTES} bytes: not an IMDb review")));
+        return Err(DataError::in_file(
+            path,
+            format!("longer than {MAX_REVIEW_BYTES} bytes: not an IMDb review"),
+        ));
     }
     Ok(text)
 }
@@ -124,7 +144,10 @@ fn read_review(path: &Path) -> Result<Vec<u8>, DataError> {
 fn strip_ascii_whitespace(text: &[u8]) -> &[u8] {
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
     let start = text.iter().position(|b| !is_space(b)).unwrap_or(text.len());
-    let end = text.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    let end = text
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
     &text[start..end]
 }
 
@@ -140,7 +163,11 @@ mod tests {
                 let dir = root.join(split).join(folder);
                 std::fs::create_dir_all(&dir).unwrap();
                 for i in 0..n {
-                    std::fs::write(dir.join(format!("{i}_7.txt")), format!("{split} {folder} review {i}\n")).unwrap();
+                    std::fs::write(
+                        dir.join(format!("{i}_7.txt")),
+                        format!("{split} {folder} review {i}\n"),
+                    )
+                    .unwrap();
                 }
             }
         }
@@ -160,7 +187,11 @@ mod tests {
         assert_eq!(text_of(&train[0]), "train neg review 0");
         assert_eq!(text_of(&train[5]), "train pos review 2");
         for example in &train {
-            let expected = if text_of(example).contains(" pos ") { 1 } else { 0 };
+            let expected = if text_of(example).contains(" pos ") {
+                1
+            } else {
+                0
+            };
             assert_eq!(example.label, expected);
             assert_eq!(example.second, None);
         }
@@ -189,24 +220,46 @@ mod tests {
         write_tree(dir.path(), 1);
         std::fs::write(dir.path().join("train/pos/0_7.txt"), b"ok \xff\xfe").unwrap();
         let train = read_split(dir.path(), "train", 100).unwrap();
-        assert_eq!(train[1].tokens, vec![b'o' as u32 + 1, b'k' as u32 + 1, b' ' as u32 + 1, 0x100, 0xff]);
+        assert_eq!(
+            train[1].tokens,
+            vec![
+                b'o' as u32 + 1,
+                b'k' as u32 + 1,
+                b' ' as u32 + 1,
+                0x100,
+                0xff
+            ]
+        );
     }
 
     #[test]
     fn the_same_seed_gives_the_same_order_and_another_seed_another() {
         let dir = tempfile::tempdir().unwrap();
         write_tree(dir.path(), 10);
-        let config = ImdbConfig { max_length: 100, ..Default::default() };
+        let config = ImdbConfig {
+            max_length: 100,
+            ..Default::default()
+        };
         let a = read(dir.path(), &config).unwrap();
         assert_eq!(a, read(dir.path(), &config).unwrap());
-        let b = read(dir.path(), &ImdbConfig { seed: 1, ..config.clone() }).unwrap();
+        let b = read(
+            dir.path(),
+            &ImdbConfig {
+                seed: 1,
+                ..config.clone()
+            },
+        )
+        .unwrap();
         assert_ne!(a.train, b.train);
         // A shuffle: the same examples in another order.
         let sorted = |mut v: Vec<Example>| {
             v.sort_by(|x, y| x.tokens.cmp(&y.tokens));
             v
         };
-        assert_eq!(sorted(a.train.clone()), sorted(read_split(dir.path(), "train", 100).unwrap()));
+        assert_eq!(
+            sorted(a.train.clone()),
+            sorted(read_split(dir.path(), "train", 100).unwrap())
+        );
         assert_ne!(a.train, read_split(dir.path(), "train", 100).unwrap());
     }
 
@@ -214,7 +267,14 @@ mod tests {
     fn official_validation_is_the_test_split() {
         let dir = tempfile::tempdir().unwrap();
         write_tree(dir.path(), 4);
-        let splits = read(dir.path(), &ImdbConfig { max_length: 100, ..Default::default() }).unwrap();
+        let splits = read(
+            dir.path(),
+            &ImdbConfig {
+                max_length: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(splits.train.len(), 8);
         assert_eq!(splits.validation, splits.test);
         assert!(splits.test.iter().all(|e| text_of(e).starts_with("test ")));
@@ -224,13 +284,25 @@ mod tests {
     fn held_out_validation_is_a_disjoint_share_of_train() {
         let dir = tempfile::tempdir().unwrap();
         write_tree(dir.path(), 10);
-        let config = ImdbConfig { max_length: 100, validation: Validation::HeldOutFromTrain { percent: 25 }, seed: 3 };
+        let config = ImdbConfig {
+            max_length: 100,
+            validation: Validation::HeldOutFromTrain { percent: 25 },
+            seed: 3,
+        };
         let splits = read(dir.path(), &config).unwrap();
         assert_eq!(splits.validation.len(), 5);
         assert_eq!(splits.train.len(), 15);
-        assert!(splits.validation.iter().all(|v| text_of(v).starts_with("train ") && !splits.train.contains(v)));
+        assert!(
+            splits
+                .validation
+                .iter()
+                .all(|v| text_of(v).starts_with("train ") && !splits.train.contains(v))
+        );
         assert!(splits.test.iter().all(|e| text_of(e).starts_with("test ")));
-        let bad = ImdbConfig { validation: Validation::HeldOutFromTrain { percent: 0 }, ..config };
+        let bad = ImdbConfig {
+            validation: Validation::HeldOutFromTrain { percent: 0 },
+            ..config
+        };
         assert!(read(dir.path(), &bad).is_err());
     }
 
@@ -243,7 +315,10 @@ mod tests {
         assert!(err.to_string().contains("test/neg"), "{err}");
         std::fs::create_dir(dir.path().join("test/neg")).unwrap();
         let err = read(dir.path(), &ImdbConfig::default()).unwrap_err();
-        assert!(err.to_string().contains("test/neg") && err.to_string().contains("no review"), "{err}");
+        assert!(
+            err.to_string().contains("test/neg") && err.to_string().contains("no review"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod cache;
 pub mod cifar;
 pub mod error;
+pub mod fetch;
 pub mod imdb;
 pub mod listops;
 pub mod rng;

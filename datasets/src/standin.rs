@@ -40,16 +40,19 @@ pub struct SplitSizes {
 pub const MIN_DOCUMENT_LENGTH: usize = 64;
 
 /// Neutral words; none contains a sentiment or topic word (a test checks).
+#[rustfmt::skip]
 const FILLER: &[&str] = &[
-    "the", "a", "of", "and", "to", "in", "was", "it", "that", "with", "as", "on", "for", "this", "his", "her",
-    "they", "we", "one", "all", "film", "movie", "scene", "story", "actor", "actors", "camera", "plot", "script",
-    "director", "cast", "role", "ending", "minute", "minutes", "character", "dialogue", "setting", "sequence",
-    "studio", "picture", "version", "audience", "night", "house", "city", "letter", "window", "river", "morning",
-    "evening", "between", "during", "after", "before", "around", "through", "toward", "behind", "then", "later",
-    "while", "where", "which", "there", "their", "other", "another", "people", "family", "friend", "stranger",
-    "village", "journey", "question", "answer", "moment", "chapter", "paper", "method", "result", "section",
-    "figure", "table", "model", "study", "approach", "system", "small", "large", "first", "second", "third",
-    "several", "usually", "perhaps", "almost", "little", "often", "about", "under", "above", "inside", "outside",
+    "the", "a", "of", "and", "to", "in", "was", "it", "that", "with", "as", "on", "for", "this",
+    "his", "her", "they", "we", "one", "all", "film", "movie", "scene", "story", "actor", "actors",
+    "camera", "plot", "script", "director", "cast", "role", "ending", "minute", "minutes",
+    "character", "dialogue", "setting", "sequence", "studio", "picture", "version", "audience",
+    "night", "house", "city", "letter", "window", "river", "morning", "evening", "between",
+    "during", "after", "before", "around", "through", "toward", "behind", "then", "later", "while",
+    "where", "which", "there", "their", "other", "another", "people", "family", "friend",
+    "stranger", "village", "journey", "question", "answer", "moment", "chapter", "paper", "method",
+    "result", "section", "figure", "table", "model", "study", "approach", "system", "small",
+    "large", "first", "second", "third", "several", "usually", "perhaps", "almost", "little",
+    "often", "about", "under", "above", "inside", "outside",
 ];
 
 /// Planted words have 4 to 9 bytes; the lists below hold words of every such length, so
@@ -75,6 +78,7 @@ const NEGATIVE: [[&str; 2]; 6] = [
 ];
 
 /// Topic words by length (index = length - 4), one of each, for 10 topics.
+#[rustfmt::skip]
 const TOPICS: [[&str; 6]; 10] = [
     ["star", "comet", "planet", "gravity", "asteroid", "telescope"],
     ["reef", "whale", "harbor", "seaweed", "lobsters", "shipwreck"],
@@ -88,7 +92,7 @@ const TOPICS: [[&str; 6]; 10] = [
     ["rain", "storm", "breeze", "thunder", "blizzard", "hurricane"],
 ];
 
-const TEXT_STREAM: u64 = 0x7374_5f74_6578_74; // "st_text"
+const TEXT_STREAM: u64 = 0x0073_745f_7465_7874; // "st_text"
 const RETRIEVAL_STREAM: u64 = 0x7374_5f72_6574; // "st_ret"
 const IMAGE_STREAM: u64 = 0x7374_5f69_6d67; // "st_img"
 
@@ -104,9 +108,16 @@ fn generate_splits(
         let mut rng = SeededRng::new(seed, stream.wrapping_add(index));
         let mut labels: Vec<u32> = (0..size).map(|i| i as u32 % classes).collect();
         rng.shuffle(&mut labels);
-        labels.into_iter().map(|label| example(&mut rng, label)).collect()
+        labels
+            .into_iter()
+            .map(|label| example(&mut rng, label))
+            .collect()
     };
-    Ok(Splits { train: split(0, sizes.train)?, validation: split(1, sizes.validation)?, test: split(2, sizes.test)? })
+    Ok(Splits {
+        train: split(0, sizes.train)?,
+        validation: split(1, sizes.validation)?,
+        test: split(2, sizes.test)?,
+    })
 }
 
 fn check_length(task: &str, length: usize) -> Result<(), DataError> {
@@ -165,7 +176,9 @@ fn document_with_slots(
         doc.slots.truncate(count);
         return Ok((doc.bytes, doc.slots));
     }
-    Err(DataError::new(format!("stand-in: {length} bytes of filler never held {count} plantable words")))
+    Err(DataError::new(format!(
+        "stand-in: {length} bytes of filler never held {count} plantable words"
+    )))
 }
 
 /// Replaces the word at `slot` with `word`, which has the same length.
@@ -176,7 +189,11 @@ fn plant(document: &mut [u8], slot: &Range<usize>, word: &str) {
 /// The odd number of sentiment words of a text of `length` bytes: 3 to about one per 80 bytes.
 fn sentiment_word_count(rng: &mut SeededRng, length: usize) -> usize {
     let most = (length / 80).max(3);
-    let most_odd = if most % 2 == 0 { most - 1 } else { most };
+    let most_odd = if most.is_multiple_of(2) {
+        most - 1
+    } else {
+        most
+    };
     3 + 2 * rng.below(((most_odd - 3) / 2 + 1) as u64) as usize
 }
 
@@ -185,20 +202,34 @@ fn text_example(rng: &mut SeededRng, label: u32, length: usize) -> Result<Exampl
     let total = sentiment_word_count(rng, length);
     let minority = rng.below((total / 2 + 1) as u64) as usize; // 0 ..= (total - 1) / 2
     let (mut document, slots) = document_with_slots(rng, length, total)?;
-    let (majority_words, minority_words) = if label == 1 { (&POSITIVE, &NEGATIVE) } else { (&NEGATIVE, &POSITIVE) };
+    let (majority_words, minority_words) = if label == 1 {
+        (&POSITIVE, &NEGATIVE)
+    } else {
+        (&NEGATIVE, &POSITIVE)
+    };
     for (i, slot) in slots.iter().enumerate() {
-        let words = if i < total - minority { majority_words } else { minority_words };
+        let words = if i < total - minority {
+            majority_words
+        } else {
+            minority_words
+        };
         let word: &&str = rng.choose(&words[slot.len() - 4]);
         plant(&mut document, slot, word);
     }
-    Ok(Example { tokens: bytes::encode(&document, length), second: None, label })
+    Ok(Example {
+        tokens: bytes::encode(&document, length),
+        second: None,
+        label,
+    })
 }
 
 /// Text stand-in: documents of exactly `length` bytes, label 1 when positive words
 /// outnumber negative ones.
 pub fn text(sizes: SplitSizes, length: usize, seed: u64) -> Result<Splits, DataError> {
     check_length("text", length)?;
-    generate_splits(sizes, seed, TEXT_STREAM, 2, |rng, label| text_example(rng, label, length))
+    generate_splits(sizes, seed, TEXT_STREAM, 2, |rng, label| {
+        text_example(rng, label, length)
+    })
 }
 
 /// One retrieval document about `topic`: 3 to about one per 150 bytes of its words, and
@@ -238,7 +269,9 @@ fn retrieval_example(rng: &mut SeededRng, label: u32, length: usize) -> Result<E
 /// they are about the same topic.
 pub fn retrieval(sizes: SplitSizes, length: usize, seed: u64) -> Result<Splits, DataError> {
     check_length("retrieval", length)?;
-    generate_splits(sizes, seed, RETRIEVAL_STREAM, 2, |rng, label| retrieval_example(rng, label, length))
+    generate_splits(sizes, seed, RETRIEVAL_STREAM, 2, |rng, label| {
+        retrieval_example(rng, label, length)
+    })
 }
 
 /// The 10 shape classes of the image stand-in, by label.
@@ -273,7 +306,12 @@ fn sample_shape(rng: &mut SeededRng, class: u32) -> Shape {
     // The whole shape inside the image.
     let center_x = half_size + (side - 2.0 * half_size) * rng.unit();
     let center_y = half_size + (side - 2.0 * half_size) * rng.unit();
-    Shape { class, center_x, center_y, half_size }
+    Shape {
+        class,
+        center_x,
+        center_y,
+        half_size,
+    }
 }
 
 /// Whether the pixel centre `(x, y)` lies on the shape.
@@ -303,7 +341,13 @@ fn covers(shape: &Shape, x: f64, y: f64) -> bool {
 /// The noise-free mask of a shape, row by row.
 fn mask(shape: &Shape) -> Vec<bool> {
     (0..cifar::PIXELS)
-        .map(|i| covers(shape, (i % cifar::SIDE) as f64 + 0.5, (i / cifar::SIDE) as f64 + 0.5))
+        .map(|i| {
+            covers(
+                shape,
+                (i % cifar::SIDE) as f64 + 0.5,
+                (i / cifar::SIDE) as f64 + 0.5,
+            )
+        })
         .collect()
 }
 
@@ -319,27 +363,46 @@ fn image_example(rng: &mut SeededRng, label: u32) -> Example {
             value.round().clamp(0.0, 255.0) as u32
         })
         .collect();
-    Example { tokens, second: None, label }
+    Example {
+        tokens,
+        second: None,
+        label,
+    }
 }
 
 /// Image stand-in: 32x32 gray images of 10 shape classes, 1,024 tokens of 0-255.
 pub fn image(sizes: SplitSizes, seed: u64) -> Result<Splits, DataError> {
-    generate_splits(sizes, seed, IMAGE_STREAM, cifar::CLASSES, |rng, label| Ok(image_example(rng, label)))
+    generate_splits(sizes, seed, IMAGE_STREAM, cifar::CLASSES, |rng, label| {
+        Ok(image_example(rng, label))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SIZES: SplitSizes = SplitSizes { train: 200, validation: 40, test: 60 };
+    const SIZES: SplitSizes = SplitSizes {
+        train: 200,
+        validation: 40,
+        test: 60,
+    };
 
     fn words(tokens: &[u32]) -> Vec<String> {
-        String::from_utf8(bytes::decode(tokens)).unwrap().split(' ').map(str::to_string).collect()
+        String::from_utf8(bytes::decode(tokens))
+            .unwrap()
+            .split(' ')
+            .map(str::to_string)
+            .collect()
     }
 
     /// (positive, negative) sentiment words among `words`.
     fn sentiment_counts(words: &[String]) -> (usize, usize) {
-        let count = |list: &[[&str; 2]; 6]| words.iter().filter(|w| list.iter().flatten().any(|s| s == w)).count();
+        let count = |list: &[[&str; 2]; 6]| {
+            words
+                .iter()
+                .filter(|w| list.iter().flatten().any(|s| s == w))
+                .count()
+        };
         (count(&POSITIVE), count(&NEGATIVE))
     }
 
@@ -357,7 +420,11 @@ mod tests {
     }
 
     fn all_examples(splits: &Splits) -> impl Iterator<Item = &Example> {
-        splits.train.iter().chain(&splits.validation).chain(&splits.test)
+        splits
+            .train
+            .iter()
+            .chain(&splits.validation)
+            .chain(&splits.test)
     }
 
     fn assert_balanced(splits: &Splits, classes: u32) {
@@ -371,14 +438,26 @@ mod tests {
 
     #[test]
     fn planted_words_never_occur_inside_other_words() {
-        let listed: Vec<&str> = POSITIVE.iter().chain(&NEGATIVE).flatten().chain(TOPICS.iter().flatten()).copied().collect();
+        let listed: Vec<&str> = POSITIVE
+            .iter()
+            .chain(&NEGATIVE)
+            .flatten()
+            .chain(TOPICS.iter().flatten())
+            .copied()
+            .collect();
         for (i, word) in listed.iter().enumerate() {
             assert!(PLANTABLE_LENGTHS.contains(&word.len()), "{word}");
             for filler in FILLER {
-                assert!(!filler.contains(word), "filler `{filler}` contains `{word}`");
+                assert!(
+                    !filler.contains(word),
+                    "filler `{filler}` contains `{word}`"
+                );
             }
             for (j, other) in listed.iter().enumerate() {
-                assert!(i == j || !other.contains(word), "`{other}` contains `{word}`");
+                assert!(
+                    i == j || !other.contains(word),
+                    "`{other}` contains `{word}`"
+                );
             }
         }
         for (index, list) in POSITIVE.iter().chain(&NEGATIVE).enumerate() {
@@ -406,17 +485,33 @@ mod tests {
     /// whole document gets all of them (previous test).
     #[test]
     fn the_first_tenth_of_a_text_does_not_decide_its_label() {
-        let splits = text(SplitSizes { train: 1000, validation: 0, test: 0 }, 1000, 2).unwrap();
+        let splits = text(
+            SplitSizes {
+                train: 1000,
+                validation: 0,
+                test: 0,
+            },
+            1000,
+            2,
+        )
+        .unwrap();
         let score: f64 = splits
             .train
             .iter()
             .map(|e| {
                 let (positive, negative) = sentiment_counts(&words(&e.tokens[..100]));
-                if positive == negative { 0.5 } else { ((positive > negative) as u32 == e.label) as u32 as f64 }
+                if positive == negative {
+                    0.5
+                } else {
+                    ((positive > negative) as u32 == e.label) as u32 as f64
+                }
             })
             .sum();
         let accuracy = score / splits.train.len() as f64;
-        assert!(accuracy <= 0.75, "the prefix decides {accuracy:.3} of the labels");
+        assert!(
+            accuracy <= 0.75,
+            "the prefix decides {accuracy:.3} of the labels"
+        );
     }
 
     #[test]
@@ -437,7 +532,16 @@ mod tests {
     /// most 75 % of the labels right, while the whole documents get all of them.
     #[test]
     fn the_first_tenth_of_two_documents_does_not_decide_their_label() {
-        let splits = retrieval(SplitSizes { train: 1000, validation: 0, test: 0 }, 1000, 4).unwrap();
+        let splits = retrieval(
+            SplitSizes {
+                train: 1000,
+                validation: 0,
+                test: 0,
+            },
+            1000,
+            4,
+        )
+        .unwrap();
         let score: f64 = splits
             .train
             .iter()
@@ -451,7 +555,10 @@ mod tests {
             })
             .sum();
         let accuracy = score / splits.train.len() as f64;
-        assert!(accuracy <= 0.75, "the prefixes decide {accuracy:.3} of the labels");
+        assert!(
+            accuracy <= 0.75,
+            "the prefixes decide {accuracy:.3} of the labels"
+        );
     }
 
     #[test]
@@ -467,12 +574,23 @@ mod tests {
     #[test]
     fn every_shape_class_draws_a_distinct_nonempty_mask() {
         let masks: Vec<Vec<bool>> = (0..10)
-            .map(|class| mask(&Shape { class, center_x: 16.0, center_y: 16.0, half_size: 8.0 }))
+            .map(|class| {
+                mask(&Shape {
+                    class,
+                    center_x: 16.0,
+                    center_y: 16.0,
+                    half_size: 8.0,
+                })
+            })
             .collect();
         for (i, a) in masks.iter().enumerate() {
             assert!(a.iter().any(|&on| on), "{} draws nothing", SHAPE_NAMES[i]);
             for (j, b) in masks.iter().enumerate().skip(i + 1) {
-                assert_ne!(a, b, "{} and {} draw the same mask", SHAPE_NAMES[i], SHAPE_NAMES[j]);
+                assert_ne!(
+                    a, b,
+                    "{} and {} draw the same mask",
+                    SHAPE_NAMES[i], SHAPE_NAMES[j]
+                );
             }
         }
     }
@@ -485,20 +603,36 @@ mod tests {
         let prefix = cifar::PIXELS / 10;
         let samples = 1000;
         let blank = (0..samples)
-            .filter(|i| !mask(&sample_shape(&mut rng, *i as u32 % 10))[..prefix].iter().any(|&on| on))
+            .filter(|i| {
+                !mask(&sample_shape(&mut rng, *i as u32 % 10))[..prefix]
+                    .iter()
+                    .any(|&on| on)
+            })
             .count();
-        assert!(blank * 2 >= samples, "only {blank} of {samples} prefixes are blank");
+        assert!(
+            blank * 2 >= samples,
+            "only {blank} of {samples} prefixes are blank"
+        );
     }
 
     #[test]
     fn the_same_seed_gives_the_same_data_and_splits_are_independent() {
         assert_eq!(text(SIZES, 200, 7).unwrap(), text(SIZES, 200, 7).unwrap());
-        assert_ne!(text(SIZES, 200, 7).unwrap().train, text(SIZES, 200, 8).unwrap().train);
-        assert_eq!(retrieval(SIZES, 200, 7).unwrap(), retrieval(SIZES, 200, 7).unwrap());
+        assert_ne!(
+            text(SIZES, 200, 7).unwrap().train,
+            text(SIZES, 200, 8).unwrap().train
+        );
+        assert_eq!(
+            retrieval(SIZES, 200, 7).unwrap(),
+            retrieval(SIZES, 200, 7).unwrap()
+        );
         assert_eq!(image(SIZES, 7).unwrap(), image(SIZES, 7).unwrap());
         assert_ne!(image(SIZES, 7).unwrap().test, image(SIZES, 8).unwrap().test);
         // A larger training split leaves validation and test as they were.
-        let bigger = SplitSizes { train: 300, ..SIZES };
+        let bigger = SplitSizes {
+            train: 300,
+            ..SIZES
+        };
         let (a, b) = (image(SIZES, 7).unwrap(), image(bigger, 7).unwrap());
         assert_eq!((a.validation, a.test), (b.validation, b.test));
     }
@@ -507,7 +641,21 @@ mod tests {
     fn too_short_documents_are_an_error() {
         assert!(text(SIZES, MIN_DOCUMENT_LENGTH - 1, 0).is_err());
         assert!(retrieval(SIZES, 10, 0).is_err());
-        let shortest = retrieval(SplitSizes { train: 50, validation: 0, test: 0 }, MIN_DOCUMENT_LENGTH, 0).unwrap();
-        assert!(shortest.train.iter().all(|e| e.tokens.len() == MIN_DOCUMENT_LENGTH));
+        let shortest = retrieval(
+            SplitSizes {
+                train: 50,
+                validation: 0,
+                test: 0,
+            },
+            MIN_DOCUMENT_LENGTH,
+            0,
+        )
+        .unwrap();
+        assert!(
+            shortest
+                .train
+                .iter()
+                .all(|e| e.tokens.len() == MIN_DOCUMENT_LENGTH)
+        );
     }
 }
