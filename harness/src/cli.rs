@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "lra", version, about = "Train and compare efficient Transformers on the Long Range Arena")]
+#[command(
+    name = "lra",
+    version,
+    about = "Train and compare efficient Transformers on the Long Range Arena"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -28,7 +28,9 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::OutOfMemory { detail } => write!(f, "out of memory: {detail}"),
-            Failure::DivergedToNan { step } => write!(f, "diverged: loss is not finite at step {step}"),
+            Failure::DivergedToNan { step } => {
+                write!(f, "diverged: loss is not finite at step {step}")
+            }
             Failure::Panicked { message } => write!(f, "panicked: {message}"),
             Failure::TimedOut { seconds } => write!(f, "timed out after {seconds:.0} s"),
         }
@@ -97,12 +99,20 @@ pub fn run_dir(results: &Path, run_id: &str) -> PathBuf {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced,
 /// then renamed over `path`, so a reader sees the old file or the new one, never half.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
-    temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    temp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
@@ -133,7 +143,8 @@ pub fn metrics_csv(rows: &[MetricsRow]) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<MetricsRow>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, row) in reader.deserialize().enumerate() {
         rows.push(row.with_context(|| format!("{}:{}: not a metrics row", path.display(), i + 2))?);
@@ -143,7 +154,8 @@ pub fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<MetricsRow>> {
 
 /// Reads a run record, naming the file on error.
 pub fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a run record", path.display()))
 }
 
@@ -165,14 +177,31 @@ mod tests {
     #[test]
     fn metrics_rows_round_trip_through_csv() {
         let rows = vec![
-            MetricsRow { step: 10, loss: 2.25, lr: 1e-3, train_acc: 0.125, examples_per_s: 300.5, val_acc: None },
-            MetricsRow { step: 20, loss: 2.0, lr: 5e-4, train_acc: 0.25, examples_per_s: 310.0, val_acc: Some(0.5) },
+            MetricsRow {
+                step: 10,
+                loss: 2.25,
+                lr: 1e-3,
+                train_acc: 0.125,
+                examples_per_s: 300.5,
+                val_acc: None,
+            },
+            MetricsRow {
+                step: 20,
+                loss: 2.0,
+                lr: 5e-4,
+                train_acc: 0.25,
+                examples_per_s: 310.0,
+                val_acc: Some(0.5),
+            },
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.csv");
         write_atomically(&path, &metrics_csv(&rows).unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("step,loss,lr,train_acc,examples_per_s,val_acc\n"), "{text}");
+        assert!(
+            text.starts_with("step,loss,lr,train_acc,examples_per_s,val_acc\n"),
+            "{text}"
+        );
         assert_eq!(read_metrics_csv(&path).unwrap(), rows);
     }
 }

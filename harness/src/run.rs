@@ -22,20 +22,30 @@ pub const EXIT_RUN_FAILED: u8 = 1;
 
 /// The configuration a `lra run` command line asks for.
 pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
-    let device = args.device.as_deref().map(DeviceName::parse).transpose().map_err(anyhow::Error::msg)?;
+    let device = args
+        .device
+        .as_deref()
+        .map(DeviceName::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut config = match &args.config {
         Some(path) => {
             if args.task.is_some() || args.model.is_some() || args.preset.is_some() {
-                bail!("--config gives the task, model and preset; pass only --seed or --device beside it");
+                bail!(
+                    "--config gives the task, model and preset; pass only --seed or --device beside it"
+                );
             }
             RunConfig::load(path)?
         }
         None => {
             let (Some(task), Some(model)) = (&args.task, &args.model) else {
-                bail!("`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`");
+                bail!(
+                    "`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`"
+                );
             };
             let task = Task::parse(task).map_err(anyhow::Error::msg)?;
-            let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
+            let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick"))
+                .map_err(anyhow::Error::msg)?;
             RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?
         }
     };
@@ -78,24 +88,44 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `config` and writes its folder; returns the record (the existing one when the
 /// folder already holds a finished run and `force` is off).
-pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
+pub fn execute(
+    config: &RunConfig,
+    results: &Path,
+    force: bool,
+    quiet: bool,
+) -> anyhow::Result<RunRecord> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
     let result_path = dir.join("result.json");
     if result_path.exists() && !force {
-        eprintln!("{} already holds a finished run of this configuration (use --force to run it again)", dir.display());
+        eprintln!(
+            "{} already holds a finished run of this configuration (use --force to run it again)",
+            dir.display()
+        );
         return record::read_record(&result_path);
     }
     let device = open(config.device).map_err(anyhow::Error::msg)?;
-    let splits = config.task.data.prepare().with_context(|| format!("preparing the {} data", config.task.name.name()))?;
+    let splits = config
+        .task
+        .data
+        .prepare()
+        .with_context(|| format!("preparing the {} data", config.task.name.name()))?;
     if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
-        bail!("the {} data has an empty split (train {}, validation {}, test {})", config.task.name.name(), splits.train.len(), splits.validation.len(), splits.test.len());
+        bail!(
+            "the {} data has an empty split (train {}, validation {}, test {})",
+            config.task.name.name(),
+            splits.train.len(),
+            splits.validation.len(),
+            splits.test.len()
+        );
     }
     record::write_json_atomically(&dir.join("config.json"), config)?;
 
     let mut progress = Reporter::new(config, quiet);
-    let outcome = catch_unwind(AssertUnwindSafe(|| train::train(config, &splits, &device, &mut progress)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        train::train(config, &splits, &device, &mut progress)
+    }));
     progress.finish();
     let outcome = outcome.unwrap_or_else(|panic| {
         let message = panic
@@ -106,7 +136,10 @@ pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> 
         failed_outcome(Failure::Panicked { message })
     });
 
-    record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&outcome.metrics)?)?;
+    record::write_atomically(
+        &dir.join("metrics.csv"),
+        &record::metrics_csv(&outcome.metrics)?,
+    )?;
     let record = RunRecord {
         run_id,
         task: config.task.name.name().to_string(),
@@ -114,7 +147,12 @@ pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> 
         preset: config.task.preset.name().to_string(),
         seed: config.seed,
         device: config.device.name().to_string(),
-        status: if outcome.failure.is_none() { "ok" } else { "failed" }.to_string(),
+        status: if outcome.failure.is_none() {
+            "ok"
+        } else {
+            "failed"
+        }
+        .to_string(),
         failure: outcome.failure,
         test_accuracy: outcome.test_accuracy,
         best_val_accuracy: outcome.best_val_accuracy,
@@ -174,13 +212,20 @@ struct Reporter {
 
 impl Reporter {
     fn new(config: &RunConfig, quiet: bool) -> Self {
-        let label = format!("{} {} seed {}", config.task.name.name(), config.model, config.seed);
+        let label = format!(
+            "{} {} seed {}",
+            config.task.name.name(),
+            config.model,
+            config.seed
+        );
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(config.task.training.steps as u64);
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps | {msg} | ETA {eta}")
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} steps | {msg} | ETA {eta}",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
             );
             bar.set_prefix(label.clone());
             bar
@@ -199,12 +244,17 @@ impl Progress for Reporter {
     fn step(&mut self, step: usize, loss: f64, train_acc: f64, steps_per_second: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(step as u64);
-            bar.set_message(format!("loss {loss:.4} acc {train_acc:.3} {steps_per_second:.2} steps/s"));
+            bar.set_message(format!(
+                "loss {loss:.4} acc {train_acc:.3} {steps_per_second:.2} steps/s"
+            ));
         }
     }
 
     fn evaluated(&mut self, step: usize, val_acc: f64, best: f64) {
-        let line = format!("{}: step {step}: validation accuracy {val_acc:.4} (best {best:.4})", self.label);
+        let line = format!(
+            "{}: step {step}: validation accuracy {val_acc:.4} (best {best:.4})",
+            self.label
+        );
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),

@@ -30,7 +30,9 @@ impl Task {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Task::Listops => "ListOps: value of a nested MIN/MAX/MED/SM expression (10 classes), generated",
+            Task::Listops => {
+                "ListOps: value of a nested MIN/MAX/MED/SM expression (10 classes), generated"
+            }
         }
     }
 
@@ -47,10 +49,13 @@ impl Task {
     }
 
     pub fn parse(name: &str) -> Result<Task, String> {
-        Task::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
-            format!("unknown task `{name}`; the tasks are: {}", names.join(", "))
-        })
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown task `{name}`; the tasks are: {}", names.join(", "))
+            })
     }
 }
 
@@ -77,16 +82,26 @@ impl Preset {
     pub fn describe(self) -> &'static str {
         match self {
             Preset::Tiny => "seconds per run; small data and model, for tests",
-            Preset::Quick => "about a minute per run on a 2-core CPU; shorter sequences, small model",
-            Preset::Lra => "the official LRA configuration (full lengths and sizes); meant for a GPU",
+            Preset::Quick => {
+                "about a minute per run on a 2-core CPU; shorter sequences, small model"
+            }
+            Preset::Lra => {
+                "the official LRA configuration (full lengths and sizes); meant for a GPU"
+            }
         }
     }
 
     pub fn parse(name: &str) -> Result<Preset, String> {
-        Preset::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown preset `{name}`; the presets are: {}", names.join(", "))
-        })
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown preset `{name}`; the presets are: {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -120,7 +135,16 @@ impl DataConfig {
     /// Produces the tokenized splits.
     pub fn prepare(&self) -> Result<Splits, DataError> {
         match self {
-            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test } => {
+            DataConfig::ListopsGenerated {
+                seed,
+                max_depth,
+                max_args,
+                min_length,
+                max_length,
+                train,
+                validation,
+                test,
+            } => {
                 let config = listops::GeneratorConfig {
                     max_depth: *max_depth,
                     max_args: *max_args,
@@ -222,54 +246,135 @@ fn listops_config(preset: Preset) -> TaskConfig {
         Preset::Tiny => (
             32,
             DataConfig::ListopsGenerated {
-                seed: 0, max_depth: 3, max_args: 4, min_length: 4, max_length: 32,
-                train: 256, validation: 64, test: 64,
+                seed: 0,
+                max_depth: 3,
+                max_args: 4,
+                min_length: 4,
+                max_length: 32,
+                train: 256,
+                validation: 64,
+                test: 64,
             },
             ModelConfig {
-                d_model: 16, heads: 2, layers: 1, d_ff: 32, d_head_mlp: 32,
-                pooling: Pooling::Cls, positions: Positions::Sinusoidal, dropout: 0.1, attention_dropout: 0.1,
+                d_model: 16,
+                heads: 2,
+                layers: 1,
+                d_ff: 32,
+                d_head_mlp: 32,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
             },
             TrainingConfig {
-                batch_size: 16, steps: 20, schedule: Schedule::Cosine { base: 1e-3, warmup: 4 },
-                weight_decay: 0.01, beta_1: 0.9, beta_2: 0.98, epsilon: 1e-9, gradient_clip_norm: Some(1.0),
-                eval_every: 10, warmup_steps_untimed: 2, log_every: 2,
+                batch_size: 16,
+                steps: 20,
+                schedule: Schedule::Cosine {
+                    base: 1e-3,
+                    warmup: 4,
+                },
+                weight_decay: 0.01,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: Some(1.0),
+                eval_every: 10,
+                warmup_steps_untimed: 2,
+                log_every: 2,
             },
         ),
         Preset::Quick => (
             128,
             DataConfig::ListopsGenerated {
-                seed: 0, max_depth: 4, max_args: 5, min_length: 10, max_length: 128,
-                train: 10_000, validation: 500, test: 1_000,
+                seed: 0,
+                max_depth: 4,
+                max_args: 5,
+                min_length: 10,
+                max_length: 128,
+                train: 10_000,
+                validation: 500,
+                test: 1_000,
             },
             ModelConfig {
-                d_model: 64, heads: 4, layers: 2, d_ff: 128, d_head_mlp: 128,
-                pooling: Pooling::Cls, positions: Positions::Sinusoidal, dropout: 0.1, attention_dropout: 0.1,
+                d_model: 64,
+                heads: 4,
+                layers: 2,
+                d_ff: 128,
+                d_head_mlp: 128,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
             },
             TrainingConfig {
-                batch_size: 32, steps: 600, schedule: Schedule::Cosine { base: 1e-3, warmup: 60 },
-                weight_decay: 0.01, beta_1: 0.9, beta_2: 0.98, epsilon: 1e-9, gradient_clip_norm: Some(1.0),
-                eval_every: 100, warmup_steps_untimed: 10, log_every: 10,
+                batch_size: 32,
+                steps: 600,
+                schedule: Schedule::Cosine {
+                    base: 1e-3,
+                    warmup: 60,
+                },
+                weight_decay: 0.01,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: Some(1.0),
+                eval_every: 100,
+                warmup_steps_untimed: 10,
+                log_every: 10,
             },
         ),
         // The official configuration (LRA's listops_base config).
         Preset::Lra => (
             2000,
             DataConfig::ListopsGenerated {
-                seed: 0, max_depth: 10, max_args: 10, min_length: 500, max_length: 2000,
-                train: 96_000, validation: 2_000, test: 2_000,
+                seed: 0,
+                max_depth: 10,
+                max_args: 10,
+                min_length: 500,
+                max_length: 2000,
+                train: 96_000,
+                validation: 2_000,
+                test: 2_000,
             },
             ModelConfig {
-                d_model: 512, heads: 8, layers: 4, d_ff: 1024, d_head_mlp: 1024,
-                pooling: Pooling::Cls, positions: Positions::Sinusoidal, dropout: 0.1, attention_dropout: 0.1,
+                d_model: 512,
+                heads: 8,
+                layers: 4,
+                d_ff: 1024,
+                d_head_mlp: 1024,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
             },
             TrainingConfig {
-                batch_size: 32, steps: 5000, schedule: Schedule::Rsqrt { base: 0.05, warmup: 1000 },
-                weight_decay: 0.1, beta_1: 0.9, beta_2: 0.98, epsilon: 1e-9, gradient_clip_norm: None,
-                eval_every: 500, warmup_steps_untimed: 10, log_every: 50,
+                batch_size: 32,
+                steps: 5000,
+                schedule: Schedule::Rsqrt {
+                    base: 0.05,
+                    warmup: 1000,
+                },
+                weight_decay: 0.1,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: None,
+                eval_every: 500,
+                warmup_steps_untimed: 10,
+                log_every: 50,
             },
         ),
     };
-    TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        model,
+        training,
+    }
 }
 
 #[cfg(test)]
@@ -281,12 +386,18 @@ mod tests {
         for task in Task::ALL {
             for preset in Preset::ALL {
                 let c = TaskConfig::resolve(task, preset);
-                assert_eq!(c.model.d_model % c.model.heads, 0, "{task:?} {preset:?}: heads must divide d_model");
+                assert_eq!(
+                    c.model.d_model % c.model.heads,
+                    0,
+                    "{task:?} {preset:?}: heads must divide d_model"
+                );
                 assert!(c.training.warmup_steps_untimed < c.training.steps);
                 assert!(c.training.eval_every > 0 && c.training.log_every > 0);
                 match c.data {
                     // The generator's exclusive bound keeps every sequence within the model's length.
-                    DataConfig::ListopsGenerated { max_length, .. } => assert!(max_length <= c.max_length),
+                    DataConfig::ListopsGenerated { max_length, .. } => {
+                        assert!(max_length <= c.max_length)
+                    }
                 }
             }
         }
@@ -299,14 +410,33 @@ mod tests {
         }
         let err = Task::parse("listopz").unwrap_err();
         assert!(err.contains("listops"), "{err}");
-        assert!(Preset::parse("huge").unwrap_err().contains("tiny, quick, lra"));
+        assert!(
+            Preset::parse("huge")
+                .unwrap_err()
+                .contains("tiny, quick, lra")
+        );
     }
 
     #[test]
     fn the_official_listops_configuration_matches_lra() {
         let c = TaskConfig::resolve(Task::Listops, Preset::Lra);
-        assert_eq!((c.max_length, c.model.d_model, c.model.heads, c.model.layers, c.model.d_ff), (2000, 512, 8, 4, 1024));
+        assert_eq!(
+            (
+                c.max_length,
+                c.model.d_model,
+                c.model.heads,
+                c.model.layers,
+                c.model.d_ff
+            ),
+            (2000, 512, 8, 4, 1024)
+        );
         assert_eq!((c.training.batch_size, c.training.steps), (32, 5000));
-        assert_eq!(c.training.schedule, Schedule::Rsqrt { base: 0.05, warmup: 1000 });
+        assert_eq!(
+            c.training.schedule,
+            Schedule::Rsqrt {
+                base: 0.05,
+                warmup: 1000
+            }
+        );
     }
 }
