@@ -35,10 +35,10 @@
 //!    image is scaled so that its brightest pixel is 255, as the released files were
 //!    (the original saved through scipy's `imsave`, which stretches to the byte range).
 //!
-//! Where this code departs from the original, without changing what an image shows:
+//! Where this code departs from the original:
 //! - Paddles, clearance zones and markers are rasterised by their exact box-filtered
 //!   coverage instead of being drawn at `antialias_scale` times the size and resampled
-//!   with a Lanczos filter (which is slow and clips ringing in 8-bit arithmetic).
+//!   with a Lanczos filter: the same look, at a fraction of the cost.
 //! - Points are rounded to the nearest pixel; the original rounds pivots up and paddle
 //!   ends down, which shifts every contour by up to half a pixel per paddle.
 //! - Every new paddle is checked against the other target's latest paddle, and both
@@ -50,9 +50,16 @@
 //! - The single-paddle clutter of the original (`use_single_paddles`) is left out: the
 //!   LRA wrapper turned it off.
 //!
-//! Cost: a sample takes time proportional to its number of paddles (each paddle looks at
-//! O((paddle_length + margin)²) pixels) plus `size²` to render; samples are independent,
-//! each drawn from its own seeded stream, so generation spreads over all cores.
+//! One defect of the original is kept on purpose, because it shaped the released
+//! Pathfinder-32 images (fewer distractors, the first target starting up and to the left):
+//! see [`PathfinderConfig::release_seed_quirk`].
+//!
+//! Cost: a paddle looks at O((paddle_length + margin)²) pixels and an image is rendered in
+//! O(size²). The two targets rarely fit at the first attempt (with LRA's settings about
+//! one attempt in twenty succeeds at sizes 32 and 128, one in thousands at 64, as in the
+//! original), so most of the time goes to attempts that fail part way. Samples are
+//! independent, each drawn from its own seeded stream, so generation spreads over all
+//! cores with the same result on any number of them.
 
 mod preview;
 mod release;
@@ -148,8 +155,9 @@ pub struct PathfinderConfig {
     /// the code finds no room at all. So a first paddle (of the first target or of a
     /// distractor) whose fully covered clearance pixels do not reach a row above and a
     /// column left of its start fails outright. Only thin paddles are affected: in
-    /// Pathfinder-32 the first target then always starts up and to the left, and about one
-    /// distractor in four survives; from a margin of 2 (Path-X) on, the zone always reaches.
+    /// Pathfinder-32 the first paddle of the first target always points up and to the
+    /// left, and only one or two of the five distractors survive; from a margin of 2
+    /// (Path-X) on, the zone always reaches.
     pub release_seed_quirk: bool,
 }
 
@@ -1328,6 +1336,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn with_the_release_quirk_the_first_target_of_pathfinder_32_starts_up_and_to_the_left() {
+        let heading = |config: &PathfinderConfig, index| {
+            let first = generate_scene(config, 6, index).unwrap().targets[0][0];
+            (first.to.0 - first.from.0, first.to.1 - first.from.1)
+        };
+        let quirk = lra(32);
+        assert!(
+            (0..40)
+                .map(|i| heading(&quirk, i))
+                .all(|(dy, dx)| dy < 0.0 && dx < 0.0)
+        );
+        let intended = PathfinderConfig {
+            release_seed_quirk: false,
+            ..quirk
+        };
+        assert!(
+            (0..40)
+                .map(|i| heading(&intended, i))
+                .any(|(dy, dx)| dy > 0.0 || dx > 0.0)
+        );
     }
 
     #[test]
