@@ -14,27 +14,15 @@ pub struct DataError {
 
 impl DataError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            path: None,
-            line: None,
-            message: message.into(),
-        }
+        Self { path: None, line: None, message: message.into() }
     }
 
     pub fn at(path: &Path, line: usize, message: impl Into<String>) -> Self {
-        Self {
-            path: Some(path.to_path_buf()),
-            line: Some(line),
-            message: message.into(),
-        }
+        Self { path: Some(path.to_path_buf()), line: Some(line), message: message.into() }
     }
 
     pub fn in_file(path: &Path, message: impl Into<String>) -> Self {
-        Self {
-            path: Some(path.to_path_buf()),
-            line: None,
-            message: message.into(),
-        }
+        Self { path: Some(path.to_path_buf()), line: None, message: message.into() }
     }
 
     pub fn io(path: &Path, error: std::io::Error) -> Self {

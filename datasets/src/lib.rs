@@ -4,11 +4,18 @@
 //! (ListOps, Pathfinder), the readers and writers of the released file formats, and the
 //! tokenizers that turn a sample into token ids. Errors name the file and line.
 
+pub mod aan;
+pub mod bytes;
+pub mod cache;
+pub mod cifar;
 pub mod error;
+pub mod fetch;
+pub mod imdb;
 pub mod listops;
 pub mod parallel;
 pub mod pathfinder;
 pub mod rng;
+pub mod standin;
 pub mod text;
 
 pub use error::DataError;

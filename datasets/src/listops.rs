@@ -29,12 +29,7 @@ pub enum Operator {
 }
 
 impl Operator {
-    pub const ALL: [Operator; 4] = [
-        Operator::Min,
-        Operator::Max,
-        Operator::Median,
-        Operator::SumMod10,
-    ];
+    pub const ALL: [Operator; 4] = [Operator::Min, Operator::Max, Operator::Median, Operator::SumMod10];
 
     /// The token as it appears in the released files.
     pub fn token(self) -> &'static str {
@@ -144,15 +139,7 @@ pub struct GeneratorConfig {
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self {
-            max_depth: 10,
-            max_args: 10,
-            min_length: 500,
-            max_length: 2000,
-            train: 96_000,
-            validation: 2_000,
-            test: 2_000,
-        }
+        Self { max_depth: 10, max_args: 10, min_length: 500, max_length: 2000, train: 96_000, validation: 2_000, test: 2_000 }
     }
 }
 
@@ -165,18 +152,14 @@ pub fn random_tree(rng: &mut SeededRng, config: &GeneratorConfig, depth: usize) 
         return Expr::Value(rng.below(10) as u8);
     }
     let children = rng.range_inclusive(2, config.max_args as u64) as usize;
-    let args = (0..children)
-        .map(|_| random_tree(rng, config, depth + 1))
-        .collect();
+    let args = (0..children).map(|_| random_tree(rng, config, depth + 1)).collect();
     Expr::Apply(*rng.choose(&Operator::ALL), args)
 }
 
 /// Error for generator settings that can never produce a sample.
 fn check_config(config: &GeneratorConfig) -> Result<(), DataError> {
     if config.max_depth < 2 || config.max_args < 2 {
-        return Err(DataError::new(
-            "listops: max_depth and max_args must be at least 2",
-        ));
+        return Err(DataError::new("listops: max_depth and max_args must be at least 2"));
     }
     if config.min_length + 1 >= config.max_length {
         return Err(DataError::new(format!(
@@ -192,7 +175,7 @@ fn check_config(config: &GeneratorConfig) -> Result<(), DataError> {
 pub fn generate(config: &GeneratorConfig, seed: u64) -> Result<Vec<Expr>, DataError> {
     check_config(config)?;
     let wanted = config.train + config.validation + config.test;
-    let mut rng = SeededRng::new(seed, 0x004c_6973_744f_7073); // "ListOps"
+    let mut rng = SeededRng::new(seed, u64::from_le_bytes(*b"ListOps\0"));
     let mut seen = HashSet::with_capacity(wanted);
     let mut kept = Vec::with_capacity(wanted);
     // Most trees are rejected (a quarter of roots are operators at all); the bound only
@@ -232,18 +215,12 @@ pub struct Sample {
 
 impl Sample {
     pub fn from_expr(expr: &Expr) -> Self {
-        Self {
-            source: expr.to_source(),
-            target: expr.value(),
-        }
+        Self { source: expr.to_source(), target: expr.value() }
     }
 }
 
 /// Generates the splits as samples.
-pub fn generate_samples(
-    config: &GeneratorConfig,
-    seed: u64,
-) -> Result<[Vec<Sample>; 3], DataError> {
+pub fn generate_samples(config: &GeneratorConfig, seed: u64) -> Result<[Vec<Sample>; 3], DataError> {
     let trees = generate(config, seed)?;
     let mut samples = trees.iter().map(Sample::from_expr);
     let train = samples.by_ref().take(config.train).collect();
@@ -254,32 +231,20 @@ pub fn generate_samples(
 
 /// Evaluates a source string in the released format (parentheses optional).
 pub fn evaluate(source: &str) -> Result<u8, DataError> {
-    let tokens: Vec<&str> = source
-        .split_whitespace()
-        .filter(|t| *t != "(" && *t != ")")
-        .collect();
+    let tokens: Vec<&str> = source.split_whitespace().filter(|t| *t != "(" && *t != ")").collect();
     let mut stack: Vec<(Operator, Vec<u8>)> = Vec::new();
     let mut result = None;
     for (i, token) in tokens.iter().enumerate() {
         if result.is_some() {
-            return Err(DataError::new(format!(
-                "token {} `{token}` after the end of the expression",
-                i + 1
-            )));
+            return Err(DataError::new(format!("token {} `{token}` after the end of the expression", i + 1)));
         }
         let value = if let Some(op) = Operator::from_token(token) {
             stack.push((op, Vec::new()));
             continue;
         } else if *token == "]" {
-            let (op, args) = stack
-                .pop()
-                .ok_or_else(|| DataError::new(format!("token {} `]` closes no operator", i + 1)))?;
+            let (op, args) = stack.pop().ok_or_else(|| DataError::new(format!("token {} `]` closes no operator", i + 1)))?;
             if args.is_empty() {
-                return Err(DataError::new(format!(
-                    "token {} `]` closes {} with no arguments",
-                    i + 1,
-                    op.token()
-                )));
+                return Err(DataError::new(format!("token {} `]` closes {} with no arguments", i + 1, op.token())));
             }
             op.apply(&args)
         } else {
@@ -299,10 +264,7 @@ pub fn evaluate(source: &str) -> Result<u8, DataError> {
         }
     }
     if let Some((op, _)) = stack.last() {
-        return Err(DataError::new(format!(
-            "{} is never closed by `]`",
-            op.token()
-        )));
+        return Err(DataError::new(format!("{} is never closed by `]`", op.token())));
     }
     result.ok_or_else(|| DataError::new("empty expression"))
 }
@@ -341,10 +303,7 @@ pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Sample>, D
                 return Err(DataError::at(
                     path,
                     1,
-                    format!(
-                        "expected the header `Source<TAB>Target`, found `{}`",
-                        crate::text::preview(&line)
-                    ),
+                    format!("expected the header `Source<TAB>Target`, found `{}`", crate::text::preview(&line)),
                 ));
             }
             continue;
@@ -353,13 +312,8 @@ pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Sample>, D
             continue;
         }
         let mut columns = line.split('\t');
-        let (Some(source), Some(target), None) = (columns.next(), columns.next(), columns.next())
-        else {
-            return Err(DataError::at(
-                path,
-                number,
-                "expected 2 tab-separated columns (Source, Target)",
-            ));
+        let (Some(source), Some(target), None) = (columns.next(), columns.next(), columns.next()) else {
+            return Err(DataError::at(path, number, "expected 2 tab-separated columns (Source, Target)"));
         };
         let target: u8 = match target.trim().parse() {
             Ok(t) if t <= 9 => t,
@@ -367,26 +321,15 @@ pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Sample>, D
                 return Err(DataError::at(
                     path,
                     number,
-                    format!(
-                        "Target: expected a digit 0-9, found `{}`",
-                        crate::text::preview(target)
-                    ),
+                    format!("Target: expected a digit 0-9, found `{}`", crate::text::preview(target)),
                 ));
             }
         };
-        let value = evaluate(source)
-            .map_err(|e| DataError::at(path, number, format!("Source: {}", e.message)))?;
+        let value = evaluate(source).map_err(|e| DataError::at(path, number, format!("Source: {}", e.message)))?;
         if value != target {
-            return Err(DataError::at(
-                path,
-                number,
-                format!("Source evaluates to {value} but Target is {target}"),
-            ));
+            return Err(DataError::at(path, number, format!("Source evaluates to {value} but Target is {target}")));
         }
-        samples.push(Sample {
-            source: source.to_string(),
-            target,
-        });
+        samples.push(Sample { source: source.to_string(), target });
     }
     Ok(samples)
 }
@@ -418,10 +361,7 @@ pub fn tokenize(source: &str) -> Result<Vec<u32>, DataError> {
             }
             match token.parse::<u32>() {
                 Ok(d) if d <= 9 => Ok(vocab::FIRST_DIGIT + d),
-                _ => Err(DataError::new(format!(
-                    "`{}` is not a ListOps token",
-                    crate::text::preview(token)
-                ))),
+                _ => Err(DataError::new(format!("`{}` is not a ListOps token", crate::text::preview(token)))),
             }
         })
         .collect()
@@ -430,23 +370,10 @@ pub fn tokenize(source: &str) -> Result<Vec<u32>, DataError> {
 /// Tokenized splits from samples.
 pub fn to_splits(samples: [Vec<Sample>; 3]) -> Result<Splits, DataError> {
     let convert = |split: Vec<Sample>| -> Result<Vec<Example>, DataError> {
-        split
-            .into_iter()
-            .map(|s| {
-                Ok(Example {
-                    tokens: tokenize(&s.source)?,
-                    second: None,
-                    label: s.target as u32,
-                })
-            })
-            .collect()
+        split.into_iter().map(|s| Ok(Example { tokens: tokenize(&s.source)?, second: None, label: s.target as u32 })).collect()
     };
     let [train, validation, test] = samples;
-    Ok(Splits {
-        train: convert(train)?,
-        validation: convert(validation)?,
-        test: convert(test)?,
-    })
+    Ok(Splits { train: convert(train)?, validation: convert(validation)?, test: convert(test)? })
 }
 
 #[cfg(test)]
@@ -482,51 +409,26 @@ mod tests {
 
     #[test]
     fn malformed_expressions_are_errors() {
-        for bad in [
-            "",
-            "[MAX 1 2",
-            "1 2",
-            "]",
-            "[MAX ]",
-            "[FOO 1 ]",
-            "[MAX 10 ]",
-        ] {
+        for bad in ["", "[MAX 1 2", "1 2", "]", "[MAX ]", "[FOO 1 ]", "[MAX 10 ]"] {
             assert!(evaluate(bad).is_err(), "`{bad}` should not evaluate");
         }
     }
 
     #[test]
     fn generated_labels_agree_with_the_evaluator_on_10000_samples() {
-        let config = GeneratorConfig {
-            min_length: 10,
-            max_length: 200,
-            train: 10_000,
-            validation: 0,
-            test: 0,
-            ..Default::default()
-        };
+        let config =
+            GeneratorConfig { min_length: 10, max_length: 200, train: 10_000, validation: 0, test: 0, ..Default::default() };
         let [train, _, _] = generate_samples(&config, 11).unwrap();
         assert_eq!(train.len(), 10_000);
         for sample in &train {
-            assert_eq!(
-                evaluate(&sample.source).unwrap(),
-                sample.target,
-                "{}",
-                sample.source
-            );
+            assert_eq!(evaluate(&sample.source).unwrap(), sample.target, "{}", sample.source);
         }
     }
 
     #[test]
     fn generated_trees_are_distinct_and_within_the_open_length_bounds() {
-        let config = GeneratorConfig {
-            min_length: 20,
-            max_length: 60,
-            train: 300,
-            validation: 50,
-            test: 50,
-            ..Default::default()
-        };
+        let config =
+            GeneratorConfig { min_length: 20, max_length: 60, train: 300, validation: 50, test: 50, ..Default::default() };
         let trees = generate(&config, 5).unwrap();
         assert_eq!(trees.len(), 400);
         let distinct: HashSet<_> = trees.iter().collect();
@@ -540,34 +442,14 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_data() {
-        let config = GeneratorConfig {
-            min_length: 10,
-            max_length: 100,
-            train: 50,
-            validation: 5,
-            test: 5,
-            ..Default::default()
-        };
-        assert_eq!(
-            generate_samples(&config, 3).unwrap(),
-            generate_samples(&config, 3).unwrap()
-        );
-        assert_ne!(
-            generate_samples(&config, 3).unwrap()[0],
-            generate_samples(&config, 4).unwrap()[0]
-        );
+        let config = GeneratorConfig { min_length: 10, max_length: 100, train: 50, validation: 5, test: 5, ..Default::default() };
+        assert_eq!(generate_samples(&config, 3).unwrap(), generate_samples(&config, 3).unwrap());
+        assert_ne!(generate_samples(&config, 3).unwrap()[0], generate_samples(&config, 4).unwrap()[0]);
     }
 
     #[test]
     fn tsv_round_trips() {
-        let config = GeneratorConfig {
-            min_length: 10,
-            max_length: 100,
-            train: 40,
-            validation: 0,
-            test: 0,
-            ..Default::default()
-        };
+        let config = GeneratorConfig { min_length: 10, max_length: 100, train: 40, validation: 0, test: 0, ..Default::default() };
         let [samples, _, _] = generate_samples(&config, 9).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("basic_train.tsv");
@@ -580,11 +462,7 @@ mod tests {
     #[test]
     fn malformed_tsv_lines_name_the_file_and_line() {
         let cases = [
-            (
-                "Source\tTarget\n[MAX 1 2 ]\t2\n[MAX 1 2 ]\n",
-                3,
-                "2 tab-separated columns",
-            ),
+            ("Source\tTarget\n[MAX 1 2 ]\t2\n[MAX 1 2 ]\n", 3, "2 tab-separated columns"),
             ("Source\tTarget\n[MAX 1 2 ]\t7\n", 2, "evaluates to 2"),
             ("Source\tTarget\n[MAX 1 2 ]\tx\n", 2, "Target"),
             ("Source\tTarget\n[MAX 1 2\t2\n", 2, "never closed"),
@@ -593,10 +471,7 @@ mod tests {
         for (text, line, needle) in cases {
             let err = read_tsv_from(text.as_bytes(), Path::new("basic_val.tsv")).unwrap_err();
             let shown = err.to_string();
-            assert!(
-                shown.starts_with(&format!("basic_val.tsv:{line}: ")),
-                "{shown}"
-            );
+            assert!(shown.starts_with(&format!("basic_val.tsv:{line}: ")), "{shown}");
             assert!(shown.contains(needle), "{shown}");
         }
     }
@@ -605,12 +480,7 @@ mod tests {
     fn tokenizer_drops_parentheses_and_keeps_closing_brackets() {
         assert_eq!(
             tokenize("( ( ( [MAX 2 ) 9 ) ] )").unwrap(),
-            vec![
-                vocab::FIRST_OPERATOR + 1,
-                vocab::FIRST_DIGIT + 2,
-                vocab::FIRST_DIGIT + 9,
-                vocab::CLOSE
-            ]
+            vec![vocab::FIRST_OPERATOR + 1, vocab::FIRST_DIGIT + 2, vocab::FIRST_DIGIT + 9, vocab::CLOSE]
         );
         assert!(tokenize("[MAX 12 ]").is_err());
     }

@@ -51,11 +51,7 @@ pub fn map_indices<T: Send>(
             let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
             workers
                 .into_iter()
-                .flat_map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
+                .flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
                 .collect()
         })
     };
@@ -75,23 +71,14 @@ mod tests {
     fn results_come_back_in_index_order_for_any_thread_count() {
         let expected: Vec<u64> = (5..1000).map(|i| i * i).collect();
         for threads in [1, 2, 3, 8] {
-            assert_eq!(
-                map_indices(5..1000, threads, |i| Ok(i * i)).unwrap(),
-                expected
-            );
+            assert_eq!(map_indices(5..1000, threads, |i| Ok(i * i)).unwrap(), expected);
         }
         assert!(map_indices(3..3, 4, Ok).unwrap().is_empty());
     }
 
     #[test]
     fn a_failure_is_returned_not_lost() {
-        let result = map_indices(0..500, 3, |i| {
-            if i == 321 {
-                Err(DataError::new("bad 321"))
-            } else {
-                Ok(i)
-            }
-        });
+        let result = map_indices(0..500, 3, |i| if i == 321 { Err(DataError::new("bad 321")) } else { Ok(i) });
         assert_eq!(result.unwrap_err().message, "bad 321");
     }
 }

@@ -71,8 +71,8 @@ use crate::{DataError, Example, Splits};
 
 pub use preview::preview_png;
 pub use release::{
-    MetadataRecord, ReleasedImages, decode_gray_png, encode_gray_png, parse_metadata_line,
-    read_metadata_from, read_release, release_dir, released_splits, write_release,
+    MetadataRecord, ReleasedImages, decode_gray_png, encode_gray_png, parse_metadata_line, read_metadata_from, read_release,
+    release_dir, released_splits, write_release,
 };
 
 /// The contour length of the three released datasets of each size.
@@ -220,9 +220,7 @@ impl PathfinderConfig {
                 ..common
             },
             _ => {
-                return Err(DataError::new(format!(
-                    "pathfinder: LRA has images of size 32, 64 and 128, not {size}"
-                )));
+                return Err(DataError::new(format!("pathfinder: LRA has images of size 32, 64 and 128, not {size}")));
             }
         };
         config.check()?;
@@ -236,16 +234,10 @@ impl PathfinderConfig {
             return fail(format!("size {} is outside 8..=4096", self.size));
         }
         if self.padding == 0 || 2 * self.padding >= self.size {
-            return fail(format!(
-                "padding {} must be at least 1 and leave room inside size {}",
-                self.padding, self.size
-            ));
+            return fail(format!("padding {} must be at least 1 and leave room inside size {}", self.padding, self.size));
         }
         if self.contour_length < 2 || self.distractor_length == 0 || self.paddle_length == 0 {
-            return fail(
-                "contour_length must be at least 2, distractor_length and paddle_length at least 1"
-                    .into(),
-            );
+            return fail("contour_length must be at least 2, distractor_length and paddle_length at least 1".into());
         }
         if self.paddle_margins.is_empty() {
             return fail("paddle_margins is empty".into());
@@ -257,30 +249,17 @@ impl PathfinderConfig {
             ));
         }
         let positive = |x: f32| x.is_finite() && x > 0.0;
-        if !positive(self.paddle_thickness)
-            || !positive(self.marker_radius)
-            || !positive(self.continuity)
-        {
+        if !positive(self.paddle_thickness) || !positive(self.marker_radius) || !positive(self.continuity) {
             return fail("paddle_thickness, marker_radius and continuity must be positive".into());
         }
         if self.snake_contrasts.is_empty()
             || self.paddle_contrasts.is_empty()
-            || !self
-                .snake_contrasts
-                .iter()
-                .chain(&self.paddle_contrasts)
-                .all(|&c| positive(c))
+            || !self.snake_contrasts.iter().chain(&self.paddle_contrasts).all(|&c| positive(c))
         {
-            return fail(
-                "snake_contrasts and paddle_contrasts must be non-empty lists of positive numbers"
-                    .into(),
-            );
+            return fail("snake_contrasts and paddle_contrasts must be non-empty lists of positive numbers".into());
         }
         if !(0.0..1.0).contains(&self.min_free_fraction) {
-            return fail(format!(
-                "min_free_fraction {} is outside [0, 1)",
-                self.min_free_fraction
-            ));
+            return fail(format!("min_free_fraction {} is outside [0, 1)", self.min_free_fraction));
         }
         Ok(())
     }
@@ -302,11 +281,7 @@ pub struct PathfinderSample {
 }
 
 /// Generates sample `index` of the dataset `seed`: a function of the three alone.
-pub fn generate_sample(
-    config: &PathfinderConfig,
-    seed: u64,
-    index: u64,
-) -> Result<PathfinderSample, DataError> {
+pub fn generate_sample(config: &PathfinderConfig, seed: u64, index: u64) -> Result<PathfinderSample, DataError> {
     let scene = generate_scene(config, seed, index)?;
     let values = render(config, &scene, &Layer::ALL);
     let brightest = values.iter().copied().fold(0.0, f32::max);
@@ -322,11 +297,7 @@ pub fn generate_sample(
 }
 
 /// Samples `0..count` of the dataset `seed`, on all cores.
-pub fn generate(
-    config: &PathfinderConfig,
-    seed: u64,
-    count: u64,
-) -> Result<Vec<PathfinderSample>, DataError> {
+pub fn generate(config: &PathfinderConfig, seed: u64, count: u64) -> Result<Vec<PathfinderSample>, DataError> {
     generate_range(config, seed, 0..count, crate::parallel::available_threads())
 }
 
@@ -338,17 +309,11 @@ pub fn generate_range(
     threads: usize,
 ) -> Result<Vec<PathfinderSample>, DataError> {
     config.check()?;
-    crate::parallel::map_indices(indices, threads, |index| {
-        generate_sample(config, seed, index)
-    })
+    crate::parallel::map_indices(indices, threads, |index| generate_sample(config, seed, index))
 }
 
 /// As [`generate`], keeping only each image and its label.
-pub fn generate_images(
-    config: &PathfinderConfig,
-    seed: u64,
-    count: u64,
-) -> Result<Vec<(Vec<u8>, u8)>, DataError> {
+pub fn generate_images(config: &PathfinderConfig, seed: u64, count: u64) -> Result<Vec<(Vec<u8>, u8)>, DataError> {
     config.check()?;
     crate::parallel::map_indices(0..count, crate::parallel::available_threads(), |index| {
         generate_sample(config, seed, index).map(|sample| (sample.pixels, sample.label))
@@ -357,18 +322,11 @@ pub fn generate_images(
 
 /// An image as a model input: one token per pixel, its gray value (vocabulary 256).
 pub fn to_example(pixels: &[u8], label: u8) -> Example {
-    Example {
-        tokens: pixels.iter().map(|&p| p as u32).collect(),
-        second: None,
-        label: label as u32,
-    }
+    Example { tokens: pixels.iter().map(|&p| p as u32).collect(), second: None, label: label as u32 }
 }
 
 pub fn to_examples(images: &[(Vec<u8>, u8)]) -> Vec<Example> {
-    images
-        .iter()
-        .map(|(pixels, label)| to_example(pixels, *label))
-        .collect()
+    images.iter().map(|(pixels, label)| to_example(pixels, *label)).collect()
 }
 
 /// The LRA split of a Pathfinder dataset: the first 80% train, the next 10% validation,
@@ -378,23 +336,13 @@ pub fn split_80_10_10(mut examples: Vec<Example>) -> Splits {
     let validation_count = examples.len() / 10;
     let test = examples.split_off(train_count + validation_count);
     let validation = examples.split_off(train_count);
-    Splits {
-        train: examples,
-        validation,
-        test,
-    }
+    Splits { train: examples, validation, test }
 }
 
 /// `count` generated samples as the three splits. Generated samples are independent
 /// draws, so the split needs no shuffle.
-pub fn generated_splits(
-    config: &PathfinderConfig,
-    seed: u64,
-    count: u64,
-) -> Result<Splits, DataError> {
-    Ok(split_80_10_10(to_examples(&generate_images(
-        config, seed, count,
-    )?)))
+pub fn generated_splits(config: &PathfinderConfig, seed: u64, count: u64) -> Result<Splits, DataError> {
+    Ok(split_80_10_10(to_examples(&generate_images(config, seed, count)?)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -450,30 +398,18 @@ impl Paddle {
         let (dy, dx) = (self.to.0 - ay, self.to.1 - ax);
         let (py, px) = (point.0 - ay, point.1 - ax);
         let length_squared = dy * dy + dx * dx;
-        let t = if length_squared > 0.0 {
-            ((py * dy + px * dx) / length_squared).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let t = if length_squared > 0.0 { ((py * dy + px * dx) / length_squared).clamp(0.0, 1.0) } else { 0.0 };
         let (ey, ex) = (py - t * dy, px - t * dx);
         (ey * ey + ex * ex).sqrt()
     }
 
     fn centre(&self) -> (f32, f32) {
-        (
-            ((self.from.0 + self.to.0) / 2.0) as f32,
-            ((self.from.1 + self.to.1) / 2.0) as f32,
-        )
+        (((self.from.0 + self.to.0) / 2.0) as f32, ((self.from.1 + self.to.1) / 2.0) as f32)
     }
 
     /// The pixels within `reach` of the paddle (a bounding box), rows and columns clipped
     /// to `first..=last`.
-    fn pixels_within(
-        &self,
-        reach: f64,
-        first: i32,
-        last: i32,
-    ) -> impl Iterator<Item = Pixel> + use<> {
+    fn pixels_within(&self, reach: f64, first: i32, last: i32) -> impl Iterator<Item = Pixel> + use<> {
         let low = |a: f64, b: f64| ((a.min(b) - reach).floor() as i32).max(first);
         let high = |a: f64, b: f64| ((a.max(b) + reach).ceil() as i32).min(last);
         let rows = low(self.from.0, self.to.0)..=high(self.from.0, self.to.0);
@@ -502,12 +438,7 @@ struct Occupancy {
 impl Occupancy {
     /// Empty but for a taken border `padding` pixels wide.
     fn with_border(size: usize, padding: usize) -> Self {
-        let mut mask = Occupancy {
-            size,
-            values: vec![0.0; size * size],
-            taken: 0,
-            journal: None,
-        };
+        let mut mask = Occupancy { size, values: vec![0.0; size * size], taken: 0, journal: None };
         for row in 0..size {
             for column in 0..size {
                 let border = row.min(column).min(size - 1 - row).min(size - 1 - column) < padding;
@@ -592,9 +523,7 @@ struct Snake {
 
 impl Snake {
     fn last(&self) -> &Paddle {
-        self.paddles
-            .last()
-            .expect("a snake has at least its first paddle")
+        self.paddles.last().expect("a snake has at least its first paddle")
     }
 }
 
@@ -616,21 +545,15 @@ struct Painter<'a> {
 impl<'a> Painter<'a> {
     fn new(config: &'a PathfinderConfig, margin: usize) -> Self {
         let m = margin as i32;
-        let neighbourhood = (-m..=m)
-            .flat_map(|dy| (-m..=m).map(move |dx| (dy, dx)))
-            .filter(|(dy, dx)| dy * dy + dx * dx <= m * m)
-            .collect();
+        let neighbourhood =
+            (-m..=m).flat_map(|dy| (-m..=m).map(move |dx| (dy, dx))).filter(|(dy, dx)| dy * dy + dx * dx <= m * m).collect();
         let radius = (config.paddle_length + margin) as f64;
         let steps = (TAU * radius).ceil() as usize;
-        let mut offsets: Vec<Pixel> = (0..steps)
-            .map(|k| nearest_pixel(step_from((0.0, 0.0), k as f64 / radius, radius)))
-            .collect();
+        let mut offsets: Vec<Pixel> =
+            (0..steps).map(|k| nearest_pixel(step_from((0.0, 0.0), k as f64 / radius, radius))).collect();
         offsets.sort_unstable();
         offsets.dedup();
-        let circle = offsets
-            .into_iter()
-            .map(|(dy, dx)| ((dy, dx), (dy as f64).atan2(dx as f64)))
-            .collect();
+        let circle = offsets.into_iter().map(|(dy, dx)| ((dy, dx), (dy as f64).atan2(dx as f64))).collect();
         Painter {
             config,
             circle,
@@ -650,18 +573,14 @@ impl<'a> Painter<'a> {
     /// are not yet marked (a snake's own latest paddle stays unmarked so that the next
     /// one may sit close to it).
     fn crowding(&self, mask: &Occupancy, others: &[Paddle], pixel: Pixel) -> f32 {
-        others.iter().fold(mask.at(pixel), |most, other| {
-            most.max(coverage(self.clearance, other.distance_to(as_point(pixel))) as f32)
-        })
+        others
+            .iter()
+            .fold(mask.at(pixel), |most, other| most.max(coverage(self.clearance, other.distance_to(as_point(pixel))) as f32))
     }
 
     /// The most crowded pixel within `margin` of `pixel` (the mask dilated by a disc).
     fn crowding_around(&self, mask: &Occupancy, others: &[Paddle], pixel: Pixel) -> f32 {
-        let marked = self
-            .neighbourhood
-            .iter()
-            .map(|&(dy, dx)| mask.at((pixel.0 + dy, pixel.1 + dx)))
-            .fold(0.0f32, f32::max);
+        let marked = self.neighbourhood.iter().map(|&(dy, dx)| mask.at((pixel.0 + dy, pixel.1 + dx))).fold(0.0f32, f32::max);
         others.iter().fold(marked, |most, other| {
             let nearest = (other.distance_to(as_point(pixel)) - self.margin).max(0.0);
             most.max(coverage(self.clearance, nearest) as f32)
@@ -671,11 +590,7 @@ impl<'a> Painter<'a> {
     /// The offsets, from a first paddle's start, of the pixels its clearance zone covers
     /// entirely: where the paddle would need room.
     fn footprint(&self, orientation: f64) -> Vec<Pixel> {
-        let paddle = Paddle {
-            from: (0.0, 0.0),
-            to: step_from((0.0, 0.0), orientation, self.length),
-            contrast: 0.0,
-        };
+        let paddle = Paddle { from: (0.0, 0.0), to: step_from((0.0, 0.0), orientation, self.length), contrast: 0.0 };
         let reach = (self.clearance - 0.5).max(0.5);
         let r = (self.length + reach).ceil() as i32;
         (-r..=r)
@@ -690,32 +605,19 @@ impl<'a> Painter<'a> {
         let high = self.config.size as i32 - band;
         footprint.iter().all(|&(dy, dx)| {
             let pixel = (start.0 + dy, start.1 + dx);
-            (band..high).contains(&pixel.0)
-                && (band..high).contains(&pixel.1)
-                && mask.at(pixel) <= TAKEN
+            (band..high).contains(&pixel.0) && (band..high).contains(&pixel.1) && mask.at(pixel) <= TAKEN
         })
     }
 
     /// A start drawn uniformly among the pixels with room: a few tries at random pixels
     /// (uniform on success), then, if none had room, a draw from the full list.
-    fn sample_start(
-        &self,
-        rng: &mut SeededRng,
-        mask: &Occupancy,
-        footprint: &[Pixel],
-        band: i32,
-    ) -> Option<Pixel> {
+    fn sample_start(&self, rng: &mut SeededRng, mask: &Occupancy, footprint: &[Pixel], band: i32) -> Option<Pixel> {
         const QUICK_TRIES: usize = 32;
         let span = self.config.size as i32 - 2 * band;
         if span <= 0 {
             return None;
         }
-        let random_pixel = |rng: &mut SeededRng| {
-            (
-                band + rng.below(span as u64) as i32,
-                band + rng.below(span as u64) as i32,
-            )
-        };
+        let random_pixel = |rng: &mut SeededRng| (band + rng.below(span as u64) as i32, band + rng.below(span as u64) as i32);
         for _ in 0..QUICK_TRIES {
             let start = random_pixel(rng);
             if self.room_at(mask, start, footprint, band) {
@@ -744,8 +646,7 @@ impl<'a> Painter<'a> {
             let start = match near {
                 None => {
                     let footprint = self.footprint(orientation);
-                    let reaches_up_and_left =
-                        footprint.iter().any(|o| o.0 < 0) && footprint.iter().any(|o| o.1 < 0);
+                    let reaches_up_and_left = footprint.iter().any(|o| o.0 < 0) && footprint.iter().any(|o| o.1 < 0);
                     if self.config.release_seed_quirk && !reaches_up_and_left {
                         return None;
                     }
@@ -753,32 +654,14 @@ impl<'a> Painter<'a> {
                 }
                 Some(other) => {
                     let bearing = (rng.below(360) as f64).to_radians();
-                    nearest_pixel(step_from(
-                        as_point(other),
-                        bearing,
-                        self.config.seed_distance as f64,
-                    ))
+                    nearest_pixel(step_from(as_point(other), bearing, self.config.seed_distance as f64))
                 }
             };
             let head = nearest_pixel(step_from(as_point(start), orientation, self.length));
-            let pivot = nearest_pixel(step_from(
-                as_point(head),
-                orientation,
-                -(self.length + self.margin),
-            ));
+            let pivot = nearest_pixel(step_from(as_point(head), orientation, -(self.length + self.margin)));
             if self.inside(head) && self.inside(pivot) {
-                let paddle = Paddle {
-                    from: as_point(start),
-                    to: step_from(as_point(start), orientation, self.length),
-                    contrast,
-                };
-                return Some(Snake {
-                    paddles: vec![paddle],
-                    pivot,
-                    orientation,
-                    origin: start,
-                    far_end: head,
-                });
+                let paddle = Paddle { from: as_point(start), to: step_from(as_point(start), orientation, self.length), contrast };
+                return Some(Snake { paddles: vec![paddle], pivot, orientation, origin: start, far_end: head });
             }
         }
         None
@@ -786,19 +669,8 @@ impl<'a> Painter<'a> {
 
     /// Adds one paddle to `snake`; false when it is stuck. `others`: latest paddles of
     /// other snakes, not yet marked.
-    fn extend(
-        &self,
-        rng: &mut SeededRng,
-        mask: &mut Occupancy,
-        snake: &mut Snake,
-        contrast: f32,
-        others: &[Paddle],
-    ) -> bool {
-        let pivot = nearest_pixel(step_from(
-            as_point(snake.pivot),
-            snake.orientation,
-            self.length + 2.0 * self.margin,
-        ));
+    fn extend(&self, rng: &mut SeededRng, mask: &mut Occupancy, snake: &mut Snake, contrast: f32, others: &[Paddle]) -> bool {
+        let pivot = nearest_pixel(step_from(as_point(snake.pivot), snake.orientation, self.length + 2.0 * self.margin));
         let continuity = self.config.continuity as f64;
         let mut candidates = Vec::with_capacity(self.circle.len());
         let mut weights = Vec::with_capacity(self.circle.len());
@@ -810,11 +682,8 @@ impl<'a> Painter<'a> {
             let turn = turn_between(orientation, snake.orientation);
             let smooth = (continuity * turn).min(FRAC_PI_2).cos().max(0.0).powi(2);
             // Candidates beyond the sharpest allowed turn weigh nothing whatever the mask.
-            let weight = if smooth > 0.0 {
-                smooth * (1.0 - self.crowding_around(mask, others, candidate) as f64).max(0.0)
-            } else {
-                0.0
-            };
+            let weight =
+                if smooth > 0.0 { smooth * (1.0 - self.crowding_around(mask, others, candidate) as f64).max(0.0) } else { 0.0 };
             candidates.push((candidate, orientation));
             weights.push(weight);
         }
@@ -824,11 +693,7 @@ impl<'a> Painter<'a> {
         }
         for _ in 0..=self.config.max_paddle_retries {
             let (head, orientation) = candidates[pick_weighted(rng, &weights, total)];
-            let paddle = Paddle {
-                from: step_from(as_point(head), orientation, -self.length),
-                to: as_point(head),
-                contrast,
-            };
+            let paddle = Paddle { from: step_from(as_point(head), orientation, -self.length), to: as_point(head), contrast };
             if !self.overlaps(mask, others, &paddle) {
                 let previous = *snake.last();
                 mask.mark(&previous, self.clearance);
@@ -846,12 +711,10 @@ impl<'a> Painter<'a> {
     fn overlaps(&self, mask: &Occupancy, others: &[Paddle], paddle: &Paddle) -> bool {
         // Pixels outside the image count as taken, so look one pixel past its edges.
         let reach = self.clearance + 0.5;
-        paddle
-            .pixels_within(reach, -1, self.config.size as i32)
-            .any(|pixel| {
-                let zone = coverage(self.clearance, paddle.distance_to(as_point(pixel))) as f32;
-                zone > 0.0 && self.crowding(mask, others, pixel) + zone >= OVERLAP
-            })
+        paddle.pixels_within(reach, -1, self.config.size as i32).any(|pixel| {
+            let zone = coverage(self.clearance, paddle.distance_to(as_point(pixel))) as f32;
+            zone > 0.0 && self.crowding(mask, others, pixel) + zone >= OVERLAP
+        })
     }
 
     /// The two target contours, grown in turn; `None` if either gets stuck.
@@ -869,13 +732,7 @@ impl<'a> Painter<'a> {
             let factor = draw(rng, &config.paddle_contrasts);
             for k in 0..2 {
                 let other = *targets[1 - k].last();
-                if !self.extend(
-                    rng,
-                    mask,
-                    &mut targets[k],
-                    factor * snake_contrasts[k],
-                    &[other],
-                ) {
+                if !self.extend(rng, mask, &mut targets[k], factor * snake_contrasts[k], &[other]) {
                     return None;
                 }
             }
@@ -915,11 +772,7 @@ fn random_degree(rng: &mut SeededRng) -> f64 {
 
 /// One value of a list (no draw for a single value).
 fn draw(rng: &mut SeededRng, values: &[f32]) -> f32 {
-    if values.len() == 1 {
-        values[0]
-    } else {
-        *rng.choose(values)
-    }
+    if values.len() == 1 { values[0] } else { *rng.choose(values) }
 }
 
 /// An index drawn with probability proportional to its (non-negative) weight.
@@ -933,10 +786,7 @@ fn pick_weighted(rng: &mut SeededRng, weights: &[f64], total: f64) -> usize {
         }
     }
     // Rounding left `target` past the sum: the last index with weight.
-    weights
-        .iter()
-        .rposition(|&w| w > 0.0)
-        .expect("the total weight is positive")
+    weights.iter().rposition(|&w| w > 0.0).expect("the total weight is positive")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -957,15 +807,10 @@ struct Scene {
 /// one seed are independent.
 fn sample_stream(config: &PathfinderConfig, index: u64) -> Result<u64, DataError> {
     if index > u32::MAX as u64 {
-        return Err(DataError::new(format!(
-            "pathfinder: sample index {index} is beyond 2^32"
-        )));
+        return Err(DataError::new(format!("pathfinder: sample index {index} is beyond 2^32")));
     }
     let tag = 0x5066u64 << 48; // "Pf"
-    Ok(tag
-        | (config.size as u64 & 0xfff) << 36
-        | (config.contour_length as u64 & 0xf) << 32
-        | index)
+    Ok(tag | (config.size as u64 & 0xfff) << 36 | (config.contour_length as u64 & 0xf) << 32 | index)
 }
 
 /// Whether a marker disc at `centre` would cover a pixel of any of `paddles`' strokes.
@@ -973,13 +818,10 @@ fn disc_touches(config: &PathfinderConfig, centre: Pixel, paddles: &[Paddle]) ->
     let radius = config.marker_radius as f64;
     let stroke_reach = config.paddle_thickness as f64 / 2.0 + 0.5;
     let r = radius.floor() as i32;
-    (-r..=r)
-        .flat_map(|dy| (-r..=r).map(move |dx| (dy, dx)))
-        .any(|(dy, dx)| {
-            let pixel = as_point((centre.0 + dy, centre.1 + dx));
-            ((dy * dy + dx * dx) as f64) <= radius * radius
-                && paddles.iter().any(|p| p.distance_to(pixel) < stroke_reach)
-        })
+    (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).any(|(dy, dx)| {
+        let pixel = as_point((centre.0 + dy, centre.1 + dx));
+        ((dy * dy + dx * dx) as f64) <= radius * radius && paddles.iter().any(|p| p.distance_to(pixel) < stroke_reach)
+    })
 }
 
 /// The label of sample `index`: the first draw of its stream, a fair coin; the rest of the
@@ -993,17 +835,9 @@ fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -> Result<Sc
     let mut rng = SeededRng::new(seed, sample_stream(config, index)?);
     let label = draw_label(&mut rng);
     let origin_contour = rng.below(2) as usize;
-    let margin = if config.paddle_margins.len() == 1 {
-        config.paddle_margins[0]
-    } else {
-        *rng.choose(&config.paddle_margins)
-    };
+    let margin = if config.paddle_margins.len() == 1 { config.paddle_margins[0] } else { *rng.choose(&config.paddle_margins) };
     let painter = Painter::new(config, margin);
-    let far_contour = if label == 1 {
-        origin_contour
-    } else {
-        1 - origin_contour
-    };
+    let far_contour = if label == 1 { origin_contour } else { 1 - origin_contour };
     let marker_contours = [origin_contour, far_contour];
     let empty = Occupancy::with_border(config.size, config.padding);
     let mut placed = None;
@@ -1013,8 +847,7 @@ fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -> Result<Sc
             continue;
         };
         let markers = [targets[origin_contour].origin, targets[far_contour].far_end];
-        let ambiguous = (0..2)
-            .any(|m| disc_touches(config, markers[m], &targets[1 - marker_contours[m]].paddles));
+        let ambiguous = (0..2).any(|m| disc_touches(config, markers[m], &targets[1 - marker_contours[m]].paddles));
         if !ambiguous {
             placed = Some((mask, targets, markers));
             break;
@@ -1036,13 +869,7 @@ fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -> Result<Sc
             }
         }
     }
-    Ok(Scene {
-        label,
-        markers,
-        marker_contours,
-        targets: targets.map(|snake| snake.paddles),
-        distractors,
-    })
+    Ok(Scene { label, markers, marker_contours, targets: targets.map(|snake| snake.paddles), distractors })
 }
 
 /// The parts of an image, which [`render`] can draw separately.
@@ -1054,12 +881,7 @@ enum Layer {
 }
 
 impl Layer {
-    const ALL: [Layer; 4] = [
-        Layer::Target(0),
-        Layer::Target(1),
-        Layer::Distractors,
-        Layer::Markers,
-    ];
+    const ALL: [Layer; 4] = [Layer::Target(0), Layer::Target(1), Layer::Distractors, Layer::Markers];
 }
 
 /// Intensities before scaling to bytes: each pixel the brightest of what covers it.
@@ -1069,30 +891,19 @@ fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer]) -> Vec<f32
     let half_stroke = config.paddle_thickness as f64 / 2.0;
     let draw_paddle = |canvas: &mut Vec<f32>, paddle: &Paddle| {
         for pixel in paddle.pixels_within(half_stroke + 0.5, 0, size as i32 - 1) {
-            let value =
-                paddle.contrast * coverage(half_stroke, paddle.distance_to(as_point(pixel))) as f32;
+            let value = paddle.contrast * coverage(half_stroke, paddle.distance_to(as_point(pixel))) as f32;
             let cell = &mut canvas[pixel.0 as usize * size + pixel.1 as usize];
             *cell = cell.max(value);
         }
     };
     for layer in layers {
         match *layer {
-            Layer::Target(k) => scene.targets[k]
-                .iter()
-                .for_each(|p| draw_paddle(&mut canvas, p)),
-            Layer::Distractors => scene
-                .distractors
-                .iter()
-                .flatten()
-                .for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Target(k) => scene.targets[k].iter().for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Distractors => scene.distractors.iter().flatten().for_each(|p| draw_paddle(&mut canvas, p)),
             Layer::Markers => {
                 for &centre in &scene.markers {
                     // A disc is a paddle of length zero, drawn at full intensity.
-                    let disc = Paddle {
-                        from: as_point(centre),
-                        to: as_point(centre),
-                        contrast: 1.0,
-                    };
+                    let disc = Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0 };
                     let radius = config.marker_radius as f64;
                     for pixel in disc.pixels_within(radius + 0.5, 0, size as i32 - 1) {
                         let value = coverage(radius, disc.distance_to(as_point(pixel))) as f32;
@@ -1108,15 +919,8 @@ fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer]) -> Vec<f32
 
 /// Bytes with `brightest` at 255.
 fn quantize(values: &[f32], brightest: f32) -> Vec<u8> {
-    let scale = if brightest > 0.0 {
-        255.0 / brightest
-    } else {
-        0.0
-    };
-    values
-        .iter()
-        .map(|&v| (v * scale).round().clamp(0.0, 255.0) as u8)
-        .collect()
+    let scale = if brightest > 0.0 { 255.0 / brightest } else { 0.0 };
+    values.iter().map(|&v| (v * scale).round().clamp(0.0, 255.0) as u8).collect()
 }
 
 #[cfg(test)]
@@ -1137,22 +941,10 @@ mod tests {
         // so the labels of 10,000 samples are those first draws; generating all 10,000
         // images takes ~9 s on two cores, so the link is checked on the first 300.
         let config = lra(32);
-        let label_of = |index| {
-            draw_label(&mut SeededRng::new(
-                21,
-                sample_stream(&config, index).unwrap(),
-            ))
-        };
+        let label_of = |index| draw_label(&mut SeededRng::new(21, sample_stream(&config, index).unwrap()));
         let ones: u32 = (0..10_000).map(|i| label_of(i) as u32).sum();
-        assert!(
-            (4_800..=5_200).contains(&ones),
-            "{ones} of 10000 labels are 1"
-        );
-        for sample in generate_range(&config, 21, 0..300, 2)
-            .unwrap()
-            .iter()
-            .enumerate()
-        {
+        assert!((4_800..=5_200).contains(&ones), "{ones} of 10000 labels are 1");
+        for sample in generate_range(&config, 21, 0..300, 2).unwrap().iter().enumerate() {
             assert_eq!(sample.1.label, label_of(sample.0 as u64));
         }
     }
@@ -1166,29 +958,14 @@ mod tests {
             for sample in generate_range(&config, 5, 0..count, 2).unwrap() {
                 labels[sample.label as usize] += 1;
                 assert_eq!(sample.contours.len(), 2);
-                assert!(
-                    sample
-                        .contours
-                        .iter()
-                        .all(|c| c.len() == config.contour_length)
-                );
+                assert!(sample.contours.iter().all(|c| c.len() == config.contour_length));
                 let [origin_contour, far_contour] = sample.marker_contours;
-                assert_eq!(
-                    sample.label == 1,
-                    origin_contour == far_contour,
-                    "size {size}"
-                );
+                assert_eq!(sample.label == 1, origin_contour == far_contour, "size {size}");
                 // A marker sits on the free end of the end paddle: half a paddle from its centre.
                 let first = sample.contours[origin_contour][0];
                 let last = *sample.contours[far_contour].last().unwrap();
-                assert!(
-                    (distance(sample.markers[0], first) - half_paddle).abs() < 1e-3,
-                    "size {size}"
-                );
-                assert!(
-                    (distance(sample.markers[1], last) - half_paddle).abs() < 1e-3,
-                    "size {size}"
-                );
+                assert!((distance(sample.markers[0], first) - half_paddle).abs() < 1e-3, "size {size}");
+                assert!((distance(sample.markers[1], last) - half_paddle).abs() < 1e-3, "size {size}");
             }
         }
         assert!(labels[0] > 100 && labels[1] > 100, "labels {labels:?}");
@@ -1196,10 +973,7 @@ mod tests {
 
     /// Lit pixels of `values` as they appear in the image (scaled like the whole image).
     fn lit(values: &[f32], brightest: f32) -> Vec<bool> {
-        quantize(values, brightest)
-            .into_iter()
-            .map(|p| p > 0)
-            .collect()
+        quantize(values, brightest).into_iter().map(|p| p > 0).collect()
     }
 
     /// Groups of lit pixels, joining pixels up to `gap` apart (the gap between dashes).
@@ -1256,45 +1030,22 @@ mod tests {
                 let all = render(&config, &scene, &Layer::ALL);
                 let brightest = all.iter().copied().fold(0.0, f32::max);
                 let image = generate_sample(&config, 8, index).unwrap().pixels;
-                let layers: Vec<Vec<u8>> = Layer::ALL
-                    .iter()
-                    .map(|&layer| quantize(&render(&config, &scene, &[layer]), brightest))
-                    .collect();
-                let composed: Vec<u8> = (0..image.len())
-                    .map(|i| layers.iter().map(|l| l[i]).max().unwrap())
-                    .collect();
+                let layers: Vec<Vec<u8>> =
+                    Layer::ALL.iter().map(|&layer| quantize(&render(&config, &scene, &[layer]), brightest)).collect();
+                let composed: Vec<u8> = (0..image.len()).map(|i| layers.iter().map(|l| l[i]).max().unwrap()).collect();
                 assert_eq!(composed, image, "size {size} sample {index}");
 
-                let contours: Vec<Vec<bool>> = (0..2)
-                    .map(|k| lit(&render(&config, &scene, &[Layer::Target(k)]), brightest))
-                    .collect();
+                let contours: Vec<Vec<bool>> =
+                    (0..2).map(|k| lit(&render(&config, &scene, &[Layer::Target(k)]), brightest)).collect();
                 for (k, contour) in contours.iter().enumerate() {
-                    assert_eq!(
-                        chains(contour, size, gap),
-                        1,
-                        "size {size} sample {index}: contour {k} is broken"
-                    );
+                    assert_eq!(chains(contour, size, gap), 1, "size {size} sample {index}: contour {k} is broken");
                 }
-                let touches = |marker: usize, k: usize| {
-                    under_marker(
-                        &contours[k],
-                        size,
-                        scene.markers[marker],
-                        config.marker_radius,
-                    )
-                };
+                let touches =
+                    |marker: usize, k: usize| under_marker(&contours[k], size, scene.markers[marker], config.marker_radius);
                 let [origin_contour, far_contour] = scene.marker_contours;
-                assert!(
-                    touches(0, origin_contour) && touches(1, far_contour),
-                    "size {size} sample {index}"
-                );
+                assert!(touches(0, origin_contour) && touches(1, far_contour), "size {size} sample {index}");
                 let one_contour_joins = (0..2).any(|k| touches(0, k) && touches(1, k));
-                assert_eq!(
-                    one_contour_joins,
-                    scene.label == 1,
-                    "size {size} sample {index}: label {}",
-                    scene.label
-                );
+                assert_eq!(one_contour_joins, scene.label == 1, "size {size} sample {index}: label {}", scene.label);
             }
         }
     }
@@ -1311,28 +1062,15 @@ mod tests {
                     for pair in paddles.windows(2) {
                         let heading = |p: &Paddle| (p.to.0 - p.from.0).atan2(p.to.1 - p.from.1);
                         let turn = turn_between(heading(&pair[0]), heading(&pair[1]));
-                        assert!(
-                            turn < limit + 1e-9,
-                            "size {size}: turn {turn} beyond {limit}"
-                        );
+                        assert!(turn < limit + 1e-9, "size {size}: turn {turn} beyond {limit}");
                     }
                 }
-                let drawn = lit(
-                    &render(
-                        &config,
-                        &scene,
-                        &[Layer::Target(0), Layer::Target(1), Layer::Distractors],
-                    ),
-                    1.0,
-                );
+                let drawn = lit(&render(&config, &scene, &[Layer::Target(0), Layer::Target(1), Layer::Distractors]), 1.0);
                 let padding = config.padding;
                 for (i, _) in drawn.iter().enumerate().filter(|(_, on)| **on) {
                     let (row, column) = (i / size, i % size);
                     let edge = row.min(column).min(size - 1 - row).min(size - 1 - column);
-                    assert!(
-                        edge >= padding,
-                        "size {size} sample {index}: paddle pixel at ({row}, {column})"
-                    );
+                    assert!(edge >= padding, "size {size} sample {index}: paddle pixel at ({row}, {column})");
                 }
             }
         }
@@ -1345,20 +1083,9 @@ mod tests {
             (first.to.0 - first.from.0, first.to.1 - first.from.1)
         };
         let quirk = lra(32);
-        assert!(
-            (0..40)
-                .map(|i| heading(&quirk, i))
-                .all(|(dy, dx)| dy < 0.0 && dx < 0.0)
-        );
-        let intended = PathfinderConfig {
-            release_seed_quirk: false,
-            ..quirk
-        };
-        assert!(
-            (0..40)
-                .map(|i| heading(&intended, i))
-                .any(|(dy, dx)| dy > 0.0 || dx > 0.0)
-        );
+        assert!((0..40).map(|i| heading(&quirk, i)).all(|(dy, dx)| dy < 0.0 && dx < 0.0));
+        let intended = PathfinderConfig { release_seed_quirk: false, ..quirk };
+        assert!((0..40).map(|i| heading(&intended, i)).any(|(dy, dx)| dy > 0.0 || dx > 0.0));
     }
 
     #[test]
@@ -1366,26 +1093,13 @@ mod tests {
         let config = lra(32);
         let one = generate_range(&config, 4, 0..150, 1).unwrap();
         for threads in [2, 3, 7] {
-            assert_eq!(
-                generate_range(&config, 4, 0..150, threads).unwrap(),
-                one,
-                "{threads} threads"
-            );
+            assert_eq!(generate_range(&config, 4, 0..150, threads).unwrap(), one, "{threads} threads");
         }
         assert_eq!(generate_sample(&config, 4, 77).unwrap(), one[77]);
         let other_seed = generate_range(&config, 5, 0..150, 2).unwrap();
-        assert!(
-            one.iter()
-                .zip(&other_seed)
-                .all(|(a, b)| a.pixels != b.pixels)
-        );
+        assert!(one.iter().zip(&other_seed).all(|(a, b)| a.pixels != b.pixels));
         let images = generate_images(&config, 4, 150).unwrap();
-        assert!(
-            images
-                .iter()
-                .zip(&one)
-                .all(|((pixels, label), s)| *pixels == s.pixels && *label == s.label)
-        );
+        assert!(images.iter().zip(&one).all(|((pixels, label), s)| *pixels == s.pixels && *label == s.label));
     }
 
     #[test]
@@ -1396,43 +1110,19 @@ mod tests {
             assert_eq!(sample.pixels.iter().max(), Some(&255));
             // Mostly background: contours are thin.
             let lit = sample.pixels.iter().filter(|&&p| p > 0).count();
-            assert!(
-                lit > size && lit < size * size / 3,
-                "size {size}: {lit} lit pixels"
-            );
+            assert!(lit > size && lit < size * size / 3, "size {size}: {lit} lit pixels");
         }
     }
 
     #[test]
     fn lra_settings_follow_the_published_builders() {
         let small = PathfinderConfig::lra(32, Difficulty::Fourteen).unwrap();
-        assert_eq!(
-            (
-                small.paddle_length,
-                small.paddle_margins.clone(),
-                small.seed_distance
-            ),
-            (2, vec![1], 7)
-        );
+        assert_eq!((small.paddle_length, small.paddle_margins.clone(), small.seed_distance), (2, vec![1], 7));
         assert_eq!((small.distractor_length, small.distractor_count), (4, 5));
         let x = PathfinderConfig::lra(128, Difficulty::Fourteen).unwrap();
-        assert_eq!(
-            (
-                x.paddle_margins.clone(),
-                x.seed_distance,
-                x.distractor_count
-            ),
-            (vec![2, 3], 20, 8)
-        );
+        assert_eq!((x.paddle_margins.clone(), x.seed_distance, x.distractor_count), (vec![2, 3], 20, 8));
         let easy = PathfinderConfig::lra(32, Difficulty::Baseline).unwrap();
-        assert_eq!(
-            (
-                easy.contour_length,
-                easy.distractor_length,
-                easy.distractor_count
-            ),
-            (6, 2, 10)
-        );
+        assert_eq!((easy.contour_length, easy.distractor_length, easy.distractor_count), (6, 2, 10));
         assert!(PathfinderConfig::lra(48, Difficulty::Nine).is_err());
     }
 
@@ -1440,99 +1130,32 @@ mod tests {
     fn unworkable_settings_are_errors_not_endless_loops() {
         let good = lra(32);
         let cases: Vec<(PathfinderConfig, &str)> = vec![
-            (
-                PathfinderConfig {
-                    contour_length: 1,
-                    ..good.clone()
-                },
-                "contour_length",
-            ),
-            (
-                PathfinderConfig {
-                    paddle_margins: vec![],
-                    ..good.clone()
-                },
-                "paddle_margins",
-            ),
-            (
-                PathfinderConfig {
-                    seed_distance: 8,
-                    ..good.clone()
-                },
-                "seed_distance",
-            ),
-            (
-                PathfinderConfig {
-                    snake_contrasts: vec![f32::NAN],
-                    ..good.clone()
-                },
-                "contrasts",
-            ),
-            (
-                PathfinderConfig {
-                    padding: 0,
-                    ..good.clone()
-                },
-                "padding",
-            ),
+            (PathfinderConfig { contour_length: 1, ..good.clone() }, "contour_length"),
+            (PathfinderConfig { paddle_margins: vec![], ..good.clone() }, "paddle_margins"),
+            (PathfinderConfig { seed_distance: 8, ..good.clone() }, "seed_distance"),
+            (PathfinderConfig { snake_contrasts: vec![f32::NAN], ..good.clone() }, "contrasts"),
+            (PathfinderConfig { padding: 0, ..good.clone() }, "padding"),
         ];
         for (config, needle) in cases {
             let error = generate_sample(&config, 0, 0).unwrap_err().to_string();
             assert!(error.contains(needle), "{error}");
         }
         // Contours far too long for the image: refused after a bounded number of attempts.
-        let crowded = PathfinderConfig {
-            contour_length: 200,
-            max_target_attempts: 1_000,
-            ..good
-        };
-        assert!(
-            generate_sample(&crowded, 0, 0)
-                .unwrap_err()
-                .to_string()
-                .contains("no room")
-        );
+        let crowded = PathfinderConfig { contour_length: 200, max_target_attempts: 1_000, ..good };
+        assert!(generate_sample(&crowded, 0, 0).unwrap_err().to_string().contains("no room"));
     }
 
     #[test]
     fn examples_are_pixel_tokens_split_80_10_10() {
-        let images: Vec<(Vec<u8>, u8)> = (0..50)
-            .map(|i| (vec![i as u8, 255, 0], (i % 2) as u8))
-            .collect();
+        let images: Vec<(Vec<u8>, u8)> = (0..50).map(|i| (vec![i as u8, 255, 0], (i % 2) as u8)).collect();
         let examples = to_examples(&images);
-        assert_eq!(
-            examples[7],
-            Example {
-                tokens: vec![7, 255, 0],
-                second: None,
-                label: 1
-            }
-        );
+        assert_eq!(examples[7], Example { tokens: vec![7, 255, 0], second: None, label: 1 });
         let splits = split_80_10_10(examples.clone());
-        assert_eq!(
-            (
-                splits.train.len(),
-                splits.validation.len(),
-                splits.test.len()
-            ),
-            (40, 5, 5)
-        );
+        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (40, 5, 5));
         assert_eq!(splits.validation[0], examples[40]);
         assert_eq!(splits.test[4], examples[49]);
         let generated = generated_splits(&lra(32), 1, 20).unwrap();
-        assert_eq!(
-            (
-                generated.train.len(),
-                generated.validation.len(),
-                generated.test.len()
-            ),
-            (16, 2, 2)
-        );
-        assert!(
-            generated
-                .train
-                .iter()
-                .all(|e| e.tokens.len() == 1024 && e.label <= 1)
-        );
+        assert_eq!((generated.train.len(), generated.validation.len(), generated.test.len()), (16, 2, 2));
+        assert!(generated.train.iter().all(|e| e.tokens.len() == 1024 && e.label <= 1));
     }
 }

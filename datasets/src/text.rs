@@ -6,10 +6,7 @@ use crate::DataError;
 
 /// Lines of `reader` without their `\n` / `\r\n`, each at most `max_bytes` long and valid
 /// UTF-8; a longer or invalid line is an error (the caller adds file and line).
-pub fn bounded_lines(
-    reader: impl BufRead,
-    max_bytes: usize,
-) -> impl Iterator<Item = Result<String, DataError>> {
+pub fn bounded_lines(reader: impl BufRead, max_bytes: usize) -> impl Iterator<Item = Result<String, DataError>> {
     let mut reader = reader;
     let mut done = false;
     std::iter::from_fn(move || {
@@ -32,16 +29,13 @@ pub fn bounded_lines(
                     }
                 } else if bytes.len() > max_bytes {
                     done = true;
-                    return Some(Err(DataError::new(format!(
-                        "line longer than {max_bytes} bytes"
-                    ))));
+                    return Some(Err(DataError::new(format!("line longer than {max_bytes} bytes"))));
                 }
-                Some(String::from_utf8(bytes).map_err(|e| {
-                    DataError::new(format!(
-                        "invalid UTF-8 at byte {} of the line",
-                        e.utf8_error().valid_up_to()
-                    ))
-                }))
+                Some(
+                    String::from_utf8(bytes).map_err(|e| {
+                        DataError::new(format!("invalid UTF-8 at byte {} of the line", e.utf8_error().valid_up_to()))
+                    }),
+                )
             }
         }
     })
@@ -50,11 +44,7 @@ pub fn bounded_lines(
 /// A short, printable excerpt of untrusted text for error messages.
 pub fn preview(text: &str) -> String {
     const MAX_CHARS: usize = 40;
-    let mut out: String = text
-        .chars()
-        .take(MAX_CHARS)
-        .flat_map(char::escape_default)
-        .collect();
+    let mut out: String = text.chars().take(MAX_CHARS).flat_map(char::escape_default).collect();
     if text.chars().count() > MAX_CHARS {
         out.push_str("...");
     }
@@ -67,9 +57,7 @@ mod tests {
 
     #[test]
     fn lines_split_on_newlines_and_strip_carriage_returns() {
-        let lines: Vec<String> = bounded_lines("a\r\nb\n\nc".as_bytes(), 10)
-            .map(Result::unwrap)
-            .collect();
+        let lines: Vec<String> = bounded_lines("a\r\nb\n\nc".as_bytes(), 10).map(Result::unwrap).collect();
         assert_eq!(lines, ["a", "b", "", "c"]);
     }
 
@@ -78,13 +66,7 @@ mod tests {
         let text = format!("ok\n{}\n", "x".repeat(100));
         let results: Vec<_> = bounded_lines(text.as_bytes(), 50).collect();
         assert!(results[0].is_ok());
-        assert!(
-            results[1]
-                .as_ref()
-                .unwrap_err()
-                .message
-                .contains("longer than 50")
-        );
+        assert!(results[1].as_ref().unwrap_err().message.contains("longer than 50"));
         assert_eq!(results.len(), 2);
     }
 

@@ -24,38 +24,17 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    pub fn resolve(
-        task: Task,
-        preset: Preset,
-        model: &str,
-        seed: u64,
-        device: DeviceName,
-    ) -> anyhow::Result<RunConfig> {
+    pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
         lra_models::check_model_name(model).map_err(anyhow::Error::msg)?;
-        Ok(RunConfig {
-            model: model.to_string(),
-            seed,
-            device,
-            task: TaskConfig::resolve(task, preset),
-        })
+        Ok(RunConfig { model: model.to_string(), seed, device, task: TaskConfig::resolve(task, preset) })
     }
 
     /// Reads a configuration file; errors name the file, and the line, column and field.
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the configuration {}", path.display()))?;
-        let config: RunConfig = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}:{}: {}",
-                path.display(),
-                e.line(),
-                e.column(),
-                strip_position(&e)
-            )
-        })?;
-        config
-            .validate()
-            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration {}", path.display()))?;
+        let config: RunConfig = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
+        config.validate().with_context(|| format!("{}: invalid configuration", path.display()))?;
         Ok(config)
     }
 
@@ -65,16 +44,9 @@ impl RunConfig {
         let t = &self.task;
         let m = &t.model;
         if m.heads == 0 || m.d_model % m.heads != 0 {
-            bail!(
-                "model.heads ({}) must divide model.d_model ({})",
-                m.heads,
-                m.d_model
-            );
+            bail!("model.heads ({}) must divide model.d_model ({})", m.heads, m.d_model);
         }
-        for (name, value) in [
-            ("model.dropout", m.dropout),
-            ("model.attention_dropout", m.attention_dropout),
-        ] {
+        for (name, value) in [("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout)] {
             if !(0.0..1.0).contains(&value) {
                 bail!("{name} must be in [0, 1), found {value}");
             }
@@ -127,14 +99,7 @@ mod tests {
     #[test]
     fn a_saved_configuration_loads_back_equal() {
         let dir = tempfile::tempdir().unwrap();
-        let config = RunConfig::resolve(
-            Task::Listops,
-            Preset::Quick,
-            "transformer",
-            7,
-            DeviceName::Ndarray,
-        )
-        .unwrap();
+        let config = RunConfig::resolve(Task::Listops, Preset::Quick, "transformer", 7, DeviceName::Ndarray).unwrap();
         let path = dir.path().join("config.json");
         crate::record::write_json_atomically(&path, &config).unwrap();
         assert_eq!(RunConfig::load(&path).unwrap(), config);
@@ -142,43 +107,17 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_by_name() {
-        let mut config = RunConfig::resolve(
-            Task::Listops,
-            Preset::Tiny,
-            "transformer",
-            1,
-            DeviceName::Flex,
-        )
-        .unwrap();
+        let mut config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Flex).unwrap();
         config.task.model.heads = 3;
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("model.heads")
-        );
+        assert!(config.validate().unwrap_err().to_string().contains("model.heads"));
         config.task.model.heads = 2;
         config.task.training.batch_size = 0;
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("training.batch_size")
-        );
+        assert!(config.validate().unwrap_err().to_string().contains("training.batch_size"));
     }
 
     #[test]
     fn the_run_id_changes_with_anything_that_decides_the_run() {
-        let base = RunConfig::resolve(
-            Task::Listops,
-            Preset::Tiny,
-            "transformer",
-            1,
-            DeviceName::Flex,
-        )
-        .unwrap();
+        let base = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Flex).unwrap();
         let id = crate::record::run_id(&base);
         assert_eq!(id, crate::record::run_id(&base.clone()));
         assert_eq!(id.len(), 12);

@@ -29,16 +29,10 @@ impl DeviceName {
     }
 
     pub fn parse(name: &str) -> Result<DeviceName, String> {
-        DeviceName::ALL
-            .into_iter()
-            .find(|d| d.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = DeviceName::ALL.iter().map(|d| d.name()).collect();
-                format!(
-                    "unknown device `{name}`; the devices are: {}",
-                    names.join(", ")
-                )
-            })
+        DeviceName::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = DeviceName::ALL.iter().map(|d| d.name()).collect();
+            format!("unknown device `{name}`; the devices are: {}", names.join(", "))
+        })
     }
 
     /// Whether its memory lives in a device pool (GPU) rather than the process heap.
@@ -58,21 +52,12 @@ pub struct OpenDevice {
 /// its fallible initialisation before any tensor touches it).
 pub fn open(name: DeviceName) -> Result<OpenDevice, String> {
     match name {
-        DeviceName::Flex => Ok(OpenDevice {
-            device: Device::flex(),
-            adapter: "CPU (flex)".into(),
-        }),
+        DeviceName::Flex => Ok(OpenDevice { device: Device::flex(), adapter: "CPU (flex)".into() }),
         #[allow(deprecated)]
-        DeviceName::Ndarray => Ok(OpenDevice {
-            device: Device::ndarray(),
-            adapter: "CPU (ndarray)".into(),
-        }),
+        DeviceName::Ndarray => Ok(OpenDevice { device: Device::ndarray(), adapter: "CPU (ndarray)".into() }),
         DeviceName::Wgpu => {
             let device = wgpu_device()?;
-            let adapter = device
-                .identity()
-                .map(|i| i.name)
-                .unwrap_or_else(|| "wgpu (unnamed adapter)".into());
+            let adapter = device.identity().map(|i| i.name).unwrap_or_else(|| "wgpu (unnamed adapter)".into());
             Ok(OpenDevice { device, adapter })
         }
     }

@@ -20,9 +20,7 @@ pub fn capture(device_adapter: &str) -> Environment {
         .unwrap_or_else(|| "unknown CPU".into());
     Environment {
         cpu,
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         memory_bytes: system.total_memory(),
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         device_adapter: device_adapter.to_string(),
@@ -36,25 +34,13 @@ pub fn capture(device_adapter: &str) -> Environment {
 /// uncommitted changes; `unknown` outside a git checkout.
 fn git_commit() -> String {
     let source_dir = env!("CARGO_MANIFEST_DIR");
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(source_dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-    };
+    let git =
+        |args: &[&str]| Command::new("git").arg("-C").arg(source_dir).args(args).output().ok().filter(|o| o.status.success());
     match git(&["rev-parse", "HEAD"]) {
         Some(out) => {
             let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|o| !o.stdout.is_empty());
-            if dirty {
-                format!("{commit}+dirty")
-            } else {
-                commit
-            }
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|o| !o.stdout.is_empty());
+            if dirty { format!("{commit}+dirty") } else { commit }
         }
         None => "unknown".into(),
     }
@@ -64,15 +50,8 @@ fn git_commit() -> String {
 mod tests {
     #[test]
     fn burn_version_constant_matches_the_lock_file() {
-        let lock =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
-        let entry = lock
-            .split("[[package]]")
-            .find(|p| p.contains("\nname = \"burn\"\n"))
-            .expect("burn is in Cargo.lock");
-        assert!(
-            entry.contains(&format!("version = \"{}\"", super::BURN_VERSION)),
-            "{entry}"
-        );
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let entry = lock.split("[[package]]").find(|p| p.contains("\nname = \"burn\"\n")).expect("burn is in Cargo.lock");
+        assert!(entry.contains(&format!("version = \"{}\"", super::BURN_VERSION)), "{entry}");
     }
 }

@@ -84,9 +84,7 @@ impl HeapPeak {
 
     /// Peak live bytes since [`HeapPeak::start`], above what was live at the start.
     pub fn peak_above_baseline(&self) -> u64 {
-        PEAK_BYTES
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.baseline)
+        PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(self.baseline)
     }
 }
 

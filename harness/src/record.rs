@@ -18,21 +18,32 @@ use crate::config::RunConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
-    OutOfMemory { detail: String },
-    DivergedToNan { step: usize },
-    Panicked { message: String },
-    TimedOut { seconds: f64 },
+    OutOfMemory {
+        detail: String,
+    },
+    DivergedToNan {
+        step: usize,
+    },
+    Panicked {
+        message: String,
+    },
+    TimedOut {
+        seconds: f64,
+    },
+    /// The process ended without writing its record (a signal, an abort).
+    Crashed {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::OutOfMemory { detail } => write!(f, "out of memory: {detail}"),
-            Failure::DivergedToNan { step } => {
-                write!(f, "diverged: loss is not finite at step {step}")
-            }
+            Failure::DivergedToNan { step } => write!(f, "diverged: loss is not finite at step {step}"),
             Failure::Panicked { message } => write!(f, "panicked: {message}"),
             Failure::TimedOut { seconds } => write!(f, "timed out after {seconds:.0} s"),
+            Failure::Crashed { detail } => write!(f, "crashed: {detail}"),
         }
     }
 }
@@ -68,7 +79,7 @@ pub struct RunRecord {
     pub best_step: Option<usize>,
     /// Fraction of the test split in its most common class: the accuracy of always
     /// guessing that class.
-    pub test_majority_rate: f64,
+    pub test_majority_rate: Option<f64>,
     pub final_train_loss: Option<f64>,
     pub steps: usize,
     pub train_seconds: f64,
@@ -82,6 +93,43 @@ pub struct RunRecord {
     pub data_source: String,
     pub config: RunConfig,
     pub environment: Environment,
+}
+
+impl RunRecord {
+    /// The record of a run that ended before it could write its own.
+    pub fn failed(config: &RunConfig, failure: Failure, wall_seconds: f64) -> RunRecord {
+        RunRecord {
+            run_id: run_id(config),
+            task: config.task.name.name().to_string(),
+            model: config.model.clone(),
+            preset: config.task.preset.name().to_string(),
+            seed: config.seed,
+            device: config.device.name().to_string(),
+            status: "failed".into(),
+            failure: Some(failure),
+            test_accuracy: None,
+            best_val_accuracy: None,
+            best_step: None,
+            test_majority_rate: None,
+            final_train_loss: None,
+            steps: 0,
+            train_seconds: 0.0,
+            wall_seconds,
+            train_steps_per_second: 0.0,
+            train_tokens_per_second: 0.0,
+            peak_memory_bytes: 0,
+            memory_source: "not measured (the run did not finish)".into(),
+            peak_rss_bytes: None,
+            parameters: 0,
+            data_source: config.task.data.source_label().to_string(),
+            config: config.clone(),
+            environment: crate::environment::capture("unknown (the run did not finish)"),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
 }
 
 /// The id of a run: the first 12 hex digits of the SHA-256 of its canonical configuration.
@@ -99,20 +147,13 @@ pub fn run_dir(results: &Path, run_id: &str) -> PathBuf {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced,
 /// then renamed over `path`, so a reader sees the old file or the new one, never half.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    temp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
@@ -143,8 +184,7 @@ pub fn metrics_csv(rows: &[MetricsRow]) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<MetricsRow>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, row) in reader.deserialize().enumerate() {
         rows.push(row.with_context(|| format!("{}:{}: not a metrics row", path.display(), i + 2))?);
@@ -154,8 +194,7 @@ pub fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<MetricsRow>> {
 
 /// Reads a run record, naming the file on error.
 pub fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a run record", path.display()))
 }
 
@@ -177,31 +216,14 @@ mod tests {
     #[test]
     fn metrics_rows_round_trip_through_csv() {
         let rows = vec![
-            MetricsRow {
-                step: 10,
-                loss: 2.25,
-                lr: 1e-3,
-                train_acc: 0.125,
-                examples_per_s: 300.5,
-                val_acc: None,
-            },
-            MetricsRow {
-                step: 20,
-                loss: 2.0,
-                lr: 5e-4,
-                train_acc: 0.25,
-                examples_per_s: 310.0,
-                val_acc: Some(0.5),
-            },
+            MetricsRow { step: 10, loss: 2.25, lr: 1e-3, train_acc: 0.125, examples_per_s: 300.5, val_acc: None },
+            MetricsRow { step: 20, loss: 2.0, lr: 5e-4, train_acc: 0.25, examples_per_s: 310.0, val_acc: Some(0.5) },
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.csv");
         write_atomically(&path, &metrics_csv(&rows).unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.starts_with("step,loss,lr,train_acc,examples_per_s,val_acc\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("step,loss,lr,train_acc,examples_per_s,val_acc\n"), "{text}");
         assert_eq!(read_metrics_csv(&path).unwrap(), rows);
     }
 }

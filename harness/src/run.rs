@@ -22,30 +22,20 @@ pub const EXIT_RUN_FAILED: u8 = 1;
 
 /// The configuration a `lra run` command line asks for.
 pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
-    let device = args
-        .device
-        .as_deref()
-        .map(DeviceName::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let device = args.device.as_deref().map(DeviceName::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut config = match &args.config {
         Some(path) => {
             if args.task.is_some() || args.model.is_some() || args.preset.is_some() {
-                bail!(
-                    "--config gives the task, model and preset; pass only --seed or --device beside it"
-                );
+                bail!("--config gives the task, model and preset; pass only --seed or --device beside it");
             }
             RunConfig::load(path)?
         }
         None => {
             let (Some(task), Some(model)) = (&args.task, &args.model) else {
-                bail!(
-                    "`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`"
-                );
+                bail!("`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`");
             };
             let task = Task::parse(task).map_err(anyhow::Error::msg)?;
-            let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick"))
-                .map_err(anyhow::Error::msg)?;
+            let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
             RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?
         }
     };
@@ -88,29 +78,17 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `config` and writes its folder; returns the record (the existing one when the
 /// folder already holds a finished run and `force` is off).
-pub fn execute(
-    config: &RunConfig,
-    results: &Path,
-    force: bool,
-    quiet: bool,
-) -> anyhow::Result<RunRecord> {
+pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
     let result_path = dir.join("result.json");
     if result_path.exists() && !force {
-        eprintln!(
-            "{} already holds a finished run of this configuration (use --force to run it again)",
-            dir.display()
-        );
+        eprintln!("{} already holds a finished run of this configuration (use --force to run it again)", dir.display());
         return record::read_record(&result_path);
     }
     let device = open(config.device).map_err(anyhow::Error::msg)?;
-    let splits = config
-        .task
-        .data
-        .prepare()
-        .with_context(|| format!("preparing the {} data", config.task.name.name()))?;
+    let splits = config.task.data.prepare().with_context(|| format!("preparing the {} data", config.task.name.name()))?;
     if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
         bail!(
             "the {} data has an empty split (train {}, validation {}, test {})",
@@ -124,6 +102,7 @@ pub fn execute(
 
     let mut progress = Reporter::new(config, quiet);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        inject_test_fault(config);
         train::train(config, &splits, &device, &mut progress)
     }));
     progress.finish();
@@ -136,10 +115,7 @@ pub fn execute(
         failed_outcome(Failure::Panicked { message })
     });
 
-    record::write_atomically(
-        &dir.join("metrics.csv"),
-        &record::metrics_csv(&outcome.metrics)?,
-    )?;
+    record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&outcome.metrics)?)?;
     let record = RunRecord {
         run_id,
         task: config.task.name.name().to_string(),
@@ -147,17 +123,12 @@ pub fn execute(
         preset: config.task.preset.name().to_string(),
         seed: config.seed,
         device: config.device.name().to_string(),
-        status: if outcome.failure.is_none() {
-            "ok"
-        } else {
-            "failed"
-        }
-        .to_string(),
+        status: if outcome.failure.is_none() { "ok" } else { "failed" }.to_string(),
         failure: outcome.failure,
         test_accuracy: outcome.test_accuracy,
         best_val_accuracy: outcome.best_val_accuracy,
         best_step: outcome.best_step,
-        test_majority_rate: majority_rate(&splits.test),
+        test_majority_rate: Some(majority_rate(&splits.test)),
         final_train_loss: outcome.final_train_loss,
         steps: outcome.steps,
         train_seconds: outcome.train_seconds,
@@ -174,6 +145,23 @@ pub fn execute(
     };
     record::write_json_atomically(&result_path, &record)?;
     Ok(record)
+}
+
+/// A fault switch for tests of failure handling: `LRA_TEST_FAULT=panic@<task>/<model>`
+/// makes that run panic as it starts training (recorded by the run itself), and
+/// `abort@<task>/<model>` aborts the process (as a crash or a kill would: the run
+/// cannot record anything, and whoever started it must).
+fn inject_test_fault(config: &RunConfig) {
+    let Ok(fault) = std::env::var("LRA_TEST_FAULT") else { return };
+    let target = format!("{}/{}", config.task.name.name(), config.model);
+    match fault.split_once('@') {
+        Some(("panic", t)) if t == target => panic!("fault injected by LRA_TEST_FAULT for {target}"),
+        Some(("abort", t)) if t == target => {
+            eprintln!("aborting: fault injected by LRA_TEST_FAULT for {target}");
+            std::process::abort()
+        }
+        _ => {}
+    }
 }
 
 fn failed_outcome(failure: Failure) -> TrainOutcome {
@@ -212,20 +200,13 @@ struct Reporter {
 
 impl Reporter {
     fn new(config: &RunConfig, quiet: bool) -> Self {
-        let label = format!(
-            "{} {} seed {}",
-            config.task.name.name(),
-            config.model,
-            config.seed
-        );
+        let label = format!("{} {} seed {}", config.task.name.name(), config.model, config.seed);
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(config.task.training.steps as u64);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} steps | {msg} | ETA {eta}",
-                )
-                .expect("the template is valid")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps | {msg} | ETA {eta}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
             );
             bar.set_prefix(label.clone());
             bar
@@ -244,17 +225,12 @@ impl Progress for Reporter {
     fn step(&mut self, step: usize, loss: f64, train_acc: f64, steps_per_second: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(step as u64);
-            bar.set_message(format!(
-                "loss {loss:.4} acc {train_acc:.3} {steps_per_second:.2} steps/s"
-            ));
+            bar.set_message(format!("loss {loss:.4} acc {train_acc:.3} {steps_per_second:.2} steps/s"));
         }
     }
 
     fn evaluated(&mut self, step: usize, val_acc: f64, best: f64) {
-        let line = format!(
-            "{}: step {step}: validation accuracy {val_acc:.4} (best {best:.4})",
-            self.label
-        );
+        let line = format!("{}: step {step}: validation accuracy {val_acc:.4} (best {best:.4})", self.label);
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),

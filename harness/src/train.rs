@@ -47,43 +47,23 @@ pub trait Progress {
 
 /// The model's configuration for a task and model name.
 pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
-    let TaskConfig {
-        max_length,
-        vocab_size,
-        classes,
-        model: m,
-        ..
-    } = &config.task;
+    let TaskConfig { max_length, vocab_size, classes, model: m, .. } = &config.task;
     let info = lra_models::model_info(&config.model).expect("the configuration was validated");
-    ClassifierConfig::new(
-        *vocab_size,
-        *classes,
-        *max_length,
-        m.d_model,
-        m.heads,
-        m.layers,
-        m.d_ff,
-        m.d_head_mlp,
-        info.mechanism,
-    )
-    .with_pooling(match m.pooling {
-        Pooling::Cls => lra_models::Pooling::Cls,
-        Pooling::Mean => lra_models::Pooling::Mean,
-    })
-    .with_positions(match m.positions {
-        Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
-        Positions::Learned => lra_models::Positions::Learned,
-    })
-    .with_dropout(m.dropout)
-    .with_attention_dropout(m.attention_dropout)
+    ClassifierConfig::new(*vocab_size, *classes, *max_length, m.d_model, m.heads, m.layers, m.d_ff, m.d_head_mlp, info.mechanism)
+        .with_pooling(match m.pooling {
+            Pooling::Cls => lra_models::Pooling::Cls,
+            Pooling::Mean => lra_models::Pooling::Mean,
+        })
+        .with_positions(match m.positions {
+            Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
+            Positions::Learned => lra_models::Positions::Learned,
+        })
+        .with_dropout(m.dropout)
+        .with_attention_dropout(m.attention_dropout)
 }
 
 /// `examples` as a batch: tokens cut or padded (with 0) to `max_length`, and labels.
-pub fn make_batch(
-    examples: &[&Example],
-    max_length: usize,
-    device: &Device,
-) -> (Tensor<2, Int>, Tensor<1, Int>) {
+pub fn make_batch(examples: &[&Example], max_length: usize, device: &Device) -> (Tensor<2, Int>, Tensor<1, Int>) {
     let mut tokens = Vec::with_capacity(examples.len() * max_length);
     for example in examples {
         let kept = example.tokens.len().min(max_length);
@@ -92,10 +72,7 @@ pub fn make_batch(
     }
     let labels: Vec<i64> = examples.iter().map(|e| e.label as i64).collect();
     (
-        Tensor::from_data(
-            TensorData::new(tokens, [examples.len(), max_length]),
-            device,
-        ),
+        Tensor::from_data(TensorData::new(tokens, [examples.len(), max_length]), device),
         Tensor::from_data(TensorData::new(labels, [examples.len()]), device),
     )
 }
@@ -103,31 +80,17 @@ pub fn make_batch(
 /// Mean cross-entropy of `logits: [batch, classes]` against `labels: [batch]`.
 pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let batch = labels.dims()[0];
-    log_softmax(logits, 1)
-        .gather(1, labels.reshape([batch, 1]))
-        .neg()
-        .mean()
+    log_softmax(logits, 1).gather(1, labels.reshape([batch, 1])).neg().mean()
 }
 
 /// Number of rows whose largest logit is the label, as a float tensor `[1]`.
 fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let batch = labels.dims()[0];
-    logits
-        .argmax(1)
-        .reshape([batch])
-        .equal(labels)
-        .float()
-        .sum()
+    logits.argmax(1).reshape([batch]).equal(labels).float().sum()
 }
 
 /// Accuracy of `model` on `examples`, without dropout or gradients.
-pub fn accuracy(
-    model: &Classifier,
-    examples: &[Example],
-    max_length: usize,
-    batch_size: usize,
-    device: &Device,
-) -> f64 {
+pub fn accuracy(model: &Classifier, examples: &[Example], max_length: usize, batch_size: usize, device: &Device) -> f64 {
     if examples.is_empty() {
         return 0.0;
     }
@@ -142,11 +105,7 @@ pub fn accuracy(
 
 /// Scales the gradients so that their global L2 norm is at most `max_norm`
 /// (burn's built-in clipping works per tensor; LRA clips the global norm).
-fn clip_global_norm(
-    model: &Classifier,
-    mut grads: GradientsParams,
-    max_norm: f64,
-) -> GradientsParams {
+fn clip_global_norm(model: &Classifier, mut grads: GradientsParams, max_norm: f64) -> GradientsParams {
     struct SquaredNorms<'a> {
         grads: &'a GradientsParams,
         parts: Vec<Tensor<1>>,
@@ -165,28 +124,18 @@ fn clip_global_norm(
     impl ModuleVisitor for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.remove::<D>(param.id) {
-                self.grads
-                    .register::<D>(param.id, g.mul_scalar(self.factor));
+                self.grads.register::<D>(param.id, g.mul_scalar(self.factor));
             }
         }
     }
-    let mut norms = SquaredNorms {
-        grads: &grads,
-        parts: Vec::new(),
-    };
+    let mut norms = SquaredNorms { grads: &grads, parts: Vec::new() };
     model.visit(&mut norms);
     if norms.parts.is_empty() {
         return grads;
     }
-    let norm = Tensor::cat(norms.parts, 0)
-        .sum()
-        .sqrt()
-        .into_scalar::<f32>() as f64;
+    let norm = Tensor::cat(norms.parts, 0).sum().sqrt().into_scalar::<f32>() as f64;
     if norm.is_finite() && norm > max_norm {
-        model.visit(&mut Scale {
-            grads: &mut grads,
-            factor: max_norm / (norm + 1e-6),
-        });
+        model.visit(&mut Scale { grads: &mut grads, factor: max_norm / (norm + 1e-6) });
     }
     grads
 }
@@ -206,12 +155,7 @@ impl PoolPeak {
 }
 
 /// Trains `config`'s model on `splits` and evaluates it.
-pub fn train(
-    config: &RunConfig,
-    splits: &Splits,
-    device: &OpenDevice,
-    progress: &mut dyn Progress,
-) -> TrainOutcome {
+pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress: &mut dyn Progress) -> TrainOutcome {
     let task = &config.task;
     let t = &task.training;
     let plain = device.device.clone();
@@ -219,10 +163,7 @@ pub fn train(
     train_device.seed(config.seed);
 
     let heap = HeapPeak::start();
-    let mut pool = PoolPeak {
-        device: plain.clone(),
-        peak: 0,
-    };
+    let mut pool = PoolPeak { device: plain.clone(), peak: 0 };
     let mut model = classifier_config(config).init(&train_device);
     let parameters = model.num_params();
     let mut optimizer = AdamWConfig::new()
@@ -233,7 +174,7 @@ pub fn train(
         .init();
 
     // Batch order: its own stream of the training seed, reshuffled every epoch.
-    let mut order_rng = SeededRng::new(config.seed, 0x6f72_6465_72); // "order"
+    let mut order_rng = SeededRng::new(config.seed, u64::from_le_bytes(*b"order\0\0\0"));
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let batch_size = t.batch_size.min(splits.train.len()).max(1);
     let mut cursor = order.len(); // forces a shuffle before the first batch
@@ -252,10 +193,7 @@ pub fn train(
             order_rng.shuffle(&mut order);
             cursor = 0;
         }
-        let batch: Vec<&Example> = order[cursor..cursor + batch_size]
-            .iter()
-            .map(|&i| &splits.train[i])
-            .collect();
+        let batch: Vec<&Example> = order[cursor..cursor + batch_size].iter().map(|&i| &splits.train[i]).collect();
         cursor += batch_size;
         let (tokens, labels) = make_batch(&batch, task.max_length, &train_device);
         let lr = t.schedule.learning_rate(step, t.steps);
@@ -265,13 +203,7 @@ pub fn train(
         let logits = model.forward(tokens);
         let loss = cross_entropy(logits.clone(), labels.clone());
         pool.sample();
-        let readout = Tensor::cat(
-            vec![
-                loss.clone().detach(),
-                correct(logits.detach(), labels.detach()),
-            ],
-            0,
-        );
+        let readout = Tensor::cat(vec![loss.clone().detach(), correct(logits.detach(), labels.detach())], 0);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         pool.sample();
         let grads = match t.gradient_clip_norm {
@@ -298,22 +230,12 @@ pub fn train(
         window.0 += loss_value * batch_size as f64;
         window.1 += right;
         window.2 += batch_size;
-        let rate = if timed_steps > 0 {
-            timed_steps as f64 / timed.as_secs_f64()
-        } else {
-            0.0
-        };
+        let rate = if timed_steps > 0 { timed_steps as f64 / timed.as_secs_f64() } else { 0.0 };
         progress.step(step, loss_value, right / batch_size as f64, rate);
 
         let evaluate = step % t.eval_every == 0 || step == t.steps;
         let val_acc = evaluate.then(|| {
-            let acc = accuracy(
-                &model.clone().valid(),
-                &splits.validation,
-                task.max_length,
-                t.batch_size,
-                &plain,
-            );
+            let acc = accuracy(&model.clone().valid(), &splits.validation, task.max_length, t.batch_size, &plain);
             if best_val.is_none_or(|b| acc > b) {
                 best_val = Some(acc);
                 best_step = Some(step);
@@ -336,34 +258,16 @@ pub fn train(
         }
     }
 
-    let test_accuracy = best_model.as_ref().map(|m| {
-        accuracy(
-            &m.clone().valid(),
-            &splits.test,
-            task.max_length,
-            t.batch_size,
-            &plain,
-        )
-    });
+    let test_accuracy =
+        best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
     let train_seconds = timed.as_secs_f64();
-    let steps_per_second = if train_seconds > 0.0 {
-        timed_steps as f64 / train_seconds
-    } else {
-        0.0
-    };
+    let steps_per_second = if train_seconds > 0.0 { timed_steps as f64 / train_seconds } else { 0.0 };
     let (peak_memory_bytes, memory_source) = if plain.memory_pool_usage().is_some() {
         (pool.peak, "device memory pool: peak of bytes in use, sampled after forward, backward and optimizer step".to_string())
     } else if heap.is_counting() {
-        (
-            heap.peak_above_baseline(),
-            "heap: exact peak of bytes allocated during training, above the prepared data"
-                .to_string(),
-        )
+        (heap.peak_above_baseline(), "heap: exact peak of bytes allocated during training, above the prepared data".to_string())
     } else {
-        (
-            0,
-            "not measured (no counting allocator in this process)".to_string(),
-        )
+        (0, "not measured (no counting allocator in this process)".to_string())
     };
     TrainOutcome {
         metrics,

@@ -10,10 +10,7 @@ use lra_harness::train::{Progress, train};
 use lra_tasks::{Preset, Task};
 
 fn lra(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lra"))
-        .args(args)
-        .output()
-        .expect("the lra binary runs")
+    Command::new(env!("CARGO_BIN_EXE_lra")).args(args).output().expect("the lra binary runs")
 }
 
 fn stderr(output: &Output) -> String {
@@ -22,10 +19,7 @@ fn stderr(output: &Output) -> String {
 
 /// The one run folder under `results`.
 fn only_run(results: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.into_iter().next().unwrap()
 }
@@ -60,23 +54,13 @@ fn a_tiny_run_writes_its_three_files_and_repeats_bit_for_bit() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let (a, b) = (only_run(first.path()), only_run(second.path()));
-    assert_eq!(
-        a.file_name(),
-        b.file_name(),
-        "the same configuration has the same run id"
-    );
+    assert_eq!(a.file_name(), b.file_name(), "the same configuration has the same run id");
     for file in ["config.json", "metrics.csv", "result.json"] {
         assert!(a.join(file).is_file(), "{file} missing");
     }
     // The loss curve and the accuracies are identical, bit for bit.
-    assert_eq!(
-        std::fs::read(a.join("metrics.csv")).unwrap(),
-        std::fs::read(b.join("metrics.csv")).unwrap()
-    );
-    let (ra, rb) = (
-        read_record(&a.join("result.json")).unwrap(),
-        read_record(&b.join("result.json")).unwrap(),
-    );
+    assert_eq!(std::fs::read(a.join("metrics.csv")).unwrap(), std::fs::read(b.join("metrics.csv")).unwrap());
+    let (ra, rb) = (read_record(&a.join("result.json")).unwrap(), read_record(&b.join("result.json")).unwrap());
     assert_eq!(ra.status, "ok");
     assert_eq!(
         (ra.test_accuracy, ra.best_val_accuracy, ra.final_train_loss),
@@ -87,49 +71,24 @@ fn a_tiny_run_writes_its_three_files_and_repeats_bit_for_bit() {
     // The saved configuration repeats the run into the same folder name.
     let third = tempfile::tempdir().unwrap();
     let config = a.join("config.json");
-    let out = lra(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--results",
-        third.path().to_str().unwrap(),
-        "--quiet",
-    ]);
+    let out = lra(&["run", "--config", config.to_str().unwrap(), "--results", third.path().to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let c = only_run(third.path());
     assert_eq!(c.file_name(), a.file_name());
-    assert_eq!(
-        std::fs::read(c.join("metrics.csv")).unwrap(),
-        std::fs::read(a.join("metrics.csv")).unwrap()
-    );
+    assert_eq!(std::fs::read(c.join("metrics.csv")).unwrap(), std::fs::read(a.join("metrics.csv")).unwrap());
 }
 
 fn check_record(record: &RunRecord) {
     assert_eq!(
-        (
-            record.task.as_str(),
-            record.model.as_str(),
-            record.preset.as_str(),
-            record.seed
-        ),
+        (record.task.as_str(), record.model.as_str(), record.preset.as_str(), record.seed),
         ("listops", "transformer", "tiny", 1)
     );
     assert_eq!(record.steps, 20);
-    for accuracy in [
-        record.test_accuracy.unwrap(),
-        record.best_val_accuracy.unwrap(),
-        record.test_majority_rate,
-    ] {
+    for accuracy in [record.test_accuracy.unwrap(), record.best_val_accuracy.unwrap(), record.test_majority_rate] {
         assert!((0.0..=1.0).contains(&accuracy));
     }
-    assert!(
-        record.train_steps_per_second > 0.0
-            && record.train_tokens_per_second > record.train_steps_per_second
-    );
-    assert!(
-        record.peak_memory_bytes > 0,
-        "the counting allocator measured nothing"
-    );
+    assert!(record.train_steps_per_second > 0.0 && record.train_tokens_per_second > record.train_steps_per_second);
+    assert!(record.peak_memory_bytes > 0, "the counting allocator measured nothing");
     assert!(record.memory_source.starts_with("heap"));
     assert!(record.parameters > 0);
     assert_eq!(record.data_source, "generated");
@@ -144,56 +103,18 @@ fn a_finished_configuration_is_not_run_twice_without_force() {
     let written = std::fs::metadata(&record).unwrap().modified().unwrap();
     let out = tiny_run(results.path(), &[]);
     assert!(out.status.success());
-    assert!(
-        stderr(&out).contains("already holds a finished run"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        std::fs::metadata(&record).unwrap().modified().unwrap(),
-        written
-    );
+    assert!(stderr(&out).contains("already holds a finished run"), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&record).unwrap().modified().unwrap(), written);
 }
 
 #[test]
 fn unknown_names_are_errors_that_list_the_valid_ones() {
     let cases: [(&[&str], &str); 5] = [
-        (
-            &["run", "--task", "listopz", "--model", "transformer"],
-            "the tasks are: listops",
-        ),
-        (
-            &["run", "--task", "listops", "--model", "transformr"],
-            "the models are: transformer",
-        ),
-        (
-            &[
-                "run",
-                "--task",
-                "listops",
-                "--model",
-                "transformer",
-                "--preset",
-                "huge",
-            ],
-            "the presets are: tiny, quick, lra",
-        ),
-        (
-            &[
-                "run",
-                "--task",
-                "listops",
-                "--model",
-                "transformer",
-                "--device",
-                "tpu",
-            ],
-            "the devices are: flex, ndarray, wgpu",
-        ),
-        (
-            &["run", "--model", "transformer"],
-            "needs --task and --model",
-        ),
+        (&["run", "--task", "listopz", "--model", "transformer"], "the tasks are: listops"),
+        (&["run", "--task", "listops", "--model", "transformr"], "the models are: transformer"),
+        (&["run", "--task", "listops", "--model", "transformer", "--preset", "huge"], "the presets are: tiny, quick, lra"),
+        (&["run", "--task", "listops", "--model", "transformer", "--device", "tpu"], "the devices are: flex, ndarray, wgpu"),
+        (&["run", "--model", "transformer"], "needs --task and --model"),
     ];
     for (args, needle) in cases {
         let out = lra(args);
@@ -207,34 +128,18 @@ fn unknown_names_are_errors_that_list_the_valid_ones() {
 #[test]
 fn an_unknown_field_in_a_configuration_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let config = RunConfig::resolve(
-        Task::Listops,
-        Preset::Tiny,
-        "transformer",
-        1,
-        DeviceName::Flex,
-    )
-    .unwrap();
+    let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Flex).unwrap();
     let mut json: serde_json::Value = serde_json::to_value(&config).unwrap();
     json["task"]["training"]["learning_rate_typo"] = serde_json::json!(0.1);
     let path = dir.path().join("config.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     let results = dir.path().join("results");
-    let out = lra(&[
-        "run",
-        "--config",
-        path.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lra(&["run", "--config", path.to_str().unwrap(), "--results", results.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("unknown field `learning_rate_typo`"), "{err}");
     assert!(err.contains("config.json:"), "{err}");
-    assert!(
-        !results.exists(),
-        "nothing is written for a bad configuration"
-    );
+    assert!(!results.exists(), "nothing is written for a bad configuration");
 }
 
 struct Silent;
@@ -245,26 +150,14 @@ impl Progress for Silent {
 
 #[test]
 fn one_training_step_on_wgpu_gives_a_finite_loss_and_a_pool_peak() {
-    let mut config = RunConfig::resolve(
-        Task::Listops,
-        Preset::Tiny,
-        "transformer",
-        1,
-        DeviceName::Wgpu,
-    )
-    .unwrap();
+    let mut config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Wgpu).unwrap();
     config.task.training.steps = 1;
     config.task.training.warmup_steps_untimed = 0;
-    let device = open(DeviceName::Wgpu)
-        .expect("wgpu must be available (install mesa-vulkan-drivers without a GPU)");
+    let device = open(DeviceName::Wgpu).expect("wgpu must be available (install mesa-vulkan-drivers without a GPU)");
     let splits = config.task.data.prepare().unwrap();
     let outcome = train(&config, &splits, &device, &mut Silent);
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert!(outcome.final_train_loss.is_some_and(f64::is_finite));
     assert!(outcome.peak_memory_bytes > 0);
-    assert!(
-        outcome.memory_source.starts_with("device memory pool"),
-        "{}",
-        outcome.memory_source
-    );
+    assert!(outcome.memory_source.starts_with("device memory pool"), "{}", outcome.memory_source);
 }

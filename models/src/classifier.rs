@@ -2,10 +2,7 @@
 //! blocks, pooling and the head `Dense -> ReLU -> Dense`, as in LRA.
 
 use burn::module::{Initializer, Param};
-use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
-};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
@@ -63,24 +60,16 @@ impl ClassifierConfig {
         // The CLS vector takes position 0, so the table covers one position more.
         let positions_len = self.max_length + usize::from(self.pooling == Pooling::Cls);
         let block = EncoderBlockConfig::new(
-            AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len)
-                .with_dropout(self.attention_dropout),
+            AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len).with_dropout(self.attention_dropout),
             self.d_ff,
         )
         .with_dropout(self.dropout);
-        let normal = Initializer::Normal {
-            mean: 0.0,
-            std: 0.02,
-        };
+        let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
-            learned_positions: (self.positions == Positions::Learned)
-                .then(|| normal.init([positions_len, self.d_model], device)),
+            learned_positions: (self.positions == Positions::Learned).then(|| normal.init([positions_len, self.d_model], device)),
             sinusoid: Tensor::from_data(
-                TensorData::new(
-                    sinusoid_table(positions_len, self.d_model),
-                    [positions_len, self.d_model],
-                ),
+                TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]),
                 device,
             ),
             cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
@@ -139,25 +128,16 @@ impl Classifier {
         let mut x = self.embedding.forward(tokens); // [batch, len, d]
         let d_model = x.dims()[2];
         if let Some(cls) = &self.cls {
-            let cls = cls
-                .val()
-                .reshape([1, 1, d_model])
-                .expand([batch, 1, d_model]);
+            let cls = cls.val().reshape([1, 1, d_model]).expand([batch, 1, d_model]);
             x = Tensor::cat(vec![cls, x], 1);
-            padding = Tensor::cat(
-                vec![Tensor::<2, Bool>::full([batch, 1], false, &device), padding],
-                1,
-            );
+            padding = Tensor::cat(vec![Tensor::<2, Bool>::full([batch, 1], false, &device), padding], 1);
         }
         let positions = x.dims()[1];
         let table = match &self.learned_positions {
             Some(learned) => learned.val(),
             None => self.sinusoid.clone(),
         };
-        assert!(
-            positions <= table.dims()[0],
-            "input of {len} tokens is longer than the model's max_length"
-        );
+        assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
         x = x + table.slice([0..positions]).unsqueeze::<3>();
         x = self.dropout.forward(x);
         for block in &self.blocks {
@@ -187,9 +167,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     fn config(pooling: Pooling, positions: Positions) -> ClassifierConfig {
-        ClassifierConfig::new(12, 5, 16, 16, 4, 2, 32, 24, Mechanism::Full)
-            .with_pooling(pooling)
-            .with_positions(positions)
+        ClassifierConfig::new(12, 5, 16, 16, 4, 2, 32, 24, Mechanism::Full).with_pooling(pooling).with_positions(positions)
     }
 
     /// Encodes `tokens` padded to `len` with zeros, returning the per-token outputs
@@ -213,10 +191,7 @@ mod tests {
                 let short = encoder_outputs(&model, &tokens, 5);
                 let long = encoder_outputs(&model, &tokens, 16);
                 for (a, b) in short.iter().zip(&long) {
-                    assert!(
-                        (a - b).abs() < 1e-5,
-                        "{pooling:?} {positions:?}: {a} vs {b}"
-                    );
+                    assert!((a - b).abs() < 1e-5, "{pooling:?} {positions:?}: {a} vs {b}");
                 }
             }
         }
@@ -228,9 +203,7 @@ mod tests {
         // check that the real tokens' block outputs do not move.
         let device = Device::flex();
         device.seed(4);
-        let mut model = config(Pooling::Mean, Positions::Sinusoidal)
-            .init(&device)
-            .valid();
+        let mut model = config(Pooling::Mean, Positions::Sinusoidal).init(&device).valid();
         let before = encoder_outputs(&model, &[2, 5, 8], 10);
         let weight = model.embedding.weight.val();
         let noise = Tensor::<2>::random([1, 16], Distribution::Normal(0.0, 5.0), &device);

@@ -44,14 +44,9 @@ pub struct EncoderBlock {
 impl EncoderBlock {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let attended = self
-            .attention
-            .forward(self.attention_norm.forward(x.clone()), padding);
+        let attended = self.attention.forward(self.attention_norm.forward(x.clone()), padding);
         let x = x + self.dropout.forward(attended);
-        let hidden = gelu(
-            self.feed_forward_in
-                .forward(self.feed_forward_norm.forward(x.clone())),
-        );
+        let hidden = gelu(self.feed_forward_in.forward(self.feed_forward_norm.forward(x.clone())));
         let fed = self.feed_forward_out.forward(self.dropout.forward(hidden));
         x + self.dropout.forward(fed)
     }

@@ -38,10 +38,7 @@ pub const MODELS: &[ModelInfo] = &[ModelInfo {
 pub fn model_info(name: &str) -> Result<&'static ModelInfo, String> {
     MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
         let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
-        format!(
-            "unknown model `{name}`; the models are: {}",
-            names.join(", ")
-        )
+        format!("unknown model `{name}`; the models are: {}", names.join(", "))
     })
 }
 

@@ -30,9 +30,7 @@ impl Task {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Task::Listops => {
-                "ListOps: value of a nested MIN/MAX/MED/SM expression (10 classes), generated"
-            }
+            Task::Listops => "ListOps: value of a nested MIN/MAX/MED/SM expression (10 classes), generated",
         }
     }
 
@@ -49,13 +47,10 @@ impl Task {
     }
 
     pub fn parse(name: &str) -> Result<Task, String> {
-        Task::ALL
-            .into_iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
-                format!("unknown task `{name}`; the tasks are: {}", names.join(", "))
-            })
+        Task::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown task `{name}`; the tasks are: {}", names.join(", "))
+        })
     }
 }
 
@@ -82,26 +77,16 @@ impl Preset {
     pub fn describe(self) -> &'static str {
         match self {
             Preset::Tiny => "seconds per run; small data and model, for tests",
-            Preset::Quick => {
-                "about a minute per run on a 2-core CPU; shorter sequences, small model"
-            }
-            Preset::Lra => {
-                "the official LRA configuration (full lengths and sizes); meant for a GPU"
-            }
+            Preset::Quick => "about a minute per run on a 2-core CPU; shorter sequences, small model",
+            Preset::Lra => "the official LRA configuration (full lengths and sizes); meant for a GPU",
         }
     }
 
     pub fn parse(name: &str) -> Result<Preset, String> {
-        Preset::ALL
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-                format!(
-                    "unknown preset `{name}`; the presets are: {}",
-                    names.join(", ")
-                )
-            })
+        Preset::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown preset `{name}`; the presets are: {}", names.join(", "))
+        })
     }
 }
 
@@ -135,16 +120,7 @@ impl DataConfig {
     /// Produces the tokenized splits.
     pub fn prepare(&self) -> Result<Splits, DataError> {
         match self {
-            DataConfig::ListopsGenerated {
-                seed,
-                max_depth,
-                max_args,
-                min_length,
-                max_length,
-                train,
-                validation,
-                test,
-            } => {
+            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test } => {
                 let config = listops::GeneratorConfig {
                     max_depth: *max_depth,
                     max_args: *max_args,
@@ -269,10 +245,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
             TrainingConfig {
                 batch_size: 16,
                 steps: 20,
-                schedule: Schedule::Cosine {
-                    base: 1e-3,
-                    warmup: 4,
-                },
+                schedule: Schedule::Cosine { base: 1e-3, warmup: 4 },
                 weight_decay: 0.01,
                 beta_1: 0.9,
                 beta_2: 0.98,
@@ -309,10 +282,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
             TrainingConfig {
                 batch_size: 32,
                 steps: 600,
-                schedule: Schedule::Cosine {
-                    base: 1e-3,
-                    warmup: 60,
-                },
+                schedule: Schedule::Cosine { base: 1e-3, warmup: 60 },
                 weight_decay: 0.01,
                 beta_1: 0.9,
                 beta_2: 0.98,
@@ -350,10 +320,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
             TrainingConfig {
                 batch_size: 32,
                 steps: 5000,
-                schedule: Schedule::Rsqrt {
-                    base: 0.05,
-                    warmup: 1000,
-                },
+                schedule: Schedule::Rsqrt { base: 0.05, warmup: 1000 },
                 weight_decay: 0.1,
                 beta_1: 0.9,
                 beta_2: 0.98,
@@ -365,16 +332,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    TaskConfig {
-        name: task,
-        preset,
-        max_length,
-        vocab_size: task.vocab_size(),
-        classes: task.classes(),
-        data,
-        model,
-        training,
-    }
+    TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
 }
 
 #[cfg(test)]
@@ -386,18 +344,12 @@ mod tests {
         for task in Task::ALL {
             for preset in Preset::ALL {
                 let c = TaskConfig::resolve(task, preset);
-                assert_eq!(
-                    c.model.d_model % c.model.heads,
-                    0,
-                    "{task:?} {preset:?}: heads must divide d_model"
-                );
+                assert_eq!(c.model.d_model % c.model.heads, 0, "{task:?} {preset:?}: heads must divide d_model");
                 assert!(c.training.warmup_steps_untimed < c.training.steps);
                 assert!(c.training.eval_every > 0 && c.training.log_every > 0);
                 match c.data {
                     // The generator's exclusive bound keeps every sequence within the model's length.
-                    DataConfig::ListopsGenerated { max_length, .. } => {
-                        assert!(max_length <= c.max_length)
-                    }
+                    DataConfig::ListopsGenerated { max_length, .. } => assert!(max_length <= c.max_length),
                 }
             }
         }
@@ -410,33 +362,14 @@ mod tests {
         }
         let err = Task::parse("listopz").unwrap_err();
         assert!(err.contains("listops"), "{err}");
-        assert!(
-            Preset::parse("huge")
-                .unwrap_err()
-                .contains("tiny, quick, lra")
-        );
+        assert!(Preset::parse("huge").unwrap_err().contains("tiny, quick, lra"));
     }
 
     #[test]
     fn the_official_listops_configuration_matches_lra() {
         let c = TaskConfig::resolve(Task::Listops, Preset::Lra);
-        assert_eq!(
-            (
-                c.max_length,
-                c.model.d_model,
-                c.model.heads,
-                c.model.layers,
-                c.model.d_ff
-            ),
-            (2000, 512, 8, 4, 1024)
-        );
+        assert_eq!((c.max_length, c.model.d_model, c.model.heads, c.model.layers, c.model.d_ff), (2000, 512, 8, 4, 1024));
         assert_eq!((c.training.batch_size, c.training.steps), (32, 5000));
-        assert_eq!(
-            c.training.schedule,
-            Schedule::Rsqrt {
-                base: 0.05,
-                warmup: 1000
-            }
-        );
+        assert_eq!(c.training.schedule, Schedule::Rsqrt { base: 0.05, warmup: 1000 });
     }
 }

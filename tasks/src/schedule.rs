@@ -51,10 +51,7 @@ mod tests {
 
     #[test]
     fn rsqrt_peaks_at_base_over_root_warmup_then_decays_as_one_over_root_step() {
-        let s = Schedule::Rsqrt {
-            base: 0.05,
-            warmup: 1000,
-        };
+        let s = Schedule::Rsqrt { base: 0.05, warmup: 1000 };
         let peak = 0.05 / 1000f64.sqrt();
         assert!((s.learning_rate(1000, 5000) - peak).abs() < 1e-12);
         assert!((s.learning_rate(500, 5000) - peak / 2.0).abs() < 1e-12);
@@ -63,10 +60,7 @@ mod tests {
 
     #[test]
     fn cosine_warms_up_linearly_and_ends_at_zero() {
-        let s = Schedule::Cosine {
-            base: 1e-3,
-            warmup: 10,
-        };
+        let s = Schedule::Cosine { base: 1e-3, warmup: 10 };
         assert!((s.learning_rate(5, 110) - 5e-4).abs() < 1e-15);
         assert!((s.learning_rate(10, 110) - 1e-3).abs() < 1e-15);
         assert!((s.learning_rate(60, 110) - 5e-4).abs() < 1e-12);

@@ -4,10 +4,7 @@
 use crate::DataError;
 
 /// 3 x 5 pixel glyphs of the digits 0 and 1, one row per byte, bit 2 the leftmost column.
-const GLYPHS: [[u8; 5]; 2] = [
-    [0b111, 0b101, 0b101, 0b101, 0b111],
-    [0b010, 0b110, 0b010, 0b010, 0b111],
-];
+const GLYPHS: [[u8; 5]; 2] = [[0b111, 0b101, 0b101, 0b101, 0b111], [0b010, 0b110, 0b010, 0b010, 0b111]];
 
 const BACKGROUND: [u8; 3] = [48, 48, 64];
 const CONNECTED: [u8; 3] = [40, 150, 60];
@@ -23,18 +20,10 @@ pub fn preview_png<'a>(
 ) -> Result<Vec<u8>, DataError> {
     let images: Vec<(&[u8], u8)> = images.into_iter().collect();
     if images.is_empty() || columns == 0 || size == 0 {
-        return Err(DataError::new(
-            "preview: needs at least one image, one column and a size",
-        ));
+        return Err(DataError::new("preview: needs at least one image, one column and a size"));
     }
-    if let Some(i) = images
-        .iter()
-        .position(|(pixels, _)| pixels.len() != size * size)
-    {
-        return Err(DataError::new(format!(
-            "preview: image {i} has {} pixels, expected {size}x{size}",
-            images[i].0.len()
-        )));
+    if let Some(i) = images.iter().position(|(pixels, _)| pixels.len() != size * size) {
+        return Err(DataError::new(format!("preview: image {i} has {} pixels, expected {size}x{size}", images[i].0.len())));
     }
     let scale = (256 / size).max(1);
     let tile = size * scale;
@@ -58,11 +47,7 @@ pub fn preview_png<'a>(
                 paint(left + x, top + y, [gray; 3]);
             }
         }
-        let colour = if *label == 1 {
-            CONNECTED
-        } else {
-            NOT_CONNECTED
-        };
+        let colour = if *label == 1 { CONNECTED } else { NOT_CONNECTED };
         for y in 0..bar {
             for x in 0..tile {
                 paint(left + x, top + tile + y, colour);
@@ -88,8 +73,7 @@ pub fn preview_png<'a>(
     let mut encoder = png::Encoder::new(&mut bytes, width as u32, height as u32);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let failed =
-        |e: png::EncodingError| DataError::new(format!("preview: PNG encoding failed: {e}"));
+    let failed = |e: png::EncodingError| DataError::new(format!("preview: PNG encoding failed: {e}"));
     let mut writer = encoder.write_header().map_err(failed)?;
     writer.write_image_data(&canvas).map_err(failed)?;
     writer.finish().map_err(failed)?;
@@ -105,17 +89,12 @@ mod tests {
         let dark = [0u8; 4 * 4];
         let bright = [200u8; 4 * 4];
         let png = preview_png([(&dark[..], 0), (&bright[..], 1), (&dark[..], 1)], 4, 2).unwrap();
-        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
-            .read_info()
-            .unwrap();
-        let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut rgb).unwrap();
         // Enlarged 64 times to 256 pixels; a bar of 7 * 4 pixels under each.
         let (tile, bar) = (256, 28);
-        assert_eq!(
-            (info.width as usize, info.height as usize),
-            (GAP + 2 * (tile + GAP), GAP + 2 * (tile + bar + GAP))
-        );
+        assert_eq!((info.width as usize, info.height as usize), (GAP + 2 * (tile + GAP), GAP + 2 * (tile + bar + GAP)));
         let at = |x: usize, y: usize| {
             let i = 3 * (y * info.width as usize + x);
             [rgb[i], rgb[i + 1], rgb[i + 2]]

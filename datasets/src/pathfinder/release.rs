@@ -19,8 +19,7 @@ use crate::{DataError, Splits};
 /// The folder of one released dataset: `<root>/pathfinder<size>/<difficulty folder>`,
 /// where `root` holds `pathfinder32/`, `pathfinder64/`, ... (`lra_release/lra_release`).
 pub fn release_dir(root: &Path, size: usize, difficulty: Difficulty) -> PathBuf {
-    root.join(format!("pathfinder{size}"))
-        .join(difficulty.release_folder())
+    root.join(format!("pathfinder{size}")).join(difficulty.release_folder())
 }
 
 /// The fields of one metadata line that locate and label an image.
@@ -67,25 +66,15 @@ pub fn parse_metadata_line(line: &str) -> Result<MetadataRecord, DataError> {
         "0" => 0,
         "1" => 1,
         other => {
-            return Err(DataError::new(format!(
-                "label (field 4): expected 0 or 1, found `{}`",
-                crate::text::preview(other)
-            )));
+            return Err(DataError::new(format!("label (field 4): expected 0 or 1, found `{}`", crate::text::preview(other))));
         }
     };
-    Ok(MetadataRecord {
-        folder: relative("folder (field 1)", fields[0])?,
-        file: relative("file (field 2)", fields[1])?,
-        label,
-    })
+    Ok(MetadataRecord { folder: relative("folder (field 1)", fields[0])?, file: relative("file (field 2)", fields[1])?, label })
 }
 
 /// The records of one metadata file with their 1-based line numbers; blank lines are
 /// skipped. `path` names the source in errors.
-pub fn read_metadata_from(
-    reader: impl BufRead,
-    path: &Path,
-) -> Result<Vec<(usize, MetadataRecord)>, DataError> {
+pub fn read_metadata_from(reader: impl BufRead, path: &Path) -> Result<Vec<(usize, MetadataRecord)>, DataError> {
     let mut records = Vec::new();
     for (index, line) in crate::text::bounded_lines(reader, MAX_LINE_BYTES).enumerate() {
         let number = index + 1;
@@ -105,22 +94,15 @@ pub fn read_metadata_from(
 pub fn decode_gray_png(bytes: &[u8], size: usize) -> Result<Vec<u8>, DataError> {
     let problem = |e: png::DecodingError| DataError::new(format!("not a readable PNG: {e}"));
     // Room for the largest legitimate form (16-bit RGBA) and the decoder's own buffers.
-    let limits = png::Limits {
-        bytes: size * size * 8 + (1 << 20),
-    };
+    let limits = png::Limits { bytes: size * size * 8 + (1 << 20) };
     let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), limits);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(problem)?;
     let (width, height) = (reader.info().width, reader.info().height);
     if (width as usize, height as usize) != (size, size) {
-        return Err(DataError::new(format!(
-            "image is {width}x{height}, expected {size}x{size}"
-        )));
+        return Err(DataError::new(format!("image is {width}x{height}, expected {size}x{size}")));
     }
-    let buffer_size = reader
-        .output_buffer_size()
-        .ok_or_else(|| DataError::new("image too large to decode".to_string()))?;
-    let mut buffer = vec![0u8; buffer_size];
+    let mut buffer = vec![0u8; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut buffer).map_err(problem)?;
     let channels = match frame.color_type {
         png::ColorType::Grayscale => 1,
@@ -131,24 +113,15 @@ pub fn decode_gray_png(bytes: &[u8], size: usize) -> Result<Vec<u8>, DataError> 
             return Err(DataError::new("palette image was not expanded".to_string()));
         }
     };
-    if frame.bit_depth != png::BitDepth::Eight
-        || frame.line_size < size * channels
-        || buffer.len() < frame.line_size * size
-    {
-        return Err(DataError::new(format!(
-            "unexpected decoded layout ({:?}, {:?})",
-            frame.color_type, frame.bit_depth
-        )));
+    if frame.bit_depth != png::BitDepth::Eight || frame.line_size < size * channels || buffer.len() < frame.line_size * size {
+        return Err(DataError::new(format!("unexpected decoded layout ({:?}, {:?})", frame.color_type, frame.bit_depth)));
     }
     let mut gray = Vec::with_capacity(size * size);
     for row in buffer.chunks(frame.line_size).take(size) {
         for pixel in row[..size * channels].chunks_exact(channels) {
             gray.push(match channels {
                 1 | 2 => pixel[0],
-                _ => {
-                    (0.2989 * pixel[0] as f64 + 0.5870 * pixel[1] as f64 + 0.1140 * pixel[2] as f64)
-                        .round() as u8
-                }
+                _ => (0.2989 * pixel[0] as f64 + 0.5870 * pixel[1] as f64 + 0.1140 * pixel[2] as f64).round() as u8,
             });
         }
     }
@@ -158,10 +131,7 @@ pub fn decode_gray_png(bytes: &[u8], size: usize) -> Result<Vec<u8>, DataError> 
 /// PNG bytes of an 8-bit grayscale square image, as the released files hold them.
 pub fn encode_gray_png(pixels: &[u8], size: usize) -> Result<Vec<u8>, DataError> {
     if pixels.len() != size * size {
-        return Err(DataError::new(format!(
-            "image has {} pixels, expected {size}x{size}",
-            pixels.len()
-        )));
+        return Err(DataError::new(format!("image has {} pixels, expected {size}x{size}", pixels.len())));
     }
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, size as u32, size as u32);
@@ -177,12 +147,7 @@ pub fn encode_gray_png(pixels: &[u8], size: usize) -> Result<Vec<u8>, DataError>
 /// Writes images in the released layout under `dir`, `batch_size` to a batch (the
 /// metadata's trailing fields, the generator settings, are left out). Lets generated data
 /// be inspected with the tools made for the released files, and tests the reader.
-pub fn write_release(
-    dir: &Path,
-    images: &[(Vec<u8>, u8)],
-    size: usize,
-    batch_size: usize,
-) -> Result<(), DataError> {
+pub fn write_release(dir: &Path, images: &[(Vec<u8>, u8)], size: usize, batch_size: usize) -> Result<(), DataError> {
     let batch_size = batch_size.max(1);
     let metadata_dir = dir.join("metadata");
     std::fs::create_dir_all(&metadata_dir).map_err(|e| DataError::io(&metadata_dir, e))?;
@@ -194,8 +159,7 @@ pub fn write_release(
         for (i, (pixels, label)) in chunk.iter().enumerate() {
             let file = format!("sample_{i}.png");
             let path = image_dir.join(&file);
-            let bytes =
-                encode_gray_png(pixels, size).map_err(|e| DataError::in_file(&path, e.message))?;
+            let bytes = encode_gray_png(pixels, size).map_err(|e| DataError::in_file(&path, e.message))?;
             std::fs::write(&path, bytes).map_err(|e| DataError::io(&path, e))?;
             metadata.push_str(&format!("{folder} {file} {i} {label}\n"));
         }
@@ -227,17 +191,10 @@ pub fn read_release(dir: &Path, size: usize) -> Result<ReleasedImages, DataError
         }
     }
     // Batches in numeric order (`2.npy` before `10.npy`); the directory's order is arbitrary.
-    let batch_number = |path: &PathBuf| {
-        path.file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<u64>().ok())
-    };
+    let batch_number = |path: &PathBuf| path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok());
     metadata_files.sort_by_key(|path| (batch_number(path).unwrap_or(u64::MAX), path.clone()));
     if metadata_files.is_empty() {
-        return Err(DataError::in_file(
-            &metadata_dir,
-            "no metadata files (*.npy) found",
-        ));
+        return Err(DataError::in_file(&metadata_dir, "no metadata files (*.npy) found"));
     }
     let mut listed = Vec::new();
     for path in &metadata_files {
@@ -251,21 +208,14 @@ pub fn read_release(dir: &Path, size: usize) -> Result<ReleasedImages, DataError
         let (metadata, line, record) = &listed[i as usize];
         let path = record.image_path(dir);
         let listed_at = || format!("(listed at {}:{line})", metadata.display());
-        let bytes = std::fs::read(&path)
-            .map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
-        let pixels = decode_gray_png(&bytes, size)
-            .map_err(|e| DataError::in_file(&path, format!("{} {}", e.message, listed_at())))?;
+        let bytes = std::fs::read(&path).map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
+        let pixels =
+            decode_gray_png(&bytes, size).map_err(|e| DataError::in_file(&path, format!("{} {}", e.message, listed_at())))?;
         Ok((pixels, record.label))
     })?;
     let total = decoded.len();
-    let images: Vec<(Vec<u8>, u8)> = decoded
-        .into_iter()
-        .filter(|(pixels, _)| pixels.iter().any(|&p| p != 0))
-        .collect();
-    Ok(ReleasedImages {
-        skipped_empty: total - images.len(),
-        images,
-    })
+    let images: Vec<(Vec<u8>, u8)> = decoded.into_iter().filter(|(pixels, _)| pixels.iter().any(|&p| p != 0)).collect();
+    Ok(ReleasedImages { skipped_empty: total - images.len(), images })
 }
 
 /// The stream of the released data's split shuffle.
@@ -287,12 +237,7 @@ mod tests {
     const SIZE: usize = 32;
 
     fn generated(count: u64) -> Vec<(Vec<u8>, u8)> {
-        generate_images(
-            &PathfinderConfig::lra(SIZE, Difficulty::Fourteen).unwrap(),
-            2,
-            count,
-        )
-        .unwrap()
+        generate_images(&PathfinderConfig::lra(SIZE, Difficulty::Fourteen).unwrap(), 2, count).unwrap()
     }
 
     /// A dataset folder in the released layout; returns the images written.
@@ -303,12 +248,7 @@ mod tests {
         images
     }
 
-    fn png_with(
-        color: png::ColorType,
-        depth: png::BitDepth,
-        data: &[u8],
-        palette: Option<&[u8]>,
-    ) -> Vec<u8> {
+    fn png_with(color: png::ColorType, depth: png::BitDepth, data: &[u8], palette: Option<&[u8]>) -> Vec<u8> {
         let mut bytes = Vec::new();
         let mut encoder = png::Encoder::new(&mut bytes, 2, 2);
         encoder.set_color(color);
@@ -337,37 +277,14 @@ mod tests {
     #[test]
     fn colour_and_16_bit_images_are_read_as_8_bit_gray() {
         use png::{BitDepth, ColorType};
-        let gray16 = png_with(
-            ColorType::Grayscale,
-            BitDepth::Sixteen,
-            &[0, 0, 255, 255, 128, 0, 1, 0],
-            None,
-        );
+        let gray16 = png_with(ColorType::Grayscale, BitDepth::Sixteen, &[0, 0, 255, 255, 128, 0, 1, 0], None);
         assert_eq!(decode_gray_png(&gray16, 2).unwrap(), vec![0, 255, 128, 1]);
-        let rgb = png_with(
-            ColorType::Rgb,
-            BitDepth::Eight,
-            &[255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9],
-            None,
-        );
+        let rgb = png_with(ColorType::Rgb, BitDepth::Eight, &[255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9], None);
         assert_eq!(decode_gray_png(&rgb, 2).unwrap(), vec![76, 150, 29, 9]);
-        let gray_alpha = png_with(
-            ColorType::GrayscaleAlpha,
-            BitDepth::Eight,
-            &[10, 0, 20, 255, 30, 7, 40, 1],
-            None,
-        );
-        assert_eq!(
-            decode_gray_png(&gray_alpha, 2).unwrap(),
-            vec![10, 20, 30, 40]
-        );
+        let gray_alpha = png_with(ColorType::GrayscaleAlpha, BitDepth::Eight, &[10, 0, 20, 255, 30, 7, 40, 1], None);
+        assert_eq!(decode_gray_png(&gray_alpha, 2).unwrap(), vec![10, 20, 30, 40]);
         let palette = [0, 0, 0, 255, 255, 255];
-        let indexed = png_with(
-            ColorType::Indexed,
-            BitDepth::Eight,
-            &[0, 1, 1, 0],
-            Some(&palette),
-        );
+        let indexed = png_with(ColorType::Indexed, BitDepth::Eight, &[0, 1, 1, 0], Some(&palette));
         assert_eq!(decode_gray_png(&indexed, 2).unwrap(), vec![0, 255, 255, 0]);
     }
 
@@ -376,56 +293,32 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_truncated_or_wrong_sized_image_is_an_error_naming_the_file_and_its_metadata_line()
-    {
+    fn a_missing_truncated_or_wrong_sized_image_is_an_error_naming_the_file_and_its_metadata_line() {
         let dir = tempfile::tempdir().unwrap();
         fixture(dir.path(), 10);
         let image = dir.path().join("imgs/1/sample_3.png");
-        let listed_at = format!(
-            "listed at {}:4)",
-            dir.path().join("metadata/1.npy").display()
-        );
+        let listed_at = format!("listed at {}:4)", dir.path().join("metadata/1.npy").display());
 
         let bytes = std::fs::read(&image).unwrap();
         std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
         let error = error_of(dir.path());
-        assert!(
-            error.starts_with(&format!("{}: ", image.display())) && error.contains(&listed_at),
-            "{error}"
-        );
+        assert!(error.starts_with(&format!("{}: ", image.display())) && error.contains(&listed_at), "{error}");
 
         std::fs::write(&image, encode_gray_png(&[7; 16 * 16], 16).unwrap()).unwrap();
         let error = error_of(dir.path());
-        assert!(
-            error.contains("16x16, expected 32x32") && error.contains(&image.display().to_string()),
-            "{error}"
-        );
+        assert!(error.contains("16x16, expected 32x32") && error.contains(&image.display().to_string()), "{error}");
 
         std::fs::remove_file(&image).unwrap();
         let error = error_of(dir.path());
-        assert!(
-            error.starts_with(&format!("{}: ", image.display())) && error.contains(&listed_at),
-            "{error}"
-        );
+        assert!(error.starts_with(&format!("{}: ", image.display())) && error.contains(&listed_at), "{error}");
     }
 
     #[test]
     fn bad_metadata_lines_are_errors_naming_the_file_and_line() {
-        let long = format!(
-            "imgs/0 sample_0.png 0 1 {}\n",
-            "9".repeat(MAX_LINE_BYTES + 10)
-        );
+        let long = format!("imgs/0 sample_0.png 0 1 {}\n", "9".repeat(MAX_LINE_BYTES + 10));
         let cases = [
-            (
-                "imgs/0 sample_0.png 0 1\nimgs/0 sample_1.png 1 2 1.0\n",
-                2,
-                "expected 0 or 1",
-            ),
-            (
-                "imgs/0 sample_0.png 0 1\n\nimgs/0 sample_1.png\n",
-                3,
-                "at least 4",
-            ),
+            ("imgs/0 sample_0.png 0 1\nimgs/0 sample_1.png 1 2 1.0\n", 2, "expected 0 or 1"),
+            ("imgs/0 sample_0.png 0 1\n\nimgs/0 sample_1.png\n", 3, "at least 4"),
             ("imgs/0 sample_0.png 0 x\n", 1, "found `x`"),
             ("../../etc sample_0.png 0 1\n", 1, "relative path"),
             ("/abs sample_0.png 0 1\n", 1, "relative path"),
@@ -438,10 +331,7 @@ mod tests {
             let metadata = dir.path().join("metadata/0.npy");
             std::fs::write(&metadata, text).unwrap();
             let error = error_of(dir.path());
-            assert!(
-                error.starts_with(&format!("{}:{line}: ", metadata.display())),
-                "{error}"
-            );
+            assert!(error.starts_with(&format!("{}:{line}: ", metadata.display())), "{error}");
             assert!(error.contains(needle), "{error}");
         }
         let empty = tempfile::tempdir().unwrap();
@@ -457,26 +347,11 @@ mod tests {
         let splits = released_splits(dir.path(), SIZE, 3).unwrap();
         assert_eq!(released_splits(dir.path(), SIZE, 3).unwrap(), splits);
         assert_ne!(released_splits(dir.path(), SIZE, 4).unwrap(), splits);
-        assert_eq!(
-            (
-                splits.train.len(),
-                splits.validation.len(),
-                splits.test.len()
-            ),
-            (19, 2, 3)
-        );
-        let mut seen: Vec<Vec<u32>> = splits
-            .train
-            .iter()
-            .chain(&splits.validation)
-            .chain(&splits.test)
-            .map(|e| e.tokens.clone())
-            .collect();
-        let mut expected: Vec<Vec<u32>> = images
-            .iter()
-            .filter(|(p, _)| p.iter().any(|&v| v > 0))
-            .map(|(p, _)| p.iter().map(|&v| v as u32).collect())
-            .collect();
+        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (19, 2, 3));
+        let mut seen: Vec<Vec<u32>> =
+            splits.train.iter().chain(&splits.validation).chain(&splits.test).map(|e| e.tokens.clone()).collect();
+        let mut expected: Vec<Vec<u32>> =
+            images.iter().filter(|(p, _)| p.iter().any(|&v| v > 0)).map(|(p, _)| p.iter().map(|&v| v as u32).collect()).collect();
         seen.sort();
         expected.sort();
         assert_eq!(seen, expected);

@@ -50,15 +50,9 @@ impl FullAttention {
 /// `softmax(q k^T / sqrt(d_head))` with padded keys masked:
 /// `q: [batch, heads, len_q, d_head]`, `k: [batch, heads, len_k, d_head]`,
 /// `key_padding: [batch, len_k]` -> `[batch, heads, len_q, len_k]`.
-pub fn attention_weights(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    key_padding: Option<Tensor<2, Bool>>,
-) -> Tensor<4> {
+pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, key_padding: Option<Tensor<2, Bool>>) -> Tensor<4> {
     let d_head = q.dims()[3];
-    let mut scores = q
-        .matmul(k.transpose())
-        .mul_scalar(1.0 / (d_head as f64).sqrt());
+    let mut scores = q.matmul(k.transpose()).mul_scalar(1.0 / (d_head as f64).sqrt());
     if let Some(padding) = key_padding {
         scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
     }
@@ -76,14 +70,7 @@ mod tests {
     }
 
     /// Attention computed with loops over plain numbers, from the definition.
-    fn naive_attention(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        len: usize,
-        d: usize,
-        padded: &[bool],
-    ) -> Vec<f32> {
+    fn naive_attention(q: &[f32], k: &[f32], v: &[f32], len: usize, d: usize, padded: &[bool]) -> Vec<f32> {
         let mut out = vec![0.0f32; len * d];
         for i in 0..len {
             let scores: Vec<f64> = (0..len)
@@ -91,10 +78,7 @@ mod tests {
                     if padded[j] {
                         f64::NEG_INFINITY
                     } else {
-                        (0..d)
-                            .map(|c| q[i * d + c] as f64 * k[j * d + c] as f64)
-                            .sum::<f64>()
-                            / (d as f64).sqrt()
+                        (0..d).map(|c| q[i * d + c] as f64 * k[j * d + c] as f64).sum::<f64>() / (d as f64).sqrt()
                     }
                 })
                 .collect();
@@ -116,32 +100,13 @@ mod tests {
         device.seed(1);
         let (batch, len, d_model, heads) = (2, 7, 12, 3);
         let d_head = d_model / heads;
-        let q = Tensor::<3>::random(
-            [batch, len, d_model],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let k = Tensor::<3>::random(
-            [batch, len, d_model],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let v = Tensor::<3>::random(
-            [batch, len, d_model],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let padded: Vec<bool> = (0..batch * len)
-            .map(|i| i % len >= len - 2 && i / len == 1)
-            .collect();
-        let padding =
-            Tensor::<2, Bool>::from_data(TensorData::new(padded.clone(), [batch, len]), &device);
+        let q = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let k = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let v = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let padded: Vec<bool> = (0..batch * len).map(|i| i % len >= len - 2 && i / len == 1).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padded.clone(), [batch, len]), &device);
 
-        let weights = attention_weights(
-            split_heads(q.clone(), heads),
-            split_heads(k.clone(), heads),
-            Some(padding),
-        );
+        let weights = attention_weights(split_heads(q.clone(), heads), split_heads(k.clone(), heads), Some(padding));
         let got = values(merge_heads(weights.matmul(split_heads(v.clone(), heads))));
 
         let (q, k, v) = (values(q), values(k), values(v));
@@ -154,22 +119,12 @@ mod tests {
                         .map(|(i, c)| x[(b * len + i) * d_model + h * d_head + c])
                         .collect()
                 };
-                let expected = naive_attention(
-                    &take(&q),
-                    &take(&k),
-                    &take(&v),
-                    len,
-                    d_head,
-                    &padded[b * len..(b + 1) * len],
-                );
+                let expected = naive_attention(&take(&q), &take(&k), &take(&v), len, d_head, &padded[b * len..(b + 1) * len]);
                 for i in 0..len {
                     for c in 0..d_head {
                         let g = got[(b * len + i) * d_model + h * d_head + c];
                         let e = expected[i * d_head + c];
-                        assert!(
-                            (g - e).abs() < 1e-5,
-                            "batch {b} head {h} token {i}: {g} vs {e}"
-                        );
+                        assert!((g - e).abs() < 1e-5, "batch {b} head {h} token {i}: {g} vs {e}");
                     }
                 }
             }

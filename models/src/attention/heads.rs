@@ -20,18 +20,9 @@ pub struct HeadProjections {
 
 impl HeadProjections {
     pub fn new(d_model: usize, heads: usize, device: &Device) -> Self {
-        assert!(
-            heads > 0 && d_model % heads == 0,
-            "heads ({heads}) must divide d_model ({d_model})"
-        );
+        assert!(heads > 0 && d_model % heads == 0, "heads ({heads}) must divide d_model ({d_model})");
         let linear = || LinearConfig::new(d_model, d_model).init(device);
-        Self {
-            query: linear(),
-            key: linear(),
-            value: linear(),
-            output: linear(),
-            heads,
-        }
+        Self { query: linear(), key: linear(), value: linear(), output: linear(), heads }
     }
 
     /// `x: [batch, len, d_model]` -> `(q, k, v)`, each `[batch, heads, len, d_head]`.
@@ -51,8 +42,7 @@ impl HeadProjections {
 /// `[batch, len, heads * d_head]` -> `[batch, heads, len, d_head]`.
 pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
     let [batch, len, d_model] = x.dims();
-    x.reshape([batch, len, heads, d_model / heads])
-        .swap_dims(1, 2)
+    x.reshape([batch, len, heads, d_model / heads]).swap_dims(1, 2)
 }
 
 /// `[batch, heads, len, d_head]` -> `[batch, len, heads * d_head]`.

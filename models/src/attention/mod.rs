@@ -36,11 +36,9 @@ pub struct AttentionConfig {
 impl AttentionConfig {
     pub fn init(&self, device: &Device) -> Attention {
         match self.mechanism {
-            Mechanism::Full => Attention::Full(
-                full::FullAttentionConfig::new(self.d_model, self.heads)
-                    .with_dropout(self.dropout)
-                    .init(device),
-            ),
+            Mechanism::Full => {
+                Attention::Full(full::FullAttentionConfig::new(self.d_model, self.heads).with_dropout(self.dropout).init(device))
+            }
         }
     }
 }
