@@ -1,7 +1,7 @@
 //! Long Range Arena data, with no knowledge of models or training.
 //!
 //! Everything here works on bytes, files and token ids: the seeded generators
-//! (ListOps), the readers and writers of the released file formats, and the
+//! (ListOps, Pathfinder), the readers and writers of the released file formats, and the
 //! tokenizers that turn a sample into token ids. Errors name the file and line.
 
 pub mod aan;
@@ -12,6 +12,8 @@ pub mod error;
 pub mod fetch;
 pub mod imdb;
 pub mod listops;
+pub mod parallel;
+pub mod pathfinder;
 pub mod rng;
 pub mod standin;
 pub mod text;
