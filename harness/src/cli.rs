@@ -24,6 +24,11 @@ pub enum Command {
     BenchCell(BenchCellArgs),
     /// Write the comparison report (Markdown, HTML, CSV, plots) from a results folder.
     Report(ReportArgs),
+    /// Prepare, inspect, preview, export or fetch a task's data.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
     /// List models, tasks, presets or devices.
     List {
         #[arg(value_enum)]
@@ -54,6 +59,9 @@ pub struct RunArgs {
     /// Results folder.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Data folder: released files (lra_release/, aclImdb/, cifar-10-batches-bin/) and the prepared-data cache.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
     /// Run again even when the folder already holds a finished record of this configuration.
     #[arg(long)]
     pub force: bool,
@@ -97,6 +105,9 @@ pub struct SweepArgs {
     pub device: String,
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Data folder (released files and the prepared-data cache).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
     /// Where the report goes.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -165,4 +176,52 @@ pub struct ReportArgs {
     pub results: PathBuf,
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataAction {
+    /// Prepare a task's splits into the data folder's cache (as `lra run` does on first use).
+    Generate(DataArgs),
+    /// Print, per split, the count, length distribution and label balance.
+    Inspect(DataArgs),
+    /// Write a PNG grid of samples with their labels (image tasks: pathfinder, pathx, image).
+    Preview {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value_t = 24)]
+        count: usize,
+        #[arg(long, default_value_t = 6)]
+        columns: usize,
+        /// The PNG file (default: <task>-preview.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a prepared task in the released format (ListOps and AAN TSVs) into --out.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "tsv")]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Download, check and unpack a released archive: lra, imdb or cifar10.
+    Fetch {
+        name: String,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[arg(long)]
+    pub task: String,
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// Seed of the data (generators and stand-ins); the preset's when absent.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
 }

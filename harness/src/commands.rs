@@ -38,6 +38,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         models: model_names(&args.models)?,
         seeds: args.seeds,
         device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        data_dir: args.data.clone(),
     };
     if spec.seeds == 0 {
         bail!("--seeds must be at least 1");
@@ -48,13 +49,13 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let exe = sweep::current_exe()?;
     if args.print_commands {
         for config in &pending {
-            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, &args.results)));
+            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, &args.results, &args.data)));
         }
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
-    let records = sweep::run_all(&exe, pending, &args.results, args.jobs, timeout, std::io::stderr().is_terminal())?;
+    let records = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
     let failed = records.iter().filter(|r| !r.is_ok()).count();
     eprintln!("sweep: ran {} runs, {failed} failed", records.len());
     if !args.no_report {

@@ -24,9 +24,18 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The configuration of `model` on `task` at `preset`, with generated or stand-in
+    /// data. See [`RunConfig::prefer_released`].
     pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
         lra_models::check_model_name(model).map_err(anyhow::Error::msg)?;
         Ok(RunConfig { model: model.to_string(), seed, device, task: TaskConfig::resolve(task, preset) })
+    }
+
+    /// Switches to the task's released files when they are under `data_dir` (they are
+    /// always preferred over generated or stand-in data).
+    pub fn prefer_released(mut self, data_dir: &Path) -> RunConfig {
+        self.task.data = self.task.data.prefer_released(data_dir);
+        self
     }
 
     /// Reads a configuration file; errors name the file, and the line, column and field.

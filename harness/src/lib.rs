@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod environment;
 pub mod list;

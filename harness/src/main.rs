@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => lra_harness::commands::bench(&args),
         Command::BenchCell(args) => lra_harness::commands::bench_cell(&args),
         Command::Report(args) => lra_harness::commands::report(&args),
+        Command::Data { action } => lra_harness::data::command(&action).map(|()| ExitCode::SUCCESS),
         Command::List { what } => lra_harness::list::list(what).map(|()| ExitCode::SUCCESS),
     };
     match result {

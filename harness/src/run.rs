@@ -36,7 +36,7 @@ pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
             };
             let task = Task::parse(task).map_err(anyhow::Error::msg)?;
             let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
-            RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?
+            RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?.prefer_released(&args.data)
         }
     };
     if let Some(seed) = args.seed {
@@ -51,7 +51,7 @@ pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(args)?;
-    let record = execute(&config, &args.results, args.force, args.quiet)?;
+    let record = execute(&config, &args.results, &args.data, args.force, args.quiet)?;
     let dir = record::run_dir(&args.results, &record.run_id);
     match &record.failure {
         None => {
@@ -78,7 +78,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `config` and writes its folder; returns the record (the existing one when the
 /// folder already holds a finished run and `force` is off).
-pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
+pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
@@ -88,7 +88,18 @@ pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> 
         return record::read_record(&result_path);
     }
     let device = open(config.device).map_err(anyhow::Error::msg)?;
-    let splits = config.task.data.prepare().with_context(|| format!("preparing the {} data", config.task.name.name()))?;
+    if let Some(how) = config.task.data.how_to_fetch() {
+        eprintln!(
+            "note: the released {} data is not under {}: training on a synthetic stand-in of the same shape (recorded as such). To use the real data: {how}",
+            config.task.name.name(),
+            data_dir.display()
+        );
+    }
+    let splits = config
+        .task
+        .data
+        .prepare(config.task.max_length, data_dir)
+        .with_context(|| format!("preparing the {} data", config.task.name.name()))?;
     if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
         bail!(
             "the {} data has an empty split (train {}, validation {}, test {})",

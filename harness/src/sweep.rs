@@ -26,6 +26,7 @@ pub struct SweepSpec {
     pub models: Vec<String>,
     pub seeds: u64,
     pub device: DeviceName,
+    pub data_dir: PathBuf,
 }
 
 /// The configurations of a sweep, in order: task, then model, then seed.
@@ -34,7 +35,7 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
     for &task in &spec.tasks {
         for model in &spec.models {
             for seed in 0..spec.seeds {
-                configs.push(RunConfig::resolve(task, spec.preset, model, seed, spec.device)?);
+                configs.push(RunConfig::resolve(task, spec.preset, model, seed, spec.device)?.prefer_released(&spec.data_dir));
             }
         }
     }
@@ -47,7 +48,7 @@ pub fn is_recorded(results: &Path, config: &RunConfig) -> bool {
 }
 
 /// The `lra run` arguments that run `config` into `results`.
-pub fn run_arguments(config: &RunConfig, results: &Path) -> Vec<String> {
+pub fn run_arguments(config: &RunConfig, results: &Path, data_dir: &Path) -> Vec<String> {
     vec![
         "run".into(),
         "--task".into(),
@@ -62,6 +63,8 @@ pub fn run_arguments(config: &RunConfig, results: &Path) -> Vec<String> {
         config.device.name().into(),
         "--results".into(),
         results.display().to_string(),
+        "--data".into(),
+        data_dir.display().to_string(),
         "--quiet".into(),
     ]
 }
@@ -91,7 +94,7 @@ pub struct RunEnd {
 /// Runs `config` in a child process (`exe run ...`), its output appended to the run's
 /// `run.log`. When the child dies without writing `result.json` (killed, aborted, past
 /// `timeout`), the sweep writes the failed record itself, with the cause.
-pub fn run_child(exe: &Path, config: &RunConfig, results: &Path, timeout: Option<Duration>) -> anyhow::Result<RunEnd> {
+pub fn run_child(exe: &Path, config: &RunConfig, results: &Path, data_dir: &Path, timeout: Option<Duration>) -> anyhow::Result<RunEnd> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
@@ -103,7 +106,7 @@ pub fn run_child(exe: &Path, config: &RunConfig, results: &Path, timeout: Option
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let mut child = Command::new(exe)
-        .args(run_arguments(config, results))
+        .args(run_arguments(config, results, data_dir))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -173,6 +176,7 @@ pub fn run_all(
     exe: &Path,
     pending: Vec<RunConfig>,
     results: &Path,
+    data_dir: &Path,
     jobs: usize,
     timeout: Option<Duration>,
     show_progress: bool,
@@ -205,7 +209,7 @@ pub fn run_all(
             scope.spawn(|| {
                 loop {
                     let Some(config) = queue.lock().expect("queue lock").pop_front() else { break };
-                    match run_child(exe, &config, results, timeout) {
+                    match run_child(exe, &config, results, data_dir, timeout) {
                         Ok(end) => {
                             let r = &end.record;
                             let what = format!("{} {} seed {}", r.task, r.model, r.seed);

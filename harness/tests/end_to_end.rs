@@ -84,7 +84,7 @@ fn check_record(record: &RunRecord) {
         ("listops", "transformer", "tiny", 1)
     );
     assert_eq!(record.steps, 20);
-    for accuracy in [record.test_accuracy.unwrap(), record.best_val_accuracy.unwrap(), record.test_majority_rate] {
+    for accuracy in [record.test_accuracy.unwrap(), record.best_val_accuracy.unwrap(), record.test_majority_rate.unwrap()] {
         assert!((0.0..=1.0).contains(&accuracy));
     }
     assert!(record.train_steps_per_second > 0.0 && record.train_tokens_per_second > record.train_steps_per_second);
@@ -154,7 +154,8 @@ fn one_training_step_on_wgpu_gives_a_finite_loss_and_a_pool_peak() {
     config.task.training.steps = 1;
     config.task.training.warmup_steps_untimed = 0;
     let device = open(DeviceName::Wgpu).expect("wgpu must be available (install mesa-vulkan-drivers without a GPU)");
-    let splits = config.task.data.prepare().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let splits = config.task.data.prepare(config.task.max_length, data.path()).unwrap();
     let outcome = train(&config, &splits, &device, &mut Silent);
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert!(outcome.final_train_loss.is_some_and(f64::is_finite));

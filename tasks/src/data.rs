@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use lra_datasets::standin::SplitSizes;
+use lra_datasets::pathfinder::{self, Difficulty, PathfinderConfig};
 use lra_datasets::{DataError, Splits, aan, cache, cifar, imdb, listops, standin};
 
 /// How many examples of each split to keep (all when `None`): smaller presets train on
@@ -55,6 +56,33 @@ pub enum DataConfig {
     ImageReleased { limits: Limits },
     /// A synthetic stand-in for CIFAR-10: 32x32 drawn shapes in 10 classes.
     ImageStandIn { seed: u64, train: usize, validation: usize, test: usize },
+    /// The Pathfinder generator at LRA's settings for `size` (32, 64 or 128 = Path-X);
+    /// `count` images split 80/10/10.
+    PathfinderGenerated { seed: u64, size: usize, difficulty: PathfinderDifficulty, count: usize },
+    /// `lra_release/pathfinder<size>/<difficulty>/` (empty images left out), split
+    /// 80/10/10 after a shuffle seeded by `seed`.
+    PathfinderReleased { seed: u64, size: usize, difficulty: PathfinderDifficulty, limits: Limits },
+}
+
+/// Contour length of Pathfinder images: 6 (`baseline`), 9 or 14 (LRA's "hard", the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathfinderDifficulty {
+    Baseline,
+    #[serde(rename = "9")]
+    Nine,
+    #[serde(rename = "14")]
+    Fourteen,
+}
+
+impl PathfinderDifficulty {
+    fn generator(self) -> Difficulty {
+        match self {
+            PathfinderDifficulty::Baseline => Difficulty::Baseline,
+            PathfinderDifficulty::Nine => Difficulty::Nine,
+            PathfinderDifficulty::Fourteen => Difficulty::Fourteen,
+        }
+    }
 }
 
 /// The value of `data_source` in run records.
@@ -66,11 +94,12 @@ impl DataConfig {
     /// The run record's `data_source`.
     pub fn source_label(&self) -> &'static str {
         match self {
-            DataConfig::ListopsGenerated { .. } => GENERATED,
+            DataConfig::ListopsGenerated { .. } | DataConfig::PathfinderGenerated { .. } => GENERATED,
             DataConfig::ListopsReleased { .. }
             | DataConfig::TextReleased { .. }
             | DataConfig::RetrievalReleased { .. }
-            | DataConfig::ImageReleased { .. } => RELEASED,
+            | DataConfig::ImageReleased { .. }
+            | DataConfig::PathfinderReleased { .. } => RELEASED,
             DataConfig::TextStandIn { .. } | DataConfig::RetrievalStandIn { .. } | DataConfig::ImageStandIn { .. } => STAND_IN,
         }
     }
@@ -85,6 +114,9 @@ impl DataConfig {
             DataConfig::TextStandIn { seed, .. } if found(IMDB_DIR) => DataConfig::TextReleased { seed, limits },
             DataConfig::RetrievalStandIn { .. } if found(AAN_DIR) => DataConfig::RetrievalReleased { limits },
             DataConfig::ImageStandIn { .. } if found(CIFAR_DIR) => DataConfig::ImageReleased { limits },
+            DataConfig::PathfinderGenerated { seed, size, difficulty, .. } if found(&pathfinder_dir(size, difficulty)) => {
+                DataConfig::PathfinderReleased { seed, size, difficulty, limits }
+            }
             other => other,
         }
     }
@@ -97,10 +129,14 @@ impl DataConfig {
             | DataConfig::ImageStandIn { train, validation, test, .. } => {
                 Limits { train: Some(train), validation: Some(validation), test: Some(test) }
             }
+            DataConfig::PathfinderGenerated { count, .. } => {
+                Limits { train: Some(count * 8 / 10), validation: Some(count / 10), test: Some(count - count * 8 / 10 - count / 10) }
+            }
             DataConfig::ListopsReleased { limits }
             | DataConfig::TextReleased { limits, .. }
             | DataConfig::RetrievalReleased { limits }
-            | DataConfig::ImageReleased { limits } => limits,
+            | DataConfig::ImageReleased { limits }
+            | DataConfig::PathfinderReleased { limits, .. } => limits,
         }
     }
 
@@ -117,15 +153,20 @@ impl DataConfig {
     /// Produces the tokenized splits, sequences cut to `max_length`, through the cache in
     /// `data_dir/prepared/` (a stale or corrupt cache file is rebuilt, never used).
     pub fn prepare(&self, max_length: usize, data_dir: &Path) -> Result<Splits, DataError> {
+        self.prepare_reporting(max_length, data_dir).map(|(splits, _)| splits)
+    }
+
+    /// As [`DataConfig::prepare`], also saying whether the splits came from the cache.
+    pub fn prepare_reporting(&self, max_length: usize, data_dir: &Path) -> Result<(Splits, bool), DataError> {
         let params = format!("{self:?} max_length={max_length}");
         let digest: String = Sha256::digest(params.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let path = data_dir.join("prepared").join(format!("{}.bin", digest));
+        let path = data_dir.join("prepared").join(format!("{digest}.bin"));
         if let Some(splits) = cache::load(&path, &params)? {
-            return Ok(splits);
+            return Ok((splits, true));
         }
         let splits = self.build(max_length, data_dir)?;
         cache::save(&path, &params, &splits)?;
-        Ok(splits)
+        Ok((splits, false))
     }
 
     /// Produces the splits without the cache.
@@ -169,6 +210,14 @@ impl DataConfig {
             DataConfig::ImageStandIn { seed, train, validation, test } => {
                 shift_pixels(standin::image(SplitSizes { train: *train, validation: *validation, test: *test }, *seed)?)
             }
+            DataConfig::PathfinderGenerated { seed, size, difficulty, count } => {
+                let config = PathfinderConfig::lra(*size, difficulty.generator())?;
+                shift_pixels(pathfinder::generated_splits(&config, *seed, *count as u64)?)
+            }
+            DataConfig::PathfinderReleased { seed, size, difficulty, limits } => {
+                let dir = released(&pathfinder_dir(*size, *difficulty))?;
+                shift_pixels(limit(pathfinder::released_splits(&dir, *size, *seed)?, limits))
+            }
         };
         Ok(truncate(splits, max_length))
     }
@@ -178,6 +227,10 @@ const LISTOPS_DIR: &str = "lra_release/listops-1000";
 const IMDB_DIR: &str = "aclImdb";
 const AAN_DIR: &str = "lra_release/tsv_data";
 const CIFAR_DIR: &str = "cifar-10-batches-bin";
+
+fn pathfinder_dir(size: usize, difficulty: PathfinderDifficulty) -> String {
+    format!("lra_release/pathfinder{size}/{}", difficulty.generator().release_folder())
+}
 
 /// `data_dir/relative`, or the same under the doubled `lra_release/lra_release/` that the
 /// LRA archive unpacks to.

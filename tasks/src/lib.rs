@@ -11,7 +11,7 @@ use lra_datasets::{bytes, cifar, listops};
 
 mod data;
 mod schedule;
-pub use data::{DataConfig, GENERATED, Limits, PIXEL_VOCAB, RELEASED, STAND_IN, released_path};
+pub use data::{DataConfig, GENERATED, Limits, PIXEL_VOCAB, PathfinderDifficulty, RELEASED, STAND_IN, released_path};
 pub use schedule::Schedule;
 
 /// The tasks of the benchmark that this harness prepares.
@@ -22,10 +22,12 @@ pub enum Task {
     Text,
     Retrieval,
     Image,
+    Pathfinder,
+    Pathx,
 }
 
 impl Task {
-    pub const ALL: [Task; 4] = [Task::Listops, Task::Text, Task::Retrieval, Task::Image];
+    pub const ALL: [Task; 6] = [Task::Listops, Task::Text, Task::Retrieval, Task::Image, Task::Pathfinder, Task::Pathx];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +35,8 @@ impl Task {
             Task::Text => "text",
             Task::Retrieval => "retrieval",
             Task::Image => "image",
+            Task::Pathfinder => "pathfinder",
+            Task::Pathx => "pathx",
         }
     }
 
@@ -42,13 +46,15 @@ impl Task {
             Task::Text => "IMDb sentiment from bytes; the aclImdb folders, or a synthetic stand-in",
             Task::Retrieval => "do two papers cite each other (AAN), from bytes; the released TSVs, or a stand-in",
             Task::Image => "CIFAR-10 class from grayscale pixels; the binary batches, or a stand-in of drawn shapes",
+            Task::Pathfinder => "are the two dots joined by one dashed contour (32x32 pixels); generated, or the released images",
+            Task::Pathx => "Pathfinder at 128x128 (16,384 pixels); generated, or the released images",
         }
     }
 
     pub fn classes(self) -> usize {
         match self {
             Task::Listops => 10,
-            Task::Text | Task::Retrieval => 2,
+            Task::Text | Task::Retrieval | Task::Pathfinder | Task::Pathx => 2,
             Task::Image => cifar::CLASSES as usize,
         }
     }
@@ -57,7 +63,7 @@ impl Task {
         match self {
             Task::Listops => listops::vocab::SIZE,
             Task::Text | Task::Retrieval => bytes::VOCAB_SIZE,
-            Task::Image => PIXEL_VOCAB,
+            Task::Image | Task::Pathfinder | Task::Pathx => PIXEL_VOCAB,
         }
     }
 
@@ -189,6 +195,8 @@ impl TaskConfig {
             Task::Text => text_config(preset),
             Task::Retrieval => retrieval_config(preset),
             Task::Image => image_config(preset),
+            Task::Pathfinder => pathfinder_config(Task::Pathfinder, preset),
+            Task::Pathx => pathfinder_config(Task::Pathx, preset),
         }
     }
 }
@@ -444,6 +452,59 @@ fn image_config(preset: Preset) -> TaskConfig {
         ),
     };
     TaskConfig { name: task, preset, max_length: cifar::PIXELS, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+}
+
+fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
+    let size = if task == Task::Pathx { 128 } else { 32 };
+    let data = |count: usize, difficulty| DataConfig::PathfinderGenerated { seed: 0, size, difficulty, count };
+    let (data, model, training) = match preset {
+        Preset::Tiny => (
+            data(160, PathfinderDifficulty::Fourteen),
+            model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
+            cpu_training(8, 4, 2),
+        ),
+        Preset::Quick => (
+            data(if task == Task::Pathx { 400 } else { 5_000 }, PathfinderDifficulty::Fourteen),
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, if task == Task::Pathx { 20 } else { 200 }, if task == Task::Pathx { 10 } else { 50 }),
+        ),
+        // LRA's Pathfinder config: d 32 (qkv 16), 4 layers, 4 heads (Path-X: 1 layer, 2
+        // heads), mean pooling, dropout 0.2, batch 512 (Path-X 64), lr 1e-3, cosine,
+        // 200 epochs; Path-X clips gradients at 1.
+        Preset::Lra => {
+            let pathx = task == Task::Pathx;
+            let (heads, layers, batch) = if pathx { (2, 1, 64) } else { (4, 4, 512) };
+            let count = 200_000;
+            (
+                data(count, PathfinderDifficulty::Fourteen),
+                ModelConfig {
+                    d_model: 32,
+                    heads,
+                    layers,
+                    d_ff: 32,
+                    d_head_mlp: 32,
+                    pooling: Pooling::Mean,
+                    positions: Positions::Learned,
+                    dropout: 0.2,
+                    attention_dropout: 0.2,
+                },
+                TrainingConfig {
+                    batch_size: batch,
+                    steps: 200 * count * 8 / 10 / batch,
+                    schedule: Schedule::Cosine { base: 1e-3, warmup: 0 },
+                    weight_decay: 0.0,
+                    beta_1: 0.9,
+                    beta_2: 0.98,
+                    epsilon: 1e-9,
+                    gradient_clip_norm: pathx.then_some(1.0),
+                    eval_every: 1_000,
+                    warmup_steps_untimed: 10,
+                    log_every: 100,
+                },
+            )
+        }
+    };
+    TaskConfig { name: task, preset, max_length: size * size, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
 }
 
 #[cfg(test)]
