@@ -157,7 +157,7 @@ impl Classifier {
             None => self.sinusoid.clone(),
         };
         assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
-        x = x + table.slice([0..positions]).unsqueeze::<3>();
+        x = x + table.narrow(0, 0, positions).unsqueeze::<3>();
         x = self.dropout.forward(x);
         for block in &self.blocks {
             x = block.forward(x, padding.clone());
