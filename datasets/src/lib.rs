@@ -1,20 +1,32 @@
 //! Long Range Arena data, with no knowledge of models or training.
 //!
 //! Everything here works on bytes, files and token ids: the seeded generators
-//! (ListOps), the readers and writers of the released file formats, and the
+//! (ListOps, Pathfinder), the readers and writers of the released file formats, and the
 //! tokenizers that turn a sample into token ids. Errors name the file and line.
 
+pub mod aan;
+pub mod bytes;
+pub mod cache;
+pub mod cifar;
 pub mod error;
+pub mod fetch;
+pub mod imdb;
 pub mod listops;
+pub mod parallel;
+pub mod pathfinder;
 pub mod rng;
+pub mod standin;
 pub mod text;
 
 pub use error::DataError;
 
-/// One labelled sequence of token ids, before padding.
+/// One labelled example of token ids, before padding: one sequence, or two for the
+/// paired tasks (Retrieval).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
     pub tokens: Vec<u32>,
+    /// The second sequence of a pair; `None` for single-sequence tasks.
+    pub second: Option<Vec<u32>>,
     pub label: u32,
 }
 

@@ -175,7 +175,7 @@ fn check_config(config: &GeneratorConfig) -> Result<(), DataError> {
 pub fn generate(config: &GeneratorConfig, seed: u64) -> Result<Vec<Expr>, DataError> {
     check_config(config)?;
     let wanted = config.train + config.validation + config.test;
-    let mut rng = SeededRng::new(seed, 0x4c69_7374_4f70_73); // "ListOps"
+    let mut rng = SeededRng::new(seed, u64::from_le_bytes(*b"ListOps\0"));
     let mut seen = HashSet::with_capacity(wanted);
     let mut kept = Vec::with_capacity(wanted);
     // Most trees are rejected (a quarter of roots are operators at all); the bound only
@@ -187,7 +187,11 @@ pub fn generate(config: &GeneratorConfig, seed: u64) -> Result<Vec<Expr>, DataEr
         if attempts > max_attempts {
             return Err(DataError::new(format!(
                 "listops: found only {} of {} trees with {} < length < {} in {} attempts; widen the bounds",
-                kept.len(), wanted, config.min_length, config.max_length, max_attempts
+                kept.len(),
+                wanted,
+                config.min_length,
+                config.max_length,
+                max_attempts
             )));
         }
         let tree = random_tree(&mut rng, config, 1);
@@ -238,9 +242,7 @@ pub fn evaluate(source: &str) -> Result<u8, DataError> {
             stack.push((op, Vec::new()));
             continue;
         } else if *token == "]" {
-            let (op, args) = stack
-                .pop()
-                .ok_or_else(|| DataError::new(format!("token {} `]` closes no operator", i + 1)))?;
+            let (op, args) = stack.pop().ok_or_else(|| DataError::new(format!("token {} `]` closes no operator", i + 1)))?;
             if args.is_empty() {
                 return Err(DataError::new(format!("token {} `]` closes {} with no arguments", i + 1, op.token())));
             }
@@ -298,7 +300,11 @@ pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Sample>, D
         let line = line.map_err(|e| e.located(path, number))?;
         if number == 1 {
             if line.trim_end() != TSV_HEADER {
-                return Err(DataError::at(path, 1, format!("expected the header `Source<TAB>Target`, found `{}`", crate::text::preview(&line))));
+                return Err(DataError::at(
+                    path,
+                    1,
+                    format!("expected the header `Source<TAB>Target`, found `{}`", crate::text::preview(&line)),
+                ));
             }
             continue;
         }
@@ -311,7 +317,13 @@ pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Sample>, D
         };
         let target: u8 = match target.trim().parse() {
             Ok(t) if t <= 9 => t,
-            _ => return Err(DataError::at(path, number, format!("Target: expected a digit 0-9, found `{}`", crate::text::preview(target)))),
+            _ => {
+                return Err(DataError::at(
+                    path,
+                    number,
+                    format!("Target: expected a digit 0-9, found `{}`", crate::text::preview(target)),
+                ));
+            }
         };
         let value = evaluate(source).map_err(|e| DataError::at(path, number, format!("Source: {}", e.message)))?;
         if value != target {
@@ -358,10 +370,7 @@ pub fn tokenize(source: &str) -> Result<Vec<u32>, DataError> {
 /// Tokenized splits from samples.
 pub fn to_splits(samples: [Vec<Sample>; 3]) -> Result<Splits, DataError> {
     let convert = |split: Vec<Sample>| -> Result<Vec<Example>, DataError> {
-        split
-            .into_iter()
-            .map(|s| Ok(Example { tokens: tokenize(&s.source)?, label: s.target as u32 }))
-            .collect()
+        split.into_iter().map(|s| Ok(Example { tokens: tokenize(&s.source)?, second: None, label: s.target as u32 })).collect()
     };
     let [train, validation, test] = samples;
     Ok(Splits { train: convert(train)?, validation: convert(validation)?, test: convert(test)? })
@@ -407,7 +416,8 @@ mod tests {
 
     #[test]
     fn generated_labels_agree_with_the_evaluator_on_10000_samples() {
-        let config = GeneratorConfig { min_length: 10, max_length: 200, train: 10_000, validation: 0, test: 0, ..Default::default() };
+        let config =
+            GeneratorConfig { min_length: 10, max_length: 200, train: 10_000, validation: 0, test: 0, ..Default::default() };
         let [train, _, _] = generate_samples(&config, 11).unwrap();
         assert_eq!(train.len(), 10_000);
         for sample in &train {
@@ -417,7 +427,8 @@ mod tests {
 
     #[test]
     fn generated_trees_are_distinct_and_within_the_open_length_bounds() {
-        let config = GeneratorConfig { min_length: 20, max_length: 60, train: 300, validation: 50, test: 50, ..Default::default() };
+        let config =
+            GeneratorConfig { min_length: 20, max_length: 60, train: 300, validation: 50, test: 50, ..Default::default() };
         let trees = generate(&config, 5).unwrap();
         assert_eq!(trees.len(), 400);
         let distinct: HashSet<_> = trees.iter().collect();

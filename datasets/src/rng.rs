@@ -76,10 +76,12 @@ mod tests {
 
     #[test]
     fn same_seed_and_stream_give_the_same_words() {
-        let a: Vec<u64> = (0..8).map({
-            let mut r = SeededRng::new(7, 1);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..8)
+            .map({
+                let mut r = SeededRng::new(7, 1);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r = SeededRng::new(7, 1);
         let b: Vec<u64> = (0..8).map(|_| r.next_u64()).collect();
         assert_eq!(a, b);

@@ -31,9 +31,11 @@ pub fn bounded_lines(reader: impl BufRead, max_bytes: usize) -> impl Iterator<It
                     done = true;
                     return Some(Err(DataError::new(format!("line longer than {max_bytes} bytes"))));
                 }
-                Some(String::from_utf8(bytes).map_err(|e| {
-                    DataError::new(format!("invalid UTF-8 at byte {} of the line", e.utf8_error().valid_up_to()))
-                }))
+                Some(
+                    String::from_utf8(bytes).map_err(|e| {
+                        DataError::new(format!("invalid UTF-8 at byte {} of the line", e.utf8_error().valid_up_to()))
+                    }),
+                )
             }
         }
     })

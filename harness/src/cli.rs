@@ -15,6 +15,20 @@ pub struct Cli {
 pub enum Command {
     /// Train one model on one task and write its run record.
     Run(RunArgs),
+    /// Train every model on every task (each run in its own process), then write the report.
+    Sweep(SweepArgs),
+    /// Time and measure the memory of training steps per model and sequence length (LRA's Table 2).
+    Bench(BenchArgs),
+    /// One benchmark measurement in this process (what `lra bench` runs in each child).
+    #[command(hide = true)]
+    BenchCell(BenchCellArgs),
+    /// Write the comparison report (Markdown, HTML, CSV, plots) from a results folder.
+    Report(ReportArgs),
+    /// Prepare, inspect, preview, export or fetch a task's data.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
     /// List models, tasks, presets or devices.
     List {
         #[arg(value_enum)]
@@ -45,6 +59,9 @@ pub struct RunArgs {
     /// Results folder.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Data folder: released files (lra_release/, aclImdb/, cifar-10-batches-bin/) and the prepared-data cache.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
     /// Run again even when the folder already holds a finished record of this configuration.
     #[arg(long)]
     pub force: bool,
@@ -59,4 +76,152 @@ pub enum ListWhat {
     Tasks,
     Presets,
     Devices,
+}
+
+/// A comma-separated list (`--models a,b`), or every name when absent.
+fn split_list(value: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if items.is_empty() { Err("expected a comma-separated list".into()) } else { Ok(items) }
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Preset of every run.
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// Tasks to sweep (comma-separated); all when absent.
+    #[arg(long, value_parser = split_list)]
+    pub tasks: Option<Vec<String>>,
+    /// Models to sweep (comma-separated); all when absent.
+    #[arg(long, value_parser = split_list)]
+    pub models: Option<Vec<String>>,
+    /// Seeds per (task, model): 0..N.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Data folder (released files and the prepared-data cache).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Stop a run that takes longer than this many seconds (recorded as timed out).
+    #[arg(long)]
+    pub run_timeout: Option<f64>,
+    /// Print one `lra run ...` line per pending run instead of running them.
+    #[arg(long)]
+    pub print_commands: bool,
+    /// Do not write the report at the end.
+    #[arg(long)]
+    pub no_report: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Sequence lengths (comma-separated).
+    #[arg(long, default_value = "1024,2048,3072,4096", value_delimiter = ',')]
+    pub lengths: Vec<usize>,
+    /// Batch size (LRA's Table 2 used 32).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Models (comma-separated); all when absent, the Transformer first.
+    #[arg(long, value_parser = split_list)]
+    pub models: Option<Vec<String>>,
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// What to time: a whole training step, or one attention layer (forward and backward).
+    #[arg(long, value_enum, default_value = "step")]
+    pub scope: crate::bench::Scope,
+    #[arg(long, default_value_t = 1)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub timed_steps: usize,
+    /// Limit for each measurement, in seconds (past it: recorded as timed out).
+    #[arg(long, default_value_t = 600.0)]
+    pub cell_timeout: f64,
+    /// Start no new measurement after this many seconds in all (the rest: not run).
+    #[arg(long)]
+    pub budget: Option<f64>,
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCellArgs {
+    #[arg(long)]
+    pub model: String,
+    #[arg(long)]
+    pub length: usize,
+    #[arg(long)]
+    pub batch: usize,
+    #[arg(long)]
+    pub device: String,
+    #[arg(long, value_enum)]
+    pub scope: crate::bench::Scope,
+    #[arg(long)]
+    pub warmup_steps: usize,
+    #[arg(long)]
+    pub timed_steps: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataAction {
+    /// Prepare a task's splits into the data folder's cache (as `lra run` does on first use).
+    Generate(DataArgs),
+    /// Print, per split, the count, length distribution and label balance.
+    Inspect(DataArgs),
+    /// Write a PNG grid of samples with their labels (image tasks: pathfinder, pathx, image).
+    Preview {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value_t = 24)]
+        count: usize,
+        #[arg(long, default_value_t = 6)]
+        columns: usize,
+        /// The PNG file (default: <task>-preview.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a prepared task in the released format (ListOps and AAN TSVs) into --out.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "tsv")]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Download, check and unpack a released archive: lra, imdb or cifar10.
+    Fetch {
+        name: String,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[arg(long)]
+    pub task: String,
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// Seed of the data (generators and stand-ins); the preset's when absent.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
 }

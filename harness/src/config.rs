@@ -24,15 +24,25 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The configuration of `model` on `task` at `preset`, with generated or stand-in
+    /// data. See [`RunConfig::prefer_released`].
     pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
         lra_models::check_model_name(model).map_err(anyhow::Error::msg)?;
         Ok(RunConfig { model: model.to_string(), seed, device, task: TaskConfig::resolve(task, preset) })
     }
 
+    /// Switches to the task's released files when they are under `data_dir` (they are
+    /// always preferred over generated or stand-in data).
+    pub fn prefer_released(mut self, data_dir: &Path) -> RunConfig {
+        self.task.data = self.task.data.prefer_released(data_dir);
+        self
+    }
+
     /// Reads a configuration file; errors name the file, and the line, column and field.
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration {}", path.display()))?;
-        let config: RunConfig = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
+        let config: RunConfig = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
         config.validate().with_context(|| format!("{}: invalid configuration", path.display()))?;
         Ok(config)
     }
@@ -64,10 +74,19 @@ impl RunConfig {
             }
         }
         if t.training.warmup_steps_untimed >= t.training.steps {
-            bail!("training.warmup_steps_untimed ({}) must be below training.steps ({})", t.training.warmup_steps_untimed, t.training.steps);
+            bail!(
+                "training.warmup_steps_untimed ({}) must be below training.steps ({})",
+                t.training.warmup_steps_untimed,
+                t.training.steps
+            );
         }
         if t.vocab_size != t.name.vocab_size() || t.classes != t.name.classes() {
-            bail!("vocab_size and classes are fixed by the task {}: {} and {}", t.name.name(), t.name.vocab_size(), t.name.classes());
+            bail!(
+                "vocab_size and classes are fixed by the task {}: {} and {}",
+                t.name.name(),
+                t.name.vocab_size(),
+                t.name.classes()
+            );
         }
         Ok(())
     }

@@ -12,7 +12,12 @@ pub fn capture(device_adapter: &str) -> Environment {
     let mut system = sysinfo::System::new();
     system.refresh_cpu_all();
     system.refresh_memory();
-    let cpu = system.cpus().first().map(|c| c.brand().trim().to_string()).filter(|b| !b.is_empty()).unwrap_or_else(|| "unknown CPU".into());
+    let cpu = system
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "unknown CPU".into());
     Environment {
         cpu,
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -29,7 +34,8 @@ pub fn capture(device_adapter: &str) -> Environment {
 /// uncommitted changes; `unknown` outside a git checkout.
 fn git_commit() -> String {
     let source_dir = env!("CARGO_MANIFEST_DIR");
-    let git = |args: &[&str]| Command::new("git").arg("-C").arg(source_dir).args(args).output().ok().filter(|o| o.status.success());
+    let git =
+        |args: &[&str]| Command::new("git").arg("-C").arg(source_dir).args(args).output().ok().filter(|o| o.status.success());
     match git(&["rev-parse", "HEAD"]) {
         Some(out) => {
             let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -1,11 +1,16 @@
 //! The `lra` harness: command line, devices, training loop, measuring, run records.
 
+pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod environment;
 pub mod list;
 pub mod measure;
 pub mod record;
+pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod train;

@@ -13,6 +13,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => lra_harness::run::run_command(&args),
+        Command::Sweep(args) => lra_harness::commands::sweep(&args),
+        Command::Bench(args) => lra_harness::commands::bench(&args),
+        Command::BenchCell(args) => lra_harness::commands::bench_cell(&args),
+        Command::Report(args) => lra_harness::commands::report(&args),
+        Command::Data { action } => lra_harness::data::command(&action).map(|()| ExitCode::SUCCESS),
         Command::List { what } => lra_harness::list::list(what).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -18,10 +18,22 @@ use crate::config::RunConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
-    OutOfMemory { detail: String },
-    DivergedToNan { step: usize },
-    Panicked { message: String },
-    TimedOut { seconds: f64 },
+    OutOfMemory {
+        detail: String,
+    },
+    DivergedToNan {
+        step: usize,
+    },
+    Panicked {
+        message: String,
+    },
+    TimedOut {
+        seconds: f64,
+    },
+    /// The process ended without writing its record (a signal, an abort).
+    Crashed {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Failure {
@@ -31,6 +43,7 @@ impl std::fmt::Display for Failure {
             Failure::DivergedToNan { step } => write!(f, "diverged: loss is not finite at step {step}"),
             Failure::Panicked { message } => write!(f, "panicked: {message}"),
             Failure::TimedOut { seconds } => write!(f, "timed out after {seconds:.0} s"),
+            Failure::Crashed { detail } => write!(f, "crashed: {detail}"),
         }
     }
 }
@@ -66,7 +79,7 @@ pub struct RunRecord {
     pub best_step: Option<usize>,
     /// Fraction of the test split in its most common class: the accuracy of always
     /// guessing that class.
-    pub test_majority_rate: f64,
+    pub test_majority_rate: Option<f64>,
     pub final_train_loss: Option<f64>,
     pub steps: usize,
     pub train_seconds: f64,
@@ -80,6 +93,43 @@ pub struct RunRecord {
     pub data_source: String,
     pub config: RunConfig,
     pub environment: Environment,
+}
+
+impl RunRecord {
+    /// The record of a run that ended before it could write its own.
+    pub fn failed(config: &RunConfig, failure: Failure, wall_seconds: f64) -> RunRecord {
+        RunRecord {
+            run_id: run_id(config),
+            task: config.task.name.name().to_string(),
+            model: config.model.clone(),
+            preset: config.task.preset.name().to_string(),
+            seed: config.seed,
+            device: config.device.name().to_string(),
+            status: "failed".into(),
+            failure: Some(failure),
+            test_accuracy: None,
+            best_val_accuracy: None,
+            best_step: None,
+            test_majority_rate: None,
+            final_train_loss: None,
+            steps: 0,
+            train_seconds: 0.0,
+            wall_seconds,
+            train_steps_per_second: 0.0,
+            train_tokens_per_second: 0.0,
+            peak_memory_bytes: 0,
+            memory_source: "not measured (the run did not finish)".into(),
+            peak_rss_bytes: None,
+            parameters: 0,
+            data_source: config.task.data.source_label().to_string(),
+            config: config.clone(),
+            environment: crate::environment::capture("unknown (the run did not finish)"),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
 }
 
 /// The id of a run: the first 12 hex digits of the SHA-256 of its canonical configuration.
@@ -99,7 +149,8 @@ pub fn run_dir(results: &Path, run_id: &str) -> PathBuf {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
     temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;

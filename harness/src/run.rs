@@ -36,7 +36,7 @@ pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
             };
             let task = Task::parse(task).map_err(anyhow::Error::msg)?;
             let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
-            RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?
+            RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?.prefer_released(&args.data)
         }
     };
     if let Some(seed) = args.seed {
@@ -51,7 +51,7 @@ pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(args)?;
-    let record = execute(&config, &args.results, args.force, args.quiet)?;
+    let record = execute(&config, &args.results, &args.data, args.force, args.quiet)?;
     let dir = record::run_dir(&args.results, &record.run_id);
     match &record.failure {
         None => {
@@ -78,7 +78,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `config` and writes its folder; returns the record (the existing one when the
 /// folder already holds a finished run and `force` is off).
-pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
+pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
@@ -88,14 +88,34 @@ pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> 
         return record::read_record(&result_path);
     }
     let device = open(config.device).map_err(anyhow::Error::msg)?;
-    let splits = config.task.data.prepare().with_context(|| format!("preparing the {} data", config.task.name.name()))?;
+    if let Some(how) = config.task.data.how_to_fetch() {
+        eprintln!(
+            "note: the released {} data is not under {}: training on a synthetic stand-in of the same shape (recorded as such). To use the real data: {how}",
+            config.task.name.name(),
+            data_dir.display()
+        );
+    }
+    let splits = config
+        .task
+        .data
+        .prepare(config.task.max_length, data_dir)
+        .with_context(|| format!("preparing the {} data", config.task.name.name()))?;
     if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
-        bail!("the {} data has an empty split (train {}, validation {}, test {})", config.task.name.name(), splits.train.len(), splits.validation.len(), splits.test.len());
+        bail!(
+            "the {} data has an empty split (train {}, validation {}, test {})",
+            config.task.name.name(),
+            splits.train.len(),
+            splits.validation.len(),
+            splits.test.len()
+        );
     }
     record::write_json_atomically(&dir.join("config.json"), config)?;
 
     let mut progress = Reporter::new(config, quiet);
-    let outcome = catch_unwind(AssertUnwindSafe(|| train::train(config, &splits, &device, &mut progress)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        inject_test_fault(config);
+        train::train(config, &splits, &device, &mut progress)
+    }));
     progress.finish();
     let outcome = outcome.unwrap_or_else(|panic| {
         let message = panic
@@ -119,7 +139,7 @@ pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> 
         test_accuracy: outcome.test_accuracy,
         best_val_accuracy: outcome.best_val_accuracy,
         best_step: outcome.best_step,
-        test_majority_rate: majority_rate(&splits.test),
+        test_majority_rate: Some(majority_rate(&splits.test)),
         final_train_loss: outcome.final_train_loss,
         steps: outcome.steps,
         train_seconds: outcome.train_seconds,
@@ -136,6 +156,23 @@ pub fn execute(config: &RunConfig, results: &Path, force: bool, quiet: bool) -> 
     };
     record::write_json_atomically(&result_path, &record)?;
     Ok(record)
+}
+
+/// A fault switch for tests of failure handling: `LRA_TEST_FAULT=panic@<task>/<model>`
+/// makes that run panic as it starts training (recorded by the run itself), and
+/// `abort@<task>/<model>` aborts the process (as a crash or a kill would: the run
+/// cannot record anything, and whoever started it must).
+fn inject_test_fault(config: &RunConfig) {
+    let Ok(fault) = std::env::var("LRA_TEST_FAULT") else { return };
+    let target = format!("{}/{}", config.task.name.name(), config.model);
+    match fault.split_once('@') {
+        Some(("panic", t)) if t == target => panic!("fault injected by LRA_TEST_FAULT for {target}"),
+        Some(("abort", t)) if t == target => {
+            eprintln!("aborting: fault injected by LRA_TEST_FAULT for {target}");
+            std::process::abort()
+        }
+        _ => {}
+    }
 }
 
 fn failed_outcome(failure: Failure) -> TrainOutcome {

@@ -60,21 +60,46 @@ pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
         })
         .with_dropout(m.dropout)
         .with_attention_dropout(m.attention_dropout)
+        .with_paired(config.task.name.paired())
 }
 
-/// `examples` as a batch: tokens cut or padded (with 0) to `max_length`, and labels.
-pub fn make_batch(examples: &[&Example], max_length: usize, device: &Device) -> (Tensor<2, Int>, Tensor<1, Int>) {
-    let mut tokens = Vec::with_capacity(examples.len() * max_length);
-    for example in examples {
-        let kept = example.tokens.len().min(max_length);
-        tokens.extend(example.tokens[..kept].iter().map(|&t| t as i64));
+/// A batch on a device: token ids `[batch, max_length]` (0 = padding), the second
+/// sequences of paired tasks, and labels `[batch]`.
+pub struct Batch {
+    pub tokens: Tensor<2, Int>,
+    pub second: Option<Tensor<2, Int>>,
+    pub labels: Tensor<1, Int>,
+}
+
+/// Token ids of `sequences`, each cut or padded (with 0) to `max_length`.
+fn pad(sequences: &[&[u32]], max_length: usize, device: &Device) -> Tensor<2, Int> {
+    let mut tokens = Vec::with_capacity(sequences.len() * max_length);
+    for sequence in sequences {
+        let kept = sequence.len().min(max_length);
+        tokens.extend(sequence[..kept].iter().map(|&t| t as i64));
         tokens.extend(std::iter::repeat_n(0i64, max_length - kept));
     }
+    Tensor::from_data(TensorData::new(tokens, [sequences.len(), max_length]), device)
+}
+
+/// `examples` as a batch.
+pub fn make_batch(examples: &[&Example], max_length: usize, device: &Device) -> Batch {
+    let firsts: Vec<&[u32]> = examples.iter().map(|e| e.tokens.as_slice()).collect();
+    let seconds: Option<Vec<&[u32]>> = examples.iter().map(|e| e.second.as_deref()).collect();
     let labels: Vec<i64> = examples.iter().map(|e| e.label as i64).collect();
-    (
-        Tensor::from_data(TensorData::new(tokens, [examples.len(), max_length]), device),
-        Tensor::from_data(TensorData::new(labels, [examples.len()]), device),
-    )
+    Batch {
+        tokens: pad(&firsts, max_length, device),
+        second: seconds.map(|s| pad(&s, max_length, device)),
+        labels: Tensor::from_data(TensorData::new(labels, [examples.len()]), device),
+    }
+}
+
+/// The model's logits for a batch `[batch, classes]`, one input or two.
+pub fn logits(model: &Classifier, batch: &Batch) -> Tensor<2> {
+    match &batch.second {
+        Some(second) => model.forward_pair(batch.tokens.clone(), second.clone()),
+        None => model.forward(batch.tokens.clone()),
+    }
 }
 
 /// Mean cross-entropy of `logits: [batch, classes]` against `labels: [batch]`.
@@ -97,8 +122,8 @@ pub fn accuracy(model: &Classifier, examples: &[Example], max_length: usize, bat
     let mut right = 0.0;
     for chunk in examples.chunks(batch_size) {
         let refs: Vec<&Example> = chunk.iter().collect();
-        let (tokens, labels) = make_batch(&refs, max_length, device);
-        right += correct(model.forward(tokens), labels).into_scalar::<f32>() as f64;
+        let batch = make_batch(&refs, max_length, device);
+        right += correct(logits(model, &batch), batch.labels).into_scalar::<f32>() as f64;
     }
     right / examples.len() as f64
 }
@@ -174,7 +199,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         .init();
 
     // Batch order: its own stream of the training seed, reshuffled every epoch.
-    let mut order_rng = SeededRng::new(config.seed, 0x6f72_6465_72); // "order"
+    let mut order_rng = SeededRng::new(config.seed, u64::from_le_bytes(*b"order\0\0\0"));
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let batch_size = t.batch_size.min(splits.train.len()).max(1);
     let mut cursor = order.len(); // forces a shuffle before the first batch
@@ -193,17 +218,17 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
             order_rng.shuffle(&mut order);
             cursor = 0;
         }
-        let batch: Vec<&Example> = order[cursor..cursor + batch_size].iter().map(|&i| &splits.train[i]).collect();
+        let examples: Vec<&Example> = order[cursor..cursor + batch_size].iter().map(|&i| &splits.train[i]).collect();
         cursor += batch_size;
-        let (tokens, labels) = make_batch(&batch, task.max_length, &train_device);
+        let batch = make_batch(&examples, task.max_length, &train_device);
         let lr = t.schedule.learning_rate(step, t.steps);
 
         let counted = step > t.warmup_steps_untimed;
         let started = Instant::now();
-        let logits = model.forward(tokens);
-        let loss = cross_entropy(logits.clone(), labels.clone());
+        let output = logits(&model, &batch);
+        let loss = cross_entropy(output.clone(), batch.labels.clone());
         pool.sample();
-        let readout = Tensor::cat(vec![loss.clone().detach(), correct(logits.detach(), labels.detach())], 0);
+        let readout = Tensor::cat(vec![loss.clone().detach(), correct(output.detach(), batch.labels)], 0);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         pool.sample();
         let grads = match t.gradient_clip_norm {
@@ -258,7 +283,8 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         }
     }
 
-    let test_accuracy = best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
+    let test_accuracy =
+        best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
     let train_seconds = timed.as_secs_f64();
     let steps_per_second = if train_seconds > 0.0 { timed_steps as f64 / train_seconds } else { 0.0 };
     let (peak_memory_bytes, memory_source) = if plain.memory_pool_usage().is_some() {

@@ -53,6 +53,10 @@ pub struct ClassifierConfig {
     pub dropout: f64,
     #[config(default = 0.1)]
     pub attention_dropout: f64,
+    /// Two inputs per example (Retrieval): both are encoded by the one encoder and the
+    /// head classifies `[u, v, u * v, u - v]` of the two pooled encodings.
+    #[config(default = false)]
+    pub paired: bool,
 }
 
 impl ClassifierConfig {
@@ -68,14 +72,18 @@ impl ClassifierConfig {
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
             learned_positions: (self.positions == Positions::Learned).then(|| normal.init([positions_len, self.d_model], device)),
-            sinusoid: Tensor::from_data(TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]), device),
+            sinusoid: Tensor::from_data(
+                TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]),
+                device,
+            ),
             cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
             blocks: (0..self.layers).map(|_| block.init(device)).collect(),
             final_norm: LayerNormConfig::new(self.d_model).init(device),
-            head_hidden: LinearConfig::new(self.d_model, self.d_head_mlp).init(device),
+            head_hidden: LinearConfig::new(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp).init(device),
             head_out: LinearConfig::new(self.d_head_mlp, self.classes).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
+            paired: self.paired,
         }
     }
 }
@@ -109,12 +117,25 @@ pub struct Classifier {
     pub dropout: Dropout,
     #[module(skip)]
     pub pooling: Pooling,
+    pub paired: bool,
 }
 
 impl Classifier {
     /// `tokens: [batch, len]` (0 = padding) -> logits `[batch, classes]`.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        assert!(!self.paired, "a paired classifier takes two inputs (forward_pair)");
         self.classify(self.encode(tokens))
+    }
+
+    /// Two inputs `[batch, len]` each -> logits `[batch, classes]` from
+    /// `[u, v, u * v, u - v]` of their pooled encodings (the siamese head of LRA's
+    /// Retrieval task).
+    pub fn forward_pair(&self, first: Tensor<2, Int>, second: Tensor<2, Int>) -> Tensor<2> {
+        assert!(self.paired, "a single-input classifier takes one input (forward)");
+        let u = self.encode(first);
+        let v = self.encode(second);
+        let features = Tensor::cat(vec![u.clone(), v.clone(), u.clone() * v.clone(), u - v], 1);
+        self.classify(features)
     }
 
     /// `tokens: [batch, len]` -> pooled encoding `[batch, d_model]`.
@@ -159,7 +180,7 @@ impl Classifier {
         }
     }
 
-    /// Pooled encoding `[batch, d_model]` -> logits `[batch, classes]`.
+    /// Pooled encoding `[batch, d_model]` (`[batch, 4 * d_model]` when paired) -> logits `[batch, classes]`.
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         let hidden = relu(self.head_hidden.forward(pooled));
         self.head_out.forward(self.dropout.forward(hidden))
@@ -218,6 +239,21 @@ mod tests {
         for (a, b) in before.iter().zip(&after) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn the_paired_head_sees_both_inputs_and_their_order() {
+        let device = Device::flex();
+        device.seed(5);
+        let model = config(Pooling::Cls, Positions::Sinusoidal).with_paired(true).init(&device).valid();
+        let tokens = |t: [i64; 4]| Tensor::<2, Int>::from_data(TensorData::new(t.to_vec(), [1, 4]), &device);
+        let logits = |a, b| -> Vec<f32> { model.forward_pair(tokens(a), tokens(b)).into_data().iter::<f32>().collect() };
+        let base = logits([1, 2, 3, 4], [5, 6, 7, 8]);
+        assert_eq!(base.len(), 5);
+        let differs = |x: &[f32]| x.iter().zip(&base).any(|(a, b)| (a - b).abs() > 1e-6);
+        assert!(differs(&logits([1, 2, 3, 9], [5, 6, 7, 8])), "the first input matters");
+        assert!(differs(&logits([1, 2, 3, 4], [5, 6, 7, 9])), "the second input matters");
+        assert!(differs(&logits([5, 6, 7, 8], [1, 2, 3, 4])), "u - v makes the head order-aware");
     }
 
     #[test]

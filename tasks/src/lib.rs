@@ -7,9 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use lra_datasets::{DataError, Splits, listops};
+use lra_datasets::{bytes, cifar, listops};
 
+mod data;
 mod schedule;
+pub use data::{DataConfig, GENERATED, Limits, PIXEL_VOCAB, PathfinderDifficulty, RELEASED, STAND_IN, released_path};
 pub use schedule::Schedule;
 
 /// The tasks of the benchmark that this harness prepares.
@@ -17,33 +19,57 @@ pub use schedule::Schedule;
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Listops,
+    Text,
+    Retrieval,
+    Image,
+    Pathfinder,
+    Pathx,
 }
 
 impl Task {
-    pub const ALL: [Task; 1] = [Task::Listops];
+    pub const ALL: [Task; 6] = [Task::Listops, Task::Text, Task::Retrieval, Task::Image, Task::Pathfinder, Task::Pathx];
 
     pub fn name(self) -> &'static str {
         match self {
             Task::Listops => "listops",
+            Task::Text => "text",
+            Task::Retrieval => "retrieval",
+            Task::Image => "image",
+            Task::Pathfinder => "pathfinder",
+            Task::Pathx => "pathx",
         }
     }
 
     pub fn describe(self) -> &'static str {
         match self {
-            Task::Listops => "ListOps: value of a nested MIN/MAX/MED/SM expression (10 classes), generated",
+            Task::Listops => "value of a nested MIN/MAX/MED/SM expression; generated, or the released TSVs",
+            Task::Text => "IMDb sentiment from bytes; the aclImdb folders, or a synthetic stand-in",
+            Task::Retrieval => "do two papers cite each other (AAN), from bytes; the released TSVs, or a stand-in",
+            Task::Image => "CIFAR-10 class from grayscale pixels; the binary batches, or a stand-in of drawn shapes",
+            Task::Pathfinder => "are the two dots joined by one dashed contour (32x32 pixels); generated, or the released images",
+            Task::Pathx => "Pathfinder at 128x128 (16,384 pixels); generated, or the released images",
         }
     }
 
     pub fn classes(self) -> usize {
         match self {
             Task::Listops => 10,
+            Task::Text | Task::Retrieval | Task::Pathfinder | Task::Pathx => 2,
+            Task::Image => cifar::CLASSES as usize,
         }
     }
 
     pub fn vocab_size(self) -> usize {
         match self {
             Task::Listops => listops::vocab::SIZE,
+            Task::Text | Task::Retrieval => bytes::VOCAB_SIZE,
+            Task::Image | Task::Pathfinder | Task::Pathx => PIXEL_VOCAB,
         }
+    }
+
+    /// Whether an example is a pair of sequences (encoded by one shared encoder).
+    pub fn paired(self) -> bool {
+        self == Task::Retrieval
     }
 
     pub fn parse(name: &str) -> Result<Task, String> {
@@ -87,52 +113,6 @@ impl Preset {
             let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
             format!("unknown preset `{name}`; the presets are: {}", names.join(", "))
         })
-    }
-}
-
-/// Where a task's examples come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DataConfig {
-    /// The ListOps generator (see `lra_datasets::listops`).
-    ListopsGenerated {
-        /// Seed of the data, separate from the training seed: every run of a
-        /// task at one preset sees the same examples.
-        seed: u64,
-        max_depth: usize,
-        max_args: usize,
-        min_length: usize,
-        max_length: usize,
-        train: usize,
-        validation: usize,
-        test: usize,
-    },
-}
-
-impl DataConfig {
-    /// The run record's `data_source`.
-    pub fn source_label(&self) -> &'static str {
-        match self {
-            DataConfig::ListopsGenerated { .. } => "generated",
-        }
-    }
-
-    /// Produces the tokenized splits.
-    pub fn prepare(&self) -> Result<Splits, DataError> {
-        match self {
-            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test } => {
-                let config = listops::GeneratorConfig {
-                    max_depth: *max_depth,
-                    max_args: *max_args,
-                    min_length: *min_length,
-                    max_length: *max_length,
-                    train: *train,
-                    validation: *validation,
-                    test: *test,
-                };
-                listops::to_splits(listops::generate_samples(&config, *seed)?)
-            }
-        }
     }
 }
 
@@ -212,6 +192,11 @@ impl TaskConfig {
     pub fn resolve(task: Task, preset: Preset) -> TaskConfig {
         match task {
             Task::Listops => listops_config(preset),
+            Task::Text => text_config(preset),
+            Task::Retrieval => retrieval_config(preset),
+            Task::Image => image_config(preset),
+            Task::Pathfinder => pathfinder_config(Task::Pathfinder, preset),
+            Task::Pathx => pathfinder_config(Task::Pathx, preset),
         }
     }
 }
@@ -222,54 +207,304 @@ fn listops_config(preset: Preset) -> TaskConfig {
         Preset::Tiny => (
             32,
             DataConfig::ListopsGenerated {
-                seed: 0, max_depth: 3, max_args: 4, min_length: 4, max_length: 32,
-                train: 256, validation: 64, test: 64,
+                seed: 0,
+                max_depth: 3,
+                max_args: 4,
+                min_length: 4,
+                max_length: 32,
+                train: 256,
+                validation: 64,
+                test: 64,
             },
             ModelConfig {
-                d_model: 16, heads: 2, layers: 1, d_ff: 32, d_head_mlp: 32,
-                pooling: Pooling::Cls, positions: Positions::Sinusoidal, dropout: 0.1, attention_dropout: 0.1,
+                d_model: 16,
+                heads: 2,
+                layers: 1,
+                d_ff: 32,
+                d_head_mlp: 32,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
             },
             TrainingConfig {
-                batch_size: 16, steps: 20, schedule: Schedule::Cosine { base: 1e-3, warmup: 4 },
-                weight_decay: 0.01, beta_1: 0.9, beta_2: 0.98, epsilon: 1e-9, gradient_clip_norm: Some(1.0),
-                eval_every: 10, warmup_steps_untimed: 2, log_every: 2,
+                batch_size: 16,
+                steps: 20,
+                schedule: Schedule::Cosine { base: 1e-3, warmup: 4 },
+                weight_decay: 0.01,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: Some(1.0),
+                eval_every: 10,
+                warmup_steps_untimed: 2,
+                log_every: 2,
             },
         ),
         Preset::Quick => (
             128,
             DataConfig::ListopsGenerated {
-                seed: 0, max_depth: 4, max_args: 5, min_length: 10, max_length: 128,
-                train: 10_000, validation: 500, test: 1_000,
+                seed: 0,
+                max_depth: 4,
+                max_args: 5,
+                min_length: 10,
+                max_length: 128,
+                train: 10_000,
+                validation: 500,
+                test: 1_000,
             },
             ModelConfig {
-                d_model: 64, heads: 4, layers: 2, d_ff: 128, d_head_mlp: 128,
-                pooling: Pooling::Cls, positions: Positions::Sinusoidal, dropout: 0.1, attention_dropout: 0.1,
+                d_model: 64,
+                heads: 4,
+                layers: 2,
+                d_ff: 128,
+                d_head_mlp: 128,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
             },
             TrainingConfig {
-                batch_size: 32, steps: 600, schedule: Schedule::Cosine { base: 1e-3, warmup: 60 },
-                weight_decay: 0.01, beta_1: 0.9, beta_2: 0.98, epsilon: 1e-9, gradient_clip_norm: Some(1.0),
-                eval_every: 100, warmup_steps_untimed: 10, log_every: 10,
+                batch_size: 32,
+                steps: 600,
+                schedule: Schedule::Cosine { base: 1e-3, warmup: 60 },
+                weight_decay: 0.01,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: Some(1.0),
+                eval_every: 100,
+                warmup_steps_untimed: 10,
+                log_every: 10,
             },
         ),
         // The official configuration (LRA's listops_base config).
         Preset::Lra => (
             2000,
             DataConfig::ListopsGenerated {
-                seed: 0, max_depth: 10, max_args: 10, min_length: 500, max_length: 2000,
-                train: 96_000, validation: 2_000, test: 2_000,
+                seed: 0,
+                max_depth: 10,
+                max_args: 10,
+                min_length: 500,
+                max_length: 2000,
+                train: 96_000,
+                validation: 2_000,
+                test: 2_000,
             },
             ModelConfig {
-                d_model: 512, heads: 8, layers: 4, d_ff: 1024, d_head_mlp: 1024,
-                pooling: Pooling::Cls, positions: Positions::Sinusoidal, dropout: 0.1, attention_dropout: 0.1,
+                d_model: 512,
+                heads: 8,
+                layers: 4,
+                d_ff: 1024,
+                d_head_mlp: 1024,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
             },
             TrainingConfig {
-                batch_size: 32, steps: 5000, schedule: Schedule::Rsqrt { base: 0.05, warmup: 1000 },
-                weight_decay: 0.1, beta_1: 0.9, beta_2: 0.98, epsilon: 1e-9, gradient_clip_norm: None,
-                eval_every: 500, warmup_steps_untimed: 10, log_every: 50,
+                batch_size: 32,
+                steps: 5000,
+                schedule: Schedule::Rsqrt { base: 0.05, warmup: 1000 },
+                weight_decay: 0.1,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: None,
+                eval_every: 500,
+                warmup_steps_untimed: 10,
+                log_every: 50,
             },
         ),
     };
     TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+}
+
+fn model(d_model: usize, heads: usize, layers: usize, d_ff: usize, pooling: Pooling, positions: Positions) -> ModelConfig {
+    ModelConfig { d_model, heads, layers, d_ff, d_head_mlp: d_ff, pooling, positions, dropout: 0.1, attention_dropout: 0.1 }
+}
+
+/// The CPU presets' optimiser: AdamW, warm-up then cosine, global-norm clipping at 1.
+fn cpu_training(batch_size: usize, steps: usize, eval_every: usize) -> TrainingConfig {
+    TrainingConfig {
+        batch_size,
+        steps,
+        schedule: Schedule::Cosine { base: 1e-3, warmup: steps / 10 },
+        weight_decay: 0.01,
+        beta_1: 0.9,
+        beta_2: 0.98,
+        epsilon: 1e-9,
+        gradient_clip_norm: Some(1.0),
+        eval_every,
+        warmup_steps_untimed: (steps / 20).clamp(1, 10),
+        log_every: (steps / 50).max(1),
+    }
+}
+
+/// LRA's optimiser for the byte tasks and ListOps: the rsqrt schedule, no clipping.
+fn lra_rsqrt_training(batch_size: usize, steps: usize, warmup: usize) -> TrainingConfig {
+    TrainingConfig {
+        batch_size,
+        steps,
+        schedule: Schedule::Rsqrt { base: 0.05, warmup },
+        weight_decay: 0.1,
+        beta_1: 0.9,
+        beta_2: 0.98,
+        epsilon: 1e-9,
+        gradient_clip_norm: None,
+        eval_every: 500,
+        warmup_steps_untimed: 10,
+        log_every: 50,
+    }
+}
+
+fn text_config(preset: Preset) -> TaskConfig {
+    let task = Task::Text;
+    let (max_length, data, model, training) = match preset {
+        Preset::Tiny => (
+            64,
+            DataConfig::TextStandIn { seed: 0, train: 128, validation: 32, test: 32 },
+            model(16, 2, 1, 32, Pooling::Cls, Positions::Sinusoidal),
+            cpu_training(16, 10, 5),
+        ),
+        Preset::Quick => (
+            256,
+            DataConfig::TextStandIn { seed: 0, train: 4_000, validation: 400, test: 1_000 },
+            model(64, 4, 2, 128, Pooling::Mean, Positions::Sinusoidal),
+            cpu_training(32, 300, 100),
+        ),
+        Preset::Lra => (
+            1000,
+            DataConfig::TextStandIn { seed: 0, train: 25_000, validation: 25_000, test: 25_000 },
+            model(256, 4, 4, 1024, Pooling::Cls, Positions::Sinusoidal),
+            lra_rsqrt_training(32, 20_000, 8_000),
+        ),
+    };
+    TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+}
+
+fn retrieval_config(preset: Preset) -> TaskConfig {
+    let task = Task::Retrieval;
+    let (max_length, data, model, training) = match preset {
+        Preset::Tiny => (
+            64,
+            DataConfig::RetrievalStandIn { seed: 0, train: 128, validation: 32, test: 32 },
+            model(16, 2, 1, 32, Pooling::Cls, Positions::Sinusoidal),
+            cpu_training(16, 10, 5),
+        ),
+        Preset::Quick => (
+            256,
+            DataConfig::RetrievalStandIn { seed: 0, train: 4_000, validation: 400, test: 1_000 },
+            model(64, 4, 2, 128, Pooling::Mean, Positions::Sinusoidal),
+            cpu_training(16, 300, 100),
+        ),
+        Preset::Lra => (
+            4000,
+            DataConfig::RetrievalStandIn { seed: 0, train: 147_086, validation: 18_090, test: 17_437 },
+            model(128, 4, 4, 512, Pooling::Cls, Positions::Sinusoidal),
+            lra_rsqrt_training(32, 5_000, 8_000),
+        ),
+    };
+    TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+}
+
+fn image_config(preset: Preset) -> TaskConfig {
+    let task = Task::Image;
+    let (data, model, training) = match preset {
+        Preset::Tiny => (
+            DataConfig::ImageStandIn { seed: 0, train: 128, validation: 32, test: 32 },
+            model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 6, 3),
+        ),
+        Preset::Quick => (
+            DataConfig::ImageStandIn { seed: 0, train: 4_000, validation: 400, test: 1_000 },
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 200, 50),
+        ),
+        // LRA's image config: 1 layer, 8 heads, d 128, mlp 128, dropout 0.3 (attention
+        // 0.2), learned positions, 200 epochs of 45,000 images at batch 256, cosine.
+        Preset::Lra => (
+            DataConfig::ImageStandIn { seed: 0, train: 45_000, validation: 5_000, test: 10_000 },
+            ModelConfig {
+                d_model: 128,
+                heads: 8,
+                layers: 1,
+                d_ff: 128,
+                d_head_mlp: 128,
+                pooling: Pooling::Cls,
+                positions: Positions::Learned,
+                dropout: 0.3,
+                attention_dropout: 0.2,
+            },
+            TrainingConfig {
+                batch_size: 256,
+                steps: 35_000,
+                schedule: Schedule::Cosine { base: 5e-4, warmup: 175 },
+                weight_decay: 0.0,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: None,
+                eval_every: 1_000,
+                warmup_steps_untimed: 10,
+                log_every: 100,
+            },
+        ),
+    };
+    TaskConfig { name: task, preset, max_length: cifar::PIXELS, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+}
+
+fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
+    let size = if task == Task::Pathx { 128 } else { 32 };
+    let data = |count: usize, difficulty| DataConfig::PathfinderGenerated { seed: 0, size, difficulty, count };
+    let (data, model, training) = match preset {
+        Preset::Tiny => (
+            data(160, PathfinderDifficulty::Fourteen),
+            model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
+            cpu_training(8, 4, 2),
+        ),
+        Preset::Quick => (
+            data(if task == Task::Pathx { 400 } else { 5_000 }, PathfinderDifficulty::Fourteen),
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, if task == Task::Pathx { 20 } else { 200 }, if task == Task::Pathx { 10 } else { 50 }),
+        ),
+        // LRA's Pathfinder config: d 32 (qkv 16), 4 layers, 4 heads (Path-X: 1 layer, 2
+        // heads), mean pooling, dropout 0.2, batch 512 (Path-X 64), lr 1e-3, cosine,
+        // 200 epochs; Path-X clips gradients at 1.
+        Preset::Lra => {
+            let pathx = task == Task::Pathx;
+            let (heads, layers, batch) = if pathx { (2, 1, 64) } else { (4, 4, 512) };
+            let count = 200_000;
+            (
+                data(count, PathfinderDifficulty::Fourteen),
+                ModelConfig {
+                    d_model: 32,
+                    heads,
+                    layers,
+                    d_ff: 32,
+                    d_head_mlp: 32,
+                    pooling: Pooling::Mean,
+                    positions: Positions::Learned,
+                    dropout: 0.2,
+                    attention_dropout: 0.2,
+                },
+                TrainingConfig {
+                    batch_size: batch,
+                    steps: 200 * count * 8 / 10 / batch,
+                    schedule: Schedule::Cosine { base: 1e-3, warmup: 0 },
+                    weight_decay: 0.0,
+                    beta_1: 0.9,
+                    beta_2: 0.98,
+                    epsilon: 1e-9,
+                    gradient_clip_norm: pathx.then_some(1.0),
+                    eval_every: 1_000,
+                    warmup_steps_untimed: 10,
+                    log_every: 100,
+                },
+            )
+        }
+    };
+    TaskConfig { name: task, preset, max_length: size * size, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
 }
 
 #[cfg(test)]
@@ -284,9 +519,9 @@ mod tests {
                 assert_eq!(c.model.d_model % c.model.heads, 0, "{task:?} {preset:?}: heads must divide d_model");
                 assert!(c.training.warmup_steps_untimed < c.training.steps);
                 assert!(c.training.eval_every > 0 && c.training.log_every > 0);
-                match c.data {
+                if let DataConfig::ListopsGenerated { max_length, .. } = c.data {
                     // The generator's exclusive bound keeps every sequence within the model's length.
-                    DataConfig::ListopsGenerated { max_length, .. } => assert!(max_length <= c.max_length),
+                    assert!(max_length <= c.max_length);
                 }
             }
         }

@@ -8,10 +8,18 @@ use serde::{Deserialize, Serialize};
 pub enum Schedule {
     /// LRA's "rsqrt": `base * min(1, step / warmup) * rsqrt(max(step, warmup))`; the
     /// peak, reached at `warmup`, is `base / sqrt(warmup)`.
-    Rsqrt { base: f64, warmup: usize },
+    Rsqrt {
+        base: f64,
+        warmup: usize,
+    },
     /// Linear warm-up to `base`, then a cosine decay to zero at the last step.
-    Cosine { base: f64, warmup: usize },
-    Constant { base: f64 },
+    Cosine {
+        base: f64,
+        warmup: usize,
+    },
+    Constant {
+        base: f64,
+    },
 }
 
 impl Schedule {

@@ -114,7 +114,10 @@ mod tests {
             for h in 0..heads {
                 // Gather head h of batch b as [len, d_head] slices.
                 let take = |x: &[f32]| -> Vec<f32> {
-                    (0..len).flat_map(|i| (0..d_head).map(move |c| (i, c))).map(|(i, c)| x[(b * len + i) * d_model + h * d_head + c]).collect()
+                    (0..len)
+                        .flat_map(|i| (0..d_head).map(move |c| (i, c)))
+                        .map(|(i, c)| x[(b * len + i) * d_model + h * d_head + c])
+                        .collect()
                 };
                 let expected = naive_attention(&take(&q), &take(&k), &take(&v), len, d_head, &padded[b * len..(b + 1) * len]);
                 for i in 0..len {

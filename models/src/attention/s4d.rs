@@ -97,7 +97,7 @@ impl S4dConfig {
         let (channels, modes, n) = (self.d_model, self.state_size / 2, self.state_size as f64);
         let pi = std::f64::consts::PI;
         let a_imag: Vec<f32> = (0..channels)
-            .flat_map(|_| (0..modes))
+            .flat_map(|_| 0..modes)
             .map(|k| match self.init {
                 S4dInit::Lin => pi * k as f64,
                 S4dInit::Inv => n / pi * (n / (2 * k + 1) as f64 - 1.0),

@@ -1,0 +1,421 @@
+//! `lra bench`: LRA's Table 2 for this machine — the time and peak memory of a training
+//! step (or of one attention layer) per model and sequence length, each relative to
+//! the vanilla Transformer at the same length. Every measurement runs in its own
+//! process, so one model's memory never counts towards another's, and a length that
+//! runs out of memory or time is recorded as such instead of ending the benchmark.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+use serde::{Deserialize, Serialize};
+
+use lra_datasets::rng::SeededRng;
+use lra_models::{AttentionConfig, ClassifierConfig, Pooling, Positions};
+
+use crate::device::{DeviceName, open};
+use crate::measure::HeapPeak;
+use crate::record::{Environment, write_json_atomically};
+use crate::train::cross_entropy;
+
+/// What one measurement times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// A whole training step of the byte-level Text classifier (forward, backward, AdamW).
+    Step,
+    /// Forward and backward of one attention layer alone.
+    Layer,
+}
+
+/// The model sizes of LRA's Table 2: the byte-level Text configuration.
+pub const TEXT_VOCAB: usize = 257;
+pub const D_MODEL: usize = 256;
+pub const HEADS: usize = 4;
+pub const LAYERS: usize = 4;
+pub const D_FF: usize = 1024;
+
+/// One (model, length) cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub model: String,
+    pub length: usize,
+    /// `ok`, `out of memory`, `timed out` or `failed`.
+    pub status: String,
+    pub detail: Option<String>,
+    pub step_seconds: Option<f64>,
+    pub steps_per_second: Option<f64>,
+    pub tokens_per_second: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    pub memory_source: Option<String>,
+    /// Steps per second over the Transformer's at this length.
+    pub relative_speed: Option<f64>,
+    /// Peak memory over the Transformer's at this length.
+    pub relative_memory: Option<f64>,
+}
+
+/// `results/bench/<bench-id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchRecord {
+    pub bench_id: String,
+    pub scope: Scope,
+    pub device: String,
+    pub batch: usize,
+    pub lengths: Vec<usize>,
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub d_ff: usize,
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+    pub measurements: Vec<Measurement>,
+    pub environment: Environment,
+    /// The command that reproduces this benchmark.
+    pub command: String,
+}
+
+/// What one child measures.
+#[derive(Debug, Clone)]
+pub struct CellSpec {
+    pub model: String,
+    pub length: usize,
+    pub batch: usize,
+    pub device: DeviceName,
+    pub scope: Scope,
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+}
+
+/// Measures one cell in this process (the child side of `lra bench`).
+pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
+    let info = lra_models::model_info(&spec.model).map_err(anyhow::Error::msg)?;
+    let opened = open(spec.device).map_err(anyhow::Error::msg)?;
+    let plain = opened.device.clone();
+    let device = plain.clone().autodiff();
+    device.seed(0);
+    let mut rng = SeededRng::new(0, spec.length as u64);
+    let heap = HeapPeak::start();
+    let mut pool_peak = 0u64;
+    let mut sample_pool = || {
+        if let Some(usage) = plain.memory_pool_usage() {
+            pool_peak = pool_peak.max(usage.bytes_in_use);
+        }
+    };
+    let (b, n) = (spec.batch, spec.length);
+    let mut durations = Vec::new();
+    match spec.scope {
+        Scope::Step => {
+            let mut model = ClassifierConfig::new(TEXT_VOCAB, 2, n, D_MODEL, HEADS, LAYERS, D_FF, D_FF, info.mechanism)
+                .with_pooling(Pooling::Cls)
+                .with_positions(Positions::Sinusoidal)
+                .init(&device);
+            let mut optimizer = AdamWConfig::new().with_beta_2(0.98).with_epsilon(1e-9).with_weight_decay(0.1).init();
+            for step in 0..spec.warmup_steps + spec.timed_steps {
+                let tokens: Vec<i64> = (0..b * n).map(|_| 1 + rng.below(256) as i64).collect();
+                let labels: Vec<i64> = (0..b).map(|_| rng.below(2) as i64).collect();
+                let tokens = Tensor::<2, Int>::from_data(TensorData::new(tokens, [b, n]), &device);
+                let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
+                let _ = plain.sync();
+                let started = Instant::now();
+                let loss = cross_entropy(model.forward(tokens), labels);
+                sample_pool();
+                let loss_value = loss.clone().detach();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                sample_pool();
+                model = optimizer.step(1e-4, model, grads);
+                sample_pool();
+                // Reading the loss and synchronising: the clock stops when the device is done.
+                let _ = loss_value.into_scalar::<f32>();
+                let _ = plain.sync();
+                if step >= spec.warmup_steps {
+                    durations.push(started.elapsed());
+                }
+            }
+        }
+        Scope::Layer => {
+            let layer = AttentionConfig::new(D_MODEL, HEADS, info.mechanism, n).with_dropout(0.0).init(&device);
+            let padding = Tensor::<2, Bool>::full([b, n], false, &device);
+            for step in 0..spec.warmup_steps + spec.timed_steps {
+                let x = Tensor::<3>::random([b, n, D_MODEL], Distribution::Normal(0.0, 1.0), &device).require_grad();
+                let _ = plain.sync();
+                let started = Instant::now();
+                let out = layer.forward(x.clone(), padding.clone());
+                sample_pool();
+                let grads = out.sum().backward();
+                sample_pool();
+                let _ = x.grad(&grads).map(|g| g.into_data());
+                let _ = plain.sync();
+                if step >= spec.warmup_steps {
+                    durations.push(started.elapsed());
+                }
+            }
+        }
+    }
+    let step_seconds = durations.iter().map(Duration::as_secs_f64).sum::<f64>() / durations.len().max(1) as f64;
+    let (peak, source) = if plain.memory_pool_usage().is_some() {
+        (pool_peak, "device memory pool (peak bytes in use)")
+    } else {
+        (heap.peak_above_baseline(), "heap (exact peak bytes allocated)")
+    };
+    Ok(Measurement {
+        model: spec.model.clone(),
+        length: n,
+        status: "ok".into(),
+        detail: None,
+        step_seconds: Some(step_seconds),
+        steps_per_second: Some(1.0 / step_seconds),
+        tokens_per_second: Some((b * n) as f64 / step_seconds),
+        peak_memory_bytes: Some(peak),
+        memory_source: Some(source.into()),
+        relative_speed: None,
+        relative_memory: None,
+    })
+}
+
+fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
+    Measurement {
+        model: spec.model.clone(),
+        length: spec.length,
+        status: status.into(),
+        detail: Some(detail),
+        step_seconds: None,
+        steps_per_second: None,
+        tokens_per_second: None,
+        peak_memory_bytes: None,
+        memory_source: None,
+        relative_speed: None,
+        relative_memory: None,
+    }
+}
+
+/// Runs one cell in a child process (`exe bench-cell ...`) within `timeout`.
+pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyhow::Result<Measurement> {
+    let mut child = Command::new(exe)
+        .args([
+            "bench-cell",
+            "--model",
+            &spec.model,
+            "--length",
+            &spec.length.to_string(),
+            "--batch",
+            &spec.batch.to_string(),
+            "--device",
+            spec.device.name(),
+            "--scope",
+            match spec.scope {
+                Scope::Step => "step",
+                Scope::Layer => "layer",
+            },
+            "--warmup-steps",
+            &spec.warmup_steps.to_string(),
+            "--timed-steps",
+            &spec.timed_steps.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let started = Instant::now();
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    let last_err: String = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect();
+    Ok(match status {
+        None => failed_cell(spec, "timed out", format!("over the limit of {:.0} s", timeout.as_secs_f64())),
+        Some(status) if status.success() => match out.lines().rev().find(|l| l.starts_with('{')) {
+            Some(line) => serde_json::from_str(line).with_context(|| format!("reading the child's measurement `{line}`"))?,
+            None => failed_cell(spec, "failed", "the child printed no measurement".into()),
+        },
+        Some(status) => {
+            let oom = {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::process::ExitStatusExt;
+                    status.signal() == Some(9)
+                }
+                #[cfg(not(unix))]
+                {
+                    false
+                }
+            } || last_err.contains("memory allocation")
+                || last_err.to_lowercase().contains("out of memory");
+            if oom {
+                failed_cell(spec, "out of memory", format!("{status}; {last_err}"))
+            } else {
+                failed_cell(spec, "failed", format!("{status}; {last_err}"))
+            }
+        }
+    })
+}
+
+/// Fills in each cell's speed and memory relative to the Transformer at its length.
+pub fn relate_to_transformer(measurements: &mut [Measurement]) {
+    let baseline: Vec<(usize, Option<f64>, Option<u64>)> = measurements
+        .iter()
+        .filter(|m| m.model == "transformer")
+        .map(|m| (m.length, m.steps_per_second, m.peak_memory_bytes))
+        .collect();
+    for m in measurements.iter_mut() {
+        if let Some((_, speed, memory)) = baseline.iter().find(|(length, _, _)| *length == m.length) {
+            m.relative_speed = m.steps_per_second.zip(*speed).map(|(a, b)| a / b);
+            m.relative_memory = m.peak_memory_bytes.zip(*memory).filter(|(_, b)| *b > 0).map(|(a, b)| a as f64 / b as f64);
+        }
+    }
+}
+
+/// The folder of benchmark records.
+pub fn bench_dir(results: &Path) -> PathBuf {
+    results.join("bench")
+}
+
+/// Writes a benchmark record as `results/bench/<bench-id>.json`.
+pub fn save(results: &Path, record: &BenchRecord) -> anyhow::Result<PathBuf> {
+    let path = bench_dir(results).join(format!("{}.json", record.bench_id));
+    write_json_atomically(&path, record)?;
+    Ok(path)
+}
+
+/// Every benchmark record under `results/bench/`, oldest first; unreadable files are
+/// errors naming the file.
+pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
+    let dir = bench_dir(results);
+    let mut records = Vec::new();
+    if !dir.is_dir() {
+        return Ok(records);
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        records.push(serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark record", path.display()))?);
+    }
+    Ok(records)
+}
+
+/// What `lra bench` measures.
+#[derive(Debug, Clone)]
+pub struct BenchSpec {
+    pub models: Vec<String>,
+    pub lengths: Vec<usize>,
+    pub batch: usize,
+    pub device: DeviceName,
+    pub scope: Scope,
+    pub warmup_steps: usize,
+    pub timed_steps: usize,
+    /// Limit for each measurement.
+    pub cell_timeout: Duration,
+    /// No new measurement starts after this much time in all.
+    pub budget: Option<Duration>,
+}
+
+/// Runs every (model, length) cell in its own process, saving the record after each one
+/// (so a benchmark cut short keeps what it measured), and returns the record.
+pub fn run(exe: &Path, spec: &BenchSpec, results: &Path, command: String) -> anyhow::Result<BenchRecord> {
+    let started = Instant::now();
+    let bench_id = format!(
+        "{}-{}-b{}-{}",
+        match spec.scope {
+            Scope::Step => "step",
+            Scope::Layer => "layer",
+        },
+        spec.device.name(),
+        spec.batch,
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    );
+    let adapter = open(spec.device).map(|d| d.adapter).map_err(anyhow::Error::msg)?;
+    let mut record = BenchRecord {
+        bench_id,
+        scope: spec.scope,
+        device: spec.device.name().into(),
+        batch: spec.batch,
+        lengths: spec.lengths.clone(),
+        d_model: D_MODEL,
+        heads: HEADS,
+        layers: if spec.scope == Scope::Step { LAYERS } else { 1 },
+        d_ff: D_FF,
+        warmup_steps: spec.warmup_steps,
+        timed_steps: spec.timed_steps,
+        measurements: Vec::new(),
+        environment: crate::environment::capture(&adapter),
+        command,
+    };
+    for model in &spec.models {
+        let mut failed_at: Option<(usize, String)> = None;
+        for &length in &spec.lengths {
+            let cell = CellSpec {
+                model: model.clone(),
+                length,
+                batch: spec.batch,
+                device: spec.device,
+                scope: spec.scope,
+                warmup_steps: spec.warmup_steps,
+                timed_steps: spec.timed_steps,
+            };
+            let measurement = if let Some((shorter, status)) = &failed_at {
+                // Longer sequences only cost more: no need to spend the time.
+                failed_cell(&cell, status, format!("not run: {status} at length {shorter}"))
+            } else if spec.budget.is_some_and(|b| started.elapsed() > b) {
+                failed_cell(&cell, "not run", "the benchmark's time budget was spent".into())
+            } else {
+                measure_in_child(exe, &cell, spec.cell_timeout)?
+            };
+            if measurement.status == "out of memory" || measurement.status == "timed out" {
+                failed_at = Some((length, measurement.status.clone()));
+            }
+            eprintln!("{}", describe(&measurement));
+            record.measurements.push(measurement);
+            relate_to_transformer(&mut record.measurements);
+            save(results, &record)?;
+        }
+    }
+    Ok(record)
+}
+
+/// One line for the console.
+pub fn describe(m: &Measurement) -> String {
+    match (m.steps_per_second, m.peak_memory_bytes) {
+        (Some(speed), Some(memory)) => format!(
+            "{:<14} n={:<6} {:>9.3} steps/s {:>10.1} MiB{}",
+            m.model,
+            m.length,
+            speed,
+            memory as f64 / (1u64 << 20) as f64,
+            match (m.relative_speed, m.relative_memory) {
+                (Some(s), Some(r)) => format!("  ({s:.2}x speed, {r:.2}x memory of the Transformer)"),
+                _ => String::new(),
+            }
+        ),
+        _ => format!("{:<14} n={:<6} {}: {}", m.model, m.length, m.status.to_uppercase(), m.detail.as_deref().unwrap_or("")),
+    }
+}

@@ -1,0 +1,124 @@
+//! The handlers of `lra sweep`, `lra bench`, `lra bench-cell` and `lra report`: parse
+//! names, then hand over to the module that does the work.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use lra_tasks::{Preset, Task};
+
+use crate::bench::{self, BenchSpec, CellSpec};
+use crate::cli::{BenchArgs, BenchCellArgs, ReportArgs, SweepArgs};
+use crate::device::DeviceName;
+use crate::sweep::{self, SweepSpec};
+
+fn model_names(requested: &Option<Vec<String>>) -> anyhow::Result<Vec<String>> {
+    match requested {
+        Some(names) => {
+            for name in names {
+                lra_models::check_model_name(name).map_err(anyhow::Error::msg)?;
+            }
+            Ok(names.clone())
+        }
+        None => Ok(lra_models::MODELS.iter().map(|m| m.name.to_string()).collect()),
+    }
+}
+
+pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
+    let preset = Preset::parse(&args.preset).map_err(anyhow::Error::msg)?;
+    let tasks = match &args.tasks {
+        Some(names) => names.iter().map(|n| Task::parse(n)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?,
+        None => Task::ALL.to_vec(),
+    };
+    let spec = SweepSpec {
+        preset,
+        tasks,
+        models: model_names(&args.models)?,
+        seeds: args.seeds,
+        device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        data_dir: args.data.clone(),
+    };
+    if spec.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let configs = sweep::plan(&spec)?;
+    let total = configs.len();
+    let pending: Vec<_> = configs.into_iter().filter(|c| !sweep::is_recorded(&args.results, c)).collect();
+    let exe = sweep::current_exe()?;
+    if args.print_commands {
+        for config in &pending {
+            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, &args.results, &args.data)));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
+    let timeout = args.run_timeout.map(Duration::from_secs_f64);
+    let records = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
+    let failed = records.iter().filter(|r| !r.is_ok()).count();
+    eprintln!("sweep: ran {} runs, {failed} failed", records.len());
+    if !args.no_report {
+        let written = crate::report::write(&args.results, &args.out)?;
+        eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.lengths.is_empty() || args.lengths.contains(&0) || args.batch == 0 || args.timed_steps == 0 {
+        bail!("--lengths, --batch and --timed-steps must be positive");
+    }
+    let mut models = model_names(&args.models)?;
+    // Ratios are to the Transformer: measure it first.
+    if let Some(i) = models.iter().position(|m| m == "transformer") {
+        let t = models.remove(i);
+        models.insert(0, t);
+    }
+    let spec = BenchSpec {
+        models,
+        lengths: args.lengths.clone(),
+        batch: args.batch,
+        device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        scope: args.scope,
+        warmup_steps: args.warmup_steps,
+        timed_steps: args.timed_steps,
+        cell_timeout: Duration::from_secs_f64(args.cell_timeout),
+        budget: args.budget.map(Duration::from_secs_f64),
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let record = bench::run(&sweep::current_exe()?, &spec, &args.results, command)?;
+    println!("benchmark {} ({} measurements):", record.bench_id, record.measurements.len());
+    for m in &record.measurements {
+        println!("{}", bench::describe(m));
+    }
+    println!("recorded in {}", bench::bench_dir(&args.results).join(format!("{}.json", record.bench_id)).display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bench_cell(args: &BenchCellArgs) -> anyhow::Result<ExitCode> {
+    let spec = CellSpec {
+        model: args.model.clone(),
+        length: args.length,
+        batch: args.batch,
+        device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        scope: args.scope,
+        warmup_steps: args.warmup_steps,
+        timed_steps: args.timed_steps,
+    };
+    let measurement = bench::measure_cell(&spec)?;
+    println!("{}", serde_json::to_string(&measurement)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let written = crate::report::write(&args.results, &args.out)?;
+    println!(
+        "report written to {} ({} runs, {} failed, {} files)",
+        args.out.display(),
+        written.runs,
+        written.failed_runs,
+        written.files.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,212 @@
+//! `lra data generate|inspect|preview|export|fetch`: the data side of the harness.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lra_datasets::{Example, Splits, aan, fetch, listops, pathfinder};
+use lra_tasks::{DataConfig, Preset, Task, TaskConfig};
+
+use crate::cli::{DataAction, DataArgs};
+use crate::record::write_atomically;
+
+/// The task configuration the data options name, released files preferred.
+fn resolve(args: &DataArgs) -> anyhow::Result<TaskConfig> {
+    let task = Task::parse(&args.task).map_err(anyhow::Error::msg)?;
+    let preset = Preset::parse(&args.preset).map_err(anyhow::Error::msg)?;
+    let mut config = TaskConfig::resolve(task, preset);
+    if let Some(seed) = args.seed {
+        set_data_seed(&mut config.data, seed);
+    }
+    config.data = config.data.prefer_released(&args.data);
+    Ok(config)
+}
+
+fn set_data_seed(data: &mut DataConfig, new_seed: u64) {
+    match data {
+        DataConfig::ListopsGenerated { seed, .. }
+        | DataConfig::TextReleased { seed, .. }
+        | DataConfig::TextStandIn { seed, .. }
+        | DataConfig::RetrievalStandIn { seed, .. }
+        | DataConfig::ImageStandIn { seed, .. }
+        | DataConfig::PathfinderGenerated { seed, .. }
+        | DataConfig::PathfinderReleased { seed, .. } => *seed = new_seed,
+        DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::ImageReleased { .. } => {}
+    }
+}
+
+fn prepare(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<Splits> {
+    config.data.prepare(config.max_length, data_dir).with_context(|| format!("preparing the {} data", config.name.name()))
+}
+
+pub fn command(action: &DataAction) -> anyhow::Result<()> {
+    match action {
+        DataAction::Generate(args) => {
+            let config = resolve(args)?;
+            let started = Instant::now();
+            let (splits, from_cache) = config
+                .data
+                .prepare_reporting(config.max_length, &args.data)
+                .with_context(|| format!("preparing the {} data", config.name.name()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            let n = splits.train.len() + splits.validation.len() + splits.test.len();
+            println!(
+                "{} ({}, {}): {} train / {} validation / {} test examples {} in {:.1} s ({:.0} examples/s); cache under {}",
+                config.name.name(),
+                config.preset.name(),
+                config.data.source_label(),
+                splits.train.len(),
+                splits.validation.len(),
+                splits.test.len(),
+                if from_cache { "read from the cache" } else { "prepared and cached" },
+                seconds,
+                n as f64 / seconds.max(1e-9),
+                args.data.join("prepared").display()
+            );
+            Ok(())
+        }
+        DataAction::Inspect(args) => {
+            let config = resolve(args)?;
+            let splits = prepare(&config, &args.data)?;
+            println!("{} ({}, {}), max_length {}:", config.name.name(), config.preset.name(), config.data.source_label(), config.max_length);
+            for (name, split) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
+                println!("  {}", describe_split(name, split, config.classes));
+            }
+            Ok(())
+        }
+        DataAction::Preview { data, count, columns, out } => {
+            let config = resolve(data)?;
+            let size = match config.name {
+                Task::Pathfinder | Task::Pathx | Task::Image => (config.max_length as f64).sqrt() as usize,
+                other => bail!("preview draws images; {} is not an image task (pathfinder, pathx, image)", other.name()),
+            };
+            let splits = prepare(&config, &data.data)?;
+            // Tokens are pixel values + 1 (0 is padding).
+            let images: Vec<(Vec<u8>, u8)> =
+                splits.train.iter().take(*count).map(|e| (e.tokens.iter().map(|&t| t.saturating_sub(1) as u8).collect(), e.label as u8)).collect();
+            let png = pathfinder::preview_png(images.iter().map(|(p, l)| (p.as_slice(), *l)), size, *columns)?;
+            let out = out.clone().unwrap_or_else(|| PathBuf::from(format!("{}-preview.png", config.name.name())));
+            write_atomically(&out, &png)?;
+            println!("{} samples of {} ({}) with their labels written to {}", images.len(), config.name.name(), config.data.source_label(), out.display());
+            Ok(())
+        }
+        DataAction::Export { data, format, out } => {
+            if format != "tsv" {
+                bail!("unknown export format `{format}`; the formats are: tsv");
+            }
+            let config = resolve(data)?;
+            export_tsv(&config, &data.data, out)
+        }
+        DataAction::Fetch { name, data } => fetch_archive(name, data),
+    }
+}
+
+fn describe_split(name: &str, split: &[Example], classes: usize) -> String {
+    if split.is_empty() {
+        return format!("{name:<10} 0 examples");
+    }
+    let mut lengths: Vec<usize> = split.iter().map(|e| e.tokens.len()).collect();
+    lengths.sort_unstable();
+    let mean = lengths.iter().sum::<usize>() as f64 / lengths.len() as f64;
+    let at = |q: f64| lengths[((lengths.len() - 1) as f64 * q).round() as usize];
+    let mut counts = vec![0usize; classes];
+    for e in split {
+        if let Some(c) = counts.get_mut(e.label as usize) {
+            *c += 1;
+        }
+    }
+    let balance: Vec<String> = counts.iter().enumerate().map(|(c, n)| format!("{c}: {:.1}%", 100.0 * *n as f64 / split.len() as f64)).collect();
+    format!(
+        "{name:<10} {:>7} examples; length min {} / median {} / mean {:.1} / p95 {} / max {}; labels {}",
+        split.len(),
+        lengths[0],
+        at(0.5),
+        mean,
+        at(0.95),
+        lengths[lengths.len() - 1],
+        balance.join(", ")
+    )
+}
+
+/// Writes ListOps or Retrieval in the released TSV format.
+fn export_tsv(config: &TaskConfig, data_dir: &Path, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    match (&config.name, &config.data) {
+        (Task::Listops, DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test }) => {
+            let generator = listops::GeneratorConfig {
+                max_depth: *max_depth,
+                max_args: *max_args,
+                min_length: *min_length,
+                max_length: *max_length,
+                train: *train,
+                validation: *validation,
+                test: *test,
+            };
+            let splits = listops::generate_samples(&generator, *seed)?;
+            for (name, samples) in ["basic_train.tsv", "basic_val.tsv", "basic_test.tsv"].iter().zip(&splits) {
+                let mut bytes = Vec::new();
+                listops::write_tsv(&mut bytes, samples)?;
+                write_atomically(&out.join(name), &bytes)?;
+            }
+        }
+        (Task::Retrieval, _) => {
+            let splits = prepare(config, data_dir)?;
+            for (name, split) in aan::SPLIT_FILES.iter().zip([&splits.train, &splits.validation, &splits.test]) {
+                let pairs = split
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| aan::pair_from_example(e, &format!("{name}:{i}:a"), &format!("{name}:{i}:b")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut bytes = Vec::new();
+                aan::write_tsv(&mut bytes, &pairs)?;
+                write_atomically(&out.join(name), &bytes)?;
+            }
+        }
+        (Task::Listops, _) => bail!("the ListOps data here is already the released TSVs (under {}): copy them", data_dir.display()),
+        (other, _) => bail!("TSV export is for listops and retrieval; {} has no TSV format in the release", other.name()),
+    }
+    println!("{} ({}) written to {} in the released TSV format", config.name.name(), config.data.source_label(), out.display());
+    Ok(())
+}
+
+/// Downloads and unpacks a released archive into the data folder.
+fn fetch_archive(name: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let Some(archive) = fetch::known_archive(name) else {
+        let names: Vec<&str> = fetch::KNOWN_ARCHIVES.iter().map(|a| a.name).collect();
+        bail!("unknown archive `{name}`; the archives are: {}", names.join(", "));
+    };
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let download = data_dir.join("downloads").join(archive.file_name);
+    let staging = data_dir.join(format!(".unpacking-{name}"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).with_context(|| format!("removing the unfinished {}", staging.display()))?;
+    }
+    let bar = ProgressBar::new(archive.size.unwrap_or(0));
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}").expect("valid template").progress_chars("=> "));
+    bar.set_message(format!("fetching {}", archive.file_name));
+    let fetched = fetch::fetch(archive.url, archive.sha256, &download, &staging, &mut |done, total| {
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    // Move each unpacked top-level folder into place; a folder already there is kept.
+    for entry in std::fs::read_dir(&staging).with_context(|| format!("reading {}", staging.display()))? {
+        let entry = entry?;
+        let destination = data_dir.join(entry.file_name());
+        if destination.exists() {
+            eprintln!("{} already exists: kept as it is", destination.display());
+        } else {
+            std::fs::rename(entry.path(), &destination).with_context(|| format!("moving into {}", destination.display()))?;
+        }
+    }
+    std::fs::remove_dir_all(&staging).ok();
+    let check = if fetched.verified { "SHA-256 verified" } else { "no published SHA-256 to check against" };
+    let mut out = std::io::stdout();
+    writeln!(out, "{name}: {} bytes, sha256 {} ({check}); unpacked into {}", fetched.archive_bytes, fetched.sha256, data_dir.display())?;
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! `lra sweep`: every (task, model, seed) as its own `lra run` child process, so that a
+//! panic, an out-of-memory kill or a divergence in one run is recorded as that run's
+//! failure and the sweep goes on; resumable, since a run whose `result.json` exists is
+//! skipped and a record is only ever written whole.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use lra_tasks::{Preset, Task};
+
+use crate::config::RunConfig;
+use crate::device::DeviceName;
+use crate::record::{self, Failure, RunRecord};
+
+/// What to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepSpec {
+    pub preset: Preset,
+    pub tasks: Vec<Task>,
+    pub models: Vec<String>,
+    pub seeds: u64,
+    pub device: DeviceName,
+    pub data_dir: PathBuf,
+}
+
+/// The configurations of a sweep, in order: task, then model, then seed.
+pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
+    let mut configs = Vec::new();
+    for &task in &spec.tasks {
+        for model in &spec.models {
+            for seed in 0..spec.seeds {
+                configs.push(RunConfig::resolve(task, spec.preset, model, seed, spec.device)?.prefer_released(&spec.data_dir));
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// Whether `results` already holds the finished record of `config`.
+pub fn is_recorded(results: &Path, config: &RunConfig) -> bool {
+    record::run_dir(results, &record::run_id(config)).join("result.json").is_file()
+}
+
+/// The `lra run` arguments that run `config` into `results`.
+pub fn run_arguments(config: &RunConfig, results: &Path, data_dir: &Path) -> Vec<String> {
+    vec![
+        "run".into(),
+        "--task".into(),
+        config.task.name.name().into(),
+        "--model".into(),
+        config.model.clone(),
+        "--preset".into(),
+        config.task.preset.name().into(),
+        "--seed".into(),
+        config.seed.to_string(),
+        "--device".into(),
+        config.device.name().into(),
+        "--results".into(),
+        results.display().to_string(),
+        "--data".into(),
+        data_dir.display().to_string(),
+        "--quiet".into(),
+    ]
+}
+
+/// A shell-safe rendering of a command line.
+pub fn shell_line(program: &Path, args: &[String]) -> String {
+    std::iter::once(program.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|word| {
+            if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c)) {
+                word
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How one child run ended.
+#[derive(Debug)]
+pub struct RunEnd {
+    pub record: RunRecord,
+    pub seconds: f64,
+}
+
+/// Runs `config` in a child process (`exe run ...`), its output appended to the run's
+/// `run.log`. When the child dies without writing `result.json` (killed, aborted, past
+/// `timeout`), the sweep writes the failed record itself, with the cause.
+pub fn run_child(exe: &Path, config: &RunConfig, results: &Path, data_dir: &Path, timeout: Option<Duration>) -> anyhow::Result<RunEnd> {
+    let started = Instant::now();
+    let run_id = record::run_id(config);
+    let dir = record::run_dir(results, &run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log_path = dir.join("run.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut child = Command::new(exe)
+        .args(run_arguments(config, results, data_dir))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if timeout.is_some_and(|limit| started.elapsed() > limit) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let result_path = dir.join("result.json");
+    let record = match status {
+        Some(_) if result_path.is_file() => record::read_record(&result_path)?,
+        Some(status) => {
+            let failure = crash_cause(status, &last_line(&log_path));
+            let record = RunRecord::failed(config, failure, started.elapsed().as_secs_f64());
+            record::write_json_atomically(&result_path, &record)?;
+            record
+        }
+        None => {
+            let seconds = started.elapsed().as_secs_f64();
+            let record = RunRecord::failed(config, Failure::TimedOut { seconds }, seconds);
+            record::write_json_atomically(&result_path, &record)?;
+            record
+        }
+    };
+    Ok(RunEnd { record, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Why a child that wrote no record ended.
+fn crash_cause(status: std::process::ExitStatus, last_line: &str) -> Failure {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return match signal {
+                9 => Failure::OutOfMemory {
+                    detail: format!("killed by SIGKILL (the out-of-memory killer, or a user); last output: {last_line}"),
+                },
+                6 => Failure::Crashed { detail: format!("aborted (SIGABRT); last output: {last_line}") },
+                other => Failure::Crashed { detail: format!("killed by signal {other}; last output: {last_line}") },
+            };
+        }
+    }
+    let detail = format!("exited with {status} without a record; last output: {last_line}");
+    if last_line.contains("memory allocation") || last_line.contains("out of memory") {
+        Failure::OutOfMemory { detail }
+    } else {
+        Failure::Crashed { detail }
+    }
+}
+
+fn last_line(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect()
+}
+
+/// Runs every configuration not yet recorded, `jobs` at a time; returns the records of
+/// the runs it ran.
+pub fn run_all(
+    exe: &Path,
+    pending: Vec<RunConfig>,
+    results: &Path,
+    data_dir: &Path,
+    jobs: usize,
+    timeout: Option<Duration>,
+    show_progress: bool,
+) -> anyhow::Result<Vec<RunRecord>> {
+    let total = pending.len();
+    let queue = Mutex::new(VecDeque::from(pending));
+    let finished = Mutex::new(Vec::new());
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let multi = MultiProgress::new();
+    if !show_progress {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let bar = multi.add(ProgressBar::new(total as u64));
+    bar.set_style(
+        ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs | {msg} | {elapsed} elapsed, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("0 failed");
+    let say = |line: String| {
+        if show_progress {
+            bar.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let Some(config) = queue.lock().expect("queue lock").pop_front() else { break };
+                    match run_child(exe, &config, results, data_dir, timeout) {
+                        Ok(end) => {
+                            let r = &end.record;
+                            let what = format!("{} {} seed {}", r.task, r.model, r.seed);
+                            match &r.failure {
+                                None => say(format!(
+                                    "ok   {what}: test accuracy {:.4} ({:.0} s)",
+                                    r.test_accuracy.unwrap_or(f64::NAN),
+                                    end.seconds
+                                )),
+                                Some(f) => {
+                                    let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                                    bar.set_message(format!("{n} failed"));
+                                    say(format!("FAIL {what}: {f}"));
+                                }
+                            }
+                            finished.lock().expect("results lock").push(end.record);
+                        }
+                        Err(error) => errors.lock().expect("errors lock").push(format!("{:#}", error)),
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish();
+    let errors = errors.into_inner().expect("errors lock");
+    if !errors.is_empty() {
+        anyhow::bail!("the sweep could not run some configurations:\n{}", errors.join("\n"));
+    }
+    Ok(finished.into_inner().expect("results lock"))
+}
+
+/// The `lra` binary to start children with.
+pub fn current_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("finding the lra binary to run children with")
+}

@@ -1,0 +1,276 @@
+//! Where a task's examples come from, and the prepared-data cache in front of them.
+//!
+//! A task resolves to its generator or synthetic stand-in; when the released files are
+//! found under the data folder they replace it (always preferred), and the variant
+//! chosen is part of the configuration, so the run record says which data was used and
+//! the run id differs between them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use lra_datasets::standin::SplitSizes;
+use lra_datasets::pathfinder::{self, Difficulty, PathfinderConfig};
+use lra_datasets::{DataError, Splits, aan, cache, cifar, imdb, listops, standin};
+
+/// How many examples of each split to keep (all when `None`): smaller presets train on
+/// the first examples of the released splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub train: Option<usize>,
+    pub validation: Option<usize>,
+    pub test: Option<usize>,
+}
+
+/// Where a task's examples come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// The ListOps generator (see `lra_datasets::listops`).
+    ListopsGenerated {
+        /// Seed of the data, separate from the training seed: every run of a task at
+        /// one preset sees the same examples.
+        seed: u64,
+        max_depth: usize,
+        max_args: usize,
+        min_length: usize,
+        max_length: usize,
+        train: usize,
+        validation: usize,
+        test: usize,
+    },
+    /// `lra_release/listops-1000/basic_{train,val,test}.tsv`.
+    ListopsReleased { limits: Limits },
+    /// The aclImdb folders (`aclImdb/{train,test}/{pos,neg}`); validation is the test
+    /// split, as in the official code.
+    TextReleased { seed: u64, limits: Limits },
+    /// A synthetic stand-in for IMDb: sentiment words scattered through long documents.
+    TextStandIn { seed: u64, train: usize, validation: usize, test: usize },
+    /// `lra_release/tsv_data/new_aan_pairs.{train,eval,test}.tsv`.
+    RetrievalReleased { limits: Limits },
+    /// A synthetic stand-in for AAN: document pairs that do or do not share a topic.
+    RetrievalStandIn { seed: u64, train: usize, validation: usize, test: usize },
+    /// The CIFAR-10 binary batches (`cifar-10-batches-bin/`), in grayscale.
+    ImageReleased { limits: Limits },
+    /// A synthetic stand-in for CIFAR-10: 32x32 drawn shapes in 10 classes.
+    ImageStandIn { seed: u64, train: usize, validation: usize, test: usize },
+    /// The Pathfinder generator at LRA's settings for `size` (32, 64 or 128 = Path-X);
+    /// `count` images split 80/10/10.
+    PathfinderGenerated { seed: u64, size: usize, difficulty: PathfinderDifficulty, count: usize },
+    /// `lra_release/pathfinder<size>/<difficulty>/` (empty images left out), split
+    /// 80/10/10 after a shuffle seeded by `seed`.
+    PathfinderReleased { seed: u64, size: usize, difficulty: PathfinderDifficulty, limits: Limits },
+}
+
+/// Contour length of Pathfinder images: 6 (`baseline`), 9 or 14 (LRA's "hard", the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathfinderDifficulty {
+    Baseline,
+    #[serde(rename = "9")]
+    Nine,
+    #[serde(rename = "14")]
+    Fourteen,
+}
+
+impl PathfinderDifficulty {
+    fn generator(self) -> Difficulty {
+        match self {
+            PathfinderDifficulty::Baseline => Difficulty::Baseline,
+            PathfinderDifficulty::Nine => Difficulty::Nine,
+            PathfinderDifficulty::Fourteen => Difficulty::Fourteen,
+        }
+    }
+}
+
+/// The value of `data_source` in run records.
+pub const GENERATED: &str = "generated";
+pub const RELEASED: &str = "released files";
+pub const STAND_IN: &str = "synthetic stand-in";
+
+impl DataConfig {
+    /// The run record's `data_source`.
+    pub fn source_label(&self) -> &'static str {
+        match self {
+            DataConfig::ListopsGenerated { .. } | DataConfig::PathfinderGenerated { .. } => GENERATED,
+            DataConfig::ListopsReleased { .. }
+            | DataConfig::TextReleased { .. }
+            | DataConfig::RetrievalReleased { .. }
+            | DataConfig::ImageReleased { .. }
+            | DataConfig::PathfinderReleased { .. } => RELEASED,
+            DataConfig::TextStandIn { .. } | DataConfig::RetrievalStandIn { .. } | DataConfig::ImageStandIn { .. } => STAND_IN,
+        }
+    }
+
+    /// The released variant of this data when its files are under `data_dir`, keeping
+    /// the preset's split sizes as limits; otherwise `self` unchanged.
+    pub fn prefer_released(self, data_dir: &Path) -> DataConfig {
+        let limits = self.sizes_as_limits();
+        let found = |relative: &str| released_path(data_dir, relative).is_some();
+        match self {
+            DataConfig::ListopsGenerated { .. } if found(LISTOPS_DIR) => DataConfig::ListopsReleased { limits },
+            DataConfig::TextStandIn { seed, .. } if found(IMDB_DIR) => DataConfig::TextReleased { seed, limits },
+            DataConfig::RetrievalStandIn { .. } if found(AAN_DIR) => DataConfig::RetrievalReleased { limits },
+            DataConfig::ImageStandIn { .. } if found(CIFAR_DIR) => DataConfig::ImageReleased { limits },
+            DataConfig::PathfinderGenerated { seed, size, difficulty, .. } if found(&pathfinder_dir(size, difficulty)) => {
+                DataConfig::PathfinderReleased { seed, size, difficulty, limits }
+            }
+            other => other,
+        }
+    }
+
+    fn sizes_as_limits(&self) -> Limits {
+        match *self {
+            DataConfig::ListopsGenerated { train, validation, test, .. }
+            | DataConfig::TextStandIn { train, validation, test, .. }
+            | DataConfig::RetrievalStandIn { train, validation, test, .. }
+            | DataConfig::ImageStandIn { train, validation, test, .. } => {
+                Limits { train: Some(train), validation: Some(validation), test: Some(test) }
+            }
+            DataConfig::PathfinderGenerated { count, .. } => {
+                Limits { train: Some(count * 8 / 10), validation: Some(count / 10), test: Some(count - count * 8 / 10 - count / 10) }
+            }
+            DataConfig::ListopsReleased { limits }
+            | DataConfig::TextReleased { limits, .. }
+            | DataConfig::RetrievalReleased { limits }
+            | DataConfig::ImageReleased { limits }
+            | DataConfig::PathfinderReleased { limits, .. } => limits,
+        }
+    }
+
+    /// How to get the released files of this task, for messages about stand-ins.
+    pub fn how_to_fetch(&self) -> Option<&'static str> {
+        match self {
+            DataConfig::TextStandIn { .. } => Some("lra data fetch imdb (or put aclImdb/ under --data)"),
+            DataConfig::RetrievalStandIn { .. } => Some("lra data fetch lra (or put lra_release/ under --data)"),
+            DataConfig::ImageStandIn { .. } => Some("lra data fetch cifar10 (or put cifar-10-batches-bin/ under --data)"),
+            _ => None,
+        }
+    }
+
+    /// Produces the tokenized splits, sequences cut to `max_length`, through the cache in
+    /// `data_dir/prepared/` (a stale or corrupt cache file is rebuilt, never used).
+    pub fn prepare(&self, max_length: usize, data_dir: &Path) -> Result<Splits, DataError> {
+        self.prepare_reporting(max_length, data_dir).map(|(splits, _)| splits)
+    }
+
+    /// As [`DataConfig::prepare`], also saying whether the splits came from the cache.
+    pub fn prepare_reporting(&self, max_length: usize, data_dir: &Path) -> Result<(Splits, bool), DataError> {
+        let params = format!("{self:?} max_length={max_length}");
+        let digest: String = Sha256::digest(params.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let path = data_dir.join("prepared").join(format!("{digest}.bin"));
+        if let Some(splits) = cache::load(&path, &params)? {
+            return Ok((splits, true));
+        }
+        let splits = self.build(max_length, data_dir)?;
+        cache::save(&path, &params, &splits)?;
+        Ok((splits, false))
+    }
+
+    /// Produces the splits without the cache.
+    pub fn build(&self, max_length: usize, data_dir: &Path) -> Result<Splits, DataError> {
+        let released = |relative: &str| {
+            released_path(data_dir, relative).ok_or_else(|| {
+                DataError::in_file(&data_dir.join(relative), "released files not found (looked here and under lra_release/)")
+            })
+        };
+        let splits = match self {
+            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length: longest, train, validation, test } => {
+                let config = listops::GeneratorConfig {
+                    max_depth: *max_depth,
+                    max_args: *max_args,
+                    min_length: *min_length,
+                    max_length: *longest,
+                    train: *train,
+                    validation: *validation,
+                    test: *test,
+                };
+                listops::to_splits(listops::generate_samples(&config, *seed)?)?
+            }
+            DataConfig::ListopsReleased { limits } => {
+                let dir = released(LISTOPS_DIR)?;
+                let read = |name: &str| -> Result<Vec<listops::Sample>, DataError> { listops::read_tsv(&dir.join(name)) };
+                let samples = [read("basic_train.tsv")?, read("basic_val.tsv")?, read("basic_test.tsv")?];
+                limit(listops::to_splits(samples)?, limits)
+            }
+            DataConfig::TextReleased { seed, limits } => {
+                let config = imdb::ImdbConfig { max_length, validation: imdb::Validation::TestSplit, seed: *seed };
+                limit(imdb::read(&released(IMDB_DIR)?, &config)?, limits)
+            }
+            DataConfig::TextStandIn { seed, train, validation, test } => {
+                standin::text(SplitSizes { train: *train, validation: *validation, test: *test }, max_length, *seed)?
+            }
+            DataConfig::RetrievalReleased { limits } => limit(aan::read_splits(&released(AAN_DIR)?, max_length)?, limits),
+            DataConfig::RetrievalStandIn { seed, train, validation, test } => {
+                standin::retrieval(SplitSizes { train: *train, validation: *validation, test: *test }, max_length, *seed)?
+            }
+            DataConfig::ImageReleased { limits } => shift_pixels(limit(cifar::read_splits(&released(CIFAR_DIR)?)?, limits)),
+            DataConfig::ImageStandIn { seed, train, validation, test } => {
+                shift_pixels(standin::image(SplitSizes { train: *train, validation: *validation, test: *test }, *seed)?)
+            }
+            DataConfig::PathfinderGenerated { seed, size, difficulty, count } => {
+                let config = PathfinderConfig::lra(*size, difficulty.generator())?;
+                shift_pixels(pathfinder::generated_splits(&config, *seed, *count as u64)?)
+            }
+            DataConfig::PathfinderReleased { seed, size, difficulty, limits } => {
+                let dir = released(&pathfinder_dir(*size, *difficulty))?;
+                shift_pixels(limit(pathfinder::released_splits(&dir, *size, *seed)?, limits))
+            }
+        };
+        Ok(truncate(splits, max_length))
+    }
+}
+
+const LISTOPS_DIR: &str = "lra_release/listops-1000";
+const IMDB_DIR: &str = "aclImdb";
+const AAN_DIR: &str = "lra_release/tsv_data";
+const CIFAR_DIR: &str = "cifar-10-batches-bin";
+
+fn pathfinder_dir(size: usize, difficulty: PathfinderDifficulty) -> String {
+    format!("lra_release/pathfinder{size}/{}", difficulty.generator().release_folder())
+}
+
+/// `data_dir/relative`, or the same under the doubled `lra_release/lra_release/` that the
+/// LRA archive unpacks to.
+pub fn released_path(data_dir: &Path, relative: &str) -> Option<PathBuf> {
+    let direct = data_dir.join(relative);
+    if direct.exists() {
+        return Some(direct);
+    }
+    let nested = relative.strip_prefix("lra_release/").map(|rest| data_dir.join("lra_release/lra_release").join(rest))?;
+    nested.exists().then_some(nested)
+}
+
+fn limit(mut splits: Splits, limits: &Limits) -> Splits {
+    for (split, max) in [(&mut splits.train, limits.train), (&mut splits.validation, limits.validation), (&mut splits.test, limits.test)] {
+        if let Some(max) = max {
+            split.truncate(max);
+        }
+    }
+    splits
+}
+
+fn truncate(mut splits: Splits, max_length: usize) -> Splits {
+    for example in splits.train.iter_mut().chain(&mut splits.validation).chain(&mut splits.test) {
+        example.tokens.truncate(max_length);
+        if let Some(second) = &mut example.second {
+            second.truncate(max_length);
+        }
+    }
+    splits
+}
+
+/// Pixel values 0-255 become tokens 1-256, so that token 0 keeps meaning padding for
+/// every task (a black pixel is not padding).
+pub const PIXEL_VOCAB: usize = 257;
+
+fn shift_pixels(mut splits: Splits) -> Splits {
+    for example in splits.train.iter_mut().chain(&mut splits.validation).chain(&mut splits.test) {
+        for token in &mut example.tokens {
+            *token += 1;
+        }
+    }
+    splits
+}
