@@ -173,6 +173,14 @@ impl Classifier {
         }
     }
 
+    /// Called by the training loop after step `step` (counted from 1), for attention
+    /// mechanisms with a schedule of their own (Performer redraws its random features).
+    pub fn on_training_step(&mut self, step: usize) {
+        for block in &mut self.blocks {
+            block.attention.on_training_step(step);
+        }
+    }
+
     /// Pooled encoding `[batch, d_model]` (`[batch, 4 * d_model]` when paired) -> logits `[batch, classes]`.
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         let hidden = relu(self.head_hidden.forward(pooled));

@@ -26,13 +26,71 @@ pub struct ModelInfo {
 }
 
 /// Every model, in the order the harness lists and sweeps them.
-pub const MODELS: &[ModelInfo] = &[ModelInfo {
-    name: "transformer",
-    title: "Transformer (Vaswani et al. 2017)",
-    family: "full attention (baseline)",
-    cost: "O(n^2) time, O(n^2) memory",
-    mechanism: Mechanism::Full,
-}];
+pub const MODELS: &[ModelInfo] = &[
+    ModelInfo {
+        name: "transformer",
+        title: "Transformer (Vaswani et al. 2017)",
+        family: "full attention (baseline)",
+        cost: "O(n^2) time, O(n^2) memory",
+        mechanism: Mechanism::Full,
+    },
+    ModelInfo {
+        name: "linformer",
+        title: "Linformer (Wang et al. 2020)",
+        family: "low rank",
+        cost: "O(n k) time, O(n k) memory (k = 256 projected length)",
+        mechanism: Mechanism::Linformer,
+    },
+    ModelInfo {
+        name: "performer",
+        title: "Performer, FAVOR+ (Choromanski et al. 2021)",
+        family: "kernel",
+        cost: "O(n m) time, O(n m) memory (m = 256 random features)",
+        mechanism: Mechanism::Performer,
+    },
+    ModelInfo {
+        name: "linear",
+        title: "Linear Transformer (Katharopoulos et al. 2020)",
+        family: "kernel",
+        cost: "O(n) time, O(n) memory",
+        mechanism: Mechanism::Linear,
+    },
+    ModelInfo {
+        name: "nystromformer",
+        title: "Nyströmformer (Xiong et al. 2021)",
+        family: "low rank",
+        cost: "O(n m) time, O(n m) memory (m = 64 landmarks)",
+        mechanism: Mechanism::Nystromformer,
+    },
+    ModelInfo {
+        name: "synthesizer",
+        title: "Synthesizer, factorised random (Tay et al. 2021)",
+        family: "learnable weights",
+        cost: "O(n^2) time, O(n^2) memory",
+        mechanism: Mechanism::Synthesizer,
+    },
+    ModelInfo {
+        name: "luna",
+        title: "Luna-256 (Ma et al. 2021)",
+        family: "memory",
+        cost: "O(n l) time, O(n l) memory (l = 256 memory slots)",
+        mechanism: Mechanism::Luna,
+    },
+    ModelInfo {
+        name: "fnet",
+        title: "FNet (Lee-Thorp et al. 2022)",
+        family: "token mixing (Fourier transform)",
+        cost: "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)",
+        mechanism: Mechanism::Fnet,
+    },
+    ModelInfo {
+        name: "s4d",
+        title: "S4D, diagonal state space (Gu et al. 2022)",
+        family: "recurrence (state space)",
+        cost: "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)",
+        mechanism: Mechanism::S4d,
+    },
+];
 
 /// The model called `name`, or an error listing the valid names.
 pub fn model_info(name: &str) -> Result<&'static ModelInfo, String> {

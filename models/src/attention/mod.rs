@@ -5,8 +5,18 @@
 //! outputs unchanged by whatever the padding holds. The encoder holds an [`Attention`]
 //! and does not know which mechanism is inside.
 
+#[cfg(test)]
+pub(crate) mod checks;
+pub mod fnet;
 pub mod full;
 pub mod heads;
+pub mod linear;
+pub mod linformer;
+pub mod luna;
+pub mod nystromformer;
+pub mod performer;
+pub mod s4d;
+pub mod synthesizer;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,6 +27,22 @@ use serde::{Deserialize, Serialize};
 pub enum Mechanism {
     /// Softmax attention over all pairs ([`full`]).
     Full,
+    /// Keys and values projected along the length ([`linformer`]).
+    Linformer,
+    /// FAVOR+ positive orthogonal random features ([`performer`]).
+    Performer,
+    /// The `elu + 1` feature map, `phi(K)^T V` first ([`linear`]).
+    Linear,
+    /// Segment-mean landmarks and an iterative pseudo-inverse ([`nystromformer`]).
+    Nystromformer,
+    /// Synthesised weights, factorised random by default ([`synthesizer`]).
+    Synthesizer,
+    /// Pack into a learned memory, unpack back ([`luna`]).
+    Luna,
+    /// Two-dimensional Fourier transform, no attention ([`fnet`]).
+    Fnet,
+    /// Diagonal state space convolution ([`s4d`]).
+    S4d,
 }
 
 /// Sizes shared by every mechanism.
@@ -35,10 +61,17 @@ pub struct AttentionConfig {
 
 impl AttentionConfig {
     pub fn init(&self, device: &Device) -> Attention {
+        let (d_model, heads, max_length, dropout) = (self.d_model, self.heads, self.max_length, self.dropout);
         match self.mechanism {
-            Mechanism::Full => {
-                Attention::Full(full::FullAttentionConfig::new(self.d_model, self.heads).with_dropout(self.dropout).init(device))
-            }
+            Mechanism::Full => Attention::Full(full::FullAttentionConfig::new(d_model, heads).with_dropout(dropout).init(device)),
+            Mechanism::Linformer => Attention::Linformer(linformer::LinformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Performer => Attention::Performer(performer::PerformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Linear => Attention::Linear(linear::LinearAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Nystromformer => Attention::Nystromformer(nystromformer::NystromformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Synthesizer => Attention::Synthesizer(synthesizer::SynthesizerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Luna => Attention::Luna(luna::LunaConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Fnet => Attention::Fnet(fnet::FnetConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::S4d => Attention::S4d(s4d::S4dConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
         }
     }
 }
@@ -47,6 +80,14 @@ impl AttentionConfig {
 #[derive(Module, Debug)]
 pub enum Attention {
     Full(full::FullAttention),
+    Linformer(linformer::LinformerAttention),
+    Performer(performer::PerformerAttention),
+    Linear(linear::LinearAttention),
+    Nystromformer(nystromformer::NystromformerAttention),
+    Synthesizer(synthesizer::SynthesizerAttention),
+    Luna(luna::LunaAttention),
+    Fnet(fnet::FnetMixing),
+    S4d(s4d::S4d),
 }
 
 impl Attention {
@@ -54,6 +95,23 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         match self {
             Attention::Full(attention) => attention.forward(x, padding),
+            Attention::Linformer(attention) => attention.forward(x, padding),
+            Attention::Performer(attention) => attention.forward(x, padding),
+            Attention::Linear(attention) => attention.forward(x, padding),
+            Attention::Nystromformer(attention) => attention.forward(x, padding),
+            Attention::Synthesizer(attention) => attention.forward(x, padding),
+            Attention::Luna(attention) => attention.forward(x, padding),
+            Attention::Fnet(mixing) => mixing.forward(x, padding),
+            Attention::S4d(layer) => layer.forward(x, padding),
+        }
+    }
+
+    /// Called after training step `step` (counted from 1): mechanisms with a schedule of
+    /// their own (Performer's feature redraws) act on it. Returns whether anything changed.
+    pub fn on_training_step(&mut self, step: usize) -> bool {
+        match self {
+            Attention::Performer(attention) => attention.redraw_on_schedule(step),
+            _ => false,
         }
     }
 }
