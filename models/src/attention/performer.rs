@@ -54,7 +54,12 @@ pub struct PerformerConfig {
 
 impl PerformerConfig {
     pub fn init(&self, device: &Device) -> PerformerAttention {
-        assert!(self.heads > 0 && self.d_model % self.heads == 0, "heads ({}) must divide d_model ({})", self.heads, self.d_model);
+        assert!(
+            self.heads > 0 && self.d_model % self.heads == 0,
+            "heads ({}) must divide d_model ({})",
+            self.heads,
+            self.d_model
+        );
         let d_head = self.d_model / self.heads;
         // The stream's seed comes from the device's generator, so `device.seed(..)` decides it.
         let halves = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).into_data();
@@ -190,7 +195,9 @@ fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
-    use crate::attention::checks::{assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values};
+    use crate::attention::checks::{
+        assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
 
     /// Mean relative error of the random-feature estimate of `exp(x^T y)` over all pairs of
     /// rows of `x, y: [pairs, d]`, with `m` features of draw `draw`.
