@@ -79,7 +79,8 @@ impl ClassifierConfig {
             cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
             blocks: (0..self.layers).map(|_| block.init(device)).collect(),
             final_norm: LayerNormConfig::new(self.d_model).init(device),
-            head_hidden: LinearConfig::new(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp).init(device),
+            head_hidden: LinearConfig::new(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp)
+                .init(device),
             head_out: LinearConfig::new(self.d_head_mlp, self.classes).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,

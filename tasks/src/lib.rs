@@ -451,7 +451,16 @@ fn image_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    TaskConfig { name: task, preset, max_length: cifar::PIXELS, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length: cifar::PIXELS,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        model,
+        training,
+    }
 }
 
 fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
@@ -504,7 +513,16 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             )
         }
     };
-    TaskConfig { name: task, preset, max_length: size * size, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length: size * size,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        model,
+        training,
+    }
 }
 
 #[cfg(test)]

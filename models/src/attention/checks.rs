@@ -32,7 +32,13 @@ pub fn padding_after(real: &[usize], len: usize, device: &Device) -> Tensor<2, B
 /// Asserts that padding is invisible to real tokens: row `b` of a batch, with `real[b]`
 /// real tokens followed by large random padding content up to `len`, gives its real
 /// tokens the outputs that the same `real[b]` tokens give alone, unpadded.
-pub fn assert_padding_is_invisible(forward: impl Fn(Tensor<3>, Tensor<2, Bool>) -> Tensor<3>, d_model: usize, real: &[usize], len: usize, device: &Device) {
+pub fn assert_padding_is_invisible(
+    forward: impl Fn(Tensor<3>, Tensor<2, Bool>) -> Tensor<3>,
+    d_model: usize,
+    real: &[usize],
+    len: usize,
+    device: &Device,
+) {
     let batch = real.len();
     let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), device);
     let noise = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 10.0), device);
@@ -48,7 +54,13 @@ pub fn assert_padding_is_invisible(forward: impl Fn(Tensor<3>, Tensor<2, Bool>) 
 
 /// Asserts the weaker property of mechanisms that mix over the padded length: at a fixed
 /// padded length, what the padding positions hold does not change real tokens' outputs.
-pub fn assert_padding_content_is_invisible(forward: impl Fn(Tensor<3>, Tensor<2, Bool>) -> Tensor<3>, d_model: usize, real: &[usize], len: usize, device: &Device) {
+pub fn assert_padding_content_is_invisible(
+    forward: impl Fn(Tensor<3>, Tensor<2, Bool>) -> Tensor<3>,
+    d_model: usize,
+    real: &[usize],
+    len: usize,
+    device: &Device,
+) {
     let batch = real.len();
     let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), device);
     let padding = padding_after(real, len, device);
@@ -104,7 +116,8 @@ pub fn assert_tiny_classifier_trains(mechanism: Mechanism) {
     let device = Device::flex().autodiff();
     device.seed(5);
     let (batch, len, vocab, classes) = (4, 12, 10, 3);
-    let config = ClassifierConfig::new(vocab, classes, len, 16, 2, 1, 32, 16, mechanism).with_dropout(0.0).with_attention_dropout(0.0);
+    let config =
+        ClassifierConfig::new(vocab, classes, len, 16, 2, 1, 32, 16, mechanism).with_dropout(0.0).with_attention_dropout(0.0);
     let mut model = config.init(&device);
     let token_ids: Vec<i64> = (0..batch * len)
         .map(|i| {

@@ -75,7 +75,9 @@ fn dft_tables(n: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
-    use crate::attention::checks::{assert_close, assert_padding_content_is_invisible, assert_tiny_classifier_trains, padding_after, values};
+    use crate::attention::checks::{
+        assert_close, assert_padding_content_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
     use burn::tensor::Distribution;
 
     /// `Re(sum_t sum_j x[t][j] exp(-2 pi i (m t / n + k j / d)))`, with loops over plain numbers.
@@ -105,7 +107,8 @@ mod tests {
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
         let got = values(mixing.forward(x.clone(), Tensor::<2, Bool>::full([batch, len], false, &device)));
         let x = values(x);
-        let expected: Vec<f32> = (0..batch).flat_map(|b| naive_fourier_mixing(&x[b * len * d_model..(b + 1) * len * d_model], len, d_model)).collect();
+        let expected: Vec<f32> =
+            (0..batch).flat_map(|b| naive_fourier_mixing(&x[b * len * d_model..(b + 1) * len * d_model], len, d_model)).collect();
         assert_close(&got, &expected, 1e-4, "FNet vs naive DFT");
     }
 

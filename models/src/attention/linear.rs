@@ -67,8 +67,10 @@ fn feature_map(x: Tensor<4>) -> Tensor<4> {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
     use crate::attention::heads::merge_heads;
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values};
     use burn::tensor::Distribution;
 
     #[test]

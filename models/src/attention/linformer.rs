@@ -89,9 +89,11 @@ fn project_length(projection: Tensor<2>, x: Tensor<4>) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::full::FullAttention;
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, values};
     use crate::attention::Mechanism;
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, values,
+    };
+    use crate::attention::full::FullAttention;
     use burn::tensor::Distribution;
 
     #[test]

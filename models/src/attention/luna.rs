@@ -78,7 +78,13 @@ impl LunaAttention {
 
     /// Multi-head softmax attention of `queries: [batch, len_q, d_model]` over
     /// `keys_values: [batch, len_k, d_model]` -> `[batch, len_q, d_model]`.
-    fn attend(&self, projections: &HeadProjections, queries: Tensor<3>, keys_values: Tensor<3>, key_padding: Option<Tensor<2, Bool>>) -> Tensor<3> {
+    fn attend(
+        &self,
+        projections: &HeadProjections,
+        queries: Tensor<3>,
+        keys_values: Tensor<3>,
+        key_padding: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
         let heads = projections.heads;
         let q = split_heads(projections.query.forward(queries), heads);
         let k = split_heads(projections.key.forward(keys_values.clone()), heads);
@@ -92,8 +98,10 @@ impl LunaAttention {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
     use crate::attention::full::FullAttention;
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values};
     use burn::tensor::Distribution;
 
     #[test]
@@ -108,12 +116,18 @@ mod tests {
         let x = Tensor::<3>::random([1, len, d_model], Distribution::Normal(0.0, 1.0), &device);
         let full_pack = FullAttention { projections: luna.pack.clone(), dropout: DropoutConfig::new(0.0).init() };
         let joint = Tensor::cat(vec![luna.memory.val().unsqueeze::<3>(), x.clone()], 1);
-        let memory_keys_masked = Tensor::<2, Bool>::from_data(burn::tensor::TensorData::new((0..l + len).map(|i| i < l).collect::<Vec<bool>>(), [1, l + len]), &device);
+        let memory_keys_masked = Tensor::<2, Bool>::from_data(
+            burn::tensor::TensorData::new((0..l + len).map(|i| i < l).collect::<Vec<bool>>(), [1, l + len]),
+            &device,
+        );
         let packed = full_pack.forward(joint, memory_keys_masked).slice([0..1, 0..l]);
 
         let full_unpack = FullAttention { projections: luna.unpack.clone(), dropout: DropoutConfig::new(0.0).init() };
         let joint = Tensor::cat(vec![x.clone(), packed], 1);
-        let sequence_keys_masked = Tensor::<2, Bool>::from_data(burn::tensor::TensorData::new((0..len + l).map(|i| i < len).collect::<Vec<bool>>(), [1, len + l]), &device);
+        let sequence_keys_masked = Tensor::<2, Bool>::from_data(
+            burn::tensor::TensorData::new((0..len + l).map(|i| i < len).collect::<Vec<bool>>(), [1, len + l]),
+            &device,
+        );
         let expected = values(full_unpack.forward(joint, sequence_keys_masked).slice([0..1, 0..len]));
 
         let got = values(luna.forward(x, Tensor::<2, Bool>::full([1, len], false, &device)));

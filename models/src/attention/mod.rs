@@ -64,13 +64,27 @@ impl AttentionConfig {
         let (d_model, heads, max_length, dropout) = (self.d_model, self.heads, self.max_length, self.dropout);
         match self.mechanism {
             Mechanism::Full => Attention::Full(full::FullAttentionConfig::new(d_model, heads).with_dropout(dropout).init(device)),
-            Mechanism::Linformer => Attention::Linformer(linformer::LinformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
-            Mechanism::Performer => Attention::Performer(performer::PerformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
-            Mechanism::Linear => Attention::Linear(linear::LinearAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
-            Mechanism::Nystromformer => Attention::Nystromformer(nystromformer::NystromformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
-            Mechanism::Synthesizer => Attention::Synthesizer(synthesizer::SynthesizerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
-            Mechanism::Luna => Attention::Luna(luna::LunaConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
-            Mechanism::Fnet => Attention::Fnet(fnet::FnetConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            Mechanism::Linformer => Attention::Linformer(
+                linformer::LinformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Performer => Attention::Performer(
+                performer::PerformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Linear => Attention::Linear(
+                linear::LinearAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Nystromformer => Attention::Nystromformer(
+                nystromformer::NystromformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Synthesizer => Attention::Synthesizer(
+                synthesizer::SynthesizerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Luna => {
+                Attention::Luna(luna::LunaConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
+            }
+            Mechanism::Fnet => {
+                Attention::Fnet(fnet::FnetConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
+            }
             Mechanism::S4d => Attention::S4d(s4d::S4dConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
         }
     }

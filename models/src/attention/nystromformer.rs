@@ -102,7 +102,11 @@ fn segment_means(padding: Tensor<2, Bool>, m: usize) -> Tensor<3> {
     // Token of rank i is in segment j iff j r <= i m < (j + 1) r.
     let rank_m = rank.mul_scalar(m as f64);
     let start = landmark.clone().mul(count.clone());
-    let in_segment = rank_m.clone().greater_equal(start.clone()).bool_and(rank_m.clone().lower(start.clone().add(count.clone()))).bool_and(real.clone());
+    let in_segment = rank_m
+        .clone()
+        .greater_equal(start.clone())
+        .bool_and(rank_m.clone().lower(start.clone().add(count.clone())))
+        .bool_and(real.clone());
     // Empty segment j (only when r < m): the token of rank floor(j r / m), i.e. i m <= j r < i m + m.
     let nearest = rank_m.clone().lower_equal(start.clone()).bool_and(start.lower(rank_m.add_scalar(m as f64))).bool_and(real);
     let in_segment_f = in_segment.clone().float();
@@ -134,8 +138,10 @@ fn iterative_pseudo_inverse(a: Tensor<4>, iterations: usize) -> Tensor<4> {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
     use crate::attention::full::FullAttention;
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values};
     use burn::tensor::Distribution;
 
     #[test]
@@ -149,7 +155,7 @@ mod tests {
         let no_padding = Tensor::<2, Bool>::full([batch, len], false, &device);
         let got = values(attention.forward(x.clone(), no_padding.clone()));
         let expected = values(full.forward(x, no_padding));
-        assert_close(&got, &expected, 2e-3, "Nyströmformer with m = n vs full attention");
+        assert_close(&got, &expected, 1e-4, "Nyströmformer with m = n vs full attention");
     }
 
     #[test]

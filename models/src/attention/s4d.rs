@@ -92,8 +92,17 @@ pub struct S4dConfig {
 
 impl S4dConfig {
     pub fn init(&self, device: &Device) -> S4d {
-        assert!(self.state_size >= 2 && self.state_size % 2 == 0, "S4D: state_size ({}) must be even and at least 2", self.state_size);
-        assert!(0.0 < self.dt_min && self.dt_min <= self.dt_max, "S4D: need 0 < dt_min ({}) <= dt_max ({})", self.dt_min, self.dt_max);
+        assert!(
+            self.state_size >= 2 && self.state_size.is_multiple_of(2),
+            "S4D: state_size ({}) must be even and at least 2",
+            self.state_size
+        );
+        assert!(
+            0.0 < self.dt_min && self.dt_min <= self.dt_max,
+            "S4D: need 0 < dt_min ({}) <= dt_max ({})",
+            self.dt_min,
+            self.dt_max
+        );
         let (channels, modes, n) = (self.d_model, self.state_size / 2, self.state_size as f64);
         let pi = std::f64::consts::PI;
         let a_imag: Vec<f32> = (0..channels)
@@ -155,7 +164,10 @@ struct Complex<const D: usize> {
 
 impl<const D: usize> Complex<D> {
     fn mul(self, other: Self) -> Self {
-        Complex { re: self.re.clone() * other.re.clone() - self.im.clone() * other.im.clone(), im: self.re * other.im + self.im * other.re }
+        Complex {
+            re: self.re.clone() * other.re.clone() - self.im.clone() * other.im.clone(),
+            im: self.re * other.im + self.im * other.re,
+        }
     }
 
     fn div(self, other: Self) -> Self {
@@ -234,7 +246,8 @@ impl S4d {
 
         // Each chunk's contribution to the state at its last step: sum_tau A_bar^(T-1-tau) u[tau].
         let to_end = modes.powers(steps(0..chunk as i64).mul_scalar(-1.0).add_scalar((chunk - 1) as f64));
-        let contribution = Complex { re: u_chunks.clone().matmul(to_end.re.swap_dims(1, 2)), im: u_chunks.matmul(to_end.im.swap_dims(1, 2)) }; // [channels, batch * chunks, N/2]
+        let contribution =
+            Complex { re: u_chunks.clone().matmul(to_end.re.swap_dims(1, 2)), im: u_chunks.matmul(to_end.im.swap_dims(1, 2)) }; // [channels, batch * chunks, N/2]
 
         // The state entering chunk j: sum over i < j of A_bar^(T (j-1-i)) times chunk i's contribution.
         let carried = carry_states(&modes, contribution, batch, chunks, chunk, &device); // [channels, batch * chunks, N/2]
@@ -243,7 +256,10 @@ impl S4d {
         let from_state = modes.weight3().mul(modes.powers(steps(1..chunk as i64 + 1))); // [channels, N/2, chunk]
         let across = (carried.re.matmul(from_state.re) - carried.im.matmul(from_state.im)).mul_scalar(2.0);
 
-        let y = (within + across).reshape([channels, batch, chunks * chunk]).slice([0..channels, 0..batch, 0..len]).permute([1, 2, 0]);
+        let y = (within + across)
+            .reshape([channels, batch, chunks * chunk])
+            .slice([0..channels, 0..batch, 0..len])
+            .permute([1, 2, 0]);
         y + u * self.skip.val().reshape([1, 1, channels])
     }
 
@@ -286,7 +302,14 @@ fn toeplitz(kernel: Tensor<3>, device: &Device) -> Tensor<3> {
 /// The states entering each chunk from the chunks' own end-state contributions:
 /// `contribution: [channels, batch * chunks, N/2]` -> the same shape, row `j` of a batch
 /// holding `sum_{i < j} A_bar^(T (j-1-i)) contribution_i`.
-fn carry_states(modes: &DiscreteModes, contribution: Complex<3>, batch: usize, chunks: usize, chunk: usize, device: &Device) -> Complex<3> {
+fn carry_states(
+    modes: &DiscreteModes,
+    contribution: Complex<3>,
+    batch: usize,
+    chunks: usize,
+    chunk: usize,
+    device: &Device,
+) -> Complex<3> {
     let [channels, _, half_state] = contribution.re.dims();
     let index = Tensor::<1, Int>::arange(0..chunks as i64, device);
     let later = index.clone().reshape([chunks, 1]).expand([chunks, chunks]);
@@ -320,7 +343,9 @@ impl Complex<4> {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values};
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
     use burn::tensor::Distribution;
 
     type C64 = (f64, f64);
@@ -389,7 +414,12 @@ mod tests {
                 for chunk_length in [None, Some(3), Some(16)] {
                     let device = Device::flex();
                     device.seed(81);
-                    let config = S4dConfig::new(channels, 1, len).with_state_size(8).with_init(init).with_discretization(discretization).with_dt_min(0.05).with_dt_max(0.5);
+                    let config = S4dConfig::new(channels, 1, len)
+                        .with_state_size(8)
+                        .with_init(init)
+                        .with_discretization(discretization)
+                        .with_dt_min(0.05)
+                        .with_dt_max(0.5);
                     let mut layer = config.with_chunk_length(chunk_length).init(&device);
                     // B's initial value is real; make it complex so that the test sees it.
                     layer.b_imag = Param::from_tensor(Tensor::random([channels, 4], Distribution::Normal(0.0, 1.0), &device));

@@ -58,14 +58,22 @@ pub struct SynthesizerConfig {
 
 impl SynthesizerConfig {
     pub fn init(&self, device: &Device) -> SynthesizerAttention {
-        assert!(self.heads > 0 && self.d_model % self.heads == 0, "heads ({}) must divide d_model ({})", self.heads, self.d_model);
+        assert!(
+            self.heads > 0 && self.d_model.is_multiple_of(self.heads),
+            "heads ({}) must divide d_model ({})",
+            self.heads,
+            self.d_model
+        );
         let d_head = self.d_model / self.heads;
         let (heads, n) = (self.heads, self.max_length);
         let logits = match self.variant {
             SynthesizerVariant::FactorizedRandom => {
                 // Entries of N(0, k^-1/2) give logits R_1 R_2^T of unit variance.
                 let factor = Initializer::Normal { mean: 0.0, std: (self.rank as f64).powf(-0.25) };
-                SynthesizedLogits::FactorizedRandom(FactorizedRandomLogits { left: factor.init([heads, n, self.rank], device), right: factor.init([heads, n, self.rank], device) })
+                SynthesizedLogits::FactorizedRandom(FactorizedRandomLogits {
+                    left: factor.init([heads, n, self.rank], device),
+                    right: factor.init([heads, n, self.rank], device),
+                })
             }
             SynthesizerVariant::Dense => {
                 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as burn's Linear.
@@ -153,7 +161,8 @@ impl SynthesizedLogits {
                 let max_length = dense.output_weight.dims()[2];
                 assert!(len <= max_length, "Synthesizer: input of {len} tokens is longer than max_length {max_length}");
                 let x = split_heads(x, heads); // [batch, heads, len, d_head]
-                let hidden = relu(x.matmul(dense.hidden_weight.val().unsqueeze::<4>()) + dense.hidden_bias.val().unsqueeze::<4>());
+                let hidden =
+                    relu(x.matmul(dense.hidden_weight.val().unsqueeze::<4>()) + dense.hidden_bias.val().unsqueeze::<4>());
                 let d_head = hidden.dims()[3];
                 let output_weight = dense.output_weight.val().slice([0..heads, 0..d_head, 0..len]);
                 let output_bias = dense.output_bias.val().slice([0..heads, 0..1, 0..len]);
@@ -167,7 +176,9 @@ impl SynthesizedLogits {
 mod tests {
     use super::*;
     use crate::attention::Mechanism;
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values};
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
     use burn::tensor::Distribution;
 
     fn config(variant: SynthesizerVariant) -> SynthesizerConfig {
