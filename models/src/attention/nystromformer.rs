@@ -155,7 +155,7 @@ mod tests {
         let no_padding = Tensor::<2, Bool>::full([batch, len], false, &device);
         let got = values(attention.forward(x.clone(), no_padding.clone()));
         let expected = values(full.forward(x, no_padding));
-        assert_close(&got, &expected, 2e-3, "Nyströmformer with m = n vs full attention");
+        assert_close(&got, &expected, 1e-4, "Nyströmformer with m = n vs full attention");
     }
 
     #[test]

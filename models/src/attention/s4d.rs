@@ -93,7 +93,7 @@ pub struct S4dConfig {
 impl S4dConfig {
     pub fn init(&self, device: &Device) -> S4d {
         assert!(
-            self.state_size >= 2 && self.state_size % 2 == 0,
+            self.state_size >= 2 && self.state_size.is_multiple_of(2),
             "S4D: state_size ({}) must be even and at least 2",
             self.state_size
         );

@@ -59,7 +59,7 @@ pub struct SynthesizerConfig {
 impl SynthesizerConfig {
     pub fn init(&self, device: &Device) -> SynthesizerAttention {
         assert!(
-            self.heads > 0 && self.d_model % self.heads == 0,
+            self.heads > 0 && self.d_model.is_multiple_of(self.heads),
             "heads ({}) must divide d_model ({})",
             self.heads,
             self.d_model
