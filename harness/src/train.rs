@@ -236,6 +236,8 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
             None => grads,
         };
         model = optimizer.step(lr, model, grads);
+        // Mechanisms with a schedule of their own (Performer redraws its features).
+        model.on_training_step(step);
         pool.sample();
         // Reading the loss waits for the step's work: the clock stops after the device is done.
         let values: Vec<f32> = readout.into_data().iter::<f32>().collect();
