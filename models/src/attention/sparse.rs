@@ -3,8 +3,8 @@
 //! Paper: Child, Gray, Radford and Sutskever, "Generating Long Sequences with Sparse
 //! Transformers", 2019 (arXiv:1904.10509).
 //! Family: fixed pattern.
-//! Cost: O(n (l + n / l) d) time and O(n (l + n / l)) memory per head for a stride l;
-//! O(n sqrt(n)) with the default l ~ sqrt(n).
+//! Cost: O(n (l + c n / l) d) time and O(n (l + c n / l)) memory per head for a stride l
+//! and c summary positions per block; O(n sqrt(n)) with the default l ~ sqrt(n), c = 8.
 //!
 //! Section 4.3 factorises attention into two patterns of stride l, given to different
 //! heads ("multi-head attention" of Section 5.2, half the heads each):
@@ -42,8 +42,10 @@ pub struct SparseAttentionConfig {
     pub max_length: usize,
     /// Stride l (block length); default: ceil(sqrt(max_length)).
     pub stride: Option<usize>,
-    /// Summary positions c at the end of each block (fixed heads); default: l / 4, at least 1.
-    pub summary: Option<usize>,
+    /// Summary positions c at the end of each block (fixed heads), at most l. The paper
+    /// uses c = 8 to 32 with l = 128; a constant c keeps the fixed heads at O(n sqrt(n)).
+    #[config(default = 8)]
+    pub summary: usize,
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
@@ -52,7 +54,7 @@ pub struct SparseAttentionConfig {
 impl SparseAttentionConfig {
     pub fn init(&self, device: &Device) -> SparseAttention {
         let stride = self.stride.unwrap_or_else(|| (self.max_length as f64).sqrt().ceil() as usize).max(1);
-        let summary = self.summary.unwrap_or(stride / 4).clamp(1, stride);
+        let summary = self.summary.clamp(1, stride);
         SparseAttention {
             projections: HeadProjections::new(self.d_model, self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -160,7 +162,7 @@ mod tests {
     fn sparse(heads: usize, stride: usize, summary: usize) -> SparseAttention {
         SparseAttentionConfig::new(D_MODEL, heads, 64)
             .with_stride(Some(stride))
-            .with_summary(Some(summary))
+            .with_summary(summary)
             .with_dropout(0.0)
             .init(&Device::flex())
     }
