@@ -78,22 +78,16 @@ pub enum ListWhat {
     Devices,
 }
 
-/// A comma-separated list (`--models a,b`), or every name when absent.
-fn split_list(value: &str) -> Result<Vec<String>, String> {
-    let items: Vec<String> = value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    if items.is_empty() { Err("expected a comma-separated list".into()) } else { Ok(items) }
-}
-
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Preset of every run.
     #[arg(long, default_value = "quick")]
     pub preset: String,
-    /// Tasks to sweep (comma-separated); all when absent.
-    #[arg(long, value_parser = split_list)]
+    /// Tasks to sweep (comma-separated); all but pathx when absent.
+    #[arg(long, value_delimiter = ',')]
     pub tasks: Option<Vec<String>>,
     /// Models to sweep (comma-separated); all when absent.
-    #[arg(long, value_parser = split_list)]
+    #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     /// Seeds per (task, model): 0..N.
     #[arg(long, default_value_t = 1)]
@@ -131,7 +125,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Models (comma-separated); all when absent, the Transformer first.
-    #[arg(long, value_parser = split_list)]
+    #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     #[arg(long, default_value = "flex")]
     pub device: String,

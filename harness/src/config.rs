@@ -52,7 +52,7 @@ impl RunConfig {
         lra_models::check_model_name(&self.model).map_err(anyhow::Error::msg)?;
         let t = &self.task;
         let m = &t.model;
-        if m.heads == 0 || m.d_model % m.heads != 0 {
+        if m.heads == 0 || !m.d_model.is_multiple_of(m.heads) {
             bail!("model.heads ({}) must divide model.d_model ({})", m.heads, m.d_model);
         }
         for (name, value) in [("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout)] {

@@ -71,7 +71,13 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
         DataAction::Inspect(args) => {
             let config = resolve(args)?;
             let splits = prepare(&config, &args.data)?;
-            println!("{} ({}, {}), max_length {}:", config.name.name(), config.preset.name(), config.data.source_label(), config.max_length);
+            println!(
+                "{} ({}, {}), max_length {}:",
+                config.name.name(),
+                config.preset.name(),
+                config.data.source_label(),
+                config.max_length
+            );
             for (name, split) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
                 println!("  {}", describe_split(name, split, config.classes));
             }
@@ -85,12 +91,22 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
             };
             let splits = prepare(&config, &data.data)?;
             // Tokens are pixel values + 1 (0 is padding).
-            let images: Vec<(Vec<u8>, u8)> =
-                splits.train.iter().take(*count).map(|e| (e.tokens.iter().map(|&t| t.saturating_sub(1) as u8).collect(), e.label as u8)).collect();
+            let images: Vec<(Vec<u8>, u8)> = splits
+                .train
+                .iter()
+                .take(*count)
+                .map(|e| (e.tokens.iter().map(|&t| t.saturating_sub(1) as u8).collect(), e.label as u8))
+                .collect();
             let png = pathfinder::preview_png(images.iter().map(|(p, l)| (p.as_slice(), *l)), size, *columns)?;
             let out = out.clone().unwrap_or_else(|| PathBuf::from(format!("{}-preview.png", config.name.name())));
             write_atomically(&out, &png)?;
-            println!("{} samples of {} ({}) with their labels written to {}", images.len(), config.name.name(), config.data.source_label(), out.display());
+            println!(
+                "{} samples of {} ({}) with their labels written to {}",
+                images.len(),
+                config.name.name(),
+                config.data.source_label(),
+                out.display()
+            );
             Ok(())
         }
         DataAction::Export { data, format, out } => {
@@ -118,7 +134,8 @@ fn describe_split(name: &str, split: &[Example], classes: usize) -> String {
             *c += 1;
         }
     }
-    let balance: Vec<String> = counts.iter().enumerate().map(|(c, n)| format!("{c}: {:.1}%", 100.0 * *n as f64 / split.len() as f64)).collect();
+    let balance: Vec<String> =
+        counts.iter().enumerate().map(|(c, n)| format!("{c}: {:.1}%", 100.0 * *n as f64 / split.len() as f64)).collect();
     format!(
         "{name:<10} {:>7} examples; length min {} / median {} / mean {:.1} / p95 {} / max {}; labels {}",
         split.len(),
@@ -135,7 +152,10 @@ fn describe_split(name: &str, split: &[Example], classes: usize) -> String {
 fn export_tsv(config: &TaskConfig, data_dir: &Path, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     match (&config.name, &config.data) {
-        (Task::Listops, DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test }) => {
+        (
+            Task::Listops,
+            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test },
+        ) => {
             let generator = listops::GeneratorConfig {
                 max_depth: *max_depth,
                 max_args: *max_args,
@@ -165,7 +185,9 @@ fn export_tsv(config: &TaskConfig, data_dir: &Path, out: &Path) -> anyhow::Resul
                 write_atomically(&out.join(name), &bytes)?;
             }
         }
-        (Task::Listops, _) => bail!("the ListOps data here is already the released TSVs (under {}): copy them", data_dir.display()),
+        (Task::Listops, _) => {
+            bail!("the ListOps data here is already the released TSVs (under {}): copy them", data_dir.display())
+        }
         (other, _) => bail!("TSV export is for listops and retrieval; {} has no TSV format in the release", other.name()),
     }
     println!("{} ({}) written to {} in the released TSV format", config.name.name(), config.data.source_label(), out.display());
@@ -185,7 +207,11 @@ fn fetch_archive(name: &str, data_dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&staging).with_context(|| format!("removing the unfinished {}", staging.display()))?;
     }
     let bar = ProgressBar::new(archive.size.unwrap_or(0));
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_message(format!("fetching {}", archive.file_name));
     let fetched = fetch::fetch(archive.url, archive.sha256, &download, &staging, &mut |done, total| {
         if let Some(total) = total {
@@ -207,6 +233,12 @@ fn fetch_archive(name: &str, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::remove_dir_all(&staging).ok();
     let check = if fetched.verified { "SHA-256 verified" } else { "no published SHA-256 to check against" };
     let mut out = std::io::stdout();
-    writeln!(out, "{name}: {} bytes, sha256 {} ({check}); unpacked into {}", fetched.archive_bytes, fetched.sha256, data_dir.display())?;
+    writeln!(
+        out,
+        "{name}: {} bytes, sha256 {} ({check}); unpacked into {}",
+        fetched.archive_bytes,
+        fetched.sha256,
+        data_dir.display()
+    )?;
     Ok(())
 }

@@ -8,13 +8,13 @@ use crate::device::{DeviceName, open};
 pub fn list(what: ListWhat) -> anyhow::Result<()> {
     match what {
         ListWhat::Models => {
-            println!("{:<14} {:<28} {:<36} {}", "name", "family", "cost per layer", "model");
+            println!("{:<14} {:<28} {:<36} model", "name", "family", "cost per layer");
             for m in lra_models::MODELS {
                 println!("{:<14} {:<28} {:<36} {}", m.name, m.family, m.cost, m.title);
             }
         }
         ListWhat::Tasks => {
-            println!("{:<10} {:>7} {:>6} {:>8}  {}", "name", "length", "vocab", "classes", "what (lra preset sizes)");
+            println!("{:<10} {:>7} {:>6} {:>8}  what (lra preset sizes)", "name", "length", "vocab", "classes");
             for task in Task::ALL {
                 let c = TaskConfig::resolve(task, Preset::Lra);
                 println!("{:<10} {:>7} {:>6} {:>8}  {}", task.name(), c.max_length, c.vocab_size, c.classes, task.describe());

@@ -94,7 +94,13 @@ pub struct RunEnd {
 /// Runs `config` in a child process (`exe run ...`), its output appended to the run's
 /// `run.log`. When the child dies without writing `result.json` (killed, aborted, past
 /// `timeout`), the sweep writes the failed record itself, with the cause.
-pub fn run_child(exe: &Path, config: &RunConfig, results: &Path, data_dir: &Path, timeout: Option<Duration>) -> anyhow::Result<RunEnd> {
+pub fn run_child(
+    exe: &Path,
+    config: &RunConfig,
+    results: &Path,
+    data_dir: &Path,
+    timeout: Option<Duration>,
+) -> anyhow::Result<RunEnd> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use lra_harness::config::RunConfig;
 use lra_harness::device::{DeviceName, open};
-use lra_harness::record::{RunRecord, read_record};
+use lra_harness::record::{RunRecord, read_metrics_csv, read_record};
 use lra_harness::train::{Progress, train};
 use lra_tasks::{Preset, Task};
 
@@ -58,8 +58,9 @@ fn a_tiny_run_writes_its_three_files_and_repeats_bit_for_bit() {
     for file in ["config.json", "metrics.csv", "result.json"] {
         assert!(a.join(file).is_file(), "{file} missing");
     }
-    // The loss curve and the accuracies are identical, bit for bit.
-    assert_eq!(std::fs::read(a.join("metrics.csv")).unwrap(), std::fs::read(b.join("metrics.csv")).unwrap());
+    // The loss curve and the accuracies are identical, bit for bit (throughput is not).
+    assert_eq!(curve(&a), curve(&b));
+    assert!(!curve(&a).is_empty());
     let (ra, rb) = (read_record(&a.join("result.json")).unwrap(), read_record(&b.join("result.json")).unwrap());
     assert_eq!(ra.status, "ok");
     assert_eq!(
@@ -71,11 +72,30 @@ fn a_tiny_run_writes_its_three_files_and_repeats_bit_for_bit() {
     // The saved configuration repeats the run into the same folder name.
     let third = tempfile::tempdir().unwrap();
     let config = a.join("config.json");
-    let out = lra(&["run", "--config", config.to_str().unwrap(), "--results", third.path().to_str().unwrap(), "--quiet"]);
+    let out = lra(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--results",
+        third.path().to_str().unwrap(),
+        "--data",
+        third.path().join("data").to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let c = only_run(third.path());
     assert_eq!(c.file_name(), a.file_name());
-    assert_eq!(std::fs::read(c.join("metrics.csv")).unwrap(), std::fs::read(a.join("metrics.csv")).unwrap());
+    assert_eq!(curve(&c), curve(&a));
+}
+
+/// The metrics of a run folder without the timing column: step, loss, lr, train and
+/// validation accuracy, as exact bit patterns.
+fn curve(run: &Path) -> Vec<(usize, u64, u64, u64, Option<u64>)> {
+    read_metrics_csv(&run.join("metrics.csv"))
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.step, m.loss.to_bits(), m.lr.to_bits(), m.train_acc.to_bits(), m.val_acc.map(f64::to_bits)))
+        .collect()
 }
 
 fn check_record(record: &RunRecord) {
@@ -161,4 +181,151 @@ fn one_training_step_on_wgpu_gives_a_finite_loss_and_a_pool_peak() {
     assert!(outcome.final_train_loss.is_some_and(f64::is_finite));
     assert!(outcome.peak_memory_bytes > 0);
     assert!(outcome.memory_source.starts_with("device memory pool"), "{}", outcome.memory_source);
+}
+
+/// Every `result.json` under `results`, parsed (a torn or invalid record fails here).
+fn records(results: &Path) -> Vec<RunRecord> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(results.join("runs")).unwrap() {
+        let path = entry.unwrap().path().join("result.json");
+        if path.exists() {
+            out.push(read_record(&path).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (results, reports, data) = (dir.path().join("results"), dir.path().join("reports"), dir.path().join("data"));
+    let out = Command::new(env!("CARGO_BIN_EXE_lra"))
+        .args(["sweep", "--preset", "tiny", "--models", "transformer,local,linear", "--tasks", "listops,pathfinder"])
+        .args(["--results", results.to_str().unwrap(), "--out", reports.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .env("LRA_TEST_FAULT", "panic@pathfinder/local")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = records(&results);
+    assert_eq!(records.len(), 6, "2 tasks x 3 models");
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| !r.is_ok()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].task.as_str(), failed[0].model.as_str()), ("pathfinder", "local"));
+    assert!(failed[0].failure.as_ref().unwrap().to_string().contains("panicked"));
+
+    let report = std::fs::read_to_string(reports.join("report.md")).unwrap();
+    assert!(report.contains("FAIL (panicked"), "{report}");
+    for file in ["report.html", "table1.csv", "table2.csv", "runs.csv", "figure3.png", "figure3.svg", "curves_listops.png"] {
+        assert!(reports.join(file).is_file(), "{file} missing");
+    }
+    let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
+    assert!(html.contains("data:image/png;base64,"), "plots are embedded");
+
+    // A second sweep finds everything recorded and runs nothing.
+    let out = lra(&[
+        "sweep",
+        "--preset",
+        "tiny",
+        "--models",
+        "transformer,local,linear",
+        "--tasks",
+        "listops,pathfinder",
+        "--results",
+        results.to_str().unwrap(),
+        "--no-report",
+        "--print-commands",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "nothing is pending");
+}
+
+#[test]
+fn a_run_that_dies_without_a_record_is_recorded_by_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (results, data) = (dir.path().join("results"), dir.path().join("data"));
+    let out = Command::new(env!("CARGO_BIN_EXE_lra"))
+        .args(["sweep", "--preset", "tiny", "--models", "transformer", "--tasks", "listops", "--no-report"])
+        .args(["--results", results.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .env("LRA_TEST_FAULT", "abort@listops/transformer")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = records(&results);
+    assert_eq!(records.len(), 1);
+    let failure = records[0].failure.as_ref().expect("recorded as failed").to_string();
+    assert!(failure.contains("aborted") && failure.contains("LRA_TEST_FAULT"), "{failure}");
+}
+
+#[test]
+fn a_sweep_killed_at_any_point_and_restarted_records_every_run_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (results, data) = (dir.path().join("results"), dir.path().join("data"));
+    let sweep = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lra"));
+        command.args([
+            "sweep",
+            "--preset",
+            "tiny",
+            "--models",
+            "transformer",
+            "--tasks",
+            "listops",
+            "--seeds",
+            "5",
+            "--no-report",
+        ]);
+        command.args(["--results", results.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        command
+    };
+    for wait_ms in [150, 600, 1200, 2000] {
+        let mut child = sweep().spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Whatever was written so far is whole.
+        for record in records(&results) {
+            assert!(record.is_ok());
+        }
+    }
+    assert!(sweep().status().unwrap().success());
+    // Children of a killed sweep may still be finishing their runs: wait for them.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let records = records(&results);
+    assert_eq!(records.len(), 5, "every seed recorded once");
+    let mut seeds: Vec<u64> = records.iter().map(|r| r.seed).collect();
+    seeds.sort();
+    assert_eq!(seeds, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn every_task_trains_end_to_end_at_the_tiny_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (results, data) = (dir.path().join("results"), dir.path().join("data"));
+    // Path-X has 16,384 tokens: a linear-cost model keeps the test small.
+    let cases = [
+        ("listops", "transformer", "generated"),
+        ("text", "transformer", "synthetic stand-in"),
+        ("retrieval", "transformer", "synthetic stand-in"),
+        ("image", "transformer", "synthetic stand-in"),
+        ("pathfinder", "transformer", "generated"),
+        ("pathx", "linear", "generated"),
+    ];
+    for (task, model, source) in cases {
+        let out = lra(&["run", "--task", task, "--model", model, "--preset", "tiny", "--quiet"]
+            .into_iter()
+            .chain(["--results", results.to_str().unwrap(), "--data", data.to_str().unwrap()])
+            .collect::<Vec<_>>());
+        assert!(out.status.success(), "{task}: {}", stderr(&out));
+        if source == "synthetic stand-in" {
+            assert!(stderr(&out).contains("synthetic stand-in"), "{task}: the console must say so");
+        }
+    }
+    let records = records(&results);
+    assert_eq!(records.len(), cases.len());
+    for (task, model, source) in cases {
+        let record = records.iter().find(|r| r.task == task).unwrap();
+        assert_eq!((record.model.as_str(), record.data_source.as_str(), record.status.as_str()), (model, source, "ok"), "{task}");
+        assert!(record.final_train_loss.is_some_and(f64::is_finite), "{task}");
+    }
 }

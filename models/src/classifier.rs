@@ -79,7 +79,8 @@ impl ClassifierConfig {
             cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
             blocks: (0..self.layers).map(|_| block.init(device)).collect(),
             final_norm: LayerNormConfig::new(self.d_model).init(device),
-            head_hidden: LinearConfig::new(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp).init(device),
+            head_hidden: LinearConfig::new(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp)
+                .init(device),
             head_out: LinearConfig::new(self.d_head_mlp, self.classes).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
@@ -156,7 +157,7 @@ impl Classifier {
             None => self.sinusoid.clone(),
         };
         assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
-        x = x + table.slice([0..positions]).unsqueeze::<3>();
+        x = x + table.narrow(0, 0, positions).unsqueeze::<3>();
         x = self.dropout.forward(x);
         for block in &self.blocks {
             x = block.forward(x, padding.clone());
@@ -169,6 +170,14 @@ impl Classifier {
                 let count = real.clone().sum_dim(1).clamp_min(1.0); // [batch, 1, 1]
                 (x * real).sum_dim(1).div(count).reshape([batch, d_model])
             }
+        }
+    }
+
+    /// Called by the training loop after step `step` (counted from 1), for attention
+    /// mechanisms with a schedule of their own (Performer redraws its random features).
+    pub fn on_training_step(&mut self, step: usize) {
+        for block in &mut self.blocks {
+            block.attention.on_training_step(step);
         }
     }
 

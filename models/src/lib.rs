@@ -56,18 +56,11 @@ pub const MODELS: &[ModelInfo] = &[
         mechanism: Mechanism::Longformer,
     },
     ModelInfo {
-        name: "bigbird",
-        title: "BigBird (Zaheer et al. 2020)",
-        family: "combined patterns",
-        cost: "O(n (w + g + r) b) time, O(n (w + g + r) b) memory (blocks of b)",
-        mechanism: Mechanism::BigBird,
-    },
-    ModelInfo {
-        name: "axial",
-        title: "Axial Transformer (Ho et al. 2019)",
-        family: "fixed pattern",
-        cost: "O(n sqrt(n)) time, O(n sqrt(n)) memory",
-        mechanism: Mechanism::Axial,
+        name: "linformer",
+        title: "Linformer (Wang et al. 2020)",
+        family: "low rank",
+        cost: "O(n k) time, O(n k) memory (k = 256 projected length)",
+        mechanism: Mechanism::Linformer,
     },
     ModelInfo {
         name: "reformer",
@@ -82,6 +75,69 @@ pub const MODELS: &[ModelInfo] = &[
         family: "learnable pattern",
         cost: "O(n b + (n/b)^2) time, O(n b + (n/b)^2) memory (blocks of b)",
         mechanism: Mechanism::Sinkhorn,
+    },
+    ModelInfo {
+        name: "synthesizer",
+        title: "Synthesizer, factorised random (Tay et al. 2021)",
+        family: "learnable weights",
+        cost: "O(n^2) time, O(n^2) memory",
+        mechanism: Mechanism::Synthesizer,
+    },
+    ModelInfo {
+        name: "bigbird",
+        title: "BigBird (Zaheer et al. 2020)",
+        family: "combined patterns",
+        cost: "O(n (w + g + r) b) time, O(n (w + g + r) b) memory (blocks of b)",
+        mechanism: Mechanism::BigBird,
+    },
+    ModelInfo {
+        name: "linear",
+        title: "Linear Transformer (Katharopoulos et al. 2020)",
+        family: "kernel",
+        cost: "O(n) time, O(n) memory",
+        mechanism: Mechanism::Linear,
+    },
+    ModelInfo {
+        name: "performer",
+        title: "Performer, FAVOR+ (Choromanski et al. 2021)",
+        family: "kernel",
+        cost: "O(n m) time, O(n m) memory (m = 256 random features)",
+        mechanism: Mechanism::Performer,
+    },
+    ModelInfo {
+        name: "axial",
+        title: "Axial Transformer (Ho et al. 2019)",
+        family: "fixed pattern",
+        cost: "O(n sqrt(n)) time, O(n sqrt(n)) memory",
+        mechanism: Mechanism::Axial,
+    },
+    ModelInfo {
+        name: "fnet",
+        title: "FNet (Lee-Thorp et al. 2022)",
+        family: "token mixing (Fourier transform)",
+        cost: "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)",
+        mechanism: Mechanism::Fnet,
+    },
+    ModelInfo {
+        name: "nystromformer",
+        title: "Nyströmformer (Xiong et al. 2021)",
+        family: "low rank",
+        cost: "O(n m) time, O(n m) memory (m = 64 landmarks)",
+        mechanism: Mechanism::Nystromformer,
+    },
+    ModelInfo {
+        name: "luna",
+        title: "Luna-256 (Ma et al. 2021)",
+        family: "memory",
+        cost: "O(n l) time, O(n l) memory (l = 256 memory slots)",
+        mechanism: Mechanism::Luna,
+    },
+    ModelInfo {
+        name: "s4d",
+        title: "S4D, diagonal state space (Gu et al. 2022)",
+        family: "recurrence (state space)",
+        cost: "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)",
+        mechanism: Mechanism::S4d,
     },
 ];
 
@@ -114,9 +170,11 @@ mod tests {
     }
 
     #[test]
-    fn every_registered_model_trains_a_few_steps_to_a_finite_loss() {
+    fn every_registered_model_trains_on_long_padded_sequences_to_a_finite_loss() {
         let device = Device::flex().autodiff();
         device.seed(11);
+        // Long enough that every pattern spans several of its blocks (BigBird's blocks of 64,
+        // Longformer's windows of 32, ...), with a length no block size divides.
         let (batch, len, classes) = (2, 400, 3);
         for model in MODELS {
             let config = ClassifierConfig::new(8, classes, len, 8, 2, 1, 16, 8, model.mechanism);

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use lra_datasets::standin::SplitSizes;
 use lra_datasets::pathfinder::{self, Difficulty, PathfinderConfig};
+use lra_datasets::standin::SplitSizes;
 use lra_datasets::{DataError, Splits, aan, cache, cifar, imdb, listops, standin};
 
 /// How many examples of each split to keep (all when `None`): smaller presets train on
@@ -129,9 +129,11 @@ impl DataConfig {
             | DataConfig::ImageStandIn { train, validation, test, .. } => {
                 Limits { train: Some(train), validation: Some(validation), test: Some(test) }
             }
-            DataConfig::PathfinderGenerated { count, .. } => {
-                Limits { train: Some(count * 8 / 10), validation: Some(count / 10), test: Some(count - count * 8 / 10 - count / 10) }
-            }
+            DataConfig::PathfinderGenerated { count, .. } => Limits {
+                train: Some(count * 8 / 10),
+                validation: Some(count / 10),
+                test: Some(count - count * 8 / 10 - count / 10),
+            },
             DataConfig::ListopsReleased { limits }
             | DataConfig::TextReleased { limits, .. }
             | DataConfig::RetrievalReleased { limits }
@@ -177,7 +179,16 @@ impl DataConfig {
             })
         };
         let splits = match self {
-            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length: longest, train, validation, test } => {
+            DataConfig::ListopsGenerated {
+                seed,
+                max_depth,
+                max_args,
+                min_length,
+                max_length: longest,
+                train,
+                validation,
+                test,
+            } => {
                 let config = listops::GeneratorConfig {
                     max_depth: *max_depth,
                     max_args: *max_args,
@@ -244,7 +255,9 @@ pub fn released_path(data_dir: &Path, relative: &str) -> Option<PathBuf> {
 }
 
 fn limit(mut splits: Splits, limits: &Limits) -> Splits {
-    for (split, max) in [(&mut splits.train, limits.train), (&mut splits.validation, limits.validation), (&mut splits.test, limits.test)] {
+    for (split, max) in
+        [(&mut splits.train, limits.train), (&mut splits.validation, limits.validation), (&mut splits.test, limits.test)]
+    {
         if let Some(max) = max {
             split.truncate(max);
         }

@@ -227,28 +227,17 @@ fn listops_config(preset: Preset) -> TaskConfig {
                 dropout: 0.1,
                 attention_dropout: 0.1,
             },
-            TrainingConfig {
-                batch_size: 16,
-                steps: 20,
-                schedule: Schedule::Cosine { base: 1e-3, warmup: 4 },
-                weight_decay: 0.01,
-                beta_1: 0.9,
-                beta_2: 0.98,
-                epsilon: 1e-9,
-                gradient_clip_norm: Some(1.0),
-                eval_every: 10,
-                warmup_steps_untimed: 2,
-                log_every: 2,
-            },
+            cpu_training(16, 20, 10),
         ),
+        // Short expressions (lengths 11 to 63, median about 18): a minute on a CPU.
         Preset::Quick => (
-            128,
+            64,
             DataConfig::ListopsGenerated {
                 seed: 0,
                 max_depth: 4,
                 max_args: 5,
                 min_length: 10,
-                max_length: 128,
+                max_length: 64,
                 train: 10_000,
                 validation: 500,
                 test: 1_000,
@@ -264,19 +253,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
                 dropout: 0.1,
                 attention_dropout: 0.1,
             },
-            TrainingConfig {
-                batch_size: 32,
-                steps: 600,
-                schedule: Schedule::Cosine { base: 1e-3, warmup: 60 },
-                weight_decay: 0.01,
-                beta_1: 0.9,
-                beta_2: 0.98,
-                epsilon: 1e-9,
-                gradient_clip_norm: Some(1.0),
-                eval_every: 100,
-                warmup_steps_untimed: 10,
-                log_every: 10,
-            },
+            cpu_training(32, 300, 50),
         ),
         // The official configuration (LRA's listops_base config).
         Preset::Lra => (
@@ -451,7 +428,16 @@ fn image_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    TaskConfig { name: task, preset, max_length: cifar::PIXELS, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length: cifar::PIXELS,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        model,
+        training,
+    }
 }
 
 fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
@@ -459,9 +445,9 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
     let data = |count: usize, difficulty| DataConfig::PathfinderGenerated { seed: 0, size, difficulty, count };
     let (data, model, training) = match preset {
         Preset::Tiny => (
-            data(160, PathfinderDifficulty::Fourteen),
+            data(if task == Task::Pathx { 40 } else { 160 }, PathfinderDifficulty::Fourteen),
             model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
-            cpu_training(8, 4, 2),
+            cpu_training(if task == Task::Pathx { 2 } else { 8 }, 4, 2),
         ),
         Preset::Quick => (
             data(if task == Task::Pathx { 400 } else { 5_000 }, PathfinderDifficulty::Fourteen),
@@ -504,7 +490,16 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             )
         }
     };
-    TaskConfig { name: task, preset, max_length: size * size, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length: size * size,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        model,
+        training,
+    }
 }
 
 #[cfg(test)]

@@ -119,9 +119,12 @@ fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max { text.to_string() } else { format!("{}…", text.chars().take(max).collect::<String>()) }
 }
 
-/// Table 1: model -> task -> cell, for the models and tasks that have runs.
-pub fn table1(runs: &[Run]) -> (Vec<String>, Vec<&'static str>, BTreeMap<(String, String), Cell>) {
-    let mut cells: BTreeMap<(String, String), Cell> = BTreeMap::new();
+/// Table 1's cells, by (model, task).
+pub type Cells = BTreeMap<(String, String), Cell>;
+
+/// Table 1: the models and tasks that have runs (in registry and LRA order), and the cells.
+pub fn table1(runs: &[Run]) -> (Vec<String>, Vec<&'static str>, Cells) {
+    let mut cells = Cells::new();
     let mut models: Vec<String> = Vec::new();
     for run in runs {
         let r = &run.record;
@@ -143,7 +146,7 @@ pub fn table1(runs: &[Run]) -> (Vec<String>, Vec<&'static str>, BTreeMap<(String
 
 /// The mean over tasks of a model's mean accuracies, Path-X excluded (as LRA); `None`
 /// unless every task of the table has a result.
-fn average(model: &str, tasks: &[&str], cells: &BTreeMap<(String, String), Cell>) -> Option<f64> {
+fn average(model: &str, tasks: &[&str], cells: &Cells) -> Option<f64> {
     let scored: Vec<&str> = tasks.iter().copied().filter(|t| *t != "pathx").collect();
     let means: Option<Vec<f64>> =
         scored.iter().map(|t| cells.get(&(model.to_string(), t.to_string())).and_then(Cell::mean)).collect();
@@ -292,32 +295,32 @@ fn speed_table(bench: &BenchRecord) -> Table {
             });
         }
         rows.push(row);
-        if bench.scope == Scope::Step {
-            if let Some(p) = published::TABLE2.iter().find(|p| p.our_name == model) {
-                let mut row = vec![format!("{} (published, LRA Table 2, TPU v3)", p.row)];
-                for &l in &bench.lengths {
-                    row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(model, l)) {
-                        (Some(i), Some((r, _))) if model != "transformer" => format!("{} ({r:.1}x)", p.steps_per_second[i]),
-                        (Some(i), _) => format!("{}", p.steps_per_second[i]),
-                        _ => "–".into(),
-                    });
-                }
-                for &l in &bench.lengths {
-                    row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(model, l)) {
-                        (Some(i), Some((_, r))) if model != "transformer" => format!("{} GB ({r:.2}x)", p.memory_gb[i]),
-                        (Some(i), _) => format!("{} GB", p.memory_gb[i]),
-                        _ => "–".into(),
-                    });
-                }
-                rows.push(row);
+        if bench.scope == Scope::Step
+            && let Some(p) = published::TABLE2.iter().find(|p| p.our_name == model)
+        {
+            let mut row = vec![format!("{} (published, LRA Table 2, TPU v3)", p.row)];
+            for &l in &bench.lengths {
+                row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(model, l)) {
+                    (Some(i), Some((r, _))) if model != "transformer" => format!("{} ({r:.1}x)", p.steps_per_second[i]),
+                    (Some(i), _) => format!("{}", p.steps_per_second[i]),
+                    _ => "–".into(),
+                });
             }
+            for &l in &bench.lengths {
+                row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(model, l)) {
+                    (Some(i), Some((_, r))) if model != "transformer" => format!("{} GB ({r:.2}x)", p.memory_gb[i]),
+                    (Some(i), _) => format!("{} GB", p.memory_gb[i]),
+                    _ => "–".into(),
+                });
+            }
+            rows.push(row);
         }
     }
     Table { header, rows }
 }
 
 fn length_label(length: usize) -> String {
-    if length % 1024 == 0 { format!("{}K", length / 1024) } else { length.to_string() }
+    if length.is_multiple_of(1024) { format!("{}K", length / 1024) } else { length.to_string() }
 }
 
 pub fn bytes_label(bytes: u64) -> String {
@@ -626,9 +629,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
             // The figures follow the tables.
             for (stem, caption, png) in &figures {
                 let _ = write!(markdown, "![{caption}]({stem}.png)\n\n*{caption}* ([SVG]({stem}.svg))\n\n");
-                let _ = write!(
+                let _ = writeln!(
                     html,
-                    "<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\"><figcaption>{}</figcaption></figure>\n",
+                    "<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\"><figcaption>{}</figcaption></figure>",
                     escape(caption),
                     base64::engine::general_purpose::STANDARD.encode(png),
                     escape(caption)

@@ -131,10 +131,10 @@ pub fn figure3(inputs: &Inputs) -> anyhow::Result<Option<(Figure, String)>> {
         (Some(bench), Some(length)) => {
             for model in &models {
                 let Some(acc) = accuracy(model) else { continue };
-                if let Some(m) = bench.measurements.iter().find(|m| &m.model == model && m.length == length) {
-                    if let (Some(speed), Some(memory)) = (m.steps_per_second, m.peak_memory_bytes) {
-                        bubbles.push(Bubble { model: model.clone(), speed, accuracy: acc, memory: memory as f64 });
-                    }
+                if let Some(m) = bench.measurements.iter().find(|m| &m.model == model && m.length == length)
+                    && let (Some(speed), Some(memory)) = (m.steps_per_second, m.peak_memory_bytes)
+                {
+                    bubbles.push(Bubble { model: model.clone(), speed, accuracy: acc, memory: memory as f64 });
                 }
             }
             x_label = format!("training steps per second at length {length} ({}, batch {})", bench.device, bench.batch);

@@ -82,8 +82,9 @@ impl AxialAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
-    use crate::attention::testing::*;
 
     const D_MODEL: usize = 16;
 
@@ -98,7 +99,8 @@ mod tests {
         let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
         let x = random_input(2, 14, D_MODEL, &device);
         let padding = padding_after(&[14, 9], 14, &device);
-        assert_close(attention.forward(x.clone(), padding.clone()), full.forward(x, padding), 1e-4);
+        let expected = values(full.forward(x.clone(), padding.clone()));
+        assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, "one row vs full");
     }
 
     #[test]
@@ -107,20 +109,20 @@ mod tests {
         let (len, row) = (23, 5);
         let attention = axial(row);
         let x = random_input(2, len, D_MODEL, &device);
-        let lengths = [23, 17];
-        let padding = padding_after(&lengths, len, &device);
+        let real = [23, 17];
+        let padding = padding_after(&real, len, &device);
         let (q, k, v) = attention.projections.project(x.clone());
         let same_row = pattern_from_fn(2, len, &device, |_, i, j| i / row == j / row);
         let same_column = pattern_from_fn(2, len, &device, |_, i, j| i % row == j % row);
         let row_context = pattern_attention(q.clone(), k.clone(), v, same_row, padding.clone());
         let expected = attention.projections.combine(pattern_attention(q, k, row_context, same_column, padding.clone()));
-        assert_close_at_real_tokens(attention.forward(x, padding), expected, &lengths, 1e-4);
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "axial vs rows then columns");
     }
 
     #[test]
     fn axial_attention_outputs_of_real_tokens_ignore_padding() {
         let attention = axial(4);
-        assert_padding_invariant(|x, padding| attention.forward(x, padding), D_MODEL, 10, [13, 22]);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 22, 3], 22, &Device::flex());
     }
 
     #[test]
@@ -138,6 +140,11 @@ mod tests {
         let attention = AxialAttentionConfig::new(D_MODEL, 2, 16).init(&device);
         let x = random_input(2, 14, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[14, 10], 14, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn axial_attention_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Axial);
     }
 }

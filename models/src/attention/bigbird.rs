@@ -235,8 +235,9 @@ impl BigBirdAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
-    use crate::attention::testing::*;
 
     const D_MODEL: usize = 16;
     const HEADS: usize = 2;
@@ -257,7 +258,8 @@ mod tests {
         let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
         let x = random_input(2, 17, D_MODEL, &device);
         let padding = padding_after(&[17, 12], 17, &device);
-        assert_close(attention.forward(x.clone(), padding.clone()), full.forward(x, padding), 1e-4);
+        let expected = values(full.forward(x.clone(), padding.clone()));
+        assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, "BigBird with every block global vs full");
     }
 
     #[test]
@@ -268,15 +270,16 @@ mod tests {
             let attention = bigbird(block, global, random);
             let count = block_count(len, block);
             let x = random_input(2, len, D_MODEL, &device);
-            let lengths = [37, 26];
-            let padding = padding_after(&lengths, len, &device);
+            let real = [37, 26];
+            let padding = padding_after(&real, len, &device);
             let (q, k, v) = attention.projections.project(x.clone());
             let pattern = pattern_from_fn(HEADS, len, &device, |h, i, j| {
                 let (bi, bj) = (i / block, j / block);
                 bi < global || bj < global || bi.abs_diff(bj) <= 1 || attention.random_choice.of(h, bi, count).contains(&Some(bj))
             });
             let expected = attention.projections.combine(pattern_attention(q, k, v, pattern, padding.clone()));
-            assert_close_at_real_tokens(attention.forward(x, padding), expected, &lengths, 1e-4);
+            let what = format!("{global} global and {random} random blocks");
+            assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, &what);
         }
     }
 
@@ -301,7 +304,7 @@ mod tests {
     #[test]
     fn bigbird_outputs_of_real_tokens_ignore_padding() {
         let attention = bigbird(3, 1, 2);
-        assert_padding_invariant(|x, padding| attention.forward(x, padding), D_MODEL, 14, [16, 30]);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[14, 30, 5], 30, &Device::flex());
     }
 
     #[test]
@@ -310,6 +313,11 @@ mod tests {
         let attention = BigBirdAttentionConfig::new(D_MODEL, HEADS, 64).with_block_size(3).with_global_blocks(1).init(&device);
         let x = random_input(2, 20, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[20, 14], 20, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn bigbird_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::BigBird);
     }
 }

@@ -20,7 +20,7 @@ pub struct HeadProjections {
 
 impl HeadProjections {
     pub fn new(d_model: usize, heads: usize, device: &Device) -> Self {
-        assert!(heads > 0 && d_model % heads == 0, "heads ({heads}) must divide d_model ({d_model})");
+        assert!(heads > 0 && d_model.is_multiple_of(heads), "heads ({heads}) must divide d_model ({d_model})");
         let linear = || LinearConfig::new(d_model, d_model).init(device);
         Self { query: linear(), key: linear(), value: linear(), output: linear(), heads }
     }

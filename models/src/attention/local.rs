@@ -62,8 +62,9 @@ impl LocalAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
-    use crate::attention::testing::*;
 
     const D_MODEL: usize = 16;
 
@@ -78,7 +79,8 @@ mod tests {
         let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
         let x = random_input(2, 11, D_MODEL, &device);
         let padding = padding_after(&[11, 7], 11, &device);
-        assert_close(attention.forward(x.clone(), padding.clone()), full.forward(x, padding), 1e-4);
+        let expected = values(full.forward(x.clone(), padding.clone()));
+        assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, "local vs full");
     }
 
     #[test]
@@ -87,18 +89,18 @@ mod tests {
         let (len, block) = (19, 4);
         let attention = local(block);
         let x = random_input(2, len, D_MODEL, &device);
-        let lengths = [19, 10];
-        let padding = padding_after(&lengths, len, &device);
+        let real = [19, 10];
+        let padding = padding_after(&real, len, &device);
         let (q, k, v) = attention.projections.project(x.clone());
         let same_block = pattern_from_fn(2, len, &device, |_, i, j| i / block == j / block);
         let expected = attention.projections.combine(pattern_attention(q, k, v, same_block, padding.clone()));
-        assert_close_at_real_tokens(attention.forward(x, padding), expected, &lengths, 1e-4);
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "local vs its pattern");
     }
 
     #[test]
     fn local_attention_outputs_of_real_tokens_ignore_padding() {
         let attention = local(4);
-        assert_padding_invariant(|x, padding| attention.forward(x, padding), D_MODEL, 9, [13, 24]);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[9, 13, 3], 24, &Device::flex());
     }
 
     #[test]
@@ -107,6 +109,11 @@ mod tests {
         let attention = LocalAttentionConfig::new(D_MODEL, 2, 64).with_block_size(4).init(&device);
         let x = random_input(2, 10, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[10, 6], 10, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn local_attention_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Local);
     }
 }

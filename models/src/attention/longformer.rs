@@ -120,8 +120,9 @@ impl LongformerAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
-    use crate::attention::testing::*;
 
     const D_MODEL: usize = 16;
 
@@ -141,7 +142,8 @@ mod tests {
             let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
             let x = random_input(2, 12, D_MODEL, &device);
             let padding = padding_after(&[12, 8], 12, &device);
-            assert_close(attention.forward(x.clone(), padding.clone()), full.forward(x, padding), 1e-4);
+            let expected = values(full.forward(x.clone(), padding.clone()));
+            assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, &format!("{global_tokens} global tokens"));
         }
     }
 
@@ -151,18 +153,18 @@ mod tests {
         let (len, window, global) = (23, 3, 2);
         let attention = longformer(window, global);
         let x = random_input(2, len, D_MODEL, &device);
-        let lengths = [23, 15];
-        let padding = padding_after(&lengths, len, &device);
+        let real = [23, 15];
+        let padding = padding_after(&real, len, &device);
         let (q, k, v) = attention.projections.project(x.clone());
         let pattern = pattern_from_fn(2, len, &device, |_, i, j| i.abs_diff(j) <= window || i < global || j < global);
         let expected = attention.projections.combine(pattern_attention(q, k, v, pattern, padding.clone()));
-        assert_close_at_real_tokens(attention.forward(x, padding), expected, &lengths, 1e-4);
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "Longformer vs its pattern");
     }
 
     #[test]
     fn longformer_outputs_of_real_tokens_ignore_padding() {
         let attention = longformer(3, 1);
-        assert_padding_invariant(|x, padding| attention.forward(x, padding), D_MODEL, 10, [11, 20]);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 20, 4], 20, &Device::flex());
     }
 
     #[test]
@@ -171,6 +173,11 @@ mod tests {
         let attention = LongformerAttentionConfig::new(D_MODEL, 2, 64).with_window(3).init(&device);
         let x = random_input(2, 13, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[13, 9], 13, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn longformer_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Longformer);
     }
 }

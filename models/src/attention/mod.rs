@@ -8,15 +8,23 @@
 pub mod axial;
 pub mod bigbird;
 pub mod blocks;
+#[cfg(test)]
+pub(crate) mod checks;
+pub mod fnet;
 pub mod full;
 pub mod heads;
+pub mod linear;
+pub mod linformer;
 pub mod local;
 pub mod longformer;
+pub mod luna;
+pub mod nystromformer;
+pub mod performer;
 pub mod reformer;
+pub mod s4d;
 pub mod sinkhorn;
 pub mod sparse;
-#[cfg(test)]
-mod testing;
+pub mod synthesizer;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -42,6 +50,22 @@ pub enum Mechanism {
     Reformer,
     /// Blocks re-sorted by a learned Sinkhorn sort ([`sinkhorn`]).
     Sinkhorn,
+    /// Keys and values projected along the length ([`linformer`]).
+    Linformer,
+    /// FAVOR+ positive orthogonal random features ([`performer`]).
+    Performer,
+    /// The `elu + 1` feature map, `phi(K)^T V` first ([`linear`]).
+    Linear,
+    /// Segment-mean landmarks and an iterative pseudo-inverse ([`nystromformer`]).
+    Nystromformer,
+    /// Synthesised weights, factorised random by default ([`synthesizer`]).
+    Synthesizer,
+    /// Pack into a learned memory, unpack back ([`luna`]).
+    Luna,
+    /// Two-dimensional Fourier transform, no attention ([`fnet`]).
+    Fnet,
+    /// Diagonal state space convolution ([`s4d`]).
+    S4d,
 }
 
 /// Sizes shared by every mechanism.
@@ -84,6 +108,28 @@ impl AttentionConfig {
             Mechanism::Sinkhorn => Attention::Sinkhorn(
                 sinkhorn::SinkhornAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
             ),
+            Mechanism::Linformer => Attention::Linformer(
+                linformer::LinformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Performer => Attention::Performer(
+                performer::PerformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Linear => Attention::Linear(
+                linear::LinearAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Nystromformer => Attention::Nystromformer(
+                nystromformer::NystromformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Synthesizer => Attention::Synthesizer(
+                synthesizer::SynthesizerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Luna => {
+                Attention::Luna(luna::LunaConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
+            }
+            Mechanism::Fnet => {
+                Attention::Fnet(fnet::FnetConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
+            }
+            Mechanism::S4d => Attention::S4d(s4d::S4dConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
         }
     }
 }
@@ -99,6 +145,14 @@ pub enum Attention {
     Axial(axial::AxialAttention),
     Reformer(reformer::ReformerAttention),
     Sinkhorn(sinkhorn::SinkhornAttention),
+    Linformer(linformer::LinformerAttention),
+    Performer(performer::PerformerAttention),
+    Linear(linear::LinearAttention),
+    Nystromformer(nystromformer::NystromformerAttention),
+    Synthesizer(synthesizer::SynthesizerAttention),
+    Luna(luna::LunaAttention),
+    Fnet(fnet::FnetMixing),
+    S4d(s4d::S4d),
 }
 
 impl Attention {
@@ -113,6 +167,23 @@ impl Attention {
             Attention::Axial(attention) => attention.forward(x, padding),
             Attention::Reformer(attention) => attention.forward(x, padding),
             Attention::Sinkhorn(attention) => attention.forward(x, padding),
+            Attention::Linformer(attention) => attention.forward(x, padding),
+            Attention::Performer(attention) => attention.forward(x, padding),
+            Attention::Linear(attention) => attention.forward(x, padding),
+            Attention::Nystromformer(attention) => attention.forward(x, padding),
+            Attention::Synthesizer(attention) => attention.forward(x, padding),
+            Attention::Luna(attention) => attention.forward(x, padding),
+            Attention::Fnet(mixing) => mixing.forward(x, padding),
+            Attention::S4d(layer) => layer.forward(x, padding),
+        }
+    }
+
+    /// Called after training step `step` (counted from 1): mechanisms with a schedule of
+    /// their own (Performer's feature redraws) act on it. Returns whether anything changed.
+    pub fn on_training_step(&mut self, step: usize) -> bool {
+        match self {
+            Attention::Performer(attention) => attention.redraw_on_schedule(step),
+            _ => false,
         }
     }
 }

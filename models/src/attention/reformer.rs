@@ -228,7 +228,8 @@ fn look_one_back<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::testing::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use burn::tensor::TensorData;
 
     const D_MODEL: usize = 16;
@@ -264,7 +265,7 @@ mod tests {
     /// chunk reaching itself and the chunk before it, within the query's bucket.
     fn lsh_counts(
         buckets: &[i64],
-        lengths: &[usize],
+        real_tokens: &[usize],
         heads: usize,
         len: usize,
         rounds: usize,
@@ -272,8 +273,8 @@ mod tests {
         padding_bucket: i64,
     ) -> Vec<f32> {
         let padded_len = len.div_ceil(chunk) * chunk;
-        let mut counts = vec![0.0f32; lengths.len() * heads * len * len];
-        for (b, &real) in lengths.iter().enumerate() {
+        let mut counts = vec![0.0f32; real_tokens.len() * heads * len * len];
+        for (b, &real) in real_tokens.iter().enumerate() {
             for h in 0..heads {
                 for r in 0..rounds {
                     let bucket =
@@ -304,14 +305,15 @@ mod tests {
         for rounds in [1, 2] {
             let attention = reformer(16, rounds, 1);
             let x = random_input(2, 13, D_MODEL, &device);
-            let lengths = [13, 8];
-            let padding = padding_after(&lengths, 13, &device);
+            let real = [13, 8];
+            let padding = padding_after(&real, 13, &device);
             let (qk, v) = attention.project(x);
             let rotations = attention.draw_rotations(D_MODEL / HEADS, &device);
             let got = attention.attend(qk.clone(), v.clone(), padding.clone(), rotations);
             let every_pair = Tensor::<4>::ones([2, HEADS, 13, 13], &device);
             let expected = counted_shared_qk_attention(qk, v, every_pair, padding);
-            assert_close_at_real_tokens(merge_heads(got), merge_heads(expected), &lengths, 1e-4);
+            let what = format!("{rounds} rounds");
+            assert_close_at_real_tokens(merge_heads(got), merge_heads(expected), &real, 1e-4, &what);
         }
     }
 
@@ -321,17 +323,17 @@ mod tests {
         let (len, chunk, rounds, buckets) = (21, 4, 2, 4);
         let attention = reformer(chunk, rounds, buckets);
         let x = random_input(2, len, D_MODEL, &device);
-        let lengths = [21, 14];
-        let padding = padding_after(&lengths, len, &device);
+        let real = [21, 14];
+        let padding = padding_after(&real, len, &device);
         let (qk, v) = attention.project(x);
         let rotations = attention.draw_rotations(D_MODEL / HEADS, &device);
         let hashed: Vec<i64> = attention.hash(qk.clone(), rotations.clone()).into_data().iter::<i64>().collect();
         assert!(hashed.iter().all(|&b| (0..buckets as i64).contains(&b)));
-        let counts = lsh_counts(&hashed, &lengths, HEADS, len, rounds, chunk, buckets as i64);
+        let counts = lsh_counts(&hashed, &real, HEADS, len, rounds, chunk, buckets as i64);
         let counts = Tensor::<4>::from_data(TensorData::new(counts, [2, HEADS, len, len]), &device);
         let got = attention.attend(qk.clone(), v.clone(), padding.clone(), rotations);
         let expected = counted_shared_qk_attention(qk, v, counts, padding);
-        assert_close_at_real_tokens(merge_heads(got), merge_heads(expected), &lengths, 1e-4);
+        assert_close_at_real_tokens(merge_heads(got), merge_heads(expected), &real, 1e-4, "Reformer vs its hashed pairs");
     }
 
     #[test]
@@ -339,12 +341,8 @@ mod tests {
         let device = Device::flex();
         let attention = reformer(4, 2, 4);
         let rotations = attention.draw_rotations(D_MODEL / HEADS, &device);
-        assert_padding_invariant(
-            |x, padding| attention.forward_with_rotations(x, padding, rotations.clone()),
-            D_MODEL,
-            10,
-            [12, 25],
-        );
+        let forward = |x, padding| attention.forward_with_rotations(x, padding, rotations.clone());
+        assert_padding_is_invisible(forward, D_MODEL, &[10, 25, 3], 25, &device);
     }
 
     #[test]
@@ -359,6 +357,11 @@ mod tests {
         let attention = ReformerAttentionConfig::new(D_MODEL, HEADS, 64).with_chunk_size(4).init(&device);
         let x = random_input(2, 14, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[14, 9], 14, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 6);
+    }
+
+    #[test]
+    fn reformer_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Reformer);
     }
 }

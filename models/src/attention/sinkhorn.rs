@@ -164,8 +164,9 @@ fn sinkhorn(mut log_alpha: Tensor<4>, iterations: usize) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
-    use crate::attention::testing::*;
     use burn::tensor::TensorData;
 
     const D_MODEL: usize = 16;
@@ -182,7 +183,8 @@ mod tests {
         let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
         let x = random_input(2, 13, D_MODEL, &device);
         let padding = padding_after(&[13, 9], 13, &device);
-        assert_close(attention.forward(x.clone(), padding.clone()), full.forward(x, padding), 1e-4);
+        let expected = values(full.forward(x.clone(), padding.clone()));
+        assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, "one block vs full");
     }
 
     #[test]
@@ -207,8 +209,8 @@ mod tests {
         let count = block_count(len, block);
         let attention = sinkhorn_attention(block);
         let x = random_input(2, len, D_MODEL, &device);
-        let lengths = [22, 11];
-        let padding = padding_after(&lengths, len, &device);
+        let real_tokens = [22, 11];
+        let padding = padding_after(&real_tokens, len, &device);
         let (q, k, v) = attention.projections.project(x.clone());
         let sorting = values(attention.sorting_matrix(k.clone(), padding.clone()));
 
@@ -217,7 +219,7 @@ mod tests {
         let (q, k, v) = (values(q), values(k), values(v));
         let mut expected = vec![0.0f32; 2 * HEADS * len * d];
         for b in 0..2 {
-            let real = |p: usize| p < lengths[b];
+            let real = |p: usize| p < real_tokens[b];
             for h in 0..HEADS {
                 let at = |p: usize, c: usize| ((b * HEADS + h) * len + p) * d + c;
                 let key = |p: usize, c: usize| if real(p) { k[at(p, c)] as f64 } else { 0.0 };
@@ -259,13 +261,19 @@ mod tests {
         }
         let expected = Tensor::<4>::from_data(TensorData::new(expected, [2, HEADS, len, d]), &device);
         let expected = attention.projections.combine(expected);
-        assert_close_at_real_tokens(attention.forward(x, padding), expected, &lengths, 1e-4);
+        assert_close_at_real_tokens(
+            attention.forward(x, padding),
+            expected,
+            &real_tokens,
+            1e-4,
+            "Sinkhorn vs a naive computation",
+        );
     }
 
     #[test]
     fn sinkhorn_attention_outputs_of_real_tokens_ignore_padding() {
         let attention = sinkhorn_attention(4);
-        assert_padding_invariant(|x, padding| attention.forward(x, padding), D_MODEL, 10, [12, 26]);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 26, 3], 26, &Device::flex());
     }
 
     #[test]
@@ -274,6 +282,11 @@ mod tests {
         let attention = SinkhornAttentionConfig::new(D_MODEL, HEADS, 64).with_block_size(4).init(&device);
         let x = random_input(2, 17, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[17, 10], 17, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 10);
+    }
+
+    #[test]
+    fn sinkhorn_attention_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Sinkhorn);
     }
 }

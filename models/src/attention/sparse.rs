@@ -154,8 +154,9 @@ fn heads_of(blocks: &Blocks, first: usize, count: usize) -> Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
-    use crate::attention::testing::*;
 
     const D_MODEL: usize = 16;
 
@@ -175,7 +176,8 @@ mod tests {
             let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
             let x = random_input(2, 13, D_MODEL, &device);
             let padding = padding_after(&[13, 9], 13, &device);
-            assert_close(attention.forward(x.clone(), padding.clone()), full.forward(x, padding), 1e-4);
+            let expected = values(full.forward(x.clone(), padding.clone()));
+            assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, &format!("{heads} heads"));
         }
     }
 
@@ -186,8 +188,8 @@ mod tests {
         let heads = 4;
         let attention = sparse(heads, l, c);
         let x = random_input(2, len, D_MODEL, &device);
-        let lengths = [31, 19];
-        let padding = padding_after(&lengths, len, &device);
+        let real = [31, 19];
+        let padding = padding_after(&real, len, &device);
         let (q, k, v) = attention.projections.project(x.clone());
         let pattern = pattern_from_fn(heads, len, &device, |h, i, j| {
             if h < attention.strided_heads {
@@ -197,13 +199,13 @@ mod tests {
             }
         });
         let expected = attention.projections.combine(pattern_attention(q, k, v, pattern, padding.clone()));
-        assert_close_at_real_tokens(attention.forward(x, padding), expected, &lengths, 1e-4);
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "Sparse Transformer vs its patterns");
     }
 
     #[test]
     fn sparse_transformer_outputs_of_real_tokens_ignore_padding() {
         let attention = sparse(2, 4, 1);
-        assert_padding_invariant(|x, padding| attention.forward(x, padding), D_MODEL, 10, [12, 27]);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 27, 2], 27, &Device::flex());
     }
 
     #[test]
@@ -215,9 +217,14 @@ mod tests {
     #[test]
     fn sparse_transformer_gradients_are_finite_for_every_parameter() {
         let device = Device::flex().autodiff();
-        let attention = SparseAttentionConfig::new(D_MODEL, 2, 16).init(&device);
+        let attention = SparseAttentionConfig::new(D_MODEL, 2, 16).with_summary(2).init(&device);
         let x = random_input(2, 15, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[15, 11], 15, &device)).sum();
-        assert_gradients_finite(&attention, &loss.backward());
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn sparse_transformer_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Sparse);
     }
 }

@@ -1,0 +1,140 @@
+//! FNet: token mixing by the Fourier transform, in place of attention.
+//!
+//! Paper: Lee-Thorp, Ainslie, Eckstein, Ontañón, "FNet: Mixing Tokens with Fourier
+//! Transforms", NAACL 2022.
+//! Family: token mixing (no attention weights, no parameters).
+//! Cost here: O(n^2 d + n d^2) time and O(n^2 + d^2) memory in the sequence length n: the
+//! two discrete Fourier transforms are computed exactly as products with cosine and sine
+//! tables. The paper uses the FFT, O(n d log(n d)); burn 0.22.1 has an FFT only in the
+//! optional `burn-signal` crate (not enabled in this workspace) and only for power-of-two
+//! lengths, while LRA's lengths are not powers of two.
+//!
+//! The layer computes `y = Re(F_seq (F_hidden x))` (Section 3.2, eq. 3): a DFT along the
+//! hidden dimension, then along the sequence, keeping the real part. With
+//! `F = C - i S` (`C[a, b] = cos(2 pi a b / N)`, `S[a, b] = sin(2 pi a b / N)`) and `x` real,
+//! `Re(F_n x F_d) = C_n x C_d - S_n x S_d`: four real matrix products.
+//!
+//! Padding: the transform mixes every position of the padded length, so it cannot mask
+//! exactly; padded positions are zeroed before mixing. Real tokens' outputs therefore do
+//! not depend on what the padding positions hold, but they do depend on the padded length
+//! `n` (the DFT's frequencies are those of length `n`). `heads`, `max_length` and `dropout`
+//! are kept for the shared interface but unused.
+
+use burn::prelude::*;
+
+#[derive(Config, Debug)]
+pub struct FnetConfig {
+    pub d_model: usize,
+    /// Unused: the Fourier transform has no heads.
+    pub heads: usize,
+    /// Unused: the tables are built for each input's length.
+    pub max_length: usize,
+    /// Unused: there are no attention weights.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl FnetConfig {
+    pub fn init(&self, device: &Device) -> FnetMixing {
+        let (hidden_cos, hidden_sin) = dft_tables(self.d_model, device);
+        FnetMixing { hidden_cos, hidden_sin }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct FnetMixing {
+    /// `C_d: [d_model, d_model]` (a constant).
+    pub hidden_cos: Tensor<2>,
+    /// `S_d: [d_model, d_model]` (a constant).
+    pub hidden_sin: Tensor<2>,
+}
+
+impl FnetMixing {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let [batch, len, _] = x.dims();
+        let x = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
+        let (sequence_cos, sequence_sin) = dft_tables(len, &x.device());
+        let cos_part = sequence_cos.unsqueeze::<3>().matmul(x.clone()).matmul(self.hidden_cos.clone().unsqueeze::<3>());
+        let sin_part = sequence_sin.unsqueeze::<3>().matmul(x).matmul(self.hidden_sin.clone().unsqueeze::<3>());
+        cos_part - sin_part
+    }
+}
+
+/// `(C, S)`, each `[n, n]`: `cos` and `sin` of `2 pi (a b mod n) / n`. The product is reduced
+/// modulo `n` in integers first, so the angle stays in `[0, 2 pi)` and keeps f32 precision.
+fn dft_tables(n: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    assert!(n < 46_341, "DFT tables of length {n}: a b would overflow i32");
+    let index = Tensor::<1, Int>::arange(0..n as i64, device);
+    let products = index.clone().reshape([n, 1]).expand([n, n]).mul(index.reshape([1, n]).expand([n, n]));
+    let angle = products.remainder_scalar(n as i64).float().mul_scalar(2.0 * std::f64::consts::PI / n as f64);
+    (angle.clone().cos(), angle.sin())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::{
+        assert_close, assert_padding_content_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
+    use burn::tensor::Distribution;
+
+    /// `Re(sum_t sum_j x[t][j] exp(-2 pi i (m t / n + k j / d)))`, with loops over plain numbers.
+    fn naive_fourier_mixing(x: &[f32], n: usize, d: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; n * d];
+        for m in 0..n {
+            for k in 0..d {
+                let mut real = 0.0f64;
+                for t in 0..n {
+                    for j in 0..d {
+                        let angle = -2.0 * std::f64::consts::PI * ((m * t) as f64 / n as f64 + (k * j) as f64 / d as f64);
+                        real += x[t * d + j] as f64 * angle.cos();
+                    }
+                }
+                y[m * d + k] = real as f32;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn fnet_mixing_equals_a_naive_two_dimensional_dft() {
+        let device = Device::flex();
+        device.seed(71);
+        let (batch, len, d_model) = (2, 7, 6);
+        let mixing = FnetConfig::new(d_model, 1, len).init(&device);
+        let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let got = values(mixing.forward(x.clone(), Tensor::<2, Bool>::full([batch, len], false, &device)));
+        let x = values(x);
+        let expected: Vec<f32> =
+            (0..batch).flat_map(|b| naive_fourier_mixing(&x[b * len * d_model..(b + 1) * len * d_model], len, d_model)).collect();
+        assert_close(&got, &expected, 1e-4, "FNet vs naive DFT");
+    }
+
+    #[test]
+    fn fnet_padding_content_does_not_change_real_tokens() {
+        let device = Device::flex();
+        device.seed(72);
+        let mixing = FnetConfig::new(8, 2, 10).init(&device);
+        assert_padding_content_is_invisible(|x, padding| mixing.forward(x, padding), 8, &[3, 7], 10, &device);
+    }
+
+    #[test]
+    fn fnet_gradients_with_respect_to_the_input_are_finite() {
+        // FNet has no parameters; the gradient reaching the layer below must be finite.
+        let device = Device::flex().autodiff();
+        device.seed(73);
+        let mixing = FnetConfig::new(8, 2, 10).init(&device);
+        assert_eq!(mixing.num_params(), 0);
+        let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let grads = mixing.forward(x.clone(), padding_after(&[7, 4], 7, &device)).sum().backward();
+        let grad = x.grad(&grads).expect("the input has a gradient");
+        assert!(grad.is_finite().all().into_scalar::<bool>());
+    }
+
+    #[test]
+    fn a_tiny_fnet_classifier_trains() {
+        assert_tiny_classifier_trains(Mechanism::Fnet);
+    }
+}

@@ -1,0 +1,459 @@
+//! S4D: a diagonal state-space layer, computed as a long convolution.
+//!
+//! Paper: Gu, Gupta, Goel, Ré, "On the Parameterization and Initialization of Diagonal
+//! State Space Models", NeurIPS 2022.
+//! Family: recurrence (beyond attention: a linear time-invariant state space model).
+//! Cost here: O(n^(3/2) d + n N d) time and O(n N d) memory per sequence in the sequence
+//! length n, with N the state size and d = d_model channels (see "Convolution" below). The
+//! paper computes the convolution by FFT, O(n log n); burn 0.22.1 has an FFT only in the
+//! optional `burn-signal` crate (not enabled in this workspace), for power-of-two lengths.
+//!
+//! Each of the `d_model` channels is a single-input single-output state space model with
+//! `N/2` complex modes (their conjugates make the state size `N` and the output real):
+//! `x'(t) = A x(t) + B u(t)`, `y(t) = 2 Re(C x(t)) + D u(t)`, `A` diagonal with
+//! `Re(A) = -exp(log_a_real) < 0`. With step `dt = exp(log_dt)` it is discretised (Section 2):
+//! - zero-order hold: `A_bar = exp(dt A)`, `B_bar = (exp(dt A) - 1) / A * B`;
+//! - bilinear: `A_bar = (1 + dt A / 2) / (1 - dt A / 2)`, `B_bar = dt B / (1 - dt A / 2)`;
+//!
+//! and the recurrence `x_t = A_bar x_{t-1} + B_bar u_t` unrolls into the causal convolution
+//! `y = K * u + D u` with the kernel `K[l] = 2 Re(sum_n C_n B_bar_n A_bar_n^l)` (eq. 4), a
+//! Vandermonde sum. Complex numbers are carried as (real, imaginary) pairs of real tensors.
+//!
+//! Initialisation (Section 4): `A_n = -1/2 + i pi n` (S4D-Lin) or
+//! `A_n = -1/2 + i N/pi (N/(2n+1) - 1)` (S4D-Inv); `B = 1`; `C` complex standard normal;
+//! `D` standard normal; `log dt` uniform in `[log dt_min, log dt_max]`. All are trained.
+//! As in S4 blocks, the output is `Linear(dropout(GELU(y)))`.
+//!
+//! Convolution: the length is cut into chunks of `T` steps (`T = ceil(sqrt(n))` unless set).
+//! Within a chunk the convolution is a `[T, T]` Toeplitz product with `K[0..T]`; across
+//! chunks the state carries the past: each chunk's contribution to the state at its end is
+//! `sum_tau A_bar^(T-1-tau) u[tau]`, the state entering chunk `j` sums those of earlier
+//! chunks decayed by `A_bar^(T (j-1-i))`, and it reaches step `t` of the chunk as
+//! `2 Re(C B_bar A_bar^(t+1) state)`. This is exactly the convolution, without its `[n, n]`
+//! Toeplitz matrix.
+//!
+//! Padding: padded positions are zeroed before the convolution. The layer is causal, so a
+//! sequence padded at its end gives its real tokens exactly the outputs of the same
+//! sequence without padding. `heads` and `max_length` are kept for the shared interface but
+//! unused; `dropout` applies after the GELU, as in S4.
+
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::gelu;
+use serde::{Deserialize, Serialize};
+
+/// Initialisation of the imaginary parts of `A`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum S4dInit {
+    /// `Im(A_n) = pi n`.
+    Lin,
+    /// `Im(A_n) = N/pi (N/(2n+1) - 1)`.
+    Inv,
+}
+
+/// How the continuous system is discretised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discretization {
+    /// Zero-order hold.
+    Zoh,
+    /// The bilinear (Tustin) transform.
+    Bilinear,
+}
+
+#[derive(Config, Debug)]
+pub struct S4dConfig {
+    /// Number of channels, each with its own kernel.
+    pub d_model: usize,
+    /// Unused: the layer has no heads.
+    pub heads: usize,
+    /// Unused: the kernel is generated for each input's length.
+    pub max_length: usize,
+    /// Dropout after the GELU.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// `N`, the state size per channel (`N/2` complex modes and their conjugates).
+    #[config(default = 64)]
+    pub state_size: usize,
+    #[config(default = "S4dInit::Lin")]
+    pub init: S4dInit,
+    #[config(default = "Discretization::Zoh")]
+    pub discretization: Discretization,
+    #[config(default = 0.001)]
+    pub dt_min: f64,
+    #[config(default = 0.1)]
+    pub dt_max: f64,
+    /// Chunk length `T` of the convolution; `None`: `ceil(sqrt(len))`.
+    pub chunk_length: Option<usize>,
+}
+
+impl S4dConfig {
+    pub fn init(&self, device: &Device) -> S4d {
+        assert!(
+            self.state_size >= 2 && self.state_size.is_multiple_of(2),
+            "S4D: state_size ({}) must be even and at least 2",
+            self.state_size
+        );
+        assert!(
+            0.0 < self.dt_min && self.dt_min <= self.dt_max,
+            "S4D: need 0 < dt_min ({}) <= dt_max ({})",
+            self.dt_min,
+            self.dt_max
+        );
+        let (channels, modes, n) = (self.d_model, self.state_size / 2, self.state_size as f64);
+        let pi = std::f64::consts::PI;
+        let a_imag: Vec<f32> = (0..channels)
+            .flat_map(|_| 0..modes)
+            .map(|k| match self.init {
+                S4dInit::Lin => pi * k as f64,
+                S4dInit::Inv => n / pi * (n / (2 * k + 1) as f64 - 1.0),
+            } as f32)
+            .collect();
+        // A complex standard normal: each part of variance 1/2.
+        let c_part = Initializer::Normal { mean: 0.0, std: 0.5f64.sqrt() };
+        S4d {
+            log_dt: Initializer::Uniform { min: self.dt_min.ln(), max: self.dt_max.ln() }.init([channels], device),
+            log_a_real: Initializer::Constant { value: 0.5f64.ln() }.init([channels, modes], device),
+            a_imag: Param::from_data(TensorData::new(a_imag, [channels, modes]), device),
+            b_real: Initializer::Ones.init([channels, modes], device),
+            b_imag: Initializer::Zeros.init([channels, modes], device),
+            c_real: c_part.init([channels, modes], device),
+            c_imag: c_part.init([channels, modes], device),
+            skip: Initializer::Normal { mean: 0.0, std: 1.0 }.init([channels], device),
+            output: LinearConfig::new(self.d_model, self.d_model).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            discretization: self.discretization,
+            chunk_length: self.chunk_length,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct S4d {
+    /// `log dt: [d_model]`.
+    pub log_dt: Param<Tensor<1>>,
+    /// `log(-Re A): [d_model, N/2]`.
+    pub log_a_real: Param<Tensor<2>>,
+    /// `Im A: [d_model, N/2]`.
+    pub a_imag: Param<Tensor<2>>,
+    /// `B: [d_model, N/2]`, real and imaginary parts.
+    pub b_real: Param<Tensor<2>>,
+    pub b_imag: Param<Tensor<2>>,
+    /// `C: [d_model, N/2]`, real and imaginary parts.
+    pub c_real: Param<Tensor<2>>,
+    pub c_imag: Param<Tensor<2>>,
+    /// `D: [d_model]`, the skip connection.
+    pub skip: Param<Tensor<1>>,
+    pub output: Linear,
+    pub dropout: Dropout,
+    #[module(skip)]
+    pub discretization: Discretization,
+    #[module(skip)]
+    pub chunk_length: Option<usize>,
+}
+
+/// A complex tensor as its real and imaginary parts.
+#[derive(Clone)]
+struct Complex<const D: usize> {
+    re: Tensor<D>,
+    im: Tensor<D>,
+}
+
+impl<const D: usize> Complex<D> {
+    fn mul(self, other: Self) -> Self {
+        Complex {
+            re: self.re.clone() * other.re.clone() - self.im.clone() * other.im.clone(),
+            im: self.re * other.im + self.im * other.re,
+        }
+    }
+
+    fn div(self, other: Self) -> Self {
+        let denominator = other.re.clone().square() + other.im.clone().square();
+        let re = (self.re.clone() * other.re.clone() + self.im.clone() * other.im.clone()) / denominator.clone();
+        let im = (self.im * other.re - self.re * other.im) / denominator;
+        Complex { re, im }
+    }
+
+    fn exp(self) -> Self {
+        let magnitude = self.re.exp();
+        Complex { re: magnitude.clone() * self.im.clone().cos(), im: magnitude * self.im.sin() }
+    }
+
+    fn add_scalar(self, value: f64) -> Self {
+        Complex { re: self.re.add_scalar(value), im: self.im }
+    }
+
+    fn mul_scalar(self, value: f64) -> Self {
+        Complex { re: self.re.mul_scalar(value), im: self.im.mul_scalar(value) }
+    }
+}
+
+/// The discretised modes, each `[d_model, N/2]`: `A_bar = exp(log_decay + i angle)` and
+/// `weight = C B_bar`, so that `K[l] = 2 Re(sum_n weight_n A_bar_n^l)`.
+struct DiscreteModes {
+    log_decay: Tensor<2>,
+    angle: Tensor<2>,
+    weight: Complex<2>,
+}
+
+impl DiscreteModes {
+    /// `A_bar^e` for every exponent: `exponents: [E]` -> `[d_model, N/2, E]`.
+    fn powers(&self, exponents: Tensor<1>) -> Complex<3> {
+        let e = exponents.unsqueeze::<3>(); // [1, 1, E]
+        let magnitude = (self.log_decay.clone().unsqueeze_dim::<3>(2) * e.clone()).exp();
+        let angle = self.angle.clone().unsqueeze_dim::<3>(2) * e;
+        Complex { re: magnitude.clone() * angle.clone().cos(), im: magnitude * angle.sin() }
+    }
+
+    /// `weight` broadcast against powers: `[d_model, N/2, 1]`.
+    fn weight3(&self) -> Complex<3> {
+        Complex { re: self.weight.re.clone().unsqueeze_dim(2), im: self.weight.im.clone().unsqueeze_dim(2) }
+    }
+}
+
+impl S4d {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let [batch, len, _] = x.dims();
+        let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
+        self.output.forward(self.dropout.forward(gelu(self.convolve(u))))
+    }
+
+    /// The state space convolution with its skip term, `y = K * u + D u`:
+    /// `u: [batch, len, d_model]` -> `[batch, len, d_model]`.
+    pub fn convolve(&self, u: Tensor<3>) -> Tensor<3> {
+        let [batch, len, channels] = u.dims();
+        let device = u.device();
+        let chunk = self.chunk_length.unwrap_or_else(|| (len as f64).sqrt().ceil() as usize).clamp(1, len.max(1));
+        let chunks = len.div_ceil(chunk);
+        let modes = self.discrete_modes();
+        let steps = |range: std::ops::Range<i64>| Tensor::<1, Int>::arange(range, &device).float();
+
+        // u as [channels, batch * chunks, chunk], zero-padded to whole chunks.
+        let mut padded = u.clone();
+        if chunks * chunk > len {
+            padded = Tensor::cat(vec![padded, Tensor::zeros([batch, chunks * chunk - len, channels], &device)], 1);
+        }
+        let u_chunks = padded.permute([2, 0, 1]).reshape([channels, batch * chunks, chunk]);
+
+        // Within chunks: the Toeplitz matrix of K[0..chunk].
+        let kernel_powers = modes.weight3().mul(modes.powers(steps(0..chunk as i64)));
+        let kernel = kernel_powers.re.sum_dim(1).mul_scalar(2.0); // [channels, 1, chunk]
+        let within = u_chunks.clone().matmul(toeplitz(kernel, &device).transpose()); // [channels, batch * chunks, chunk]
+
+        // Each chunk's contribution to the state at its last step: sum_tau A_bar^(T-1-tau) u[tau].
+        let to_end = modes.powers(steps(0..chunk as i64).mul_scalar(-1.0).add_scalar((chunk - 1) as f64));
+        let contribution =
+            Complex { re: u_chunks.clone().matmul(to_end.re.swap_dims(1, 2)), im: u_chunks.matmul(to_end.im.swap_dims(1, 2)) }; // [channels, batch * chunks, N/2]
+
+        // The state entering chunk j: sum over i < j of A_bar^(T (j-1-i)) times chunk i's contribution.
+        let carried = carry_states(&modes, contribution, batch, chunks, chunk, &device); // [channels, batch * chunks, N/2]
+
+        // Its effect on step t of the chunk: 2 Re(weight A_bar^(t+1) state).
+        let from_state = modes.weight3().mul(modes.powers(steps(1..chunk as i64 + 1))); // [channels, N/2, chunk]
+        let across = (carried.re.matmul(from_state.re) - carried.im.matmul(from_state.im)).mul_scalar(2.0);
+
+        let y = (within + across)
+            .reshape([channels, batch, chunks * chunk])
+            .slice([0..channels, 0..batch, 0..len])
+            .permute([1, 2, 0]);
+        y + u * self.skip.val().reshape([1, 1, channels])
+    }
+
+    /// `A_bar`, and `C B_bar`, from the continuous parameters and the discretisation.
+    fn discrete_modes(&self) -> DiscreteModes {
+        let dt = self.log_dt.val().exp().unsqueeze_dim::<2>(1); // [channels, 1]
+        let a = Complex { re: self.log_a_real.val().exp().neg(), im: self.a_imag.val() };
+        let b = Complex { re: self.b_real.val(), im: self.b_imag.val() };
+        let c = Complex { re: self.c_real.val(), im: self.c_imag.val() };
+        let dt_a = Complex { re: a.re.clone() * dt.clone(), im: a.im.clone() * dt.clone() };
+        match self.discretization {
+            Discretization::Zoh => {
+                let b_bar = dt_a.clone().exp().add_scalar(-1.0).div(a).mul(b);
+                DiscreteModes { log_decay: dt_a.re, angle: dt_a.im, weight: c.mul(b_bar) }
+            }
+            Discretization::Bilinear => {
+                let half = dt_a.mul_scalar(0.5);
+                let forward = half.clone().add_scalar(1.0);
+                let backward = half.mul_scalar(-1.0).add_scalar(1.0);
+                let a_bar = forward.div(backward.clone());
+                let b_bar = Complex { re: b.re * dt.clone(), im: b.im * dt }.div(backward);
+                let log_decay = (a_bar.re.clone().square() + a_bar.im.clone().square()).log().mul_scalar(0.5);
+                DiscreteModes { log_decay, angle: a_bar.im.atan2(a_bar.re), weight: c.mul(b_bar) }
+            }
+        }
+    }
+}
+
+/// The lower-triangular Toeplitz matrices `[channels, T, T]`, `M[t, tau] = K[t - tau]` for
+/// `t >= tau`, of kernels `kernel: [channels, 1, T]`.
+fn toeplitz(kernel: Tensor<3>, device: &Device) -> Tensor<3> {
+    let [channels, _, length] = kernel.dims();
+    let index = Tensor::<1, Int>::arange(0..length as i64, device);
+    let lag = index.clone().reshape([length, 1]).expand([length, length]) - index.reshape([1, length]).expand([length, length]);
+    let lag = lag.clamp_min(0).unsqueeze::<3>().expand([channels, length, length]);
+    let causal = Tensor::<2>::ones([length, length], device).tril(0).unsqueeze::<3>();
+    kernel.expand([channels, length, length]).gather(2, lag) * causal
+}
+
+/// The states entering each chunk from the chunks' own end-state contributions:
+/// `contribution: [channels, batch * chunks, N/2]` -> the same shape, row `j` of a batch
+/// holding `sum_{i < j} A_bar^(T (j-1-i)) contribution_i`.
+fn carry_states(
+    modes: &DiscreteModes,
+    contribution: Complex<3>,
+    batch: usize,
+    chunks: usize,
+    chunk: usize,
+    device: &Device,
+) -> Complex<3> {
+    let [channels, _, half_state] = contribution.re.dims();
+    let index = Tensor::<1, Int>::arange(0..chunks as i64, device);
+    let later = index.clone().reshape([chunks, 1]).expand([chunks, chunks]);
+    let earlier = index.reshape([1, chunks]).expand([chunks, chunks]);
+    let gaps = (later - earlier).sub_scalar(1).clamp_min(0).float().mul_scalar(chunk as f64).reshape([chunks * chunks]);
+    let strictly_earlier = Tensor::<2>::ones([chunks, chunks], device).tril(-1).reshape([1, 1, chunks, chunks]);
+    let decay = modes.powers(gaps);
+    let decay = Complex {
+        re: decay.re.reshape([channels, half_state, chunks, chunks]) * strictly_earlier.clone(),
+        im: decay.im.reshape([channels, half_state, chunks, chunks]) * strictly_earlier,
+    };
+    // [channels, batch * chunks, N/2] -> [channels, N/2, chunks, batch] and back.
+    let to_chunks = |t: Tensor<3>| t.reshape([channels, batch, chunks, half_state]).permute([0, 3, 2, 1]);
+    let from_chunks = |t: Tensor<4>| t.permute([0, 3, 2, 1]).reshape([channels, batch * chunks, half_state]);
+    let contribution = Complex { re: to_chunks(contribution.re), im: to_chunks(contribution.im) };
+    let carried = decay.mul_matrix(contribution);
+    Complex { re: from_chunks(carried.re), im: from_chunks(carried.im) }
+}
+
+impl Complex<4> {
+    /// The complex matrix product.
+    fn mul_matrix(self, other: Self) -> Self {
+        Complex {
+            re: self.re.clone().matmul(other.re.clone()) - self.im.clone().matmul(other.im.clone()),
+            im: self.re.matmul(other.im) + self.im.matmul(other.re),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+    };
+    use burn::tensor::Distribution;
+
+    type C64 = (f64, f64);
+    fn mul(a: C64, b: C64) -> C64 {
+        (a.0 * b.0 - a.1 * b.1, a.0 * b.1 + a.1 * b.0)
+    }
+    fn div(a: C64, b: C64) -> C64 {
+        let n = b.0 * b.0 + b.1 * b.1;
+        ((a.0 * b.0 + a.1 * b.1) / n, (a.1 * b.0 - a.0 * b.1) / n)
+    }
+
+    /// Runs `x_t = A_bar x_{t-1} + B_bar u_t`, `y_t = 2 Re(C x_t) + D u_t` step by step over
+    /// plain numbers, from the layer's parameters: `u: [len, channels]` -> `[len, channels]`.
+    fn recurrence(layer: &S4d, u: &[f32], len: usize) -> Vec<f32> {
+        let log_dt = values(layer.log_dt.val());
+        let channels = log_dt.len();
+        let (log_a_real, a_imag) = (values(layer.log_a_real.val()), values(layer.a_imag.val()));
+        let (b_real, b_imag) = (values(layer.b_real.val()), values(layer.b_imag.val()));
+        let (c_real, c_imag) = (values(layer.c_real.val()), values(layer.c_imag.val()));
+        let skip = values(layer.skip.val());
+        let modes = a_imag.len() / channels;
+        let mut y = vec![0.0f32; len * channels];
+        for h in 0..channels {
+            let dt = (log_dt[h] as f64).exp();
+            let mut state = vec![(0.0, 0.0); modes];
+            let discrete: Vec<(C64, C64, C64)> = (0..modes)
+                .map(|n| {
+                    let i = h * modes + n;
+                    let a = (-(log_a_real[i] as f64).exp(), a_imag[i] as f64);
+                    let b = (b_real[i] as f64, b_imag[i] as f64);
+                    let c = (c_real[i] as f64, c_imag[i] as f64);
+                    let dt_a = (dt * a.0, dt * a.1);
+                    let (a_bar, b_bar) = match layer.discretization {
+                        Discretization::Zoh => {
+                            let e = (dt_a.0.exp() * dt_a.1.cos(), dt_a.0.exp() * dt_a.1.sin());
+                            (e, mul(div((e.0 - 1.0, e.1), a), b))
+                        }
+                        Discretization::Bilinear => {
+                            let back = (1.0 - dt_a.0 / 2.0, -dt_a.1 / 2.0);
+                            (div((1.0 + dt_a.0 / 2.0, dt_a.1 / 2.0), back), div((dt * b.0, dt * b.1), back))
+                        }
+                    };
+                    (a_bar, b_bar, c)
+                })
+                .collect();
+            for t in 0..len {
+                let input = u[t * channels + h] as f64;
+                let mut output = skip[h] as f64 * input;
+                for (x, (a_bar, b_bar, c)) in state.iter_mut().zip(&discrete) {
+                    let decayed = mul(*a_bar, *x);
+                    *x = (decayed.0 + b_bar.0 * input, decayed.1 + b_bar.1 * input);
+                    output += 2.0 * mul(*c, *x).0;
+                }
+                y[t * channels + h] = output as f32;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn s4d_convolution_equals_its_recurrence_step_by_step() {
+        let (len, channels) = (11, 3);
+        for init in [S4dInit::Lin, S4dInit::Inv] {
+            for discretization in [Discretization::Zoh, Discretization::Bilinear] {
+                // No chunk length: ceil(sqrt(11)) = 4, three chunks; 3: four chunks; 16: one.
+                for chunk_length in [None, Some(3), Some(16)] {
+                    let device = Device::flex();
+                    device.seed(81);
+                    let config = S4dConfig::new(channels, 1, len)
+                        .with_state_size(8)
+                        .with_init(init)
+                        .with_discretization(discretization)
+                        .with_dt_min(0.05)
+                        .with_dt_max(0.5);
+                    let mut layer = config.with_chunk_length(chunk_length).init(&device);
+                    // B's initial value is real; make it complex so that the test sees it.
+                    layer.b_imag = Param::from_tensor(Tensor::random([channels, 4], Distribution::Normal(0.0, 1.0), &device));
+                    let u = Tensor::<3>::random([1, len, channels], Distribution::Normal(0.0, 1.0), &device);
+                    let got = values(layer.convolve(u.clone()));
+                    let expected = recurrence(&layer, &values(u), len);
+                    assert_close(&got, &expected, 1e-4, &format!("{init:?} {discretization:?} chunk {chunk_length:?}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn s4d_padding_at_the_end_does_not_change_real_tokens() {
+        let device = Device::flex();
+        device.seed(82);
+        let layer = S4dConfig::new(8, 2, 10).with_state_size(8).init(&device);
+        assert_padding_is_invisible(|x, padding| layer.forward(x, padding), 8, &[3, 7], 10, &device);
+    }
+
+    #[test]
+    fn s4d_gradients_are_finite_for_every_parameter() {
+        for discretization in [Discretization::Zoh, Discretization::Bilinear] {
+            let device = Device::flex().autodiff();
+            device.seed(83);
+            let layer = S4dConfig::new(8, 2, 10).with_state_size(8).with_discretization(discretization).init(&device);
+            let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
+            let grads = layer.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
+            assert_eq!(assert_finite_gradients(&layer, &grads), 10, "{discretization:?}");
+        }
+    }
+
+    #[test]
+    fn a_tiny_s4d_classifier_trains() {
+        assert_tiny_classifier_trains(Mechanism::S4d);
+    }
+}
