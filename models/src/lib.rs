@@ -35,32 +35,46 @@ pub const MODELS: &[ModelInfo] = &[
         mechanism: Mechanism::Full,
     },
     ModelInfo {
+        name: "local",
+        title: "Local Attention (block-local, as in LRA, Tay et al. 2021)",
+        family: "fixed pattern",
+        cost: "O(n b) time, O(n b) memory (blocks of b)",
+        mechanism: Mechanism::Local,
+    },
+    ModelInfo {
+        name: "sparse",
+        title: "Sparse Transformer (Child et al. 2019)",
+        family: "fixed pattern",
+        cost: "O(n sqrt(n)) time, O(n sqrt(n)) memory",
+        mechanism: Mechanism::Sparse,
+    },
+    ModelInfo {
+        name: "longformer",
+        title: "Longformer (Beltagy et al. 2020)",
+        family: "combined patterns",
+        cost: "O(n (w + g)) time, O(n (w + g)) memory (window w, g global)",
+        mechanism: Mechanism::Longformer,
+    },
+    ModelInfo {
         name: "linformer",
         title: "Linformer (Wang et al. 2020)",
         family: "low rank",
-        cost: "O(n k) time and memory, k = 256",
+        cost: "O(n k) time, O(n k) memory (k = 256 projected length)",
         mechanism: Mechanism::Linformer,
     },
     ModelInfo {
-        name: "performer",
-        title: "Performer, FAVOR+ (Choromanski et al. 2021)",
-        family: "kernel",
-        cost: "O(n m) time and memory, m = 256",
-        mechanism: Mechanism::Performer,
+        name: "reformer",
+        title: "Reformer (Kitaev et al. 2020)",
+        family: "learnable pattern",
+        cost: "O(n log n) time, O(n c) memory per hash round (chunks of c)",
+        mechanism: Mechanism::Reformer,
     },
     ModelInfo {
-        name: "linear",
-        title: "Linear Transformer (Katharopoulos et al. 2020)",
-        family: "kernel",
-        cost: "O(n) time, O(n) memory",
-        mechanism: Mechanism::Linear,
-    },
-    ModelInfo {
-        name: "nystromformer",
-        title: "Nyströmformer (Xiong et al. 2021)",
-        family: "low rank",
-        cost: "O(n m) time and memory, m = 64",
-        mechanism: Mechanism::Nystromformer,
+        name: "sinkhorn",
+        title: "Sinkhorn Transformer (Tay et al. 2020)",
+        family: "learnable pattern",
+        cost: "O(n b + (n/b)^2) time, O(n b + (n/b)^2) memory (blocks of b)",
+        mechanism: Mechanism::Sinkhorn,
     },
     ModelInfo {
         name: "synthesizer",
@@ -70,24 +84,59 @@ pub const MODELS: &[ModelInfo] = &[
         mechanism: Mechanism::Synthesizer,
     },
     ModelInfo {
-        name: "luna",
-        title: "Luna-256 (Ma et al. 2021)",
-        family: "memory",
-        cost: "O(n l) time and memory, l = 256",
-        mechanism: Mechanism::Luna,
+        name: "bigbird",
+        title: "BigBird (Zaheer et al. 2020)",
+        family: "combined patterns",
+        cost: "O(n (w + g + r) b) time, O(n (w + g + r) b) memory (blocks of b)",
+        mechanism: Mechanism::BigBird,
+    },
+    ModelInfo {
+        name: "linear",
+        title: "Linear Transformer (Katharopoulos et al. 2020)",
+        family: "kernel",
+        cost: "O(n) time, O(n) memory",
+        mechanism: Mechanism::Linear,
+    },
+    ModelInfo {
+        name: "performer",
+        title: "Performer, FAVOR+ (Choromanski et al. 2021)",
+        family: "kernel",
+        cost: "O(n m) time, O(n m) memory (m = 256 random features)",
+        mechanism: Mechanism::Performer,
+    },
+    ModelInfo {
+        name: "axial",
+        title: "Axial Transformer (Ho et al. 2019)",
+        family: "fixed pattern",
+        cost: "O(n sqrt(n)) time, O(n sqrt(n)) memory",
+        mechanism: Mechanism::Axial,
     },
     ModelInfo {
         name: "fnet",
         title: "FNet (Lee-Thorp et al. 2022)",
-        family: "token mixing",
-        cost: "O(n^2) time and memory (matmul DFT)",
+        family: "token mixing (Fourier transform)",
+        cost: "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)",
         mechanism: Mechanism::Fnet,
+    },
+    ModelInfo {
+        name: "nystromformer",
+        title: "Nyströmformer (Xiong et al. 2021)",
+        family: "low rank",
+        cost: "O(n m) time, O(n m) memory (m = 64 landmarks)",
+        mechanism: Mechanism::Nystromformer,
+    },
+    ModelInfo {
+        name: "luna",
+        title: "Luna-256 (Ma et al. 2021)",
+        family: "memory",
+        cost: "O(n l) time, O(n l) memory (l = 256 memory slots)",
+        mechanism: Mechanism::Luna,
     },
     ModelInfo {
         name: "s4d",
         title: "S4D, diagonal state space (Gu et al. 2022)",
         family: "recurrence (state space)",
-        cost: "O(n^1.5) time, O(n) memory",
+        cost: "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)",
         mechanism: Mechanism::S4d,
     },
 ];
@@ -102,4 +151,48 @@ pub fn model_info(name: &str) -> Result<&'static ModelInfo, String> {
 
 pub fn check_model_name(name: &str) -> Result<(), String> {
     model_info(name).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::prelude::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    #[test]
+    fn model_names_match_their_mechanisms_serialised_names() {
+        for model in MODELS.iter().filter(|m| m.name != "transformer") {
+            let serialised = serde_json::to_string(&model.mechanism).expect("a mechanism serialises");
+            assert_eq!(serialised, format!("\"{}\"", model.name));
+        }
+    }
+
+    #[test]
+    fn every_registered_model_trains_on_long_padded_sequences_to_a_finite_loss() {
+        let device = Device::flex().autodiff();
+        device.seed(11);
+        // Long enough that every pattern spans several of its blocks (BigBird's blocks of 64,
+        // Longformer's windows of 32, ...), with a length no block size divides.
+        let (batch, len, classes) = (2, 400, 3);
+        for model in MODELS {
+            let config = ClassifierConfig::new(8, classes, len, 8, 2, 1, 16, 8, model.mechanism);
+            let mut classifier = config.init(&device);
+            let mut optimizer = AdamWConfig::new().init();
+            // Random tokens in 1..8; the second sequence is padding (0) after 250 tokens.
+            let real: Vec<i64> = (0..batch * len).map(|i| i64::from(i < len + 250)).collect();
+            let tokens = Tensor::<2, Int>::random([batch, len], Distribution::Uniform(1.0, 8.0), &device)
+                .mul(Tensor::from_data(TensorData::new(real, [batch, len]), &device));
+            let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [batch]), &device);
+            for step in 0..2 {
+                let loss =
+                    CrossEntropyLossConfig::new().init(&device).forward(classifier.forward(tokens.clone()), labels.clone());
+                let value = loss.clone().into_scalar::<f32>();
+                assert!(value.is_finite(), "{}: loss {value} at step {step}", model.name);
+                let grads = GradientsParams::from_grads(loss.backward(), &classifier);
+                classifier = optimizer.step(1e-3, classifier, grads);
+            }
+        }
+    }
 }

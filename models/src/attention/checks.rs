@@ -1,13 +1,16 @@
 //! Checks that the tests of the mechanisms in this folder share: padding invisibility,
-//! finite gradients, and a few training steps of a tiny classifier.
+//! finite gradients, a few training steps of a tiny classifier, and the explicit
+//! `[len, len]` reference of an attention pattern (allowed here, in tests only).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Gradients, TensorData};
 
 use crate::attention::Mechanism;
+use crate::attention::heads::MASKED_SCORE;
 use crate::classifier::{ClassifierConfig, PAD_ID};
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -21,6 +24,50 @@ pub fn assert_close(got: &[f32], expected: &[f32], tolerance: f32, what: &str) {
         assert!(g.is_finite(), "{what}: element {i} is {g}");
         assert!((g - e).abs() <= tolerance * e.abs().max(1.0), "{what}: element {i}: {g} vs {e}");
     }
+}
+
+/// Asserts that two `[batch, len, d]` outputs agree at the real tokens (the first
+/// `real[b]` of row `b`).
+pub fn assert_close_at_real_tokens(got: Tensor<3>, expected: Tensor<3>, real: &[usize], tolerance: f32, what: &str) {
+    assert_eq!(got.dims(), expected.dims(), "{what}: shapes differ");
+    for (b, &r) in real.iter().enumerate() {
+        let take = |t: &Tensor<3>| values(t.clone().slice([b..b + 1, 0..r]));
+        assert_close(&take(&got), &take(&expected), tolerance, &format!("{what}, row {b}"));
+    }
+}
+
+/// `[batch, len, d_model]` drawn from N(0, 1).
+pub fn random_input(batch: usize, len: usize, d_model: usize, device: &Device) -> Tensor<3> {
+    Tensor::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), device)
+}
+
+/// An attention pattern `[1, heads, len, len]`, true where `allowed(head, query, key)`.
+pub fn pattern_from_fn(
+    heads: usize,
+    len: usize,
+    device: &Device,
+    allowed: impl Fn(usize, usize, usize) -> bool,
+) -> Tensor<4, Bool> {
+    let mask: Vec<bool> = (0..heads * len * len).map(|at| allowed(at / (len * len), at / len % len, at % len)).collect();
+    Tensor::from_data(TensorData::new(mask, [1, heads, len, len]), device)
+}
+
+/// The reference of a pattern-based mechanism: softmax attention over the whole score
+/// matrix, restricted to `allowed` (`[1 or batch, heads, len, len]`, true = the query
+/// attends the key) and to real keys: `q, k, v: [batch, heads, len, d]` ->
+/// `[batch, heads, len, d]`.
+pub fn pattern_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    allowed: Tensor<4, Bool>,
+    padding: Tensor<2, Bool>,
+) -> Tensor<4> {
+    let [batch, heads, len, d] = q.dims();
+    let shape = [batch, heads, len, len];
+    let masked = allowed.expand(shape).bool_not().bool_or(padding.reshape([batch, 1, 1, len]).expand(shape));
+    let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (d as f64).sqrt()).mask_fill(masked, MASKED_SCORE);
+    softmax(scores, 3).matmul(v)
 }
 
 /// A padding mask `[batch, len]` whose row `b` holds `real[b]` real tokens, then padding.

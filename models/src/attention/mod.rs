@@ -5,6 +5,9 @@
 //! outputs unchanged by whatever the padding holds. The encoder holds an [`Attention`]
 //! and does not know which mechanism is inside.
 
+pub mod axial;
+pub mod bigbird;
+pub mod blocks;
 #[cfg(test)]
 pub(crate) mod checks;
 pub mod fnet;
@@ -12,10 +15,15 @@ pub mod full;
 pub mod heads;
 pub mod linear;
 pub mod linformer;
+pub mod local;
+pub mod longformer;
 pub mod luna;
 pub mod nystromformer;
 pub mod performer;
+pub mod reformer;
 pub mod s4d;
+pub mod sinkhorn;
+pub mod sparse;
 pub mod synthesizer;
 
 use burn::prelude::*;
@@ -27,6 +35,21 @@ use serde::{Deserialize, Serialize};
 pub enum Mechanism {
     /// Softmax attention over all pairs ([`full`]).
     Full,
+    /// Attention within non-overlapping blocks ([`local`]).
+    Local,
+    /// Strided and fixed factorised heads ([`sparse`]).
+    Sparse,
+    /// Sliding window plus global positions ([`longformer`]).
+    Longformer,
+    /// Window, global and random blocks ([`bigbird`]).
+    #[serde(rename = "bigbird")]
+    BigBird,
+    /// Rows, then columns of a 2D layout ([`axial`]).
+    Axial,
+    /// LSH buckets with shared queries and keys ([`reformer`]).
+    Reformer,
+    /// Blocks re-sorted by a learned Sinkhorn sort ([`sinkhorn`]).
+    Sinkhorn,
     /// Keys and values projected along the length ([`linformer`]).
     Linformer,
     /// FAVOR+ positive orthogonal random features ([`performer`]).
@@ -64,6 +87,27 @@ impl AttentionConfig {
         let (d_model, heads, max_length, dropout) = (self.d_model, self.heads, self.max_length, self.dropout);
         match self.mechanism {
             Mechanism::Full => Attention::Full(full::FullAttentionConfig::new(d_model, heads).with_dropout(dropout).init(device)),
+            Mechanism::Local => {
+                Attention::Local(local::LocalAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
+            }
+            Mechanism::Sparse => Attention::Sparse(
+                sparse::SparseAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Longformer => Attention::Longformer(
+                longformer::LongformerAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::BigBird => Attention::BigBird(
+                bigbird::BigBirdAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Axial => {
+                Attention::Axial(axial::AxialAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
+            }
+            Mechanism::Reformer => Attention::Reformer(
+                reformer::ReformerAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
+            Mechanism::Sinkhorn => Attention::Sinkhorn(
+                sinkhorn::SinkhornAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            ),
             Mechanism::Linformer => Attention::Linformer(
                 linformer::LinformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
             ),
@@ -94,6 +138,13 @@ impl AttentionConfig {
 #[derive(Module, Debug)]
 pub enum Attention {
     Full(full::FullAttention),
+    Local(local::LocalAttention),
+    Sparse(sparse::SparseAttention),
+    Longformer(longformer::LongformerAttention),
+    BigBird(bigbird::BigBirdAttention),
+    Axial(axial::AxialAttention),
+    Reformer(reformer::ReformerAttention),
+    Sinkhorn(sinkhorn::SinkhornAttention),
     Linformer(linformer::LinformerAttention),
     Performer(performer::PerformerAttention),
     Linear(linear::LinearAttention),
@@ -109,6 +160,13 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         match self {
             Attention::Full(attention) => attention.forward(x, padding),
+            Attention::Local(attention) => attention.forward(x, padding),
+            Attention::Sparse(attention) => attention.forward(x, padding),
+            Attention::Longformer(attention) => attention.forward(x, padding),
+            Attention::BigBird(attention) => attention.forward(x, padding),
+            Attention::Axial(attention) => attention.forward(x, padding),
+            Attention::Reformer(attention) => attention.forward(x, padding),
+            Attention::Sinkhorn(attention) => attention.forward(x, padding),
             Attention::Linformer(attention) => attention.forward(x, padding),
             Attention::Performer(attention) => attention.forward(x, padding),
             Attention::Linear(attention) => attention.forward(x, padding),

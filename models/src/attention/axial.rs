@@ -1,0 +1,150 @@
+//! Axial attention: attention along the rows of a 2D layout of the sequence, then along
+//! its columns.
+//!
+//! Paper: Ho, Kalchbrenner, Weissenborn and Salimans, "Axial Attention in
+//! Multidimensional Transformers", 2019 (arXiv:1912.12180).
+//! Family: fixed pattern.
+//! Cost: O(n (r + c) d) time and O(n (r + c)) memory per head for a layout of r rows of
+//! c positions; O(n sqrt(n)) for a square-ish layout.
+//!
+//! The sequence is laid out row by row in rows of `row_length` positions (for images, the
+//! image's rows; otherwise floor(sqrt(max_length)), a square-ish factorisation fixed
+//! from `max_length` so that padding never moves the layout). Each position first
+//! attends within its row; then it attends within its column, over the row results of
+//! that column. The two steps share the layer's queries and keys, and the column step
+//! mixes the row step's outputs, so that the composition `A_column (A_row V)` reaches
+//! every position in one layer (the paper stacks the two axes as separate layers, each
+//! with its own projections; composing them inside the layer keeps the one-layer
+//! interface of the other mechanisms).
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use super::blocks::{Blocks, block_attention, unblock};
+use super::heads::HeadProjections;
+
+#[derive(Config, Debug)]
+pub struct AxialAttentionConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    /// Longest sequence: the default row length is derived from it.
+    pub max_length: usize,
+    /// Positions per row; default: floor(sqrt(max_length)) (32 for a 32x32 image).
+    pub row_length: Option<usize>,
+    /// Dropout on the attention weights (of both steps).
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl AxialAttentionConfig {
+    pub fn init(&self, device: &Device) -> AxialAttention {
+        let row_length = self.row_length.unwrap_or_else(|| (self.max_length as f64).sqrt().floor() as usize).max(1);
+        AxialAttention {
+            projections: HeadProjections::new(self.d_model, self.heads, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            row_length,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct AxialAttention {
+    pub projections: HeadProjections,
+    pub dropout: Dropout,
+    pub row_length: usize,
+}
+
+impl AxialAttention {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let (q, k, v) = self.projections.project(x);
+        // Rows are blocks: [batch, heads, rows, row_length, d].
+        let rows = Blocks::new(q, k, v, padding, self.row_length);
+        let (batch, count, row_length) = (rows.queries.dims()[0], rows.count(), rows.size());
+        let row_mask = rows.key_mask();
+        let row_context = block_attention(rows.queries.clone(), rows.keys.clone(), rows.values, row_mask, &self.dropout);
+
+        // Columns: the same layout transposed, [batch, heads, row_length, rows, d], with
+        // the row step's outputs as values.
+        let column_padding = rows.padding.clone().swap_dims(1, 2).reshape([batch, 1, row_length, 1, count]);
+        let context = block_attention(
+            rows.queries.swap_dims(2, 3),
+            rows.keys.swap_dims(2, 3),
+            row_context.swap_dims(2, 3),
+            column_padding,
+            &self.dropout,
+        )
+        .swap_dims(2, 3);
+        self.projections.combine(unblock(context, rows.len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
+    use crate::attention::full::FullAttention;
+
+    const D_MODEL: usize = 16;
+
+    fn axial(row_length: usize) -> AxialAttention {
+        AxialAttentionConfig::new(D_MODEL, 2, 64).with_row_length(Some(row_length)).with_dropout(0.0).init(&Device::flex())
+    }
+
+    #[test]
+    fn axial_attention_with_a_single_row_equals_full_attention() {
+        let device = Device::flex();
+        let attention = axial(16);
+        let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
+        let x = random_input(2, 14, D_MODEL, &device);
+        let padding = padding_after(&[14, 9], 14, &device);
+        let expected = values(full.forward(x.clone(), padding.clone()));
+        assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, "one row vs full");
+    }
+
+    #[test]
+    fn axial_attention_equals_column_attention_of_masked_row_attention() {
+        let device = Device::flex();
+        let (len, row) = (23, 5);
+        let attention = axial(row);
+        let x = random_input(2, len, D_MODEL, &device);
+        let real = [23, 17];
+        let padding = padding_after(&real, len, &device);
+        let (q, k, v) = attention.projections.project(x.clone());
+        let same_row = pattern_from_fn(2, len, &device, |_, i, j| i / row == j / row);
+        let same_column = pattern_from_fn(2, len, &device, |_, i, j| i % row == j % row);
+        let row_context = pattern_attention(q.clone(), k.clone(), v, same_row, padding.clone());
+        let expected = attention.projections.combine(pattern_attention(q, k, row_context, same_column, padding.clone()));
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "axial vs rows then columns");
+    }
+
+    #[test]
+    fn axial_attention_outputs_of_real_tokens_ignore_padding() {
+        let attention = axial(4);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 22, 3], 22, &Device::flex());
+    }
+
+    #[test]
+    fn axial_attention_default_row_length_is_the_floor_of_the_square_root_of_max_length() {
+        // A 32x32 image and its CLS vector: 1025 positions, rows of 32.
+        let attention = AxialAttentionConfig::new(D_MODEL, 2, 1025).init(&Device::flex());
+        assert_eq!(attention.row_length, 32);
+        let attention = AxialAttentionConfig::new(D_MODEL, 2, 1023).init(&Device::flex());
+        assert_eq!(attention.row_length, 31);
+    }
+
+    #[test]
+    fn axial_attention_gradients_are_finite_for_every_parameter() {
+        let device = Device::flex().autodiff();
+        let attention = AxialAttentionConfig::new(D_MODEL, 2, 16).init(&device);
+        let x = random_input(2, 14, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[14, 10], 14, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn axial_attention_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Axial);
+    }
+}

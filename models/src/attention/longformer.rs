@@ -1,0 +1,183 @@
+//! Longformer: a sliding window around every position, plus a few global positions.
+//!
+//! Paper: Beltagy, Peters and Cohan, "Longformer: The Long-Document Transformer", 2020
+//! (arXiv:2004.05150).
+//! Family: combined patterns (sliding window + global attention).
+//! Cost: O(n (w + g) d) time and O(n (w + g)) memory per head, for a window of w positions
+//! on each side and g global positions.
+//!
+//! Position i attends to every position j with |i - j| <= w (Section 3.1, "sliding
+//! window"); the first `global_tokens` positions (position 0 is the CLS vector) attend
+//! to every position and every position attends to them (Section 3.1, "global
+//! attention"). The window is computed block by block: with blocks of w positions, the
+//! keys within w of any query of block i lie in blocks i - 1, i and i + 1, so each block
+//! scores 3w keys and masks those farther than w. Global keys already inside a query's
+//! window are masked in the global part, so that no key counts twice.
+//!
+//! Unlike the paper, the global attention reuses the sliding window's projections
+//! instead of a second set, so that the mechanism keeps the shared `HeadProjections`.
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, neighbour_blocks, outside_window, unblock};
+use super::full::attention_weights;
+use super::heads::{HeadProjections, MASKED_SCORE};
+
+#[derive(Config, Debug)]
+pub struct LongformerAttentionConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    /// Longest sequence (the pattern does not depend on it).
+    pub max_length: usize,
+    /// Positions on each side of a query that it attends to (the paper's w/2); the
+    /// window is computed in blocks of this size, three blocks per query block.
+    #[config(default = 32)]
+    pub window: usize,
+    /// Leading positions with global attention (1: the CLS vector).
+    #[config(default = 1)]
+    pub global_tokens: usize,
+    /// Dropout on the attention weights.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl LongformerAttentionConfig {
+    pub fn init(&self, device: &Device) -> LongformerAttention {
+        assert!(self.window > 0, "Longformer needs a window of at least 1 position");
+        LongformerAttention {
+            projections: HeadProjections::new(self.d_model, self.heads, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            window: self.window,
+            global_tokens: self.global_tokens,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LongformerAttention {
+    pub projections: HeadProjections,
+    pub dropout: Dropout,
+    pub window: usize,
+    pub global_tokens: usize,
+}
+
+impl LongformerAttention {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let (q, k, v) = self.projections.project(x);
+        let len = q.dims()[2];
+        let global = self.global_tokens.min(len);
+        let context = self.sliding_window(q.clone(), k.clone(), v.clone(), padding.clone(), global);
+        if global == 0 {
+            return self.projections.combine(context);
+        }
+        // Global queries attend to every position: O(g n).
+        let weights = self.dropout.forward(attention_weights(q.narrow(2, 0, global), k, Some(padding)));
+        let global_context = weights.matmul(v);
+        let context = if global == len {
+            global_context
+        } else {
+            Tensor::cat(vec![global_context, context.narrow(2, global, len - global)], 2)
+        };
+        self.projections.combine(context)
+    }
+
+    /// Every query's window plus the global keys: `q, k, v: [batch, heads, len, d]` ->
+    /// `[batch, heads, len, d]`.
+    fn sliding_window(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>, global: usize) -> Tensor<4> {
+        let device = q.device();
+        let [batch, heads, _, d] = q.dims();
+        let w = self.window;
+        let blocks = Blocks::new(q, k.clone(), v.clone(), padding.clone(), w);
+        let count = blocks.count();
+
+        // Keys of blocks i - 1, i, i + 1, kept within w positions: [b, h, blocks, w, 3w].
+        let window_mask = any_of(vec![blocks.neighbour_key_mask(1), outside_window(w, 1, w, &device)]);
+        let window_scores =
+            block_scores(blocks.queries.clone(), neighbour_blocks(blocks.keys, 1)).mask_fill(window_mask, MASKED_SCORE);
+        let window_values = neighbour_blocks(blocks.values, 1);
+        if global == 0 {
+            let weights = joint_softmax(vec![window_scores], &self.dropout).remove(0);
+            return unblock(weights.matmul(window_values), blocks.len);
+        }
+
+        // Global keys, shared by all blocks: [b, h, 1, g, d].
+        let global_keys = k.narrow(2, 0, global).reshape([batch, heads, 1, global, d]);
+        let global_values = v.narrow(2, 0, global).reshape([batch, heads, 1, global, d]);
+        let in_window =
+            mask_from_fn([1, 1, count, w, global], &device, |[_, _, block, query, key]| (block * w + query).abs_diff(key) <= w);
+        let global_padding = padding.narrow(1, 0, global).reshape([batch, 1, 1, 1, global]);
+        let global_mask = any_of(vec![in_window, global_padding]);
+        let global_scores = block_scores(blocks.queries, global_keys).mask_fill(global_mask, MASKED_SCORE);
+
+        let weights = joint_softmax(vec![window_scores, global_scores], &self.dropout);
+        let context = weights[0].clone().matmul(window_values) + weights[1].clone().matmul(global_values);
+        unblock(context, blocks.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
+    use crate::attention::full::FullAttention;
+
+    const D_MODEL: usize = 16;
+
+    fn longformer(window: usize, global_tokens: usize) -> LongformerAttention {
+        LongformerAttentionConfig::new(D_MODEL, 2, 64)
+            .with_window(window)
+            .with_global_tokens(global_tokens)
+            .with_dropout(0.0)
+            .init(&Device::flex())
+    }
+
+    #[test]
+    fn longformer_with_a_window_covering_the_sequence_equals_full_attention() {
+        let device = Device::flex();
+        for global_tokens in [0, 1, 3] {
+            let attention = longformer(12, global_tokens);
+            let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
+            let x = random_input(2, 12, D_MODEL, &device);
+            let padding = padding_after(&[12, 8], 12, &device);
+            let expected = values(full.forward(x.clone(), padding.clone()));
+            assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, &format!("{global_tokens} global tokens"));
+        }
+    }
+
+    #[test]
+    fn longformer_equals_full_attention_masked_to_window_and_global_positions() {
+        let device = Device::flex();
+        let (len, window, global) = (23, 3, 2);
+        let attention = longformer(window, global);
+        let x = random_input(2, len, D_MODEL, &device);
+        let real = [23, 15];
+        let padding = padding_after(&real, len, &device);
+        let (q, k, v) = attention.projections.project(x.clone());
+        let pattern = pattern_from_fn(2, len, &device, |_, i, j| i.abs_diff(j) <= window || i < global || j < global);
+        let expected = attention.projections.combine(pattern_attention(q, k, v, pattern, padding.clone()));
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "Longformer vs its pattern");
+    }
+
+    #[test]
+    fn longformer_outputs_of_real_tokens_ignore_padding() {
+        let attention = longformer(3, 1);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 20, 4], 20, &Device::flex());
+    }
+
+    #[test]
+    fn longformer_gradients_are_finite_for_every_parameter() {
+        let device = Device::flex().autodiff();
+        let attention = LongformerAttentionConfig::new(D_MODEL, 2, 64).with_window(3).init(&device);
+        let x = random_input(2, 13, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[13, 9], 13, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn longformer_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Longformer);
+    }
+}

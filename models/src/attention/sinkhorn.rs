@@ -1,0 +1,292 @@
+//! Sinkhorn Transformer: blocks of keys re-sorted by a learned, Sinkhorn-normalised
+//! sorting matrix, then block-local attention.
+//!
+//! Paper: Tay, Bahri, Yang, Metzler and Juan, "Sparse Sinkhorn Attention", ICML 2020.
+//! Family: learnable pattern.
+//! Cost: O(n b d + N^2 b d) time and O(n b + N^2) memory per head, for blocks of b
+//! positions and N = n / b blocks (the soft sort mixes whole blocks).
+//!
+//! Section 3 of the paper:
+//! 1. the sequence is cut into N blocks of `block_size` positions, and each block of keys
+//!    is summarised by its sum (as in the authors' code: the keys of each head);
+//! 2. a sorting network (here one linear layer, shared by the heads, from a summary to
+//!    a score for each of up to `max_length / block_size` target blocks) gives logits
+//!    `R[i][j]`: how well source block j fits target slot i;
+//! 3. Sinkhorn normalisation, `sinkhorn_iterations` rounds of normalising rows then
+//!    columns in log space at temperature `temperature`, turns `exp(R / t)` into a
+//!    doubly stochastic matrix S, a relaxed permutation of the blocks;
+//! 4. the keys and values of block i are replaced by the sorted ones, `sum_j S[i][j] K_j`,
+//!    and each query block attends to its own block and to the block sorted into its place
+//!    (one softmax over both, as the authors combine local and sorted attention).
+//!
+//! Padding: padded keys and values are zeroed before sorting, and a sorted key that is
+//! made of padding only is masked. Blocks of padding only are left out of the sort (each
+//! stays in place), so that the sort of the real blocks does not depend on how much
+//! padding follows them. Blocks beyond `max_length`, for which the sorting network has no
+//! output, stay in place in the same way. The paper's Gumbel noise during training and
+//! its SortCut variant are not used.
+
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use super::blocks::{Blocks, any_of, block_count, block_scores, joint_softmax, log_sum_exp, mask_from_fn, unblock};
+use super::heads::{HeadProjections, MASKED_SCORE};
+
+#[derive(Config, Debug)]
+pub struct SinkhornAttentionConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    /// Longest sequence: the sorting network scores `ceil(max_length / block_size)` blocks.
+    pub max_length: usize,
+    /// Positions per block.
+    #[config(default = 32)]
+    pub block_size: usize,
+    /// Rounds of row and column normalisation.
+    #[config(default = 8)]
+    pub sinkhorn_iterations: usize,
+    /// Temperature of the Sinkhorn normalisation.
+    #[config(default = 0.75)]
+    pub temperature: f64,
+    /// Dropout on the attention weights.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl SinkhornAttentionConfig {
+    pub fn init(&self, device: &Device) -> SinkhornAttention {
+        assert!(self.block_size > 0, "Sinkhorn attention needs a block size of at least 1");
+        assert!(self.temperature > 0.0, "Sinkhorn attention needs a positive temperature");
+        let max_blocks = block_count(self.max_length, self.block_size);
+        SinkhornAttention {
+            projections: HeadProjections::new(self.d_model, self.heads, device),
+            sorting_network: LinearConfig::new(self.d_model / self.heads, max_blocks).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            block_size: self.block_size,
+            max_blocks,
+            sinkhorn_iterations: self.sinkhorn_iterations,
+            temperature: self.temperature,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct SinkhornAttention {
+    pub projections: HeadProjections,
+    /// Block summary `[d_head]` -> a logit per target block `[max_blocks]`.
+    pub sorting_network: Linear,
+    pub dropout: Dropout,
+    pub block_size: usize,
+    pub max_blocks: usize,
+    pub sinkhorn_iterations: usize,
+    pub temperature: f64,
+}
+
+impl SinkhornAttention {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let (q, k, v) = self.projections.project(x);
+        let blocks = real_keys_and_values(Blocks::new(q, k, v, padding, self.block_size));
+        let [batch, heads, count, block, d] = blocks.queries.dims();
+        let sorting = self.sort_blocks(&blocks);
+
+        // Sorted keys and values: block i is sum_j S[i][j] (block j).
+        let sort = |x: Tensor<5>| {
+            sorting.clone().matmul(x.reshape([batch, heads, count, block * d])).reshape([batch, heads, count, block, d])
+        };
+        let sorted_keys = sort(blocks.keys.clone());
+        let sorted_values = sort(blocks.values.clone());
+        // A sorted key made of padding only has no weight from any real key.
+        let real = blocks.padding.clone().bool_not().float().reshape([batch, 1, count, block]);
+        let sorted_padding = sorting.detach().matmul(real).lower_equal_elem(0.0).unsqueeze_dim::<5>(3);
+
+        let own_scores = block_scores(blocks.queries.clone(), blocks.keys.clone()).mask_fill(blocks.key_mask(), MASKED_SCORE);
+        let sorted_scores = block_scores(blocks.queries, sorted_keys).mask_fill(sorted_padding, MASKED_SCORE);
+        let weights = joint_softmax(vec![own_scores, sorted_scores], &self.dropout);
+        let context = weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(sorted_values);
+        self.projections.combine(unblock(context, blocks.len))
+    }
+
+    /// The sorting matrix of the blocks of `k: [batch, heads, len, d_head]` (the layer's
+    /// keys) with `padding: [batch, len]`: `[batch, heads, blocks, blocks]`, doubly
+    /// stochastic, `S[i][j]` = the share of block j sorted into slot i.
+    pub fn sorting_matrix(&self, k: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
+        let blocks = real_keys_and_values(Blocks::new(k.clone(), k.clone(), k, padding, self.block_size));
+        self.sort_blocks(&blocks)
+    }
+
+    fn sort_blocks(&self, blocks: &Blocks) -> Tensor<4> {
+        let device = blocks.keys.device();
+        let [batch, heads, count, _, d] = blocks.keys.dims();
+
+        // Logits R[i][j] from the sorting network applied to the summary of block j.
+        let summaries = blocks.keys.clone().sum_dim(3).reshape([batch, heads, count, d]);
+        let logits = self.sorting_network.forward(summaries); // [batch, heads, j, max_blocks]
+        let logits = if count <= self.max_blocks {
+            logits.narrow(3, 0, count)
+        } else {
+            Tensor::cat(vec![logits, Tensor::zeros([batch, heads, count, count - self.max_blocks], &device)], 3)
+        };
+        let logits = logits.swap_dims(2, 3).div_scalar(self.temperature); // [batch, heads, i, j]
+
+        // Blocks that take part in the sort: real ones the network can place. The others
+        // map to themselves.
+        let max_blocks = self.max_blocks;
+        let placed = blocks.padding.clone().bool_not().float().sum_dim(2).greater_elem(0.0).reshape([batch, count]);
+        let placed = placed.bool_and(mask_from_fn([1, count], &device, |[_, j]| j < max_blocks).expand([batch, count]));
+        let unplaced = placed.clone().bool_not();
+        let both_placed =
+            any_of(vec![unplaced.clone().reshape([batch, 1, count, 1]), unplaced.clone().reshape([batch, 1, 1, count])])
+                .bool_not();
+        let diagonal = mask_from_fn([1, 1, count, count], &device, |[_, _, i, j]| i == j);
+        let unplaced_to_itself = any_of(vec![placed.reshape([batch, 1, count, 1]), diagonal.bool_not()]).bool_not();
+        let allowed = any_of(vec![both_placed, unplaced_to_itself]);
+        let log_sorting = sinkhorn(logits.mask_fill(allowed.bool_not(), MASKED_SCORE), self.sinkhorn_iterations);
+        log_sorting.exp()
+    }
+}
+
+/// Zeros the padded keys and values, so that sorting never mixes them into real blocks.
+fn real_keys_and_values(blocks: Blocks) -> Blocks {
+    let [batch, _, count, block, _] = blocks.keys.dims();
+    let real = blocks.padding.clone().bool_not().float().reshape([batch, 1, count, block, 1]);
+    Blocks { keys: blocks.keys * real.clone(), values: blocks.values * real, ..blocks }
+}
+
+/// Sinkhorn normalisation in log space: rows then columns, `iterations` times.
+fn sinkhorn(mut log_alpha: Tensor<4>, iterations: usize) -> Tensor<4> {
+    for _ in 0..iterations {
+        log_alpha = log_alpha.clone() - log_sum_exp(log_alpha, 3);
+        log_alpha = log_alpha.clone() - log_sum_exp(log_alpha, 2);
+    }
+    log_alpha
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
+    use crate::attention::full::FullAttention;
+    use burn::tensor::TensorData;
+
+    const D_MODEL: usize = 16;
+    const HEADS: usize = 2;
+
+    fn sinkhorn_attention(block_size: usize) -> SinkhornAttention {
+        SinkhornAttentionConfig::new(D_MODEL, HEADS, 64).with_block_size(block_size).with_dropout(0.0).init(&Device::flex())
+    }
+
+    #[test]
+    fn sinkhorn_attention_with_one_block_equals_full_attention() {
+        let device = Device::flex();
+        let attention = sinkhorn_attention(16);
+        let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
+        let x = random_input(2, 13, D_MODEL, &device);
+        let padding = padding_after(&[13, 9], 13, &device);
+        let expected = values(full.forward(x.clone(), padding.clone()));
+        assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, "one block vs full");
+    }
+
+    #[test]
+    fn sinkhorn_sorting_matrix_is_doubly_stochastic() {
+        let device = Device::flex();
+        let attention = SinkhornAttentionConfig::new(D_MODEL, HEADS, 64).with_block_size(4).init(&device);
+        let x = random_input(2, 30, D_MODEL, &device);
+        let (_, k, _) = attention.projections.project(x);
+        // The second sequence ends in whole blocks of padding.
+        let sorting = attention.sorting_matrix(k, padding_after(&[30, 13], 30, &device));
+        for dim in [2, 3] {
+            let sums = values(sorting.clone().sum_dim(dim));
+            assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-3), "sums along dim {dim}: {sums:?}");
+        }
+        assert!(values(sorting).iter().all(|&s| (0.0..=1.0 + 1e-6).contains(&s)));
+    }
+
+    #[test]
+    fn sinkhorn_attention_equals_attention_over_own_and_sorted_blocks() {
+        let device = Device::flex();
+        let (len, block) = (22, 4);
+        let count = block_count(len, block);
+        let attention = sinkhorn_attention(block);
+        let x = random_input(2, len, D_MODEL, &device);
+        let real_tokens = [22, 11];
+        let padding = padding_after(&real_tokens, len, &device);
+        let (q, k, v) = attention.projections.project(x.clone());
+        let sorting = values(attention.sorting_matrix(k.clone(), padding.clone()));
+
+        // A naive computation on plain numbers, from the definition, per query position.
+        let d = D_MODEL / HEADS;
+        let (q, k, v) = (values(q), values(k), values(v));
+        let mut expected = vec![0.0f32; 2 * HEADS * len * d];
+        for b in 0..2 {
+            let real = |p: usize| p < real_tokens[b];
+            for h in 0..HEADS {
+                let at = |p: usize, c: usize| ((b * HEADS + h) * len + p) * d + c;
+                let key = |p: usize, c: usize| if real(p) { k[at(p, c)] as f64 } else { 0.0 };
+                let value = |p: usize, c: usize| if real(p) { v[at(p, c)] as f64 } else { 0.0 };
+                let s = |i: usize, j: usize| sorting[((b * HEADS + h) * count + i) * count + j] as f64;
+                for i in 0..len {
+                    let slot = i / block;
+                    // Keys: the own block's real positions, then the sorted block's
+                    // positions that are not made of padding only.
+                    let mut keys: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+                    for p in slot * block..(slot + 1) * block {
+                        if p < len && real(p) {
+                            keys.push(((0..d).map(|c| key(p, c)).collect(), (0..d).map(|c| value(p, c)).collect()));
+                        }
+                    }
+                    for t in 0..block {
+                        let sources = (0..count).map(|j| (j, j * block + t));
+                        let realness: f64 = sources.clone().map(|(j, p)| if p < len && real(p) { s(slot, j) } else { 0.0 }).sum();
+                        if realness > 0.0 {
+                            let mix = |f: &dyn Fn(usize, usize) -> f64, c: usize| {
+                                sources.clone().map(|(j, p)| if p < len { s(slot, j) * f(p, c) } else { 0.0 }).sum::<f64>()
+                            };
+                            keys.push(((0..d).map(|c| mix(&key, c)).collect(), (0..d).map(|c| mix(&value, c)).collect()));
+                        }
+                    }
+                    let scores: Vec<f64> = keys
+                        .iter()
+                        .map(|(kk, _)| (0..d).map(|c| q[at(i, c)] as f64 * kk[c]).sum::<f64>() / (d as f64).sqrt())
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for (score, (_, vv)) in scores.iter().zip(&keys) {
+                        for c in 0..d {
+                            expected[at(i, c)] += ((score - max).exp() / total * vv[c]) as f32;
+                        }
+                    }
+                }
+            }
+        }
+        let expected = Tensor::<4>::from_data(TensorData::new(expected, [2, HEADS, len, d]), &device);
+        let expected = attention.projections.combine(expected);
+        assert_close_at_real_tokens(
+            attention.forward(x, padding),
+            expected,
+            &real_tokens,
+            1e-4,
+            "Sinkhorn vs a naive computation",
+        );
+    }
+
+    #[test]
+    fn sinkhorn_attention_outputs_of_real_tokens_ignore_padding() {
+        let attention = sinkhorn_attention(4);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 26, 3], 26, &Device::flex());
+    }
+
+    #[test]
+    fn sinkhorn_attention_gradients_are_finite_for_every_parameter() {
+        let device = Device::flex().autodiff();
+        let attention = SinkhornAttentionConfig::new(D_MODEL, HEADS, 64).with_block_size(4).init(&device);
+        let x = random_input(2, 17, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[17, 10], 17, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 10);
+    }
+
+    #[test]
+    fn sinkhorn_attention_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Sinkhorn);
+    }
+}

@@ -1,0 +1,230 @@
+//! Sparse Transformer: factorised attention, with strided heads and fixed heads.
+//!
+//! Paper: Child, Gray, Radford and Sutskever, "Generating Long Sequences with Sparse
+//! Transformers", 2019 (arXiv:1904.10509).
+//! Family: fixed pattern.
+//! Cost: O(n (l + c n / l) d) time and O(n (l + c n / l)) memory per head for a stride l
+//! and c summary positions per block; O(n sqrt(n)) with the default l ~ sqrt(n), c = 8.
+//!
+//! Section 4.3 factorises attention into two patterns of stride l, given to different
+//! heads ("multi-head attention" of Section 5.2, half the heads each):
+//! - strided heads: position i attends to the positions less than l away
+//!   (`A(1) = {j : |i - j| < l}`) and to every l-th position from it
+//!   (`A(2) = {j : (i - j) mod l = 0}`);
+//! - fixed heads: position i attends to its own block of l positions
+//!   (`A(1) = {j : floor(j / l) = floor(i / l)}`) and to the last c positions of every
+//!   block, the "summary" columns (`A(2) = {j : j mod l >= l - c}`).
+//!
+//! The paper's patterns are causal (it generates sequences); an encoder that classifies
+//! uses both directions, so each set here is the symmetric version. The stride is fixed
+//! from `max_length` (not from the length of each batch), so that padding never moves
+//! the pattern. With one head, the head is strided.
+//!
+//! Both patterns are computed block by block, with blocks of l positions: the local part
+//! of a strided head reads blocks i - 1, i, i + 1; its strided part reads position t of
+//! every block, which is attention along the columns of the `[blocks, l]` layout; a
+//! fixed head reads its own block and the `c` summary positions of every block. Keys
+//! reached by both parts of a head are masked in the second, so that none counts twice.
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use super::blocks::{
+    Blocks, any_of, block_scores, joint_softmax, key_mask, mask_from_fn, neighbour_blocks, outside_window, unblock,
+};
+use super::heads::{HeadProjections, MASKED_SCORE};
+
+#[derive(Config, Debug)]
+pub struct SparseAttentionConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    /// Longest sequence: the default stride is derived from it.
+    pub max_length: usize,
+    /// Stride l (block length); default: ceil(sqrt(max_length)).
+    pub stride: Option<usize>,
+    /// Summary positions c at the end of each block (fixed heads), at most l. The paper
+    /// uses c = 8 to 32 with l = 128; a constant c keeps the fixed heads at O(n sqrt(n)).
+    #[config(default = 8)]
+    pub summary: usize,
+    /// Dropout on the attention weights.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+impl SparseAttentionConfig {
+    pub fn init(&self, device: &Device) -> SparseAttention {
+        let stride = self.stride.unwrap_or_else(|| (self.max_length as f64).sqrt().ceil() as usize).max(1);
+        let summary = self.summary.clamp(1, stride);
+        SparseAttention {
+            projections: HeadProjections::new(self.d_model, self.heads, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            stride,
+            summary,
+            strided_heads: self.heads - self.heads / 2,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct SparseAttention {
+    pub projections: HeadProjections,
+    pub dropout: Dropout,
+    pub stride: usize,
+    pub summary: usize,
+    /// Heads `0..strided_heads` are strided, the others fixed.
+    pub strided_heads: usize,
+}
+
+impl SparseAttention {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let (q, k, v) = self.projections.project(x);
+        let heads = q.dims()[1];
+        let blocks = Blocks::new(q, k, v, padding, self.stride);
+        let strided = self.strided(heads_of(&blocks, 0, self.strided_heads));
+        let context = if self.strided_heads == heads {
+            strided
+        } else {
+            let fixed = self.fixed(heads_of(&blocks, self.strided_heads, heads - self.strided_heads));
+            Tensor::cat(vec![strided, fixed], 1)
+        };
+        self.projections.combine(unblock(context, blocks.len))
+    }
+
+    /// Strided heads: `|i - j| < l` or `(i - j) mod l = 0` -> `[batch, heads, blocks, l, d]`.
+    fn strided(&self, blocks: Blocks) -> Tensor<5> {
+        let device = blocks.queries.device();
+        let [batch, _, count, l, _] = blocks.queries.dims();
+
+        // Local part: blocks i - 1, i, i + 1, keys less than l positions away.
+        let local_mask = any_of(vec![blocks.neighbour_key_mask(1), outside_window(l, 1, l - 1, &device)]);
+        let local_scores =
+            block_scores(blocks.queries.clone(), neighbour_blocks(blocks.keys.clone(), 1)).mask_fill(local_mask, MASKED_SCORE);
+
+        // Strided part: position t of every block, i.e. the columns of the [blocks, l]
+        // layout; scores [batch, heads, l, blocks (query), blocks (key)] turned to
+        // [batch, heads, blocks, l, blocks]. The key in the query's own block is the query
+        // itself, already in the local part.
+        let column_scores =
+            block_scores(blocks.queries.clone().swap_dims(2, 3), blocks.keys.clone().swap_dims(2, 3)).swap_dims(2, 3);
+        let column_padding = blocks.padding.clone().swap_dims(1, 2).reshape([batch, 1, 1, l, count]);
+        let itself = mask_from_fn([1, 1, count, 1, count], &device, |[_, _, query, _, key]| query == key);
+        let column_scores = column_scores.mask_fill(any_of(vec![column_padding, itself]), MASKED_SCORE);
+
+        let weights = joint_softmax(vec![local_scores, column_scores], &self.dropout);
+        let local = weights[0].clone().matmul(neighbour_blocks(blocks.values.clone(), 1));
+        let columns = weights[1].clone().swap_dims(2, 3).matmul(blocks.values.swap_dims(2, 3)).swap_dims(2, 3);
+        local + columns
+    }
+
+    /// Fixed heads: same block, or the last c positions of any block ->
+    /// `[batch, heads, blocks, l, d]`.
+    fn fixed(&self, blocks: Blocks) -> Tensor<5> {
+        let device = blocks.queries.device();
+        let [batch, heads, count, l, d] = blocks.queries.dims();
+        let c = self.summary;
+
+        let own_scores = block_scores(blocks.queries.clone(), blocks.keys.clone()).mask_fill(blocks.key_mask(), MASKED_SCORE);
+
+        // Summary positions of every block, shared by all query blocks; those of the
+        // query's own block are already in the first part.
+        let summary_keys = blocks.keys.clone().narrow(3, l - c, c).reshape([batch, heads, 1, count * c, d]);
+        let summary_values = blocks.values.clone().narrow(3, l - c, c).reshape([batch, heads, 1, count * c, d]);
+        let summary_padding = key_mask(blocks.padding.clone().narrow(2, l - c, c).reshape([batch, 1, count * c]));
+        let own_block = mask_from_fn([1, 1, count, 1, count * c], &device, |[_, _, query, _, key]| query == key / c);
+        let summary_scores =
+            block_scores(blocks.queries, summary_keys).mask_fill(any_of(vec![summary_padding, own_block]), MASKED_SCORE);
+
+        let weights = joint_softmax(vec![own_scores, summary_scores], &self.dropout);
+        weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(summary_values)
+    }
+}
+
+/// Heads `first..first + count` of `blocks`.
+fn heads_of(blocks: &Blocks, first: usize, count: usize) -> Blocks {
+    Blocks {
+        queries: blocks.queries.clone().narrow(1, first, count),
+        keys: blocks.keys.clone().narrow(1, first, count),
+        values: blocks.values.clone().narrow(1, first, count),
+        padding: blocks.padding.clone(),
+        len: blocks.len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::Mechanism;
+    use crate::attention::checks::*;
+    use crate::attention::full::FullAttention;
+
+    const D_MODEL: usize = 16;
+
+    fn sparse(heads: usize, stride: usize, summary: usize) -> SparseAttention {
+        SparseAttentionConfig::new(D_MODEL, heads, 64)
+            .with_stride(Some(stride))
+            .with_summary(summary)
+            .with_dropout(0.0)
+            .init(&Device::flex())
+    }
+
+    #[test]
+    fn sparse_transformer_with_a_stride_covering_the_sequence_equals_full_attention() {
+        let device = Device::flex();
+        for heads in [1, 2, 4] {
+            let attention = sparse(heads, 13, 3);
+            let full = FullAttention { projections: attention.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
+            let x = random_input(2, 13, D_MODEL, &device);
+            let padding = padding_after(&[13, 9], 13, &device);
+            let expected = values(full.forward(x.clone(), padding.clone()));
+            assert_close(&values(attention.forward(x, padding)), &expected, 1e-4, &format!("{heads} heads"));
+        }
+    }
+
+    #[test]
+    fn sparse_transformer_equals_full_attention_masked_to_strided_and_fixed_patterns() {
+        let device = Device::flex();
+        let (len, l, c) = (31, 5, 2);
+        let heads = 4;
+        let attention = sparse(heads, l, c);
+        let x = random_input(2, len, D_MODEL, &device);
+        let real = [31, 19];
+        let padding = padding_after(&real, len, &device);
+        let (q, k, v) = attention.projections.project(x.clone());
+        let pattern = pattern_from_fn(heads, len, &device, |h, i, j| {
+            if h < attention.strided_heads {
+                i.abs_diff(j) < l || i.abs_diff(j) % l == 0
+            } else {
+                i / l == j / l || j % l >= l - c
+            }
+        });
+        let expected = attention.projections.combine(pattern_attention(q, k, v, pattern, padding.clone()));
+        assert_close_at_real_tokens(attention.forward(x, padding), expected, &real, 1e-4, "Sparse Transformer vs its patterns");
+    }
+
+    #[test]
+    fn sparse_transformer_outputs_of_real_tokens_ignore_padding() {
+        let attention = sparse(2, 4, 1);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 27, 2], 27, &Device::flex());
+    }
+
+    #[test]
+    fn sparse_transformer_default_stride_is_about_the_square_root_of_max_length() {
+        let attention = SparseAttentionConfig::new(D_MODEL, 2, 1025).init(&Device::flex());
+        assert_eq!((attention.stride, attention.summary, attention.strided_heads), (33, 8, 1));
+    }
+
+    #[test]
+    fn sparse_transformer_gradients_are_finite_for_every_parameter() {
+        let device = Device::flex().autodiff();
+        let attention = SparseAttentionConfig::new(D_MODEL, 2, 16).with_summary(2).init(&device);
+        let x = random_input(2, 15, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[15, 11], 15, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+    }
+
+    #[test]
+    fn sparse_transformer_trains_a_tiny_classifier() {
+        assert_tiny_classifier_trains(Mechanism::Sparse);
+    }
+}
