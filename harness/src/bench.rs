@@ -234,17 +234,7 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = crate::sweep::wait_with_timeout(&mut child, started, Some(timeout))?;
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     let last_err: String = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect();

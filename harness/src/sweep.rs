@@ -118,17 +118,7 @@ pub fn run_child(
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if timeout.is_some_and(|limit| started.elapsed() > limit) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_with_timeout(&mut child, started, timeout)?;
     let result_path = dir.join("result.json");
     let record = match status {
         Some(_) if result_path.is_file() => record::read_record(&result_path)?,
@@ -146,6 +136,25 @@ pub fn run_child(
         }
     };
     Ok(RunEnd { record, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Waits for `child`; kills it once `timeout` has passed since `started` and returns `None`.
+pub fn wait_with_timeout(
+    child: &mut std::process::Child,
+    started: Instant,
+    timeout: Option<Duration>,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if timeout.is_some_and(|limit| started.elapsed() > limit) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Why a child that wrote no record ended.
