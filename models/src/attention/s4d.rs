@@ -19,6 +19,13 @@
 //! `y = K * u + D u` with the kernel `K[l] = 2 Re(sum_n C_n B_bar_n A_bar_n^l)` (eq. 4), a
 //! Vandermonde sum. Complex numbers are carried as (real, imaginary) pairs of real tensors.
 //!
+//! Bidirectional (the default, as S4 is run on LRA): a second output matrix `C'` gives a
+//! kernel `K'` applied backwards in time, strictly after each step,
+//! `y_t = sum_{s <= t} K[t - s] u_s + sum_{s > t} K'[s - t - 1] u_s + D u_t`. This matters
+//! for a classifier reading a CLS token at position 0: a causal layer gives that position
+//! nothing but itself, whatever follows it. The backward pass is the same causal
+//! convolution run over the reversed sequence, shifted by one step.
+//!
 //! Initialisation (Section 4): `A_n = -1/2 + i pi n` (S4D-Lin) or
 //! `A_n = -1/2 + i N/pi (N/(2n+1) - 1)` (S4D-Inv); `B = 1`; `C` complex standard normal;
 //! `D` standard normal; `log dt` uniform in `[log dt_min, log dt_max]`. All are trained.
@@ -32,7 +39,8 @@
 //! `2 Re(C B_bar A_bar^(t+1) state)`. This is exactly the convolution, without its `[n, n]`
 //! Toeplitz matrix.
 //!
-//! Padding: padded positions are zeroed before the convolution. The layer is causal, so a
+//! Padding: padded positions are zeroed before the convolution. The system is linear with
+//! a zero initial state and no bias, so zeros contribute nothing in either direction: a
 //! sequence padded at its end gives its real tokens exactly the outputs of the same
 //! sequence without padding. `heads` and `max_length` are kept for the shared interface but
 //! unused; `dropout` applies after the GELU, as in S4.
@@ -88,6 +96,9 @@ pub struct S4dConfig {
     pub dt_max: f64,
     /// Chunk length `T` of the convolution; `None`: `ceil(sqrt(len))`.
     pub chunk_length: Option<usize>,
+    /// Add the backward kernel (its own `C'`); `false` gives the causal layer.
+    #[config(default = true)]
+    pub bidirectional: bool,
 }
 
 impl S4dConfig {
@@ -122,6 +133,9 @@ impl S4dConfig {
             b_imag: Initializer::Zeros.init([channels, modes], device),
             c_real: c_part.init([channels, modes], device),
             c_imag: c_part.init([channels, modes], device),
+            c_backward: self
+                .bidirectional
+                .then(|| (c_part.init([channels, modes], device), c_part.init([channels, modes], device))),
             skip: Initializer::Normal { mean: 0.0, std: 1.0 }.init([channels], device),
             output: LinearConfig::new(self.d_model, self.d_model).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -145,6 +159,8 @@ pub struct S4d {
     /// `C: [d_model, N/2]`, real and imaginary parts.
     pub c_real: Param<Tensor<2>>,
     pub c_imag: Param<Tensor<2>>,
+    /// `C': [d_model, N/2]` of the backward kernel, real and imaginary parts; `None` when causal.
+    pub c_backward: Option<(Param<Tensor<2>>, Param<Tensor<2>>)>,
     /// `D: [d_model]`, the skip connection.
     pub skip: Param<Tensor<1>>,
     pub output: Linear,
@@ -222,14 +238,33 @@ impl S4d {
         self.output.forward(self.dropout.forward(gelu(self.convolve(u))))
     }
 
-    /// The state space convolution with its skip term, `y = K * u + D u`:
+    /// The state space convolution with its skip term, `y = K * u + D u` (plus the backward
+    /// kernel's `sum_{s > t} K'[s - t - 1] u_s` when bidirectional):
     /// `u: [batch, len, d_model]` -> `[batch, len, d_model]`.
     pub fn convolve(&self, u: Tensor<3>) -> Tensor<3> {
+        let [batch, len, channels] = u.dims();
+        let forward = self.causal_convolution(u.clone(), self.discrete_modes(self.c_real.val(), self.c_imag.val()));
+        let mut y = forward + u.clone() * self.skip.val().reshape([1, 1, channels]);
+        if let Some((c_real, c_imag)) = &self.c_backward {
+            // Causal over the reversed sequence: position t of the result sums s >= t of u;
+            // one step later, s > t, so that the current step is counted once, by K[0].
+            let reversed = self.causal_convolution(u.flip([1]), self.discrete_modes(c_real.val(), c_imag.val())).flip([1]);
+            let after = Tensor::cat(
+                vec![reversed.slice([0..batch, 1..len, 0..channels]), Tensor::zeros([batch, 1, channels], &y.device())],
+                1,
+            );
+            y = y + after;
+        }
+        y
+    }
+
+    /// The causal convolution `K * u` of the modes' kernel, without the skip term:
+    /// `u: [batch, len, d_model]` -> `[batch, len, d_model]`.
+    fn causal_convolution(&self, u: Tensor<3>, modes: DiscreteModes) -> Tensor<3> {
         let [batch, len, channels] = u.dims();
         let device = u.device();
         let chunk = self.chunk_length.unwrap_or_else(|| (len as f64).sqrt().ceil() as usize).clamp(1, len.max(1));
         let chunks = len.div_ceil(chunk);
-        let modes = self.discrete_modes();
         let steps = |range: std::ops::Range<i64>| Tensor::<1, Int>::arange(range, &device).float();
 
         // u as [channels, batch * chunks, chunk], zero-padded to whole chunks.
@@ -256,19 +291,16 @@ impl S4d {
         let from_state = modes.weight3().mul(modes.powers(steps(1..chunk as i64 + 1))); // [channels, N/2, chunk]
         let across = (carried.re.matmul(from_state.re) - carried.im.matmul(from_state.im)).mul_scalar(2.0);
 
-        let y = (within + across)
-            .reshape([channels, batch, chunks * chunk])
-            .slice([0..channels, 0..batch, 0..len])
-            .permute([1, 2, 0]);
-        y + u * self.skip.val().reshape([1, 1, channels])
+        (within + across).reshape([channels, batch, chunks * chunk]).slice([0..channels, 0..batch, 0..len]).permute([1, 2, 0])
     }
 
-    /// `A_bar`, and `C B_bar`, from the continuous parameters and the discretisation.
-    fn discrete_modes(&self) -> DiscreteModes {
+    /// `A_bar`, and `C B_bar` for the output matrix `C = c_real + i c_imag`, from the
+    /// continuous parameters and the discretisation.
+    fn discrete_modes(&self, c_real: Tensor<2>, c_imag: Tensor<2>) -> DiscreteModes {
         let dt = self.log_dt.val().exp().unsqueeze_dim::<2>(1); // [channels, 1]
         let a = Complex { re: self.log_a_real.val().exp().neg(), im: self.a_imag.val() };
         let b = Complex { re: self.b_real.val(), im: self.b_imag.val() };
-        let c = Complex { re: self.c_real.val(), im: self.c_imag.val() };
+        let c = Complex { re: c_real, im: c_imag };
         let dt_a = Complex { re: a.re.clone() * dt.clone(), im: a.im.clone() * dt.clone() };
         match self.discretization {
             Discretization::Zoh => {
@@ -357,15 +389,15 @@ mod tests {
         ((a.0 * b.0 + a.1 * b.1) / n, (a.1 * b.0 - a.0 * b.1) / n)
     }
 
-    /// Runs `x_t = A_bar x_{t-1} + B_bar u_t`, `y_t = 2 Re(C x_t) + D u_t` step by step over
-    /// plain numbers, from the layer's parameters: `u: [len, channels]` -> `[len, channels]`.
-    fn recurrence(layer: &S4d, u: &[f32], len: usize) -> Vec<f32> {
+    /// Runs `x_t = A_bar x_{t-1} + B_bar u_t`, `y_t = 2 Re(C x_t)` step by step over plain
+    /// numbers, from the layer's parameters and the output matrix `c`:
+    /// `u: [len, channels]` -> `[len, channels]`.
+    fn recurrence(layer: &S4d, c: (&Param<Tensor<2>>, &Param<Tensor<2>>), u: &[f32], len: usize) -> Vec<f32> {
         let log_dt = values(layer.log_dt.val());
         let channels = log_dt.len();
         let (log_a_real, a_imag) = (values(layer.log_a_real.val()), values(layer.a_imag.val()));
         let (b_real, b_imag) = (values(layer.b_real.val()), values(layer.b_imag.val()));
-        let (c_real, c_imag) = (values(layer.c_real.val()), values(layer.c_imag.val()));
-        let skip = values(layer.skip.val());
+        let (c_real, c_imag) = (values(c.0.val()), values(c.1.val()));
         let modes = a_imag.len() / channels;
         let mut y = vec![0.0f32; len * channels];
         for h in 0..channels {
@@ -393,7 +425,7 @@ mod tests {
                 .collect();
             for t in 0..len {
                 let input = u[t * channels + h] as f64;
-                let mut output = skip[h] as f64 * input;
+                let mut output = 0.0;
                 for (x, (a_bar, b_bar, c)) in state.iter_mut().zip(&discrete) {
                     let decayed = mul(*a_bar, *x);
                     *x = (decayed.0 + b_bar.0 * input, decayed.1 + b_bar.1 * input);
@@ -403,6 +435,47 @@ mod tests {
             }
         }
         y
+    }
+
+    /// `y_t = (forward recurrence with C)_t + D u_t + (the recurrence with C' run from the
+    /// end)_{t+1}`, the last term only when the layer has `C'`.
+    fn bidirectional_recurrence(layer: &S4d, u: &[f32], len: usize, channels: usize) -> Vec<f32> {
+        let skip = values(layer.skip.val());
+        let mut y = recurrence(layer, (&layer.c_real, &layer.c_imag), u, len);
+        for (t, row) in y.chunks_mut(channels).enumerate() {
+            for (h, value) in row.iter_mut().enumerate() {
+                *value += skip[h] * u[t * channels + h];
+            }
+        }
+        if let Some((c_real, c_imag)) = &layer.c_backward {
+            let reversed_u: Vec<f32> = u.chunks(channels).rev().flatten().copied().collect();
+            let reversed_y = recurrence(layer, (c_real, c_imag), &reversed_u, len);
+            // Reversed step len-1-s is step s; step t receives the sum over s > t, that is
+            // reversed step len-2-t.
+            for t in 0..len - 1 {
+                for h in 0..channels {
+                    y[t * channels + h] += reversed_y[(len - 2 - t) * channels + h];
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn s4d_the_causal_layer_gives_position_0_only_itself_and_the_bidirectional_one_everything() {
+        let device = Device::flex();
+        device.seed(84);
+        let config = S4dConfig::new(4, 1, 9).with_state_size(8).with_dt_min(0.05).with_dt_max(0.5);
+        let mut layer = config.init(&device);
+        let u = Tensor::<3>::random([1, 9, 4], Distribution::Normal(0.0, 1.0), &device);
+        // Change only the last step.
+        let changed = u.clone().slice_assign([0..1, 8..9, 0..4], Tensor::ones([1, 1, 4], &device));
+        let first = |layer: &S4d, u: Tensor<3>| values(layer.convolve(u).slice([0..1, 0..1, 0..4]));
+        let moved =
+            first(&layer, u.clone()).iter().zip(first(&layer, changed.clone())).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(moved > 1e-4, "bidirectional: position 0 must see the last step (moved {moved})");
+        layer.c_backward = None;
+        assert_eq!(first(&layer, u), first(&layer, changed), "causal: position 0 sees only itself");
     }
 
     #[test]
@@ -425,8 +498,13 @@ mod tests {
                     layer.b_imag = Param::from_tensor(Tensor::random([channels, 4], Distribution::Normal(0.0, 1.0), &device));
                     let u = Tensor::<3>::random([1, len, channels], Distribution::Normal(0.0, 1.0), &device);
                     let got = values(layer.convolve(u.clone()));
-                    let expected = recurrence(&layer, &values(u), len);
+                    let expected = bidirectional_recurrence(&layer, &values(u.clone()), len, channels);
                     assert_close(&got, &expected, 1e-4, &format!("{init:?} {discretization:?} chunk {chunk_length:?}"));
+                    // The causal layer: the same forward recurrence, without the backward pass.
+                    layer.c_backward = None;
+                    let got = values(layer.convolve(u.clone()));
+                    let expected = bidirectional_recurrence(&layer, &values(u), len, channels);
+                    assert_close(&got, &expected, 1e-4, &format!("causal {init:?} {discretization:?} chunk {chunk_length:?}"));
                 }
             }
         }
@@ -448,7 +526,7 @@ mod tests {
             let layer = S4dConfig::new(8, 2, 10).with_state_size(8).with_discretization(discretization).init(&device);
             let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
             let grads = layer.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
-            assert_eq!(assert_finite_gradients(&layer, &grads), 10, "{discretization:?}");
+            assert_eq!(assert_finite_gradients(&layer, &grads), 12, "{discretization:?}");
         }
     }
 
