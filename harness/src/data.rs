@@ -39,7 +39,7 @@ fn set_data_seed(data: &mut DataConfig, new_seed: u64) {
 }
 
 fn prepare(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<Splits> {
-    config.data.prepare(config.max_length, data_dir).with_context(|| format!("preparing the {} data", config.name.name()))
+    config.prepare(data_dir).with_context(|| format!("preparing the {} data", config.name.name()))
 }
 
 pub fn command(action: &DataAction) -> anyhow::Result<()> {
@@ -47,10 +47,8 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
         DataAction::Generate(args) => {
             let config = resolve(args)?;
             let started = Instant::now();
-            let (splits, from_cache) = config
-                .data
-                .prepare_reporting(config.max_length, &args.data)
-                .with_context(|| format!("preparing the {} data", config.name.name()))?;
+            let (splits, from_cache) =
+                config.prepare_reporting(&args.data).with_context(|| format!("preparing the {} data", config.name.name()))?;
             let seconds = started.elapsed().as_secs_f64();
             let n = splits.train.len() + splits.validation.len() + splits.test.len();
             println!(
@@ -85,9 +83,9 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
         }
         DataAction::Preview { data, count, columns, out } => {
             let config = resolve(data)?;
-            let size = match config.name {
-                Task::Pathfinder | Task::Pathx | Task::Image => (config.max_length as f64).sqrt() as usize,
-                other => bail!("preview draws images; {} is not an image task (pathfinder, pathx, image)", other.name()),
+            let size = match config.image_side() {
+                Some(side) => side,
+                None => bail!("preview draws images; {} is not an image task (pathfinder, pathx, image)", config.name.name()),
             };
             let splits = prepare(&config, &data.data)?;
             // Tokens are pixel values + 1 (0 is padding).

@@ -95,11 +95,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, force: bool,
             data_dir.display()
         );
     }
-    let splits = config
-        .task
-        .data
-        .prepare(config.task.max_length, data_dir)
-        .with_context(|| format!("preparing the {} data", config.task.name.name()))?;
+    let splits = config.task.prepare(data_dir).with_context(|| format!("preparing the {} data", config.task.name.name()))?;
     if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
         bail!(
             "the {} data has an empty split (train {}, validation {}, test {})",

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use lra_datasets::{bytes, cifar, listops};
+use lra_datasets::{DataError, Splits, bytes, cifar, listops};
 
 mod data;
 mod schedule;
@@ -183,11 +183,100 @@ pub struct TaskConfig {
     pub vocab_size: usize,
     pub classes: usize,
     pub data: DataConfig,
+    /// Images shrunk before training (the `quick` preset's image tasks); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downsample: Option<Downsample>,
     pub model: ModelConfig,
     pub training: TrainingConfig,
 }
 
+/// Square images of `side` pixels shrunk by `factor` in each direction: every
+/// `factor x factor` block becomes one pixel, `max_length = (side / factor)^2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downsample {
+    pub side: usize,
+    pub factor: usize,
+    pub reduce: Reduce,
+}
+
+/// How a block of pixels becomes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reduce {
+    /// The rounded mean: photographs (CIFAR-10 and its stand-in).
+    Mean,
+    /// The brightest pixel: Pathfinder's one-pixel dashes survive, where a mean would
+    /// fade them into the background.
+    Max,
+}
+
+impl Downsample {
+    /// `pixels: [side * side]` row-major -> `[(side / factor)^2]`. Tokens are pixel values
+    /// + 1 and images have no padding, so reducing tokens reduces pixels.
+    pub fn apply(&self, pixels: &[u32]) -> Vec<u32> {
+        let small = self.side / self.factor;
+        let mut out = Vec::with_capacity(small * small);
+        for row in 0..small {
+            for column in 0..small {
+                let block = (0..self.factor).flat_map(|dy| {
+                    (0..self.factor).map(move |dx| pixels[(row * self.factor + dy) * self.side + column * self.factor + dx])
+                });
+                out.push(match self.reduce {
+                    Reduce::Max => block.max().unwrap_or(0),
+                    Reduce::Mean => {
+                        let area = (self.factor * self.factor) as u32;
+                        (block.sum::<u32>() + area / 2) / area
+                    }
+                });
+            }
+        }
+        out
+    }
+}
+
 impl TaskConfig {
+    /// The task's splits, through the prepared-data cache, shrunk when `downsample` says so;
+    /// also whether they came from the cache.
+    pub fn prepare_reporting(&self, data_dir: &std::path::Path) -> Result<(Splits, bool), DataError> {
+        let Some(downsample) = &self.downsample else {
+            return self.data.prepare_reporting(self.max_length, data_dir);
+        };
+        let small = downsample.side / downsample.factor;
+        if downsample.factor == 0 || small * downsample.factor != downsample.side || small * small != self.max_length {
+            return Err(DataError::new(format!(
+                "downsample: side {} must be a multiple of factor {}, and (side / factor)^2 must equal max_length {}",
+                downsample.side, downsample.factor, self.max_length
+            )));
+        }
+        let (mut splits, cached) = self.data.prepare_reporting(downsample.side * downsample.side, data_dir)?;
+        for example in splits.train.iter_mut().chain(&mut splits.validation).chain(&mut splits.test) {
+            if example.tokens.len() != downsample.side * downsample.side {
+                return Err(DataError::new(format!(
+                    "downsample: an image has {} pixels, not {} x {}",
+                    example.tokens.len(),
+                    downsample.side,
+                    downsample.side
+                )));
+            }
+            example.tokens = downsample.apply(&example.tokens);
+        }
+        Ok((splits, cached))
+    }
+
+    /// As [`TaskConfig::prepare_reporting`], without saying where the splits came from.
+    pub fn prepare(&self, data_dir: &std::path::Path) -> Result<Splits, DataError> {
+        self.prepare_reporting(data_dir).map(|(splits, _)| splits)
+    }
+
+    /// The side of the images the model sees, for image tasks.
+    pub fn image_side(&self) -> Option<usize> {
+        match self.name {
+            Task::Image | Task::Pathfinder | Task::Pathx => Some((self.max_length as f64).sqrt().round() as usize),
+            _ => None,
+        }
+    }
+
     /// The configuration of `task` at `preset`.
     pub fn resolve(task: Task, preset: Preset) -> TaskConfig {
         match task {
@@ -252,7 +341,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
                 dropout: 0.1,
                 attention_dropout: 0.1,
             },
-            cpu_training(32, 300, 50),
+            cpu_training(32, 200, 50),
         ),
         // The official configuration (LRA's listops_base config).
         Preset::Lra => (
@@ -293,7 +382,17 @@ fn listops_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        downsample: None,
+        model,
+        training,
+    }
 }
 
 fn model(d_model: usize, heads: usize, layers: usize, d_ff: usize, pooling: Pooling, positions: Positions) -> ModelConfig {
@@ -348,10 +447,10 @@ fn byte_config(task: Task, preset: Preset) -> TaskConfig {
         }
         Preset::Quick => (
             256,
-            stand_in(4_000, 400, 1_000),
+            stand_in(4_000, 200, 500),
             model(64, 4, 2, 128, Pooling::Mean, Positions::Sinusoidal),
             // A pair costs two encoder passes: half the batch keeps the step time alike.
-            cpu_training(if retrieval { 16 } else { 32 }, 300, 100),
+            cpu_training(if retrieval { 8 } else { 16 }, 120, 40),
         ),
         // LRA's configurations: Text (IMDb, 25,000 reviews per split) and Retrieval (AAN).
         Preset::Lra if retrieval => (
@@ -367,7 +466,17 @@ fn byte_config(task: Task, preset: Preset) -> TaskConfig {
             lra_rsqrt_training(32, 20_000, 8_000),
         ),
     };
-    TaskConfig { name: task, preset, max_length, vocab_size: task.vocab_size(), classes: task.classes(), data, model, training }
+    TaskConfig {
+        name: task,
+        preset,
+        max_length,
+        vocab_size: task.vocab_size(),
+        classes: task.classes(),
+        data,
+        downsample: None,
+        model,
+        training,
+    }
 }
 
 fn image_config(preset: Preset) -> TaskConfig {
@@ -378,10 +487,12 @@ fn image_config(preset: Preset) -> TaskConfig {
             model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
             cpu_training(16, 6, 3),
         ),
+        // 16x16 (2x2 means), 256 pixels: a quadratic layer at 1,024 pixels costs
+        // seconds per step on a 2-core CPU, too slow for a sweep of every model.
         Preset::Quick => (
-            DataConfig::ImageStandIn { seed: 0, train: 4_000, validation: 400, test: 1_000 },
+            DataConfig::ImageStandIn { seed: 0, train: 4_000, validation: 200, test: 500 },
             model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
-            cpu_training(16, 200, 50),
+            cpu_training(16, 120, 40),
         ),
         // LRA's image config: 1 layer, 8 heads, d 128, mlp 128, dropout 0.3 (attention
         // 0.2), learned positions, 200 epochs of 45,000 images at batch 256, cosine.
@@ -413,13 +524,16 @@ fn image_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
+    let side = (cifar::PIXELS as f64).sqrt() as usize;
+    let downsample = (preset == Preset::Quick).then_some(Downsample { side, factor: 2, reduce: Reduce::Mean });
     TaskConfig {
         name: task,
         preset,
-        max_length: cifar::PIXELS,
+        max_length: downsample.map_or(cifar::PIXELS, |d| (d.side / d.factor).pow(2)),
         vocab_size: task.vocab_size(),
         classes: task.classes(),
         data,
+        downsample,
         model,
         training,
     }
@@ -434,10 +548,17 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
             cpu_training(if task == Task::Pathx { 2 } else { 8 }, 4, 2),
         ),
-        Preset::Quick => (
-            data(if task == Task::Pathx { 400 } else { 5_000 }, PathfinderDifficulty::Fourteen),
+        // Pathfinder: the baseline difficulty (contours of 6 segments) at 16x16 (2x2
+        // maxima keep the dashes), 256 pixels, for the same reason as the image task.
+        Preset::Quick if task == Task::Pathfinder => (
+            data(5_000, PathfinderDifficulty::Baseline),
             model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
-            cpu_training(16, if task == Task::Pathx { 20 } else { 200 }, if task == Task::Pathx { 10 } else { 50 }),
+            cpu_training(16, 150, 50),
+        ),
+        Preset::Quick => (
+            data(400, PathfinderDifficulty::Fourteen),
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 20, 10),
         ),
         // LRA's Pathfinder config: d 32 (qkv 16), 4 layers, 4 heads (Path-X: 1 layer, 2
         // heads), mean pooling, dropout 0.2, batch 512 (Path-X 64), lr 1e-3, cosine,
@@ -475,13 +596,19 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             )
         }
     };
+    let downsample = (preset == Preset::Quick && task == Task::Pathfinder).then_some(Downsample {
+        side: size,
+        factor: 2,
+        reduce: Reduce::Max,
+    });
     TaskConfig {
         name: task,
         preset,
-        max_length: size * size,
+        max_length: downsample.map_or(size * size, |d| (d.side / d.factor).pow(2)),
         vocab_size: task.vocab_size(),
         classes: task.classes(),
         data,
+        downsample,
         model,
         training,
     }
@@ -505,6 +632,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn downsampling_takes_block_means_or_maxima() {
+        // A 4x4 image of tokens 1..=16, row-major.
+        let pixels: Vec<u32> = (1..=16).collect();
+        let mean = Downsample { side: 4, factor: 2, reduce: Reduce::Mean };
+        // Top-left block 1, 2, 5, 6: mean 3.5, rounded half up to 4.
+        assert_eq!(mean.apply(&pixels), vec![4, 6, 12, 14]);
+        let max = Downsample { side: 4, factor: 2, reduce: Reduce::Max };
+        assert_eq!(max.apply(&pixels), vec![6, 8, 14, 16]);
+        // A single bright pixel (a Pathfinder dash) survives the maximum, not the mean.
+        let mut dark = vec![1u32; 16];
+        dark[5] = 256;
+        assert_eq!(max.apply(&dark), vec![256, 1, 1, 1]);
+        assert_eq!(mean.apply(&dark), vec![65, 1, 1, 1]);
+    }
+
+    #[test]
+    fn downsampled_presets_prepare_images_of_their_max_length() {
+        let dir = std::env::temp_dir().join(format!("lra-downsample-{}", std::process::id()));
+        let mut config = TaskConfig::resolve(Task::Pathfinder, Preset::Quick);
+        assert_eq!(config.max_length, 256);
+        config.data =
+            DataConfig::PathfinderGenerated { seed: 3, size: 32, difficulty: PathfinderDifficulty::Baseline, count: 20 };
+        let splits = config.prepare(&dir).unwrap();
+        let full = config.data.prepare(1024, &dir).unwrap();
+        for (small, large) in splits.train.iter().zip(&full.train) {
+            assert_eq!(small.tokens, config.downsample.unwrap().apply(&large.tokens));
+            assert_eq!(small.tokens.len(), 256);
+            assert_eq!(small.label, large.label);
+        }
+        // A configuration whose max_length does not match is refused, not truncated.
+        config.max_length = 200;
+        let err = config.prepare(&dir).unwrap_err().to_string();
+        assert!(err.contains("max_length 200"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
