@@ -293,7 +293,7 @@ pub fn save(results: &Path, record: &BenchRecord) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Every benchmark record under `results/bench/`, oldest first; unreadable files are
+/// Every benchmark record under `results/bench/`, the last written last; unreadable files are
 /// errors naming the file.
 pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
     let dir = bench_dir(results);
@@ -301,11 +301,14 @@ pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
     if !dir.is_dir() {
         return Ok(records);
     }
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
+    let mut paths: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| (std::fs::metadata(&p).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), p))
         .collect();
+    // Oldest first by the last write (a record is rewritten after each measurement).
     paths.sort();
+    let paths = paths.into_iter().map(|(_, p)| p);
     for path in paths {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         records.push(serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark record", path.display()))?);
@@ -331,18 +334,45 @@ pub struct BenchSpec {
 
 /// Runs every (model, length) cell in its own process, saving the record after each one
 /// (so a benchmark cut short keeps what it measured), and returns the record.
-pub fn run(exe: &Path, spec: &BenchSpec, results: &Path, command: String) -> anyhow::Result<BenchRecord> {
+///
+/// `resume_id` names the record: when one by that name exists for the same measurement
+/// settings, its measured cells are kept and only the missing ones run (what a sweep
+/// restarted after an interruption needs). Without it, a new record named after the time.
+pub fn run(
+    exe: &Path,
+    spec: &BenchSpec,
+    results: &Path,
+    command: String,
+    resume_id: Option<String>,
+) -> anyhow::Result<BenchRecord> {
     let started = Instant::now();
-    let bench_id = format!(
-        "{}-{}-b{}-{}",
-        match spec.scope {
-            Scope::Step => "step",
-            Scope::Layer => "layer",
-        },
-        spec.device.name(),
-        spec.batch,
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-    );
+    let bench_id = resume_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}-b{}-{}",
+            match spec.scope {
+                Scope::Step => "step",
+                Scope::Layer => "layer",
+            },
+            spec.device.name(),
+            spec.batch,
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        )
+    });
+    let earlier: Vec<Measurement> = match &resume_id {
+        Some(id) => load_all(results)?
+            .into_iter()
+            .find(|r| {
+                &r.bench_id == id
+                    && r.scope == spec.scope
+                    && r.device == spec.device.name()
+                    && r.batch == spec.batch
+                    && r.warmup_steps == spec.warmup_steps
+                    && r.timed_steps == spec.timed_steps
+            })
+            .map(|r| r.measurements)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let adapter = open(spec.device).map(|d| d.adapter).map_err(anyhow::Error::msg)?;
     let mut record = BenchRecord {
         bench_id,
@@ -372,7 +402,9 @@ pub fn run(exe: &Path, spec: &BenchSpec, results: &Path, command: String) -> any
                 warmup_steps: spec.warmup_steps,
                 timed_steps: spec.timed_steps,
             };
-            let measurement = if let Some((shorter, status)) = &failed_at {
+            let measurement = if let Some(done) = earlier.iter().find(|m| m.model == *model && m.length == length) {
+                done.clone()
+            } else if let Some((shorter, status)) = &failed_at {
                 // Longer sequences only cost more: no need to spend the time.
                 failed_cell(&cell, status, format!("not run: {status} at length {shorter}"))
             } else if spec.budget.is_some_and(|b| started.elapsed() > b) {

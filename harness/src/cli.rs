@@ -114,6 +114,9 @@ pub struct SweepArgs {
     /// Do not write the report at the end.
     #[arg(long)]
     pub no_report: bool,
+    /// Do not benchmark the models' training steps after the runs (Table 2).
+    #[arg(long)]
+    pub no_bench: bool,
 }
 
 #[derive(Debug, Args)]

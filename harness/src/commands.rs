@@ -61,6 +61,22 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let records = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
     let failed = records.iter().filter(|r| !r.is_ok()).count();
     eprintln!("sweep: ran {} runs, {failed} failed", records.len());
+    if !args.no_bench {
+        let bench = sweep_bench(preset, spec.models.clone(), spec.device);
+        let command = format!(
+            "lra bench --lengths {} --batch {} --models {} --device {} --timed-steps {} --results {}",
+            bench.lengths.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
+            bench.batch,
+            bench.models.join(","),
+            bench.device.name(),
+            bench.timed_steps,
+            args.results.display()
+        );
+        eprintln!("sweep: benchmarking training steps at lengths {:?}, batch {}", bench.lengths, bench.batch);
+        // A fixed name per (preset, device): a restarted sweep finishes the same record.
+        let id = format!("sweep-{}-step-{}-b{}", preset.name(), bench.device.name(), bench.batch);
+        bench::run(&exe, &bench, &args.results, command, Some(id))?;
+    }
     if !args.no_report {
         let written = crate::report::write(&args.results, &args.out)?;
         eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
@@ -68,16 +84,42 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The step benchmark a sweep ends with: LRA's Table 2 at `lra`; shorter lengths and a
+/// small batch at `quick` and `tiny`, so that it takes minutes on a CPU.
+fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName) -> BenchSpec {
+    let (lengths, batch, timed_steps, cell_timeout) = match preset {
+        Preset::Tiny => (vec![32, 64], 2, 1, 120.0),
+        Preset::Quick => (vec![1024, 2048], 2, 2, 300.0),
+        Preset::Lra => (vec![1024, 2048, 3072, 4096], 32, 3, 600.0),
+    };
+    transformer_first(&mut models);
+    BenchSpec {
+        models,
+        lengths,
+        batch,
+        device,
+        scope: bench::Scope::Step,
+        warmup_steps: 1,
+        timed_steps,
+        cell_timeout: Duration::from_secs_f64(cell_timeout),
+        budget: None,
+    }
+}
+
+/// Ratios are to the Transformer: measure it first.
+fn transformer_first(models: &mut Vec<String>) {
+    if let Some(i) = models.iter().position(|m| m == "transformer") {
+        let t = models.remove(i);
+        models.insert(0, t);
+    }
+}
+
 pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if args.lengths.is_empty() || args.lengths.contains(&0) || args.batch == 0 || args.timed_steps == 0 {
         bail!("--lengths, --batch and --timed-steps must be positive");
     }
     let mut models = model_names(&args.models)?;
-    // Ratios are to the Transformer: measure it first.
-    if let Some(i) = models.iter().position(|m| m == "transformer") {
-        let t = models.remove(i);
-        models.insert(0, t);
-    }
+    transformer_first(&mut models);
     let spec = BenchSpec {
         models,
         lengths: args.lengths.clone(),
@@ -90,7 +132,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         budget: args.budget.map(Duration::from_secs_f64),
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let record = bench::run(&sweep::current_exe()?, &spec, &args.results, command)?;
+    let record = bench::run(&sweep::current_exe()?, &spec, &args.results, command, None)?;
     println!("benchmark {} ({} measurements):", record.bench_id, record.measurements.len());
     for m in &record.measurements {
         println!("{}", bench::describe(m));

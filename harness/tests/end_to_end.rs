@@ -220,6 +220,17 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
     }
     let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
     assert!(html.contains("data:image/png;base64,"), "plots are embedded");
+    // The sweep ends with the step benchmark of its models (Table 2), the Transformer first.
+    let bench = bench_records(&results);
+    assert_eq!(bench.len(), 1);
+    let cells: Vec<(&str, u64)> = bench[0]["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["model"].as_str().unwrap(), m["length"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(cells, [("transformer", 32), ("transformer", 64), ("local", 32), ("local", 64), ("linear", 32), ("linear", 64)]);
+    assert!(report.contains("Table 2"), "{report}");
 
     // A second sweep finds everything recorded and runs nothing.
     let out = lra(&[
@@ -244,7 +255,7 @@ fn a_run_that_dies_without_a_record_is_recorded_by_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let (results, data) = (dir.path().join("results"), dir.path().join("data"));
     let out = Command::new(env!("CARGO_BIN_EXE_lra"))
-        .args(["sweep", "--preset", "tiny", "--models", "transformer", "--tasks", "listops", "--no-report"])
+        .args(["sweep", "--preset", "tiny", "--models", "transformer", "--tasks", "listops", "--no-report", "--no-bench"])
         .args(["--results", results.to_str().unwrap(), "--data", data.to_str().unwrap()])
         .env("LRA_TEST_FAULT", "abort@listops/transformer")
         .output()
@@ -296,6 +307,17 @@ fn a_sweep_killed_at_any_point_and_restarted_records_every_run_exactly_once() {
     let mut seeds: Vec<u64> = records.iter().map(|r| r.seed).collect();
     seeds.sort();
     assert_eq!(seeds, [0, 1, 2, 3, 4]);
+    // The benchmark that ends the sweep is one record, each cell measured once.
+    let bench = bench_records(&results);
+    assert_eq!(bench.len(), 1);
+    let lengths: Vec<u64> = bench[0]["measurements"].as_array().unwrap().iter().map(|m| m["length"].as_u64().unwrap()).collect();
+    assert_eq!(lengths, [32, 64]);
+}
+
+/// Every benchmark record under `results/bench/`, parsed.
+fn bench_records(results: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(results.join("bench")) else { return Vec::new() };
+    entries.map(|e| serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).expect("valid JSON")).collect()
 }
 
 #[test]
