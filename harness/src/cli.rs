@@ -117,6 +117,34 @@ pub struct SweepArgs {
     /// Do not benchmark the models' training steps after the runs (Table 2).
     #[arg(long)]
     pub no_bench: bool,
+    /// Hand the missing runs (never run, or failed) to Slurm as one job array instead of
+    /// running them here; prints the job id.
+    #[arg(long)]
+    pub slurm: bool,
+    /// With --slurm: write the job script and print it, without submitting.
+    #[arg(long, requires = "slurm")]
+    pub dry_run: bool,
+    /// With --slurm: wait for the array to finish, then write the report.
+    #[arg(long, requires = "slurm", conflicts_with = "dry_run")]
+    pub wait: bool,
+    /// With --slurm: the partition (`sbatch --partition`).
+    #[arg(long, requires = "slurm")]
+    pub partition: Option<String>,
+    /// With --slurm: the time limit of each run (`sbatch --time`, e.g. 01:00:00).
+    #[arg(long, requires = "slurm")]
+    pub time: Option<String>,
+    /// With --slurm: CPUs per run (`sbatch --cpus-per-task`).
+    #[arg(long, requires = "slurm")]
+    pub cpus_per_task: Option<usize>,
+    /// With --slurm: memory per run (`sbatch --mem`, e.g. 8G).
+    #[arg(long, requires = "slurm")]
+    pub mem: Option<String>,
+    /// With --slurm: generic resources per run (`sbatch --gres`, e.g. gpu:1).
+    #[arg(long, requires = "slurm")]
+    pub gres: Option<String>,
+    /// With --slurm: at most this many runs at once (`--array=...%K`).
+    #[arg(long, requires = "slurm")]
+    pub max_parallel: Option<usize>,
 }
 
 #[derive(Debug, Args)]

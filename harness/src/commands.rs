@@ -12,6 +12,7 @@ use lra_tasks::{Preset, Task};
 use crate::bench::{self, BenchSpec, CellSpec};
 use crate::cli::{BenchArgs, BenchCellArgs, ReportArgs, SweepArgs};
 use crate::device::DeviceName;
+use crate::slurm;
 use crate::sweep::{self, SweepSpec};
 
 fn model_names(requested: &Option<Vec<String>>) -> anyhow::Result<Vec<String>> {
@@ -47,6 +48,9 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         bail!("--seeds must be at least 1");
     }
     let configs = sweep::plan(&spec)?;
+    if args.slurm {
+        return sweep_on_slurm(args, configs);
+    }
     let total = configs.len();
     let pending: Vec<_> = configs.into_iter().filter(|c| !sweep::is_recorded(&args.results, c)).collect();
     let exe = sweep::current_exe()?;
@@ -80,6 +84,68 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     if !args.no_report {
         let written = crate::report::write(&args.results, &args.out)?;
         eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lra sweep --slurm`: submit the missing runs as one job array (or print its script).
+fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> anyhow::Result<ExitCode> {
+    if args.max_parallel == Some(0) || args.cpus_per_task == Some(0) {
+        bail!("--max-parallel and --cpus-per-task must be at least 1");
+    }
+    let total = configs.len();
+    let missing = slurm::missing_runs(&args.results, configs.clone());
+    let failed_before = missing.iter().filter(|r| r.failed_before).count();
+    eprintln!(
+        "sweep: {total} runs, {} recorded, {} missing ({failed_before} of them failed before)",
+        total - missing.len(),
+        missing.len()
+    );
+    let write_report = || -> anyhow::Result<()> {
+        let written = crate::report::write(&args.results, &args.out)?;
+        eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
+        Ok(())
+    };
+    if missing.is_empty() {
+        eprintln!("sweep: nothing to submit");
+        if args.wait && !args.no_report {
+            write_report()?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = slurm::SlurmOptions {
+        partition: args.partition.clone(),
+        time: args.time.clone(),
+        cpus_per_task: args.cpus_per_task,
+        memory: args.mem.clone(),
+        gres: args.gres.clone(),
+        max_parallel: args.max_parallel,
+    };
+    let paths = slurm::Paths::resolve(&sweep::current_exe()?, &args.results, &args.data)?;
+    let name = format!(
+        "sweep-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    );
+    let script = slurm::script(&missing, &paths, &options, &name);
+    if args.dry_run {
+        let path = slurm::script_path(&paths.results, &name);
+        crate::record::write_atomically(&path, script.as_bytes())?;
+        eprintln!("sweep: job script for {} runs written to {} (not submitted)", missing.len(), path.display());
+        print!("{script}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Before anything is written: a missing Slurm leaves the results folder untouched.
+    slurm::check_available()?;
+    let (id, path) = slurm::submit(&script, &paths.results, &name)?;
+    eprintln!("sweep: submitted {} runs as Slurm job array {id} ({})", missing.len(), path.display());
+    println!("{id}");
+    if args.wait {
+        slurm::wait_for(&id, Duration::from_secs(2))?;
+        let still_missing = slurm::missing_runs(&args.results, configs);
+        eprintln!("sweep: job {id} finished; {} of {total} runs missing or failed", still_missing.len());
+        if !args.no_report {
+            write_report()?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,5 +12,6 @@ pub mod measure;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod slurm;
 pub mod sweep;
 pub mod train;

@@ -1,0 +1,290 @@
+//! `lra sweep --slurm`: the sweep's missing runs handed to Slurm as one job array.
+//!
+//! One array task per run, each an `lra run ...` writing into the one shared results
+//! folder (records are written atomically under per-run folders, so concurrent tasks
+//! cannot corrupt each other's). The script states the binary, the results and the data
+//! folder as absolute paths, and sends each task's stdout and stderr into its run's folder.
+//! A run is missing when it has no record or a failed one; calling again submits only
+//! those, so a sweep cut by preemption or node failures is finished by calling again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::config::RunConfig;
+use crate::record::{self, write_atomically};
+use crate::sweep::{run_arguments, shell_line};
+
+/// The `sbatch` settings of the array.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    /// Time limit per task, in Slurm's formats (`MM`, `HH:MM:SS`, `D-HH`).
+    pub time: Option<String>,
+    pub cpus_per_task: Option<usize>,
+    /// Memory per task, in Slurm's formats (`4G`, `4000M`).
+    pub memory: Option<String>,
+    pub gres: Option<String>,
+    /// At most this many tasks at once (`--array=...%K`).
+    pub max_parallel: Option<usize>,
+}
+
+/// A run of the sweep that has no successful record yet.
+#[derive(Debug, Clone)]
+pub struct MissingRun {
+    pub config: RunConfig,
+    /// Its record exists but says it failed: rerun with `--force`.
+    pub failed_before: bool,
+}
+
+/// The runs of `configs` without a successful record in `results`.
+pub fn missing_runs(results: &Path, configs: Vec<RunConfig>) -> Vec<MissingRun> {
+    configs
+        .into_iter()
+        .filter_map(|config| {
+            let path = record::run_dir(results, &record::run_id(&config)).join("result.json");
+            match record::read_record(&path) {
+                Ok(r) if r.is_ok() => None,
+                Ok(_) => Some(MissingRun { config, failed_before: true }),
+                // Absent, or unreadable (a record is written whole, so this is not a
+                // run in progress): run it again.
+                Err(_) => Some(MissingRun { config, failed_before: path.exists() }),
+            }
+        })
+        .collect()
+}
+
+/// Absolute paths for everything the script names: tasks may start in another folder,
+/// on another node.
+pub struct Paths {
+    pub exe: PathBuf,
+    pub results: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Paths {
+    pub fn resolve(exe: &Path, results: &Path, data: &Path) -> anyhow::Result<Paths> {
+        let absolute = |p: &Path| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()));
+        Ok(Paths {
+            exe: exe.canonicalize().context("resolving the lra binary")?,
+            results: absolute(results)?,
+            data: absolute(data)?,
+        })
+    }
+}
+
+/// The job-array script: `#SBATCH` lines, then one `case` branch per array task.
+pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: &str) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    let throttle = options.max_parallel.map(|k| format!("%{k}")).unwrap_or_default();
+    s += &format!("#SBATCH --job-name=lra-{name}\n");
+    s += &format!("#SBATCH --array=0-{}{throttle}\n", runs.len().saturating_sub(1));
+    // The wrapper's own output (before a task reaches its run folder) beside this script.
+    s += &format!(
+        "#SBATCH --output={}\n",
+        quote(&paths.results.join("slurm").join(format!("{name}-%A_%a.out")).display().to_string())
+    );
+    if let Some(p) = &options.partition {
+        s += &format!("#SBATCH --partition={}\n", quote(p));
+    }
+    if let Some(t) = &options.time {
+        s += &format!("#SBATCH --time={}\n", quote(t));
+    }
+    if let Some(n) = options.cpus_per_task {
+        s += &format!("#SBATCH --cpus-per-task={n}\n");
+    }
+    if let Some(m) = &options.memory {
+        s += &format!("#SBATCH --mem={}\n", quote(m));
+    }
+    if let Some(g) = &options.gres {
+        s += &format!("#SBATCH --gres={}\n", quote(g));
+    }
+    s += &format!(
+        "#\n# Written by `lra sweep --slurm`: {} runs of one sweep.\n# lra binary: {}\n# results:    {}\n# data:       {}\n",
+        runs.len(),
+        paths.exe.display(),
+        paths.results.display(),
+        paths.data.display()
+    );
+    s += "# Each task's stdout and stderr go to slurm-<job>_<task>.{out,err} in its run folder.\nset -euo pipefail\n\n";
+    s += "case \"$SLURM_ARRAY_TASK_ID\" in\n";
+    for (i, run) in runs.iter().enumerate() {
+        let dir = record::run_dir(&paths.results, &record::run_id(&run.config));
+        let mut args = run_arguments(&run.config, &paths.results, &paths.data);
+        if run.failed_before {
+            args.push("--force".into());
+        }
+        let log = |ext: &str| quote(&dir.join(format!("slurm-${{SLURM_ARRAY_JOB_ID}}_{i}.{ext}")).display().to_string());
+        s += &format!(
+            "  {i})  # {} {} seed {}\n    mkdir -p {}\n    exec {} >{} 2>{} ;;\n",
+            run.config.task.name.name(),
+            run.config.model,
+            run.config.seed,
+            quote(&dir.display().to_string()),
+            shell_line(&paths.exe, &args),
+            log("out"),
+            log("err"),
+        );
+    }
+    s += "  *) echo \"lra: no run for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;\nesac\n";
+    s
+}
+
+/// Double-quotes a word for bash, keeping `${...}` expansions.
+fn quote(word: &str) -> String {
+    format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\"").replace('`', "\\`"))
+}
+
+/// Checks that Slurm can take a job here: `sbatch` present and the controller answering.
+pub fn check_available() -> anyhow::Result<()> {
+    let output = run_tool("sinfo", &["--noheader", "--format=%P"])?;
+    if !output.status.success() {
+        bail!(
+            "the Slurm controller did not answer (`sinfo` failed: {}); is slurmctld running, and does SLURM_CONF or \
+             /etc/slurm/slurm.conf name it?",
+            last_words(&output)
+        );
+    }
+    run_tool("sbatch", &["--version"])?;
+    Ok(())
+}
+
+/// Writes the script as `results/slurm/<name>.sh` and submits it; returns the job id and
+/// the script's path. If `sbatch` refuses it, the script is removed again.
+pub fn submit(script_text: &str, results: &Path, name: &str) -> anyhow::Result<(String, PathBuf)> {
+    let path = script_path(results, name);
+    write_atomically(&path, script_text.as_bytes())?;
+    let output = run_tool("sbatch", &["--parsable", &path.display().to_string()])?;
+    if !output.status.success() {
+        std::fs::remove_file(&path).ok();
+        bail!("sbatch refused the job array: {}", last_words(&output));
+    }
+    // `--parsable` prints `<job id>` or `<job id>;<cluster>`.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch printed no job id: {stdout:?}");
+    }
+    Ok((id, path))
+}
+
+/// Where the script of the submission `name` goes.
+pub fn script_path(results: &Path, name: &str) -> PathBuf {
+    results.join("slurm").join(format!("{name}.sh"))
+}
+
+/// Waits until Slurm no longer lists any task of job `id`.
+pub fn wait_for(id: &str, poll: Duration) -> anyhow::Result<()> {
+    let mut failures = 0;
+    loop {
+        let output = run_tool("squeue", &["--noheader", "--jobs", id, "--format=%i"])?;
+        if output.status.success() {
+            failures = 0;
+            if String::from_utf8_lossy(&output.stdout).trim().is_empty() {
+                return Ok(());
+            }
+        } else {
+            // Finished jobs can briefly be unknown to squeue ("Invalid job id"): done.
+            let words = last_words(&output);
+            if words.contains("Invalid job id") {
+                return Ok(());
+            }
+            failures += 1;
+            if failures >= 10 {
+                bail!("squeue kept failing while waiting for job {id}: {words}");
+            }
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+fn run_tool(tool: &str, args: &[&str]) -> anyhow::Result<Output> {
+    Command::new(tool).args(args).output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!(
+            "`{tool}` was not found on PATH: Slurm's client commands are not installed here (`--dry-run` writes the \
+             script without submitting it)"
+        ),
+        _ => anyhow::Error::new(e).context(format!("running {tool}")),
+    })
+}
+
+/// The last non-empty line of a tool's stderr (or stdout), for error messages.
+fn last_words(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stderr.lines().chain(stdout.lines()).rfind(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceName;
+    use lra_tasks::{Preset, Task};
+
+    fn runs() -> Vec<MissingRun> {
+        ["transformer", "linear"]
+            .iter()
+            .enumerate()
+            .map(|(i, model)| MissingRun {
+                config: RunConfig::resolve(Task::Listops, Preset::Tiny, model, 0, DeviceName::Flex).unwrap(),
+                failed_before: i == 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_script_has_one_task_per_run_throttled_with_absolute_paths_and_logs_beside_each_run() {
+        let paths = Paths { exe: "/opt/lra/bin/lra".into(), results: "/shared/my results".into(), data: "/shared/data".into() };
+        let options = SlurmOptions {
+            partition: Some("gpu".into()),
+            time: Some("01:00:00".into()),
+            cpus_per_task: Some(4),
+            memory: Some("8G".into()),
+            gres: Some("gpu:1".into()),
+            max_parallel: Some(3),
+        };
+        let runs = runs();
+        let text = script(&runs, &paths, &options, "sweep-1");
+        for line in [
+            "#SBATCH --array=0-1%3",
+            "#SBATCH --partition=\"gpu\"",
+            "#SBATCH --time=\"01:00:00\"",
+            "#SBATCH --cpus-per-task=4",
+            "#SBATCH --mem=\"8G\"",
+            "#SBATCH --gres=\"gpu:1\"",
+            "#SBATCH --output=\"/shared/my results/slurm/sweep-1-%A_%a.out\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        for (i, run) in runs.iter().enumerate() {
+            let dir = format!("/shared/my results/runs/{}", record::run_id(&run.config));
+            let branch: Vec<&str> = text.lines().skip_while(|l| !l.starts_with(&format!("  {i})"))).take(3).collect();
+            assert!(branch[1].contains(&format!("mkdir -p \"{dir}\"")), "{branch:?}");
+            assert!(branch[2].starts_with("    exec /opt/lra/bin/lra run --task listops"), "{branch:?}");
+            assert!(branch[2].contains("--results '/shared/my results' --data /shared/data"), "{branch:?}");
+            assert!(branch[2].contains(&format!(">\"{dir}/slurm-${{SLURM_ARRAY_JOB_ID}}_{i}.out\"")), "{branch:?}");
+            // A run that failed before is forced: its failed record must not make it skip.
+            assert_eq!(branch[2].contains("--force"), run.failed_before, "{branch:?}");
+        }
+        // Bash accepts it.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("script.sh");
+        std::fs::write(&file, &text).unwrap();
+        let status = Command::new("bash").arg("-n").arg(&file).status().unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn missing_runs_are_the_absent_and_the_failed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let configs: Vec<RunConfig> = runs().into_iter().map(|r| r.config).collect();
+        let failed = record::RunRecord::failed(&configs[1], record::Failure::Panicked { message: "boom".into() }, 1.0);
+        let failed_path = record::run_dir(dir.path(), &record::run_id(&configs[1])).join("result.json");
+        crate::record::write_json_atomically(&failed_path, &failed).unwrap();
+        let missing = missing_runs(dir.path(), configs.clone());
+        assert_eq!(missing.len(), 2);
+        assert!(!missing[0].failed_before && missing[1].failed_before);
+    }
+}

@@ -1,0 +1,113 @@
+//! `lra sweep --slurm` against a real Slurm: the tests marked `ignore` need a running
+//! cluster (`.ci/slurm-up DIR` starts a single-node one on this machine and prints the
+//! `SLURM_CONF` to export; `.ci/run` does so and runs them with `--include-ignored`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use lra_harness::record::{RunRecord, read_record};
+
+fn lra(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lra"));
+    command.args(args).current_dir(dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the lra binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Every run folder's record, with the files beside it.
+fn runs(results: &Path) -> Vec<(RunRecord, Vec<String>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(results.join("runs")).unwrap() {
+        let dir = entry.unwrap().path();
+        let files = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        out.push((read_record(&dir.join("result.json")).expect("every run folder holds a valid record"), files));
+    }
+    out
+}
+
+const SWEEP: [&str; 8] =
+    ["sweep", "--slurm", "--preset", "tiny", "--models", "transformer,local", "--tasks", "listops,pathfinder"];
+
+#[test]
+fn without_slurm_commands_the_error_says_so_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_path = dir.path().join("bin");
+    std::fs::create_dir(&empty_path).unwrap();
+    let out = lra(&SWEEP, dir.path(), &[("PATH", empty_path.to_str().unwrap())]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not found on PATH: Slurm's client commands are not installed"), "{}", text(&out));
+    assert!(!dir.path().join("results").exists(), "nothing written to the results folder");
+}
+
+#[test]
+#[ignore = "needs Slurm's client commands (Debian slurm-wlm)"]
+fn an_unreachable_controller_gives_a_clear_error_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("slurm.conf");
+    // A controller on a port where nothing listens.
+    std::fs::write(
+        &conf,
+        "ClusterName=nowhere\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\nAuthType=auth/none\n\
+         NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=localhost Default=YES State=UP\n",
+    )
+    .unwrap();
+    let out = lra(&SWEEP, dir.path(), &[("SLURM_CONF", conf.to_str().unwrap())]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("the Slurm controller did not answer"), "{}", text(&out));
+    assert!(!dir.path().join("results").exists(), "nothing written to the results folder");
+}
+
+#[test]
+#[ignore = "needs a running Slurm cluster: .ci/slurm-up DIR starts one"]
+fn a_sweep_runs_as_a_job_array_and_resubmission_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+
+    // First submission, one run made to fail on purpose.
+    let first = lra(
+        &[&SWEEP[..], &["--wait", "--max-parallel", "2"]].concat(),
+        dir.path(),
+        &[("LRA_TEST_FAULT", "panic@pathfinder/local")],
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    let job_id = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    assert!(!job_id.is_empty() && job_id.chars().all(|c| c.is_ascii_digit()), "the job id is printed: {job_id:?}");
+    let recorded = runs(&results);
+    assert_eq!(recorded.len(), 4, "2 models x 2 tasks");
+    for (record, files) in &recorded {
+        // Each task's output is kept beside its run.
+        assert!(files.iter().any(|f| f.starts_with(&format!("slurm-{job_id}_")) && f.ends_with(".err")), "{files:?}");
+        let failed = (record.task.as_str(), record.model.as_str()) == ("pathfinder", "local");
+        assert_eq!(record.is_ok(), !failed, "{} {}", record.task, record.model);
+    }
+    let report = std::fs::read_to_string(dir.path().join("reports/report.md")).unwrap();
+    assert!(report.contains("FAIL (panicked"), "{report}");
+
+    // The second call submits exactly the failed run.
+    let dry = lra(&[&SWEEP[..], &["--dry-run"]].concat(), dir.path(), &[]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    let script = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(script.contains("#SBATCH --array=0-0\n"), "{script}");
+    let lines: Vec<&str> = script.lines().filter(|l| l.trim_start().starts_with("exec ")).collect();
+    assert_eq!(lines.len(), 1, "{script}");
+    assert!(lines[0].contains("--task pathfinder --model local") && lines[0].contains("--force"), "{script}");
+
+    let second = lra(&[&SWEEP[..], &["--wait"]].concat(), dir.path(), &[]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("submitted 1 runs"), "{}", text(&second));
+    let recorded = runs(&results);
+    assert_eq!(recorded.len(), 4, "every run recorded once");
+    assert!(recorded.iter().all(|(r, _)| r.is_ok()));
+    let report = std::fs::read_to_string(dir.path().join("reports/report.md")).unwrap();
+    assert!(!report.contains("FAIL (panicked"), "{report}");
+
+    // Nothing is missing now: a third call submits nothing.
+    let third = lra(&SWEEP, dir.path(), &[]);
+    assert!(third.status.success() && text(&third).contains("nothing to submit"), "{}", text(&third));
+}
