@@ -150,12 +150,12 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
     Ok(ExitCode::SUCCESS)
 }
 
-/// The step benchmark a sweep ends with: LRA's Table 2 at `lra`; shorter lengths and a
-/// small batch at `quick` and `tiny`, so that it takes minutes on a CPU.
+/// The step benchmark a sweep ends with: LRA's Table 2 at `lra`; at `quick`, LRA's lengths
+/// with a batch of 2 (minutes on a CPU); at `tiny`, short lengths for tests.
 fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName) -> BenchSpec {
     let (lengths, batch, timed_steps, cell_timeout) = match preset {
         Preset::Tiny => (vec![32, 64], 2, 1, 120.0),
-        Preset::Quick => (vec![1024, 2048], 2, 2, 300.0),
+        Preset::Quick => (vec![1024, 2048, 4096], 2, 2, 300.0),
         Preset::Lra => (vec![1024, 2048, 3072, 4096], 32, 3, 600.0),
     };
     transformer_first(&mut models);
