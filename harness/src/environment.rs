@@ -1,7 +1,5 @@
 //! What machine and software a run used, for its record.
 
-use std::process::Command;
-
 use crate::record::Environment;
 
 /// The burn release this harness is built against (pinned in the workspace Cargo.toml;
@@ -25,29 +23,32 @@ pub fn capture(device_adapter: &str) -> Environment {
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         device_adapter: device_adapter.to_string(),
         burn_version: BURN_VERSION.to_string(),
-        git_commit: git_commit(),
+        // Stamped by build.rs when the binary was built.
+        git_commit: env!("LRA_BUILD_COMMIT").to_string(),
         lra_version: env!("CARGO_PKG_VERSION").to_string(),
-    }
-}
-
-/// The commit of the checkout the binary was built from, with `+dirty` when it had
-/// uncommitted changes; `unknown` outside a git checkout.
-fn git_commit() -> String {
-    let source_dir = env!("CARGO_MANIFEST_DIR");
-    let git =
-        |args: &[&str]| Command::new("git").arg("-C").arg(source_dir).args(args).output().ok().filter(|o| o.status.success());
-    match git(&["rev-parse", "HEAD"]) {
-        Some(out) => {
-            let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|o| !o.stdout.is_empty());
-            if dirty { format!("{commit}+dirty") } else { commit }
-        }
-        None => "unknown".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    /// The stamp is the state of the checkout that this test binary was built from, which
+    /// is the checkout's state now (the test runs right after its build).
+    #[test]
+    fn the_commit_is_stamped_at_build_time_and_matches_the_checkout() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let git = |args: &[&str]| {
+            std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok().filter(|o| o.status.success())
+        };
+        let stamped = env!("LRA_BUILD_COMMIT");
+        match git(&["rev-parse", "HEAD"]) {
+            Some(out) => {
+                let head = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                assert_eq!(stamped.trim_end_matches("+dirty"), head);
+            }
+            None => assert_eq!(stamped, "unknown"),
+        }
+    }
+
     #[test]
     fn burn_version_constant_matches_the_lock_file() {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
