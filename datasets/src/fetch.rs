@@ -574,15 +574,21 @@ mod tests {
         assert_eq!(names_in(&dir.path().join("downloads")), ["a.tar.gz"]); // no partial file left
     }
 
+    /// Serves `served` where the archive `expected` was published: the checksum must fail
+    /// and nothing may be left behind.
+    fn assert_refused_by_checksum(served: Vec<u8>, expected: &[u8]) {
+        let server = serve(served, Serving::Whole, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let (archive, target) = (dir.path().join("a.tar.gz"), dir.path().join("data"));
+        let err = fetch(&server.url, Some(&digest(expected)), &archive, &target, &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("SHA-256"), "{err}");
+        assert!(names_in(dir.path()).is_empty(), "left behind: {:?}", names_in(dir.path()));
+    }
+
     #[test]
     fn a_truncated_archive_fails_the_checksum_and_leaves_no_target() {
         let archive_bytes = gzip(&good_tar());
-        let server = serve(archive_bytes[..archive_bytes.len() / 2].to_vec(), Serving::Whole, 1);
-        let dir = tempfile::tempdir().unwrap();
-        let (archive, target) = (dir.path().join("a.tar.gz"), dir.path().join("data"));
-        let err = fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, &mut |_, _| {}).unwrap_err();
-        assert!(err.to_string().contains("SHA-256"), "{err}");
-        assert!(names_in(dir.path()).is_empty(), "left behind: {:?}", names_in(dir.path()));
+        assert_refused_by_checksum(archive_bytes[..archive_bytes.len() / 2].to_vec(), &archive_bytes);
     }
 
     #[test]
@@ -591,12 +597,7 @@ mod tests {
         let mut tampered = archive_bytes.clone();
         let middle = tampered.len() / 2;
         tampered[middle] ^= 0x40;
-        let server = serve(tampered, Serving::Whole, 1);
-        let dir = tempfile::tempdir().unwrap();
-        let (archive, target) = (dir.path().join("a.tar.gz"), dir.path().join("data"));
-        let err = fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, &mut |_, _| {}).unwrap_err();
-        assert!(err.to_string().contains("SHA-256"), "{err}");
-        assert!(names_in(dir.path()).is_empty(), "left behind: {:?}", names_in(dir.path()));
+        assert_refused_by_checksum(tampered, &archive_bytes);
     }
 
     #[test]

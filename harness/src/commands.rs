@@ -82,10 +82,16 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         bench::run(&exe, &bench, &args.results, command, Some(id))?;
     }
     if !args.no_report {
-        let written = crate::report::write(&args.results, &args.out)?;
-        eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
+        write_sweep_report(args)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report at the end of a sweep, from everything in its results folder.
+fn write_sweep_report(args: &SweepArgs) -> anyhow::Result<()> {
+    let written = crate::report::write(&args.results, &args.out)?;
+    eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
+    Ok(())
 }
 
 /// `lra sweep --slurm`: submit the missing runs as one job array (or print its script).
@@ -101,15 +107,10 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
         total - missing.len(),
         missing.len()
     );
-    let write_report = || -> anyhow::Result<()> {
-        let written = crate::report::write(&args.results, &args.out)?;
-        eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
-        Ok(())
-    };
     if missing.is_empty() {
         eprintln!("sweep: nothing to submit");
         if args.wait && !args.no_report {
-            write_report()?;
+            write_sweep_report(args)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -144,7 +145,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
         let still_missing = slurm::missing_runs(&args.results, configs);
         eprintln!("sweep: job {id} finished; {} of {total} runs missing or failed", still_missing.len());
         if !args.no_report {
-            write_report()?;
+            write_sweep_report(args)?;
         }
     }
     Ok(ExitCode::SUCCESS)

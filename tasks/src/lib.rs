@@ -236,14 +236,46 @@ impl Downsample {
 }
 
 impl TaskConfig {
+    /// A configuration with the task's own vocabulary and classes, images unshrunk.
+    fn new(
+        task: Task,
+        preset: Preset,
+        max_length: usize,
+        data: DataConfig,
+        model: ModelConfig,
+        training: TrainingConfig,
+    ) -> Self {
+        TaskConfig {
+            name: task,
+            preset,
+            max_length,
+            vocab_size: task.vocab_size(),
+            classes: task.classes(),
+            data,
+            downsample: None,
+            model,
+            training,
+        }
+    }
+
+    /// This image task with its square images (of `max_length` pixels) shrunk by `factor`
+    /// in each direction, and `max_length` to match.
+    fn downsampled(mut self, factor: usize, reduce: Reduce) -> Self {
+        let side = (self.max_length as f64).sqrt().round() as usize;
+        self.downsample = Some(Downsample { side, factor, reduce });
+        self.max_length = (side / factor).pow(2);
+        self
+    }
+
     /// The task's splits, through the prepared-data cache, shrunk when `downsample` says so;
     /// also whether they came from the cache.
     pub fn prepare_reporting(&self, data_dir: &std::path::Path) -> Result<(Splits, bool), DataError> {
         let Some(downsample) = &self.downsample else {
             return self.data.prepare_reporting(self.max_length, data_dir);
         };
-        let small = downsample.side / downsample.factor;
-        if downsample.factor == 0 || small * downsample.factor != downsample.side || small * small != self.max_length {
+        // The factor is checked before it divides: a configuration file may hold 0.
+        let small = downsample.side.checked_div(downsample.factor).unwrap_or(0);
+        if small == 0 || small * downsample.factor != downsample.side || small * small != self.max_length {
             return Err(DataError::new(format!(
                 "downsample: side {} must be a multiple of factor {}, and (side / factor)^2 must equal max_length {}",
                 downsample.side, downsample.factor, self.max_length
@@ -382,17 +414,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    TaskConfig {
-        name: task,
-        preset,
-        max_length,
-        vocab_size: task.vocab_size(),
-        classes: task.classes(),
-        data,
-        downsample: None,
-        model,
-        training,
-    }
+    TaskConfig::new(task, preset, max_length, data, model, training)
 }
 
 fn model(d_model: usize, heads: usize, layers: usize, d_ff: usize, pooling: Pooling, positions: Positions) -> ModelConfig {
@@ -466,17 +488,7 @@ fn byte_config(task: Task, preset: Preset) -> TaskConfig {
             lra_rsqrt_training(32, 20_000, 8_000),
         ),
     };
-    TaskConfig {
-        name: task,
-        preset,
-        max_length,
-        vocab_size: task.vocab_size(),
-        classes: task.classes(),
-        data,
-        downsample: None,
-        model,
-        training,
-    }
+    TaskConfig::new(task, preset, max_length, data, model, training)
 }
 
 fn image_config(preset: Preset) -> TaskConfig {
@@ -524,18 +536,10 @@ fn image_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    let side = (cifar::PIXELS as f64).sqrt() as usize;
-    let downsample = (preset == Preset::Quick).then_some(Downsample { side, factor: 2, reduce: Reduce::Mean });
-    TaskConfig {
-        name: task,
-        preset,
-        max_length: downsample.map_or(cifar::PIXELS, |d| (d.side / d.factor).pow(2)),
-        vocab_size: task.vocab_size(),
-        classes: task.classes(),
-        data,
-        downsample,
-        model,
-        training,
+    let config = TaskConfig::new(task, preset, cifar::PIXELS, data, model, training);
+    match preset {
+        Preset::Quick => config.downsampled(2, Reduce::Mean),
+        _ => config,
     }
 }
 
@@ -596,21 +600,10 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             )
         }
     };
-    let downsample = (preset == Preset::Quick && task == Task::Pathfinder).then_some(Downsample {
-        side: size,
-        factor: 2,
-        reduce: Reduce::Max,
-    });
-    TaskConfig {
-        name: task,
-        preset,
-        max_length: downsample.map_or(size * size, |d| (d.side / d.factor).pow(2)),
-        vocab_size: task.vocab_size(),
-        classes: task.classes(),
-        data,
-        downsample,
-        model,
-        training,
+    let config = TaskConfig::new(task, preset, size * size, data, model, training);
+    match preset {
+        Preset::Quick if task == Task::Pathfinder => config.downsampled(2, Reduce::Max),
+        _ => config,
     }
 }
 
@@ -668,6 +661,10 @@ mod tests {
         config.max_length = 200;
         let err = config.prepare(&dir).unwrap_err().to_string();
         assert!(err.contains("max_length 200"), "{err}");
+        // A factor of 0 (possible in a configuration file) is an error, not a division by zero.
+        config.downsample = Some(Downsample { side: 32, factor: 0, reduce: Reduce::Max });
+        let err = config.prepare(&dir).unwrap_err().to_string();
+        assert!(err.contains("factor 0"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
