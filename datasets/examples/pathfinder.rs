@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let count: u64 = args.get(4).map_or(Ok(24), |s| s.parse())?;
             let seed: u64 = args.get(5).map_or(Ok(0), |s| s.parse())?;
             let samples = pathfinder::generate(&config, seed, count)?;
-            let png = pathfinder::preview_png(samples.iter().map(|s| (s.pixels.as_slice(), s.label)), config.size, 6)?;
+            let png = pathfinder::preview_png(samples.iter().map(|s| (s.pixels.as_slice(), s.label)), config.size, 6, 2)?;
             std::fs::write(out, png)?;
             println!("wrote {out}: {count} images of size {}", config.size);
         }

@@ -95,7 +95,7 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
                 .take(*count)
                 .map(|e| (e.tokens.iter().map(|&t| t.saturating_sub(1) as u8).collect(), e.label as u8))
                 .collect();
-            let png = pathfinder::preview_png(images.iter().map(|(p, l)| (p.as_slice(), *l)), size, *columns)?;
+            let png = pathfinder::preview_png(images.iter().map(|(p, l)| (p.as_slice(), *l)), size, *columns, config.classes)?;
             let out = out.clone().unwrap_or_else(|| PathBuf::from(format!("{}-preview.png", config.name.name())));
             write_atomically(&out, &png)?;
             println!(

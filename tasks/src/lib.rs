@@ -206,8 +206,8 @@ pub struct Downsample {
 pub enum Reduce {
     /// The rounded mean: photographs (CIFAR-10 and its stand-in).
     Mean,
-    /// The brightest pixel: Pathfinder's one-pixel dashes survive, where a mean would
-    /// fade them into the background.
+    /// The brightest pixel: keeps one-pixel strokes at full brightness, but also makes
+    /// them as bright as anything larger (no preset uses it; a configuration may).
     Max,
 }
 
@@ -552,8 +552,11 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
             cpu_training(if task == Task::Pathx { 2 } else { 8 }, 4, 2),
         ),
-        // Pathfinder: the baseline difficulty (contours of 6 segments) at 16x16 (2x2
-        // maxima keep the dashes), 256 pixels, for the same reason as the image task.
+        // Pathfinder: the baseline difficulty (contours of 6 segments) at 16x16, 256
+        // pixels, for the same reason as the image task. 2x2 means, not maxima: a marker
+        // (a disc of radius 1.5) fills a whole block and stays at full brightness, while a
+        // one-pixel dash fills at most part of one and comes out dimmer; under maxima both
+        // become the same bright blocks and the markers cannot be told from the dashes.
         Preset::Quick if task == Task::Pathfinder => (
             data(5_000, PathfinderDifficulty::Baseline),
             model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
@@ -602,7 +605,7 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
     };
     let config = TaskConfig::new(task, preset, size * size, data, model, training);
     match preset {
-        Preset::Quick if task == Task::Pathfinder => config.downsampled(2, Reduce::Max),
+        Preset::Quick if task == Task::Pathfinder => config.downsampled(2, Reduce::Mean),
         _ => config,
     }
 }
@@ -641,6 +644,42 @@ mod tests {
         dark[5] = 256;
         assert_eq!(max.apply(&dark), vec![256, 1, 1, 1]);
         assert_eq!(mean.apply(&dark), vec![65, 1, 1, 1]);
+    }
+
+    #[test]
+    fn quick_pathfinder_keeps_its_markers_brighter_than_the_dashes() {
+        // Where the markers are comes from the generator's bookkeeping. A marker (a plus of
+        // five full pixels and four at 149 for radius 1.5) fills one 2x2 block, whose mean
+        // is at least 229; a dash is a pixel wide and rarely fills a block. Under maxima a
+        // dash block is as bright as a marker block, which is why the preset takes means.
+        use lra_datasets::pathfinder::{Difficulty, PathfinderConfig, generate};
+        let downsample = TaskConfig::resolve(Task::Pathfinder, Preset::Quick).downsample.unwrap();
+        assert_eq!(downsample.reduce, Reduce::Mean);
+        let maxima = Downsample { reduce: Reduce::Max, ..downsample };
+        let config = PathfinderConfig::lra(32, Difficulty::Baseline).unwrap();
+        let samples = generate(&config, 11, 1_000).unwrap();
+        let marker_bright = 229 + 1; // as a token: pixel value + 1
+        let within = |at: usize, (y, x): (f32, f32), reach: f32| {
+            let (row, column) = ((2 * (at / 16)) as f32 + 0.5, (2 * (at % 16)) as f32 + 0.5);
+            (row - y).abs() <= reach && (column - x).abs() <= reach
+        };
+        let (mut confusable_under_means, mut confusable_under_maxima) = (0, 0);
+        for sample in &samples {
+            let tokens: Vec<u32> = sample.pixels.iter().map(|&p| u32::from(p) + 1).collect();
+            let confusable = |small: &[u32]| {
+                (0..small.len())
+                    .any(|at| small[at] >= marker_bright && !sample.markers.iter().any(|&marker| within(at, marker, 2.0)))
+            };
+            let small = downsample.apply(&tokens);
+            for &marker in &sample.markers {
+                let brightest = (0..small.len()).filter(|&at| within(at, marker, 1.0)).map(|at| small[at]).max();
+                assert!(brightest >= Some(marker_bright), "the marker at {marker:?} fades to {brightest:?}");
+            }
+            confusable_under_means += usize::from(confusable(&small));
+            confusable_under_maxima += usize::from(confusable(&maxima.apply(&tokens)));
+        }
+        assert!(confusable_under_means <= 10, "{confusable_under_means} of 1000 images have a dash as bright as a marker");
+        assert!(confusable_under_maxima >= 900, "under maxima only {confusable_under_maxima} of 1000");
     }
 
     #[test]

@@ -1,22 +1,37 @@
-//! A contact sheet of Pathfinder images for the eye: a grid of enlarged images, each over a
-//! bar that shows its label (green with a `1`: the markers are connected; red with a `0`).
+//! A contact sheet of images for the eye: a grid of enlarged images, each over a bar that
+//! shows its label. For Pathfinder (two classes) the bar is green with a `1` (the markers
+//! are connected) or red with a `0`; for more classes it is neutral, with the class number.
 
 use crate::DataError;
 
-/// 3 x 5 pixel glyphs of the digits 0 and 1, one row per byte, bit 2 the leftmost column.
-const GLYPHS: [[u8; 5]; 2] = [[0b111, 0b101, 0b101, 0b101, 0b111], [0b010, 0b110, 0b010, 0b010, 0b111]];
+/// 3 x 5 pixel glyphs of the digits 0 to 9, one row per byte, bit 2 the leftmost column.
+const GLYPHS: [[u8; 5]; 10] = [
+    [0b111, 0b101, 0b101, 0b101, 0b111],
+    [0b010, 0b110, 0b010, 0b010, 0b111],
+    [0b111, 0b001, 0b111, 0b100, 0b111],
+    [0b111, 0b001, 0b111, 0b001, 0b111],
+    [0b101, 0b101, 0b111, 0b001, 0b001],
+    [0b111, 0b100, 0b111, 0b001, 0b111],
+    [0b111, 0b100, 0b111, 0b101, 0b111],
+    [0b111, 0b001, 0b010, 0b010, 0b010],
+    [0b111, 0b101, 0b111, 0b101, 0b111],
+    [0b111, 0b101, 0b111, 0b001, 0b111],
+];
 
 const BACKGROUND: [u8; 3] = [48, 48, 64];
 const CONNECTED: [u8; 3] = [40, 150, 60];
 const NOT_CONNECTED: [u8; 3] = [180, 50, 50];
+/// The bar of a task of more than two classes, where no class is "right".
+const CLASS: [u8; 3] = [70, 90, 140];
 const GAP: usize = 6;
 
 /// PNG bytes (RGB) of a grid of `(pixels, label)` images of side `size`, `columns` to a
-/// row, each enlarged to about 256 pixels.
+/// row, each enlarged to about 256 pixels, for a task of `classes` classes.
 pub fn preview_png<'a>(
     images: impl IntoIterator<Item = (&'a [u8], u8)>,
     size: usize,
     columns: usize,
+    classes: usize,
 ) -> Result<Vec<u8>, DataError> {
     let images: Vec<(&[u8], u8)> = images.into_iter().collect();
     if images.is_empty() || columns == 0 || size == 0 {
@@ -47,19 +62,25 @@ pub fn preview_png<'a>(
                 paint(left + x, top + y, [gray; 3]);
             }
         }
-        let colour = if *label == 1 { CONNECTED } else { NOT_CONNECTED };
+        let colour = match (classes, *label) {
+            (2, 1) => CONNECTED,
+            (2, _) => NOT_CONNECTED,
+            _ => CLASS,
+        };
         for y in 0..bar {
             for x in 0..tile {
                 paint(left + x, top + tile + y, colour);
             }
         }
-        if let Some(glyph) = GLYPHS.get(*label as usize) {
+        // The label in decimal, one 3-pixel glyph and a 1-pixel space per digit.
+        for (position, digit) in label.to_string().bytes().enumerate() {
+            let glyph = GLYPHS[usize::from(digit - b'0')];
             for (gy, bits) in glyph.iter().enumerate() {
                 for gx in 0..3 {
                     if bits & (0b100 >> gx) != 0 {
                         for dy in 0..glyph_scale {
                             for dx in 0..glyph_scale {
-                                let x = left + glyph_scale * (1 + gx) + dx;
+                                let x = left + glyph_scale * (1 + 4 * position + gx) + dx;
                                 let y = top + tile + glyph_scale * (1 + gy) + dy;
                                 paint(x, y, [255; 3]);
                             }
@@ -88,7 +109,7 @@ mod tests {
     fn the_sheet_shows_each_image_enlarged_over_a_bar_of_its_label_colour() {
         let dark = [0u8; 4 * 4];
         let bright = [200u8; 4 * 4];
-        let png = preview_png([(&dark[..], 0), (&bright[..], 1), (&dark[..], 1)], 4, 2).unwrap();
+        let png = preview_png([(&dark[..], 0), (&bright[..], 1), (&dark[..], 1)], 4, 2, 2).unwrap();
         let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
         let mut rgb = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut rgb).unwrap();
@@ -104,6 +125,30 @@ mod tests {
         assert_eq!(at(second_tile + 100, GAP + 100), [200; 3]);
         assert_eq!(at(GAP + 200, GAP + tile + 3), NOT_CONNECTED);
         assert_eq!(at(second_tile + 200, GAP + tile + 3), CONNECTED);
-        assert!(preview_png([(&dark[..3], 0)], 4, 2).is_err());
+        assert!(preview_png([(&dark[..3], 0)], 4, 2, 2).is_err());
+    }
+
+    #[test]
+    fn a_task_of_ten_classes_gets_a_neutral_bar_with_the_class_number() {
+        let dark = [0u8; 4 * 4];
+        let png = preview_png([(&dark[..], 7), (&dark[..], 1)], 4, 2, 10).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut rgb).unwrap();
+        let at = |x: usize, y: usize| {
+            let i = 3 * (y * info.width as usize + x);
+            [rgb[i], rgb[i + 1], rgb[i + 2]]
+        };
+        // Glyphs at scale 4 from (4, 4) inside the bar; the glyph of 7 is
+        // 111 / 001 / 010 / 010 / 010.
+        let (tile, scale) = (256, 4);
+        let glyph_pixel = |left: usize, gx: usize, gy: usize| at(left + scale * (1 + gx), GAP + tile + scale * (1 + gy));
+        let painted: Vec<Vec<bool>> = (0..5).map(|gy| (0..3).map(|gx| glyph_pixel(GAP, gx, gy) == [255; 3]).collect()).collect();
+        let seven = [[true, true, true], [false, false, true], [false, true, false], [false, true, false], [false, true, false]];
+        assert_eq!(painted, seven.map(|row| row.to_vec()).to_vec());
+        assert_eq!(glyph_pixel(GAP, 0, 1), CLASS);
+        // Class 1 of ten is not "connected": the same neutral bar.
+        let second = GAP + tile + GAP;
+        assert_eq!(at(second + 200, GAP + tile + 3), CLASS);
     }
 }
