@@ -16,6 +16,8 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use crate::rng::SeededRng;
 use crate::{DataError, Example, Splits};
 
@@ -173,21 +175,32 @@ fn check_config(config: &GeneratorConfig) -> Result<(), DataError> {
 /// Generates the three splits: distinct trees with lengths in the open bounds, in the
 /// order the seeded stream yields them (train first, then validation, then test).
 pub fn generate(config: &GeneratorConfig, seed: u64) -> Result<Vec<Expr>, DataError> {
+    let mut trees = Vec::new();
+    draw_distinct(config, seed, |tree, _| trees.push(tree))?;
+    Ok(trees)
+}
+
+/// Hands `keep` each tree of the seeded stream whose length is within the open bounds
+/// and that did not come before, with its source, until the splits are full.
+///
+/// Repeats are recognised by the SHA-256 of the source, which determines the tree: 32
+/// bytes per tree kept in memory instead of a copy of the tree (the full-size dataset's
+/// trees take gigabytes as nodes).
+fn draw_distinct(config: &GeneratorConfig, seed: u64, mut keep: impl FnMut(Expr, String)) -> Result<(), DataError> {
     check_config(config)?;
     let wanted = config.train + config.validation + config.test;
     let mut rng = SeededRng::new(seed, u64::from_le_bytes(*b"ListOps\0"));
-    let mut seen = HashSet::with_capacity(wanted);
-    let mut kept = Vec::with_capacity(wanted);
+    let mut seen: HashSet<[u8; 32]> = HashSet::with_capacity(wanted);
     // Most trees are rejected (a quarter of roots are operators at all); the bound only
     // guards against settings under which the lengths asked for are practically unreachable.
     let max_attempts = 10_000 * wanted.max(1) as u64 + 1_000_000;
     let mut attempts = 0u64;
-    while kept.len() < wanted {
+    while seen.len() < wanted {
         attempts += 1;
         if attempts > max_attempts {
             return Err(DataError::new(format!(
                 "listops: found only {} of {} trees with {} < length < {} in {} attempts; widen the bounds",
-                kept.len(),
+                seen.len(),
                 wanted,
                 config.min_length,
                 config.max_length,
@@ -199,11 +212,12 @@ pub fn generate(config: &GeneratorConfig, seed: u64) -> Result<Vec<Expr>, DataEr
         if length <= config.min_length || length >= config.max_length {
             continue;
         }
-        if seen.insert(tree.clone()) {
-            kept.push(tree);
+        let source = tree.to_source();
+        if seen.insert(Sha256::digest(source.as_bytes()).into()) {
+            keep(tree, source);
         }
     }
-    Ok(kept)
+    Ok(())
 }
 
 /// A sample as the released TSV holds it.
@@ -213,20 +227,13 @@ pub struct Sample {
     pub target: u8,
 }
 
-impl Sample {
-    pub fn from_expr(expr: &Expr) -> Self {
-        Self { source: expr.to_source(), target: expr.value() }
-    }
-}
-
-/// Generates the splits as samples.
+/// Generates the splits as samples, one tree at a time.
 pub fn generate_samples(config: &GeneratorConfig, seed: u64) -> Result<[Vec<Sample>; 3], DataError> {
-    let trees = generate(config, seed)?;
-    let mut samples = trees.iter().map(Sample::from_expr);
-    let train = samples.by_ref().take(config.train).collect();
-    let validation = samples.by_ref().take(config.validation).collect();
-    let test = samples.collect();
-    Ok([train, validation, test])
+    let mut samples = Vec::with_capacity(config.train + config.validation + config.test);
+    draw_distinct(config, seed, |tree, source| samples.push(Sample { target: tree.value(), source }))?;
+    let test = samples.split_off(config.train + config.validation);
+    let validation = samples.split_off(config.train);
+    Ok([samples, validation, test])
 }
 
 /// Evaluates a source string in the released format (parentheses optional).
