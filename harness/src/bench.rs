@@ -286,11 +286,22 @@ pub fn bench_dir(results: &Path) -> PathBuf {
     results.join("bench")
 }
 
+/// `results/bench/<bench-id>.json`.
+fn record_path(results: &Path, bench_id: &str) -> PathBuf {
+    bench_dir(results).join(format!("{bench_id}.json"))
+}
+
 /// Writes a benchmark record as `results/bench/<bench-id>.json`.
 pub fn save(results: &Path, record: &BenchRecord) -> anyhow::Result<PathBuf> {
-    let path = bench_dir(results).join(format!("{}.json", record.bench_id));
+    let path = record_path(results, &record.bench_id);
     write_json_atomically(&path, record)?;
     Ok(path)
+}
+
+/// The record at `path`; an unreadable one is an error naming the file.
+fn load(path: &Path) -> anyhow::Result<BenchRecord> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark record", path.display()))
 }
 
 /// Every benchmark record under `results/bench/`, the last written last; unreadable files are
@@ -310,8 +321,7 @@ pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
     paths.sort();
     let paths = paths.into_iter().map(|(_, p)| p);
     for path in paths {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        records.push(serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark record", path.display()))?);
+        records.push(load(&path)?);
     }
     Ok(records)
 }
@@ -358,20 +368,18 @@ pub fn run(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
         )
     });
-    let earlier: Vec<Measurement> = match &resume_id {
-        Some(id) => load_all(results)?
-            .into_iter()
-            .find(|r| {
-                &r.bench_id == id
-                    && r.scope == spec.scope
-                    && r.device == spec.device.name()
-                    && r.batch == spec.batch
-                    && r.warmup_steps == spec.warmup_steps
-                    && r.timed_steps == spec.timed_steps
-            })
-            .map(|r| r.measurements)
-            .unwrap_or_default(),
-        None => Vec::new(),
+    // The cells a record of that name already holds, if they were measured the same way.
+    let earlier: Vec<Measurement> = match resume_id.as_deref().map(|id| record_path(results, id)) {
+        Some(path) if path.is_file() => {
+            let r = load(&path)?;
+            let same_settings = r.scope == spec.scope
+                && r.device == spec.device.name()
+                && r.batch == spec.batch
+                && r.warmup_steps == spec.warmup_steps
+                && r.timed_steps == spec.timed_steps;
+            if same_settings { r.measurements } else { Vec::new() }
+        }
+        _ => Vec::new(),
     };
     let adapter = open(spec.device).map(|d| d.adapter).map_err(anyhow::Error::msg)?;
     let mut record = BenchRecord {

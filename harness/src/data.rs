@@ -38,8 +38,15 @@ fn set_data_seed(data: &mut DataConfig, new_seed: u64) {
     }
 }
 
-fn prepare(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<Splits> {
-    config.prepare(data_dir).with_context(|| format!("preparing the {} data", config.name.name()))
+/// The task's splits (through the cache) and whether they came from it; errors say which
+/// task's data failed.
+pub(crate) fn prepare_reporting(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<(Splits, bool)> {
+    config.prepare_reporting(data_dir).with_context(|| format!("preparing the {} data", config.name.name()))
+}
+
+/// As [`prepare_reporting`], the splits alone.
+pub(crate) fn prepare(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<Splits> {
+    prepare_reporting(config, data_dir).map(|(splits, _)| splits)
 }
 
 pub fn command(action: &DataAction) -> anyhow::Result<()> {
@@ -47,8 +54,7 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
         DataAction::Generate(args) => {
             let config = resolve(args)?;
             let started = Instant::now();
-            let (splits, from_cache) =
-                config.prepare_reporting(&args.data).with_context(|| format!("preparing the {} data", config.name.name()))?;
+            let (splits, from_cache) = prepare_reporting(&config, &args.data)?;
             let seconds = started.elapsed().as_secs_f64();
             let n = splits.train.len() + splits.validation.len() + splits.test.len();
             println!(

@@ -144,6 +144,11 @@ pub fn run_dir(results: &Path, run_id: &str) -> PathBuf {
     results.join("runs").join(run_id)
 }
 
+/// Where the record of `config` goes: `results/runs/<run-id>/result.json`.
+pub fn result_path(results: &Path, config: &RunConfig) -> PathBuf {
+    run_dir(results, &run_id(config)).join("result.json")
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced,
 /// then renamed over `path`, so a reader sees the old file or the new one, never half.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

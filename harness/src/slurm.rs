@@ -44,7 +44,7 @@ pub fn missing_runs(results: &Path, configs: Vec<RunConfig>) -> Vec<MissingRun> 
     configs
         .into_iter()
         .filter_map(|config| {
-            let path = record::run_dir(results, &record::run_id(&config)).join("result.json");
+            let path = record::result_path(results, &config);
             match record::read_record(&path) {
                 Ok(r) if r.is_ok() => None,
                 Ok(_) => Some(MissingRun { config, failed_before: true }),
@@ -281,7 +281,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let configs: Vec<RunConfig> = runs().into_iter().map(|r| r.config).collect();
         let failed = record::RunRecord::failed(&configs[1], record::Failure::Panicked { message: "boom".into() }, 1.0);
-        let failed_path = record::run_dir(dir.path(), &record::run_id(&configs[1])).join("result.json");
+        let failed_path = record::result_path(dir.path(), &configs[1]);
         crate::record::write_json_atomically(&failed_path, &failed).unwrap();
         let missing = missing_runs(dir.path(), configs.clone());
         assert_eq!(missing.len(), 2);

@@ -44,7 +44,7 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
 
 /// Whether `results` already holds the finished record of `config`.
 pub fn is_recorded(results: &Path, config: &RunConfig) -> bool {
-    record::run_dir(results, &record::run_id(config)).join("result.json").is_file()
+    record::result_path(results, config).is_file()
 }
 
 /// The `lra run` arguments that run `config` into `results`.

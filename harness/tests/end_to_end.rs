@@ -6,8 +6,11 @@ use std::process::{Command, Output};
 use lra_harness::config::RunConfig;
 use lra_harness::device::{DeviceName, open};
 use lra_harness::record::{RunRecord, read_metrics_csv, read_record};
-use lra_harness::train::{Progress, train};
+use lra_harness::train::train;
 use lra_tasks::{Preset, Task};
+
+mod common;
+use common::Silent;
 
 fn lra(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lra")).args(args).output().expect("the lra binary runs")
@@ -160,12 +163,6 @@ fn an_unknown_field_in_a_configuration_file_is_named() {
     assert!(err.contains("unknown field `learning_rate_typo`"), "{err}");
     assert!(err.contains("config.json:"), "{err}");
     assert!(!results.exists(), "nothing is written for a bad configuration");
-}
-
-struct Silent;
-impl Progress for Silent {
-    fn step(&mut self, _: usize, _: f64, _: f64, _: f64) {}
-    fn evaluated(&mut self, _: usize, _: f64, _: f64) {}
 }
 
 #[test]

@@ -3,14 +3,11 @@
 use lra_datasets::{Example, Splits};
 use lra_harness::config::RunConfig;
 use lra_harness::device::{DeviceName, open};
-use lra_harness::train::{Progress, train};
+use lra_harness::train::train;
 use lra_tasks::{Positions, Preset, Schedule, Task};
 
-struct Silent;
-impl Progress for Silent {
-    fn step(&mut self, _: usize, _: f64, _: f64, _: f64) {}
-    fn evaluated(&mut self, _: usize, _: f64, _: f64) {}
-}
+mod common;
+use common::Silent;
 
 /// One marker token among 31 identical ones; the label says whether the marker is in the
 /// first half. Every example holds the same tokens, so a model blind to positions stays at

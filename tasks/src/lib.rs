@@ -261,7 +261,7 @@ impl TaskConfig {
     /// This image task with its square images (of `max_length` pixels) shrunk by `factor`
     /// in each direction, and `max_length` to match.
     fn downsampled(mut self, factor: usize, reduce: Reduce) -> Self {
-        let side = (self.max_length as f64).sqrt().round() as usize;
+        let side = square_side(self.max_length);
         self.downsample = Some(Downsample { side, factor, reduce });
         self.max_length = (side / factor).pow(2);
         self
@@ -304,7 +304,7 @@ impl TaskConfig {
     /// The side of the images the model sees, for image tasks.
     pub fn image_side(&self) -> Option<usize> {
         match self.name {
-            Task::Image | Task::Pathfinder | Task::Pathx => Some((self.max_length as f64).sqrt().round() as usize),
+            Task::Image | Task::Pathfinder | Task::Pathx => Some(square_side(self.max_length)),
             _ => None,
         }
     }
@@ -319,6 +319,11 @@ impl TaskConfig {
             Task::Pathx => pathfinder_config(Task::Pathx, preset),
         }
     }
+}
+
+/// The side of a square image of `pixels` pixels.
+fn square_side(pixels: usize) -> usize {
+    (pixels as f64).sqrt().round() as usize
 }
 
 fn listops_config(preset: Preset) -> TaskConfig {
@@ -659,9 +664,11 @@ mod tests {
         let config = PathfinderConfig::lra(32, Difficulty::Baseline).unwrap();
         let samples = generate(&config, 11, 1_000).unwrap();
         let marker_bright = 229 + 1; // as a token: pixel value + 1
+        let (factor, small_side) = (downsample.factor, downsample.side / downsample.factor);
+        // Whether block `at` has its centre (in full-size pixels) within `reach` of `(y, x)`.
         let within = |at: usize, (y, x): (f32, f32), reach: f32| {
-            let (row, column) = ((2 * (at / 16)) as f32 + 0.5, (2 * (at % 16)) as f32 + 0.5);
-            (row - y).abs() <= reach && (column - x).abs() <= reach
+            let centre = |i: usize| (factor * i) as f32 + (factor as f32 - 1.0) / 2.0;
+            (centre(at / small_side) - y).abs() <= reach && (centre(at % small_side) - x).abs() <= reach
         };
         let (mut confusable_under_means, mut confusable_under_maxima) = (0, 0);
         for sample in &samples {
