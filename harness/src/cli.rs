@@ -15,6 +15,8 @@ pub struct Cli {
 pub enum Command {
     /// Train one model on one task and write its run record.
     Run(RunArgs),
+    /// Print the resolved configuration of a run, as its config.json would hold it.
+    Config(ConfigArgs),
     /// Train every model on every task (each run in its own process), then write the report.
     Sweep(SweepArgs),
     /// Time and measure the memory of training steps per model and sequence length (LRA's Table 2).
@@ -38,6 +40,31 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub choice: RunChoice,
+    /// Results folder.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Run again even when the folder already holds a finished record of this configuration.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar (one line per evaluation instead).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub choice: RunChoice,
+    /// Beside each value, where it comes from: LRA's file and line, or ours and why.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// Which run: a task, model and preset (or a configuration file), a seed and a device.
+#[derive(Debug, Args)]
+pub struct RunChoice {
     /// Task name (`lra list tasks`); required unless --config is given.
     #[arg(long)]
     pub task: Option<String>,
@@ -56,18 +83,9 @@ pub struct RunArgs {
     /// A run's config.json to repeat; --seed and --device given beside it override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Results folder.
-    #[arg(long, default_value = "results")]
-    pub results: PathBuf,
     /// Data folder: released files (lra_release/, aclImdb/, cifar-10-batches-bin/) and the prepared-data cache.
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
-    /// Run again even when the folder already holds a finished record of this configuration.
-    #[arg(long)]
-    pub force: bool,
-    /// No progress bar (one line per evaluation instead).
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

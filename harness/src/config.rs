@@ -5,8 +5,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use lra_models::MechanismSettings;
+use lra_tasks::lra::{self as lra_values, Origin};
 use lra_tasks::{Preset, Task, TaskConfig};
 
+use crate::cli::ConfigArgs;
 use crate::device::DeviceName;
 
 /// Everything that decides a run. Saved as `config.json`; `lra run --config` reads it
@@ -21,14 +24,76 @@ pub struct RunConfig {
     pub device: DeviceName,
     /// What the task and preset decide: data, sizes, optimiser.
     pub task: TaskConfig,
+    /// The mechanism's own settings (block, k, features, buckets, ...).
+    pub attention: MechanismSettings,
 }
 
 impl RunConfig {
     /// The configuration of `model` on `task` at `preset`, with generated or stand-in
-    /// data. See [`RunConfig::prefer_released`].
+    /// data (see [`RunConfig::prefer_released`]). At `lra`, what LRA's released code ran
+    /// for this model (`lra_tasks::lra`); at the CPU presets, the mechanism's defaults with
+    /// every length-bound setting cut to the sequence.
     pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
-        lra_models::check_model_name(model).map_err(anyhow::Error::msg)?;
-        Ok(RunConfig { model: model.to_string(), seed, device, task: TaskConfig::resolve(task, preset) })
+        let info = lra_models::model_info(model).map_err(anyhow::Error::msg)?;
+        let task_config = TaskConfig::resolve(task, preset);
+        let positions = task_config.positions();
+        let attention = MechanismSettings::defaults(info.mechanism, positions).fitted_to(positions);
+        let config = RunConfig { model: model.to_string(), seed, device, task: task_config, attention };
+        match preset {
+            Preset::Lra => config.with_lra_values(),
+            Preset::Quick => {
+                let lra = RunConfig::resolve(task, Preset::Lra, model, seed, device)?;
+                Ok(config.miniature_of(&lra))
+            }
+            Preset::Tiny => Ok(config),
+        }
+    }
+
+    /// This (`quick`) configuration as a miniature of `lra`, LRA's configuration of the
+    /// same task and model: the task's CPU sizes (width, data, steps, dropout) keep, and
+    /// the model takes LRA's shape: at most its heads and layers, its ratios of attention
+    /// and feed-forward width to the model width, its pooling, positions and pixel
+    /// padding; the mechanism its LRA settings, lengths scaled to the shorter sequence
+    /// ([`MechanismSettings::scaled`]).
+    fn miniature_of(mut self, lra: &RunConfig) -> RunConfig {
+        let (small, large) = (&mut self.task.model, &lra.task.model);
+        let widen = |part: usize| ((small.d_model * part) as f64 / large.d_model as f64).round().max(1.0) as usize;
+        small.heads = small.heads.min(large.heads);
+        small.qkv_dim = widen(large.qkv_dim).max(small.heads).next_multiple_of(small.heads);
+        small.d_ff = widen(large.d_ff);
+        small.d_head_mlp = widen(large.d_head_mlp);
+        small.layers = small.layers.min(large.layers);
+        small.pooling = large.pooling;
+        small.positions = large.positions;
+        self.task.pixel_zero_is_padding = lra.task.pixel_zero_is_padding;
+        self.attention = lra.attention.clone().scaled(lra.task.positions(), self.task.positions());
+        self
+    }
+
+    /// This configuration with the per-model values of LRA's released code applied: the
+    /// task's first (pooling decides the length), then the mechanism's.
+    fn with_lra_values(self) -> anyhow::Result<RunConfig> {
+        let settings = lra_values::model_settings(self.task.name, &self.model);
+        let is_task = |path: &str| path.starts_with("task.");
+        let mut config = self.patched(settings.iter().filter(|s| is_task(s.path)))?;
+        let positions = config.task.positions();
+        config.attention = MechanismSettings::defaults(config.attention.mechanism(), positions).fitted_to(positions);
+        config.patched(settings.iter().filter(|s| !is_task(s.path)))
+    }
+
+    /// This configuration with each setting's value written at its path.
+    fn patched<'a>(&self, settings: impl Iterator<Item = &'a lra_values::Setting>) -> anyhow::Result<RunConfig> {
+        let mut json = serde_json::to_value(self)?;
+        for setting in settings {
+            let Some(value) = setting.value else { continue };
+            let value: serde_json::Value =
+                serde_json::from_str(value).with_context(|| format!("LRA value of {}: {value}", setting.path))?;
+            match setting.path.split('.').try_fold(&mut json, |node, key| node.get_mut(key)) {
+                Some(slot) => *slot = value,
+                None => bail!("LRA value for {}: no such field in the configuration of {}", setting.path, self.model),
+            }
+        }
+        serde_json::from_value(json).with_context(|| format!("LRA's values for {}", self.model))
     }
 
     /// Switches to the task's released files when they are under `data_dir` (they are
@@ -52,9 +117,25 @@ impl RunConfig {
         lra_models::check_model_name(&self.model).map_err(anyhow::Error::msg)?;
         let t = &self.task;
         let m = &t.model;
-        if m.heads == 0 || !m.d_model.is_multiple_of(m.heads) {
-            bail!("model.heads ({}) must divide model.d_model ({})", m.heads, m.d_model);
+        if m.heads == 0 || !m.qkv_dim.is_multiple_of(m.heads) {
+            bail!("model.heads ({}) must divide model.qkv_dim ({})", m.heads, m.qkv_dim);
         }
+        let mechanism = lra_models::model_info(&self.model).map_err(anyhow::Error::msg)?.mechanism;
+        if self.attention.mechanism() != mechanism {
+            bail!(
+                "attention: these settings are for {:?}, but the model {} uses {:?}",
+                self.attention.mechanism(),
+                self.model,
+                mechanism
+            );
+        }
+        let positions = t.positions();
+        self.attention.check(positions).map_err(|why| {
+            anyhow::anyhow!(
+                "attention: {why}; the sequence is max_length {} plus the CLS vector where it pools by CLS",
+                t.max_length
+            )
+        })?;
         for (name, value) in [("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout)] {
             if !(0.0..1.0).contains(&value) {
                 bail!("{name} must be in [0, 1), found {value}");
@@ -64,6 +145,7 @@ impl RunConfig {
             ("max_length", t.max_length),
             ("model.layers", m.layers),
             ("model.d_ff", m.d_ff),
+            ("model.qkv_dim", m.qkv_dim),
             ("training.batch_size", t.training.batch_size),
             ("training.steps", t.training.steps),
             ("training.eval_every", t.training.eval_every),
@@ -80,6 +162,9 @@ impl RunConfig {
                 t.training.steps
             );
         }
+        if t.pixel_zero_is_padding && t.image_side().is_none() {
+            bail!("pixel_zero_is_padding: the task {} has no pixels", t.name.name());
+        }
         if t.vocab_size != t.name.vocab_size() || t.classes != t.name.classes() {
             bail!(
                 "vocab_size and classes are fixed by the task {}: {} and {}",
@@ -90,6 +175,170 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// `lra config`: the resolved configuration, as the run's `config.json` would hold it,
+/// or with `--explain` each value beside where it comes from.
+pub fn config_command(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config = crate::run::resolve_config(&args.choice)?;
+    if !args.explain {
+        print!("{}", String::from_utf8(crate::record::json_bytes(&config)?)?);
+        return Ok(());
+    }
+    let explained = explain(&config)?;
+    let width = explained.values.iter().map(|v| v.path.len() + v.value.len() + 3).max().unwrap_or(0);
+    for value in &explained.values {
+        println!("{:<width$}  {}", format!("{} = {}", value.path, value.value), value.source);
+    }
+    if !explained.differences.is_empty() {
+        println!("\nWhere this differs from LRA's released code, beyond the values above:");
+        for (path, why) in &explained.differences {
+            println!("- {path}: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// One value of a resolved configuration and where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainedValue {
+    /// Dotted path in `config.json`.
+    pub path: String,
+    /// The value, as compact JSON.
+    pub value: String,
+    /// `LRA: <file:line>`, or `ours: <why>`.
+    pub source: String,
+}
+
+/// A configuration's values with their sources, and the differences from LRA that no
+/// value expresses (at `lra`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explained {
+    pub values: Vec<ExplainedValue>,
+    pub differences: Vec<(String, String)>,
+}
+
+/// Where each value of `config` comes from.
+pub fn explain(config: &RunConfig) -> anyhow::Result<Explained> {
+    let preset = config.task.preset;
+    let settings = match preset {
+        Preset::Lra => {
+            let mut all = lra_values::task_settings(config.task.name);
+            all.extend(lra_values::model_settings(config.task.name, &config.model));
+            all
+        }
+        Preset::Tiny | Preset::Quick => Vec::new(),
+    };
+    let describe = |origin: Origin| match origin {
+        Origin::Lra(file) => format!("LRA: {file}"),
+        Origin::Ours(why) => format!("ours: {why}"),
+    };
+    let mut leaves = Vec::new();
+    flatten("", &serde_json::to_value(config)?, &mut leaves);
+    let mechanism_file = mechanism_file(&config.attention);
+    let values = leaves
+        .into_iter()
+        .map(|(path, value)| {
+            let listed = settings.iter().rev().find(|s| s.path == path && (s.value.is_some() || is_sourced(s.origin)));
+            let source = match listed {
+                Some(setting) => describe(setting.origin),
+                None if matches!(path.as_str(), "model" | "seed" | "device") => "the command line".to_string(),
+                None if path.starts_with("attention.") => format!(
+                    "ours: the mechanism's default ({mechanism_file}), cut to the sequence where longer{}",
+                    if preset == Preset::Lra { "; LRA's code has no such setting" } else { "" }
+                ),
+                None if preset == Preset::Lra => "ours: the harness's choice, no value of LRA's (tasks/src/presets.rs)".into(),
+                None => format!("ours: the {} preset (tasks/src/presets.rs)", preset.name()),
+            };
+            ExplainedValue { path, value: value.to_string(), source }
+        })
+        .collect::<Vec<_>>();
+    let differences = settings
+        .iter()
+        .filter(|s| s.value.is_none() && !is_sourced(s.origin))
+        .filter_map(|s| match s.origin {
+            Origin::Ours(why) => Some((s.path.to_string(), why.to_string())),
+            Origin::Lra(_) => None,
+        })
+        .collect();
+    Ok(Explained { values, differences })
+}
+
+/// Whether an entry names where a value comes from (rather than noting a difference).
+fn is_sourced(origin: Origin) -> bool {
+    matches!(origin, Origin::Lra(_))
+}
+
+/// The leaves of `value` as (dotted path, value).
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(fields) if !fields.is_empty() => {
+            for (key, field) in fields {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&path, field, out);
+            }
+        }
+        leaf => out.push((prefix.to_string(), leaf.clone())),
+    }
+}
+
+/// The file that defines a mechanism and its defaults.
+fn mechanism_file(settings: &MechanismSettings) -> String {
+    let name = serde_json::to_value(settings.mechanism()).ok().and_then(|v| v.as_str().map(str::to_string));
+    format!("models/src/attention/{}.rs", name.unwrap_or_default())
+}
+
+/// The `lra` preset of every task and model as Markdown, each value with its source:
+/// the document `docs/lra-configuration.md` (a test keeps the two equal).
+pub fn lra_table_markdown() -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "# The `lra` preset: LRA's configuration per task and model\n\n\
+         Generated from the code (`tasks/src/lra.rs`, `tasks/src/presets.rs`); `lra config --task T --model M \
+         --preset lra --explain` prints the same for one run. Sources are files of LRA's released code \
+         (google-research/long-range-arena, under `lra_benchmarks/`), at `path:line`. A config key that the \
+         task's `train.py` never hands to the model has no effect: the model's default ran, and that default is \
+         what is listed. \"ours\" marks where we differ on purpose, and why.\n",
+    );
+    for task in Task::ALL {
+        let base = RunConfig::resolve(task, Preset::Lra, lra_models::BASELINE, 0, DeviceName::Flex)?;
+        let explained = explain(&base)?;
+        writeln!(out, "\n## {}\n\nThe task's own values (its Transformer):\n", task.name())?;
+        writeln!(out, "| setting | value | source |\n|---|---|---|")?;
+        for value in explained.values.iter().filter(|v| v.source.starts_with("LRA: ")) {
+            writeln!(out, "| `{}` | `{}` | {} |", value.path, value.value, &value.source["LRA: ".len()..])?;
+        }
+        writeln!(out, "\nPer model, where it differs from the task's own:\n")?;
+        writeln!(out, "| model | setting | value | source |\n|---|---|---|---|")?;
+        // (path, why, the models it concerns; none: every model)
+        let mut differences: Vec<(String, String, Vec<&str>)> =
+            explained.differences.iter().map(|(path, why)| (path.clone(), why.clone(), Vec::new())).collect();
+        for model in lra_models::MODELS {
+            let config = RunConfig::resolve(task, Preset::Lra, model.name, 0, DeviceName::Flex)?;
+            let explained = explain(&config)?;
+            for setting in lra_values::model_settings(task, model.name).iter().filter(|s| s.value.is_some()) {
+                let value = explained.values.iter().find(|v| v.path == setting.path).map(|v| v.value.clone());
+                let source = match setting.origin {
+                    Origin::Lra(file) => file.to_string(),
+                    Origin::Ours(why) => format!("ours: {why}"),
+                };
+                writeln!(out, "| {} | `{}` | `{}` | {source} |", model.name, setting.path, value.unwrap_or_default())?;
+            }
+            for (path, why) in explained.differences {
+                match differences.iter_mut().find(|(_, known, _)| *known == why) {
+                    Some((_, _, models)) if models.is_empty() => {}
+                    Some((_, _, models)) => models.push(model.name),
+                    None => differences.push((path, why, vec![model.name])),
+                }
+            }
+        }
+        writeln!(out, "\nWhere we differ from LRA's code beyond these values:\n")?;
+        for (path, why, models) in differences {
+            let which = if models.is_empty() { String::new() } else { format!(" ({})", models.join(", ")) };
+            writeln!(out, "- `{path}`{which}: {why}")?;
+        }
+    }
+    Ok(out)
 }
 
 /// serde_json appends " at line L column C"; the caller puts the position first instead.
@@ -124,6 +373,124 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("training.batch_size"));
     }
 
+    /// Every model's configuration of every task at `lra`.
+    fn lra_configs() -> impl Iterator<Item = RunConfig> {
+        Task::ALL.into_iter().flat_map(|task| {
+            lra_models::MODELS.iter().map(move |model| {
+                RunConfig::resolve(task, Preset::Lra, model.name, 0, DeviceName::Flex).expect("every model resolves")
+            })
+        })
+    }
+
+    /// The node at a dotted path of a JSON value.
+    fn at<'a>(json: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+        path.split('.').try_fold(json, |node, key| node.get(key))
+    }
+
+    #[test]
+    fn every_lra_setting_names_a_field_of_the_configuration_and_its_value_is_the_one_resolved() {
+        for config in lra_configs() {
+            let json = serde_json::to_value(&config).unwrap();
+            let (task, model) = (config.task.name, config.model.as_str());
+            let mut settings = lra_values::task_settings(task);
+            settings.extend(lra_values::model_settings(task, model));
+            for setting in &settings {
+                let found = at(&json, setting.path);
+                assert!(found.is_some(), "{task:?} {model}: no field {}", setting.path);
+                // The last value given for a path is the one the configuration holds.
+                let last = settings.iter().rev().find(|s| s.path == setting.path && s.value.is_some());
+                if let Some(value) = last.and_then(|s| s.value) {
+                    let expected: serde_json::Value = serde_json::from_str(value).unwrap();
+                    assert_eq!(found, Some(&expected), "{task:?} {model}: {}", setting.path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_lra_configuration_is_valid() {
+        for config in lra_configs() {
+            config.validate().unwrap_or_else(|e| panic!("{:?} {}: {e:#}", config.task.name, config.model));
+        }
+    }
+
+    #[test]
+    fn the_lra_preset_holds_what_lras_configs_and_code_ran_per_model() {
+        let lra = |task, model| RunConfig::resolve(task, Preset::Lra, model, 0, DeviceName::Flex).unwrap();
+        // pathfinder32/local_base.py: 2 layers, 4 heads, emb 64, qkv 32, mlp 64, dropout 0.1, block 64.
+        let local = lra(Task::Pathfinder, "local");
+        let m = &local.task.model;
+        assert_eq!((m.layers, m.heads, m.d_model, m.qkv_dim, m.d_ff, m.dropout), (2, 4, 64, 32, 64, 0.1));
+        assert_eq!(local.attention, MechanismSettings::Local { block_size: 64 });
+        // The Transformer's own values of the task are untouched.
+        let transformer = lra(Task::Pathfinder, "transformer");
+        assert_eq!((transformer.task.model.layers, transformer.task.model.d_model), (4, 32));
+        // cifar10/sinkhorn_base.py: the base config's sizes, weight decay 0.7, and MEAN pooling.
+        let sinkhorn = lra(Task::Image, "sinkhorn");
+        assert_eq!((sinkhorn.task.model.d_model, sinkhorn.task.model.heads), (32, 1));
+        assert_eq!(sinkhorn.task.training.weight_decay, 0.7);
+        assert_eq!(sinkhorn.task.model.pooling, lra_tasks::Pooling::Mean);
+        // Linformer's k = 16 whatever the task's config says; ListOps' Performer: 2 features.
+        assert_eq!(lra(Task::Text, "linformer").attention, MechanismSettings::Linformer { projected_length: 16 });
+        assert!(matches!(lra(Task::Listops, "performer").attention, MechanismSettings::Performer { features: 2, .. }));
+        // Reformer: 10 buckets, one round, ten chunks of the 2001 positions.
+        let reformer = lra(Task::Listops, "reformer");
+        assert_eq!(reformer.attention, MechanismSettings::Reformer { chunk_size: 201, hash_rounds: 1, buckets: 10 });
+        assert_eq!(reformer.task.positions(), 2001);
+        // Models LRA did not run take the task's Transformer configuration.
+        assert_eq!(lra(Task::Image, "s4d").task.model, lra(Task::Image, "transformer").task.model);
+    }
+
+    #[test]
+    fn an_unknown_hyperparameter_in_a_configuration_file_is_refused_by_name_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
+        let text = String::from_utf8(crate::record::json_bytes(&config).unwrap()).unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, text.replace("\"block_size\"", "\"block_sise\"")).unwrap();
+        let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
+        let line = text.lines().position(|l| l.contains("block_size")).unwrap() + 1;
+        assert!(err.contains(&format!("config.json:{line}:")), "{err}");
+        assert!(err.contains("block_sise"), "{err}");
+    }
+
+    #[test]
+    fn a_setting_that_cannot_work_with_the_length_is_refused_naming_both() {
+        let mut config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
+        config.attention = MechanismSettings::Local { block_size: 100 };
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("block_size 100") && err.contains("33 positions") && err.contains("max_length 32"), "{err}");
+        config.attention = MechanismSettings::Linformer { projected_length: 8 };
+        assert!(format!("{:#}", config.validate().unwrap_err()).contains("uses Local"));
+    }
+
+    #[test]
+    fn explain_names_the_lra_file_of_each_value_and_the_differences() {
+        let config = RunConfig::resolve(Task::Pathfinder, Preset::Lra, "local", 0, DeviceName::Flex).unwrap();
+        let explained = explain(&config).unwrap();
+        let source = |path: &str| explained.values.iter().find(|v| v.path == path).unwrap().source.clone();
+        assert_eq!(source("task.model.layers"), "LRA: image/configs/pathfinder32/local_base.py:25");
+        assert_eq!(source("attention.local.block_size"), "LRA: image/configs/pathfinder32/local_base.py:23");
+        assert_eq!(source("task.model.pooling"), "LRA: image/configs/pathfinder32/base_pathfinder32_config.py:54");
+        assert_eq!(source("seed"), "the command line");
+        assert!(explained.differences.iter().any(|(path, _)| path == "task.pixel_zero_is_padding"));
+        // Every value of the configuration is explained, once.
+        let mut leaves = Vec::new();
+        flatten("", &serde_json::to_value(&config).unwrap(), &mut leaves);
+        assert_eq!(explained.values.len(), leaves.len());
+    }
+
+    #[test]
+    fn the_documented_lra_table_is_the_one_the_code_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/lra-configuration.md");
+        let generated = lra_table_markdown().unwrap();
+        if std::env::var_os("LRA_WRITE_DOCS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let documented = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(documented == generated, "docs/lra-configuration.md is stale: regenerate with LRA_WRITE_DOCS=1 cargo test");
+    }
+
     #[test]
     fn the_run_id_changes_with_anything_that_decides_the_run() {
         let base = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Flex).unwrap();
@@ -136,6 +503,10 @@ mod tests {
         other_device.device = DeviceName::Ndarray;
         let mut other_lr = base.clone();
         other_lr.task.training.weight_decay = 0.5;
+        let mut other_attention = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
+        let local_id = crate::record::run_id(&other_attention);
+        other_attention.attention = MechanismSettings::Local { block_size: 3 };
+        assert_ne!(crate::record::run_id(&other_attention), local_id);
         for changed in [other_seed, other_device, other_lr] {
             assert_ne!(crate::record::run_id(&changed), id);
         }

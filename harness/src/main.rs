@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => lra_harness::run::run_command(&args),
+        Command::Config(args) => lra_harness::config::config_command(&args).map(|()| ExitCode::SUCCESS),
         Command::Sweep(args) => lra_harness::commands::sweep(&args),
         Command::Bench(args) => lra_harness::commands::bench(&args),
         Command::BenchCell(args) => lra_harness::commands::bench_cell(&args),

@@ -73,13 +73,22 @@ pub struct RunRecord {
     /// `"ok"` or `"failed"`.
     pub status: String,
     pub failure: Option<Failure>,
+    /// Test accuracy of the final weights, as LRA reports (its code evaluates the last
+    /// checkpoint).
     pub test_accuracy: Option<f64>,
     pub best_val_accuracy: Option<f64>,
-    /// The step whose weights gave `best_val_accuracy` (and so `test_accuracy`).
+    /// The step whose weights gave `best_val_accuracy`.
     pub best_step: Option<usize>,
+    /// Test accuracy of the weights of `best_step` (absent in records of earlier versions,
+    /// whose `test_accuracy` was this one).
+    #[serde(default)]
+    pub best_val_test_accuracy: Option<f64>,
     /// Fraction of the test split in its most common class: the accuracy of always
     /// guessing that class.
     pub test_majority_rate: Option<f64>,
+    /// Examples in the test split (absent in records of earlier versions).
+    #[serde(default)]
+    pub test_examples: Option<usize>,
     pub final_train_loss: Option<f64>,
     pub steps: usize,
     pub train_seconds: f64,
@@ -110,7 +119,9 @@ impl RunRecord {
             test_accuracy: None,
             best_val_accuracy: None,
             best_step: None,
+            best_val_test_accuracy: None,
             test_majority_rate: None,
+            test_examples: None,
             final_train_loss: None,
             steps: 0,
             train_seconds: 0.0,
@@ -163,9 +174,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    write_atomically(path, &json_bytes(value)?)
+}
+
+/// `value` as the harness writes JSON files: pretty, with a final newline.
+pub fn json_bytes(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
-    write_atomically(path, &bytes)
+    Ok(bytes)
 }
 
 /// One row of `metrics.csv`.

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use lra_tasks::{Preset, Task};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, RunChoice};
 use crate::config::RunConfig;
 use crate::device::{DeviceName, open};
 use crate::record::{self, Failure, RunRecord};
@@ -20,8 +20,8 @@ use crate::train::{self, Progress, TrainOutcome};
 /// Exit code of a run that was recorded as failed (diverged, panicked, ...).
 pub const EXIT_RUN_FAILED: u8 = 1;
 
-/// The configuration a `lra run` command line asks for.
-pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
+/// The configuration a `lra run` (or `lra config`) command line asks for.
+pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
     let device = args.device.as_deref().map(DeviceName::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut config = match &args.config {
         Some(path) => {
@@ -50,19 +50,20 @@ pub fn resolve_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
 }
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let config = resolve_config(args)?;
-    let record = execute(&config, &args.results, &args.data, args.force, args.quiet)?;
+    let config = resolve_config(&args.choice)?;
+    let record = execute(&config, &args.results, &args.choice.data, args.force, args.quiet)?;
     let dir = record::run_dir(&args.results, &record.run_id);
     match &record.failure {
         None => {
             println!(
-                "{} {} seed {}: test accuracy {:.4} (best validation {:.4} at step {}), {:.2} steps/s, peak memory {:.1} MiB",
+                "{} {} seed {}: test accuracy {:.4} (final weights; best validation {:.4} at step {}, whose test accuracy is {:.4}), {:.2} steps/s, peak memory {:.1} MiB",
                 record.task,
                 record.model,
                 record.seed,
                 record.test_accuracy.unwrap_or(f64::NAN),
                 record.best_val_accuracy.unwrap_or(f64::NAN),
                 record.best_step.unwrap_or(0),
+                record.best_val_test_accuracy.unwrap_or(f64::NAN),
                 record.train_steps_per_second,
                 record.peak_memory_bytes as f64 / (1 << 20) as f64,
             );
@@ -136,6 +137,8 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, force: bool,
         best_val_accuracy: outcome.best_val_accuracy,
         best_step: outcome.best_step,
         test_majority_rate: Some(majority_rate(&splits.test)),
+        test_examples: Some(splits.test.len()),
+        best_val_test_accuracy: outcome.best_val_test_accuracy,
         final_train_loss: outcome.final_train_loss,
         steps: outcome.steps,
         train_seconds: outcome.train_seconds,
@@ -179,6 +182,7 @@ fn failed_outcome(failure: Failure) -> TrainOutcome {
         best_val_accuracy: None,
         best_step: None,
         test_accuracy: None,
+        best_val_test_accuracy: None,
         final_train_loss: None,
         train_seconds: 0.0,
         train_steps_per_second: 0.0,

@@ -1,5 +1,6 @@
 //! One training loop for every task and model: data -> model -> AdamW with the task's
-//! schedule -> periodic validation -> test accuracy of the best-validation weights.
+//! schedule -> periodic validation -> test accuracy of the final weights (LRA's
+//! protocol) and of the best-validation weights.
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,10 @@ pub struct TrainOutcome {
     pub steps: usize,
     pub best_val_accuracy: Option<f64>,
     pub best_step: Option<usize>,
+    /// Test accuracy of the weights after the last step.
     pub test_accuracy: Option<f64>,
+    /// Test accuracy of the weights with the best validation accuracy.
+    pub best_val_test_accuracy: Option<f64>,
     pub final_train_loss: Option<f64>,
     /// Time spent in training steps, evaluation excluded.
     pub train_seconds: f64,
@@ -61,6 +65,8 @@ pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
         .with_dropout(m.dropout)
         .with_attention_dropout(m.attention_dropout)
         .with_paired(config.task.name.paired())
+        .with_qkv_dim(Some(m.qkv_dim))
+        .with_settings(Some(config.attention.clone()))
 }
 
 /// A batch on a device: token ids `[batch, max_length]` (0 = padding), the second
@@ -285,8 +291,13 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         }
     }
 
-    let test_accuracy =
-        best_model.as_ref().map(|m| accuracy(&m.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain));
+    let test = |model: &Classifier| accuracy(&model.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain);
+    // A diverged run reports no accuracy: its last weights are not finite.
+    let test_accuracy = (failure.is_none() && steps_done > 0).then(|| test(&model));
+    let best_val_test_accuracy = match best_step {
+        Some(step) if step == steps_done && test_accuracy.is_some() => test_accuracy,
+        _ => best_model.as_ref().map(test),
+    };
     let train_seconds = timed.as_secs_f64();
     let steps_per_second = if train_seconds > 0.0 { timed_steps as f64 / train_seconds } else { 0.0 };
     let (peak_memory_bytes, memory_source) = if plain.memory_pool_usage().is_some() {
@@ -303,6 +314,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         best_val_accuracy: best_val,
         best_step,
         test_accuracy,
+        best_val_test_accuracy,
         final_train_loss: last_loss,
         train_seconds,
         train_steps_per_second: steps_per_second,

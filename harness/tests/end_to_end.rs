@@ -212,9 +212,14 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
 
     let report = std::fs::read_to_string(reports.join("report.md")).unwrap();
     assert!(report.contains("FAIL (panicked"), "{report}");
-    for file in ["report.html", "table1.csv", "table2.csv", "runs.csv", "figure3.png", "figure3.svg", "curves_listops.png"] {
+    for file in ["report.html", "table1.csv", "table2.csv", "runs.csv", "curves_listops.png"] {
         assert!(reports.join(file).is_file(), "{file} missing");
     }
+    // Figure 3 plots only accuracies above chance; twenty steps may not get there.
+    assert!(
+        reports.join("figure3.png").is_file() != report.contains("Figure 3 is left out"),
+        "Figure 3 is either drawn or its absence explained"
+    );
     let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
     assert!(html.contains("data:image/png;base64,"), "plots are embedded");
     // The sweep ends with the step benchmark of its models (Table 2), the Transformer first.

@@ -2,13 +2,14 @@
 //! blocks, pooling and the head `Dense -> ReLU -> Dense`, as in LRA.
 
 use burn::module::{Initializer, Param};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::attention::{AttentionConfig, Mechanism};
+use crate::attention::heads::dense;
+use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
 
 /// Token id reserved for padding.
@@ -57,14 +58,29 @@ pub struct ClassifierConfig {
     /// head classifies `[u, v, u * v, u - v]` of the two pooled encodings.
     #[config(default = false)]
     pub paired: bool,
+    /// Width of queries, keys and values; `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
+    /// The mechanism's own settings; its defaults when absent.
+    #[config(default = "None")]
+    pub settings: Option<MechanismSettings>,
 }
+
+/// LeCun-normal: N(0, 1 / fan_in).
+const LECUN: Initializer = Initializer::KaimingNormal { gain: 1.0, fan_out_only: false };
+
+/// Layer norm epsilon of LRA's (flax) layers.
+pub const LAYER_NORM_EPSILON: f64 = 1e-6;
 
 impl ClassifierConfig {
     pub fn init(&self, device: &Device) -> Classifier {
         // The CLS vector takes position 0, so the table covers one position more.
         let positions_len = self.max_length + usize::from(self.pooling == Pooling::Cls);
         let block = EncoderBlockConfig::new(
-            AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len).with_dropout(self.attention_dropout),
+            AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len)
+                .with_dropout(self.attention_dropout)
+                .with_qkv_dim(self.qkv_dim)
+                .with_settings(self.settings.clone()),
             self.d_ff,
         )
         .with_dropout(self.dropout);
@@ -76,12 +92,13 @@ impl ClassifierConfig {
                 TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]),
                 device,
             ),
-            cls: (self.pooling == Pooling::Cls).then(|| normal.init([self.d_model], device)),
+            // Zero, as LRA's CLS token: it starts as its position's vector alone.
+            cls: (self.pooling == Pooling::Cls).then(|| Initializer::Zeros.init([self.d_model], device)),
             blocks: (0..self.layers).map(|_| block.init(device)).collect(),
-            final_norm: LayerNormConfig::new(self.d_model).init(device),
-            head_hidden: LinearConfig::new(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp)
-                .init(device),
-            head_out: LinearConfig::new(self.d_head_mlp, self.classes).init(device),
+            final_norm: LayerNormConfig::new(self.d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
+            // LRA's head: flax's default Dense, a LeCun-normal kernel and a zero bias.
+            head_hidden: dense(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp, LECUN, device),
+            head_out: dense(self.d_head_mlp, self.classes, LECUN, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
             paired: self.paired,
@@ -181,10 +198,10 @@ impl Classifier {
         }
     }
 
-    /// Pooled encoding `[batch, d_model]` (`[batch, 4 * d_model]` when paired) -> logits `[batch, classes]`.
+    /// Pooled encoding `[batch, d_model]` (`[batch, 4 * d_model]` when paired) -> logits
+    /// `[batch, classes]`; no dropout in the head, as LRA's.
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        let hidden = relu(self.head_hidden.forward(pooled));
-        self.head_out.forward(self.dropout.forward(hidden))
+        self.head_out.forward(relu(self.head_hidden.forward(pooled)))
     }
 }
 

@@ -1,11 +1,16 @@
 //! The encoder block, as in LRA's Transformer: pre-layer-norm attention and
 //! feed-forward sub-layers, each with dropout and a residual connection.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::module::Initializer;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
+use crate::attention::heads::dense;
 use crate::attention::{Attention, AttentionConfig};
+use crate::classifier::LAYER_NORM_EPSILON;
+
+const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
 
 #[derive(Config, Debug)]
 pub struct EncoderBlockConfig {
@@ -21,11 +26,12 @@ impl EncoderBlockConfig {
     pub fn init(&self, device: &Device) -> EncoderBlock {
         let d_model = self.attention.d_model;
         EncoderBlock {
-            attention_norm: LayerNormConfig::new(d_model).init(device),
+            attention_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
             attention: self.attention.init(device),
-            feed_forward_norm: LayerNormConfig::new(d_model).init(device),
-            feed_forward_in: LinearConfig::new(d_model, self.d_ff).init(device),
-            feed_forward_out: LinearConfig::new(self.d_ff, d_model).init(device),
+            feed_forward_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
+            // LRA's MlpBlock: Xavier-uniform kernels, biases (all but) zero.
+            feed_forward_in: dense(d_model, self.d_ff, XAVIER, device),
+            feed_forward_out: dense(self.d_ff, d_model, XAVIER, device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }

@@ -8,7 +8,7 @@ pub mod attention;
 pub mod classifier;
 pub mod encoder;
 
-pub use attention::{AttentionConfig, Mechanism};
+pub use attention::{AttentionConfig, Mechanism, MechanismSettings};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};
 
 /// A model the harness can train: a name on the command line and the attention it uses.
@@ -25,10 +25,13 @@ pub struct ModelInfo {
     pub mechanism: Mechanism,
 }
 
+/// The name of the baseline every efficient model is compared with.
+pub const BASELINE: &str = "transformer";
+
 /// Every model, in the order the harness lists and sweeps them.
 pub const MODELS: &[ModelInfo] = &[
     ModelInfo {
-        name: "transformer",
+        name: BASELINE,
         title: "Transformer (Vaswani et al. 2017)",
         family: "full attention (baseline)",
         cost: "O(n^2) time, O(n^2) memory",

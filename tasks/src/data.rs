@@ -43,9 +43,16 @@ pub enum DataConfig {
     },
     /// `lra_release/listops-1000/basic_{train,val,test}.tsv`.
     ListopsReleased { limits: Limits },
-    /// The aclImdb folders (`aclImdb/{train,test}/{pos,neg}`); validation is the test
-    /// split, as in the official code.
-    TextReleased { seed: u64, limits: Limits },
+    /// The aclImdb folders (`aclImdb/{train,test}/{pos,neg}`). Validation is the last
+    /// `validation_percent` % of the shuffled training reviews; absent (configurations
+    /// of earlier versions), the test split, as in the official code, which then selects
+    /// on the split it reports.
+    TextReleased {
+        seed: u64,
+        limits: Limits,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        validation_percent: Option<u32>,
+    },
     /// A synthetic stand-in for IMDb: sentiment words scattered through long documents.
     TextStandIn { seed: u64, train: usize, validation: usize, test: usize },
     /// `lra_release/tsv_data/new_aan_pairs.{train,eval,test}.tsv`.
@@ -111,7 +118,9 @@ impl DataConfig {
         let found = |relative: &str| released_path(data_dir, relative).is_some();
         match self {
             DataConfig::ListopsGenerated { .. } if found(LISTOPS_DIR) => DataConfig::ListopsReleased { limits },
-            DataConfig::TextStandIn { seed, .. } if found(IMDB_DIR) => DataConfig::TextReleased { seed, limits },
+            DataConfig::TextStandIn { seed, .. } if found(IMDB_DIR) => {
+                DataConfig::TextReleased { seed, limits, validation_percent: Some(TEXT_VALIDATION_PERCENT) }
+            }
             DataConfig::RetrievalStandIn { .. } if found(AAN_DIR) => DataConfig::RetrievalReleased { limits },
             DataConfig::ImageStandIn { .. } if found(CIFAR_DIR) => DataConfig::ImageReleased { limits },
             DataConfig::PathfinderGenerated { seed, size, difficulty, .. } if found(&pathfinder_dir(size, difficulty)) => {
@@ -206,8 +215,12 @@ impl DataConfig {
                 let samples = [read("basic_train.tsv")?, read("basic_val.tsv")?, read("basic_test.tsv")?];
                 limit(listops::to_splits(samples)?, limits)
             }
-            DataConfig::TextReleased { seed, limits } => {
-                let config = imdb::ImdbConfig { max_length, validation: imdb::Validation::TestSplit, seed: *seed };
+            DataConfig::TextReleased { seed, limits, validation_percent } => {
+                let validation = match *validation_percent {
+                    Some(percent) => imdb::Validation::HeldOutFromTrain { percent },
+                    None => imdb::Validation::TestSplit,
+                };
+                let config = imdb::ImdbConfig { max_length, validation, seed: *seed };
                 limit(imdb::read(&released(IMDB_DIR)?, &config)?, limits)
             }
             DataConfig::TextStandIn { seed, train, validation, test } => {
@@ -233,6 +246,10 @@ impl DataConfig {
         Ok(truncate(splits, max_length))
     }
 }
+
+/// The share of IMDb's training reviews held out for validation, so that no choice is
+/// made on the test split.
+pub const TEXT_VALIDATION_PERCENT: u32 = 10;
 
 const LISTOPS_DIR: &str = "lra_release/listops-1000";
 const IMDB_DIR: &str = "aclImdb";

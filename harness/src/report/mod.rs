@@ -78,13 +78,20 @@ fn model_rank(name: &str) -> usize {
     lra_models::MODELS.iter().position(|m| m.name == name).unwrap_or(usize::MAX)
 }
 
-/// One cell of Table 1: the runs of one model on one task.
+/// One cell of Table 1: the runs of one model on one task (from one data source).
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
+    /// Test accuracy of each finished run: the final weights' (LRA's protocol).
     pub accuracies: Vec<f64>,
     pub failures: Vec<String>,
     pub stand_in: bool,
+    /// The test split's majority rate and size (the same for every run of the cell).
+    pub majority_rate: Option<f64>,
+    pub test_examples: Option<usize>,
 }
+
+/// Significance of the test that a cell's accuracy is above its majority rate.
+pub const CHANCE_TEST_LEVEL: f64 = 0.01;
 
 impl Cell {
     pub fn mean(&self) -> Option<f64> {
@@ -101,12 +108,29 @@ impl Cell {
         Some((self.accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt())
     }
 
-    /// `mean ± std` in percent, `FAIL (cause)` when every run failed.
+    /// Whether the mean accuracy is not above the test split's majority rate by a
+    /// one-sided binomial test at [`CHANCE_TEST_LEVEL`] (the mean's correct answers out of
+    /// the test examples); `false` when the record does not say the split's size.
+    pub fn near_chance(&self) -> bool {
+        match (self.mean(), self.majority_rate, self.test_examples) {
+            (Some(mean), Some(rate), Some(n)) if n > 0 => {
+                let correct = (mean * n as f64).round() as usize;
+                binomial_upper_tail(n, correct, rate) >= CHANCE_TEST_LEVEL
+            }
+            _ => false,
+        }
+    }
+
+    /// `mean ± std` in percent (`≈ chance` before it when [`Cell::near_chance`]), `FAIL
+    /// (cause)` when every run failed.
     pub fn text(&self) -> String {
         let mark = if self.stand_in { " †" } else { "" };
+        let chance = if self.near_chance() { "≈ chance " } else { "" };
         match (self.mean(), self.std()) {
-            (Some(mean), Some(std)) if self.accuracies.len() > 1 => format!("{:.2} ± {:.2}{mark}", 100.0 * mean, 100.0 * std),
-            (Some(mean), _) => format!("{:.2}{mark}", 100.0 * mean),
+            (Some(mean), Some(std)) if self.accuracies.len() > 1 => {
+                format!("{chance}{:.2} ± {:.2}{mark}", 100.0 * mean, 100.0 * std)
+            }
+            (Some(mean), _) => format!("{chance}{:.2}{mark}", 100.0 * mean),
             _ => match self.failures.first() {
                 Some(cause) => format!("FAIL ({}){mark}", shorten(cause, 60)),
                 None => "–".into(),
@@ -115,42 +139,134 @@ impl Cell {
     }
 }
 
+/// `P(X >= k)` for `X ~ Binomial(n, p)`, summed exactly in log space.
+pub fn binomial_upper_tail(n: usize, k: usize, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    // log pmf(j + 1) = log pmf(j) + log((n - j) / (j + 1)) + log(p / (1 - p)).
+    let (log_p, log_q) = (p.ln(), (1.0 - p).ln());
+    let mut log_pmf = n as f64 * log_q;
+    let mut tail: Vec<f64> = Vec::with_capacity(n - k + 1);
+    for j in 0..=n {
+        if j >= k {
+            tail.push(log_pmf);
+        }
+        if j < n {
+            log_pmf += ((n - j) as f64 / (j + 1) as f64).ln() + log_p - log_q;
+        }
+    }
+    let top = tail.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    (top + tail.iter().map(|l| (l - top).exp()).sum::<f64>().ln()).exp().min(1.0)
+}
+
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max { text.to_string() } else { format!("{}…", text.chars().take(max).collect::<String>()) }
 }
 
-/// Table 1's cells, by (model, task).
-pub type Cells = BTreeMap<(String, String), Cell>;
-
-/// Table 1: the models and tasks that have runs (in registry and LRA order), and the cells.
-pub fn table1(runs: &[Run]) -> (Vec<String>, Vec<&'static str>, Cells) {
-    let mut cells = Cells::new();
-    let mut models: Vec<String> = Vec::new();
-    for run in runs {
-        let r = &run.record;
-        if !models.contains(&r.model) {
-            models.push(r.model.clone());
-        }
-        let cell = cells.entry((r.model.clone(), r.task.clone())).or_default();
-        cell.stand_in |= r.data_source == "synthetic stand-in";
-        match (&r.failure, r.test_accuracy) {
-            (None, Some(accuracy)) => cell.accuracies.push(accuracy),
-            (Some(failure), _) => cell.failures.push(failure.to_string()),
-            (None, None) => cell.failures.push("no test accuracy recorded".into()),
-        }
-    }
-    let tasks: Vec<&'static str> =
-        TASK_COLUMNS.iter().map(|(t, _)| *t).filter(|t| runs.iter().any(|r| r.record.task == *t)).collect();
-    (models, tasks, cells)
+/// A column of Table 1: the runs of one task from one data source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Column {
+    pub task: String,
+    pub data_source: String,
 }
 
-/// The mean over tasks of a model's mean accuracies, Path-X excluded (as LRA); `None`
-/// unless every task of the table has a result.
-fn average(model: &str, tasks: &[&str], cells: &Cells) -> Option<f64> {
-    let scored: Vec<&str> = tasks.iter().copied().filter(|t| *t != "pathx").collect();
-    let means: Option<Vec<f64>> =
-        scored.iter().map(|t| cells.get(&(model.to_string(), t.to_string())).and_then(Cell::mean)).collect();
-    means.filter(|m| !m.is_empty()).map(|m| m.iter().sum::<f64>() / m.len() as f64)
+impl Column {
+    /// The task's title, marked † for a synthetic stand-in (and naming any other source
+    /// than the task's usual one).
+    pub fn title(&self) -> String {
+        match self.data_source.as_str() {
+            lra_tasks::STAND_IN => format!("{} †", column_title(&self.task)),
+            _ => column_title(&self.task).to_string(),
+        }
+    }
+}
+
+/// Table 1's cells, by (model, column).
+pub type Cells = BTreeMap<(String, Column), Cell>;
+
+/// Table 1 of one preset: runs of other presets, sizes or data never share a cell.
+#[derive(Debug, Clone)]
+pub struct Table1 {
+    pub preset: String,
+    /// Models with runs, in registry order.
+    pub models: Vec<String>,
+    /// Columns in LRA's task order.
+    pub columns: Vec<Column>,
+    pub cells: Cells,
+    /// The devices the runs used.
+    pub devices: Vec<String>,
+}
+
+impl Table1 {
+    /// The mean over the columns of a model's mean accuracies, Path-X excluded (as LRA)
+    /// and cells at chance left out; `None` unless every column has a result and at least
+    /// one counts.
+    pub fn average(&self, model: &str) -> Option<f64> {
+        let scored: Vec<&Column> = self.columns.iter().filter(|c| c.task != "pathx").collect();
+        let cells: Option<Vec<&Cell>> = scored
+            .iter()
+            .map(|c| self.cells.get(&(model.to_string(), (*c).clone())).filter(|cell| cell.mean().is_some()))
+            .collect();
+        let means: Vec<f64> = cells?.into_iter().filter(|cell| !cell.near_chance()).filter_map(Cell::mean).collect();
+        (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64)
+    }
+
+    /// Whether any of a model's cells was left out of its average as at chance.
+    pub fn average_leaves_out(&self, model: &str) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.task != "pathx" && self.cells.get(&(model.to_string(), c.clone())).is_some_and(Cell::near_chance))
+    }
+}
+
+/// Table 1 for each preset that has runs (`lra` first, then `quick`, then `tiny`).
+pub fn tables1(runs: &[Run]) -> Vec<Table1> {
+    let mut tables = Vec::new();
+    for preset in lra_tasks::Preset::ALL.iter().rev().map(|p| p.name()) {
+        let runs: Vec<&Run> = runs.iter().filter(|r| r.record.preset == preset).collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let mut table = Table1 {
+            preset: preset.to_string(),
+            models: Vec::new(),
+            columns: Vec::new(),
+            cells: Cells::new(),
+            devices: Vec::new(),
+        };
+        for run in runs {
+            let r = &run.record;
+            if !table.models.contains(&r.model) {
+                table.models.push(r.model.clone());
+            }
+            if !table.devices.contains(&r.device) {
+                table.devices.push(r.device.clone());
+            }
+            let column = Column { task: r.task.clone(), data_source: r.data_source.clone() };
+            if !table.columns.contains(&column) {
+                table.columns.push(column.clone());
+            }
+            let cell = table.cells.entry((r.model.clone(), column)).or_default();
+            cell.stand_in |= r.data_source == lra_tasks::STAND_IN;
+            cell.majority_rate = cell.majority_rate.or(r.test_majority_rate);
+            cell.test_examples = cell.test_examples.or(r.test_examples);
+            match (&r.failure, r.test_accuracy) {
+                (None, Some(accuracy)) => cell.accuracies.push(accuracy),
+                (Some(failure), _) => cell.failures.push(failure.to_string()),
+                (None, None) => cell.failures.push("no test accuracy recorded".into()),
+            }
+        }
+        table.columns.sort_by_key(|c| (column_index(&c.task).unwrap_or(usize::MAX), c.data_source.clone()));
+        tables.push(table);
+    }
+    tables
 }
 
 fn column_title(task: &str) -> &'static str {
@@ -199,49 +315,53 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn accuracy_table(runs: &[Run]) -> (Table, Vec<Vec<String>>) {
-    let (models, tasks, cells) = table1(runs);
+fn accuracy_table(table1: &Table1) -> (Table, Vec<Vec<String>>) {
     let mut header = vec!["Model".to_string()];
-    header.extend(tasks.iter().map(|t| column_title(t).to_string()));
+    header.extend(table1.columns.iter().map(Column::title));
     header.push("Avg".into());
     let mut rows = Vec::new();
     let mut csv_rows = Vec::new();
-    for model in &models {
+    for model in &table1.models {
         let mut row = vec![format!("{model} (ours)")];
-        for task in &tasks {
-            let cell = cells.get(&(model.clone(), task.to_string())).cloned().unwrap_or_default();
+        for column in &table1.columns {
+            let cell = table1.cells.get(&(model.clone(), column.clone())).cloned().unwrap_or_default();
             row.push(cell.text());
             let published = published::TABLE1
                 .iter()
                 .find(|p| p.our_name == Some(model.as_str()))
-                .and_then(|p| column_index(task).and_then(|i| p.accuracy[i]))
+                .and_then(|p| column_index(&column.task).and_then(|i| p.accuracy[i]))
                 .map(|a| format!("{a:.2}"))
                 .unwrap_or_default();
             csv_rows.push(vec![
+                table1.preset.clone(),
                 model.clone(),
-                task.to_string(),
+                column.task.clone(),
+                column.data_source.clone(),
                 cell.mean().map(|m| format!("{:.6}", m)).unwrap_or_default(),
                 cell.std().map(|s| format!("{:.6}", s)).unwrap_or_default(),
                 cell.accuracies.len().to_string(),
                 cell.failures.len().to_string(),
                 cell.failures.first().cloned().unwrap_or_default(),
-                cell.stand_in.to_string(),
+                cell.near_chance().to_string(),
                 published,
             ]);
         }
-        row.push(average(model, &tasks, &cells).map(|a| format!("{:.2}", 100.0 * a)).unwrap_or_else(|| "–".into()));
+        let mark = if table1.average_leaves_out(model) { " *" } else { "" };
+        row.push(table1.average(model).map(|a| format!("{:.2}{mark}", 100.0 * a)).unwrap_or_else(|| "–".into()));
         rows.push(row);
     }
     let mut chance = vec!["chance".to_string()];
-    chance.extend(tasks.iter().map(|t| column_index(t).map(|i| format!("{:.2}", published::CHANCE[i])).unwrap_or_default()));
+    chance.extend(
+        table1.columns.iter().map(|c| column_index(&c.task).map(|i| format!("{:.2}", published::CHANCE[i])).unwrap_or_default()),
+    );
     chance.push(String::new());
     rows.push(chance);
     for p in published::TABLE1 {
         let mut row = vec![format!("{} (published, {})", p.row, p.source)];
         let mut scored = Vec::new();
-        for task in &tasks {
-            let value = column_index(task).and_then(|i| p.accuracy[i]);
-            if *task != "pathx" {
+        for column in &table1.columns {
+            let value = column_index(&column.task).and_then(|i| p.accuracy[i]);
+            if column.task != "pathx" {
                 scored.push(value.unwrap_or(50.0));
             }
             row.push(value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "FAIL".into()));
@@ -362,19 +482,29 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
         Ok(())
     };
 
-    let (table1, table1_csv) = accuracy_table(&inputs.runs);
+    let tables1 = tables1(&inputs.runs);
+    let accuracy_tables: Vec<(&Table1, Table)> = tables1
+        .iter()
+        .map(|t| {
+            let (table, _) = accuracy_table(t);
+            (t, table)
+        })
+        .collect();
+    let table1_csv: Vec<Vec<String>> = tables1.iter().flat_map(|t| accuracy_table(t).1).collect();
     save(
         "table1.csv",
         &csv_bytes(
             &[
+                "preset",
                 "model",
                 "task",
+                "data_source",
                 "mean_test_accuracy",
                 "std_test_accuracy",
                 "ok_runs",
                 "failed_runs",
                 "first_failure",
-                "stand_in_data",
+                "near_chance",
                 "published_accuracy_percent",
             ],
             &table1_csv,
@@ -440,6 +570,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 r.status.clone(),
                 r.failure.as_ref().map(|f| f.to_string()).unwrap_or_default(),
                 r.test_accuracy.map(|v| format!("{v:.6}")).unwrap_or_default(),
+                r.best_val_test_accuracy.map(|v| format!("{v:.6}")).unwrap_or_default(),
                 r.best_val_accuracy.map(|v| format!("{v:.6}")).unwrap_or_default(),
                 r.test_majority_rate.map(|v| format!("{v:.6}")).unwrap_or_default(),
                 format!("{:.4}", r.train_steps_per_second),
@@ -465,6 +596,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 "status",
                 "failure",
                 "test_accuracy",
+                "best_val_test_accuracy",
                 "best_val_accuracy",
                 "test_majority_rate",
                 "train_steps_per_second",
@@ -487,9 +619,14 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
         figures.push((stem.to_string(), caption, figure.png));
         Ok(())
     };
-    if let Some((figure, caption)) = plots::figure3(&inputs)? {
-        add_figure("figure3", caption, figure)?;
-    }
+    let figure3_note = match plots::figure3(&inputs, &tables1)? {
+        Some((figure, caption)) => {
+            add_figure("figure3", caption, figure)?;
+            None
+        }
+        None if inputs.runs.is_empty() => None,
+        None => Some("Figure 3 is left out: no model has a complete row of Table 1 with a cell above chance.".to_string()),
+    };
     let step_bench = inputs.benches.iter().rev().find(|b| b.scope == Scope::Step);
     let layer_bench = inputs.benches.iter().rev().find(|b| b.scope == Scope::Layer);
     for (bench, what) in [(step_bench, "training step"), (layer_bench, "attention layer")] {
@@ -523,14 +660,25 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     let mut sections: Vec<(String, String, String)> = Vec::new(); // (title, markdown, html)
     let stand_in_note =
         "† trained on a synthetic stand-in (the released files were absent): not comparable to the published figure.";
-    sections.push((
-        "Table 1: test accuracy (%)".into(),
-        format!(
-            "Mean ± sample standard deviation over seeds; FAIL names the cause. Published rows are LRA's figures as printed, not runs of this harness. {stand_in_note}\n\n{}",
-            table1.markdown()
-        ),
-        format!("<p>Mean ± sample standard deviation over seeds; FAIL names the cause. Published rows are LRA's figures as printed, not runs of this harness. {}</p>\n{}", escape(stand_in_note), table1.html()),
-    ));
+    let chance_note = format!(
+        "≈ chance: the mean accuracy is not above the test split's majority rate by a one-sided binomial test at {:.0}% \
+         (its correct answers out of the test examples); such cells are left out of Avg (marked *) and of Figure 3.",
+        100.0 * CHANCE_TEST_LEVEL
+    );
+    for (table1, table) in &accuracy_tables {
+        let devices = table1.devices.join(", ");
+        let intro = format!(
+            "Preset `{}`, device {devices}. Test accuracy of the final weights (as LRA reports; the best-validation \
+             weights' accuracy is in runs.csv): mean ± sample standard deviation over seeds; FAIL names the cause. \
+             Published rows are LRA's figures as printed, not runs of this harness. {stand_in_note} {chance_note}",
+            table1.preset
+        );
+        sections.push((
+            format!("Table 1: test accuracy (%), preset {}", table1.preset),
+            format!("{intro}\n\n{}", table.markdown()),
+            format!("<p>{}</p>\n{}", escape(&intro), table.html()),
+        ));
+    }
     for b in &inputs.benches {
         let t = speed_table(b);
         let what = if b.scope == Scope::Step {
@@ -606,6 +754,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
         rows: run_rows,
     };
     let mut runs_intro = format!("{} runs, {} failed.", inputs.runs.len(), failed_runs);
+    if let Some(note) = &figure3_note {
+        let _ = write!(runs_intro, " {note}");
+    }
     if !inputs.unfinished.is_empty() {
         let _ = write!(
             runs_intro,
@@ -622,11 +773,12 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     let mut markdown = String::from("# Long Range Arena: comparison report\n\n");
     let mut html = String::from(HTML_HEAD);
     html.push_str("<h1>Long Range Arena: comparison report</h1>\n");
+    // The figures follow the tables.
+    let tables = (accuracy_tables.len() + inputs.benches.len()).max(1);
     for (i, (title, md, h)) in sections.iter().enumerate() {
         let _ = write!(markdown, "## {title}\n\n{md}\n");
         let _ = write!(html, "<h2>{}</h2>\n{h}\n", escape(title));
-        if i == 1 || (i == 0 && inputs.benches.is_empty()) {
-            // The figures follow the tables.
+        if i + 1 == tables {
             for (stem, caption, png) in &figures {
                 let _ = write!(markdown, "![{caption}]({stem}.png)\n\n*{caption}* ([SVG]({stem}.svg))\n\n");
                 let _ = writeln!(
@@ -664,3 +816,70 @@ figcaption { font-size: 0.9em; color: #555; }
 </head>
 <body>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binomial_tail_matches_hand_counts() {
+        assert!((binomial_upper_tail(10, 10, 0.5) - 1.0 / 1024.0).abs() < 1e-12);
+        // P(X >= 2) for X ~ B(4, 1/2): (6 + 4 + 1) / 16.
+        assert!((binomial_upper_tail(4, 2, 0.5) - 11.0 / 16.0).abs() < 1e-12);
+        assert_eq!(binomial_upper_tail(4, 0, 0.3), 1.0);
+        assert_eq!(binomial_upper_tail(4, 5, 0.3), 0.0);
+        // Large n stays finite and in [0, 1]: 25,000 test reviews at 50.8%.
+        let p = binomial_upper_tail(25_000, 12_700, 0.5);
+        assert!(p > 0.0 && p < 0.01, "{p}");
+    }
+
+    #[test]
+    fn a_cell_is_at_chance_unless_its_accuracy_clears_the_majority_rate_at_one_percent() {
+        let cell = |accuracy: f64, n: usize| Cell {
+            accuracies: vec![accuracy],
+            majority_rate: Some(0.5),
+            test_examples: Some(n),
+            ..Cell::default()
+        };
+        // 52 of 100 against 50%: p = 0.38.
+        assert!(cell(0.52, 100).near_chance());
+        assert!(cell(0.52, 100).text().starts_with("≈ chance"));
+        // 280 of 500 against 50%: p = 0.004.
+        assert!(!cell(0.56, 500).near_chance());
+        // Without the split's size (older records) nothing is marked.
+        assert!(!Cell { test_examples: None, ..cell(0.5, 100) }.near_chance());
+    }
+
+    #[test]
+    fn runs_of_other_presets_or_data_sources_never_share_a_cell_and_chance_cells_leave_the_average() {
+        let config = crate::config::RunConfig::resolve(
+            lra_tasks::Task::Listops,
+            lra_tasks::Preset::Tiny,
+            "transformer",
+            0,
+            crate::device::DeviceName::Flex,
+        )
+        .unwrap();
+        let record = |preset: &str, task: &str, source: &str, accuracy: f64| {
+            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+            (r.preset, r.task, r.data_source, r.failure) = (preset.into(), task.into(), source.into(), None);
+            (r.test_accuracy, r.test_majority_rate, r.test_examples) = (Some(accuracy), Some(0.1), Some(1000));
+            Run { record: r, metrics: Vec::new() }
+        };
+        let runs = vec![
+            record("quick", "listops", lra_tasks::GENERATED, 0.30),
+            record("quick", "image", lra_tasks::STAND_IN, 0.11),
+            record("quick", "image", lra_tasks::RELEASED, 0.40),
+            record("lra", "listops", lra_tasks::GENERATED, 0.36),
+        ];
+        let tables = tables1(&runs);
+        assert_eq!(tables.iter().map(|t| t.preset.as_str()).collect::<Vec<_>>(), ["lra", "quick"]);
+        let quick = &tables[1];
+        let titles: Vec<String> = quick.columns.iter().map(Column::title).collect();
+        assert_eq!(titles, ["ListOps", "Image", "Image †"]);
+        // 11% of 1,000 against 10% is at chance: the average is over the other two.
+        assert!(quick.average_leaves_out("transformer"));
+        assert!((quick.average("transformer").unwrap() - 0.35).abs() < 1e-12);
+        assert_eq!(tables[0].average("transformer"), Some(0.36));
+    }
+}

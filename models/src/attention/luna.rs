@@ -32,6 +32,9 @@ use super::heads::{HeadProjections, split_heads};
 pub struct LunaConfig {
     pub d_model: usize,
     pub heads: usize,
+    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
     pub max_length: usize,
     /// Dropout on the pack and unpack attention weights.
     #[config(default = 0.1)]
@@ -46,8 +49,8 @@ impl LunaConfig {
         let memory = Initializer::Normal { mean: 0.0, std: (self.d_model as f64).powf(-0.5) };
         LunaAttention {
             memory: memory.init([self.memory_length, self.d_model], device),
-            pack: HeadProjections::new(self.d_model, self.heads, device),
-            unpack: HeadProjections::new(self.d_model, self.heads, device),
+            pack: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
+            unpack: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
@@ -149,7 +152,7 @@ mod tests {
         let attention = LunaConfig::new(8, 2, 10).with_memory_length(4).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
-        assert_eq!(assert_finite_gradients(&attention, &grads), 17);
+        assert_eq!(assert_finite_gradients(&attention, &grads), 9);
     }
 
     #[test]

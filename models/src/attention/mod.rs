@@ -22,12 +22,15 @@ pub mod nystromformer;
 pub mod performer;
 pub mod reformer;
 pub mod s4d;
+pub mod settings;
 pub mod sinkhorn;
 pub mod sparse;
 pub mod synthesizer;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+
+pub use settings::MechanismSettings;
 
 /// Which mechanism an attention layer computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +71,7 @@ pub enum Mechanism {
     S4d,
 }
 
-/// Sizes shared by every mechanism.
+/// Sizes shared by every mechanism, and the mechanism's own settings.
 #[derive(Config, Debug)]
 pub struct AttentionConfig {
     pub d_model: usize,
@@ -80,56 +83,141 @@ pub struct AttentionConfig {
     /// Dropout on the attention weights (where the mechanism has weights).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Width of queries, keys and values, split among the heads; `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
+    /// The mechanism's own settings; its defaults for `max_length` when absent.
+    #[config(default = "None")]
+    pub settings: Option<MechanismSettings>,
 }
 
 impl AttentionConfig {
     pub fn init(&self, device: &Device) -> Attention {
-        let (d_model, heads, max_length, dropout) = (self.d_model, self.heads, self.max_length, self.dropout);
-        match self.mechanism {
-            Mechanism::Full => Attention::Full(full::FullAttentionConfig::new(d_model, heads).with_dropout(dropout).init(device)),
-            Mechanism::Local => {
-                Attention::Local(local::LocalAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
-            }
-            Mechanism::Sparse => Attention::Sparse(
-                sparse::SparseAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+        let (d_model, heads, max_length, dropout, qkv_dim) =
+            (self.d_model, self.heads, self.max_length, self.dropout, self.qkv_dim);
+        let settings = self.settings.clone().unwrap_or_else(|| MechanismSettings::defaults(self.mechanism, max_length));
+        assert_eq!(settings.mechanism(), self.mechanism, "the settings are not for the layer's mechanism");
+        match settings {
+            MechanismSettings::Full => Attention::Full(
+                full::FullAttentionConfig::new(d_model, heads).with_qkv_dim(qkv_dim).with_dropout(dropout).init(device),
             ),
-            Mechanism::Longformer => Attention::Longformer(
-                longformer::LongformerAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Local { block_size } => Attention::Local(
+                local::LocalAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_block_size(block_size)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::BigBird => Attention::BigBird(
-                bigbird::BigBirdAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Sparse { stride, summary } => Attention::Sparse(
+                sparse::SparseAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_stride(Some(stride))
+                    .with_summary(summary)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Axial => {
-                Attention::Axial(axial::AxialAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
-            }
-            Mechanism::Reformer => Attention::Reformer(
-                reformer::ReformerAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Longformer { window, global_tokens } => Attention::Longformer(
+                longformer::LongformerAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_window(window)
+                    .with_global_tokens(global_tokens)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Sinkhorn => Attention::Sinkhorn(
-                sinkhorn::SinkhornAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks } => Attention::BigBird(
+                bigbird::BigBirdAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_block_size(block_size)
+                    .with_window_blocks(window_blocks)
+                    .with_global_blocks(global_blocks)
+                    .with_random_blocks(random_blocks)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Linformer => Attention::Linformer(
-                linformer::LinformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Axial { row_length } => Attention::Axial(
+                axial::AxialAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_row_length(Some(row_length))
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Performer => Attention::Performer(
-                performer::PerformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => Attention::Reformer(
+                reformer::ReformerAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_chunk_size(chunk_size)
+                    .with_hash_rounds(hash_rounds)
+                    .with_buckets(Some(buckets))
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Linear => Attention::Linear(
-                linear::LinearAttentionConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature } => Attention::Sinkhorn(
+                sinkhorn::SinkhornAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_block_size(block_size)
+                    .with_sinkhorn_iterations(sinkhorn_iterations)
+                    .with_temperature(temperature)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Nystromformer => Attention::Nystromformer(
-                nystromformer::NystromformerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Linformer { projected_length } => Attention::Linformer(
+                linformer::LinformerConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_projected_length(projected_length)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Synthesizer => Attention::Synthesizer(
-                synthesizer::SynthesizerConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device),
+            MechanismSettings::Performer { features, redraw_every } => Attention::Performer(
+                performer::PerformerConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_features(features)
+                    .with_redraw_every(redraw_every)
+                    .with_dropout(dropout)
+                    .init(device),
             ),
-            Mechanism::Luna => {
-                Attention::Luna(luna::LunaConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
-            }
-            Mechanism::Fnet => {
+            MechanismSettings::Linear => Attention::Linear(
+                linear::LinearAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            MechanismSettings::Nystromformer { landmarks, pinv_iterations } => Attention::Nystromformer(
+                nystromformer::NystromformerConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_landmarks(landmarks)
+                    .with_pinv_iterations(pinv_iterations)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            MechanismSettings::Synthesizer { variant, rank } => Attention::Synthesizer(
+                synthesizer::SynthesizerConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_variant(variant)
+                    .with_rank(rank)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            MechanismSettings::Luna { memory_length } => Attention::Luna(
+                luna::LunaConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_memory_length(memory_length)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            // FNet and S4D have no attention width: they mix tokens at d_model.
+            MechanismSettings::Fnet => {
                 Attention::Fnet(fnet::FnetConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
             }
-            Mechanism::S4d => Attention::S4d(s4d::S4dConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device)),
+            MechanismSettings::S4d { state_size, init, discretization, dt_min, dt_max, bidirectional } => Attention::S4d(
+                s4d::S4dConfig::new(d_model, heads, max_length)
+                    .with_state_size(state_size)
+                    .with_init(init)
+                    .with_discretization(discretization)
+                    .with_dt_min(dt_min)
+                    .with_dt_max(dt_max)
+                    .with_bidirectional(bidirectional)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
         }
     }
 }

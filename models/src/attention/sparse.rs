@@ -38,6 +38,9 @@ use super::heads::{HeadProjections, MASKED_SCORE};
 pub struct SparseAttentionConfig {
     pub d_model: usize,
     pub heads: usize,
+    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
+    #[config(default = "None")]
+    pub qkv_dim: Option<usize>,
     /// Longest sequence: the default stride is derived from it.
     pub max_length: usize,
     /// Stride l (block length); default: ceil(sqrt(max_length)).
@@ -52,11 +55,16 @@ pub struct SparseAttentionConfig {
 }
 
 impl SparseAttentionConfig {
+    /// The stride in use: the configured one, or ceil(sqrt(max_length)).
+    pub fn resolved_stride(&self) -> usize {
+        self.stride.unwrap_or_else(|| (self.max_length as f64).sqrt().ceil() as usize).max(1)
+    }
+
     pub fn init(&self, device: &Device) -> SparseAttention {
-        let stride = self.stride.unwrap_or_else(|| (self.max_length as f64).sqrt().ceil() as usize).max(1);
+        let stride = self.resolved_stride();
         let summary = self.summary.clamp(1, stride);
         SparseAttention {
-            projections: HeadProjections::new(self.d_model, self.heads, device),
+            projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             stride,
             summary,
@@ -220,7 +228,7 @@ mod tests {
         let attention = SparseAttentionConfig::new(D_MODEL, 2, 16).with_summary(2).init(&device);
         let x = random_input(2, 15, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[15, 11], 15, &device)).sum();
-        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 8);
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
     }
 
     #[test]

@@ -1,0 +1,427 @@
+//! Each mechanism's own settings, as a run's configuration holds them: every value that
+//! changes what a mechanism computes (block, k, features, buckets, landmarks, ...), so
+//! that none is a hidden default. The defaults themselves stay in each mechanism's file,
+//! beside its paper; [`MechanismSettings::defaults`] reads them from there.
+
+use serde::{Deserialize, Serialize};
+
+use super::Mechanism;
+use super::axial::AxialAttentionConfig;
+use super::bigbird::BigBirdAttentionConfig;
+use super::linformer::LinformerConfig;
+use super::local::LocalAttentionConfig;
+use super::longformer::LongformerAttentionConfig;
+use super::luna::LunaConfig;
+use super::nystromformer::NystromformerConfig;
+use super::performer::PerformerConfig;
+use super::reformer::ReformerAttentionConfig;
+use super::s4d::{Discretization, S4dConfig, S4dInit};
+use super::sinkhorn::SinkhornAttentionConfig;
+use super::sparse::SparseAttentionConfig;
+use super::synthesizer::{SynthesizerConfig, SynthesizerVariant};
+
+/// The shortest length [`MechanismSettings::scaled`] gives a block, stride, window or
+/// chunk: below it a pattern degenerates to a handful of neighbours.
+pub const MIN_SCALED_LENGTH: usize = 4;
+
+/// A mechanism and its own settings. In a configuration file:
+/// `"attention": {"local": {"block_size": 50}}`, or `"attention": "full"` for a
+/// mechanism without settings. Unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum MechanismSettings {
+    Full,
+    Local {
+        /// Positions per block.
+        block_size: usize,
+    },
+    Sparse {
+        /// Stride l (the block length).
+        stride: usize,
+        /// Summary positions c at the end of each block (fixed heads).
+        summary: usize,
+    },
+    Longformer {
+        /// Positions of the sliding window on each side.
+        window: usize,
+        /// Leading positions with global attention.
+        global_tokens: usize,
+    },
+    #[serde(rename = "bigbird")]
+    BigBird {
+        block_size: usize,
+        /// Blocks of the sliding window (odd: the query's block in the middle).
+        window_blocks: usize,
+        /// Global blocks at the start of the sequence.
+        global_blocks: usize,
+        /// Random key blocks per query block.
+        random_blocks: usize,
+    },
+    Axial {
+        /// Positions per row.
+        row_length: usize,
+    },
+    Reformer {
+        /// Positions per chunk.
+        chunk_size: usize,
+        hash_rounds: usize,
+        buckets: usize,
+    },
+    Sinkhorn {
+        block_size: usize,
+        sinkhorn_iterations: usize,
+        temperature: f64,
+    },
+    Linformer {
+        /// `k`, the length keys and values are projected to.
+        projected_length: usize,
+    },
+    Performer {
+        /// `m`, the number of random features.
+        features: usize,
+        /// Training steps between two redraws of the features.
+        redraw_every: usize,
+    },
+    Linear,
+    Nystromformer {
+        landmarks: usize,
+        pinv_iterations: usize,
+    },
+    Synthesizer {
+        variant: SynthesizerVariant,
+        /// Rank of the factorised random logits.
+        rank: usize,
+    },
+    Luna {
+        /// `l`, the slots of the learned memory.
+        memory_length: usize,
+    },
+    Fnet,
+    S4d {
+        state_size: usize,
+        init: S4dInit,
+        discretization: Discretization,
+        dt_min: f64,
+        dt_max: f64,
+        bidirectional: bool,
+    },
+}
+
+impl MechanismSettings {
+    /// The settings of `mechanism` for sequences of up to `max_length` positions (CLS
+    /// included): each mechanism file's defaults, with the ones derived from the length
+    /// resolved to numbers.
+    pub fn defaults(mechanism: Mechanism, max_length: usize) -> MechanismSettings {
+        // The sizes do not enter any default; these stand in for them.
+        let (d, h, n) = (1, 1, max_length);
+        match mechanism {
+            Mechanism::Full => MechanismSettings::Full,
+            Mechanism::Local => MechanismSettings::Local { block_size: LocalAttentionConfig::new(d, h, n).block_size },
+            Mechanism::Sparse => {
+                let c = SparseAttentionConfig::new(d, h, n);
+                let stride = c.resolved_stride();
+                MechanismSettings::Sparse { stride, summary: c.summary.clamp(1, stride) }
+            }
+            Mechanism::Longformer => {
+                let c = LongformerAttentionConfig::new(d, h, n);
+                MechanismSettings::Longformer { window: c.window, global_tokens: c.global_tokens }
+            }
+            Mechanism::BigBird => {
+                let c = BigBirdAttentionConfig::new(d, h, n);
+                MechanismSettings::BigBird {
+                    block_size: c.block_size,
+                    window_blocks: c.window_blocks,
+                    global_blocks: c.global_blocks,
+                    random_blocks: c.random_blocks,
+                }
+            }
+            Mechanism::Axial => MechanismSettings::Axial { row_length: AxialAttentionConfig::new(d, h, n).resolved_row_length() },
+            Mechanism::Reformer => {
+                let c = ReformerAttentionConfig::new(d, h, n);
+                MechanismSettings::Reformer {
+                    chunk_size: c.chunk_size,
+                    hash_rounds: c.hash_rounds,
+                    buckets: c.resolved_buckets(),
+                }
+            }
+            Mechanism::Sinkhorn => {
+                let c = SinkhornAttentionConfig::new(d, h, n);
+                MechanismSettings::Sinkhorn {
+                    block_size: c.block_size,
+                    sinkhorn_iterations: c.sinkhorn_iterations,
+                    temperature: c.temperature,
+                }
+            }
+            Mechanism::Linformer => {
+                MechanismSettings::Linformer { projected_length: LinformerConfig::new(d, h, n).projected_length }
+            }
+            Mechanism::Performer => {
+                let c = PerformerConfig::new(d, h, n);
+                MechanismSettings::Performer { features: c.features, redraw_every: c.redraw_every }
+            }
+            Mechanism::Linear => MechanismSettings::Linear,
+            Mechanism::Nystromformer => {
+                let c = NystromformerConfig::new(d, h, n);
+                MechanismSettings::Nystromformer { landmarks: c.landmarks, pinv_iterations: c.pinv_iterations }
+            }
+            Mechanism::Synthesizer => {
+                let c = SynthesizerConfig::new(d, h, n);
+                MechanismSettings::Synthesizer { variant: c.variant, rank: c.rank }
+            }
+            Mechanism::Luna => MechanismSettings::Luna { memory_length: LunaConfig::new(d, h, n).memory_length },
+            Mechanism::Fnet => MechanismSettings::Fnet,
+            Mechanism::S4d => {
+                let c = S4dConfig::new(d, h, n);
+                MechanismSettings::S4d {
+                    state_size: c.state_size,
+                    init: c.init,
+                    discretization: c.discretization,
+                    dt_min: c.dt_min,
+                    dt_max: c.dt_max,
+                    bidirectional: c.bidirectional,
+                }
+            }
+        }
+    }
+
+    /// These settings with every length-bound one (a block, window, chunk, row, k, the
+    /// landmarks or buckets) cut to `positions` where it is longer: a block longer than
+    /// the sequence computes what one block of the whole sequence does, at a higher cost.
+    pub fn fitted_to(self, positions: usize) -> MechanismSettings {
+        let fit = |value: usize| value.min(positions.max(1));
+        match self {
+            MechanismSettings::Local { block_size } => MechanismSettings::Local { block_size: fit(block_size) },
+            MechanismSettings::Sparse { stride, summary } => {
+                MechanismSettings::Sparse { stride: fit(stride), summary: summary.min(fit(stride)) }
+            }
+            MechanismSettings::Longformer { window, global_tokens } => {
+                MechanismSettings::Longformer { window: fit(window), global_tokens: fit(global_tokens) }
+            }
+            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks } => {
+                let block_size = fit(block_size);
+                let blocks = positions.max(1).div_ceil(block_size);
+                MechanismSettings::BigBird { block_size, window_blocks, global_blocks: global_blocks.min(blocks), random_blocks }
+            }
+            MechanismSettings::Axial { row_length } => MechanismSettings::Axial { row_length: fit(row_length) },
+            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => {
+                MechanismSettings::Reformer { chunk_size: fit(chunk_size), hash_rounds, buckets: fit(buckets) }
+            }
+            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature } => {
+                MechanismSettings::Sinkhorn { block_size: fit(block_size), sinkhorn_iterations, temperature }
+            }
+            MechanismSettings::Linformer { projected_length } => {
+                MechanismSettings::Linformer { projected_length: fit(projected_length) }
+            }
+            MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
+                MechanismSettings::Nystromformer { landmarks: fit(landmarks), pinv_iterations }
+            }
+            other => other,
+        }
+    }
+
+    /// These settings for sequences of `to` positions instead of `from`: every setting
+    /// that is a length (a block, stride, window, chunk or summary) scaled by `to / from`,
+    /// at least [`MIN_SCALED_LENGTH`] (a summary at least 1); counts (k, features,
+    /// buckets, landmarks, rounds, memory) unchanged; the axial row length derived from
+    /// the new length. Then cut to the sequence ([`MechanismSettings::fitted_to`]).
+    pub fn scaled(self, from: usize, to: usize) -> MechanismSettings {
+        let scale = |value: usize| (((value * to) as f64 / from.max(1) as f64).round() as usize).max(MIN_SCALED_LENGTH);
+        let scaled = match self {
+            MechanismSettings::Local { block_size } => MechanismSettings::Local { block_size: scale(block_size) },
+            MechanismSettings::Sparse { stride, summary } => MechanismSettings::Sparse {
+                stride: scale(stride),
+                summary: (((summary * to) as f64 / from.max(1) as f64).round() as usize).max(1),
+            },
+            MechanismSettings::Longformer { window, global_tokens } => {
+                MechanismSettings::Longformer { window: scale(window), global_tokens }
+            }
+            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks } => {
+                MechanismSettings::BigBird { block_size: scale(block_size), window_blocks, global_blocks, random_blocks }
+            }
+            MechanismSettings::Axial { .. } => MechanismSettings::defaults(Mechanism::Axial, to),
+            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => {
+                MechanismSettings::Reformer { chunk_size: scale(chunk_size), hash_rounds, buckets }
+            }
+            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature } => {
+                MechanismSettings::Sinkhorn { block_size: scale(block_size), sinkhorn_iterations, temperature }
+            }
+            other => other,
+        };
+        scaled.fitted_to(to)
+    }
+
+    /// The mechanism these settings are for.
+    pub fn mechanism(&self) -> Mechanism {
+        match self {
+            MechanismSettings::Full => Mechanism::Full,
+            MechanismSettings::Local { .. } => Mechanism::Local,
+            MechanismSettings::Sparse { .. } => Mechanism::Sparse,
+            MechanismSettings::Longformer { .. } => Mechanism::Longformer,
+            MechanismSettings::BigBird { .. } => Mechanism::BigBird,
+            MechanismSettings::Axial { .. } => Mechanism::Axial,
+            MechanismSettings::Reformer { .. } => Mechanism::Reformer,
+            MechanismSettings::Sinkhorn { .. } => Mechanism::Sinkhorn,
+            MechanismSettings::Linformer { .. } => Mechanism::Linformer,
+            MechanismSettings::Performer { .. } => Mechanism::Performer,
+            MechanismSettings::Linear => Mechanism::Linear,
+            MechanismSettings::Nystromformer { .. } => Mechanism::Nystromformer,
+            MechanismSettings::Synthesizer { .. } => Mechanism::Synthesizer,
+            MechanismSettings::Luna { .. } => Mechanism::Luna,
+            MechanismSettings::Fnet => Mechanism::Fnet,
+            MechanismSettings::S4d { .. } => Mechanism::S4d,
+        }
+    }
+
+    /// Refuses settings that cannot work on sequences of `positions` positions (CLS
+    /// included), naming the setting and the length.
+    pub fn check(&self, positions: usize) -> Result<(), String> {
+        let at_least_one = |name: &str, value: usize| match value {
+            0 => Err(format!("{name} must be at least 1")),
+            _ => Ok(()),
+        };
+        let within = |name: &str, value: usize| {
+            at_least_one(name, value)?;
+            match value > positions {
+                true => Err(format!("{name} {value} is longer than the sequence ({positions} positions)")),
+                false => Ok(()),
+            }
+        };
+        match *self {
+            MechanismSettings::Full | MechanismSettings::Linear | MechanismSettings::Fnet => Ok(()),
+            MechanismSettings::Local { block_size } => within("block_size", block_size),
+            MechanismSettings::Sparse { stride, summary } => {
+                within("stride", stride)?;
+                at_least_one("summary", summary)?;
+                match summary > stride {
+                    true => Err(format!("summary {summary} is more than the stride {stride}")),
+                    false => Ok(()),
+                }
+            }
+            MechanismSettings::Longformer { window, global_tokens } => {
+                within("window", window)?;
+                match global_tokens > positions {
+                    true => Err(format!("global_tokens {global_tokens} is more than the sequence ({positions} positions)")),
+                    false => Ok(()),
+                }
+            }
+            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks: _ } => {
+                within("block_size", block_size)?;
+                if window_blocks % 2 == 0 {
+                    return Err(format!("window_blocks must be odd (the query's block in the middle), not {window_blocks}"));
+                }
+                let blocks = positions.div_ceil(block_size);
+                match global_blocks > blocks {
+                    true => Err(format!(
+                        "global_blocks {global_blocks} is more than the {blocks} blocks of {block_size} in {positions} positions"
+                    )),
+                    false => Ok(()),
+                }
+            }
+            MechanismSettings::Axial { row_length } => within("row_length", row_length),
+            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => {
+                within("chunk_size", chunk_size)?;
+                at_least_one("hash_rounds", hash_rounds)?;
+                within("buckets", buckets)
+            }
+            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations: _, temperature } => {
+                within("block_size", block_size)?;
+                match temperature > 0.0 {
+                    true => Ok(()),
+                    false => Err(format!("temperature must be positive, not {temperature}")),
+                }
+            }
+            MechanismSettings::Linformer { projected_length } => within("projected_length (k)", projected_length),
+            MechanismSettings::Performer { features, redraw_every } => {
+                at_least_one("features", features)?;
+                at_least_one("redraw_every", redraw_every)
+            }
+            MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
+                within("landmarks", landmarks)?;
+                at_least_one("pinv_iterations", pinv_iterations)
+            }
+            MechanismSettings::Synthesizer { variant: _, rank } => at_least_one("rank", rank),
+            MechanismSettings::Luna { memory_length } => at_least_one("memory_length", memory_length),
+            MechanismSettings::S4d { state_size, dt_min, dt_max, .. } => {
+                if state_size < 2 || state_size % 2 == 1 {
+                    return Err(format!("state_size must be even and at least 2, not {state_size}"));
+                }
+                match 0.0 < dt_min && dt_min < dt_max {
+                    true => Ok(()),
+                    false => Err(format!("dt_min ({dt_min}) and dt_max ({dt_max}) must satisfy 0 < dt_min < dt_max")),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MODELS;
+
+    #[test]
+    fn every_mechanism_has_defaults_that_name_it_and_pass_their_own_check() {
+        for model in MODELS {
+            let settings = MechanismSettings::defaults(model.mechanism, 1025);
+            assert_eq!(settings.mechanism(), model.mechanism, "{}", model.name);
+            assert_eq!(settings.check(1025), Ok(()), "{}", model.name);
+        }
+    }
+
+    #[test]
+    fn defaults_derived_from_the_length_are_resolved_to_numbers() {
+        assert_eq!(MechanismSettings::defaults(Mechanism::Sparse, 1025), MechanismSettings::Sparse { stride: 33, summary: 8 });
+        assert_eq!(MechanismSettings::defaults(Mechanism::Axial, 1025), MechanismSettings::Axial { row_length: 32 });
+        // 1025 positions in chunks of 32: 33 chunks, rounded up to 34 buckets.
+        let MechanismSettings::Reformer { buckets, .. } = MechanismSettings::defaults(Mechanism::Reformer, 1025) else {
+            panic!("not Reformer's settings")
+        };
+        assert_eq!(buckets, 34);
+    }
+
+    #[test]
+    fn fitted_settings_pass_the_check_at_any_length() {
+        for model in MODELS {
+            for positions in [1, 2, 17, 33, 65, 257, 1025] {
+                let fitted = MechanismSettings::defaults(model.mechanism, positions).fitted_to(positions);
+                assert_eq!(fitted.check(positions), Ok(()), "{} at {positions}: {fitted:?}", model.name);
+            }
+        }
+        assert_eq!(
+            MechanismSettings::Linformer { projected_length: 256 }.fitted_to(65),
+            MechanismSettings::Linformer { projected_length: 65 }
+        );
+    }
+
+    #[test]
+    fn scaling_shrinks_lengths_keeps_counts_and_fits_the_sequence() {
+        let local = MechanismSettings::Local { block_size: 64 }.scaled(1024, 256);
+        assert_eq!(local, MechanismSettings::Local { block_size: 16 });
+        assert_eq!(MechanismSettings::Local { block_size: 50 }.scaled(2001, 65), MechanismSettings::Local { block_size: 4 });
+        let reformer = MechanismSettings::Reformer { chunk_size: 201, hash_rounds: 1, buckets: 10 }.scaled(2001, 65);
+        assert_eq!(reformer, MechanismSettings::Reformer { chunk_size: 7, hash_rounds: 1, buckets: 10 });
+        let linformer = MechanismSettings::Linformer { projected_length: 16 };
+        assert_eq!(linformer.clone().scaled(1024, 256), linformer);
+        assert_eq!(MechanismSettings::Axial { row_length: 32 }.scaled(1024, 256), MechanismSettings::Axial { row_length: 16 });
+    }
+
+    #[test]
+    fn settings_that_cannot_work_with_the_length_are_refused_naming_both() {
+        let err = MechanismSettings::Local { block_size: 64 }.check(33).unwrap_err();
+        assert!(err.contains("block_size 64") && err.contains("33 positions"), "{err}");
+        let err = MechanismSettings::Linformer { projected_length: 256 }.check(65).unwrap_err();
+        assert!(err.contains("projected_length (k) 256") && err.contains("65 positions"), "{err}");
+        let bigbird = MechanismSettings::BigBird { block_size: 8, window_blocks: 2, global_blocks: 1, random_blocks: 1 };
+        assert!(bigbird.check(64).unwrap_err().contains("window_blocks must be odd"));
+        assert!(MechanismSettings::Sparse { stride: 8, summary: 9 }.check(64).unwrap_err().contains("summary 9"));
+    }
+
+    #[test]
+    fn settings_read_from_json_refuse_unknown_fields_by_name() {
+        let parsed: MechanismSettings = serde_json::from_str(r#"{"local": {"block_size": 50}}"#).unwrap();
+        assert_eq!(parsed, MechanismSettings::Local { block_size: 50 });
+        let err = serde_json::from_str::<MechanismSettings>(r#"{"local": {"block_sise": 50}}"#).unwrap_err().to_string();
+        assert!(err.contains("block_sise"), "{err}");
+        assert_eq!(serde_json::from_str::<MechanismSettings>(r#""full""#).unwrap(), MechanismSettings::Full);
+    }
+}

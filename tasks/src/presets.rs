@@ -1,0 +1,388 @@
+//! The configuration of each task at each preset: `tiny` (tests), `quick` (a 2-core
+//! CPU) and `lra` (LRA's official configuration of the task; the per-model differences
+//! of the released code are in [`crate::lra`]).
+
+use lra_datasets::cifar;
+
+use crate::downsample::Reduce;
+
+/// The configuration of `task` at `preset`.
+pub(crate) fn resolve(task: Task, preset: Preset) -> TaskConfig {
+    match task {
+        Task::Listops => listops_config(preset),
+        Task::Text | Task::Retrieval => byte_config(task, preset),
+        Task::Image => image_config(preset),
+        Task::Pathfinder => pathfinder_config(Task::Pathfinder, preset),
+        Task::Pathx => pathfinder_config(Task::Pathx, preset),
+    }
+}
+use crate::{
+    DataConfig, ModelConfig, PathfinderDifficulty, Pooling, Positions, Preset, Schedule, Task, TaskConfig, TrainingConfig,
+};
+
+fn listops_config(preset: Preset) -> TaskConfig {
+    let task = Task::Listops;
+    let (max_length, data, model, training) = match preset {
+        Preset::Tiny => (
+            32,
+            DataConfig::ListopsGenerated {
+                seed: 0,
+                max_depth: 3,
+                max_args: 4,
+                min_length: 4,
+                max_length: 32,
+                train: 256,
+                validation: 64,
+                test: 64,
+            },
+            ModelConfig {
+                d_model: 16,
+                qkv_dim: 16,
+                heads: 2,
+                layers: 1,
+                d_ff: 32,
+                d_head_mlp: 32,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
+            },
+            cpu_training(16, 20, 10),
+        ),
+        // Short expressions (lengths 11 to 63, median about 18): a minute on a CPU.
+        Preset::Quick => (
+            64,
+            DataConfig::ListopsGenerated {
+                seed: 0,
+                max_depth: 4,
+                max_args: 5,
+                min_length: 10,
+                max_length: 64,
+                train: 10_000,
+                validation: 500,
+                test: 1_000,
+            },
+            ModelConfig {
+                d_model: 64,
+                qkv_dim: 64,
+                heads: 4,
+                layers: 2,
+                d_ff: 128,
+                d_head_mlp: 128,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
+            },
+            cpu_training(32, 200, 50),
+        ),
+        // The official configuration (LRA's listops_base config).
+        Preset::Lra => (
+            2000,
+            DataConfig::ListopsGenerated {
+                seed: 0,
+                max_depth: 10,
+                max_args: 10,
+                min_length: 500,
+                max_length: 2000,
+                train: 96_000,
+                validation: 2_000,
+                test: 2_000,
+            },
+            ModelConfig {
+                d_model: 512,
+                qkv_dim: 512,
+                heads: 8,
+                layers: 4,
+                d_ff: 1024,
+                d_head_mlp: 1024,
+                pooling: Pooling::Cls,
+                positions: Positions::Sinusoidal,
+                dropout: 0.1,
+                attention_dropout: 0.1,
+            },
+            lra_rsqrt_training(32, 5_000, 1_000, 50),
+        ),
+    };
+    TaskConfig::new(task, preset, max_length, data, model, training)
+}
+
+fn model(d_model: usize, heads: usize, layers: usize, d_ff: usize, pooling: Pooling, positions: Positions) -> ModelConfig {
+    ModelConfig {
+        d_model,
+        qkv_dim: d_model,
+        heads,
+        layers,
+        d_ff,
+        d_head_mlp: d_ff,
+        pooling,
+        positions,
+        dropout: 0.1,
+        attention_dropout: 0.1,
+    }
+}
+
+/// The CPU presets' optimiser: AdamW, warm-up then cosine, global-norm clipping at 1.
+fn cpu_training(batch_size: usize, steps: usize, eval_every: usize) -> TrainingConfig {
+    TrainingConfig {
+        batch_size,
+        steps,
+        schedule: Schedule::Cosine { base: 1e-3, warmup: steps / 10 },
+        weight_decay: 0.01,
+        beta_1: 0.9,
+        beta_2: 0.98,
+        epsilon: 1e-9,
+        gradient_clip_norm: Some(1.0),
+        eval_every,
+        warmup_steps_untimed: (steps / 20).clamp(1, 10),
+        log_every: (steps / 50).max(1),
+    }
+}
+
+/// LRA's optimiser for the byte tasks and ListOps: the rsqrt schedule, no clipping.
+fn lra_rsqrt_training(batch_size: usize, steps: usize, warmup: usize, eval_every: usize) -> TrainingConfig {
+    TrainingConfig {
+        batch_size,
+        steps,
+        schedule: Schedule::Rsqrt { base: 0.05, warmup },
+        weight_decay: 0.1,
+        beta_1: 0.9,
+        beta_2: 0.98,
+        epsilon: 1e-9,
+        gradient_clip_norm: None,
+        eval_every,
+        warmup_steps_untimed: 10,
+        log_every: eval_every,
+    }
+}
+
+/// Text and Retrieval: byte-level documents (Retrieval: pairs), stand-ins unless the
+/// released files are found.
+fn byte_config(task: Task, preset: Preset) -> TaskConfig {
+    let retrieval = task == Task::Retrieval;
+    let stand_in = |train, validation, test| match retrieval {
+        true => DataConfig::RetrievalStandIn { seed: 0, train, validation, test },
+        false => DataConfig::TextStandIn { seed: 0, train, validation, test },
+    };
+    let (max_length, data, model, training) = match preset {
+        Preset::Tiny => {
+            (64, stand_in(128, 32, 32), model(16, 2, 1, 32, Pooling::Cls, Positions::Sinusoidal), cpu_training(16, 10, 5))
+        }
+        Preset::Quick => (
+            256,
+            stand_in(4_000, 200, 500),
+            model(64, 4, 2, 128, Pooling::Mean, Positions::Sinusoidal),
+            // A pair costs two encoder passes: half the batch keeps the step time alike.
+            cpu_training(if retrieval { 8 } else { 16 }, 120, 40),
+        ),
+        // LRA's configurations: Text (IMDb, 25,000 reviews per split) and Retrieval (AAN).
+        Preset::Lra if retrieval => (
+            4000,
+            stand_in(147_086, 18_090, 17_437),
+            model(128, 4, 4, 512, Pooling::Cls, Positions::Sinusoidal),
+            lra_rsqrt_training(32, 5_000, 8_000, 100),
+        ),
+        Preset::Lra => (
+            1000,
+            stand_in(25_000, 25_000, 25_000),
+            model(256, 4, 4, 1024, Pooling::Cls, Positions::Sinusoidal),
+            lra_rsqrt_training(32, 20_000, 8_000, 100),
+        ),
+    };
+    TaskConfig::new(task, preset, max_length, data, model, training)
+}
+
+fn image_config(preset: Preset) -> TaskConfig {
+    let task = Task::Image;
+    let (data, model, training) = match preset {
+        Preset::Tiny => (
+            DataConfig::ImageStandIn { seed: 0, train: 128, validation: 32, test: 32 },
+            model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 6, 3),
+        ),
+        // 16x16 (2x2 means), 256 pixels: a quadratic layer at 1,024 pixels costs
+        // seconds per step on a 2-core CPU, too slow for a sweep of every model.
+        Preset::Quick => (
+            DataConfig::ImageStandIn { seed: 0, train: 4_000, validation: 200, test: 500 },
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 120, 40),
+        ),
+        // LRA's image config (the Transformer's): 1 layer, 8 heads, d 128 (attention 64),
+        // mlp 128, dropout 0.3 (attention 0.2), learned positions, 200 epochs of 45,000
+        // images at batch 256, cosine, evaluated every epoch. Sources: crate::lra.
+        Preset::Lra => (
+            DataConfig::ImageStandIn { seed: 0, train: 45_000, validation: 5_000, test: 10_000 },
+            ModelConfig {
+                d_model: 128,
+                qkv_dim: 64,
+                heads: 8,
+                layers: 1,
+                d_ff: 128,
+                d_head_mlp: 128,
+                pooling: Pooling::Cls,
+                positions: Positions::Learned,
+                dropout: 0.3,
+                attention_dropout: 0.2,
+            },
+            TrainingConfig {
+                batch_size: 256,
+                steps: 35_000,
+                schedule: Schedule::Cosine { base: 5e-4, warmup: 175 },
+                weight_decay: 0.0,
+                beta_1: 0.9,
+                beta_2: 0.98,
+                epsilon: 1e-9,
+                gradient_clip_norm: None,
+                eval_every: 175,
+                warmup_steps_untimed: 10,
+                log_every: 25,
+            },
+        ),
+    };
+    let config = TaskConfig::new(task, preset, cifar::PIXELS, data, model, training);
+    match preset {
+        Preset::Quick => config.downsampled(2, Reduce::Mean),
+        Preset::Lra => config.with_pixel_zero_as_padding(),
+        Preset::Tiny => config,
+    }
+}
+
+fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
+    let size = if task == Task::Pathx { 128 } else { 32 };
+    let data = |count: usize, difficulty| DataConfig::PathfinderGenerated { seed: 0, size, difficulty, count };
+    let (data, model, training) = match preset {
+        Preset::Tiny => (
+            data(if task == Task::Pathx { 40 } else { 160 }, PathfinderDifficulty::Fourteen),
+            model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
+            cpu_training(if task == Task::Pathx { 2 } else { 8 }, 4, 2),
+        ),
+        // Pathfinder: the baseline difficulty (contours of 6 segments) at 16x16, 256
+        // pixels, for the same reason as the image task. 2x2 means, not maxima: a marker
+        // (a disc of radius 1.5) fills a whole block and stays at full brightness, while a
+        // one-pixel dash fills at most part of one and comes out dimmer; under maxima both
+        // become the same bright blocks and the markers cannot be told from the dashes.
+        Preset::Quick if task == Task::Pathfinder => (
+            data(5_000, PathfinderDifficulty::Baseline),
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 150, 50),
+        ),
+        Preset::Quick => (
+            data(400, PathfinderDifficulty::Fourteen),
+            model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
+            cpu_training(16, 20, 10),
+        ),
+        // LRA's Pathfinder-32 config (the Transformer's): d 32 (attention 16), 4 layers,
+        // 4 heads, mlp 32, dropout 0.2 (attention 0.1), sinusoidal positions, mean
+        // pooling, batch 512, lr 1e-3, cosine after one epoch of warm-up, 200 epochs of
+        // 160,000 images, evaluated every epoch. Path-X: 1 layer, 2 heads, dropout 0.1,
+        // learned positions, batch 64, gradients clipped at 1. Sources: crate::lra.
+        Preset::Lra => {
+            let pathx = task == Task::Pathx;
+            let count = 200_000;
+            let batch_size = if pathx { 64 } else { 512 };
+            let epoch = count * 8 / 10 / batch_size;
+            (
+                data(count, PathfinderDifficulty::Fourteen),
+                ModelConfig {
+                    d_model: 32,
+                    qkv_dim: 16,
+                    heads: if pathx { 2 } else { 4 },
+                    layers: if pathx { 1 } else { 4 },
+                    d_ff: 32,
+                    d_head_mlp: 32,
+                    pooling: Pooling::Mean,
+                    positions: if pathx { Positions::Learned } else { Positions::Sinusoidal },
+                    dropout: if pathx { 0.1 } else { 0.2 },
+                    attention_dropout: 0.1,
+                },
+                TrainingConfig {
+                    batch_size,
+                    steps: 200 * epoch,
+                    schedule: Schedule::Cosine { base: 1e-3, warmup: epoch },
+                    weight_decay: 0.0,
+                    beta_1: 0.9,
+                    beta_2: 0.98,
+                    epsilon: 1e-9,
+                    gradient_clip_norm: pathx.then_some(1.0),
+                    eval_every: epoch,
+                    warmup_steps_untimed: 10,
+                    log_every: 100,
+                },
+            )
+        }
+    };
+    let config = TaskConfig::new(task, preset, size * size, data, model, training);
+    match preset {
+        Preset::Quick if task == Task::Pathfinder => config.downsampled(2, Reduce::Mean),
+        Preset::Lra => config.with_pixel_zero_as_padding(),
+        _ => config,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Downsample;
+
+    #[test]
+    fn every_task_and_preset_resolves_to_a_consistent_configuration() {
+        for task in Task::ALL {
+            for preset in Preset::ALL {
+                let c = TaskConfig::resolve(task, preset);
+                assert_eq!(c.model.qkv_dim % c.model.heads, 0, "{task:?} {preset:?}: heads must divide qkv_dim");
+                assert!(c.training.warmup_steps_untimed < c.training.steps);
+                assert!(c.training.eval_every > 0 && c.training.log_every > 0);
+                if let DataConfig::ListopsGenerated { max_length, .. } = c.data {
+                    // The generator's exclusive bound keeps every sequence within the model's length.
+                    assert!(max_length <= c.max_length);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quick_pathfinder_keeps_its_markers_brighter_than_the_dashes() {
+        // Where the markers are comes from the generator's bookkeeping. A marker (a plus of
+        // five full pixels and four at 149 for radius 1.5) fills one 2x2 block, whose mean
+        // is at least 229; a dash is a pixel wide and rarely fills a block. Under maxima a
+        // dash block is as bright as a marker block, which is why the preset takes means.
+        use lra_datasets::pathfinder::{Difficulty, PathfinderConfig, generate};
+        let downsample = TaskConfig::resolve(Task::Pathfinder, Preset::Quick).downsample.unwrap();
+        assert_eq!(downsample.reduce, Reduce::Mean);
+        let maxima = Downsample { reduce: Reduce::Max, ..downsample };
+        let config = PathfinderConfig::lra(32, Difficulty::Baseline).unwrap();
+        let samples = generate(&config, 11, 1_000).unwrap();
+        let marker_bright = 229 + 1; // as a token: pixel value + 1
+        let (factor, small_side) = (downsample.factor, downsample.side / downsample.factor);
+        // Whether block `at` has its centre (in full-size pixels) within `reach` of `(y, x)`.
+        let within = |at: usize, (y, x): (f32, f32), reach: f32| {
+            let centre = |i: usize| (factor * i) as f32 + (factor as f32 - 1.0) / 2.0;
+            (centre(at / small_side) - y).abs() <= reach && (centre(at % small_side) - x).abs() <= reach
+        };
+        let (mut confusable_under_means, mut confusable_under_maxima) = (0, 0);
+        for sample in &samples {
+            let tokens: Vec<u32> = sample.pixels.iter().map(|&p| u32::from(p) + 1).collect();
+            let confusable = |small: &[u32]| {
+                (0..small.len())
+                    .any(|at| small[at] >= marker_bright && !sample.markers.iter().any(|&marker| within(at, marker, 2.0)))
+            };
+            let small = downsample.apply(&tokens);
+            for &marker in &sample.markers {
+                let brightest = (0..small.len()).filter(|&at| within(at, marker, 1.0)).map(|at| small[at]).max();
+                assert!(brightest >= Some(marker_bright), "the marker at {marker:?} fades to {brightest:?}");
+            }
+            confusable_under_means += usize::from(confusable(&small));
+            confusable_under_maxima += usize::from(confusable(&maxima.apply(&tokens)));
+        }
+        assert!(confusable_under_means <= 10, "{confusable_under_means} of 1000 images have a dash as bright as a marker");
+        assert!(confusable_under_maxima >= 900, "under maxima only {confusable_under_maxima} of 1000");
+    }
+
+    #[test]
+    fn the_official_listops_configuration_matches_lra() {
+        let c = TaskConfig::resolve(Task::Listops, Preset::Lra);
+        assert_eq!((c.max_length, c.model.d_model, c.model.heads, c.model.layers, c.model.d_ff), (2000, 512, 8, 4, 1024));
+        assert_eq!((c.training.batch_size, c.training.steps), (32, 5000));
+        assert_eq!(c.training.schedule, Schedule::Rsqrt { base: 0.05, warmup: 1000 });
+    }
+}

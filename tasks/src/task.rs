@@ -1,0 +1,124 @@
+//! The tasks of the benchmark and the presets that size a run.
+
+use serde::{Deserialize, Serialize};
+
+use lra_datasets::{bytes, cifar, listops};
+
+use crate::PIXEL_VOCAB;
+
+/// The tasks of the benchmark that this harness prepares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Listops,
+    Text,
+    Retrieval,
+    Image,
+    Pathfinder,
+    Pathx,
+}
+
+impl Task {
+    pub const ALL: [Task; 6] = [Task::Listops, Task::Text, Task::Retrieval, Task::Image, Task::Pathfinder, Task::Pathx];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Listops => "listops",
+            Task::Text => "text",
+            Task::Retrieval => "retrieval",
+            Task::Image => "image",
+            Task::Pathfinder => "pathfinder",
+            Task::Pathx => "pathx",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Task::Listops => "value of a nested MIN/MAX/MED/SM expression; generated, or the released TSVs",
+            Task::Text => "IMDb sentiment from bytes; the aclImdb folders, or a synthetic stand-in",
+            Task::Retrieval => "do two papers cite each other (AAN), from bytes; the released TSVs, or a stand-in",
+            Task::Image => "CIFAR-10 class from grayscale pixels; the binary batches, or a stand-in of drawn shapes",
+            Task::Pathfinder => "are the two dots joined by one dashed contour (32x32 pixels); generated, or the released images",
+            Task::Pathx => "Pathfinder at 128x128 (16,384 pixels); generated, or the released images",
+        }
+    }
+
+    pub fn classes(self) -> usize {
+        match self {
+            Task::Listops => 10,
+            Task::Text | Task::Retrieval | Task::Pathfinder | Task::Pathx => 2,
+            Task::Image => cifar::CLASSES as usize,
+        }
+    }
+
+    pub fn vocab_size(self) -> usize {
+        match self {
+            Task::Listops => listops::vocab::SIZE,
+            Task::Text | Task::Retrieval => bytes::VOCAB_SIZE,
+            Task::Image | Task::Pathfinder | Task::Pathx => PIXEL_VOCAB,
+        }
+    }
+
+    /// Whether an example is a pair of sequences (encoded by one shared encoder).
+    pub fn paired(self) -> bool {
+        self == Task::Retrieval
+    }
+
+    pub fn parse(name: &str) -> Result<Task, String> {
+        Task::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown task `{name}`; the tasks are: {}", names.join(", "))
+        })
+    }
+}
+
+/// Sizes of a run: `tiny` for tests, `quick` for a CPU, `lra` for the official setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Tiny,
+    Quick,
+    Lra,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [Preset::Tiny, Preset::Quick, Preset::Lra];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Tiny => "tiny",
+            Preset::Quick => "quick",
+            Preset::Lra => "lra",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Preset::Tiny => "seconds per run; small data and model, for tests",
+            Preset::Quick => "about a minute per run on a 2-core CPU; shorter sequences, small model",
+            Preset::Lra => "the official LRA configuration (full lengths and sizes); meant for a GPU",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Preset, String> {
+        Preset::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown preset `{name}`; the presets are: {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_names_list_the_valid_ones() {
+        for task in Task::ALL {
+            assert_eq!(Task::parse(task.name()), Ok(task));
+        }
+        let err = Task::parse("listopz").unwrap_err();
+        assert!(err.contains("listops"), "{err}");
+        assert!(Preset::parse("huge").unwrap_err().contains("tiny, quick, lra"));
+    }
+}
