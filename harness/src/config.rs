@@ -36,8 +36,9 @@ impl RunConfig {
     pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
         let info = lra_models::model_info(model).map_err(anyhow::Error::msg)?;
         let task_config = TaskConfig::resolve(task, preset);
-        let positions = task_config.positions();
-        let attention = MechanismSettings::defaults(info.mechanism, positions).fitted_to(positions);
+        // Defaults derived from the length (Sparse's stride, the axial rows) follow the
+        // tokens: the CLS vector stands before their layout.
+        let attention = MechanismSettings::defaults(info.mechanism, task_config.max_length).fitted_to(task_config.positions());
         let config = RunConfig { model: model.to_string(), seed, device, task: task_config, attention };
         match preset {
             Preset::Lra => config.with_lra_values(),
@@ -76,8 +77,8 @@ impl RunConfig {
         let settings = lra_values::model_settings(self.task.name, &self.model);
         let is_task = |path: &str| path.starts_with("task.");
         let mut config = self.patched(settings.iter().filter(|s| is_task(s.path)))?;
-        let positions = config.task.positions();
-        config.attention = MechanismSettings::defaults(config.attention.mechanism(), positions).fitted_to(positions);
+        config.attention =
+            MechanismSettings::defaults(config.attention.mechanism(), config.task.max_length).fitted_to(config.task.positions());
         config.patched(settings.iter().filter(|s| !is_task(s.path)))
     }
 

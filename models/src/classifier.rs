@@ -80,7 +80,8 @@ impl ClassifierConfig {
             AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len)
                 .with_dropout(self.attention_dropout)
                 .with_qkv_dim(self.qkv_dim)
-                .with_settings(self.settings.clone()),
+                .with_settings(self.settings.clone())
+                .with_leading(usize::from(self.pooling == Pooling::Cls)),
             self.d_ff,
         )
         .with_dropout(self.dropout);

@@ -175,6 +175,30 @@ pub fn task_settings(task: Task) -> Vec<Setting> {
             from("task.pixel_zero_is_padding", "models/transformer/transformer.py:148 (inputs > 0)"),
         ],
     };
+    let (optimiser, factors) = match task {
+        Task::Listops => ("listops/train.py:73-77", "utils/train_utils.py:95 (listops/train.py:216 passes no factors)"),
+        Task::Text => ("text_classification/train.py:74-75", "text_classification/configs/base_tc_config.py:39"),
+        Task::Retrieval => ("matching/train.py:75-76", "matching/configs/base_match_config.py:39"),
+        Task::Image => ("image/train.py:71-72", "image/configs/cifar10/base_cifar10_config.py:41"),
+        Task::Pathfinder => ("image/train.py:71-72", "image/configs/pathfinder32/base_pathfinder32_config.py:40"),
+        Task::Pathx => ("image/train.py:71-72", "image/configs/pathfinder128/base_pathfinder128_config.py:40"),
+    };
+    settings.extend([
+        from("task.training.beta_1", optimiser),
+        from("task.training.beta_2", optimiser),
+        from("task.training.epsilon", optimiser),
+        from("task.training.schedule.kind", factors),
+    ]);
+    match task {
+        Task::Image | Task::Pathfinder | Task::Pathx => {
+            settings.push(from("task.max_length", "image/train.py:336-341 (max_len = height * width)"))
+        }
+        _ => {}
+    }
+    if matches!(task, Task::Pathfinder | Task::Pathx) {
+        settings
+            .push(from("task.data.difficulty", "image/task_registry.py:32-36, 62-66 (pathfinder32_hard, pathfinder128_hard)"));
+    }
     // Sequence tasks: dropout and positions are the encoders' defaults (no config sets them).
     if matches!(task, Task::Listops | Task::Text | Task::Retrieval) {
         settings.extend([

@@ -16,12 +16,17 @@
 //! every position in one layer (the paper stacks the two axes as separate layers, each
 //! with its own projections; composing them inside the layer keeps the one-layer
 //! interface of the other mechanisms).
+//!
+//! A classifier that pools by CLS puts its CLS vector before the sequence: `leading`
+//! such positions stand outside the layout, so that the image's rows stay the layout's
+//! rows. They attend to every position, and every position attends to them beside its
+//! row (one softmax over the row and the leading keys), as a global token.
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
-use super::blocks::{Blocks, block_attention, unblock};
-use super::heads::HeadProjections;
+use super::blocks::{Blocks, Leading, after_leading, block_attention, block_scores, joint_softmax, unblock};
+use super::heads::{HeadProjections, MASKED_SCORE};
 
 #[derive(Config, Debug)]
 pub struct AxialAttentionConfig {
@@ -34,6 +39,9 @@ pub struct AxialAttentionConfig {
     pub max_length: usize,
     /// Positions per row; default: floor(sqrt(max_length)) (32 for a 32x32 image).
     pub row_length: Option<usize>,
+    /// Positions before the layout (the CLS vector), attended by and attending to all.
+    #[config(default = 0)]
+    pub leading: usize,
     /// Dropout on the attention weights (of both steps).
     #[config(default = 0.1)]
     pub dropout: f64,
@@ -51,6 +59,7 @@ impl AxialAttentionConfig {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             row_length,
+            leading: self.leading,
         }
     }
 }
@@ -60,17 +69,41 @@ pub struct AxialAttention {
     pub projections: HeadProjections,
     pub dropout: Dropout,
     pub row_length: usize,
+    pub leading: usize,
 }
 
 impl AxialAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let (q, k, v) = self.projections.project(x);
+        let qkv = self.projections.project(x);
+        let context = after_leading(qkv, padding, self.leading, &self.dropout, |q, k, v, padding, leading| {
+            self.rows_then_columns(q, k, v, padding, leading)
+        });
+        self.projections.combine(context)
+    }
+
+    /// The two steps over the layout: `q, k, v: [batch, heads, len, d]` -> `[batch, heads, len, d]`.
+    fn rows_then_columns(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        padding: Tensor<2, Bool>,
+        leading: Option<Leading>,
+    ) -> Tensor<4> {
+        let batch = q.dims()[0];
         // Rows are blocks: [batch, heads, rows, row_length, d].
         let rows = Blocks::new(q, k, v, padding, self.row_length);
-        let (batch, count, row_length) = (rows.queries.dims()[0], rows.count(), rows.size());
-        let row_mask = rows.key_mask();
-        let row_context = block_attention(rows.queries.clone(), rows.keys.clone(), rows.values, row_mask, &self.dropout);
+        let (count, row_length) = (rows.count(), rows.size());
+        let row_scores = block_scores(rows.queries.clone(), rows.keys.clone()).mask_fill(rows.key_mask(), MASKED_SCORE);
+        let row_context = match &leading {
+            None => joint_softmax(vec![row_scores], &self.dropout).remove(0).matmul(rows.values),
+            // One softmax over the row and the leading keys.
+            Some(leading) => {
+                let weights = joint_softmax(vec![row_scores, leading.scores(rows.queries.clone())], &self.dropout);
+                weights[0].clone().matmul(rows.values) + weights[1].clone().matmul(leading.values.clone())
+            }
+        };
 
         // Columns: the same layout transposed, [batch, heads, row_length, rows, d], with
         // the row step's outputs as values.
@@ -83,7 +116,7 @@ impl AxialAttention {
             &self.dropout,
         )
         .swap_dims(2, 3);
-        self.projections.combine(unblock(context, rows.len))
+        unblock(context, rows.len)
     }
 }
 
@@ -98,6 +131,28 @@ mod tests {
 
     fn axial(row_length: usize) -> AxialAttention {
         AxialAttentionConfig::new(D_MODEL, 2, 64).with_row_length(Some(row_length)).with_dropout(0.0).init(&Device::flex())
+    }
+
+    #[test]
+    fn a_leading_position_is_global_and_keeps_the_rows_of_the_sequence_after_it() {
+        let device = Device::flex();
+        let plain = axial(4);
+        let with_cls = AxialAttention { leading: 1, ..plain.clone() };
+        // With the leading position masked out, the rest is the plain layout of the
+        // sequence after it: rows of 4 starting at position 1.
+        let x = random_input(2, 13, D_MODEL, &device);
+        let grid = x.clone().narrow(1, 1, 12);
+        let padding = padding_after(&[13, 13], 13, &device);
+        let masked_lead = padding.clone().slice_assign([0..2, 0..1], Tensor::<2, Bool>::full([2, 1], true, &device));
+        let expected = values(plain.forward(grid, padding.clone().narrow(1, 1, 12)));
+        let got = values(with_cls.forward(x.clone(), masked_lead).narrow(1, 1, 12));
+        assert_close(&got, &expected, 1e-5, "rows after the leading position");
+        // In one row, the leading position and the row see every key: full attention.
+        let one_row = AxialAttention { row_length: 16, ..with_cls };
+        let full = FullAttention { projections: plain.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
+        let padding = padding_after(&[13, 8], 13, &device);
+        let expected = full.forward(x.clone(), padding.clone());
+        assert_close_at_real_tokens(one_row.forward(x, padding), expected, &[13, 8], 1e-4, "one row with a leading position");
     }
 
     #[test]

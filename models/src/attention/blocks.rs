@@ -13,6 +13,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
 
+use super::full::attention_weights;
 use super::heads::MASKED_SCORE;
 
 /// Queries, keys and values padded to whole blocks and cut into them.
@@ -216,6 +217,62 @@ fn head_major_index(choice: &[usize], heads: usize, blocks: usize, per_query: us
     assert_eq!(per_head % per_query, 0, "the choice must list {per_query} blocks per query block");
     let index: Vec<i64> = choice.iter().enumerate().map(|(at, &block)| ((at / per_head) * blocks + block) as i64).collect();
     Tensor::from_data(TensorData::new(index, [choice.len()]), device)
+}
+
+/// Positions before a block layout (a classifier's CLS vector), as keys that every
+/// block's queries see beside their own: global positions that do not shift the layout.
+#[derive(Debug, Clone)]
+pub struct Leading {
+    /// `[batch, heads, 1, lead, d_head]`.
+    pub keys: Tensor<5>,
+    /// `[batch, heads, 1, lead, d_head]`.
+    pub values: Tensor<5>,
+    /// `[batch, 1, 1, 1, lead]`, true at padding.
+    pub padding: Tensor<5, Bool>,
+}
+
+impl Leading {
+    /// The heads `first..first + count`.
+    pub fn heads(&self, first: usize, count: usize) -> Leading {
+        Leading {
+            keys: self.keys.clone().narrow(1, first, count),
+            values: self.values.clone().narrow(1, first, count),
+            padding: self.padding.clone(),
+        }
+    }
+
+    /// Scores of block queries `[.., queries, d]` against the leading keys, padding masked.
+    pub fn scores(&self, queries: Tensor<5>) -> Tensor<5> {
+        block_scores(queries, self.keys.clone()).mask_fill(self.padding.clone(), MASKED_SCORE)
+    }
+}
+
+/// Attention over a layout that starts after `lead` positions: `attend` computes the
+/// context of the positions after them (`q, k, v: [batch, heads, len - lead, d]`, their
+/// padding, and the leading positions as [`Leading`] keys when there are any), and the
+/// leading positions attend to every position. Returns `[batch, heads, len, d]`.
+pub fn after_leading(
+    (q, k, v): (Tensor<4>, Tensor<4>, Tensor<4>),
+    padding: Tensor<2, Bool>,
+    lead: usize,
+    dropout: &Dropout,
+    attend: impl FnOnce(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<2, Bool>, Option<Leading>) -> Tensor<4>,
+) -> Tensor<4> {
+    let [batch, heads, len, d] = q.dims();
+    let lead = lead.min(len);
+    if lead == 0 {
+        return attend(q, k, v, padding, None);
+    }
+    let rest = |t: Tensor<4>| t.narrow(2, lead, len - lead);
+    let leading = Leading {
+        keys: k.clone().narrow(2, 0, lead).reshape([batch, heads, 1, lead, d]),
+        values: v.clone().narrow(2, 0, lead).reshape([batch, heads, 1, lead, d]),
+        padding: padding.clone().narrow(1, 0, lead).reshape([batch, 1, 1, 1, lead]),
+    };
+    let context =
+        attend(rest(q.clone()), rest(k.clone()), rest(v.clone()), padding.clone().narrow(1, lead, len - lead), Some(leading));
+    let weights = dropout.forward(attention_weights(q.narrow(2, 0, lead), k, Some(padding)));
+    Tensor::cat(vec![weights.matmul(v), context], 2)
 }
 
 /// `q k^T / sqrt(d)` for every block: `q: [.., queries, d]`, `k: [.., keys, d]` ->

@@ -89,6 +89,10 @@ pub struct AttentionConfig {
     /// The mechanism's own settings; its defaults for `max_length` when absent.
     #[config(default = "None")]
     pub settings: Option<MechanismSettings>,
+    /// Positions before the sequence (a classifier's CLS vector): the layouts of axial
+    /// and Sparse attention start after them, which attend and are attended globally.
+    #[config(default = 0)]
+    pub leading: usize,
 }
 
 impl AttentionConfig {
@@ -111,6 +115,7 @@ impl AttentionConfig {
             MechanismSettings::Sparse { stride, summary } => Attention::Sparse(
                 sparse::SparseAttentionConfig::new(d_model, heads, max_length)
                     .with_qkv_dim(qkv_dim)
+                    .with_leading(self.leading)
                     .with_stride(Some(stride))
                     .with_summary(summary)
                     .with_dropout(dropout)
@@ -137,6 +142,7 @@ impl AttentionConfig {
             MechanismSettings::Axial { row_length } => Attention::Axial(
                 axial::AxialAttentionConfig::new(d_model, heads, max_length)
                     .with_qkv_dim(qkv_dim)
+                    .with_leading(self.leading)
                     .with_row_length(Some(row_length))
                     .with_dropout(dropout)
                     .init(device),

@@ -25,12 +25,19 @@
 //! every block, which is attention along the columns of the `[blocks, l]` layout; a
 //! fixed head reads its own block and the `c` summary positions of every block. Keys
 //! reached by both parts of a head are masked in the second, so that none counts twice.
+//!
+//! A classifier that pools by CLS puts its CLS vector before the sequence: `leading`
+//! such positions stand outside the pattern, so that the strides stay on the sequence's
+//! own positions (an image's columns). Every position attends to them beside its pattern
+//! (one softmax), and they attend to every position, as the CLS row and column of LRA's
+//! Sparse Transformer.
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::blocks::{
-    Blocks, any_of, block_scores, joint_softmax, key_mask, mask_from_fn, neighbour_blocks, outside_window, unblock,
+    Blocks, Leading, after_leading, any_of, block_scores, joint_softmax, key_mask, mask_from_fn, neighbour_blocks,
+    outside_window, unblock,
 };
 use super::heads::{HeadProjections, MASKED_SCORE};
 
@@ -52,6 +59,9 @@ pub struct SparseAttentionConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Positions before the pattern (the CLS vector), attended by and attending to all.
+    #[config(default = 0)]
+    pub leading: usize,
 }
 
 impl SparseAttentionConfig {
@@ -69,6 +79,7 @@ impl SparseAttentionConfig {
             stride,
             summary,
             strided_heads: self.heads - self.heads / 2,
+            leading: self.leading,
         }
     }
 }
@@ -81,26 +92,38 @@ pub struct SparseAttention {
     pub summary: usize,
     /// Heads `0..strided_heads` are strided, the others fixed.
     pub strided_heads: usize,
+    pub leading: usize,
 }
 
 impl SparseAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let (q, k, v) = self.projections.project(x);
+        let qkv = self.projections.project(x);
+        let context = after_leading(qkv, padding, self.leading, &self.dropout, |q, k, v, padding, leading| {
+            self.pattern(q, k, v, padding, leading)
+        });
+        self.projections.combine(context)
+    }
+
+    /// Both kinds of heads over `q, k, v: [batch, heads, len, d]` -> `[batch, heads, len, d]`.
+    fn pattern(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>, leading: Option<Leading>) -> Tensor<4> {
         let heads = q.dims()[1];
         let blocks = Blocks::new(q, k, v, padding, self.stride);
-        let strided = self.strided(heads_of(&blocks, 0, self.strided_heads));
+        let leading_of = |first, count| leading.as_ref().map(|l| l.heads(first, count));
+        let strided = self.strided(heads_of(&blocks, 0, self.strided_heads), leading_of(0, self.strided_heads));
         let context = if self.strided_heads == heads {
             strided
         } else {
-            let fixed = self.fixed(heads_of(&blocks, self.strided_heads, heads - self.strided_heads));
+            let fixed_heads = heads - self.strided_heads;
+            let fixed =
+                self.fixed(heads_of(&blocks, self.strided_heads, fixed_heads), leading_of(self.strided_heads, fixed_heads));
             Tensor::cat(vec![strided, fixed], 1)
         };
-        self.projections.combine(unblock(context, blocks.len))
+        unblock(context, blocks.len)
     }
 
     /// Strided heads: `|i - j| < l` or `(i - j) mod l = 0` -> `[batch, heads, blocks, l, d]`.
-    fn strided(&self, blocks: Blocks) -> Tensor<5> {
+    fn strided(&self, blocks: Blocks, leading: Option<Leading>) -> Tensor<5> {
         let device = blocks.queries.device();
         let [batch, _, count, l, _] = blocks.queries.dims();
 
@@ -119,15 +142,20 @@ impl SparseAttention {
         let itself = mask_from_fn([1, 1, count, 1, count], &device, |[_, _, query, _, key]| query == key);
         let column_scores = column_scores.mask_fill(any_of(vec![column_padding, itself]), MASKED_SCORE);
 
-        let weights = joint_softmax(vec![local_scores, column_scores], &self.dropout);
+        let mut parts = vec![local_scores, column_scores];
+        parts.extend(leading.as_ref().map(|l| l.scores(blocks.queries.clone())));
+        let weights = joint_softmax(parts, &self.dropout);
         let local = weights[0].clone().matmul(neighbour_blocks(blocks.values.clone(), 1));
         let columns = weights[1].clone().swap_dims(2, 3).matmul(blocks.values.swap_dims(2, 3)).swap_dims(2, 3);
-        local + columns
+        match leading {
+            Some(leading) => local + columns + weights[2].clone().matmul(leading.values),
+            None => local + columns,
+        }
     }
 
     /// Fixed heads: same block, or the last c positions of any block ->
     /// `[batch, heads, blocks, l, d]`.
-    fn fixed(&self, blocks: Blocks) -> Tensor<5> {
+    fn fixed(&self, blocks: Blocks, leading: Option<Leading>) -> Tensor<5> {
         let device = blocks.queries.device();
         let [batch, heads, count, l, d] = blocks.queries.dims();
         let c = self.summary;
@@ -141,10 +169,16 @@ impl SparseAttention {
         let summary_padding = key_mask(blocks.padding.clone().narrow(2, l - c, c).reshape([batch, 1, count * c]));
         let own_block = mask_from_fn([1, 1, count, 1, count * c], &device, |[_, _, query, _, key]| query == key / c);
         let summary_scores =
-            block_scores(blocks.queries, summary_keys).mask_fill(any_of(vec![summary_padding, own_block]), MASKED_SCORE);
+            block_scores(blocks.queries.clone(), summary_keys).mask_fill(any_of(vec![summary_padding, own_block]), MASKED_SCORE);
 
-        let weights = joint_softmax(vec![own_scores, summary_scores], &self.dropout);
-        weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(summary_values)
+        let mut parts = vec![own_scores, summary_scores];
+        parts.extend(leading.as_ref().map(|l| l.scores(blocks.queries.clone())));
+        let weights = joint_softmax(parts, &self.dropout);
+        let context = weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(summary_values);
+        match leading {
+            Some(leading) => context + weights[2].clone().matmul(leading.values),
+            None => context,
+        }
     }
 }
 
@@ -174,6 +208,24 @@ mod tests {
             .with_summary(summary)
             .with_dropout(0.0)
             .init(&Device::flex())
+    }
+
+    #[test]
+    fn a_leading_position_is_global_and_keeps_the_strides_on_the_sequence_after_it() {
+        let device = Device::flex();
+        let plain = sparse(2, 4, 2);
+        let with_cls = SparseAttention { leading: 1, ..plain.clone() };
+        let x = random_input(2, 17, D_MODEL, &device);
+        let padding = padding_after(&[17, 17], 17, &device);
+        let masked_lead = padding.clone().slice_assign([0..2, 0..1], Tensor::<2, Bool>::full([2, 1], true, &device));
+        let expected = values(plain.forward(x.clone().narrow(1, 1, 16), padding.clone().narrow(1, 1, 16)));
+        let got = values(with_cls.forward(x.clone(), masked_lead).narrow(1, 1, 16));
+        assert_close(&got, &expected, 1e-5, "the pattern after the leading position");
+        // The leading position sees every position: its output is full attention's.
+        let full = FullAttention { projections: plain.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
+        let padding = padding_after(&[17, 11], 17, &device);
+        let expected = values(full.forward(x.clone(), padding.clone()).narrow(1, 0, 1));
+        assert_close(&values(with_cls.forward(x, padding).narrow(1, 0, 1)), &expected, 1e-4, "the leading position");
     }
 
     #[test]
