@@ -409,10 +409,31 @@ mod tests {
     }
 
     #[test]
-    fn every_lra_configuration_is_valid() {
-        for config in lra_configs() {
-            config.validate().unwrap_or_else(|e| panic!("{:?} {}: {e:#}", config.task.name, config.model));
+    fn every_configuration_of_every_preset_is_valid() {
+        for preset in Preset::ALL {
+            for task in Task::ALL {
+                for model in lra_models::MODELS {
+                    let config = RunConfig::resolve(task, preset, model.name, 0, DeviceName::Flex).unwrap();
+                    config.validate().unwrap_or_else(|e| panic!("{preset:?} {task:?} {}: {e:#}", model.name));
+                }
+            }
         }
+    }
+
+    #[test]
+    fn quick_is_lras_shape_at_the_cpu_sizes() {
+        let quick = |task, model| RunConfig::resolve(task, Preset::Quick, model, 0, DeviceName::Flex).unwrap();
+        // Pathfinder's Local: LRA's qkv/emb of 1/2 and mlp/emb of 1 at quick's width 32;
+        // LRA's block of 64 in 1,024 pixels is 16 in the 256 of the shrunk images.
+        let local = quick(Task::Pathfinder, "local");
+        let m = &local.task.model;
+        assert_eq!((m.d_model, m.qkv_dim, m.d_ff, m.heads, m.layers), (32, 16, 32, 4, 1));
+        assert_eq!((m.pooling, m.positions), (lra_tasks::Pooling::Mean, lra_tasks::Positions::Sinusoidal));
+        assert!(local.task.pixel_zero_is_padding);
+        assert_eq!(local.attention, MechanismSettings::Local { block_size: 16 });
+        // ListOps' Sinkhorn pools by mean, as LRA's; Linformer keeps k = 16.
+        assert_eq!(quick(Task::Listops, "sinkhorn").task.model.pooling, lra_tasks::Pooling::Mean);
+        assert_eq!(quick(Task::Listops, "linformer").attention, MechanismSettings::Linformer { projected_length: 16 });
     }
 
     #[test]
