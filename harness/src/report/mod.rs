@@ -457,6 +457,29 @@ fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {
     Ok(writer.into_inner()?)
 }
 
+/// A run's model sizes and mechanism settings in a line: `d 64 (qkv 64), 4 heads, 2
+/// layers, ff 128, cls, sinusoidal; block_size 16`.
+pub fn hyperparameters(record: &RunRecord) -> String {
+    let m = &record.config.task.model;
+    let mut text = format!(
+        "d {} (qkv {}), {} heads, {} layers, ff {}, {}, {}",
+        m.d_model,
+        m.qkv_dim,
+        m.heads,
+        m.layers,
+        m.d_ff,
+        serde_json::to_value(m.pooling).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default(),
+        serde_json::to_value(m.positions).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default(),
+    );
+    if let Ok(serde_json::Value::Object(mechanism)) = serde_json::to_value(&record.config.attention) {
+        for settings in mechanism.values().filter_map(|v| v.as_object()) {
+            let listed: Vec<String> = settings.iter().map(|(name, value)| format!("{name} {value}")).collect();
+            let _ = write!(text, "; {}", listed.join(", "));
+        }
+    }
+    text
+}
+
 /// The command that reproduces a run's numbers.
 pub fn reproduce_command(results: &Path, record: &RunRecord) -> String {
     format!("lra run --config {}", record::run_dir(results, &record.run_id).join("config.json").display())
@@ -578,6 +601,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 r.peak_memory_bytes.to_string(),
                 r.parameters.to_string(),
                 r.data_source.clone(),
+                serde_json::json!({ "model": r.config.task.model, "attention": r.config.attention }).to_string(),
                 format!("{:.1}", r.wall_seconds),
                 reproduce_command(results, r),
             ]
@@ -604,6 +628,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 "peak_memory_bytes",
                 "parameters",
                 "data_source",
+                "hyperparameters",
                 "wall_seconds",
                 "command",
             ],
@@ -743,14 +768,26 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 format!("{:.2}", r.train_steps_per_second),
                 bytes_label(r.peak_memory_bytes),
                 r.data_source.clone(),
+                hyperparameters(r),
                 format!("`{}`", reproduce_command(results, r)),
             ]
         })
         .collect();
     let runs_table = Table {
-        header: ["task", "model", "seed", "status", "test acc %", "steps/s", "peak memory", "data", "reproduce with"]
-            .map(String::from)
-            .to_vec(),
+        header: [
+            "task",
+            "model",
+            "seed",
+            "status",
+            "test acc %",
+            "steps/s",
+            "peak memory",
+            "data",
+            "model and mechanism",
+            "reproduce with",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: run_rows,
     };
     let mut runs_intro = format!("{} runs, {} failed.", inputs.runs.len(), failed_runs);
@@ -820,6 +857,20 @@ figcaption { font-size: 0.9em; color: #555; }
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_names_each_runs_model_sizes_and_mechanism_settings() {
+        let config = crate::config::RunConfig::resolve(
+            lra_tasks::Task::Pathfinder,
+            lra_tasks::Preset::Quick,
+            "local",
+            0,
+            crate::device::DeviceName::Flex,
+        )
+        .unwrap();
+        let record = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+        assert_eq!(hyperparameters(&record), "d 32 (qkv 16), 4 heads, 1 layers, ff 32, mean, sinusoidal; block_size 16");
+    }
 
     #[test]
     fn the_binomial_tail_matches_hand_counts() {
