@@ -124,7 +124,7 @@ pub struct SweepArgs {
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
     /// Stop a run that takes longer than this many seconds (recorded as timed out).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_seconds)]
     pub run_timeout: Option<f64>,
     /// Print one `lra run ...` line per pending run instead of running them.
     #[arg(long)]
@@ -186,10 +186,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub timed_steps: usize,
     /// Limit for each measurement, in seconds (past it: recorded as timed out).
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 600.0, value_parser = positive_seconds)]
     pub cell_timeout: f64,
     /// Start no new measurement after this many seconds in all (the rest: not run).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_seconds)]
     pub budget: Option<f64>,
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -267,4 +267,29 @@ pub struct DataArgs {
     pub seed: Option<u64>,
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
+}
+
+/// A duration in seconds: a finite number above zero (a time limit of zero, a negative
+/// or an infinite one is a mistake, not a request).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    match seconds.is_finite() && seconds > 0.0 && seconds <= 1e9 {
+        true => Ok(seconds),
+        false => Err(format!("{text} seconds: a limit must be above 0 and at most 1e9")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_in_seconds_must_be_positive_and_finite() {
+        assert_eq!(positive_seconds("2.5"), Ok(2.5));
+        for bad in ["-1", "0", "inf", "NaN", "1e300", "soon"] {
+            assert!(positive_seconds(bad).is_err(), "{bad}");
+        }
+        let parsed = Cli::try_parse_from(["lra", "sweep", "--run-timeout=-1"]);
+        assert!(parsed.unwrap_err().to_string().contains("above 0"));
+    }
 }

@@ -37,6 +37,8 @@ pub struct Inputs {
     pub runs: Vec<Run>,
     /// Run folders without a `result.json` (unfinished or running).
     pub unfinished: Vec<PathBuf>,
+    /// Records that could not be read, and why: left out of the report, which lists them.
+    pub skipped: Vec<(PathBuf, String)>,
     pub benches: Vec<BenchRecord>,
 }
 
@@ -57,10 +59,18 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
                 inputs.unfinished.push(dir);
                 continue;
             }
-            let record = record::read_record(&result)?;
-            let metrics_path = dir.join("metrics.csv");
-            let metrics = if metrics_path.is_file() { record::read_metrics_csv(&metrics_path)? } else { Vec::new() };
-            inputs.runs.push(Run { record, metrics });
+            let read = record::read_record(&result).and_then(|record| {
+                let metrics_path = dir.join("metrics.csv");
+                let metrics = if metrics_path.is_file() { record::read_metrics_csv(&metrics_path)? } else { Vec::new() };
+                Ok(Run { record, metrics })
+            });
+            match read {
+                Ok(run) => inputs.runs.push(run),
+                Err(why) => {
+                    eprintln!("warning: left out of the report: {why:#}");
+                    inputs.skipped.push((result, format!("{why:#}")));
+                }
+            }
         }
     }
     inputs.runs.sort_by(|a, b| {
@@ -794,6 +804,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     if let Some(note) = &figure3_note {
         let _ = write!(runs_intro, " {note}");
     }
+    for (path, why) in &inputs.skipped {
+        let _ = write!(runs_intro, " Left out, unreadable: {} ({why}).", path.display());
+    }
     if !inputs.unfinished.is_empty() {
         let _ = write!(
             runs_intro,
@@ -870,6 +883,18 @@ mod tests {
         .unwrap();
         let record = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
         assert_eq!(hyperparameters(&record), "d 32 (qkv 16), 4 heads, 1 layers, ff 32, mean, sinusoidal; block_size 16");
+    }
+
+    #[test]
+    fn an_unreadable_record_is_left_out_and_named_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("runs").join("x");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(broken.join("result.json"), "{}").unwrap();
+        let written = write(dir.path(), &dir.path().join("report")).unwrap();
+        assert_eq!(written.runs, 0);
+        let report = std::fs::read_to_string(dir.path().join("report").join("report.md")).unwrap();
+        assert!(report.contains("Left out, unreadable") && report.contains("result.json"), "{report}");
     }
 
     #[test]
