@@ -244,10 +244,13 @@ pub fn explain(config: &RunConfig) -> anyhow::Result<Explained> {
             let source = match listed {
                 Some(setting) => describe(setting.origin),
                 None if matches!(path.as_str(), "model" | "seed" | "device") => "the command line".to_string(),
-                None if path.starts_with("attention.") => format!(
-                    "ours: the mechanism's default ({mechanism_file}), cut to the sequence where longer{}",
-                    if preset == Preset::Lra { "; LRA's code has no such setting" } else { "" }
-                ),
+                None if path.starts_with("attention.") => match preset {
+                    Preset::Lra => format!("ours: the mechanism's default ({mechanism_file}); LRA's code has no such setting"),
+                    Preset::Quick => {
+                        "ours: the lra preset's value, lengths scaled to this sequence (RunConfig::miniature_of)".into()
+                    }
+                    Preset::Tiny => format!("ours: the mechanism's default ({mechanism_file}), cut to the sequence where longer"),
+                },
                 None if preset == Preset::Lra => "ours: the harness's choice, no value of LRA's (tasks/src/presets.rs)".into(),
                 None => format!("ours: the {} preset (tasks/src/presets.rs)", preset.name()),
             };
