@@ -252,6 +252,10 @@ pub fn explain(config: &RunConfig) -> anyhow::Result<Explained> {
                     Preset::Tiny => format!("ours: the mechanism's default ({mechanism_file}), cut to the sequence where longer"),
                 },
                 None if preset == Preset::Lra => "ours: the harness's choice, no value of LRA's (tasks/src/presets.rs)".into(),
+                None if preset == Preset::Quick && (path.starts_with("task.model.") || path == "task.pixel_zero_is_padding") => {
+                    "ours: the quick preset (tasks/src/presets.rs) in the lra preset's shape for this model (RunConfig::miniature_of)"
+                        .into()
+                }
                 None => format!("ours: the {} preset (tasks/src/presets.rs)", preset.name()),
             };
             ExplainedValue { path, value: value.to_string(), source }
