@@ -31,8 +31,9 @@ pub struct RunConfig {
 impl RunConfig {
     /// The configuration of `model` on `task` at `preset`, with generated or stand-in
     /// data (see [`RunConfig::prefer_released`]). At `lra`, what LRA's released code ran
-    /// for this model (`lra_tasks::lra`); at the CPU presets, the mechanism's defaults with
-    /// every length-bound setting cut to the sequence.
+    /// for this model (`lra_tasks::lra`); at `quick`, a miniature of that
+    /// ([`RunConfig::miniature_of`]); at `tiny`, the mechanism's defaults with every
+    /// length-bound setting cut to the sequence.
     pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
         let info = lra_models::model_info(model).map_err(anyhow::Error::msg)?;
         let task_config = TaskConfig::resolve(task, preset);
