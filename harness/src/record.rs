@@ -24,6 +24,10 @@ pub enum Failure {
     DivergedToNan {
         step: usize,
     },
+    /// The gradients' global norm was not finite (with clipping on, where it is computed).
+    GradientNotFinite {
+        step: usize,
+    },
     Panicked {
         message: String,
     },
@@ -41,6 +45,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::OutOfMemory { detail } => write!(f, "out of memory: {detail}"),
             Failure::DivergedToNan { step } => write!(f, "diverged: loss is not finite at step {step}"),
+            Failure::GradientNotFinite { step } => write!(f, "diverged: the gradient norm is not finite at step {step}"),
             Failure::Panicked { message } => write!(f, "panicked: {message}"),
             Failure::TimedOut { seconds } => write!(f, "timed out after {seconds:.0} s"),
             Failure::Crashed { detail } => write!(f, "crashed: {detail}"),

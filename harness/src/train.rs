@@ -134,9 +134,10 @@ pub fn accuracy(model: &Classifier, examples: &[Example], max_length: usize, bat
     right / examples.len() as f64
 }
 
-/// Scales the gradients so that their global L2 norm is at most `max_norm`
-/// (burn's built-in clipping works per tensor; LRA clips the global norm).
-fn clip_global_norm(model: &Classifier, mut grads: GradientsParams, max_norm: f64) -> GradientsParams {
+/// Scales the gradients so that their global L2 norm is at most `max_norm` (burn's
+/// built-in clipping works per tensor; LRA clips the global norm); also returns the norm
+/// before clipping.
+fn clip_global_norm(model: &Classifier, mut grads: GradientsParams, max_norm: f64) -> (GradientsParams, f64) {
     struct SquaredNorms<'a> {
         grads: &'a GradientsParams,
         parts: Vec<Tensor<1>>,
@@ -162,13 +163,13 @@ fn clip_global_norm(model: &Classifier, mut grads: GradientsParams, max_norm: f6
     let mut norms = SquaredNorms { grads: &grads, parts: Vec::new() };
     model.visit(&mut norms);
     if norms.parts.is_empty() {
-        return grads;
+        return (grads, 0.0);
     }
     let norm = Tensor::cat(norms.parts, 0).sum().sqrt().into_scalar::<f32>() as f64;
     if norm.is_finite() && norm > max_norm {
         model.visit(&mut Scale { grads: &mut grads, factor: max_norm / (norm + 1e-6) });
     }
-    grads
+    (grads, norm)
 }
 
 /// Peak of the device pool's bytes in use, sampled at the points of a step.
@@ -238,7 +239,16 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         pool.sample();
         let grads = match t.gradient_clip_norm {
-            Some(max_norm) => clip_global_norm(&model, grads, max_norm),
+            Some(max_norm) => {
+                let (grads, norm) = clip_global_norm(&model, grads, max_norm);
+                // A step with non-finite gradients would poison every weight: the run has
+                // diverged even when the loss is still finite.
+                if !norm.is_finite() {
+                    failure = Some(Failure::GradientNotFinite { step });
+                    break;
+                }
+                grads
+            }
             None => grads,
         };
         model = optimizer.step(lr, model, grads);
@@ -295,6 +305,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
     // A diverged run reports no accuracy: its last weights are not finite.
     let test_accuracy = (failure.is_none() && steps_done > 0).then(|| test(&model));
     let best_val_test_accuracy = match best_step {
+        _ if failure.is_some() => None,
         Some(step) if step == steps_done && test_accuracy.is_some() => test_accuracy,
         _ => best_model.as_ref().map(test),
     };
@@ -323,5 +334,61 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         memory_source,
         peak_rss_bytes: peak_rss_bytes(),
         parameters,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-layer classifier, its gradients for one batch, on an autodiff device.
+    fn model_and_grads() -> (Classifier, GradientsParams, Device) {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let model = ClassifierConfig::new(8, 3, 6, 8, 2, 1, 16, 8, lra_models::Mechanism::Full).init(&device);
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6, 2, 3, 4, 0, 0, 0], [2, 6]), &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+        let loss = cross_entropy(model.forward(tokens), labels);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        (model, grads, device)
+    }
+
+    /// The global L2 norm of `grads` over `model`'s float parameters, by hand.
+    fn norm_by_hand(model: &Classifier, grads: &GradientsParams) -> f64 {
+        struct Sum<'a>(&'a GradientsParams, f64);
+        impl ModuleVisitor for Sum<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(param.id) {
+                    self.1 += g.into_data().iter::<f32>().map(|v| f64::from(v) * f64::from(v)).sum::<f64>();
+                }
+            }
+        }
+        let mut sum = Sum(grads, 0.0);
+        model.visit(&mut sum);
+        sum.1.sqrt()
+    }
+
+    #[test]
+    fn clipping_scales_the_global_norm_down_to_the_limit_and_reports_it() {
+        let (model, grads, _) = model_and_grads();
+        let before = norm_by_hand(&model, &grads);
+        let (clipped, reported) = clip_global_norm(&model, grads, before / 4.0);
+        assert!((reported - before).abs() < 1e-4 * before, "{reported} vs {before}");
+        assert!((norm_by_hand(&model, &clipped) - before / 4.0).abs() < 1e-3 * before);
+        // Under the limit, nothing changes.
+        let (model, grads, _) = model_and_grads();
+        let before = norm_by_hand(&model, &grads);
+        let (kept, _) = clip_global_norm(&model, grads, before * 2.0);
+        assert!((norm_by_hand(&model, &kept) - before).abs() < 1e-4 * before);
+    }
+
+    #[test]
+    fn a_non_finite_gradient_gives_a_non_finite_norm_and_is_not_scaled() {
+        let (model, mut grads, _) = model_and_grads();
+        let id = model.head_out.weight.id;
+        let poisoned = grads.remove::<2>(id).unwrap().mul_scalar(f32::NAN);
+        grads.register::<2>(id, poisoned);
+        let (_, norm) = clip_global_norm(&model, grads, 1.0);
+        assert!(!norm.is_finite());
     }
 }
