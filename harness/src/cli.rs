@@ -129,6 +129,10 @@ pub struct SweepArgs {
     /// Print one `lra run ...` line per pending run instead of running them.
     #[arg(long)]
     pub print_commands: bool,
+    /// Run again the configurations whose record is a failure (by default a sweep keeps
+    /// every record, failed or not).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Do not write the report at the end.
     #[arg(long)]
     pub no_report: bool,

@@ -52,7 +52,18 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         return sweep_on_slurm(args, configs);
     }
     let total = configs.len();
-    let pending: Vec<_> = configs.into_iter().filter(|c| !sweep::is_recorded(&args.results, c)).collect();
+    let (mut pending, mut kept_failures) = (Vec::new(), 0);
+    for config in configs {
+        match sweep::recorded(&args.results, &config) {
+            sweep::Recorded::No => pending.push(config),
+            sweep::Recorded::Failed if args.retry_failed => pending.push(config),
+            sweep::Recorded::Failed => kept_failures += 1,
+            sweep::Recorded::Ok => {}
+        }
+    }
+    if kept_failures > 0 {
+        eprintln!("sweep: kept {kept_failures} failed records (--retry-failed runs them again)");
+    }
     let exe = sweep::current_exe()?;
     if args.print_commands {
         for config in &pending {
@@ -61,6 +72,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
+
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
     let records = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
     let failed = records.iter().filter(|r| !r.is_ok()).count();

@@ -42,9 +42,25 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
     Ok(configs)
 }
 
-/// Whether `results` already holds the finished record of `config`.
-pub fn is_recorded(results: &Path, config: &RunConfig) -> bool {
-    record::result_path(results, config).is_file()
+/// What `results` holds for `config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    No,
+    Ok,
+    /// A failure (or a record that cannot be read, which counts as one).
+    Failed,
+}
+
+/// What `results` holds for `config`.
+pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
+    let path = record::result_path(results, config);
+    if !path.is_file() {
+        return Recorded::No;
+    }
+    match record::read_record(&path) {
+        Ok(record) if record.is_ok() => Recorded::Ok,
+        _ => Recorded::Failed,
+    }
 }
 
 /// The `lra run` arguments that run `config` into `results`.
@@ -111,17 +127,25 @@ pub fn run_child(
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
+    let result_path = dir.join("result.json");
+    // A record already there is a failure being retried: the child replaces it.
+    let mut arguments = run_arguments(config, results, data_dir);
+    if result_path.is_file() {
+        arguments.push("--force".into());
+    }
     let mut child = Command::new(exe)
-        .args(run_arguments(config, results, data_dir))
+        .args(arguments)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
+    let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
     let status = wait_with_timeout(&mut child, started, timeout)?;
-    let result_path = dir.join("result.json");
+    // The child wrote its own record (even if the time ran out as it did so): keep it.
+    let written = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok().filter(|m| Some(*m) != replaced);
     let record = match status {
-        Some(_) if result_path.is_file() => record::read_record(&result_path)?,
+        _ if written.is_some() => record::read_record(&result_path)?,
         Some(status) => {
             let failure = crash_cause(status, &last_line(&log_path));
             let record = RunRecord::failed(config, failure, started.elapsed().as_secs_f64());
@@ -260,4 +284,29 @@ pub fn run_all(
 /// The `lra` binary to start children with.
 pub fn current_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the lra binary to run children with")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_the_child_wrote_is_kept_even_when_its_time_ran_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
+        let mut written = RunRecord::failed(&config, Failure::Crashed { detail: "the child's own record".into() }, 1.0);
+        written.failure = None;
+        written.status = "ok".into();
+        let template = dir.path().join("record.json");
+        record::write_json_atomically(&template, &written).unwrap();
+        // A child that writes its record, then overstays the time limit.
+        let result = record::result_path(&results, &config);
+        let script = dir.path().join("child.sh");
+        std::fs::write(&script, format!("#!/bin/sh\ncp '{}' '{}'\nsleep 5\n", template.display(), result.display())).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let end = run_child(&script, &config, &results, dir.path(), Some(Duration::from_millis(1500))).unwrap();
+        assert!(end.record.is_ok(), "{:?}", end.record.failure);
+        assert!(record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
+    }
 }

@@ -250,6 +250,30 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
     ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "nothing is pending");
+    assert!(stderr(&out).contains("kept 1 failed records"), "{}", stderr(&out));
+
+    // --retry-failed runs the failed configuration again (no fault now) and replaces its record.
+    let out = lra(&[
+        "sweep",
+        "--preset",
+        "tiny",
+        "--models",
+        "local",
+        "--tasks",
+        "pathfinder",
+        "--results",
+        results.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--no-report",
+        "--no-bench",
+        "--retry-failed",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 to run"), "{}", stderr(&out));
+    let after_retry = self::records(&results);
+    assert_eq!(after_retry.len(), 6);
+    assert!(after_retry.iter().all(RunRecord::is_ok), "the retried run succeeded and replaced the failure");
 }
 
 #[test]
