@@ -135,6 +135,8 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
         max_parallel: args.max_parallel,
     };
     let paths = slurm::Paths::resolve(&sweep::current_exe()?, &args.results, &args.data)?;
+    options.check()?;
+    paths.check()?;
     let name = format!(
         "sweep-{}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)

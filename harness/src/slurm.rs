@@ -65,6 +65,14 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// Refuses paths that could end a directive line of the script (see [`check_value`]).
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (name, path) in [("the lra binary", &self.exe), ("--results", &self.results), ("--data", &self.data)] {
+            check_value(name, &path.display().to_string())?;
+        }
+        Ok(())
+    }
+
     pub fn resolve(exe: &Path, results: &Path, data: &Path) -> anyhow::Result<Paths> {
         let absolute = |p: &Path| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()));
         Ok(Paths {
@@ -116,13 +124,17 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
         if run.failed_before {
             args.push("--force".into());
         }
-        let log = |ext: &str| quote(&dir.join(format!("slurm-${{SLURM_ARRAY_JOB_ID}}_{i}.{ext}")).display().to_string());
+        // Literal parts in single quotes; only the job id is expanded.
+        let log = |ext: &str| {
+            let prefix = dir.join("slurm-").display().to_string();
+            format!("{}\"${{SLURM_ARRAY_JOB_ID}}\"{}", single_quote(&prefix), single_quote(&format!("_{i}.{ext}")))
+        };
         s += &format!(
             "  {i})  # {} {} seed {}\n    mkdir -p {}\n    exec {} >{} 2>{} ;;\n",
             run.config.task.name.name(),
             run.config.model,
             run.config.seed,
-            quote(&dir.display().to_string()),
+            single_quote(&dir.display().to_string()),
             shell_line(&paths.exe, &args),
             log("out"),
             log("err"),
@@ -132,9 +144,39 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
     s
 }
 
-/// Double-quotes a word for bash, keeping `${...}` expansions.
+/// Double-quotes an `#SBATCH` value (read by sbatch, not by bash), whose `%A`-style
+/// patterns must stay; [`SlurmOptions::check`] and [`Paths::check`] refuse what could end
+/// the value or the line.
 fn quote(word: &str) -> String {
-    format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\"").replace('`', "\\`"))
+    format!("\"{word}\"")
+}
+
+/// Single-quotes a word for bash: nothing inside it is expanded or run.
+fn single_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// Refuses a value that would end an `#SBATCH` line or its quotes: a control character
+/// (a newline drops every directive after it) or a double quote.
+fn check_value(name: &str, value: &str) -> anyhow::Result<()> {
+    if let Some(c) = value.chars().find(|c| c.is_control() || *c == '"') {
+        bail!("{name} {value:?}: a job script value may not hold {c:?}");
+    }
+    Ok(())
+}
+
+impl SlurmOptions {
+    /// Refuses directive values that could end their line (see [`check_value`]).
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (name, value) in
+            [("--partition", &self.partition), ("--time", &self.time), ("--mem", &self.memory), ("--gres", &self.gres)]
+        {
+            if let Some(value) = value {
+                check_value(name, value)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks that Slurm can take a job here: `sbatch` present and the controller answering.
@@ -261,10 +303,10 @@ mod tests {
         for (i, run) in runs.iter().enumerate() {
             let dir = format!("/shared/my results/runs/{}", record::run_id(&run.config));
             let branch: Vec<&str> = text.lines().skip_while(|l| !l.starts_with(&format!("  {i})"))).take(3).collect();
-            assert!(branch[1].contains(&format!("mkdir -p \"{dir}\"")), "{branch:?}");
+            assert!(branch[1].contains(&format!("mkdir -p '{dir}'")), "{branch:?}");
             assert!(branch[2].starts_with("    exec /opt/lra/bin/lra run --task listops"), "{branch:?}");
             assert!(branch[2].contains("--results '/shared/my results' --data /shared/data"), "{branch:?}");
-            assert!(branch[2].contains(&format!(">\"{dir}/slurm-${{SLURM_ARRAY_JOB_ID}}_{i}.out\"")), "{branch:?}");
+            assert!(branch[2].contains(&format!(">'{dir}/slurm-'\"${{SLURM_ARRAY_JOB_ID}}\"'_{i}.out'")), "{branch:?}");
             // A run that failed before is forced: its failed record must not make it skip.
             assert_eq!(branch[2].contains("--force"), run.failed_before, "{branch:?}");
         }
@@ -274,6 +316,37 @@ mod tests {
         std::fs::write(&file, &text).unwrap();
         let status = Command::new("bash").arg("-n").arg(&file).status().unwrap();
         assert!(status.success());
+    }
+
+    #[test]
+    fn paths_run_nothing_in_the_script_and_values_that_would_end_a_line_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // A results folder whose name holds a command substitution, a quote and a backtick.
+        let results = dir.path().join("r$(touch pwned)'x`touch pwned2`");
+        let paths = Paths { exe: "/bin/true".into(), results: results.clone(), data: dir.path().join("data") };
+        let runs = runs();
+        let text = script(&runs, &paths, &SlurmOptions::default(), "sweep-1");
+        let file = dir.path().join("script.sh");
+        std::fs::write(&file, &text).unwrap();
+        for task in 0..runs.len() {
+            let status = Command::new("bash")
+                .arg(&file)
+                .current_dir(dir.path())
+                .env("SLURM_ARRAY_TASK_ID", task.to_string())
+                .env("SLURM_ARRAY_JOB_ID", "7")
+                .status()
+                .unwrap();
+            assert!(status.success(), "task {task}");
+        }
+        assert!(!dir.path().join("pwned").exists() && !dir.path().join("pwned2").exists(), "{text}");
+        // The run folders were made under the literal name, with the task's log inside.
+        let run_dir = record::run_dir(&results, &record::run_id(&runs[0].config));
+        assert!(run_dir.join("slurm-7_0.out").is_file());
+        // A newline would end the directive block: refused, naming the option.
+        let bad = SlurmOptions { time: Some("1:00:00\n#SBATCH --mem=1T".into()), ..SlurmOptions::default() };
+        assert!(bad.check().unwrap_err().to_string().contains("--time"));
+        let bad_paths = Paths { results: "/tmp/a\nb".into(), ..paths };
+        assert!(bad_paths.check().unwrap_err().to_string().contains("--results"));
     }
 
     #[test]
