@@ -381,20 +381,26 @@ pub fn run(
         }
         _ => Vec::new(),
     };
+    let (earlier, others) = split_earlier(earlier, &spec.models);
     let adapter = open(spec.device).map(|d| d.adapter).map_err(anyhow::Error::msg)?;
+    let mut lengths = spec.lengths.clone();
+    lengths.extend(others.iter().map(|m| m.length).filter(|l| !spec.lengths.contains(l)));
+    lengths.sort_unstable();
+    lengths.dedup();
     let mut record = BenchRecord {
         bench_id,
         scope: spec.scope,
         device: spec.device.name().into(),
         batch: spec.batch,
-        lengths: spec.lengths.clone(),
+        lengths,
         d_model: D_MODEL,
         heads: HEADS,
         layers: if spec.scope == Scope::Step { LAYERS } else { 1 },
         d_ff: D_FF,
         warmup_steps: spec.warmup_steps,
         timed_steps: spec.timed_steps,
-        measurements: Vec::new(),
+        // Cells of models this run does not measure stay: a record is merged, never cut.
+        measurements: others,
         environment: crate::environment::capture(&adapter),
         command,
     };
@@ -432,6 +438,12 @@ pub fn run(
     Ok(record)
 }
 
+/// An earlier record's cells split into those of `models` (reused where this run would
+/// measure them again) and those of other models (kept as they are).
+fn split_earlier(earlier: Vec<Measurement>, models: &[String]) -> (Vec<Measurement>, Vec<Measurement>) {
+    earlier.into_iter().partition(|m| models.contains(&m.model))
+}
+
 /// One line for the console.
 pub fn describe(m: &Measurement) -> String {
     match (m.steps_per_second, m.peak_memory_bytes) {
@@ -447,5 +459,64 @@ pub fn describe(m: &Measurement) -> String {
             }
         ),
         _ => format!("{:<14} n={:<6} {}: {}", m.model, m.length, m.status.to_uppercase(), m.detail.as_deref().unwrap_or("")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_benchmark_of_other_models_merges_into_the_record_and_drops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |models: &[&str]| BenchSpec {
+            models: models.iter().map(|m| m.to_string()).collect(),
+            lengths: vec![32],
+            batch: 1,
+            device: DeviceName::Flex,
+            scope: Scope::Step,
+            warmup_steps: 1,
+            timed_steps: 1,
+            cell_timeout: Duration::from_secs(1),
+            budget: None,
+        };
+        let cell = |model: &str| {
+            let spec = CellSpec {
+                model: model.into(),
+                length: 32,
+                batch: 1,
+                device: DeviceName::Flex,
+                scope: Scope::Step,
+                warmup_steps: 1,
+                timed_steps: 1,
+            };
+            failed_cell(&spec, "failed", format!("{model}'s earlier cell"))
+        };
+        // An earlier sweep measured transformer, linear and local.
+        let earlier = BenchRecord {
+            bench_id: "sweep-bench".into(),
+            scope: Scope::Step,
+            device: "flex".into(),
+            batch: 1,
+            lengths: vec![32],
+            d_model: D_MODEL,
+            heads: HEADS,
+            layers: LAYERS,
+            d_ff: D_FF,
+            warmup_steps: 1,
+            timed_steps: 1,
+            measurements: vec![cell("transformer"), cell("linear"), cell("local")],
+            environment: crate::environment::capture("test"),
+            command: "earlier".into(),
+        };
+        save(dir.path(), &earlier).unwrap();
+        // A later one asks for local alone: its cell is reused (no child starts: the
+        // binary given cannot run one), and the other models' cells stay.
+        let record =
+            run(Path::new("/nonexistent/lra"), &spec(&["local"]), dir.path(), "later".into(), Some("sweep-bench".into()))
+                .unwrap();
+        let models: Vec<&str> = record.measurements.iter().map(|m| m.model.as_str()).collect();
+        assert_eq!(models, ["transformer", "linear", "local"]);
+        assert_eq!(load(&record_path(dir.path(), "sweep-bench")).unwrap().measurements.len(), 3);
     }
 }
