@@ -164,6 +164,26 @@ impl RunConfig {
                 t.training.steps
             );
         }
+        if !t.data.serves(t.name) {
+            bail!("data: a {} source does not hold {} examples", t.data.source_label(), t.name.name());
+        }
+        if let Some(pixels) = t.data.pixels() {
+            // Images are never cut: the model sees every pixel, or the shrunk image.
+            let seen = match &t.downsample {
+                Some(d) if d.side * d.side != pixels => {
+                    bail!("downsample.side {} does not match the data's images of {pixels} pixels", d.side)
+                }
+                Some(d) => (d.side / d.factor.max(1)).pow(2),
+                None => pixels,
+            };
+            if t.max_length != seen {
+                bail!(
+                    "max_length {} does not match the {seen} pixels the model sees (images of {pixels} pixels{})",
+                    t.max_length,
+                    if t.downsample.is_some() { ", shrunk" } else { "" }
+                );
+            }
+        }
         if t.pixel_zero_is_padding && t.image_side().is_none() {
             bail!("pixel_zero_is_padding: the task {} has no pixels", t.name.name());
         }
@@ -482,6 +502,22 @@ mod tests {
         let line = text.lines().position(|l| l.contains("block_size")).unwrap() + 1;
         assert!(err.contains(&format!("config.json:{line}:")), "{err}");
         assert!(err.contains("block_sise"), "{err}");
+    }
+
+    #[test]
+    fn data_of_another_task_or_images_cut_short_are_refused() {
+        let mut config = RunConfig::resolve(Task::Pathfinder, Preset::Quick, "transformer", 0, DeviceName::Flex).unwrap();
+        config.validate().unwrap();
+        // Without its downsampling, quick Pathfinder would train on the first 256 pixels.
+        let shrunk = config.task.downsample.take();
+        assert!(format!("{:#}", config.validate().unwrap_err()).contains("max_length 256"));
+        config.task.downsample = shrunk;
+        config.task.data = RunConfig::resolve(Task::Pathx, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap().task.data;
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("does not hold pathfinder examples"), "{err}");
+        let mut listops = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
+        listops.task.data = config.task.data.clone();
+        assert!(format!("{:#}", listops.validate().unwrap_err()).contains("listops"));
     }
 
     #[test]

@@ -151,6 +151,30 @@ impl DataConfig {
         }
     }
 
+    /// Whether this is a source of `task`'s examples (ListOps data for ListOps, 32x32
+    /// Pathfinder for Pathfinder, ...).
+    pub fn serves(&self, task: crate::Task) -> bool {
+        use crate::Task;
+        match self {
+            DataConfig::ListopsGenerated { .. } | DataConfig::ListopsReleased { .. } => task == Task::Listops,
+            DataConfig::TextReleased { .. } | DataConfig::TextStandIn { .. } => task == Task::Text,
+            DataConfig::RetrievalReleased { .. } | DataConfig::RetrievalStandIn { .. } => task == Task::Retrieval,
+            DataConfig::ImageReleased { .. } | DataConfig::ImageStandIn { .. } => task == Task::Image,
+            DataConfig::PathfinderGenerated { size, .. } | DataConfig::PathfinderReleased { size, .. } => {
+                (task == Task::Pathfinder && *size == 32) || (task == Task::Pathx && *size == 128)
+            }
+        }
+    }
+
+    /// Pixels of each image this source gives, for image sources.
+    pub fn pixels(&self) -> Option<usize> {
+        match self {
+            DataConfig::ImageReleased { .. } | DataConfig::ImageStandIn { .. } => Some(cifar::PIXELS),
+            DataConfig::PathfinderGenerated { size, .. } | DataConfig::PathfinderReleased { size, .. } => Some(size * size),
+            _ => None,
+        }
+    }
+
     /// How to get the released files of this task, for messages about stand-ins.
     pub fn how_to_fetch(&self) -> Option<&'static str> {
         match self {
