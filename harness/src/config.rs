@@ -164,26 +164,7 @@ impl RunConfig {
                 t.training.steps
             );
         }
-        if !t.data.serves(t.name) {
-            bail!("data: a {} source does not hold {} examples", t.data.source_label(), t.name.name());
-        }
-        if let Some(pixels) = t.data.pixels() {
-            // Images are never cut: the model sees every pixel, or the shrunk image.
-            let seen = match &t.downsample {
-                Some(d) if d.side * d.side != pixels => {
-                    bail!("downsample.side {} does not match the data's images of {pixels} pixels", d.side)
-                }
-                Some(d) => (d.side / d.factor.max(1)).pow(2),
-                None => pixels,
-            };
-            if t.max_length != seen {
-                bail!(
-                    "max_length {} does not match the {seen} pixels the model sees (images of {pixels} pixels{})",
-                    t.max_length,
-                    if t.downsample.is_some() { ", shrunk" } else { "" }
-                );
-            }
-        }
+        t.check_images()?;
         if t.pixel_zero_is_padding && t.image_side().is_none() {
             bail!("pixel_zero_is_padding: the task {} has no pixels", t.name.name());
         }

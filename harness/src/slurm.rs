@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 
 use crate::config::RunConfig;
 use crate::record::{self, write_atomically};
-use crate::sweep::{run_arguments, shell_line};
+use crate::sweep::{Recorded, recorded, run_arguments, shell_line};
 
 /// The `sbatch` settings of the array.
 #[derive(Debug, Clone, Default)]
@@ -43,15 +43,12 @@ pub struct MissingRun {
 pub fn missing_runs(results: &Path, configs: Vec<RunConfig>) -> Vec<MissingRun> {
     configs
         .into_iter()
-        .filter_map(|config| {
-            let path = record::result_path(results, &config);
-            match record::read_record(&path) {
-                Ok(r) if r.is_ok() => None,
-                Ok(_) => Some(MissingRun { config, failed_before: true }),
-                // Absent, or unreadable (a record is written whole, so this is not a
-                // run in progress): run it again.
-                Err(_) => Some(MissingRun { config, failed_before: path.exists() }),
-            }
+        .filter_map(|config| match recorded(results, &config) {
+            Recorded::Ok => None,
+            Recorded::No => Some(MissingRun { config, failed_before: false }),
+            // A failure, or an unreadable record (a record is written whole, so this is
+            // not a run in progress): run it again.
+            Recorded::Failed => Some(MissingRun { config, failed_before: true }),
         })
         .collect()
 }

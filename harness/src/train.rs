@@ -341,8 +341,8 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
 mod tests {
     use super::*;
 
-    /// A one-layer classifier, its gradients for one batch, on an autodiff device.
-    fn model_and_grads() -> (Classifier, GradientsParams, Device) {
+    /// A one-layer classifier and its gradients for one batch, on an autodiff device.
+    fn model_and_grads() -> (Classifier, GradientsParams) {
         let device = Device::flex().autodiff();
         device.seed(5);
         let model = ClassifierConfig::new(8, 3, 6, 8, 2, 1, 16, 8, lra_models::Mechanism::Full).init(&device);
@@ -350,7 +350,7 @@ mod tests {
         let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
         let loss = cross_entropy(model.forward(tokens), labels);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        (model, grads, device)
+        (model, grads)
     }
 
     /// The global L2 norm of `grads` over `model`'s float parameters, by hand.
@@ -370,13 +370,13 @@ mod tests {
 
     #[test]
     fn clipping_scales_the_global_norm_down_to_the_limit_and_reports_it() {
-        let (model, grads, _) = model_and_grads();
+        let (model, grads) = model_and_grads();
         let before = norm_by_hand(&model, &grads);
         let (clipped, reported) = clip_global_norm(&model, grads, before / 4.0);
         assert!((reported - before).abs() < 1e-4 * before, "{reported} vs {before}");
         assert!((norm_by_hand(&model, &clipped) - before / 4.0).abs() < 1e-3 * before);
         // Under the limit, nothing changes.
-        let (model, grads, _) = model_and_grads();
+        let (model, grads) = model_and_grads();
         let before = norm_by_hand(&model, &grads);
         let (kept, _) = clip_global_norm(&model, grads, before * 2.0);
         assert!((norm_by_hand(&model, &kept) - before).abs() < 1e-4 * before);
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_non_finite_gradient_gives_a_non_finite_norm_and_is_not_scaled() {
-        let (model, mut grads, _) = model_and_grads();
+        let (model, mut grads) = model_and_grads();
         let id = model.head_out.weight.id;
         let poisoned = grads.remove::<2>(id).unwrap().mul_scalar(f32::NAN);
         grads.register::<2>(id, poisoned);

@@ -160,17 +160,10 @@ impl TaskConfig {
 
     /// The splits, shrunk when `downsample` says so.
     fn prepare_images(&self, data_dir: &std::path::Path) -> Result<(Splits, bool), DataError> {
+        self.check_images()?;
         let Some(downsample) = &self.downsample else {
             return self.data.prepare_reporting(self.max_length, data_dir);
         };
-        // The factor is checked before it divides: a configuration file may hold 0.
-        let small = downsample.side.checked_div(downsample.factor).unwrap_or(0);
-        if small == 0 || small * downsample.factor != downsample.side || small * small != self.max_length {
-            return Err(DataError::new(format!(
-                "downsample: side {} must be a multiple of factor {}, and (side / factor)^2 must equal max_length {}",
-                downsample.side, downsample.factor, self.max_length
-            )));
-        }
         let (mut splits, cached) = self.data.prepare_reporting(downsample.side * downsample.side, data_dir)?;
         for example in splits.train.iter_mut().chain(&mut splits.validation).chain(&mut splits.test) {
             if example.tokens.len() != downsample.side * downsample.side {
@@ -184,6 +177,43 @@ impl TaskConfig {
             example.tokens = downsample.apply(&example.tokens);
         }
         Ok((splits, cached))
+    }
+
+    /// Checks that the data is the task's and that the model sees whole images:
+    /// `max_length` is the pixels of an image, or of the image shrunk by `downsample` (a
+    /// configuration file may hold anything; cutting would silently train on the first
+    /// rows).
+    pub fn check_images(&self) -> Result<(), DataError> {
+        if !self.data.serves(self.name) {
+            return Err(DataError::new(format!(
+                "data: a {} source does not hold {} examples",
+                self.data.source_label(),
+                self.name.name()
+            )));
+        }
+        let Some(pixels) = self.data.pixels() else { return Ok(()) };
+        let seen = match &self.downsample {
+            None => pixels,
+            Some(d) => {
+                // The factor is checked before it divides: a configuration file may hold 0.
+                let small = d.side.checked_div(d.factor).unwrap_or(0);
+                if small == 0 || small * d.factor != d.side || d.side * d.side != pixels {
+                    return Err(DataError::new(format!(
+                        "downsample: side {} must be a multiple of factor {}, and side^2 the data's {pixels} pixels",
+                        d.side, d.factor
+                    )));
+                }
+                small * small
+            }
+        };
+        if self.max_length != seen {
+            return Err(DataError::new(format!(
+                "max_length {} does not match the {seen} pixels the model sees (images of {pixels} pixels{})",
+                self.max_length,
+                if self.downsample.is_some() { ", shrunk" } else { "" }
+            )));
+        }
+        Ok(())
     }
 
     /// As [`TaskConfig::prepare_reporting`], without saying where the splits came from.

@@ -188,8 +188,7 @@ pub struct Column {
 }
 
 impl Column {
-    /// The task's title, marked † for a synthetic stand-in (and naming any other source
-    /// than the task's usual one).
+    /// The task's title, marked † for a synthetic stand-in.
     pub fn title(&self) -> String {
         match self.data_source.as_str() {
             lra_tasks::STAND_IN => format!("{} †", column_title(&self.task)),
@@ -516,14 +515,13 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     };
 
     let tables1 = tables1(&inputs.runs);
-    let accuracy_tables: Vec<(&Table1, Table)> = tables1
-        .iter()
-        .map(|t| {
-            let (table, _) = accuracy_table(t);
-            (t, table)
-        })
-        .collect();
-    let table1_csv: Vec<Vec<String>> = tables1.iter().flat_map(|t| accuracy_table(t).1).collect();
+    let mut accuracy_tables: Vec<(&Table1, Table)> = Vec::new();
+    let mut table1_csv: Vec<Vec<String>> = Vec::new();
+    for t in &tables1 {
+        let (table, csv_rows) = accuracy_table(t);
+        accuracy_tables.push((t, table));
+        table1_csv.extend(csv_rows);
+    }
     save(
         "table1.csv",
         &csv_bytes(

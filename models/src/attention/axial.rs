@@ -95,11 +95,14 @@ impl AxialAttention {
         // Rows are blocks: [batch, heads, rows, row_length, d].
         let rows = Blocks::new(q, k, v, padding, self.row_length);
         let (count, row_length) = (rows.count(), rows.size());
-        let row_scores = block_scores(rows.queries.clone(), rows.keys.clone()).mask_fill(rows.key_mask(), MASKED_SCORE);
         let row_context = match &leading {
-            None => joint_softmax(vec![row_scores], &self.dropout).remove(0).matmul(rows.values),
+            None => {
+                let mask = rows.key_mask();
+                block_attention(rows.queries.clone(), rows.keys.clone(), rows.values, mask, &self.dropout)
+            }
             // One softmax over the row and the leading keys.
             Some(leading) => {
+                let row_scores = block_scores(rows.queries.clone(), rows.keys.clone()).mask_fill(rows.key_mask(), MASKED_SCORE);
                 let weights = joint_softmax(vec![row_scores, leading.scores(rows.queries.clone())], &self.dropout);
                 weights[0].clone().matmul(rows.values) + weights[1].clone().matmul(leading.values.clone())
             }

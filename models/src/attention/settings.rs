@@ -225,13 +225,13 @@ impl MechanismSettings {
     /// buckets, landmarks, rounds, memory) unchanged; the axial row length derived from
     /// the new length. Then cut to the sequence ([`MechanismSettings::fitted_to`]).
     pub fn scaled(self, from: usize, to: usize) -> MechanismSettings {
-        let scale = |value: usize| (((value * to) as f64 / from.max(1) as f64).round() as usize).max(MIN_SCALED_LENGTH);
+        let proportional = |value: usize| ((value * to) as f64 / from.max(1) as f64).round() as usize;
+        let scale = |value: usize| proportional(value).max(MIN_SCALED_LENGTH);
         let scaled = match self {
             MechanismSettings::Local { block_size } => MechanismSettings::Local { block_size: scale(block_size) },
-            MechanismSettings::Sparse { stride, summary } => MechanismSettings::Sparse {
-                stride: scale(stride),
-                summary: (((summary * to) as f64 / from.max(1) as f64).round() as usize).max(1),
-            },
+            MechanismSettings::Sparse { stride, summary } => {
+                MechanismSettings::Sparse { stride: scale(stride), summary: proportional(summary).max(1) }
+            }
             MechanismSettings::Longformer { window, global_tokens } => {
                 MechanismSettings::Longformer { window: scale(window), global_tokens }
             }
