@@ -15,7 +15,10 @@ use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
 use lra_datasets::rng::SeededRng;
-use lra_models::{AttentionConfig, ClassifierConfig, Pooling, Positions};
+use lra_models::{AttentionConfig, ClassifierConfig, MechanismSettings, Pooling, Positions, Variant};
+use lra_tasks::{Preset, Task};
+
+use crate::config::RunConfig;
 
 use crate::device::{DeviceName, open};
 use crate::measure::HeapPeak;
@@ -43,6 +46,9 @@ pub const D_FF: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     pub model: String,
+    /// The mechanism's settings measured (its variant among them).
+    #[serde(default)]
+    pub attention: Option<MechanismSettings>,
     pub length: usize,
     /// `ok`, `out of memory`, `timed out` or `failed`.
     pub status: String,
@@ -56,6 +62,38 @@ pub struct Measurement {
     pub relative_speed: Option<f64>,
     /// Peak memory over the Transformer's at this length.
     pub relative_memory: Option<f64>,
+}
+
+impl Measurement {
+    /// The form of the mechanism measured, where it has more than one.
+    pub fn variant(&self) -> Option<Variant> {
+        self.attention.as_ref().and_then(MechanismSettings::variant)
+    }
+
+    /// The model as reports name it ([`crate::record::model_label`]).
+    pub fn label(&self) -> String {
+        crate::record::model_label(&self.model, self.variant())
+    }
+}
+
+/// The settings a cell of `model` measures at `positions` positions. For a mechanism with
+/// two forms, `variant`'s: LRA's values on Text (the task of LRA's Table 2), or the
+/// paper form's defaults for the length; each length-bound setting cut to the sequence.
+pub fn cell_settings(model: &str, variant: Variant, positions: usize) -> anyhow::Result<MechanismSettings> {
+    let info = lra_models::model_info(model).map_err(anyhow::Error::msg)?;
+    let settings = match (info.mechanism.has_variants(), variant) {
+        (true, Variant::Lra) => {
+            RunConfig::resolve(Task::Text, Preset::Lra, model, 0, DeviceName::Flex)?.attention.fitted_to(positions)
+        }
+        _ => MechanismSettings::defaults(info.mechanism, positions),
+    };
+    settings.check(positions).map_err(|why| anyhow::anyhow!("{model} at {positions} positions: {why}"))?;
+    Ok(settings)
+}
+
+/// The variant a cell of `model` measures: `variant` where its mechanism has two forms.
+fn variant_of(model: &str, variant: Variant) -> Option<Variant> {
+    lra_models::model_info(model).ok().filter(|info| info.mechanism.has_variants()).map(|_| variant)
 }
 
 /// `results/bench/<bench-id>.json`.
@@ -82,6 +120,7 @@ pub struct BenchRecord {
 #[derive(Debug, Clone)]
 pub struct CellSpec {
     pub model: String,
+    pub variant: Variant,
     pub length: usize,
     pub batch: usize,
     pub device: DeviceName,
@@ -106,10 +145,14 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
         }
     };
     let (b, n) = (spec.batch, spec.length);
+    // A step pools by a CLS vector before the n tokens.
+    let positions = n + usize::from(spec.scope == Scope::Step);
+    let settings = cell_settings(&spec.model, spec.variant, positions)?;
     let mut durations = Vec::new();
     match spec.scope {
         Scope::Step => {
             let mut model = ClassifierConfig::new(TEXT_VOCAB, 2, n, D_MODEL, HEADS, LAYERS, D_FF, D_FF, info.mechanism)
+                .with_settings(Some(settings.clone()))
                 .with_pooling(Pooling::Cls)
                 .with_positions(Positions::Sinusoidal)
                 .init(&device);
@@ -137,7 +180,10 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
             }
         }
         Scope::Layer => {
-            let layer = AttentionConfig::new(D_MODEL, HEADS, info.mechanism, n).with_dropout(0.0).init(&device);
+            let layer = AttentionConfig::new(D_MODEL, HEADS, info.mechanism, n)
+                .with_settings(Some(settings.clone()))
+                .with_dropout(0.0)
+                .init(&device);
             let padding = Tensor::<2, Bool>::full([b, n], false, &device);
             for step in 0..spec.warmup_steps + spec.timed_steps {
                 let x = Tensor::<3>::random([b, n, D_MODEL], Distribution::Normal(0.0, 1.0), &device).require_grad();
@@ -163,6 +209,7 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
     };
     Ok(Measurement {
         model: spec.model.clone(),
+        attention: Some(settings),
         length: n,
         status: "ok".into(),
         detail: None,
@@ -177,8 +224,10 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
 }
 
 fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
+    let positions = spec.length + usize::from(spec.scope == Scope::Step);
     Measurement {
         model: spec.model.clone(),
+        attention: cell_settings(&spec.model, spec.variant, positions).ok(),
         length: spec.length,
         status: status.into(),
         detail: Some(detail),
@@ -199,6 +248,8 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
             "bench-cell",
             "--model",
             &spec.model,
+            "--variant",
+            spec.variant.name(),
             "--length",
             &spec.length.to_string(),
             "--batch",
@@ -330,6 +381,8 @@ pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
 #[derive(Debug, Clone)]
 pub struct BenchSpec {
     pub models: Vec<String>,
+    /// The form measured of the mechanisms that have two.
+    pub variant: Variant,
     pub lengths: Vec<usize>,
     pub batch: usize,
     pub device: DeviceName,
@@ -381,7 +434,7 @@ pub fn run(
         }
         _ => Vec::new(),
     };
-    let (earlier, others) = split_earlier(earlier, &spec.models);
+    let (earlier, others) = split_earlier(earlier, &spec.models, spec.variant);
     let adapter = open(spec.device).map(|d| d.adapter).map_err(anyhow::Error::msg)?;
     let mut lengths = spec.lengths.clone();
     lengths.extend(others.iter().map(|m| m.length).filter(|l| !spec.lengths.contains(l)));
@@ -409,6 +462,7 @@ pub fn run(
         for &length in &spec.lengths {
             let cell = CellSpec {
                 model: model.clone(),
+                variant: spec.variant,
                 length,
                 batch: spec.batch,
                 device: spec.device,
@@ -416,7 +470,8 @@ pub fn run(
                 warmup_steps: spec.warmup_steps,
                 timed_steps: spec.timed_steps,
             };
-            let measurement = if let Some(done) = earlier.iter().find(|m| m.model == *model && m.length == length) {
+            let measured = |m: &&Measurement| m.model == *model && m.variant() == variant_of(model, spec.variant);
+            let measurement = if let Some(done) = earlier.iter().filter(measured).find(|m| m.length == length) {
                 done.clone()
             } else if let Some((shorter, status)) = &failed_at {
                 // Longer sequences only cost more: no need to spend the time.
@@ -438,18 +493,18 @@ pub fn run(
     Ok(record)
 }
 
-/// An earlier record's cells split into those of `models` (reused where this run would
-/// measure them again) and those of other models (kept as they are).
-fn split_earlier(earlier: Vec<Measurement>, models: &[String]) -> (Vec<Measurement>, Vec<Measurement>) {
-    earlier.into_iter().partition(|m| models.contains(&m.model))
+/// An earlier record's cells split into those of `models` in `variant` (reused where this
+/// run would measure them again) and the others (kept as they are).
+fn split_earlier(earlier: Vec<Measurement>, models: &[String], variant: Variant) -> (Vec<Measurement>, Vec<Measurement>) {
+    earlier.into_iter().partition(|m| models.contains(&m.model) && m.variant() == variant_of(&m.model, variant))
 }
 
 /// One line for the console.
 pub fn describe(m: &Measurement) -> String {
     match (m.steps_per_second, m.peak_memory_bytes) {
         (Some(speed), Some(memory)) => format!(
-            "{:<14} n={:<6} {:>9.3} steps/s {:>10.1} MiB{}",
-            m.model,
+            "{:<26} n={:<6} {:>9.3} steps/s {:>10.1} MiB{}",
+            m.label(),
             m.length,
             speed,
             memory as f64 / (1u64 << 20) as f64,
@@ -458,7 +513,7 @@ pub fn describe(m: &Measurement) -> String {
                 _ => String::new(),
             }
         ),
-        _ => format!("{:<14} n={:<6} {}: {}", m.model, m.length, m.status.to_uppercase(), m.detail.as_deref().unwrap_or("")),
+        _ => format!("{:<26} n={:<6} {}: {}", m.label(), m.length, m.status.to_uppercase(), m.detail.as_deref().unwrap_or("")),
     }
 }
 
@@ -475,6 +530,7 @@ mod tests {
             batch: 1,
             device: DeviceName::Flex,
             scope: Scope::Step,
+            variant: Variant::Lra,
             warmup_steps: 1,
             timed_steps: 1,
             cell_timeout: Duration::from_secs(1),
@@ -483,6 +539,7 @@ mod tests {
         let cell = |model: &str| {
             let spec = CellSpec {
                 model: model.into(),
+                variant: Variant::Lra,
                 length: 32,
                 batch: 1,
                 device: DeviceName::Flex,
@@ -518,5 +575,17 @@ mod tests {
         let models: Vec<&str> = record.measurements.iter().map(|m| m.model.as_str()).collect();
         assert_eq!(models, ["transformer", "linear", "local"]);
         assert_eq!(load(&record_path(dir.path(), "sweep-bench")).unwrap().measurements.len(), 3);
+        // The cells name the settings they measured: LRA's local attention, its block of 50
+        // cut to the 33 positions (32 tokens and the CLS vector).
+        let local = &record.measurements[2];
+        assert_eq!(local.label(), "local (as LRA ran it)");
+        assert_eq!(local.attention, Some(MechanismSettings::Local { variant: Variant::Lra, block_size: 33 }));
+        // Local's paper form is another cell: a benchmark of it reuses none of the lra form's
+        // cells and keeps them all.
+        let (reused, kept) = split_earlier(record.measurements.clone(), &["local".into()], Variant::Paper);
+        assert!(reused.is_empty(), "{reused:?}");
+        assert_eq!(kept.len(), 3);
+        let (reused, _) = split_earlier(record.measurements, &["local".into(), "transformer".into()], Variant::Lra);
+        assert_eq!(reused.iter().map(Measurement::label).collect::<Vec<_>>(), ["transformer", "local (as LRA ran it)"]);
     }
 }

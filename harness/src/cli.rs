@@ -80,6 +80,10 @@ pub struct RunChoice {
     /// Device: flex (default), ndarray or wgpu.
     #[arg(long)]
     pub device: Option<String>,
+    /// lra (every preset's) or paper: the form of a mechanism whose paper and LRA's released
+    /// code compute different things (`lra list models`).
+    #[arg(long)]
+    pub variant: Option<String>,
     /// A run's config.json to repeat; --seed and --device given beside it override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -110,6 +114,9 @@ pub struct SweepArgs {
     /// Seeds per (task, model): 0..N.
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
+    /// lra (every preset's) or paper, for the models whose mechanism has both forms.
+    #[arg(long)]
+    pub variant: Option<String>,
     /// Runs at once.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
@@ -185,6 +192,10 @@ pub struct BenchArgs {
     /// What to time: a whole training step, or one attention layer (forward and backward).
     #[arg(long, value_enum, default_value = "step")]
     pub scope: crate::bench::Scope,
+    /// lra (LRA's Text settings and code) or paper (the mechanism's defaults), for the
+    /// models whose mechanism has both forms.
+    #[arg(long, default_value = "lra")]
+    pub variant: String,
     #[arg(long, default_value_t = 1)]
     pub warmup_steps: usize,
     #[arg(long, default_value_t = 3)]
@@ -211,6 +222,8 @@ pub struct BenchCellArgs {
     pub device: String,
     #[arg(long, value_enum)]
     pub scope: crate::bench::Scope,
+    #[arg(long)]
+    pub variant: String,
     #[arg(long)]
     pub warmup_steps: usize,
     #[arg(long)]

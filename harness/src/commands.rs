@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
 use crate::bench::{self, BenchSpec, CellSpec};
@@ -43,6 +44,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         seeds: args.seeds,
         device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
         data_dir: args.data.clone(),
+        variant: args.variant.as_deref().map(Variant::parse).transpose().map_err(anyhow::Error::msg)?,
     };
     if spec.seeds == 0 {
         bail!("--seeds must be at least 1");
@@ -78,7 +80,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let failed = records.iter().filter(|r| !r.is_ok()).count();
     eprintln!("sweep: ran {} runs, {failed} failed", records.len());
     if !args.no_bench {
-        let bench = sweep_bench(preset, spec.models.clone(), spec.device);
+        let bench = sweep_bench(preset, spec.models.clone(), spec.device, spec.variant.unwrap_or(Variant::Lra));
         let command = format!(
             "lra bench --lengths {} --batch {} --models {} --device {} --timed-steps {} --results {}",
             bench.lengths.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
@@ -167,7 +169,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
 
 /// The step benchmark a sweep ends with: LRA's Table 2 at `lra`; at `quick`, LRA's lengths
 /// with a batch of 2 (minutes on a CPU); at `tiny`, short lengths for tests.
-fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName) -> BenchSpec {
+fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, variant: Variant) -> BenchSpec {
     let (lengths, batch, timed_steps, cell_timeout) = match preset {
         Preset::Tiny => (vec![32, 64], 2, 1, 120.0),
         Preset::Quick => (vec![1024, 2048, 4096], 2, 2, 300.0),
@@ -180,6 +182,7 @@ fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName) -> B
         batch,
         device,
         scope: bench::Scope::Step,
+        variant,
         warmup_steps: 1,
         timed_steps,
         cell_timeout: Duration::from_secs_f64(cell_timeout),
@@ -207,6 +210,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch,
         device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
         scope: args.scope,
+        variant: Variant::parse(&args.variant).map_err(anyhow::Error::msg)?,
         warmup_steps: args.warmup_steps,
         timed_steps: args.timed_steps,
         cell_timeout: Duration::from_secs_f64(args.cell_timeout),
@@ -229,6 +233,7 @@ pub fn bench_cell(args: &BenchCellArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch,
         device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
         scope: args.scope,
+        variant: Variant::parse(&args.variant).map_err(anyhow::Error::msg)?,
         warmup_steps: args.warmup_steps,
         timed_steps: args.timed_steps,
     };

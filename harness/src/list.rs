@@ -8,9 +8,15 @@ use crate::device::{DeviceName, open};
 pub fn list(what: ListWhat) -> anyhow::Result<()> {
     match what {
         ListWhat::Models => {
-            println!("{:<14} {:<28} {:<36} model", "name", "family", "cost per layer");
+            println!("{:<14} {:<28} {:<36} {:<11} model", "name", "family", "cost per layer", "variants");
             for m in lra_models::MODELS {
-                println!("{:<14} {:<28} {:<36} {}", m.name, m.family, m.cost, m.title);
+                // Where the paper and LRA's released code differ, both forms exist; `lra` is
+                // every preset's.
+                let variants = match m.mechanism.has_variants() {
+                    true => lra_models::Variant::ALL.map(lra_models::Variant::name).join(", "),
+                    false => "one form".to_string(),
+                };
+                println!("{:<14} {:<28} {:<36} {:<11} {}", m.name, m.family, m.cost, variants, m.title);
             }
         }
         ListWhat::Tasks => {

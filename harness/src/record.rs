@@ -146,6 +146,25 @@ impl RunRecord {
     pub fn is_ok(&self) -> bool {
         self.failure.is_none()
     }
+
+    /// The model as reports name it ([`model_label`]).
+    pub fn model_label(&self) -> String {
+        model_label(&self.model, self.config.attention.variant())
+    }
+}
+
+/// A model as reports name it: its name, and the form it computes where it has more than
+/// one, e.g. `sinkhorn (as LRA ran it)`.
+pub fn model_label(model: &str, variant: Option<lra_models::Variant>) -> String {
+    match variant {
+        Some(variant) => format!("{model} ({})", variant.label()),
+        None => model.to_string(),
+    }
+}
+
+/// The model's name in a [`model_label`].
+pub fn model_of_label(label: &str) -> &str {
+    label.split(" (").next().unwrap_or(label)
 }
 
 /// The id of a run: the first 12 hex digits of the SHA-256 of its canonical configuration.

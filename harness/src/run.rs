@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
 use crate::cli::{RunArgs, RunChoice};
@@ -25,8 +26,8 @@ pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
     let device = args.device.as_deref().map(DeviceName::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut config = match &args.config {
         Some(path) => {
-            if args.task.is_some() || args.model.is_some() || args.preset.is_some() {
-                bail!("--config gives the task, model and preset; pass only --seed or --device beside it");
+            if args.task.is_some() || args.model.is_some() || args.preset.is_some() || args.variant.is_some() {
+                bail!("--config gives the task, model, preset and variant; pass only --seed or --device beside it");
             }
             RunConfig::load(path)?
         }
@@ -36,7 +37,11 @@ pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
             };
             let task = Task::parse(task).map_err(anyhow::Error::msg)?;
             let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
-            RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?.prefer_released(&args.data)
+            let config = RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?.prefer_released(&args.data);
+            match args.variant.as_deref() {
+                Some(variant) => config.with_variant(Variant::parse(variant).map_err(anyhow::Error::msg)?)?,
+                None => config,
+            }
         }
     };
     if let Some(seed) = args.seed {

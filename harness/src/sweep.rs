@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
 use crate::config::RunConfig;
@@ -27,6 +28,8 @@ pub struct SweepSpec {
     pub seeds: u64,
     pub device: DeviceName,
     pub data_dir: PathBuf,
+    /// The form of the mechanisms that have more than one; the preset's (`lra`) when absent.
+    pub variant: Option<Variant>,
 }
 
 /// The configurations of a sweep, in order: task, then model, then seed.
@@ -35,7 +38,11 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
     for &task in &spec.tasks {
         for model in &spec.models {
             for seed in 0..spec.seeds {
-                configs.push(RunConfig::resolve(task, spec.preset, model, seed, spec.device)?.prefer_released(&spec.data_dir));
+                let mut config = RunConfig::resolve(task, spec.preset, model, seed, spec.device)?.prefer_released(&spec.data_dir);
+                if let Some(variant) = spec.variant.filter(|_| config.attention.variant().is_some()) {
+                    config = config.with_variant(variant)?;
+                }
+                configs.push(config);
             }
         }
     }
@@ -65,7 +72,7 @@ pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
 
 /// The `lra run` arguments that run `config` into `results`.
 pub fn run_arguments(config: &RunConfig, results: &Path, data_dir: &Path) -> Vec<String> {
-    vec![
+    let mut arguments = vec![
         "run".into(),
         "--task".into(),
         config.task.name.name().into(),
@@ -82,7 +89,11 @@ pub fn run_arguments(config: &RunConfig, results: &Path, data_dir: &Path) -> Vec
         "--data".into(),
         data_dir.display().to_string(),
         "--quiet".into(),
-    ]
+    ];
+    if let Some(variant) = config.attention.variant() {
+        arguments.extend(["--variant".into(), variant.name().into()]);
+    }
+    arguments
 }
 
 /// A shell-safe rendering of a command line.

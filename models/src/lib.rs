@@ -8,7 +8,7 @@ pub mod attention;
 pub mod classifier;
 pub mod encoder;
 
-pub use attention::{AttentionConfig, Mechanism, MechanismSettings};
+pub use attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};
 
 /// A model the harness can train: a name on the command line and the attention it uses.

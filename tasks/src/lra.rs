@@ -258,93 +258,82 @@ pub fn model_settings(task: Task, model: &str) -> Vec<Setting> {
 
 /// The settings each model's code fixes (its defaults, which no `train.py` overrides).
 fn model_code(task: Task, model: &str) -> Vec<Setting> {
-    // LRA's Reformer cuts the sequence into n_hashes * n_buckets = 10 chunks
-    // (models/reformer/reformer_attention.py:145, 176-178), so a chunk is a tenth of
-    // the positions (the tokens, and the CLS vector where it pools by CLS), rounded up.
-    let reformer_chunk = match task {
-        Task::Listops => "201",
-        Task::Text => "101",
-        Task::Retrieval => "401",
-        Task::Image | Task::Pathfinder => "103",
-        Task::Pathx => "1639",
-    };
     let no_attention_dropout = |source| lra("task.model.attention_dropout", "0.0", source);
+    // What each mechanism's lra variant computes is in its file under models/src/attention/.
+    let variant = |mechanism: &'static str, source: &'static str| lra(mechanism, "\"lra\"", source);
     match model {
-        "local" => vec![lra("attention.local.block_size", "50", "models/local/local.py:114")],
+        "local" => vec![
+            variant("attention.local.variant", "models/local/local_attention.py:228-413 (strided blocks)"),
+            lra("attention.local.block_size", "50", "models/local/local.py:114"),
+        ],
         "sparse" => vec![
+            variant("attention.sparse.variant", "models/sparse_transformer/sparse_attention.py:63-95 (one causal union)"),
             lra("attention.sparse.stride", "50", "utils/train_utils.py:75-78 (Fixed1Pattern(block_size=50))"),
             lra("attention.sparse.summary", "10", "utils/train_utils.py:75-78 (Fixed2Pattern(block_size=50, c=10))"),
-            differs(
-                "attention.sparse",
-                "LRA gives every head one causal union of its two fixed patterns (models/sparse_transformer/\
-                 sparse_attention.py:63-94); ours splits the heads into strided and fixed, both directions",
-            ),
         ],
         "longformer" => vec![
+            variant("attention.longformer.variant", "models/longformer/longformer_attention.py:59-66 (255 left, 256 right)"),
             lra("attention.longformer.window", "256", "models/longformer/longformer.py:99 (a window of 512)"),
             lra("attention.longformer.global_tokens", "0", "models/longformer/longformer.py:100 (global_mask=None)"),
         ],
         "linformer" => vec![
+            variant("attention.linformer.variant", "models/linformer/linformer_attention.py:127-164 (one shared E)"),
             lra("attention.linformer.projected_length", "16", "models/linformer/linformer_attention.py:47"),
-            differs(
-                "attention.linformer",
-                "LRA shares one projection between keys and values and across heads, and does not mask padding \
-                 (models/linformer/linformer_attention.py:140-159); ours has one per keys and values, padding masked",
-            ),
         ],
         "reformer" => vec![
+            variant("attention.reformer.variant", "models/reformer/reformer_attention.py:97-339"),
             lra("attention.reformer.hash_rounds", "1", "models/reformer/reformer_attention.py:244"),
             lra("attention.reformer.buckets", "10", "models/reformer/reformer_attention.py:245"),
-            lra("attention.reformer.chunk_size", reformer_chunk, "models/reformer/reformer_attention.py:145, 176-178"),
-            no_attention_dropout("models/reformer/reformer_attention.py:335-336 (no dropout)"),
-            differs(
-                "attention.reformer",
-                "LRA's rotations are fixed by PRNGKey(0), scores are multiplied by sqrt(d), nothing is masked and there \
-                 is no output projection (models/reformer/reformer_attention.py:149-339); ours follows the paper",
+            lra(
+                "attention.reformer.chunk_size",
+                "10",
+                "models/reformer/reformer_attention.py:242 (chunk_len, the unit it pads to; lines 145, 176-178 cut \
+                 hash_rounds x buckets chunks)",
             ),
+            no_attention_dropout("models/reformer/reformer_attention.py:335-336 (no dropout)"),
         ],
         "sinkhorn" => vec![
+            variant("attention.sinkhorn.variant", "models/sinkhorn_transformer/sinkhorn_attention.py:340-506"),
             lra("attention.sinkhorn.block_size", "50", "models/sinkhorn_transformer/sinkhorn_transformer.py:114"),
-            lra("task.model.pooling", "\"mean\"", "models/sinkhorn_transformer/sinkhorn_transformer.py:117"),
-            differs(
+            lra(
                 "attention.sinkhorn.sinkhorn_iterations",
-                "LRA sorts with a softmax, not Sinkhorn iterations, and its sort sums every block \
-                 (models/sinkhorn_transformer/sinkhorn_attention.py:215-217, 382-383); ours is the paper's",
+                "0",
+                "models/sinkhorn_transformer/sinkhorn_attention.py:217, 380 (sort_activation='softmax': no iterations)",
             ),
+            lra("attention.sinkhorn.temperature", "1.0", "models/sinkhorn_transformer/sinkhorn_attention.py:380"),
+            lra("task.model.pooling", "\"mean\"", "models/sinkhorn_transformer/sinkhorn_transformer.py:117"),
         ],
-        "synthesizer" => vec![differs(
-            "attention.synthesizer.variant",
-            "LRA ran a learned [heads, n, n] matrix added to the dot-product scores (models/synthesizer/\
-             synthesizer.py:117-118, synthesizer_attention.py:304-310); ours is factorised random",
-        )],
+        "synthesizer" => vec![
+            variant("attention.synthesizer.variant", "models/synthesizer/synthesizer.py:38-39 (ignore_dot_product=False)"),
+            lra("attention.synthesizer.kind", "\"random\"", "models/synthesizer/synthesizer.py:39, 117 (synthesizer_mode)"),
+        ],
         "bigbird" => vec![
+            variant("attention.bigbird.variant", "models/bigbird/bigbird_attention.py:24-654"),
             lra("attention.bigbird.block_size", "64", "models/bigbird/bigbird.py:20"),
             lra("attention.bigbird.window_blocks", "3", "models/bigbird/bigbird_attention.py:210-217"),
             lra("attention.bigbird.random_blocks", "3", "models/bigbird/bigbird_attention.py:415"),
-            ours(
+            lra(
                 "attention.bigbird.global_blocks",
-                "2",
-                "LRA's global blocks are the first and the last (models/bigbird/bigbird_attention.py:171-179); ours \
-                 are the first two",
+                "1",
+                "models/bigbird/bigbird_attention.py:171-179, 297-306 (the first block and the last)",
             ),
             no_attention_dropout("models/bigbird/bigbird_attention.py:633-640 (no dropout on the sparse path)"),
         ],
         "linear" => vec![
+            variant("attention.linear.variant", "models/linear_transformer/linear_attention.py:137-142 (padding unmasked)"),
             no_attention_dropout("models/linear_transformer/linear_attention.py:53-56 (dropout deleted)"),
-            differs("attention", "LRA does not mask padding (models/linear_transformer/linear_attention.py:137-139); ours does"),
         ],
         "performer" if task == Task::Listops => vec![
+            variant("attention.performer.variant", "models/performer/performer_attention.py:550-705"),
+            lra("attention.performer.kernel", "\"softmax\"", "listops/configs/performer_base.py:25"),
             lra("attention.performer.features", "2", "listops/configs/performer_base.py:25-27"),
             lra("attention.performer.redraw_every", "1", "models/performer/performer_attention.py:579-584 (every call)"),
             no_attention_dropout("models/performer/performer_attention.py:550-705 (dropout unused)"),
         ],
         "performer" => vec![
+            variant("attention.performer.variant", "models/performer/performer_attention.py:550-705"),
+            lra("attention.performer.kernel", "\"relu\"", "models/performer/performer.py:31 (generalized, deterministic)"),
             no_attention_dropout("models/performer/performer_attention.py:550-705 (dropout unused)"),
-            differs(
-                "attention.performer.features",
-                "outside ListOps LRA ran a deterministic generalized-ReLU kernel with no random features \
-                 (models/performer/performer.py:31, performer_attention.py:263-283); ours draws FAVOR+ features",
-            ),
         ],
         "transformer" => Vec::new(),
         _ => vec![differs("model", "not in LRA's release: the task's Transformer configuration, our mechanism")],
@@ -358,6 +347,9 @@ fn decisions(task: Task, model: &str) -> Vec<Setting> {
         // (models/reformer/reformer_attention.py:301).
         (Task::Image | Task::Pathfinder, "reformer") => {
             vec![lra("task.model.qkv_dim", "64", "models/reformer/reformer_attention.py:301 (qkv = emb_dim)")]
+        }
+        (Task::Pathx, "reformer") => {
+            vec![lra("task.model.qkv_dim", "32", "models/reformer/reformer_attention.py:301 (qkv = emb_dim)")]
         }
         (Task::Text | Task::Retrieval | Task::Image, "sinkhorn") => vec![ours(
             "task.model.pooling",

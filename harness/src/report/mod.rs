@@ -74,8 +74,9 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
         }
     }
     inputs.runs.sort_by(|a, b| {
-        (model_rank(&a.record.model), &a.record.task, a.record.seed).cmp(&(
+        (model_rank(&a.record.model), a.record.model_label(), &a.record.task, a.record.seed).cmp(&(
             model_rank(&b.record.model),
+            b.record.model_label(),
             &b.record.task,
             b.record.seed,
         ))
@@ -83,8 +84,9 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
     Ok(inputs)
 }
 
-/// Position of a model in the registry (unknown names last).
+/// Position of a model (or a model's label) in the registry (unknown names last).
 fn model_rank(name: &str) -> usize {
+    let name = record::model_of_label(name);
     lra_models::MODELS.iter().position(|m| m.name == name).unwrap_or(usize::MAX)
 }
 
@@ -252,8 +254,9 @@ pub fn tables1(runs: &[Run]) -> Vec<Table1> {
         };
         for run in runs {
             let r = &run.record;
-            if !table.models.contains(&r.model) {
-                table.models.push(r.model.clone());
+            let label = r.model_label();
+            if !table.models.contains(&label) {
+                table.models.push(label.clone());
             }
             if !table.devices.contains(&r.device) {
                 table.devices.push(r.device.clone());
@@ -262,7 +265,7 @@ pub fn tables1(runs: &[Run]) -> Vec<Table1> {
             if !table.columns.contains(&column) {
                 table.columns.push(column.clone());
             }
-            let cell = table.cells.entry((r.model.clone(), column)).or_default();
+            let cell = table.cells.entry((label, column)).or_default();
             cell.stand_in |= r.data_source == lra_tasks::STAND_IN;
             cell.majority_rate = cell.majority_rate.or(r.test_majority_rate);
             cell.test_examples = cell.test_examples.or(r.test_examples);
@@ -393,15 +396,16 @@ fn speed_table(bench: &BenchRecord) -> Table {
     for l in &bench.lengths {
         header.push(format!("memory {}", length_label(*l)));
     }
-    let mut models: Vec<&str> = Vec::new();
+    let mut models: Vec<String> = Vec::new();
     for m in &bench.measurements {
-        if !models.contains(&m.model.as_str()) {
-            models.push(&m.model);
+        if !models.contains(&m.label()) {
+            models.push(m.label());
         }
     }
     let mut rows = Vec::new();
-    for model in models {
-        let find = |l: usize| bench.measurements.iter().find(|m| m.model == model && m.length == l);
+    for model in &models {
+        let model = model.as_str();
+        let find = |l: usize| bench.measurements.iter().find(|m| m.label() == model && m.length == l);
         let mut row = vec![format!("{model} (ours)")];
         for &l in &bench.lengths {
             row.push(match find(l) {
@@ -482,7 +486,9 @@ pub fn hyperparameters(record: &RunRecord) -> String {
     );
     if let Ok(serde_json::Value::Object(mechanism)) = serde_json::to_value(&record.config.attention) {
         for settings in mechanism.values().filter_map(|v| v.as_object()) {
-            let listed: Vec<String> = settings.iter().map(|(name, value)| format!("{name} {value}")).collect();
+            // The variant is in the model's label.
+            let listed: Vec<String> =
+                settings.iter().filter(|(name, _)| *name != "variant").map(|(name, value)| format!("{name} {value}")).collect();
             let _ = write!(text, "; {}", listed.join(", "));
         }
     }
@@ -552,7 +558,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 format!("{:?}", b.scope).to_lowercase(),
                 b.device.clone(),
                 b.batch.to_string(),
-                m.model.clone(),
+                m.label(),
                 m.length.to_string(),
                 m.status.clone(),
                 m.steps_per_second.map(|v| format!("{v:.6}")).unwrap_or_default(),
@@ -594,7 +600,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
             vec![
                 r.run_id.clone(),
                 r.task.clone(),
-                r.model.clone(),
+                r.model_label(),
                 r.preset.clone(),
                 r.seed.to_string(),
                 r.device.clone(),
@@ -767,7 +773,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
             let r = &run.record;
             vec![
                 r.task.clone(),
-                r.model.clone(),
+                r.model_label(),
                 r.seed.to_string(),
                 r.status.clone(),
                 r.test_accuracy

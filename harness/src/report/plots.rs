@@ -128,7 +128,7 @@ pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Fig
         (Some(bench), Some(length)) => {
             for model in models {
                 let Some(acc) = accuracy(model) else { continue };
-                if let Some(m) = bench.measurements.iter().find(|m| &m.model == model && m.length == length)
+                if let Some(m) = bench.measurements.iter().find(|m| &m.label() == model && m.length == length)
                     && let (Some(speed), Some(memory)) = (m.steps_per_second, m.peak_memory_bytes)
                 {
                     bubbles.push(Bubble { model: model.to_string(), speed, accuracy: acc, memory: memory as f64 });
@@ -146,7 +146,7 @@ pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Fig
                 let runs: Vec<&Run> = inputs
                     .runs
                     .iter()
-                    .filter(|r| &r.record.model == model && r.record.preset == table.preset && r.record.is_ok())
+                    .filter(|r| &r.record.model_label() == model && r.record.preset == table.preset && r.record.is_ok())
                     .collect();
                 if runs.is_empty() {
                     continue;
@@ -197,9 +197,12 @@ struct Style {
 
 /// The style of `model`, fixed by its place in the registry so that it is the same in
 /// every plot.
-fn style_of(model: &str) -> Style {
+fn style_of(label: &str) -> Style {
+    let model = crate::record::model_of_label(label);
     let rank = lra_models::MODELS.iter().position(|m| m.name == model).unwrap_or(lra_models::MODELS.len());
-    Style { colour: COLOURS[rank % COLOURS.len()], dashed: (rank / COLOURS.len()) % 2 == 1 }
+    // A model's paper form beside its LRA form: the same colour, the other line style.
+    let paper = label.ends_with(&format!("({})", lra_models::Variant::Paper.label()));
+    Style { colour: COLOURS[rank % COLOURS.len()], dashed: ((rank / COLOURS.len()) % 2 == 1) != paper }
 }
 
 /// Draws `points` as a line in `style`, faded to `opacity`.
@@ -268,10 +271,10 @@ fn smoothed(values: &[(f64, f64)], keep: f64) -> Vec<(f64, f64)> {
 both_backends!(Scaling, |root, bench: BenchRecord| {
     let (plots, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
     let (left, right) = plots.split_horizontally((WIDTH - LEGEND_WIDTH) / 2);
-    let mut models: Vec<&str> = Vec::new();
+    let mut models: Vec<String> = Vec::new();
     for m in &bench.measurements {
-        if !models.contains(&m.model.as_str()) {
-            models.push(&m.model);
+        if !models.contains(&m.label()) {
+            models.push(m.label());
         }
     }
     let min_len = *bench.lengths.iter().min().unwrap_or(&1) as f64;
@@ -304,7 +307,7 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
             let points: Vec<(f64, f64)> = bench
                 .measurements
                 .iter()
-                .filter(|m| m.model == *model)
+                .filter(|m| m.label() == *model)
                 .filter_map(|m| value(m).filter(|v| *v > 0.0).map(|v| (m.length as f64, v)))
                 .collect();
             if points.is_empty() {
@@ -364,15 +367,16 @@ both_backends!(Curves, |root, task: String, runs: Vec<Run>| {
     acc_chart.configure_mesh().x_desc("step").y_desc("accuracy (%)").draw().map_err(error)?;
     let mut entries: Vec<(String, Style)> = Vec::new();
     for run in runs.iter() {
-        let style = style_of(&run.record.model);
+        let label = run.record.model_label();
+        let style = style_of(&label);
         let loss: Vec<(f64, f64)> = run.metrics.iter().filter(|m| m.loss.is_finite()).map(|m| (m.step as f64, m.loss)).collect();
         line(&mut loss_chart, loss.clone(), style, 1, 0.22)?;
         line(&mut loss_chart, smoothed(&loss, 0.8), style, 2, 1.0)?;
         let acc: Vec<(f64, f64)> = run.metrics.iter().filter_map(|m| m.val_acc.map(|a| (m.step as f64, 100.0 * a))).collect();
         line(&mut acc_chart, acc.clone(), style, 2, 1.0)?;
         acc_chart.draw_series(acc.iter().map(|p| Circle::new(*p, 3, style.colour.filled()))).map_err(error)?;
-        if !entries.iter().any(|(name, _)| *name == run.record.model) {
-            entries.push((run.record.model.clone(), style));
+        if !entries.iter().any(|(name, _)| *name == label) {
+            entries.push((label, style));
         }
     }
     legend(&legend_area, &entries)

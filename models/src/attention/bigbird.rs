@@ -20,14 +20,32 @@
 //! unused. The global blocks are the leading ones: the paper's ITC also makes the last
 //! block global, which would make real tokens' outputs depend on how much padding
 //! follows them.
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/bigbird/bigbird_attention.py`), quirks included:
+//! - the sequence is filled up with `b - n % b` zero positions (lines 482-491: a whole
+//!   block when `b` divides `n`), which the padding mask marks as real (a boolean `jnp.pad`
+//!   with -1e9 gives true): zero keys every query row sees, in the last block;
+//! - the global blocks are the first and the last (`global_blocks` = 1 at each end), global
+//!   both ways; the window is 3 blocks; query blocks 1 and `m - 2` see blocks 0, 1, 2,
+//!   `m - 1` (resp. 0, `m - 3`, `m - 2`, `m - 1`) and their random blocks; the others block
+//!   0, their window, their random blocks and block `m - 1`; one softmax per row (130-314);
+//! - the random blocks are drawn once per layer and head (numpy's generator seeded by the
+//!   layer index, 366-380; ours from the layer's own seed), never from a global or window
+//!   block, and, past 1024 positions, only from the blocks before position 1024 (375:
+//!   `min(seq_length, 1024)`), by LRA's candidate rules (24-66); LRA's planner fails when a
+//!   row has fewer candidates than random blocks (under 448 positions for blocks of 64);
+//! - no attention dropout (633-640); padded query rows are zeroed (312).
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::tensor::activation::softmax;
 
+use super::Variant;
 use super::blocks::{
     Blocks, any_of, block_count, block_scores, gather_blocks, gather_padding, joint_softmax, key_mask, mask_from_fn,
-    neighbour_blocks,
+    neighbour_blocks, pad_positions,
 };
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
@@ -56,6 +74,9 @@ pub struct BigBirdAttentionConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (fixed random plan, filler keys).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
 }
 
 impl BigBirdAttentionConfig {
@@ -73,6 +94,8 @@ impl BigBirdAttentionConfig {
             global_blocks: self.global_blocks,
             random_blocks: self.random_blocks,
             random_choice: draw_random_blocks(seed, self.heads, max_blocks, radius, self.global_blocks, self.random_blocks),
+            seed,
+            variant: self.variant,
         }
     }
 }
@@ -89,6 +112,10 @@ pub struct BigBirdAttention {
     /// The random key blocks of every head and query block (see [`draw_random_blocks`]).
     #[module(skip)]
     pub random_choice: RandomBlocks,
+    /// The seed of the layer's random blocks (LRA's variant draws its plan from it).
+    pub seed: u64,
+    #[module(skip)]
+    pub variant: Variant,
 }
 
 /// Random key blocks per head and query block, for query blocks `0..max_blocks`.
@@ -153,10 +180,134 @@ pub fn draw_random_blocks(
     RandomBlocks { max_blocks, per_query, blocks }
 }
 
+/// LRA's candidate key blocks for query block `i` of `blocks` (`get_block_rand_mask`,
+/// `bigbird_attention.py:24-66`), for a filled-up length of `padded` positions.
+pub fn lra_candidates(i: usize, blocks: usize, block_size: usize, padded: usize) -> Vec<usize> {
+    // a = [1, ..., blocks - 2]; python slices a[x:y], cut to the list.
+    let a: Vec<usize> = (1..blocks.saturating_sub(1)).collect();
+    let slice = |from: usize, to: usize| a[from.min(a.len())..to.min(a.len()).max(from.min(a.len()))].to_vec();
+    let last_index = padded.min(1024);
+    let last = if last_index > 2 * block_size { last_index / block_size - 1 } else { blocks - 1 };
+    if i == 1 {
+        slice(2, last)
+    } else if i == 2 {
+        slice(3, last)
+    } else if i + 3 == blocks {
+        slice(0, last.saturating_sub(4))
+    } else if i + 2 == blocks {
+        slice(0, last.saturating_sub(3))
+    } else {
+        let (start, end) = (i - 2, i);
+        if start > last {
+            slice(0, last)
+        } else if end + 1 == last {
+            slice(0, start)
+        } else {
+            [slice(0, start), slice(end + 1, last)].concat()
+        }
+    }
+}
+
+/// Why LRA's BigBird cannot run on `positions` positions, if it cannot: its planner needs
+/// at least `random_blocks` candidates for every middle query block.
+pub fn lra_refusal(positions: usize, block_size: usize, random_blocks: usize) -> Option<String> {
+    let padded = positions + block_size - positions % block_size;
+    let blocks = padded / block_size;
+    let short = blocks < 4 || (1..blocks - 1).any(|i| lra_candidates(i, blocks, block_size, padded).len() < random_blocks);
+    short.then(|| {
+        format!(
+            "LRA's BigBird cannot draw {random_blocks} random blocks for every query block of the {blocks} blocks of              {block_size} that cover {positions} positions (filled up to {padded}); LRA's own code fails the same way"
+        )
+    })
+}
+
+/// LRA's random blocks for every head and middle query block `1..blocks - 1`:
+/// `[head][i - 1]` -> `random_blocks` distinct blocks, drawn from `seed`.
+fn lra_plan(
+    seed: u64,
+    heads: usize,
+    blocks: usize,
+    block_size: usize,
+    random_blocks: usize,
+    padded: usize,
+) -> Vec<Vec<Vec<usize>>> {
+    let mut state = seed;
+    (0..heads)
+        .map(|_| {
+            (1..blocks - 1)
+                .map(|i| {
+                    let mut candidates = lra_candidates(i, blocks, block_size, padded);
+                    for s in 0..random_blocks.min(candidates.len()) {
+                        let pick = s + (next_random(&mut state) % (candidates.len() - s) as u64) as usize;
+                        candidates.swap(s, pick);
+                    }
+                    candidates.truncate(random_blocks);
+                    candidates
+                })
+                .collect()
+        })
+        .collect()
+}
+
 impl BigBirdAttention {
+    /// LRA's BigBird (see the module's notes): `q, k, v: [batch, heads, len, d]` ->
+    /// `[batch, heads, len, d]`.
+    fn lra_attention(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
+        let device = q.device();
+        let [batch, heads, len, d] = q.dims();
+        let (block, r) = (self.block_size, self.random_blocks);
+        if let Some(why) = lra_refusal(len, block, r) {
+            panic!("{why}");
+        }
+        let padded = len + block - len % block;
+        let count = padded / block;
+        // The filler positions are zeros that the mask calls real.
+        let filler = Tensor::<2, Bool>::full([batch, padded - len], false, &device);
+        let padding = Tensor::cat(vec![padding, filler], 1);
+        let [q, k, v] = [q, k, v].map(|x| pad_positions(x, padded));
+
+        // The first and last blocks attend to every position.
+        let global_rows = |first: usize| {
+            let rows = q.clone().narrow(2, first * block, block);
+            attention_weights(rows, k.clone(), Some(padding.clone())).matmul(v.clone())
+        };
+        let (first, last) = (global_rows(0), global_rows(count - 1));
+
+        // Middle rows: 5 + r key blocks each (rows 1 and m - 2 have 4, the fifth masked).
+        let plan = lra_plan(self.seed, heads, count, block, r, padded);
+        let per_query = 5 + r;
+        let rows = count - 2;
+        let mut choice = Vec::with_capacity(heads * rows * per_query);
+        for random in &plan {
+            for i in 1..count - 1 {
+                let fixed = match i {
+                    1 => [0, 1, 2, count - 1, 0],
+                    _ if i == count - 2 => [0, count - 3, count - 2, count - 1, 0],
+                    _ => [0, i - 1, i, i + 1, count - 1],
+                };
+                choice.extend(fixed);
+                choice.extend(&random[i - 1]);
+            }
+        }
+        let blocks = Blocks::new(q, k, v, padding, block);
+        let queries = blocks.queries.clone().narrow(2, 1, rows);
+        let keys = gather_blocks(blocks.keys, &choice, per_query);
+        let values = gather_blocks(blocks.values, &choice, per_query);
+        let key_padding = gather_padding(blocks.padding, heads, &choice, per_query).unsqueeze_dim::<5>(3);
+        let unused_slot = mask_from_fn([1, 1, rows, 1, per_query * block], &device, |[_, _, row, _, key]| {
+            (row == 0 || row == rows - 1) && key / block == 4
+        });
+        let scores = block_scores(queries, keys).mask_fill(any_of(vec![key_padding, unused_slot]), MASKED_SCORE);
+        let middle = softmax(scores, 4).matmul(values).reshape([batch, heads, rows * block, d]);
+        Tensor::cat(vec![first, middle, last], 2).narrow(2, 0, len)
+    }
+
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let (q, k, v) = self.projections.project(x);
+        if self.variant == Variant::Lra {
+            return self.projections.combine(self.lra_attention(q, k, v, padding));
+        }
         let len = q.dims()[2];
         let count = block_count(len, self.block_size);
         let global = self.global_blocks.min(count);
@@ -238,9 +389,9 @@ impl BigBirdAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
     use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
+    use crate::attention::{Mechanism, MechanismSettings};
 
     const D_MODEL: usize = 16;
     const HEADS: usize = 2;
@@ -322,5 +473,112 @@ mod tests {
     #[test]
     fn bigbird_trains_a_tiny_classifier() {
         assert_tiny_classifier_trains(Mechanism::BigBird);
+    }
+
+    #[test]
+    fn lra_candidates_are_those_of_lras_planner() {
+        let blocks = |list: &[std::ops::RangeInclusive<usize>]| list.iter().cloned().flatten().collect::<Vec<usize>>();
+        // Text: 1001 positions filled up to 1024, 16 blocks of 64.
+        assert_eq!(lra_candidates(1, 16, 64, 1024), blocks(&[3..=14]));
+        assert_eq!(lra_candidates(5, 16, 64, 1024), blocks(&[1..=3, 7..=14]));
+        assert_eq!(lra_candidates(14, 16, 64, 1024), blocks(&[1..=12]));
+        // ListOps: 2001 filled up to 2048, 32 blocks: only blocks before position 1024.
+        assert_eq!(lra_candidates(1, 32, 64, 2048), blocks(&[3..=15]));
+        assert_eq!(lra_candidates(2, 32, 64, 2048), blocks(&[4..=15]));
+        assert_eq!(lra_candidates(13, 32, 64, 2048), blocks(&[1..=11, 15..=15]));
+        assert_eq!(lra_candidates(14, 32, 64, 2048), blocks(&[1..=12]));
+        assert_eq!(lra_candidates(16, 32, 64, 2048), blocks(&[1..=14]));
+        assert_eq!(lra_candidates(20, 32, 64, 2048), blocks(&[1..=15]));
+        assert_eq!(lra_candidates(29, 32, 64, 2048), blocks(&[1..=11]));
+        assert_eq!(lra_candidates(30, 32, 64, 2048), blocks(&[1..=12]));
+        // LRA's planner fails under 448 positions with blocks of 64, three random blocks.
+        assert!(lra_refusal(447, 64, 3).is_some());
+        assert!(lra_refusal(448, 64, 3).is_none());
+    }
+
+    /// What `bigbird_attention.py` computes, in loops (its pseudo-code): the keys of each
+    /// query row by its block, filler positions real zeros, masked keys at -10000.
+    fn lra_bigbird_loops(
+        q: &Rows,
+        k: &Rows,
+        v: &Rows,
+        plan: &[Vec<Vec<usize>>],
+        real: &[usize],
+        len: usize,
+        block: usize,
+    ) -> Rows {
+        let padded = len + block - len % block;
+        let count = padded / block;
+        let d = q.d();
+        let zero = vec![0.0f32; d];
+        let row = |rows: &'_ Rows, b: usize, h: usize, t: usize| if t < len { rows.row(b, h, t).to_vec() } else { zero.clone() };
+        Rows::build([real.len(), 2, len, d], |b, h, p| {
+            let i = p / block;
+            let key_blocks: Vec<usize> = if i == 0 || i == count - 1 {
+                (0..count).collect()
+            } else if i == 1 {
+                [vec![0, 1, 2, count - 1], plan[h][0].clone()].concat()
+            } else if i == count - 2 {
+                [vec![0, count - 3, count - 2, count - 1], plan[h][count - 3].clone()].concat()
+            } else {
+                [vec![0, i - 1, i, i + 1], plan[h][i - 1].clone(), vec![count - 1]].concat()
+            };
+            let positions: Vec<usize> = key_blocks.iter().flat_map(|&j| j * block..(j + 1) * block).collect();
+            let keys: Vec<Vec<f32>> = positions.iter().map(|&t| row(k, b, h, t)).collect();
+            let vals: Vec<Vec<f32>> = positions.iter().map(|&t| row(v, b, h, t)).collect();
+            let masked: Vec<bool> = positions.iter().map(|&t| t < len && t >= real[b]).collect();
+            let keys: Vec<&[f32]> = keys.iter().map(Vec::as_slice).collect();
+            let vals: Vec<&[f32]> = vals.iter().map(Vec::as_slice).collect();
+            attend(&row(q, b, h, p), &keys, &vals, 1.0 / (d as f32).sqrt(), &masked, -1.0e4)
+        })
+    }
+
+    #[test]
+    fn lra_bigbird_equals_the_released_loops_with_filler_keys_and_its_plan() {
+        let device = Device::flex();
+        for (len, block, real) in [(30, 2, [30, 17]), (33, 3, [33, 20]), (40, 4, [40, 40])] {
+            let attention = BigBirdAttentionConfig::new(16, 2, 64)
+                .with_block_size(block)
+                .with_global_blocks(1)
+                .with_dropout(0.0)
+                .with_variant(Variant::Lra)
+                .init(&device);
+            let x = Tensor::<3>::random([2, len, 16], Distribution::Normal(0.0, 1.0), &device);
+            let got = attention.forward(x.clone(), padding_after(&real, len, &device));
+            let padded = len + block - len % block;
+            let plan = lra_plan(attention.seed, 2, padded / block, block, 3, padded);
+            let (q, k, v) = attention.projections.project(x);
+            let context = lra_bigbird_loops(&Rows::of(q), &Rows::of(k), &Rows::of(v), &plan, &real, len, block);
+            let expected = attention.projections.combine(context.tensor(&device));
+            assert_close_at_real_tokens(got, expected, &real, 1e-4, &format!("LRA's BigBird, len {len}, block {block}"));
+        }
+    }
+
+    #[test]
+    fn lra_bigbird_plans_differ_by_head_stay_fixed_and_train() {
+        let plan = lra_plan(7, 2, 16, 64, 3, 1024);
+        assert_ne!(plan[0], plan[1], "each head draws its own blocks");
+        assert_eq!(plan, lra_plan(7, 2, 16, 64, 3, 1024), "a layer's plan is fixed");
+        for (i, row) in plan[0].iter().enumerate() {
+            let candidates = lra_candidates(i + 1, 16, 64, 1024);
+            assert!(row.iter().all(|b| candidates.contains(b)) && row.len() == 3, "row {}: {row:?}", i + 1);
+        }
+        let device = Device::flex().autodiff();
+        let attention = BigBirdAttentionConfig::new(16, 2, 64)
+            .with_block_size(2)
+            .with_global_blocks(1)
+            .with_variant(Variant::Lra)
+            .init(&device);
+        let x = Tensor::<3>::random([2, 30, 16], Distribution::Normal(0.0, 1.0), &device);
+        let loss = attention.forward(x, padding_after(&[30, 21], 30, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
+        let settings = MechanismSettings::BigBird {
+            variant: Variant::Lra,
+            block_size: 1,
+            window_blocks: 3,
+            global_blocks: 1,
+            random_blocks: 3,
+        };
+        assert_tiny_classifier_trains_with(Mechanism::BigBird, Some(settings));
     }
 }

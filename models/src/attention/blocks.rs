@@ -115,6 +115,35 @@ pub fn unblock(x: Tensor<5>, len: usize) -> Tensor<4> {
     if blocks * block == len { x } else { x.narrow(2, 0, len) }
 }
 
+/// LRA's grouping of a sequence into `groups` blocks (its Local and Sinkhorn attention,
+/// `local_attention.py:315-323`, `sinkhorn_attention.py:343-348`): a row-major reshape to
+/// `[size, groups]`, so that group `g` holds the strided positions `g, g + groups, g +
+/// 2 groups, ...`: `[batch, heads, groups * size, d]` -> `[batch, heads, groups, size, d]`.
+pub fn strided_groups(x: Tensor<4>, groups: usize) -> Tensor<5> {
+    let [batch, heads, len, d] = x.dims();
+    x.reshape([batch, heads, len / groups, groups, d]).swap_dims(2, 3)
+}
+
+/// Back from [`strided_groups`]: `[batch, heads, groups, size, d]` -> `[batch, heads,
+/// groups * size, d]`.
+pub fn ungroup_strided(x: Tensor<5>) -> Tensor<4> {
+    let [batch, heads, groups, size, d] = x.dims();
+    x.swap_dims(2, 3).reshape([batch, heads, groups * size, d])
+}
+
+/// LRA's padding mask for [`strided_groups`]: it cuts the mask contiguously
+/// (`local_attention.py:342-355`, `sinkhorn_attention.py:401-417`), so the pair (slot `s`,
+/// slot `t`) of group `g` is masked where position `g * size + s` or `g * size + t` is
+/// padding, whichever tokens the group holds: `[batch, groups * size]` -> `[batch, 1,
+/// groups, size, size]`.
+pub fn contiguous_pair_mask(padding: Tensor<2, Bool>, groups: usize) -> Tensor<5, Bool> {
+    let [batch, len] = padding.dims();
+    let size = len / groups;
+    let rows = padding.reshape([batch, 1, groups, size, 1]);
+    let shape = [batch, 1, groups, size, size];
+    rows.clone().expand(shape).bool_or(rows.swap_dims(3, 4).expand(shape))
+}
+
 /// Padding `[batch, blocks, keys]` as a score mask `[batch, 1, blocks, 1, keys]`, for scores
 /// `[batch, heads, blocks, queries, keys]`.
 pub fn key_mask(padding: Tensor<3, Bool>) -> Tensor<5, Bool> {

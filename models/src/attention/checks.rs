@@ -9,8 +9,8 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Gradients, TensorData};
 
-use crate::attention::Mechanism;
 use crate::attention::heads::MASKED_SCORE;
+use crate::attention::{Mechanism, MechanismSettings, Variant};
 use crate::classifier::{ClassifierConfig, PAD_ID};
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -160,11 +160,30 @@ pub fn assert_finite_gradients<M: Module>(module: &M, grads: &Gradients) -> usiz
 /// A few AdamW steps of a tiny classifier using `mechanism` on one fixed batch of random
 /// tokens (some rows padded): every loss is finite and the last is below the first.
 pub fn assert_tiny_classifier_trains(mechanism: Mechanism) {
+    assert_tiny_classifier_trains_with(mechanism, None);
+}
+
+/// [`assert_tiny_classifier_trains`] with the mechanism as LRA's released code computes it
+/// (its defaults fitted to the tiny sequence of 12 tokens and the CLS vector).
+pub fn assert_tiny_lra_classifier_trains(mechanism: Mechanism) {
+    let settings = MechanismSettings::defaults(mechanism, TINY_LEN + 1).fitted_to(TINY_LEN + 1).with_variant(Variant::Lra);
+    assert_tiny_classifier_trains_with(mechanism, Some(settings.expect("a mechanism with variants")));
+}
+
+const TINY_LEN: usize = 12;
+
+/// [`assert_tiny_classifier_trains`] with `settings` (the mechanism's defaults when `None`).
+pub fn assert_tiny_classifier_trains_with(mechanism: Mechanism, settings: Option<MechanismSettings>) {
     let device = Device::flex().autodiff();
     device.seed(5);
-    let (batch, len, vocab, classes) = (4, 12, 10, 3);
-    let config =
-        ClassifierConfig::new(vocab, classes, len, 16, 2, 1, 32, 16, mechanism).with_dropout(0.0).with_attention_dropout(0.0);
+    let (batch, len, vocab, classes) = (4, TINY_LEN, 10, 3);
+    if let Some(settings) = &settings {
+        assert_eq!(settings.check(len + 1), Ok(()), "settings for the tiny classifier");
+    }
+    let config = ClassifierConfig::new(vocab, classes, len, 16, 2, 1, 32, 16, mechanism)
+        .with_dropout(0.0)
+        .with_attention_dropout(0.0)
+        .with_settings(settings);
     let mut model = config.init(&device);
     let token_ids: Vec<i64> = (0..batch * len)
         .map(|i| {
@@ -186,4 +205,78 @@ pub fn assert_tiny_classifier_trains(mechanism: Mechanism) {
         model = optim.step(1e-2, model, grads);
     }
     assert!(losses[losses.len() - 1] < losses[0], "{mechanism:?}: losses {losses:?} did not fall");
+}
+
+/// The rows of a `[batch, heads, len, d]` tensor on the host, for references written as
+/// plain loops.
+pub struct Rows {
+    data: Vec<f32>,
+    dims: [usize; 4],
+}
+
+impl Rows {
+    pub fn of(t: Tensor<4>) -> Rows {
+        let dims = t.dims();
+        Rows { data: values(t), dims }
+    }
+
+    /// Rows of `[batch, heads, len, d]` given by `row(b, h, t)`.
+    pub fn build(dims: [usize; 4], row: impl Fn(usize, usize, usize) -> Vec<f32>) -> Rows {
+        let mut data = Vec::with_capacity(dims.iter().product());
+        for b in 0..dims[0] {
+            for h in 0..dims[1] {
+                for t in 0..dims[2] {
+                    let r = row(b, h, t);
+                    assert_eq!(r.len(), dims[3], "row ({b}, {h}, {t})");
+                    data.extend(r);
+                }
+            }
+        }
+        Rows { data, dims }
+    }
+
+    pub fn row(&self, b: usize, h: usize, t: usize) -> &[f32] {
+        let [_, heads, len, d] = self.dims;
+        let at = ((b * heads + h) * len + t) * d;
+        &self.data[at..at + d]
+    }
+
+    pub fn d(&self) -> usize {
+        self.dims[3]
+    }
+
+    pub fn tensor(&self, device: &Device) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(self.data.clone(), self.dims), device)
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `sum_j weights[j] rows[j]`.
+pub fn mix(weights: &[f32], rows: &[&[f32]]) -> Vec<f32> {
+    let mut out = vec![0.0; rows.first().map_or(0, |r| r.len())];
+    for (w, row) in weights.iter().zip(rows) {
+        for (o, x) in out.iter_mut().zip(row.iter()) {
+            *o += w * x;
+        }
+    }
+    out
+}
+
+/// Softmax of `scores`, in f64 for the reference.
+pub fn softmax_of(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = scores.iter().map(|&s| (s as f64 - max).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / total) as f32).collect()
+}
+
+/// Softmax attention of one query over `keys`/`values` (rows), scores scaled by `scale` and
+/// set to `masked_score` where `masked[j]`: LRA's additive masks round to exactly that
+/// value in f32 for any score below 512 in magnitude.
+pub fn attend(query: &[f32], keys: &[&[f32]], values: &[&[f32]], scale: f32, masked: &[bool], masked_score: f32) -> Vec<f32> {
+    let scores: Vec<f32> = keys.iter().zip(masked).map(|(k, &m)| if m { masked_score } else { dot(query, k) * scale }).collect();
+    mix(&softmax_of(&scores), values)
 }

@@ -13,10 +13,17 @@
 //! Padding: the features of padded keys are zeroed, so padded tokens add nothing to either
 //! sum and real tokens' outputs do not depend on them. `dropout` is kept for the shared
 //! interface but unused: no attention weights are formed.
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/linear_transformer/linear_attention.py`): the same kernel, the
+//! same floor of 1e-6 on the normaliser and no attention dropout, but padding is not
+//! masked: padded keys add to `phi(K)^T V` and to the normaliser (its padding branch,
+//! lines 137-142, builds a `NotImplementedError` it never raises).
 
 use burn::prelude::*;
 use burn::tensor::activation::elu;
 
+use super::Variant;
 use super::heads::HeadProjections;
 
 /// Added to the normaliser, as in the paper's code, against a division by zero.
@@ -33,12 +40,16 @@ pub struct LinearAttentionConfig {
     /// Unused: linear attention forms no attention weights to drop.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (padding not masked).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
 }
 
 impl LinearAttentionConfig {
     pub fn init(&self, device: &Device) -> LinearAttention {
         LinearAttention {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
+            masks_padding: self.variant == Variant::Paper,
         }
     }
 }
@@ -46,6 +57,8 @@ impl LinearAttentionConfig {
 #[derive(Module, Debug)]
 pub struct LinearAttention {
     pub projections: HeadProjections,
+    /// False in LRA's variant, where padded keys count.
+    pub masks_padding: bool,
 }
 
 impl LinearAttention {
@@ -55,7 +68,10 @@ impl LinearAttention {
         let (q, k, v) = self.projections.project(x);
         let real = padding.bool_not().float().reshape([batch, 1, len, 1]);
         let q_features = feature_map(q);
-        let k_features = feature_map(k).mul(real); // [batch, heads, len, d_head]
+        let k_features = match self.masks_padding {
+            true => feature_map(k).mul(real), // [batch, heads, len, d_head]
+            false => feature_map(k),
+        };
         let context = k_features.clone().transpose().matmul(v); // [batch, heads, d_head, d_head]
         let key_sum = k_features.sum_dim(2); // [batch, heads, 1, d_head]
         let normaliser = q_features.clone().mul(key_sum).sum_dim(3).add_scalar(NORMALISER_FLOOR); // [batch, heads, len, 1]
@@ -73,7 +89,8 @@ mod tests {
     use super::*;
     use crate::attention::Mechanism;
     use crate::attention::checks::{
-        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains,
+        assert_tiny_lra_classifier_trains, dot, mix, padding_after, values,
     };
     use crate::attention::heads::merge_heads;
     use burn::tensor::Distribution;
@@ -119,5 +136,52 @@ mod tests {
     #[test]
     fn a_tiny_linear_transformer_classifier_trains() {
         assert_tiny_classifier_trains(Mechanism::Linear);
+    }
+
+    #[test]
+    fn lra_linear_attention_equals_the_released_loops_padded_keys_included() {
+        let device = Device::flex();
+        device.seed(34);
+        let (batch, len, d_model, heads) = (2, 7, 8, 2);
+        let attention = LinearAttentionConfig::new(d_model, heads, len).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let padding = padding_after(&[7, 3], len, &device);
+        let got = values(attention.forward(x.clone(), padding));
+        // linear_attention.py:63-70: Y_i = sum_j (phi(q_i).phi(k_j)) v_j / (sum_j phi(q_i).phi(k_j) + 1e-6)
+        // over every j, padding included.
+        let (q, k, v) = attention.projections.project(x);
+        let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
+        let phi = |row: &[f32]| row.iter().map(|&t| if t > 0.0 { t + 1.0 } else { t.exp() }).collect::<Vec<f32>>();
+        let context = Rows::build([batch, heads, len, q.d()], |b, h, i| {
+            let weights: Vec<f32> = (0..len).map(|j| dot(&phi(q.row(b, h, i)), &phi(k.row(b, h, j)))).collect();
+            let total = weights.iter().sum::<f32>() + 1.0e-6;
+            let mixed = mix(&weights, &(0..len).map(|j| v.row(b, h, j)).collect::<Vec<_>>());
+            mixed.into_iter().map(|m| m / total).collect()
+        });
+        let expected = values(attention.projections.combine(context.tensor(&device)));
+        assert_close(&got, &expected, 1e-4, "LRA's linear attention vs its loops");
+    }
+
+    #[test]
+    fn lra_linear_attention_leaks_padding_exactly_as_released() {
+        let device = Device::flex();
+        device.seed(35);
+        let attention = LinearAttentionConfig::new(8, 2, 6).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([1, 6, 8], Distribution::Normal(0.0, 1.0), &device);
+        // The mask is ignored: marking the last three tokens as padding changes nothing.
+        let masked = values(attention.forward(x.clone(), padding_after(&[3], 6, &device)));
+        let unmasked = values(attention.forward(x, padding_after(&[6], 6, &device)));
+        assert_eq!(masked, unmasked);
+    }
+
+    #[test]
+    fn lra_linear_attention_gradients_are_finite_and_a_tiny_classifier_trains() {
+        let device = Device::flex().autodiff();
+        device.seed(36);
+        let attention = LinearAttentionConfig::new(8, 2, 10).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
+        let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
+        assert_eq!(assert_finite_gradients(&attention, &grads), 4);
+        assert_tiny_lra_classifier_trains(Mechanism::Linear);
     }
 }

@@ -16,11 +16,19 @@
 //! nothing to `E K` and `F V`. Because a sequence of `n` tokens uses the first `n` columns of
 //! `E` and `F`, a sequence padded at its end gives its real tokens exactly the outputs of the
 //! same sequence without padding.
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/linformer/linformer_attention.py`): one projection `E` for
+//! keys and values alike (lines 143-144; the paper's "key-value sharing"), shared by the
+//! heads, Xavier-uniform over `[max_length, k]` (140-141), and padding not masked: padded
+//! keys and values enter `E K` and `E V` (149-150: "Does Linformer care about masks?").
+//! LRA's `k` is 16 on every task: the Text configuration's 32 never reaches the model.
 
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
+use super::Variant;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
 
@@ -40,17 +48,31 @@ pub struct LinformerConfig {
     /// used 32 on Text).
     #[config(default = 256)]
     pub projected_length: usize,
+    /// The paper's form, or LRA's (one shared projection, padding not masked).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
 }
 
 impl LinformerConfig {
     pub fn init(&self, device: &Device) -> LinformerAttention {
-        // N(0, 1/max_length): E K, a sum over up to max_length keys, keeps the keys' scale.
-        let projection = Initializer::Normal { mean: 0.0, std: 1.0 / (self.max_length as f64).sqrt() };
+        let shape = [self.projected_length, self.max_length];
+        let (key_length_projection, value_length_projection) = match self.variant {
+            Variant::Paper => {
+                // N(0, 1/max_length): E K, a sum over up to max_length keys, keeps the keys' scale.
+                let projection = Initializer::Normal { mean: 0.0, std: 1.0 / (self.max_length as f64).sqrt() };
+                (projection.init(shape, device), Some(projection.init(shape, device)))
+            }
+            Variant::Lra => {
+                let bound = (6.0 / (self.max_length + self.projected_length) as f64).sqrt();
+                (Initializer::Uniform { min: -bound, max: bound }.init(shape, device), None)
+            }
+        };
         LinformerAttention {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
-            key_length_projection: projection.init([self.projected_length, self.max_length], device),
-            value_length_projection: projection.init([self.projected_length, self.max_length], device),
+            key_length_projection,
+            value_length_projection,
             dropout: DropoutConfig::new(self.dropout).init(),
+            masks_padding: self.variant == Variant::Paper,
         }
     }
 }
@@ -60,9 +82,11 @@ pub struct LinformerAttention {
     pub projections: HeadProjections,
     /// `E: [k, max_length]`, projects the keys along the length.
     pub key_length_projection: Param<Tensor<2>>,
-    /// `F: [k, max_length]`, projects the values along the length.
-    pub value_length_projection: Param<Tensor<2>>,
+    /// `F: [k, max_length]`, projects the values along the length; `E` does in LRA's variant.
+    pub value_length_projection: Option<Param<Tensor<2>>>,
     pub dropout: Dropout,
+    /// False in LRA's variant, where padded keys and values are projected with the rest.
+    pub masks_padding: bool,
 }
 
 impl LinformerAttention {
@@ -73,9 +97,16 @@ impl LinformerAttention {
         let max_length = self.key_length_projection.dims()[1];
         assert!(len <= max_length, "Linformer: input of {len} tokens is longer than max_length {max_length}");
         let (q, k, v) = self.projections.project(x);
-        let real = padding.bool_not().float().reshape([batch, 1, len, 1]);
-        let k = project_length(self.key_length_projection.val(), k * real.clone()); // [batch, heads, k, d_head]
-        let v = project_length(self.value_length_projection.val(), v * real);
+        let (k, v) = match self.masks_padding {
+            true => {
+                let real = padding.bool_not().float().reshape([batch, 1, len, 1]);
+                (k * real.clone(), v * real)
+            }
+            false => (k, v),
+        };
+        let value_projection = self.value_length_projection.as_ref().unwrap_or(&self.key_length_projection);
+        let k = project_length(self.key_length_projection.val(), k); // [batch, heads, k, d_head]
+        let v = project_length(value_projection.val(), v);
         let weights = self.dropout.forward(attention_weights(q, k, None)); // [batch, heads, len, k]
         self.projections.combine(weights.matmul(v))
     }
@@ -94,7 +125,8 @@ mod tests {
     use super::*;
     use crate::attention::Mechanism;
     use crate::attention::checks::{
-        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains,
+        assert_tiny_lra_classifier_trains, attend, padding_after, values,
     };
     use crate::attention::full::FullAttention;
     use burn::tensor::Distribution;
@@ -106,7 +138,7 @@ mod tests {
         let (batch, len, d_model, heads) = (2, 6, 8, 2);
         let mut linformer = LinformerConfig::new(d_model, heads, len).with_projected_length(len).init(&device);
         linformer.key_length_projection = Param::from_tensor(Tensor::eye(len, &device));
-        linformer.value_length_projection = Param::from_tensor(Tensor::eye(len, &device));
+        linformer.value_length_projection = Some(Param::from_tensor(Tensor::eye(len, &device)));
         let full = FullAttention { projections: linformer.projections.clone(), dropout: DropoutConfig::new(0.0).init() };
 
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
@@ -130,7 +162,7 @@ mod tests {
         device.seed(13);
         let attention = LinformerConfig::new(8, 2, 10).with_projected_length(4).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
-        let padding = crate::attention::checks::padding_after(&[7, 4], 7, &device);
+        let padding = padding_after(&[7, 4], 7, &device);
         let grads = attention.forward(x, padding).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 6);
     }
@@ -138,5 +170,56 @@ mod tests {
     #[test]
     fn a_tiny_linformer_classifier_trains() {
         assert_tiny_classifier_trains(Mechanism::Linformer);
+    }
+
+    #[test]
+    fn lra_linformer_equals_the_released_loops_with_one_shared_projection_and_padding_projected() {
+        let device = Device::flex();
+        device.seed(14);
+        let (batch, len, d_model, heads, k, max_length) = (2, 7, 8, 2, 3, 9);
+        let attention =
+            LinformerConfig::new(d_model, heads, max_length).with_projected_length(k).with_variant(Variant::Lra).init(&device);
+        assert!(attention.value_length_projection.is_none(), "LRA shares E between keys and values");
+        let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let got = values(attention.forward(x.clone(), padding_after(&[7, 4], len, &device)));
+        // linformer_attention.py:129-164: Kp[j] = sum_l K[l] E[l, j] over every l (padding
+        // included), Vp likewise with the same E; softmax(q Kp^T / sqrt(d)) Vp, unmasked.
+        let e = values(attention.key_length_projection.val()); // ours is [k, max_length]
+        let (q, kk, v) = attention.projections.project(x);
+        let (q, kk, v) = (Rows::of(q), Rows::of(kk), Rows::of(v));
+        let d = q.d();
+        let project = |rows: &Rows, b: usize, h: usize, j: usize| {
+            (0..d).map(|c| (0..len).map(|l| rows.row(b, h, l)[c] * e[j * max_length + l]).sum::<f32>()).collect::<Vec<f32>>()
+        };
+        let context = Rows::build([batch, heads, len, d], |b, h, i| {
+            let keys: Vec<Vec<f32>> = (0..k).map(|j| project(&kk, b, h, j)).collect();
+            let vals: Vec<Vec<f32>> = (0..k).map(|j| project(&v, b, h, j)).collect();
+            let keys: Vec<&[f32]> = keys.iter().map(Vec::as_slice).collect();
+            let vals: Vec<&[f32]> = vals.iter().map(Vec::as_slice).collect();
+            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &[false; 3], 0.0)
+        });
+        let expected = values(attention.projections.combine(context.tensor(&device)));
+        assert_close(&got, &expected, 1e-4, "LRA's Linformer vs its loops");
+    }
+
+    #[test]
+    fn lra_linformer_leaks_padding_exactly_as_released() {
+        let device = Device::flex();
+        device.seed(15);
+        let attention = LinformerConfig::new(8, 2, 6).with_projected_length(3).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([1, 6, 8], Distribution::Normal(0.0, 1.0), &device);
+        let masked = values(attention.forward(x.clone(), padding_after(&[2], 6, &device)));
+        assert_eq!(masked, values(attention.forward(x, padding_after(&[6], 6, &device))), "the mask is ignored");
+    }
+
+    #[test]
+    fn lra_linformer_gradients_are_finite_and_a_tiny_classifier_trains() {
+        let device = Device::flex().autodiff();
+        device.seed(16);
+        let attention = LinformerConfig::new(8, 2, 10).with_projected_length(4).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
+        let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
+        assert_eq!(assert_finite_gradients(&attention, &grads), 5);
+        assert_tiny_lra_classifier_trains(Mechanism::Linformer);
     }
 }

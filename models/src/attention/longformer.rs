@@ -14,13 +14,22 @@
 //! scores 3w keys and masks those farther than w. Global keys already inside a query's
 //! window are masked in the global part, so that no key counts twice.
 //!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/longformer/longformer_attention.py`): the window is one short on
+//! the left, `i - (w - 1) <= j <= i + w` (lines 59-66: a "sliding window size" of 512 is 255
+//! positions before, the query and 256 after), and LRA gives no position global attention
+//! (`global_mask=None`, `longformer.py:100`), which its preset says with `global_tokens: 0`.
+//! LRA computes the window as a dense `[n, n]` mask and a second, discarded global
+//! attention; the outputs of real tokens are those computed here block by block.
+//!
 //! Unlike the paper, the global attention reuses the sliding window's projections
 //! instead of a second set, so that the mechanism keeps the shared `HeadProjections`.
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
-use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, neighbour_blocks, outside_window, unblock};
+use super::Variant;
+use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, neighbour_blocks, unblock};
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
@@ -43,6 +52,9 @@ pub struct LongformerAttentionConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (the window one short on the left).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
 }
 
 impl LongformerAttentionConfig {
@@ -52,6 +64,10 @@ impl LongformerAttentionConfig {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             window: self.window,
+            left_reach: match self.variant {
+                Variant::Paper => self.window,
+                Variant::Lra => self.window - 1,
+            },
             global_tokens: self.global_tokens,
         }
     }
@@ -62,10 +78,17 @@ pub struct LongformerAttention {
     pub projections: HeadProjections,
     pub dropout: Dropout,
     pub window: usize,
+    /// Positions before a query that it attends to: `window`, or one fewer in LRA's variant.
+    pub left_reach: usize,
     pub global_tokens: usize,
 }
 
 impl LongformerAttention {
+    /// Whether a query attends the key `offset = key - query` positions away.
+    fn reaches(&self, offset: isize) -> bool {
+        -(self.left_reach as isize) <= offset && offset <= self.window as isize
+    }
+
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let (q, k, v) = self.projections.project(x);
@@ -96,7 +119,11 @@ impl LongformerAttention {
         let count = blocks.count();
 
         // Keys of blocks i - 1, i, i + 1, kept within w positions: [b, h, blocks, w, 3w].
-        let window_mask = any_of(vec![blocks.neighbour_key_mask(1), outside_window(w, 1, w, &device)]);
+        let outside = mask_from_fn([1, 1, 1, w, 3 * w], &device, |[_, _, _, query, key]| {
+            // The key blocks start one block before the query's block.
+            !self.reaches(key as isize - w as isize - query as isize)
+        });
+        let window_mask = any_of(vec![blocks.neighbour_key_mask(1), outside]);
         let window_scores =
             block_scores(blocks.queries.clone(), neighbour_blocks(blocks.keys, 1)).mask_fill(window_mask, MASKED_SCORE);
         let window_values = neighbour_blocks(blocks.values, 1);
@@ -108,8 +135,9 @@ impl LongformerAttention {
         // Global keys, shared by all blocks: [b, h, 1, g, d].
         let global_keys = k.narrow(2, 0, global).reshape([batch, heads, 1, global, d]);
         let global_values = v.narrow(2, 0, global).reshape([batch, heads, 1, global, d]);
-        let in_window =
-            mask_from_fn([1, 1, count, w, global], &device, |[_, _, block, query, key]| (block * w + query).abs_diff(key) <= w);
+        let in_window = mask_from_fn([1, 1, count, w, global], &device, |[_, _, block, query, key]| {
+            self.reaches(key as isize - (block * w + query) as isize)
+        });
         let global_padding = padding.narrow(1, 0, global).reshape([batch, 1, 1, 1, global]);
         let global_mask = any_of(vec![in_window, global_padding]);
         let global_scores = block_scores(blocks.queries, global_keys).mask_fill(global_mask, MASKED_SCORE);
@@ -182,5 +210,59 @@ mod tests {
     #[test]
     fn longformer_trains_a_tiny_classifier() {
         assert_tiny_classifier_trains(Mechanism::Longformer);
+    }
+
+    #[test]
+    fn lra_longformer_equals_the_released_loops_window_one_short_on_the_left() {
+        let device = Device::flex();
+        let (len, w) = (23, 3);
+        let attention = LongformerAttentionConfig::new(D_MODEL, 2, 64)
+            .with_window(w)
+            .with_global_tokens(0)
+            .with_dropout(0.0)
+            .with_variant(Variant::Lra)
+            .init(&device);
+        let x = random_input(2, len, D_MODEL, &device);
+        let real = [23, 15];
+        let got = attention.forward(x.clone(), padding_after(&real, len, &device));
+        // longformer_attention.py:59-66, 96-128: key j is seen from query i when
+        // -(w - 1) <= j - i <= w and both are real; masked scores are -1e10.
+        let (q, k, v) = attention.projections.project(x);
+        let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
+        let d = q.d();
+        let context = Rows::build([2, 2, len, d], |b, h, i| {
+            let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
+            let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
+            let masked: Vec<bool> = (0..len)
+                .map(|j| {
+                    let offset = j as isize - i as isize;
+                    !(-(w as isize - 1) <= offset && offset <= w as isize) || j >= real[b] || i >= real[b]
+                })
+                .collect();
+            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &masked, -1.0e10)
+        });
+        let expected = attention.projections.combine(context.tensor(&device));
+        assert_close_at_real_tokens(got, expected, &real, 1e-4, "LRA's Longformer vs its loops");
+    }
+
+    #[test]
+    fn lra_longformer_real_tokens_ignore_padding_and_gradients_are_finite() {
+        let device = Device::flex().autodiff();
+        let attention = LongformerAttentionConfig::new(D_MODEL, 2, 64)
+            .with_window(3)
+            .with_global_tokens(0)
+            .with_variant(Variant::Lra)
+            .init(&device);
+        let x = random_input(2, 13, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[13, 9], 13, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
+        let attention = LongformerAttentionConfig::new(D_MODEL, 2, 64)
+            .with_window(3)
+            .with_global_tokens(0)
+            .with_dropout(0.0)
+            .with_variant(Variant::Lra)
+            .init(&Device::flex());
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 20, 4], 20, &Device::flex());
+        assert_tiny_lra_classifier_trains(Mechanism::Longformer);
     }
 }

@@ -30,7 +30,7 @@ pub mod synthesizer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use settings::MechanismSettings;
+pub use settings::{MechanismSettings, Variant};
 
 /// Which mechanism an attention layer computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,14 @@ pub enum Mechanism {
     S4d,
 }
 
+impl Mechanism {
+    /// Whether LRA's released code computes something other than the paper for this
+    /// mechanism: then its settings hold a [`Variant`].
+    pub fn has_variants(self) -> bool {
+        MechanismSettings::defaults(self, 1).variant().is_some()
+    }
+}
+
 /// Sizes shared by every mechanism, and the mechanism's own settings.
 #[derive(Config, Debug)]
 pub struct AttentionConfig {
@@ -105,15 +113,17 @@ impl AttentionConfig {
             MechanismSettings::Full => Attention::Full(
                 full::FullAttentionConfig::new(d_model, heads).with_qkv_dim(qkv_dim).with_dropout(dropout).init(device),
             ),
-            MechanismSettings::Local { block_size } => Attention::Local(
+            MechanismSettings::Local { variant, block_size } => Attention::Local(
                 local::LocalAttentionConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_block_size(block_size)
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Sparse { stride, summary } => Attention::Sparse(
+            MechanismSettings::Sparse { variant, stride, summary } => Attention::Sparse(
                 sparse::SparseAttentionConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_leading(self.leading)
                     .with_stride(Some(stride))
@@ -121,24 +131,28 @@ impl AttentionConfig {
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Longformer { window, global_tokens } => Attention::Longformer(
+            MechanismSettings::Longformer { variant, window, global_tokens } => Attention::Longformer(
                 longformer::LongformerAttentionConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_window(window)
                     .with_global_tokens(global_tokens)
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks } => Attention::BigBird(
-                bigbird::BigBirdAttentionConfig::new(d_model, heads, max_length)
-                    .with_qkv_dim(qkv_dim)
-                    .with_block_size(block_size)
-                    .with_window_blocks(window_blocks)
-                    .with_global_blocks(global_blocks)
-                    .with_random_blocks(random_blocks)
-                    .with_dropout(dropout)
-                    .init(device),
-            ),
+            MechanismSettings::BigBird { variant, block_size, window_blocks, global_blocks, random_blocks } => {
+                Attention::BigBird(
+                    bigbird::BigBirdAttentionConfig::new(d_model, heads, max_length)
+                        .with_variant(variant)
+                        .with_qkv_dim(qkv_dim)
+                        .with_block_size(block_size)
+                        .with_window_blocks(window_blocks)
+                        .with_global_blocks(global_blocks)
+                        .with_random_blocks(random_blocks)
+                        .with_dropout(dropout)
+                        .init(device),
+                )
+            }
             MechanismSettings::Axial { row_length } => Attention::Axial(
                 axial::AxialAttentionConfig::new(d_model, heads, max_length)
                     .with_qkv_dim(qkv_dim)
@@ -147,8 +161,9 @@ impl AttentionConfig {
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => Attention::Reformer(
+            MechanismSettings::Reformer { variant, chunk_size, hash_rounds, buckets } => Attention::Reformer(
                 reformer::ReformerAttentionConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_chunk_size(chunk_size)
                     .with_hash_rounds(hash_rounds)
@@ -156,8 +171,9 @@ impl AttentionConfig {
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature } => Attention::Sinkhorn(
+            MechanismSettings::Sinkhorn { variant, block_size, sinkhorn_iterations, temperature } => Attention::Sinkhorn(
                 sinkhorn::SinkhornAttentionConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_block_size(block_size)
                     .with_sinkhorn_iterations(sinkhorn_iterations)
@@ -165,23 +181,27 @@ impl AttentionConfig {
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Linformer { projected_length } => Attention::Linformer(
+            MechanismSettings::Linformer { variant, projected_length } => Attention::Linformer(
                 linformer::LinformerConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_projected_length(projected_length)
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Performer { features, redraw_every } => Attention::Performer(
+            MechanismSettings::Performer { variant, kernel, features, redraw_every } => Attention::Performer(
                 performer::PerformerConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
+                    .with_kernel(kernel)
                     .with_qkv_dim(qkv_dim)
                     .with_features(features)
                     .with_redraw_every(redraw_every)
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Linear => Attention::Linear(
+            MechanismSettings::Linear { variant } => Attention::Linear(
                 linear::LinearAttentionConfig::new(d_model, heads, max_length)
+                    .with_variant(variant)
                     .with_qkv_dim(qkv_dim)
                     .with_dropout(dropout)
                     .init(device),
@@ -194,10 +214,11 @@ impl AttentionConfig {
                     .with_dropout(dropout)
                     .init(device),
             ),
-            MechanismSettings::Synthesizer { variant, rank } => Attention::Synthesizer(
+            MechanismSettings::Synthesizer { variant, kind, rank } => Attention::Synthesizer(
                 synthesizer::SynthesizerConfig::new(d_model, heads, max_length)
                     .with_qkv_dim(qkv_dim)
                     .with_variant(variant)
+                    .with_kind(kind)
                     .with_rank(rank)
                     .with_dropout(dropout)
                     .init(device),

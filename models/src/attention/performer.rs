@@ -24,17 +24,54 @@
 //! Padding: the features of padded keys are exactly zero, so padded tokens add nothing to
 //! `phi(K)^T V` or to the normaliser, and real tokens' outputs do not depend on them.
 //! `dropout` is kept for the shared interface but unused: no attention weights are formed.
+//!
+//! Kernel `relu`: the paper's generalised attention with deterministic features
+//! `phi(x) = relu(x) + 0.001` on the head's query or key itself (no random features, no
+//! scaling), as the paper's code computes it by default (`make_fast_generalized_attention`).
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/performer/performer_attention.py`):
+//! - padding is not masked (the mask reaches the attention function, which never reads
+//!   it, lines 550-561): padded keys add to both sums;
+//! - softmax kernel: new features on every call, drawn from a seed that is the sum of the
+//!   whole query tensor times 1e7, rounded up and saturated to 32 bits (581-584), so for
+//!   any realistic batch one of two fixed draws picked by the sign of that sum; the
+//!   stabiliser 1e-6 added after subtracting the maximum of `W x` (the row's for a query,
+//!   the head's over all keys for a key, 99-106); the normaliser raised by 2e-6 where it is
+//!   at most 1e-6 (695-696). Our draws use our own generator, not jax's.
+//! - LRA ran the softmax kernel with 2 features on ListOps only; every other task took the
+//!   code's default, the `relu` kernel (`performer.py:31`).
 
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 use burn::tensor::{Distribution, TensorData};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
 
+use super::Variant;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
 
 /// Added to every feature, as in the paper's code, so that the normaliser stays positive
 /// when all of a query's features underflow.
 const FEATURE_FLOOR: f64 = 1.0e-4;
+
+/// Added to every deterministic ReLU feature (the paper's code's `kernel_epsilon`).
+const RELU_FEATURE_FLOOR: f64 = 1.0e-3;
+
+/// LRA's softmax-kernel stabiliser, added after the maximum is subtracted.
+const LRA_FEATURE_FLOOR: f64 = 1.0e-6;
+
+/// Which kernel the features estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerformerKernel {
+    /// FAVOR+: positive orthogonal random features of `exp(q^T k / sqrt(d))`.
+    #[default]
+    Softmax,
+    /// Generalised attention with `relu(x) + 0.001` features, no random features.
+    Relu,
+}
 
 #[derive(Config, Debug)]
 pub struct PerformerConfig {
@@ -47,12 +84,17 @@ pub struct PerformerConfig {
     /// Unused: FAVOR+ forms no attention weights to drop.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (features and padding as its code).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
     /// `m`, the number of random features (256 in the paper's and LRA's experiments).
     #[config(default = 256)]
     pub features: usize,
     /// Training steps between two redraws of the random features.
     #[config(default = 1000)]
     pub redraw_every: usize,
+    #[config(default = "PerformerKernel::Softmax")]
+    pub kernel: PerformerKernel,
 }
 
 impl PerformerConfig {
@@ -69,6 +111,8 @@ impl PerformerConfig {
             seed,
             draw: 0,
             redraw_every: self.redraw_every,
+            kernel: self.kernel,
+            variant: self.variant,
         }
     }
 }
@@ -83,6 +127,10 @@ pub struct PerformerAttention {
     /// Which draw `random_features` is.
     pub draw: usize,
     pub redraw_every: usize,
+    #[module(skip)]
+    pub kernel: PerformerKernel,
+    #[module(skip)]
+    pub variant: Variant,
 }
 
 impl PerformerAttention {
@@ -90,6 +138,19 @@ impl PerformerAttention {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let (q, k, v) = self.projections.project(x);
+        let real = padding.clone().bool_not().float().reshape([batch, 1, len, 1]);
+        match (self.kernel, self.variant) {
+            (PerformerKernel::Relu, variant) => {
+                let phi = |x: Tensor<4>| relu(x).add_scalar(RELU_FEATURE_FLOOR);
+                let k_features = match variant {
+                    Variant::Paper => phi(k).mul(real),
+                    Variant::Lra => phi(k),
+                };
+                return self.projections.combine(linear_attention(phi(q), k_features, v, 0.0));
+            }
+            (PerformerKernel::Softmax, Variant::Lra) => return self.projections.combine(self.lra_favor(q, k, v)),
+            (PerformerKernel::Softmax, Variant::Paper) => {}
+        }
         let d_head = q.dims()[3];
         let scale = (d_head as f64).powf(-0.25);
         let features = self.random_features.clone();
@@ -105,10 +166,31 @@ impl PerformerAttention {
         let key_padding = padding.clone().reshape([batch, 1, len, 1]);
         let k_logits = feature_logits(k.mul_scalar(scale), features).mask_fill(key_padding, MASKED_SCORE);
         let k_max = k_logits.clone().max_dim(3).max_dim(2).detach();
-        let real = padding.bool_not().float().reshape([batch, 1, len, 1]);
         let k_features = k_logits.sub(k_max).exp().add_scalar(FEATURE_FLOOR).mul_scalar(1.0 / (m as f64).sqrt()).mul(real);
 
-        self.projections.combine(linear_attention(q_features, k_features, v))
+        self.projections.combine(linear_attention(q_features, k_features, v, 0.0))
+    }
+
+    /// LRA's FAVOR+ (see the module's notes): `q, k, v: [batch, heads, len, d]` ->
+    /// `[batch, heads, len, d]`, with `m` features drawn from the query's sum.
+    fn lra_favor(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        let [m, d_head] = self.random_features.dims();
+        let seed = lra_query_seed(q.clone().sum().into_scalar::<f32>());
+        let features = random_features_tensor(m, d_head, seed as i64 as u64, 0, &q.device()).unsqueeze::<4>();
+        let scale = (d_head as f64).powf(-0.25);
+        let ratio = 1.0 / (m as f64).sqrt();
+        // u = W (c x) and |c x|^2 / 2: [batch, heads, len, m] and [batch, heads, len, 1].
+        let dash = |x: Tensor<4>| {
+            let x = x.mul_scalar(scale);
+            (x.clone().matmul(features.clone().transpose()), x.square().sum_dim(3).mul_scalar(0.5))
+        };
+        let (q_dash, q_half) = dash(q);
+        let q_max = q_dash.clone().max_dim(3).detach();
+        let q_features = (q_dash - q_half - q_max).exp().add_scalar(LRA_FEATURE_FLOOR).mul_scalar(ratio);
+        let (k_dash, k_half) = dash(k);
+        let k_max = k_dash.clone().max_dim(3).max_dim(2).detach();
+        let k_features = (k_dash - k_half - k_max).exp().add_scalar(LRA_FEATURE_FLOOR).mul_scalar(ratio);
+        linear_attention(q_features, k_features, v, LRA_FEATURE_FLOOR)
     }
 
     /// Moves to the next draw of random features.
@@ -121,7 +203,9 @@ impl PerformerAttention {
     /// Redraws the features when `step` (counted from 1) is a multiple of `redraw_every`;
     /// returns whether it did.
     pub fn redraw_on_schedule(&mut self, step: usize) -> bool {
-        let due = self.redraw_every > 0 && step > 0 && step.is_multiple_of(self.redraw_every);
+        // LRA's variant draws on every call; the ReLU kernel has no random features.
+        let scheduled = self.variant == Variant::Paper && self.kernel == PerformerKernel::Softmax;
+        let due = scheduled && self.redraw_every > 0 && step > 0 && step.is_multiple_of(self.redraw_every);
         if due {
             self.redraw_features();
         }
@@ -137,12 +221,26 @@ fn feature_logits(x: Tensor<4>, features: Tensor<2>) -> Tensor<4> {
 }
 
 /// `D^-1 phi(Q) (phi(K)^T V)`: `q_features, k_features: [batch, heads, len, m]`,
-/// `v: [batch, heads, len, d_head]` -> `[batch, heads, len, d_head]`.
-fn linear_attention(q_features: Tensor<4>, k_features: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+/// `v: [batch, heads, len, d_head]` -> `[batch, heads, len, d_head]`; a normaliser of at
+/// most `guard` is raised by `2 guard` (LRA's softmax kernel; 0: none).
+fn linear_attention(q_features: Tensor<4>, k_features: Tensor<4>, v: Tensor<4>, guard: f64) -> Tensor<4> {
     let key_sum = k_features.clone().sum_dim(2); // [batch, heads, 1, m]
     let context = k_features.transpose().matmul(v); // [batch, heads, m, d_head]
-    let normaliser = q_features.clone().mul(key_sum).sum_dim(3); // [batch, heads, len, 1]
+    let mut normaliser = q_features.clone().mul(key_sum).sum_dim(3); // [batch, heads, len, 1]
+    if guard > 0.0 {
+        let small = normaliser.clone().abs().lower_equal_elem(guard);
+        normaliser = normaliser.clone() + small.float().mul_scalar(2.0 * guard);
+    }
     q_features.matmul(context).div(normaliser)
+}
+
+/// The seed of LRA's feature draw: `ceil(sum(query) * 1e7)` in f32, converted to a 32-bit
+/// integer the way XLA converts (saturating; NaN gives 0).
+pub fn lra_query_seed(query_sum: f32) -> i32 {
+    match query_sum.is_nan() {
+        true => 0,
+        false => (query_sum * 1.0e7).ceil().clamp(i32::MIN as f32, i32::MAX as f32) as i32,
+    }
 }
 
 /// The orthogonal random features of draw `draw` of `seed`, as a `[m, d]` tensor.
@@ -184,7 +282,7 @@ fn orthogonal_random_features(m: usize, d: usize, seed: u64, draw: u64) -> Vec<f
 }
 
 /// A standard normal sample by the Box-Muller transform.
-fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     let uniform = |rng: &mut ChaCha8Rng| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     let (u1, u2) = (uniform(rng), uniform(rng));
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
@@ -195,7 +293,8 @@ mod tests {
     use super::*;
     use crate::attention::Mechanism;
     use crate::attention::checks::{
-        assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains,
+        assert_tiny_lra_classifier_trains, dot, mix, padding_after, values,
     };
 
     /// Mean relative error of the random-feature estimate of `exp(x^T y)` over all pairs of
@@ -281,5 +380,124 @@ mod tests {
     #[test]
     fn a_tiny_performer_classifier_trains() {
         assert_tiny_classifier_trains(Mechanism::Performer);
+    }
+
+    /// LRA's linear attention of features `phi_q`, `phi_k` (host rows), in loops:
+    /// `performer_attention.py:643-705`.
+    fn lra_linear_loops(qf: &[Vec<f32>], kf: &[Vec<f32>], v: &[&[f32]], guard: f32) -> Vec<Vec<f32>> {
+        qf.iter()
+            .map(|phi_q| {
+                let weights: Vec<f32> = kf.iter().map(|phi_k| dot(phi_q, phi_k)).collect();
+                let mut total: f32 = weights.iter().sum();
+                if guard > 0.0 && total.abs() <= guard {
+                    total += 2.0 * guard;
+                }
+                mix(&weights, v).into_iter().map(|x| x / total).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lra_performer_relu_kernel_equals_the_released_loops_padding_included() {
+        let device = Device::flex();
+        device.seed(25);
+        let (batch, len, heads) = (2, 6, 2);
+        let attention =
+            PerformerConfig::new(8, heads, 10).with_kernel(PerformerKernel::Relu).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([batch, len, 8], Distribution::Normal(0.0, 1.0), &device);
+        let got = values(attention.forward(x.clone(), padding_after(&[6, 3], len, &device)));
+        let (q, k, v) = attention.projections.project(x);
+        let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
+        let phi = |row: &[f32]| row.iter().map(|&t| t.max(0.0) + 0.001).collect::<Vec<f32>>();
+        let mut context = Vec::new();
+        for b in 0..batch {
+            for h in 0..heads {
+                let qf: Vec<Vec<f32>> = (0..len).map(|t| phi(q.row(b, h, t))).collect();
+                let kf: Vec<Vec<f32>> = (0..len).map(|t| phi(k.row(b, h, t))).collect();
+                let vs: Vec<&[f32]> = (0..len).map(|t| v.row(b, h, t)).collect();
+                context.extend(lra_linear_loops(&qf, &kf, &vs, 0.0).into_iter().flatten());
+            }
+        }
+        let context = Tensor::<4>::from_data(TensorData::new(context, [batch, heads, len, q.d()]), &device);
+        assert_close(&got, &values(attention.projections.combine(context)), 1e-4, "LRA's ReLU Performer");
+    }
+
+    #[test]
+    fn lra_performer_softmax_kernel_equals_the_released_loops_with_features_from_the_query_sum() {
+        let device = Device::flex();
+        device.seed(26);
+        let (batch, len, heads, m) = (2, 5, 2, 3);
+        let attention = PerformerConfig::new(8, heads, 10).with_features(m).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([batch, len, 8], Distribution::Normal(0.0, 1.0), &device);
+        let got = values(attention.forward(x.clone(), padding_after(&[5, 2], len, &device)));
+        let (q, k, v) = attention.projections.project(x);
+        let seed = lra_query_seed(q.clone().sum().into_scalar::<f32>());
+        let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
+        let d = q.d();
+        let w = values(random_features_tensor(m, d, seed as i64 as u64, 0, &device));
+        let c = (d as f32).powf(-0.25);
+        // performer_attention.py:78-106: u = W (c x), h = |c x|^2 / 2; a query subtracts its
+        // own max of u, a key the head's max over every key; + 1e-6 after; times m^-1/2.
+        let dash = |row: &[f32]| {
+            let x: Vec<f32> = row.iter().map(|t| t * c).collect();
+            let u: Vec<f32> = (0..m).map(|i| dot(&w[i * d..(i + 1) * d], &x)).collect();
+            (u, dot(&x, &x) / 2.0)
+        };
+        let features = |u: &[f32], half: f32, max: f32| {
+            u.iter().map(|&ui| ((ui - half - max).exp() + 1.0e-6) / (m as f32).sqrt()).collect::<Vec<f32>>()
+        };
+        let mut context = Vec::new();
+        for b in 0..batch {
+            for h in 0..heads {
+                let qd: Vec<_> = (0..len).map(|t| dash(q.row(b, h, t))).collect();
+                let kd: Vec<_> = (0..len).map(|t| dash(k.row(b, h, t))).collect();
+                let key_max = kd.iter().flat_map(|(u, _)| u.iter().cloned()).fold(f32::NEG_INFINITY, f32::max);
+                let qf: Vec<Vec<f32>> =
+                    qd.iter().map(|(u, half)| features(u, *half, u.iter().cloned().fold(f32::NEG_INFINITY, f32::max))).collect();
+                let kf: Vec<Vec<f32>> = kd.iter().map(|(u, half)| features(u, *half, key_max)).collect();
+                let vs: Vec<&[f32]> = (0..len).map(|t| v.row(b, h, t)).collect();
+                context.extend(lra_linear_loops(&qf, &kf, &vs, 1.0e-6).into_iter().flatten());
+            }
+        }
+        let context = Tensor::<4>::from_data(TensorData::new(context, [batch, heads, len, d]), &device);
+        assert_close(&got, &values(attention.projections.combine(context)), 1e-3, "LRA's FAVOR+");
+    }
+
+    #[test]
+    fn lra_performer_seed_saturates_so_large_batches_share_two_draws() {
+        assert_eq!(lra_query_seed(1.0e-6), 10);
+        assert_eq!(lra_query_seed(214.0), 2_140_000_000);
+        assert_eq!(lra_query_seed(215.0), i32::MAX);
+        assert_eq!(lra_query_seed(1.0e6), i32::MAX);
+        assert_eq!(lra_query_seed(-1.0e4), i32::MIN);
+        assert_eq!(lra_query_seed(f32::NAN), 0);
+    }
+
+    #[test]
+    fn lra_performer_leaks_padding_and_trains() {
+        for kernel in [PerformerKernel::Softmax, PerformerKernel::Relu] {
+            let device = Device::flex();
+            device.seed(27);
+            let attention =
+                PerformerConfig::new(8, 2, 10).with_features(4).with_kernel(kernel).with_variant(Variant::Lra).init(&device);
+            let x = Tensor::<3>::random([1, 6, 8], Distribution::Normal(0.0, 1.0), &device);
+            let masked = values(attention.forward(x.clone(), padding_after(&[2], 6, &device)));
+            assert_eq!(masked, values(attention.forward(x, padding_after(&[6], 6, &device))), "{kernel:?}: the mask is ignored");
+            let device = Device::flex().autodiff();
+            let attention =
+                PerformerConfig::new(8, 2, 10).with_features(4).with_kernel(kernel).with_variant(Variant::Lra).init(&device);
+            let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
+            let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
+            assert_eq!(assert_finite_gradients(&attention, &grads), 4, "{kernel:?}");
+        }
+        assert_tiny_lra_classifier_trains(Mechanism::Performer);
+    }
+
+    #[test]
+    fn performer_relu_kernel_masks_padding_in_the_paper_variant() {
+        let device = Device::flex();
+        device.seed(28);
+        let attention = PerformerConfig::new(8, 2, 10).with_kernel(PerformerKernel::Relu).init(&device);
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), 8, &[3, 7], 10, &device);
     }
 }

@@ -25,14 +25,38 @@
 //! chunked; for the same reason the first chunk has no chunk before it (instead of
 //! wrapping around to the last). The reversible layers and chunked feed-forward of the
 //! paper save memory in the rest of the network and are not part of the attention.
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/reformer/reformer_attention.py`), quirks and bugs included:
+//! - the width is `d_model` whatever `qkv_dim` says (line 301); there is no output
+//!   projection (337-339) and no attention dropout;
+//! - the sequence is filled up with zero positions to a multiple of `chunk_size` (LRA's
+//!   `chunk_len`, 308-312: always at least one), which are hashed, sorted and attended
+//!   like the rest;
+//! - the rotations `[d_head, rounds, buckets / 2]` are Gaussian, drawn once from a fixed
+//!   seed (149-150: `PRNGKey(0)`), the same for every head, layer and step (ours come from
+//!   our generator's seed 0, not jax's);
+//! - items are sorted by (round, bucket, position) and cut into `rounds x buckets` chunks
+//!   (145, 176-178: the number of chunks, not their length); each chunk attends to itself
+//!   and to the chunk before it, the first chunk to the last (23-32);
+//! - keys are the queries, not normalised (130); scores are multiplied by `sqrt(d_head)`,
+//!   not divided (191); nothing is masked: not a position itself, not other buckets, not
+//!   padding;
+//! - the heads are merged by a reshape of `[heads, n, d_head]` to `[n, heads d_head]` with
+//!   no transpose (337): output row `t` holds head `t heads / n`'s outputs for positions
+//!   `t heads .. t heads + heads - 1`.
 
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::softmax;
+use burn::tensor::{Distribution, TensorData};
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
 
+use super::Variant;
 use super::blocks::{any_of, block_count, block_scores, log_sum_exp, mask_from_fn, pad_padding, pad_positions, shift_blocks};
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
+use super::performer::standard_normal;
 
 /// The score of a position for itself: low enough that any other key takes all the
 /// weight, but not masked, so that a position alone in its bucket attends to itself.
@@ -59,6 +83,9 @@ pub struct ReformerAttentionConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (a fixed hash, ten chunks, no masks).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
 }
 
 impl ReformerAttentionConfig {
@@ -80,10 +107,15 @@ impl ReformerAttentionConfig {
             "Reformer needs chunks of at least 1 position and at least 1 hash round"
         );
         let buckets = self.resolved_buckets();
+        let lra = self.variant == Variant::Lra;
+        assert!(!lra || qkv_dim == self.d_model, "LRA's Reformer has the width d_model ({}), not {qkv_dim}", self.d_model);
+        assert!(!lra || buckets.is_multiple_of(2), "LRA's Reformer needs an even number of buckets, not {buckets}");
+        let d_head = qkv_dim / self.heads;
         ReformerAttention {
             query_key: attention_linear(self.d_model, qkv_dim, device),
             value: attention_linear(self.d_model, qkv_dim, device),
-            output: attention_linear(qkv_dim, self.d_model, device),
+            output: (!lra).then(|| attention_linear(qkv_dim, self.d_model, device)),
+            lra_rotations: lra.then(|| fixed_rotations(d_head, self.hash_rounds * buckets / 2, device)),
             dropout: DropoutConfig::new(self.dropout).init(),
             heads: self.heads,
             chunk_size: self.chunk_size,
@@ -98,7 +130,10 @@ pub struct ReformerAttention {
     /// The shared query and key projection.
     pub query_key: Linear,
     pub value: Linear,
-    pub output: Linear,
+    /// None in LRA's variant, which has no output projection.
+    pub output: Option<Linear>,
+    /// LRA's fixed rotations `[d_head, rounds * buckets / 2]` (its variant only).
+    pub lra_rotations: Option<Tensor<2>>,
     pub dropout: Dropout,
     pub heads: usize,
     pub chunk_size: usize,
@@ -109,6 +144,10 @@ pub struct ReformerAttention {
 impl ReformerAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        if let Some(rotations) = &self.lra_rotations {
+            let (qk, v) = self.project(x);
+            return self.lra_attend(qk, v, rotations.clone());
+        }
         let rotations = self.draw_rotations(x.dims()[2] / self.heads, &x.device());
         self.forward_with_rotations(x, padding, rotations)
     }
@@ -116,7 +155,8 @@ impl ReformerAttention {
     /// [`Self::forward`] with given rotations (from [`Self::draw_rotations`]).
     pub fn forward_with_rotations(&self, x: Tensor<3>, padding: Tensor<2, Bool>, rotations: Tensor<3>) -> Tensor<3> {
         let (qk, v) = self.project(x);
-        self.output.forward(merge_heads(self.attend(qk, v, padding, rotations)))
+        let output = self.output.as_ref().expect("the paper's variant has an output projection");
+        output.forward(merge_heads(self.attend(qk, v, padding, rotations)))
     }
 
     /// `x: [batch, len, d_model]` -> shared queries-keys and values, each
@@ -218,6 +258,64 @@ impl ReformerAttention {
     }
 }
 
+impl ReformerAttention {
+    /// LRA's LSH attention (see the module's notes): `qk, v: [batch, heads, len, d_head]`,
+    /// `rotations: [d_head, rounds * buckets / 2]` -> `[batch, len, heads * d_head]`, heads
+    /// merged as LRA merges them.
+    pub fn lra_attend(&self, qk: Tensor<4>, v: Tensor<4>, rotations: Tensor<2>) -> Tensor<3> {
+        let device = qk.device();
+        let [batch, heads, len, d] = qk.dims();
+        let (rounds, buckets, unit) = (self.hash_rounds, self.buckets, self.chunk_size);
+        let padded = len + unit - len % unit;
+        let items = rounds * padded;
+        let chunks = rounds * buckets;
+        assert!(items.is_multiple_of(chunks), "LRA's Reformer: {chunks} chunks do not divide {items} items");
+        let chunk = items / chunks;
+        let (qk, v) = (pad_positions(qk, padded), pad_positions(v, padded));
+
+        // Buckets argmax([xR; -xR]), round r's offset by r buckets: item r * padded + t.
+        let rotated = qk.clone().detach().matmul(rotations.unsqueeze::<4>()).reshape([batch, heads, padded, rounds, buckets / 2]);
+        let offsets = Tensor::<1, Int>::arange(0..rounds as i64, &device).mul_scalar(buckets as i64).reshape([1, 1, 1, rounds]);
+        let bucket =
+            Tensor::cat(vec![rotated.clone(), rotated.neg()], 4).argmax(4).reshape([batch, heads, padded, rounds]) + offsets;
+        let bucket = bucket.swap_dims(2, 3).reshape([batch, heads, items]);
+        let position = Tensor::<1, Int>::arange(0..items as i64, &device).remainder_scalar(padded as i64).reshape([1, 1, items]);
+        let (_, order) = (bucket.mul_scalar(padded as i64) + position).sort_with_indices(2);
+
+        // Sorted items, cut into chunks: [batch, heads, chunks, chunk, d].
+        let source = order.clone().remainder_scalar(padded as i64).unsqueeze_dim::<4>(3).expand([batch, heads, items, d]);
+        let queries = qk.gather(2, source.clone()).reshape([batch, heads, chunks, chunk, d]);
+        let values = v.gather(2, source).reshape([batch, heads, chunks, chunk, d]);
+        let with_previous = |x: Tensor<5>| {
+            let previous = match chunks {
+                1 => x.clone(),
+                _ => Tensor::cat(vec![x.clone().narrow(2, chunks - 1, 1), x.clone().narrow(2, 0, chunks - 1)], 2),
+            };
+            Tensor::cat(vec![x, previous], 3)
+        };
+        let keys = with_previous(queries.clone());
+        let scores = queries.matmul(keys.swap_dims(3, 4)).mul_scalar((d as f64).sqrt());
+        let log_normaliser = log_sum_exp(scores.clone(), 4);
+        let context = (scores - log_normaliser.clone()).exp().matmul(with_previous(values));
+
+        // Back to item order, the rounds weighed by their softmax mass.
+        let undo = order.argsort(2).unsqueeze_dim::<4>(3);
+        let context = context.reshape([batch, heads, items, d]).gather(2, undo.clone().expand([batch, heads, items, d]));
+        let log_normaliser = log_normaliser.reshape([batch, heads, items, 1]).gather(2, undo);
+        let round_weights = softmax(log_normaliser.reshape([batch, heads, rounds, padded, 1]), 2);
+        let context = (context.reshape([batch, heads, rounds, padded, d]) * round_weights).sum_dim(2);
+        // [batch, heads, padded, d] read as [batch, padded, heads d], as LRA's reshape does.
+        context.reshape([batch, padded, heads * d]).narrow(1, 0, len)
+    }
+}
+
+/// LRA's rotations: Gaussian, from one fixed seed, `[d_head, columns]`.
+fn fixed_rotations(d_head: usize, columns: usize, device: &Device) -> Tensor<2> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let values: Vec<f32> = (0..d_head * columns).map(|_| standard_normal(&mut rng) as f32).collect();
+    Tensor::from_data(TensorData::new(values, [d_head, columns]), device)
+}
+
 /// Vectors scaled to unit length along the last dimension.
 fn unit_length(x: Tensor<5>) -> Tensor<5> {
     let norm = x.clone().powi_scalar(2).sum_dim(4).clamp_min(1e-12).sqrt();
@@ -233,9 +331,8 @@ fn look_one_back<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
     use crate::attention::checks::*;
-    use burn::tensor::TensorData;
+    use crate::attention::{Mechanism, MechanismSettings};
 
     const D_MODEL: usize = 16;
     const HEADS: usize = 2;
@@ -368,5 +465,117 @@ mod tests {
     #[test]
     fn reformer_trains_a_tiny_classifier() {
         assert_tiny_classifier_trains(Mechanism::Reformer);
+    }
+
+    fn lra_reformer(chunk_size: usize, hash_rounds: usize, buckets: usize, device: &Device) -> ReformerAttention {
+        ReformerAttentionConfig::new(D_MODEL, HEADS, 64)
+            .with_chunk_size(chunk_size)
+            .with_hash_rounds(hash_rounds)
+            .with_buckets(Some(buckets))
+            .with_variant(Variant::Lra)
+            .init(device)
+    }
+
+    /// What `reformer_attention.py` computes, in loops (its pseudo-code, steps 1-6):
+    /// `[batch, len, heads d]`.
+    fn lra_reformer_loops(qk: &Rows, v: &Rows, rotations: &[f32], settings: [usize; 3], batch: usize, len: usize) -> Vec<f32> {
+        let [unit, rounds, buckets] = settings;
+        let (d, half) = (qk.d(), buckets / 2);
+        let padded = len + unit - len % unit;
+        let (items, chunks) = (rounds * padded, rounds * buckets);
+        let chunk = items / chunks;
+        let mut out = vec![0.0f32; batch * padded * HEADS * d];
+        for b in 0..batch {
+            for h in 0..HEADS {
+                let zero = vec![0.0f32; d];
+                let q = |t: usize| if t < len { qk.row(b, h, t).to_vec() } else { zero.clone() };
+                let val = |t: usize| if t < len { v.row(b, h, t).to_vec() } else { zero.clone() };
+                let bucket = |r: usize, t: usize| {
+                    let z: Vec<f32> =
+                        (0..half).map(|j| (0..d).map(|c| q(t)[c] * rotations[c * rounds * half + r * half + j]).sum()).collect();
+                    let both: Vec<f32> = z.iter().cloned().chain(z.iter().map(|x| -x)).collect();
+                    let first_max = (0..both.len()).fold(0, |best, j| if both[j] > both[best] { j } else { best });
+                    first_max + r * buckets
+                };
+                let keys: Vec<usize> = (0..items).map(|i| padded * bucket(i / padded, i % padded) + i % padded).collect();
+                let mut sticker: Vec<usize> = (0..items).collect();
+                sticker.sort_by_key(|&i| keys[i]);
+                let mut outputs = vec![Vec::new(); items];
+                let mut lse = vec![0.0f64; items];
+                for c in 0..chunks {
+                    let members = |c: usize| (0..chunk).map(|i| sticker[c * chunk + i]).collect::<Vec<usize>>();
+                    let previous = (c + chunks - 1) % chunks;
+                    let key_items: Vec<usize> = members(c).into_iter().chain(members(previous)).collect();
+                    for item in members(c) {
+                        let scores: Vec<f64> = key_items
+                            .iter()
+                            .map(|&k| dot(&q(item % padded), &q(k % padded)) as f64 * (d as f64).sqrt())
+                            .collect();
+                        let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                        let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                        lse[item] = max + total.ln();
+                        let weights: Vec<f32> = scores.iter().map(|s| (s - lse[item]).exp() as f32).collect();
+                        let rows: Vec<Vec<f32>> = key_items.iter().map(|&k| val(k % padded)).collect();
+                        outputs[item] = mix(&weights, &rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
+                    }
+                }
+                for t in 0..padded {
+                    let round_lse: Vec<f32> = (0..rounds).map(|r| lse[r * padded + t] as f32).collect();
+                    let shares = softmax_of(&round_lse);
+                    for (r, share) in shares.iter().enumerate() {
+                        for c in 0..d {
+                            // A[b, h, t] at flat [heads, padded, d] offset, read back as [padded, heads d].
+                            out[((b * HEADS + h) * padded + t) * d + c] += share * outputs[r * padded + t][c];
+                        }
+                    }
+                }
+            }
+        }
+        // Row t of the result is the flat slice [t heads d, (t + 1) heads d) of each batch's
+        // [heads, padded, d] block: the reshape without a transpose.
+        (0..batch).flat_map(|b| out[b * padded * HEADS * d..(b * padded * HEADS * d + len * HEADS * d)].to_vec()).collect()
+    }
+
+    #[test]
+    fn lra_reformer_equals_the_released_loops_with_its_scrambled_heads() {
+        let device = Device::flex();
+        for (len, settings, real) in [(23, [10, 1, 10], [23, 14]), (12, [4, 2, 4], [12, 5]), (30, [10, 1, 4], [30, 30])] {
+            let [unit, rounds, buckets] = settings;
+            let attention = lra_reformer(unit, rounds, buckets, &device);
+            assert!(attention.output.is_none(), "LRA's Reformer has no output projection");
+            let x = random_input(2, len, D_MODEL, &device);
+            let got = values(attention.forward(x.clone(), padding_after(&real, len, &device)));
+            let (qk, v) = attention.project(x);
+            let rotations = values(attention.lra_rotations.clone().unwrap());
+            let expected = lra_reformer_loops(&Rows::of(qk), &Rows::of(v), &rotations, settings, 2, len);
+            assert_close(&got, &expected, 1e-3, &format!("LRA's Reformer, len {len}, {settings:?}"));
+        }
+    }
+
+    #[test]
+    fn lra_reformer_hashes_with_fixed_rotations_and_ignores_padding_masks() {
+        let device = Device::flex();
+        let (first, second) = (lra_reformer(10, 1, 10, &device), lra_reformer(10, 1, 10, &device));
+        let rotations = |a: &ReformerAttention| values(a.lra_rotations.clone().unwrap());
+        assert_eq!(rotations(&first), rotations(&second), "the same rotations in every layer");
+        let x = random_input(1, 17, D_MODEL, &device);
+        let masked = values(first.forward(x.clone(), padding_after(&[9], 17, &device)));
+        assert_eq!(masked, values(first.forward(x, padding_after(&[17], 17, &device))), "the mask is ignored");
+    }
+
+    #[test]
+    fn lra_reformer_gradients_are_finite_and_a_tiny_classifier_trains() {
+        let device = Device::flex().autodiff();
+        let attention = ReformerAttentionConfig::new(D_MODEL, HEADS, 64)
+            .with_chunk_size(10)
+            .with_hash_rounds(1)
+            .with_buckets(Some(10))
+            .with_variant(Variant::Lra)
+            .init(&device);
+        let x = random_input(2, 13, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[13, 9], 13, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 2);
+        let settings = MechanismSettings::Reformer { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 };
+        assert_tiny_classifier_trains_with(Mechanism::Reformer, Some(settings));
     }
 }

@@ -8,21 +8,64 @@ use serde::{Deserialize, Serialize};
 use super::Mechanism;
 use super::axial::AxialAttentionConfig;
 use super::bigbird::BigBirdAttentionConfig;
+use super::linear::LinearAttentionConfig;
 use super::linformer::LinformerConfig;
 use super::local::LocalAttentionConfig;
 use super::longformer::LongformerAttentionConfig;
 use super::luna::LunaConfig;
 use super::nystromformer::NystromformerConfig;
-use super::performer::PerformerConfig;
+use super::performer::{PerformerConfig, PerformerKernel};
 use super::reformer::ReformerAttentionConfig;
 use super::s4d::{Discretization, S4dConfig, S4dInit};
 use super::sinkhorn::SinkhornAttentionConfig;
 use super::sparse::SparseAttentionConfig;
-use super::synthesizer::{SynthesizerConfig, SynthesizerVariant};
+use super::synthesizer::{SynthesizerConfig, SynthesizerKind};
 
 /// The shortest length [`MechanismSettings::scaled`] gives a block, stride, window or
 /// chunk: below it a pattern degenerates to a handful of neighbours.
 pub const MIN_SCALED_LENGTH: usize = 4;
+
+/// Which form of a mechanism a layer computes, for the mechanisms whose paper and LRA's
+/// released code compute different things ([`Mechanism::has_variants`]). Each mechanism file
+/// names what its `lra` form does differently, the released code's quirks and plain bugs
+/// included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// What LRA's released code (google-research/long-range-arena) computes: the numbers of
+    /// LRA's Table 1 came from it.
+    Lra,
+    /// The paper's mechanism. Configurations written before variants existed meant it.
+    #[default]
+    Paper,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 2] = [Variant::Lra, Variant::Paper];
+
+    /// The name in configurations and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Lra => "lra",
+            Variant::Paper => "paper",
+        }
+    }
+
+    /// What a report writes after the model's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::Lra => "as LRA ran it",
+            Variant::Paper => "as in the paper",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Variant, String> {
+        Variant::ALL.into_iter().find(|v| v.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+            format!("unknown variant {name:?}: the variants are {}", names.join(", "))
+        })
+    }
+}
 
 /// A mechanism and its own settings. In a configuration file:
 /// `"attention": {"local": {"block_size": 50}}`, or `"attention": "full"` for a
@@ -32,16 +75,22 @@ pub const MIN_SCALED_LENGTH: usize = 4;
 pub enum MechanismSettings {
     Full,
     Local {
+        #[serde(default)]
+        variant: Variant,
         /// Positions per block.
         block_size: usize,
     },
     Sparse {
+        #[serde(default)]
+        variant: Variant,
         /// Stride l (the block length).
         stride: usize,
         /// Summary positions c at the end of each block (fixed heads).
         summary: usize,
     },
     Longformer {
+        #[serde(default)]
+        variant: Variant,
         /// Positions of the sliding window on each side.
         window: usize,
         /// Leading positions with global attention.
@@ -49,6 +98,8 @@ pub enum MechanismSettings {
     },
     #[serde(rename = "bigbird")]
     BigBird {
+        #[serde(default)]
+        variant: Variant,
         block_size: usize,
         /// Blocks of the sliding window (odd: the query's block in the middle).
         window_blocks: usize,
@@ -62,33 +113,50 @@ pub enum MechanismSettings {
         row_length: usize,
     },
     Reformer {
+        #[serde(default)]
+        variant: Variant,
         /// Positions per chunk.
         chunk_size: usize,
         hash_rounds: usize,
         buckets: usize,
     },
     Sinkhorn {
+        #[serde(default)]
+        variant: Variant,
         block_size: usize,
         sinkhorn_iterations: usize,
         temperature: f64,
     },
     Linformer {
+        #[serde(default)]
+        variant: Variant,
         /// `k`, the length keys and values are projected to.
         projected_length: usize,
     },
     Performer {
+        #[serde(default)]
+        variant: Variant,
+        /// The kernel the features estimate.
+        #[serde(default)]
+        kernel: PerformerKernel,
         /// `m`, the number of random features.
         features: usize,
         /// Training steps between two redraws of the features.
         redraw_every: usize,
     },
-    Linear,
+    Linear {
+        #[serde(default)]
+        variant: Variant,
+    },
     Nystromformer {
         landmarks: usize,
         pinv_iterations: usize,
     },
     Synthesizer {
-        variant: SynthesizerVariant,
+        #[serde(default)]
+        variant: Variant,
+        /// What the logits are synthesised from.
+        kind: SynthesizerKind,
         /// Rank of the factorised random logits.
         rank: usize,
     },
@@ -116,19 +184,23 @@ impl MechanismSettings {
         let (d, h, n) = (1, 1, max_length);
         match mechanism {
             Mechanism::Full => MechanismSettings::Full,
-            Mechanism::Local => MechanismSettings::Local { block_size: LocalAttentionConfig::new(d, h, n).block_size },
+            Mechanism::Local => {
+                let c = LocalAttentionConfig::new(d, h, n);
+                MechanismSettings::Local { variant: c.variant, block_size: c.block_size }
+            }
             Mechanism::Sparse => {
                 let c = SparseAttentionConfig::new(d, h, n);
                 let stride = c.resolved_stride();
-                MechanismSettings::Sparse { stride, summary: c.summary.clamp(1, stride) }
+                MechanismSettings::Sparse { variant: c.variant, stride, summary: c.summary.clamp(1, stride) }
             }
             Mechanism::Longformer => {
                 let c = LongformerAttentionConfig::new(d, h, n);
-                MechanismSettings::Longformer { window: c.window, global_tokens: c.global_tokens }
+                MechanismSettings::Longformer { variant: c.variant, window: c.window, global_tokens: c.global_tokens }
             }
             Mechanism::BigBird => {
                 let c = BigBirdAttentionConfig::new(d, h, n);
                 MechanismSettings::BigBird {
+                    variant: c.variant,
                     block_size: c.block_size,
                     window_blocks: c.window_blocks,
                     global_blocks: c.global_blocks,
@@ -139,6 +211,7 @@ impl MechanismSettings {
             Mechanism::Reformer => {
                 let c = ReformerAttentionConfig::new(d, h, n);
                 MechanismSettings::Reformer {
+                    variant: c.variant,
                     chunk_size: c.chunk_size,
                     hash_rounds: c.hash_rounds,
                     buckets: c.resolved_buckets(),
@@ -147,26 +220,33 @@ impl MechanismSettings {
             Mechanism::Sinkhorn => {
                 let c = SinkhornAttentionConfig::new(d, h, n);
                 MechanismSettings::Sinkhorn {
+                    variant: c.variant,
                     block_size: c.block_size,
                     sinkhorn_iterations: c.sinkhorn_iterations,
                     temperature: c.temperature,
                 }
             }
             Mechanism::Linformer => {
-                MechanismSettings::Linformer { projected_length: LinformerConfig::new(d, h, n).projected_length }
+                let c = LinformerConfig::new(d, h, n);
+                MechanismSettings::Linformer { variant: c.variant, projected_length: c.projected_length }
             }
             Mechanism::Performer => {
                 let c = PerformerConfig::new(d, h, n);
-                MechanismSettings::Performer { features: c.features, redraw_every: c.redraw_every }
+                MechanismSettings::Performer {
+                    variant: c.variant,
+                    kernel: c.kernel,
+                    features: c.features,
+                    redraw_every: c.redraw_every,
+                }
             }
-            Mechanism::Linear => MechanismSettings::Linear,
+            Mechanism::Linear => MechanismSettings::Linear { variant: LinearAttentionConfig::new(d, h, n).variant },
             Mechanism::Nystromformer => {
                 let c = NystromformerConfig::new(d, h, n);
                 MechanismSettings::Nystromformer { landmarks: c.landmarks, pinv_iterations: c.pinv_iterations }
             }
             Mechanism::Synthesizer => {
                 let c = SynthesizerConfig::new(d, h, n);
-                MechanismSettings::Synthesizer { variant: c.variant, rank: c.rank }
+                MechanismSettings::Synthesizer { variant: c.variant, kind: c.kind, rank: c.rank }
             }
             Mechanism::Luna => MechanismSettings::Luna { memory_length: LunaConfig::new(d, h, n).memory_length },
             Mechanism::Fnet => MechanismSettings::Fnet,
@@ -184,33 +264,92 @@ impl MechanismSettings {
         }
     }
 
+    /// The form these settings compute, for a mechanism that has more than one.
+    pub fn variant(&self) -> Option<Variant> {
+        match *self {
+            MechanismSettings::Local { variant, .. }
+            | MechanismSettings::Sparse { variant, .. }
+            | MechanismSettings::Longformer { variant, .. }
+            | MechanismSettings::BigBird { variant, .. }
+            | MechanismSettings::Reformer { variant, .. }
+            | MechanismSettings::Sinkhorn { variant, .. }
+            | MechanismSettings::Linformer { variant, .. }
+            | MechanismSettings::Performer { variant, .. }
+            | MechanismSettings::Linear { variant }
+            | MechanismSettings::Synthesizer { variant, .. } => Some(variant),
+            _ => None,
+        }
+    }
+
+    /// These settings computing `to` instead; refused for a mechanism with one form.
+    pub fn with_variant(mut self, to: Variant) -> Result<MechanismSettings, String> {
+        match &mut self {
+            MechanismSettings::Local { variant, .. }
+            | MechanismSettings::Sparse { variant, .. }
+            | MechanismSettings::Longformer { variant, .. }
+            | MechanismSettings::BigBird { variant, .. }
+            | MechanismSettings::Reformer { variant, .. }
+            | MechanismSettings::Sinkhorn { variant, .. }
+            | MechanismSettings::Linformer { variant, .. }
+            | MechanismSettings::Performer { variant, .. }
+            | MechanismSettings::Linear { variant }
+            | MechanismSettings::Synthesizer { variant, .. } => {
+                *variant = to;
+                Ok(self)
+            }
+            _ => Err(format!(
+                "{:?} has one form: variants ({}) are for the mechanisms whose paper and LRA's code differ",
+                self.mechanism(),
+                Variant::ALL.map(Variant::name).join(", ")
+            )),
+        }
+    }
+
+    /// Whether these settings compute LRA's form.
+    fn is_lra(&self) -> bool {
+        self.variant() == Some(Variant::Lra)
+    }
+
     /// These settings with every length-bound one (a block, window, chunk, row, k, the
     /// landmarks or buckets) cut to `positions` where it is longer: a block longer than
     /// the sequence computes what one block of the whole sequence does, at a higher cost.
+    /// LRA's Sinkhorn block becomes the nearest divisor of `positions` (its code needs one);
+    /// LRA's Reformer, whose layout is a count of chunks, keeps its settings.
     pub fn fitted_to(self, positions: usize) -> MechanismSettings {
         let fit = |value: usize| value.min(positions.max(1));
+        let lra = self.is_lra();
         match self {
-            MechanismSettings::Local { block_size } => MechanismSettings::Local { block_size: fit(block_size) },
-            MechanismSettings::Sparse { stride, summary } => {
-                MechanismSettings::Sparse { stride: fit(stride), summary: summary.min(fit(stride)) }
+            MechanismSettings::Local { variant, block_size } => MechanismSettings::Local { variant, block_size: fit(block_size) },
+            MechanismSettings::Sparse { variant, stride, summary } => {
+                MechanismSettings::Sparse { variant, stride: fit(stride), summary: summary.min(fit(stride)) }
             }
-            MechanismSettings::Longformer { window, global_tokens } => {
-                MechanismSettings::Longformer { window: fit(window), global_tokens: fit(global_tokens) }
+            MechanismSettings::Longformer { variant, window, global_tokens } => {
+                MechanismSettings::Longformer { variant, window: fit(window), global_tokens: fit(global_tokens) }
             }
-            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks } => {
+            MechanismSettings::BigBird { variant, block_size, window_blocks, global_blocks, random_blocks } => {
                 let block_size = fit(block_size);
                 let blocks = positions.max(1).div_ceil(block_size);
-                MechanismSettings::BigBird { block_size, window_blocks, global_blocks: global_blocks.min(blocks), random_blocks }
+                MechanismSettings::BigBird {
+                    variant,
+                    block_size,
+                    window_blocks,
+                    global_blocks: global_blocks.min(blocks),
+                    random_blocks,
+                }
             }
             MechanismSettings::Axial { row_length } => MechanismSettings::Axial { row_length: fit(row_length) },
-            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => {
-                MechanismSettings::Reformer { chunk_size: fit(chunk_size), hash_rounds, buckets: fit(buckets) }
+            MechanismSettings::Reformer { variant, chunk_size, hash_rounds, buckets } if !lra => {
+                MechanismSettings::Reformer { variant, chunk_size: fit(chunk_size), hash_rounds, buckets: fit(buckets) }
             }
-            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature } => {
-                MechanismSettings::Sinkhorn { block_size: fit(block_size), sinkhorn_iterations, temperature }
+            MechanismSettings::Sinkhorn { variant, block_size, sinkhorn_iterations, temperature } => {
+                let block_size = match lra {
+                    true => nearest_divisor(positions.max(1), block_size),
+                    false => fit(block_size),
+                };
+                MechanismSettings::Sinkhorn { variant, block_size, sinkhorn_iterations, temperature }
             }
-            MechanismSettings::Linformer { projected_length } => {
-                MechanismSettings::Linformer { projected_length: fit(projected_length) }
+            MechanismSettings::Linformer { variant, projected_length } => {
+                MechanismSettings::Linformer { variant, projected_length: fit(projected_length) }
             }
             MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
                 MechanismSettings::Nystromformer { landmarks: fit(landmarks), pinv_iterations }
@@ -223,27 +362,31 @@ impl MechanismSettings {
     /// that is a length (a block, stride, window, chunk or summary) scaled by `to / from`,
     /// at least [`MIN_SCALED_LENGTH`] (a summary at least 1); counts (k, features,
     /// buckets, landmarks, rounds, memory) unchanged; the axial row length derived from
-    /// the new length. Then cut to the sequence ([`MechanismSettings::fitted_to`]).
+    /// the new length; LRA's Reformer unchanged (its chunks are a count, its chunk size
+    /// the unit it pads to). Then cut to the sequence ([`MechanismSettings::fitted_to`]).
     pub fn scaled(self, from: usize, to: usize) -> MechanismSettings {
         let proportional = |value: usize| ((value * to) as f64 / from.max(1) as f64).round() as usize;
         let scale = |value: usize| proportional(value).max(MIN_SCALED_LENGTH);
+        let lra = self.is_lra();
         let scaled = match self {
-            MechanismSettings::Local { block_size } => MechanismSettings::Local { block_size: scale(block_size) },
-            MechanismSettings::Sparse { stride, summary } => {
-                MechanismSettings::Sparse { stride: scale(stride), summary: proportional(summary).max(1) }
+            MechanismSettings::Local { variant, block_size } => {
+                MechanismSettings::Local { variant, block_size: scale(block_size) }
             }
-            MechanismSettings::Longformer { window, global_tokens } => {
-                MechanismSettings::Longformer { window: scale(window), global_tokens }
+            MechanismSettings::Sparse { variant, stride, summary } => {
+                MechanismSettings::Sparse { variant, stride: scale(stride), summary: proportional(summary).max(1) }
             }
-            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks } => {
-                MechanismSettings::BigBird { block_size: scale(block_size), window_blocks, global_blocks, random_blocks }
+            MechanismSettings::Longformer { variant, window, global_tokens } => {
+                MechanismSettings::Longformer { variant, window: scale(window), global_tokens }
+            }
+            MechanismSettings::BigBird { variant, block_size, window_blocks, global_blocks, random_blocks } => {
+                MechanismSettings::BigBird { variant, block_size: scale(block_size), window_blocks, global_blocks, random_blocks }
             }
             MechanismSettings::Axial { .. } => MechanismSettings::defaults(Mechanism::Axial, to),
-            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => {
-                MechanismSettings::Reformer { chunk_size: scale(chunk_size), hash_rounds, buckets }
+            MechanismSettings::Reformer { variant, chunk_size, hash_rounds, buckets } if !lra => {
+                MechanismSettings::Reformer { variant, chunk_size: scale(chunk_size), hash_rounds, buckets }
             }
-            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature } => {
-                MechanismSettings::Sinkhorn { block_size: scale(block_size), sinkhorn_iterations, temperature }
+            MechanismSettings::Sinkhorn { variant, block_size, sinkhorn_iterations, temperature } => {
+                MechanismSettings::Sinkhorn { variant, block_size: scale(block_size), sinkhorn_iterations, temperature }
             }
             other => other,
         };
@@ -263,7 +406,7 @@ impl MechanismSettings {
             MechanismSettings::Sinkhorn { .. } => Mechanism::Sinkhorn,
             MechanismSettings::Linformer { .. } => Mechanism::Linformer,
             MechanismSettings::Performer { .. } => Mechanism::Performer,
-            MechanismSettings::Linear => Mechanism::Linear,
+            MechanismSettings::Linear { .. } => Mechanism::Linear,
             MechanismSettings::Nystromformer { .. } => Mechanism::Nystromformer,
             MechanismSettings::Synthesizer { .. } => Mechanism::Synthesizer,
             MechanismSettings::Luna { .. } => Mechanism::Luna,
@@ -286,10 +429,11 @@ impl MechanismSettings {
                 false => Ok(()),
             }
         };
+        let lra = self.is_lra();
         match *self {
-            MechanismSettings::Full | MechanismSettings::Linear | MechanismSettings::Fnet => Ok(()),
-            MechanismSettings::Local { block_size } => within("block_size", block_size),
-            MechanismSettings::Sparse { stride, summary } => {
+            MechanismSettings::Full | MechanismSettings::Linear { .. } | MechanismSettings::Fnet => Ok(()),
+            MechanismSettings::Local { block_size, .. } => within("block_size", block_size),
+            MechanismSettings::Sparse { stride, summary, .. } => {
                 within("stride", stride)?;
                 at_least_one("summary", summary)?;
                 match summary > stride {
@@ -297,14 +441,27 @@ impl MechanismSettings {
                     false => Ok(()),
                 }
             }
-            MechanismSettings::Longformer { window, global_tokens } => {
+            MechanismSettings::Longformer { window, global_tokens, .. } => {
                 within("window", window)?;
                 match global_tokens > positions {
                     true => Err(format!("global_tokens {global_tokens} is more than the sequence ({positions} positions)")),
                     false => Ok(()),
                 }
             }
-            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks: _ } => {
+            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, random_blocks, .. } if lra => {
+                at_least_one("block_size", block_size)?;
+                if (window_blocks, global_blocks) != (3, 1) {
+                    return Err(format!(
+                        "LRA's BigBird has a window of 3 blocks and one global block at each end (window_blocks 3, \
+                         global_blocks 1), not {window_blocks} and {global_blocks}"
+                    ));
+                }
+                match super::bigbird::lra_refusal(positions, block_size, random_blocks) {
+                    Some(why) => Err(why),
+                    None => Ok(()),
+                }
+            }
+            MechanismSettings::BigBird { block_size, window_blocks, global_blocks, .. } => {
                 within("block_size", block_size)?;
                 if window_blocks % 2 == 0 {
                     return Err(format!("window_blocks must be odd (the query's block in the middle), not {window_blocks}"));
@@ -318,20 +475,44 @@ impl MechanismSettings {
                 }
             }
             MechanismSettings::Axial { row_length } => within("row_length", row_length),
-            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets } => {
+            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets, .. } if lra => {
+                at_least_one("chunk_size", chunk_size)?;
+                at_least_one("hash_rounds", hash_rounds)?;
+                if buckets < 2 || buckets % 2 == 1 {
+                    return Err(format!("buckets must be even and at least 2, not {buckets}"));
+                }
+                // LRA's code pads to a multiple of chunk_size (always adding at least one
+                // position), then cuts that into rounds x buckets chunks.
+                let padded = positions + chunk_size - positions % chunk_size;
+                match padded % (hash_rounds * buckets) {
+                    0 => Ok(()),
+                    _ => Err(format!(
+                        "LRA's Reformer pads the {positions} positions to {padded} (a multiple of chunk_size {chunk_size}) \
+                         and cuts them into hash_rounds x buckets = {} chunks, which do not divide {padded}",
+                        hash_rounds * buckets
+                    )),
+                }
+            }
+            MechanismSettings::Reformer { chunk_size, hash_rounds, buckets, .. } => {
                 within("chunk_size", chunk_size)?;
                 at_least_one("hash_rounds", hash_rounds)?;
                 within("buckets", buckets)
             }
-            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations: _, temperature } => {
+            MechanismSettings::Sinkhorn { block_size, temperature, .. } => {
                 within("block_size", block_size)?;
+                if lra && !positions.is_multiple_of(block_size) {
+                    return Err(format!(
+                        "LRA's Sinkhorn reshapes the sequence into blocks without padding it: block_size {block_size} \
+                         must divide the {positions} positions (LRA's own code fails the same way here)"
+                    ));
+                }
                 match temperature > 0.0 {
                     true => Ok(()),
                     false => Err(format!("temperature must be positive, not {temperature}")),
                 }
             }
-            MechanismSettings::Linformer { projected_length } => within("projected_length (k)", projected_length),
-            MechanismSettings::Performer { features, redraw_every } => {
+            MechanismSettings::Linformer { projected_length, .. } => within("projected_length (k)", projected_length),
+            MechanismSettings::Performer { features, redraw_every, .. } => {
                 at_least_one("features", features)?;
                 at_least_one("redraw_every", redraw_every)
             }
@@ -339,7 +520,14 @@ impl MechanismSettings {
                 within("landmarks", landmarks)?;
                 at_least_one("pinv_iterations", pinv_iterations)
             }
-            MechanismSettings::Synthesizer { variant: _, rank } => at_least_one("rank", rank),
+            MechanismSettings::Synthesizer { kind, rank, .. } => {
+                if lra && kind == SynthesizerKind::Dense {
+                    return Err("LRA's dense Synthesizer (never run by its configurations) reshapes where it should \
+                                transpose; its lra variant has the random and factorized_random kinds only"
+                        .into());
+                }
+                at_least_one("rank", rank)
+            }
             MechanismSettings::Luna { memory_length } => at_least_one("memory_length", memory_length),
             MechanismSettings::S4d { state_size, dt_min, dt_max, .. } => {
                 if state_size < 2 || state_size % 2 == 1 {
@@ -352,6 +540,11 @@ impl MechanismSettings {
             }
         }
     }
+}
+
+/// The divisor of `n` nearest to `wanted` (the smaller on a tie).
+fn nearest_divisor(n: usize, wanted: usize) -> usize {
+    (1..=n).filter(|d| n.is_multiple_of(*d)).min_by_key(|&d| (d.abs_diff(wanted), d)).unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -370,10 +563,15 @@ mod tests {
 
     #[test]
     fn defaults_derived_from_the_length_are_resolved_to_numbers() {
-        assert_eq!(MechanismSettings::defaults(Mechanism::Sparse, 1025), MechanismSettings::Sparse { stride: 33, summary: 8 });
+        assert_eq!(
+            MechanismSettings::defaults(Mechanism::Sparse, 1025),
+            MechanismSettings::Sparse { variant: Variant::Paper, stride: 33, summary: 8 }
+        );
         assert_eq!(MechanismSettings::defaults(Mechanism::Axial, 1025), MechanismSettings::Axial { row_length: 32 });
         // 1025 positions in chunks of 32: 33 chunks, rounded up to 34 buckets.
-        let MechanismSettings::Reformer { buckets, .. } = MechanismSettings::defaults(Mechanism::Reformer, 1025) else {
+        let MechanismSettings::Reformer { variant: Variant::Paper, buckets, .. } =
+            MechanismSettings::defaults(Mechanism::Reformer, 1025)
+        else {
             panic!("not Reformer's settings")
         };
         assert_eq!(buckets, 34);
@@ -388,38 +586,53 @@ mod tests {
             }
         }
         assert_eq!(
-            MechanismSettings::Linformer { projected_length: 256 }.fitted_to(65),
-            MechanismSettings::Linformer { projected_length: 65 }
+            MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 256 }.fitted_to(65),
+            MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 65 }
         );
     }
 
     #[test]
     fn scaling_shrinks_lengths_keeps_counts_and_fits_the_sequence() {
-        let local = MechanismSettings::Local { block_size: 64 }.scaled(1024, 256);
-        assert_eq!(local, MechanismSettings::Local { block_size: 16 });
-        assert_eq!(MechanismSettings::Local { block_size: 50 }.scaled(2001, 65), MechanismSettings::Local { block_size: 4 });
-        let reformer = MechanismSettings::Reformer { chunk_size: 201, hash_rounds: 1, buckets: 10 }.scaled(2001, 65);
-        assert_eq!(reformer, MechanismSettings::Reformer { chunk_size: 7, hash_rounds: 1, buckets: 10 });
-        let linformer = MechanismSettings::Linformer { projected_length: 16 };
+        let local = MechanismSettings::Local { variant: Variant::Paper, block_size: 64 }.scaled(1024, 256);
+        assert_eq!(local, MechanismSettings::Local { variant: Variant::Paper, block_size: 16 });
+        assert_eq!(
+            MechanismSettings::Local { variant: Variant::Paper, block_size: 50 }.scaled(2001, 65),
+            MechanismSettings::Local { variant: Variant::Paper, block_size: 4 }
+        );
+        let reformer = MechanismSettings::Reformer { variant: Variant::Paper, chunk_size: 201, hash_rounds: 1, buckets: 10 }
+            .scaled(2001, 65);
+        assert_eq!(reformer, MechanismSettings::Reformer { variant: Variant::Paper, chunk_size: 7, hash_rounds: 1, buckets: 10 });
+        let linformer = MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 16 };
         assert_eq!(linformer.clone().scaled(1024, 256), linformer);
         assert_eq!(MechanismSettings::Axial { row_length: 32 }.scaled(1024, 256), MechanismSettings::Axial { row_length: 16 });
     }
 
     #[test]
     fn settings_that_cannot_work_with_the_length_are_refused_naming_both() {
-        let err = MechanismSettings::Local { block_size: 64 }.check(33).unwrap_err();
+        let err = MechanismSettings::Local { variant: Variant::Paper, block_size: 64 }.check(33).unwrap_err();
         assert!(err.contains("block_size 64") && err.contains("33 positions"), "{err}");
-        let err = MechanismSettings::Linformer { projected_length: 256 }.check(65).unwrap_err();
+        let err = MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 256 }.check(65).unwrap_err();
         assert!(err.contains("projected_length (k) 256") && err.contains("65 positions"), "{err}");
-        let bigbird = MechanismSettings::BigBird { block_size: 8, window_blocks: 2, global_blocks: 1, random_blocks: 1 };
+        let bigbird = MechanismSettings::BigBird {
+            variant: Variant::Paper,
+            block_size: 8,
+            window_blocks: 2,
+            global_blocks: 1,
+            random_blocks: 1,
+        };
         assert!(bigbird.check(64).unwrap_err().contains("window_blocks must be odd"));
-        assert!(MechanismSettings::Sparse { stride: 8, summary: 9 }.check(64).unwrap_err().contains("summary 9"));
+        assert!(
+            MechanismSettings::Sparse { variant: Variant::Paper, stride: 8, summary: 9 }
+                .check(64)
+                .unwrap_err()
+                .contains("summary 9")
+        );
     }
 
     #[test]
     fn settings_read_from_json_refuse_unknown_fields_by_name() {
         let parsed: MechanismSettings = serde_json::from_str(r#"{"local": {"block_size": 50}}"#).unwrap();
-        assert_eq!(parsed, MechanismSettings::Local { block_size: 50 });
+        assert_eq!(parsed, MechanismSettings::Local { variant: Variant::Paper, block_size: 50 });
         let err = serde_json::from_str::<MechanismSettings>(r#"{"local": {"block_sise": 50}}"#).unwrap_err().to_string();
         assert!(err.contains("block_sise"), "{err}");
         assert_eq!(serde_json::from_str::<MechanismSettings>(r#""full""#).unwrap(), MechanismSettings::Full);

@@ -25,11 +25,32 @@
 //! padding follows them. Blocks beyond `max_length`, for which the sorting network has no
 //! output, stay in place in the same way. The paper's Gumbel noise during training and
 //! its SortCut variant are not used.
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/sinkhorn_transformer/sinkhorn_attention.py`), quirks included:
+//! - the `m = n / b` blocks are strided, not contiguous (lines 343-348): block `g` holds
+//!   positions `g, g + m, ...`, so the "local" attention within a block is dilated; `b`
+//!   must divide `n`, which LRA's code does not pad (Path-X's 16384 in blocks of 50 fails);
+//! - the sort is a softmax (no Sinkhorn iterations, 380), and the einsum that applies it,
+//!   `bskhd,bnhl->bsnhd` (382-383), sums over both block indices: since each row of the
+//!   sort sums to one, every sorted block is the sum of all blocks, whatever the sorting
+//!   network says. Slot `s` of every sorted block is the sum of the keys (values) of the
+//!   contiguous positions `s m .. s m + m - 1`; the sorting network has no effect on the
+//!   output and no gradient, and is not built here;
+//! - the block and the sorted block are softmaxed separately, each with its own dropout,
+//!   and their outputs added (492);
+//! - the padding mask is cut contiguously (403-404): the pair (slot `s`, slot `t`) of
+//!   block `g` is masked where position `g b + s` or `g b + t` is padding; in the sorted
+//!   part the pair is masked only where it is masked in every block (418-420).
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::blocks::{Blocks, any_of, block_count, block_scores, joint_softmax, log_sum_exp, mask_from_fn, unblock};
+use super::Variant;
+use super::blocks::{
+    Blocks, any_of, block_attention, block_count, block_scores, contiguous_pair_mask, joint_softmax, log_sum_exp, mask_from_fn,
+    strided_groups, unblock, ungroup_strided,
+};
 use super::heads::{HeadProjections, MASKED_SCORE};
 
 #[derive(Config, Debug)]
@@ -53,6 +74,9 @@ pub struct SinkhornAttentionConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (strided blocks, a sort that sums every block).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
 }
 
 impl SinkhornAttentionConfig {
@@ -62,12 +86,14 @@ impl SinkhornAttentionConfig {
         let max_blocks = block_count(self.max_length, self.block_size);
         SinkhornAttention {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
-            sorting_network: LinearConfig::new(self.qkv_dim.unwrap_or(self.d_model) / self.heads, max_blocks).init(device),
+            sorting_network: (self.variant == Variant::Paper)
+                .then(|| LinearConfig::new(self.qkv_dim.unwrap_or(self.d_model) / self.heads, max_blocks).init(device)),
             dropout: DropoutConfig::new(self.dropout).init(),
             block_size: self.block_size,
             max_blocks,
             sinkhorn_iterations: self.sinkhorn_iterations,
             temperature: self.temperature,
+            variant: self.variant,
         }
     }
 }
@@ -75,19 +101,25 @@ impl SinkhornAttentionConfig {
 #[derive(Module, Debug)]
 pub struct SinkhornAttention {
     pub projections: HeadProjections,
-    /// Block summary `[d_head]` -> a logit per target block `[max_blocks]`.
-    pub sorting_network: Linear,
+    /// Block summary `[d_head]` -> a logit per target block `[max_blocks]` (none in LRA's
+    /// variant, where it has no effect).
+    pub sorting_network: Option<Linear>,
     pub dropout: Dropout,
     pub block_size: usize,
     pub max_blocks: usize,
     pub sinkhorn_iterations: usize,
     pub temperature: f64,
+    #[module(skip)]
+    pub variant: Variant,
 }
 
 impl SinkhornAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let (q, k, v) = self.projections.project(x);
+        if self.variant == Variant::Lra {
+            return self.projections.combine(self.lra_attention(q, k, v, padding));
+        }
         let blocks = real_keys_and_values(Blocks::new(q, k, v, padding, self.block_size));
         let [batch, heads, count, block, d] = blocks.queries.dims();
         let sorting = self.sort_blocks(&blocks);
@@ -109,6 +141,29 @@ impl SinkhornAttention {
         self.projections.combine(unblock(context, blocks.len))
     }
 
+    /// LRA's strided blocks plus its sorted part, the sum of every block:
+    /// `q, k, v: [batch, heads, len, d]` -> `[batch, heads, len, d]`.
+    fn lra_attention(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
+        let [batch, heads, len, d] = q.dims();
+        let block = self.block_size;
+        assert!(len.is_multiple_of(block), "LRA's Sinkhorn: block_size {block} must divide the {len} positions");
+        let groups = len / block;
+        let local_masked = contiguous_pair_mask(padding, groups); // [batch, 1, groups, block, block]
+        let [q, k_grouped, v_grouped] = [q, k.clone(), v.clone()].map(|x| strided_groups(x, groups));
+        let local = block_attention(q.clone(), k_grouped, v_grouped, local_masked.clone(), &self.dropout);
+
+        // Slot s of the sorted block: the sum over the contiguous positions s m .. s m + m - 1.
+        let summed = |x: Tensor<4>| {
+            x.reshape([batch, heads, block, groups, d])
+                .sum_dim(3)
+                .reshape([batch, heads, 1, block, d])
+                .expand([batch, heads, groups, block, d])
+        };
+        let sorted_masked = local_masked.bool_not().int().sum_dim(2).equal_elem(0); // [batch, 1, 1, block, block]
+        let sorted = block_attention(q, summed(k), summed(v), sorted_masked, &self.dropout);
+        ungroup_strided(local + sorted)
+    }
+
     /// The sorting matrix of the blocks of `k: [batch, heads, len, d_head]` (the layer's
     /// keys) with `padding: [batch, len]`: `[batch, heads, blocks, blocks]`, doubly
     /// stochastic, `S[i][j]` = the share of block j sorted into slot i.
@@ -123,7 +178,8 @@ impl SinkhornAttention {
 
         // Logits R[i][j] from the sorting network applied to the summary of block j.
         let summaries = blocks.keys.clone().sum_dim(3).reshape([batch, heads, count, d]);
-        let logits = self.sorting_network.forward(summaries); // [batch, heads, j, max_blocks]
+        let network = self.sorting_network.as_ref().expect("the paper's variant has a sorting network");
+        let logits = network.forward(summaries); // [batch, heads, j, max_blocks]
         let logits = if count <= self.max_blocks {
             logits.narrow(3, 0, count)
         } else {
@@ -294,5 +350,77 @@ mod tests {
     #[test]
     fn sinkhorn_attention_trains_a_tiny_classifier() {
         assert_tiny_classifier_trains(Mechanism::Sinkhorn);
+    }
+
+    fn lra_sinkhorn(block_size: usize, device: &Device) -> SinkhornAttention {
+        SinkhornAttentionConfig::new(D_MODEL, HEADS, 64)
+            .with_block_size(block_size)
+            .with_dropout(0.0)
+            .with_variant(Variant::Lra)
+            .init(device)
+    }
+
+    /// What `sinkhorn_attention.py` computes, in loops (its pseudo-code, steps 2-8): strided
+    /// blocks; sorted keys and values the sums over contiguous segments of `m` positions;
+    /// masks from contiguous positions; two softmaxes added.
+    fn lra_sinkhorn_loops(q: &Rows, k: &Rows, v: &Rows, real: &[usize], len: usize, block: usize) -> Rows {
+        let groups = len / block;
+        let d = q.d();
+        let valid = |b: usize, t: usize| t < real[b];
+        let local_ok = |b: usize, g: usize, s: usize, t: usize| valid(b, g * block + s) && valid(b, g * block + t);
+        let segment_sum = |rows: &Rows, b: usize, h: usize, s: usize| {
+            let mut sum = vec![0.0f32; d];
+            for t in s * groups..(s + 1) * groups {
+                sum.iter_mut().zip(rows.row(b, h, t)).for_each(|(a, x)| *a += x);
+            }
+            sum
+        };
+        Rows::build([real.len(), HEADS, len, d], |b, h, i| {
+            let (s, g) = (i / groups, i % groups);
+            let scale = 1.0 / (d as f32).sqrt();
+            let keys: Vec<&[f32]> = (0..block).map(|t| k.row(b, h, t * groups + g)).collect();
+            let vals: Vec<&[f32]> = (0..block).map(|t| v.row(b, h, t * groups + g)).collect();
+            let masked: Vec<bool> = (0..block).map(|t| !local_ok(b, g, s, t)).collect();
+            let local = attend(q.row(b, h, i), &keys, &vals, scale, &masked, -1.0e10);
+            let sorted_keys: Vec<Vec<f32>> = (0..block).map(|t| segment_sum(k, b, h, t)).collect();
+            let sorted_vals: Vec<Vec<f32>> = (0..block).map(|t| segment_sum(v, b, h, t)).collect();
+            let sorted_masked: Vec<bool> = (0..block).map(|t| !(0..groups).any(|j| local_ok(b, j, s, t))).collect();
+            let keys: Vec<&[f32]> = sorted_keys.iter().map(Vec::as_slice).collect();
+            let vals: Vec<&[f32]> = sorted_vals.iter().map(Vec::as_slice).collect();
+            let sorted = attend(q.row(b, h, i), &keys, &vals, scale, &sorted_masked, -1.0e10);
+            local.iter().zip(&sorted).map(|(a, b)| a + b).collect()
+        })
+    }
+
+    #[test]
+    fn lra_sinkhorn_equals_the_released_loops_every_sorted_block_the_sum_of_all_blocks() {
+        let device = Device::flex();
+        for (len, block, real) in [(20, 4, [20, 11]), (12, 6, [12, 3]), (16, 4, [16, 16])] {
+            let attention = lra_sinkhorn(block, &device);
+            let x = random_input(2, len, D_MODEL, &device);
+            let got = values(attention.forward(x.clone(), padding_after(&real, len, &device)));
+            let (q, k, v) = attention.projections.project(x);
+            let context = lra_sinkhorn_loops(&Rows::of(q), &Rows::of(k), &Rows::of(v), &real, len, block);
+            let expected = values(attention.projections.combine(context.tensor(&device)));
+            assert_close(&got, &expected, 1e-4, &format!("LRA's Sinkhorn, len {len}, block {block}"));
+        }
+    }
+
+    #[test]
+    fn lra_sinkhorn_refuses_a_block_that_does_not_divide_the_sequence_and_trains() {
+        let device = Device::flex().autodiff();
+        let attention =
+            SinkhornAttentionConfig::new(D_MODEL, HEADS, 64).with_block_size(4).with_variant(Variant::Lra).init(&device);
+        assert!(attention.sorting_network.is_none(), "LRA's sorting network has no effect: not built");
+        let x = random_input(2, 16, D_MODEL, &device);
+        let loss = attention.forward(x, padding_after(&[16, 10], 16, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
+        let refused = std::panic::catch_unwind(|| {
+            lra_sinkhorn(4, &Device::flex())
+                .forward(random_input(1, 18, D_MODEL, &Device::flex()), padding_after(&[18], 18, &Device::flex()))
+        });
+        assert!(refused.is_err(), "18 positions in blocks of 4");
+        // The tiny classifier's 13 positions take blocks of 13 (the nearest divisor).
+        assert_tiny_lra_classifier_trains(Mechanism::Sinkhorn);
     }
 }

@@ -31,10 +31,20 @@
 //! own positions (an image's columns). Every position attends to them beside its pattern
 //! (one softmax), and they attend to every position, as the CLS row and column of LRA's
 //! Sparse Transformer.
+//!
+//! Variant `lra`, as LRA's released code computes it
+//! (`lra_benchmarks/models/sparse_transformer/sparse_attention.py`, patterns forced by
+//! `utils/train_utils.py:74-78`): every head takes one union of both fixed patterns,
+//! causal even in an encoder (lines 63-95): position i attends to j <= i in its own block
+//! of l (`Fixed1`) or at a summary column of an earlier block, `j mod l = 0` or
+//! `j mod l >= l - c` (`Fixed2`, which keeps column 0 beside the last c); the CLS row
+//! and column are open (185-195). LRA computes it as a dense `[n, n]` mask; here the own
+//! block and the summary columns of earlier blocks are computed block by block.
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
+use super::Variant;
 use super::blocks::{
     Blocks, Leading, after_leading, any_of, block_scores, joint_softmax, key_mask, mask_from_fn, neighbour_blocks,
     outside_window, unblock,
@@ -59,6 +69,9 @@ pub struct SparseAttentionConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The paper's form, or LRA's (one causal union of both patterns).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
     /// Positions before the pattern (the CLS vector), attended by and attending to all.
     #[config(default = 0)]
     pub leading: usize,
@@ -80,6 +93,7 @@ impl SparseAttentionConfig {
             summary,
             strided_heads: self.heads - self.heads / 2,
             leading: self.leading,
+            variant: self.variant,
         }
     }
 }
@@ -93,6 +107,8 @@ pub struct SparseAttention {
     /// Heads `0..strided_heads` are strided, the others fixed.
     pub strided_heads: usize,
     pub leading: usize,
+    #[module(skip)]
+    pub variant: Variant,
 }
 
 impl SparseAttention {
@@ -109,6 +125,10 @@ impl SparseAttention {
     fn pattern(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>, leading: Option<Leading>) -> Tensor<4> {
         let heads = q.dims()[1];
         let blocks = Blocks::new(q, k, v, padding, self.stride);
+        if self.variant == Variant::Lra {
+            let len = blocks.len;
+            return unblock(self.lra_union(blocks, leading), len);
+        }
         let leading_of = |first, count| leading.as_ref().map(|l| l.heads(first, count));
         let strided = self.strided(heads_of(&blocks, 0, self.strided_heads), leading_of(0, self.strided_heads));
         let context = if self.strided_heads == heads {
@@ -170,6 +190,48 @@ impl SparseAttention {
         let own_block = mask_from_fn([1, 1, count, 1, count * c], &device, |[_, _, query, _, key]| query == key / c);
         let summary_scores =
             block_scores(blocks.queries.clone(), summary_keys).mask_fill(any_of(vec![summary_padding, own_block]), MASKED_SCORE);
+
+        let mut parts = vec![own_scores, summary_scores];
+        parts.extend(leading.as_ref().map(|l| l.scores(blocks.queries.clone())));
+        let weights = joint_softmax(parts, &self.dropout);
+        let context = weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(summary_values);
+        match leading {
+            Some(leading) => context + weights[2].clone().matmul(leading.values),
+            None => context,
+        }
+    }
+}
+
+impl SparseAttention {
+    /// LRA's causal union of Fixed1 and Fixed2, every head: the query's own block up to
+    /// the query, and the summary columns of the blocks before -> `[batch, heads, blocks, l, d]`.
+    fn lra_union(&self, blocks: Blocks, leading: Option<Leading>) -> Tensor<5> {
+        let device = blocks.queries.device();
+        let [batch, heads, count, l, d] = blocks.queries.dims();
+        let c = self.summary;
+        let later = mask_from_fn([1, 1, 1, l, l], &device, |[_, _, _, query, key]| key > query);
+        let own_scores = block_scores(blocks.queries.clone(), blocks.keys.clone())
+            .mask_fill(any_of(vec![blocks.key_mask(), later]), MASKED_SCORE);
+
+        // Summary columns: 0, then l - c .. l - 1 (all of them when c = l).
+        let columns = |x: Tensor<5>| match c < l {
+            true => Tensor::cat(vec![x.clone().narrow(3, 0, 1), x.narrow(3, l - c, c)], 3),
+            false => x,
+        };
+        let per_block = (c + 1).min(l);
+        let summary_keys = columns(blocks.keys.clone()).reshape([batch, heads, 1, count * per_block, d]);
+        let summary_values = columns(blocks.values.clone()).reshape([batch, heads, 1, count * per_block, d]);
+        let padding = blocks.padding.clone(); // [batch, blocks, l]
+        let summary_padding = match c < l {
+            true => Tensor::cat(vec![padding.clone().narrow(2, 0, 1), padding.narrow(2, l - c, c)], 2),
+            false => padding,
+        };
+        let summary_padding = key_mask(summary_padding.reshape([batch, 1, count * per_block]));
+        // Blocks before the query's only: those of its own block are in the first part.
+        let not_earlier =
+            mask_from_fn([1, 1, count, 1, count * per_block], &device, |[_, _, query, _, key]| key / per_block >= query);
+        let summary_scores = block_scores(blocks.queries.clone(), summary_keys)
+            .mask_fill(any_of(vec![summary_padding, not_earlier]), MASKED_SCORE);
 
         let mut parts = vec![own_scores, summary_scores];
         parts.extend(leading.as_ref().map(|l| l.scores(blocks.queries.clone())));
@@ -286,5 +348,74 @@ mod tests {
     #[test]
     fn sparse_transformer_trains_a_tiny_classifier() {
         assert_tiny_classifier_trains(Mechanism::Sparse);
+    }
+
+    /// LRA's mask (`sparse_attention.py:71-95, 185-195`), for a position of the sequence
+    /// after `lead` CLS positions: `(i, j)` over the whole sequence, CLS included.
+    fn lra_allowed(i: usize, j: usize, lead: usize, l: usize, c: usize) -> bool {
+        if i < lead || j < lead {
+            return true;
+        }
+        let (i, j) = (i - lead, j - lead);
+        j <= i && (i / l == j / l || j % l == 0 || j % l >= l - c)
+    }
+
+    #[test]
+    fn lra_sparse_equals_the_released_mask_in_loops_causal_union_and_open_cls() {
+        let device = Device::flex();
+        for (len, lead, l, c, real) in [(23, 1, 5, 2, [23, 14]), (20, 0, 4, 1, [20, 9]), (17, 1, 4, 4, [17, 6])] {
+            let attention = SparseAttentionConfig::new(D_MODEL, 2, 64)
+                .with_stride(Some(l))
+                .with_summary(c)
+                .with_leading(lead)
+                .with_dropout(0.0)
+                .with_variant(Variant::Lra)
+                .init(&device);
+            let x = random_input(2, len, D_MODEL, &device);
+            let got = attention.forward(x.clone(), padding_after(&real, len, &device));
+            let (q, k, v) = attention.projections.project(x);
+            let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
+            let d = q.d();
+            let context = Rows::build([2, 2, len, d], |b, h, i| {
+                let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
+                let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
+                let masked: Vec<bool> = (0..len).map(|j| !lra_allowed(i, j, lead, l, c) || j >= real[b]).collect();
+                attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &masked, -1.0e10)
+            });
+            let expected = attention.projections.combine(context.tensor(&device));
+            assert_close_at_real_tokens(got, expected, &real, 1e-4, &format!("LRA's Sparse, len {len}, l {l}, c {c}"));
+        }
+    }
+
+    #[test]
+    fn lra_sparse_is_causal_after_the_cls_and_trains() {
+        let device = Device::flex();
+        let attention = SparseAttentionConfig::new(D_MODEL, 2, 64)
+            .with_stride(Some(4))
+            .with_summary(1)
+            .with_leading(1)
+            .with_dropout(0.0)
+            .with_variant(Variant::Lra)
+            .init(&device);
+        let x = random_input(1, 12, D_MODEL, &device);
+        let none = padding_after(&[12], 12, &device);
+        let before = values(attention.forward(x.clone(), none.clone()));
+        // Changing the last token changes the CLS row and its own, no other position's.
+        let changed = x.clone().slice_assign([0..1, 11..12], random_input(1, 1, D_MODEL, &device));
+        let after = values(attention.forward(changed, none));
+        for position in 0..12 {
+            let row = |v: &[f32]| v[position * D_MODEL..(position + 1) * D_MODEL].to_vec();
+            assert_eq!(row(&before) != row(&after), position == 0 || position == 11, "position {position}");
+        }
+        let device = Device::flex().autodiff();
+        let attention = SparseAttentionConfig::new(D_MODEL, 2, 64)
+            .with_stride(Some(4))
+            .with_summary(1)
+            .with_leading(1)
+            .with_variant(Variant::Lra)
+            .init(&device);
+        let loss = attention.forward(random_input(2, 13, D_MODEL, &device), padding_after(&[13, 7], 13, &device)).sum();
+        assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
+        assert_tiny_lra_classifier_trains(Mechanism::Sparse);
     }
 }

@@ -8,8 +8,10 @@
 //! weights are formed (the dense variant also costs O(n d_head max_length) to synthesise
 //! them).
 //!
-//! Two variants (Section 3):
-//! - factorised random (the default, as in LRA with k = 32): per head, logits
+//! Three kinds (Section 3):
+//! - random: per head, a learned `[max_length, max_length]` matrix of logits `R`, the same
+//!   for every input;
+//! - factorised random (the default): per head, logits
 //!   `R = R_1 R_2^T` with learned `R_1, R_2: [max_length, k]`, the same for every input;
 //! - dense: per head, each token synthesises its own row of logits,
 //!   `B_i = W_2 relu(W_1 x_i + b_1) + b_2`, `W_1: [d_head, d_head]`, `W_2: [d_head, max_length]`,
@@ -21,6 +23,17 @@
 //! Padding: padded keys are masked before the softmax, and a row's logits never depend on
 //! other tokens, so real tokens get exactly the outputs of the same tokens without
 //! padding. Dropout applies to the attention weights.
+//!
+//! Variant `lra`, as LRA's released code computes it (`lra_benchmarks/models/synthesizer/`):
+//! the synthesised logits are added, with weight one, to the scaled dot-product logits of
+//! query and key projections, `softmax(Q K^T / sqrt(d_head) + R) V` (the paper's "R + V"
+//! mixture without its learned weights; `synthesizer_attention.py:121-124`), padded keys
+//! masked. LRA's blocks pass `synthesizer_mode='random'` and `ignore_dot_product=False`
+//! on every task (`synthesizer.py:38-39, 82-83`; the Text configuration's factorised
+//! settings never reach the model), and initialise `R: [heads, n, n]` Xavier-uniform over
+//! the three-dimensional shape, bound `sqrt(3 / (heads n))` (`synthesizer.py:74`). Its
+//! dense mode, which no configuration ran, reshapes where it should transpose; this
+//! variant refuses it.
 
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
@@ -28,12 +41,15 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use serde::{Deserialize, Serialize};
 
+use super::Variant;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, key_padding_mask, merge_heads, split_heads};
 
 /// How the attention logits are synthesised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SynthesizerVariant {
+pub enum SynthesizerKind {
+    /// `R`, a learned `[max_length, max_length]` matrix, independent of the input.
+    Random,
     /// `R_1 R_2^T`, learned, independent of the input.
     FactorizedRandom,
     /// A two-layer network from each token to its row of logits.
@@ -52,8 +68,11 @@ pub struct SynthesizerConfig {
     /// Dropout on the attention weights.
     #[config(default = 0.1)]
     pub dropout: f64,
-    #[config(default = "SynthesizerVariant::FactorizedRandom")]
-    pub variant: SynthesizerVariant,
+    #[config(default = "SynthesizerKind::FactorizedRandom")]
+    pub kind: SynthesizerKind,
+    /// The paper's form, or LRA's (the logits added to dot-product logits).
+    #[config(default = "Variant::Paper")]
+    pub variant: Variant,
     /// `k`, the rank of the factorised random logits (LRA used 32).
     #[config(default = 32)]
     pub rank: usize,
@@ -65,8 +84,21 @@ impl SynthesizerConfig {
         check_heads(qkv_dim, self.heads);
         let d_head = qkv_dim / self.heads;
         let (heads, n) = (self.heads, self.max_length);
-        let logits = match self.variant {
-            SynthesizerVariant::FactorizedRandom => {
+        let lra = self.variant == Variant::Lra;
+        assert!(!(lra && self.kind == SynthesizerKind::Dense), "LRA's variant has no dense Synthesizer");
+        // Xavier-uniform over a [heads, rows, columns] shape as jax computes its fans
+        // (LRA's initialiser): bound sqrt(6 / (heads (rows + columns))).
+        let xavier = |rows: usize, columns: usize| {
+            let bound = (6.0 / (heads * (rows + columns)) as f64).sqrt();
+            Initializer::Uniform { min: -bound, max: bound }
+        };
+        let logits = match self.kind {
+            SynthesizerKind::Random => SynthesizedLogits::Random(xavier(n, n).init([heads, n, n], device)),
+            SynthesizerKind::FactorizedRandom if lra => SynthesizedLogits::FactorizedRandom(FactorizedRandomLogits {
+                left: xavier(n, self.rank).init([heads, n, self.rank], device),
+                right: xavier(n, self.rank).init([heads, n, self.rank], device),
+            }),
+            SynthesizerKind::FactorizedRandom => {
                 // Entries of N(0, k^-1/2) give logits R_1 R_2^T of unit variance.
                 let factor = Initializer::Normal { mean: 0.0, std: (self.rank as f64).powf(-0.25) };
                 SynthesizedLogits::FactorizedRandom(FactorizedRandomLogits {
@@ -74,7 +106,7 @@ impl SynthesizerConfig {
                     right: factor.init([heads, n, self.rank], device),
                 })
             }
-            SynthesizerVariant::Dense => {
+            SynthesizerKind::Dense => {
                 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as burn's Linear.
                 let uniform = |fan_in: usize| {
                     let bound = 1.0 / (fan_in as f64).sqrt();
@@ -90,6 +122,8 @@ impl SynthesizerConfig {
         };
         SynthesizerAttention {
             logits,
+            query: lra.then(|| attention_linear(self.d_model, qkv_dim, device)),
+            key: lra.then(|| attention_linear(self.d_model, qkv_dim, device)),
             value: attention_linear(self.d_model, qkv_dim, device),
             output: attention_linear(qkv_dim, self.d_model, device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -101,6 +135,9 @@ impl SynthesizerConfig {
 #[derive(Module, Debug)]
 pub struct SynthesizerAttention {
     pub logits: SynthesizedLogits,
+    /// Query and key projections of LRA's variant, whose dot products add to the logits.
+    pub query: Option<Linear>,
+    pub key: Option<Linear>,
     pub value: Linear,
     pub output: Linear,
     pub dropout: Dropout,
@@ -109,6 +146,8 @@ pub struct SynthesizerAttention {
 
 #[derive(Module, Debug)]
 pub enum SynthesizedLogits {
+    /// `R: [heads, max_length, max_length]`.
+    Random(Param<Tensor<3>>),
     FactorizedRandom(FactorizedRandomLogits),
     Dense(DenseLogits),
 }
@@ -135,7 +174,13 @@ impl SynthesizerAttention {
     /// `len` at most `max_length`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
-        let logits = self.logits.forward(x.clone(), self.heads).expand([batch, self.heads, len, len]);
+        let mut logits = self.logits.forward(x.clone(), self.heads).expand([batch, self.heads, len, len]);
+        if let (Some(query), Some(key)) = (&self.query, &self.key) {
+            let q = split_heads(query.forward(x.clone()), self.heads);
+            let k = split_heads(key.forward(x.clone()), self.heads);
+            let d_head = q.dims()[3];
+            logits = logits + q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d_head as f64).sqrt());
+        }
         let logits = logits.mask_fill(key_padding_mask(padding), MASKED_SCORE);
         let weights = self.dropout.forward(softmax(logits, 3)); // [batch, heads, len, len]
         let v = split_heads(self.value.forward(x), self.heads);
@@ -149,6 +194,11 @@ impl SynthesizedLogits {
     pub fn forward(&self, x: Tensor<3>, heads: usize) -> Tensor<4> {
         let len = x.dims()[1];
         match self {
+            SynthesizedLogits::Random(logits) => {
+                let max_length = logits.dims()[1];
+                assert!(len <= max_length, "Synthesizer: input of {len} tokens is longer than max_length {max_length}");
+                logits.val().slice([0..heads, 0..len, 0..len]).unsqueeze::<4>()
+            }
             SynthesizedLogits::FactorizedRandom(factors) => {
                 let max_length = factors.left.dims()[1];
                 assert!(len <= max_length, "Synthesizer: input of {len} tokens is longer than max_length {max_length}");
@@ -176,19 +226,20 @@ mod tests {
     use super::*;
     use crate::attention::Mechanism;
     use crate::attention::checks::{
-        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
+        Rows, assert_close, assert_close_at_real_tokens, assert_finite_gradients, assert_padding_is_invisible,
+        assert_tiny_classifier_trains, assert_tiny_lra_classifier_trains, dot, mix, padding_after, softmax_of, values,
     };
     use burn::tensor::Distribution;
 
-    fn config(variant: SynthesizerVariant) -> SynthesizerConfig {
-        SynthesizerConfig::new(8, 2, 10).with_variant(variant).with_rank(3)
+    fn config(kind: SynthesizerKind) -> SynthesizerConfig {
+        SynthesizerConfig::new(8, 2, 10).with_kind(kind).with_rank(3)
     }
 
     #[test]
     fn factorized_random_synthesizer_logits_are_r1_times_r2_transposed() {
         let device = Device::flex();
         device.seed(51);
-        let attention = config(SynthesizerVariant::FactorizedRandom).init(&device);
+        let attention = config(SynthesizerKind::FactorizedRandom).init(&device);
         let len = 4;
         let x = Tensor::<3>::random([1, len, 8], Distribution::Normal(0.0, 1.0), &device);
         let got = values(attention.logits.forward(x, 2));
@@ -211,7 +262,7 @@ mod tests {
     fn dense_synthesizer_rows_depend_only_on_their_own_token() {
         let device = Device::flex();
         device.seed(52);
-        let attention = config(SynthesizerVariant::Dense).init(&device);
+        let attention = config(SynthesizerKind::Dense).init(&device);
         let x = Tensor::<3>::random([1, 5, 8], Distribution::Normal(0.0, 1.0), &device);
         let changed = x.clone().slice_assign([0..1, 3..4], Tensor::random([1, 1, 8], Distribution::Normal(0.0, 1.0), &device));
         let (before, after) = (values(attention.logits.forward(x, 2)), values(attention.logits.forward(changed, 2)));
@@ -227,28 +278,80 @@ mod tests {
 
     #[test]
     fn synthesizer_padding_does_not_change_real_tokens() {
-        for variant in [SynthesizerVariant::FactorizedRandom, SynthesizerVariant::Dense] {
+        for kind in [SynthesizerKind::Random, SynthesizerKind::FactorizedRandom, SynthesizerKind::Dense] {
             let device = Device::flex();
             device.seed(53);
-            let attention = config(variant).init(&device);
+            let attention = config(kind).init(&device);
             assert_padding_is_invisible(|x, padding| attention.forward(x, padding), 8, &[3, 7], 10, &device);
         }
     }
 
     #[test]
     fn synthesizer_gradients_are_finite_for_every_parameter() {
-        for (variant, parameters) in [(SynthesizerVariant::FactorizedRandom, 4), (SynthesizerVariant::Dense, 6)] {
+        for (kind, variant, parameters) in [
+            (SynthesizerKind::Random, Variant::Paper, 3),
+            (SynthesizerKind::FactorizedRandom, Variant::Paper, 4),
+            (SynthesizerKind::Dense, Variant::Paper, 6),
+            (SynthesizerKind::Random, Variant::Lra, 5),
+            (SynthesizerKind::FactorizedRandom, Variant::Lra, 6),
+        ] {
             let device = Device::flex().autodiff();
             device.seed(54);
-            let attention = config(variant).init(&device);
+            let attention = config(kind).with_variant(variant).init(&device);
             let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
             let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
-            assert_eq!(assert_finite_gradients(&attention, &grads), parameters, "{variant:?}");
+            assert_eq!(assert_finite_gradients(&attention, &grads), parameters, "{kind:?} {variant:?}");
         }
     }
 
     #[test]
     fn a_tiny_synthesizer_classifier_trains() {
         assert_tiny_classifier_trains(Mechanism::Synthesizer);
+    }
+
+    #[test]
+    fn lra_synthesizer_equals_the_released_loops_random_logits_plus_dot_products() {
+        let device = Device::flex();
+        device.seed(55);
+        let (batch, len, heads, n) = (2, 6, 2, 10);
+        let attention =
+            SynthesizerConfig::new(8, heads, n).with_kind(SynthesizerKind::Random).with_variant(Variant::Lra).init(&device);
+        let x = Tensor::<3>::random([batch, len, 8], Distribution::Normal(0.0, 1.0), &device);
+        let real = [6, 4];
+        let got = attention.forward(x.clone(), padding_after(&real, len, &device));
+        // synthesizer_attention.py:283-160: s_ij = q_i.k_j / sqrt(d) + R[h, i, j], padded keys
+        // at -1e10, softmax, times v.
+        let SynthesizedLogits::Random(r) = &attention.logits else { panic!("not random logits") };
+        let r = values(r.val());
+        let project = |linear: &Linear| Rows::of(split_heads(linear.forward(x.clone()), heads));
+        let (q, k, v) =
+            (project(attention.query.as_ref().unwrap()), project(attention.key.as_ref().unwrap()), project(&attention.value));
+        let d = q.d();
+        let context = Rows::build([batch, heads, len, d], |b, h, i| {
+            let scores: Vec<f32> = (0..len)
+                .map(|j| match j >= real[b] {
+                    true => -1.0e10,
+                    false => dot(q.row(b, h, i), k.row(b, h, j)) / (d as f32).sqrt() + r[(h * n + i) * n + j],
+                })
+                .collect();
+            mix(&softmax_of(&scores), &(0..len).map(|j| v.row(b, h, j)).collect::<Vec<_>>())
+        });
+        let expected = attention.output.forward(merge_heads(context.tensor(&device)));
+        assert_close_at_real_tokens(got, expected, &real, 1e-4, "LRA's Synthesizer vs its loops");
+        assert_padding_is_invisible(|x, padding| attention.forward(x, padding), 8, &[3, 6], 6, &device);
+    }
+
+    #[test]
+    fn lra_synthesizer_initialises_r_as_lra_and_a_tiny_classifier_trains() {
+        let device = Device::flex();
+        device.seed(56);
+        let attention =
+            SynthesizerConfig::new(8, 4, 300).with_kind(SynthesizerKind::Random).with_variant(Variant::Lra).init(&device);
+        let SynthesizedLogits::Random(r) = &attention.logits else { panic!("not random logits") };
+        // Xavier-uniform over [4, 300, 300] as jax counts fans: U(-a, a), a = sqrt(3 / 1200) = 0.05.
+        let r = values(r.val());
+        let largest = r.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(largest <= 0.05 && largest > 0.049, "largest |R| {largest}");
+        assert_tiny_lra_classifier_trains(Mechanism::Synthesizer);
     }
 }
