@@ -258,7 +258,12 @@ pub fn explain(config: &RunConfig) -> anyhow::Result<Explained> {
         .into_iter()
         .map(|(path, value)| {
             let listed = settings.iter().rev().find(|s| s.path == path && (s.value.is_some() || is_sourced(s.origin)));
+            // A value changed from the preset's (--variant, an edited configuration file).
+            let changed = listed.and_then(|s| s.value).filter(|v| serde_json::from_str::<serde_json::Value>(v).ok().as_ref() != Some(&value));
             let source = match listed {
+                Some(setting) if changed.is_some() => {
+                    format!("given (--variant or the configuration file), not the preset's {}: {}", changed.unwrap_or_default(), describe(setting.origin))
+                }
                 Some(setting) => describe(setting.origin),
                 None if matches!(path.as_str(), "model" | "seed" | "device") => "the command line".to_string(),
                 None if path.starts_with("attention.") => match preset {
@@ -574,6 +579,15 @@ mod tests {
         let mut leaves = Vec::new();
         flatten("", &serde_json::to_value(&config).unwrap(), &mut leaves);
         assert_eq!(explained.values.len(), leaves.len());
+        assert_eq!(source("attention.local.variant"), "LRA: models/local/local_attention.py:228-413 (strided blocks)");
+        // A value changed from the preset's is not passed off as LRA's.
+        let paper = explain(&config.with_variant(Variant::Paper).unwrap()).unwrap();
+        let variant = paper.values.iter().find(|v| v.path == "attention.local.variant").unwrap();
+        assert!(
+            variant.source.starts_with("given (--variant or the configuration file), not the preset's \"lra\""),
+            "{}",
+            variant.source
+        );
     }
 
     #[test]

@@ -824,6 +824,35 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
         format!("<p>{}</p>\n{}", escape(&runs_intro), runs_table.html().replace('`', "")),
     ));
 
+    // What each model run "as LRA ran it" computes beside its paper.
+    let mut lra_forms: Vec<(String, &str)> = Vec::new();
+    let variants = inputs
+        .runs
+        .iter()
+        .map(|r| (r.record.model.clone(), r.record.config.attention.variant()))
+        .chain(inputs.benches.iter().flat_map(|b| b.measurements.iter().map(|m| (m.model.clone(), m.variant()))));
+    for (model, variant) in variants {
+        let note = lra_models::model_info(&model).ok().and_then(|info| info.mechanism.lra_variant());
+        if let (Some(lra_models::Variant::Lra), Some(note)) = (variant, note)
+            && !lra_forms.iter().any(|(m, _)| *m == model)
+        {
+            lra_forms.push((model, note));
+        }
+    }
+    if !lra_forms.is_empty() {
+        let intro = "Models marked \"as LRA ran it\" compute what LRA's released code computes (google-research/long-range-arena, \
+                     `lra_benchmarks/models/`), its quirks and bugs included, which is what LRA's Table 1 measured; \
+                     \"as in the paper\" marks the paper's form. Beside the paper, LRA's code has:";
+        let lines: Vec<String> = lra_forms.iter().map(|(model, note)| format!("- **{model}**: {note}.")).collect();
+        let items: Vec<String> =
+            lra_forms.iter().map(|(model, note)| format!("<li><b>{}</b>: {}.</li>", escape(model), escape(note))).collect();
+        sections.push((
+            "Mechanisms as LRA ran them".into(),
+            format!("{intro}\n\n{}\n", lines.join("\n")),
+            format!("<p>{}</p>\n<ul>\n{}\n</ul>", escape(intro), items.join("\n")),
+        ));
+    }
+
     let mut markdown = String::from("# Long Range Arena: comparison report\n\n");
     let mut html = String::from(HTML_HEAD);
     html.push_str("<h1>Long Range Arena: comparison report</h1>\n");
@@ -961,5 +990,33 @@ mod tests {
         assert!(quick.average_leaves_out("transformer"));
         assert!((quick.average("transformer").unwrap() - 0.35).abs() < 1e-12);
         assert_eq!(tables[0].average("transformer"), Some(0.36));
+    }
+
+    #[test]
+    fn the_two_forms_of_a_mechanism_are_two_rows_and_the_report_says_what_lras_computes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::RunConfig::resolve(
+            lra_tasks::Task::Listops,
+            lra_tasks::Preset::Tiny,
+            "sinkhorn",
+            0,
+            crate::device::DeviceName::Flex,
+        )
+        .unwrap();
+        for (variant, accuracy) in [(lra_models::Variant::Lra, 0.3), (lra_models::Variant::Paper, 0.4)] {
+            let config = config.clone().with_variant(variant).unwrap();
+            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+            (r.failure, r.test_accuracy, r.test_majority_rate, r.test_examples) = (None, Some(accuracy), Some(0.1), Some(1000));
+            record::write_json_atomically(&record::run_dir(dir.path(), &r.run_id).join("result.json"), &r).unwrap();
+        }
+        let inputs = load(dir.path()).unwrap();
+        let tables = tables1(&inputs.runs);
+        assert_eq!(tables[0].models, ["sinkhorn (as LRA ran it)", "sinkhorn (as in the paper)"]);
+        assert_eq!(tables[0].average("sinkhorn (as in the paper)"), Some(0.4));
+        let out = dir.path().join("report");
+        write(dir.path(), &out).unwrap();
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(report.contains("## Mechanisms as LRA ran them"), "{report}");
+        assert!(report.contains(&format!("- **sinkhorn**: {}.", lra_models::attention::sinkhorn::LRA_VARIANT)), "{report}");
     }
 }

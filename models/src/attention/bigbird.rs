@@ -50,6 +50,10 @@ use super::blocks::{
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "zero filler keys marked real in the last block, global first and last blocks, random blocks fixed per layer and head and drawn only before position 1024, no attention dropout (bigbird_attention.py:24-654)";
+
 #[derive(Config, Debug)]
 pub struct BigBirdAttentionConfig {
     pub d_model: usize,

@@ -26,6 +26,10 @@ use burn::tensor::activation::elu;
 use super::Variant;
 use super::heads::HeadProjections;
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "padding not masked: padded keys enter both sums (linear_attention.py:137-142)";
+
 /// Added to the normaliser, as in the paper's code, against a division by zero.
 const NORMALISER_FLOOR: f64 = 1.0e-6;
 

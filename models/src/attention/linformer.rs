@@ -32,6 +32,10 @@ use super::Variant;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "one projection E of keys and values alike, shared by the heads, Xavier-uniform, and padding projected with the rest (linformer_attention.py:127-164)";
+
 #[derive(Config, Debug)]
 pub struct LinformerConfig {
     pub d_model: usize,

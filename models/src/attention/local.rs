@@ -29,6 +29,10 @@ use super::Variant;
 use super::blocks::{Blocks, block_attention, contiguous_pair_mask, pad_positions, strided_groups, unblock, ungroup_strided};
 use super::heads::HeadProjections;
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "strided blocks (block g holds positions g, g + m, ... of the m blocks), the sequence filled up with zero positions marked real, and the padding mask cut contiguously, so that it masks other tokens than the block holds (local_attention.py:228-413)";
+
 #[derive(Config, Debug)]
 pub struct LocalAttentionConfig {
     pub d_model: usize,

@@ -33,6 +33,10 @@ use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, n
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "a window of 255 positions before, the query and 256 after (one short on the left), no global positions (longformer_attention.py:59-66)";
+
 #[derive(Config, Debug)]
 pub struct LongformerAttentionConfig {
     pub d_model: usize,

@@ -77,6 +77,24 @@ impl Mechanism {
     pub fn has_variants(self) -> bool {
         MechanismSettings::defaults(self, 1).variant().is_some()
     }
+
+    /// What this mechanism's `lra` variant computes differently from its paper, in one
+    /// line (files under `lra_benchmarks/models/` of LRA's released code).
+    pub fn lra_variant(self) -> Option<&'static str> {
+        match self {
+            Mechanism::Local => Some(local::LRA_VARIANT),
+            Mechanism::Sparse => Some(sparse::LRA_VARIANT),
+            Mechanism::Longformer => Some(longformer::LRA_VARIANT),
+            Mechanism::BigBird => Some(bigbird::LRA_VARIANT),
+            Mechanism::Reformer => Some(reformer::LRA_VARIANT),
+            Mechanism::Sinkhorn => Some(sinkhorn::LRA_VARIANT),
+            Mechanism::Linformer => Some(linformer::LRA_VARIANT),
+            Mechanism::Performer => Some(performer::LRA_VARIANT),
+            Mechanism::Linear => Some(linear::LRA_VARIANT),
+            Mechanism::Synthesizer => Some(synthesizer::LRA_VARIANT),
+            _ => None,
+        }
+    }
 }
 
 /// Sizes shared by every mechanism, and the mechanism's own settings.

@@ -52,6 +52,10 @@ use serde::{Deserialize, Serialize};
 use super::Variant;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "padding not masked; on ListOps FAVOR+ with 2 features drawn on every call from the saturated sum of the queries, elsewhere the deterministic ReLU kernel (performer_attention.py:550-705)";
+
 /// Added to every feature, as in the paper's code, so that the normaliser stays positive
 /// when all of a query's features underflow.
 const FEATURE_FLOOR: f64 = 1.0e-4;

@@ -58,6 +58,10 @@ use super::blocks::{any_of, block_count, block_scores, log_sum_exp, mask_from_fn
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
 use super::performer::standard_normal;
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "width d_model, fixed rotations, (round, bucket, position) sorted into rounds x buckets chunks, the first looking back to the last, scores multiplied by sqrt(d), no masks, no output projection, and the heads merged by a reshape that scrambles heads and positions (reformer_attention.py:97-339)";
+
 /// The score of a position for itself: low enough that any other key takes all the
 /// weight, but not masked, so that a position alone in its bucket attends to itself.
 pub const SELF_SCORE: f32 = -1.0e5;

@@ -295,6 +295,14 @@ impl MechanismSettings {
             | MechanismSettings::Linear { variant }
             | MechanismSettings::Synthesizer { variant, .. } => {
                 *variant = to;
+                // LRA's softmax sort (no Sinkhorn iterations) has no paper form: the paper's
+                // Sinkhorn takes its own defaults.
+                if let MechanismSettings::Sinkhorn { variant: Variant::Paper, sinkhorn_iterations, temperature, .. } = &mut self
+                    && *sinkhorn_iterations == 0
+                {
+                    let paper = SinkhornAttentionConfig::new(1, 1, 1);
+                    (*sinkhorn_iterations, *temperature) = (paper.sinkhorn_iterations, paper.temperature);
+                }
                 Ok(self)
             }
             _ => Err(format!(
@@ -498,8 +506,13 @@ impl MechanismSettings {
                 at_least_one("hash_rounds", hash_rounds)?;
                 within("buckets", buckets)
             }
-            MechanismSettings::Sinkhorn { block_size, temperature, .. } => {
+            MechanismSettings::Sinkhorn { block_size, sinkhorn_iterations, temperature, .. } => {
                 within("block_size", block_size)?;
+                if !lra && sinkhorn_iterations == 0 {
+                    return Err("the paper's Sinkhorn normalises at least once: sinkhorn_iterations must be at least 1 \
+                                (no iterations, a softmax sort, is LRA's: variant lra)"
+                        .into());
+                }
                 if lra && !positions.is_multiple_of(block_size) {
                     return Err(format!(
                         "LRA's Sinkhorn reshapes the sequence into blocks without padding it: block_size {block_size} \
@@ -551,6 +564,13 @@ fn nearest_divisor(n: usize, wanted: usize) -> usize {
 mod tests {
     use super::*;
     use crate::MODELS;
+
+    #[test]
+    fn exactly_the_mechanisms_with_variants_describe_their_lra_form() {
+        for model in MODELS {
+            assert_eq!(model.mechanism.has_variants(), model.mechanism.lra_variant().is_some(), "{}", model.name);
+        }
+    }
 
     #[test]
     fn every_mechanism_has_defaults_that_name_it_and_pass_their_own_check() {
@@ -627,6 +647,28 @@ mod tests {
                 .unwrap_err()
                 .contains("summary 9")
         );
+    }
+
+    #[test]
+    fn switching_variants_keeps_the_settings_but_lras_sort_which_has_no_paper_form() {
+        let lra = MechanismSettings::Sinkhorn { variant: Variant::Lra, block_size: 50, sinkhorn_iterations: 0, temperature: 1.0 };
+        assert_eq!(lra.check(2000), Ok(()));
+        let paper = lra.clone().with_variant(Variant::Paper).unwrap();
+        let defaults = MechanismSettings::defaults(Mechanism::Sinkhorn, 2000);
+        let MechanismSettings::Sinkhorn { sinkhorn_iterations, temperature, .. } = defaults else { panic!("not Sinkhorn's") };
+        assert_eq!(
+            paper,
+            MechanismSettings::Sinkhorn { variant: Variant::Paper, block_size: 50, sinkhorn_iterations, temperature }
+        );
+        assert!(lra.with_variant(Variant::Paper).unwrap().check(2000).is_ok());
+        let refused =
+            MechanismSettings::Sinkhorn { variant: Variant::Paper, block_size: 50, sinkhorn_iterations: 0, temperature: 1.0 };
+        assert!(refused.check(2000).unwrap_err().contains("at least once"));
+        let local = MechanismSettings::Local { variant: Variant::Lra, block_size: 50 };
+        assert_eq!(local.with_variant(Variant::Paper), Ok(MechanismSettings::Local { variant: Variant::Paper, block_size: 50 }));
+        assert!(MechanismSettings::Full.with_variant(Variant::Lra).unwrap_err().contains("one form"));
+        assert_eq!(Variant::parse("paper"), Ok(Variant::Paper));
+        assert!(Variant::parse("LRA").unwrap_err().contains("lra, paper"));
     }
 
     #[test]

@@ -53,6 +53,10 @@ use super::blocks::{
 };
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "strided blocks, a softmax sort whose einsum sums every block (the sort has no effect), the block and the sorted block softmaxed apart and added, the padding mask cut contiguously (sinkhorn_attention.py:340-506)";
+
 #[derive(Config, Debug)]
 pub struct SinkhornAttentionConfig {
     pub d_model: usize,

@@ -51,6 +51,10 @@ use super::blocks::{
 };
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str = "every head one union of Fixed1 and Fixed2 (summary columns 0 and the last c of each block), causal even in the encoder, the CLS row and column open (sparse_attention.py:63-95, 185-195)";
+
 #[derive(Config, Debug)]
 pub struct SparseAttentionConfig {
     pub d_model: usize,

@@ -44,6 +44,11 @@ use serde::{Deserialize, Serialize};
 use super::Variant;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, key_padding_mask, merge_heads, split_heads};
 
+/// What the `lra` variant computes differently from the paper, in one line for reports
+/// (the module's notes say it in full).
+pub const LRA_VARIANT: &str =
+    "a learned [heads, n, n] matrix added to the dot-product scores, with weight one (synthesizer_attention.py:121-124)";
+
 /// How the attention logits are synthesised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
