@@ -50,10 +50,16 @@ pub fn save(path: &Path, params: &str, splits: &Splits) -> Result<(), DataError>
         _ => Path::new("."),
     };
     std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
-    let mut temporary = tempfile::Builder::new().prefix(".cache-").tempfile_in(folder).map_err(|e| DataError::io(folder, e))?;
+    crate::staging::remove_stale(folder, ".cache");
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&crate::staging::prefix(".cache"))
+        .tempfile_in(folder)
+        .map_err(|e| DataError::io(folder, e))?;
     write_cache(temporary.as_file_mut(), params, splits).map_err(|e| DataError::io(path, e))?;
     temporary.as_file().sync_all().map_err(|e| DataError::io(path, e))?;
     temporary.persist(path).map_err(|e| DataError::io(path, e.error))?;
+    #[cfg(unix)]
+    File::open(folder).and_then(|f| f.sync_all()).map_err(|e| DataError::io(folder, e))?;
     Ok(())
 }
 

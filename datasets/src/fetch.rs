@@ -322,7 +322,11 @@ pub fn extract(archive: &Path, target: &Path) -> Result<(), DataError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
-    let staging = tempfile::Builder::new().prefix(".extracting-").tempdir_in(folder).map_err(|e| DataError::io(folder, e))?;
+    crate::staging::remove_stale(folder, ".extracting");
+    let staging = tempfile::Builder::new()
+        .prefix(&crate::staging::prefix(".extracting"))
+        .tempdir_in(folder)
+        .map_err(|e| DataError::io(folder, e))?;
 
     let mut file = BufReader::new(File::open(archive).map_err(|e| DataError::io(archive, e))?);
     let mut magic = [0u8; 2];

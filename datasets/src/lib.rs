@@ -15,6 +15,7 @@ pub mod listops;
 pub mod parallel;
 pub mod pathfinder;
 pub mod rng;
+pub mod staging;
 pub mod standin;
 pub mod text;
 

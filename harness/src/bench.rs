@@ -243,7 +243,9 @@ fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
 
 /// Runs one cell in a child process (`exe bench-cell ...`) within `timeout`.
 pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyhow::Result<Measurement> {
-    let mut child = Command::new(exe)
+    let oom = crate::child::OomWatch::start();
+    let mut command = Command::new(exe);
+    command
         .args([
             "bench-cell",
             "--model",
@@ -268,9 +270,8 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
+        .stderr(Stdio::piped());
+    let mut child = crate::child::prepare(&mut command).spawn().with_context(|| format!("starting {}", exe.display()))?;
     let started = Instant::now();
     // Drain the pipes on threads so a chatty child cannot block on a full pipe.
     let mut stdout = child.stdout.take().expect("stdout is piped");
@@ -285,35 +286,19 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let status = crate::sweep::wait_with_timeout(&mut child, started, Some(timeout))?;
+    let status = crate::child::wait(&mut child, started, Some(timeout))?;
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    let last_err: String = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect();
     Ok(match status {
         None => failed_cell(spec, "timed out", format!("over the limit of {:.0} s", timeout.as_secs_f64())),
         Some(status) if status.success() => match out.lines().rev().find(|l| l.starts_with('{')) {
             Some(line) => serde_json::from_str(line).with_context(|| format!("reading the child's measurement `{line}`"))?,
             None => failed_cell(spec, "failed", "the child printed no measurement".into()),
         },
-        Some(status) => {
-            let oom = {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::process::ExitStatusExt;
-                    status.signal() == Some(9)
-                }
-                #[cfg(not(unix))]
-                {
-                    false
-                }
-            } || last_err.contains("memory allocation")
-                || last_err.to_lowercase().contains("out of memory");
-            if oom {
-                failed_cell(spec, "out of memory", format!("{status}; {last_err}"))
-            } else {
-                failed_cell(spec, "failed", format!("{status}; {last_err}"))
-            }
-        }
+        Some(status) => match crate::child::classify(status, &crate::child::last_line(&err), oom.fired()) {
+            crate::child::End::OutOfMemory(detail) => failed_cell(spec, "out of memory", detail),
+            crate::child::End::Crashed(detail) => failed_cell(spec, "failed", detail),
+        },
     })
 }
 

@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// Run again even when the folder already holds a finished record of this configuration.
     #[arg(long)]
     pub force: bool,
+    /// Run again when the folder's record of this configuration is a failure.
+    #[arg(long)]
+    pub rerun_failed: bool,
     /// No progress bar (one line per evaluation instead).
     #[arg(long)]
     pub quiet: bool,

@@ -76,9 +76,12 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
 
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
-    let records = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
-    let failed = records.iter().filter(|r| !r.is_ok()).count();
-    eprintln!("sweep: ran {} runs, {failed} failed", records.len());
+    let ran = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
+    let failed = ran.records.iter().filter(|r| !r.is_ok()).count();
+    eprintln!("sweep: ran {} runs, {failed} failed", ran.records.len());
+    if ran.elsewhere > 0 {
+        eprintln!("sweep: left {} runs to the other processes training them (run the sweep again once they end)", ran.elsewhere);
+    }
     if !args.no_bench {
         let bench = sweep_bench(preset, spec.models.clone(), spec.device, spec.variant.unwrap_or(Variant::Lra));
         let command = format!(

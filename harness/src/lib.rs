@@ -1,6 +1,8 @@
 //! The `lra` harness: command line, devices, training loop, measuring, run records.
 
 pub mod bench;
+pub mod child;
+pub mod claim;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -194,6 +194,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
     temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    // The rename is durable once the folder that holds it is.
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
+use crate::claim;
 use crate::cli::{RunArgs, RunChoice};
 use crate::config::RunConfig;
 use crate::device::{DeviceName, open};
@@ -20,6 +21,27 @@ use crate::train::{self, Progress, TrainOutcome};
 
 /// Exit code of a run that was recorded as failed (diverged, panicked, ...).
 pub const EXIT_RUN_FAILED: u8 = 1;
+
+/// Exit code of a run that another live process is training (its claim is held).
+pub const EXIT_CLAIMED: u8 = 3;
+
+/// When a run replaces a record its folder already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    Never,
+    /// Only a failed record.
+    Failed,
+    Always,
+}
+
+/// What [`execute`] did.
+#[derive(Debug)]
+pub enum Executed {
+    /// The run's record: new, or the one already there.
+    Recorded(Box<RunRecord>),
+    /// Another live process holds the run's claim: nothing was done.
+    Elsewhere(claim::Holder),
+}
 
 /// The configuration a `lra run` (or `lra config`) command line asks for.
 pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
@@ -56,7 +78,18 @@ pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(&args.choice)?;
-    let record = execute(&config, &args.results, &args.choice.data, args.force, args.quiet)?;
+    let replace = match (args.force, args.rerun_failed) {
+        (true, _) => Replace::Always,
+        (false, true) => Replace::Failed,
+        (false, false) => Replace::Never,
+    };
+    let record = match execute(&config, &args.results, &args.choice.data, replace, args.quiet)? {
+        Executed::Recorded(record) => *record,
+        Executed::Elsewhere(holder) => {
+            eprintln!("another process is training this configuration ({holder}); nothing done");
+            return Ok(ExitCode::from(EXIT_CLAIMED));
+        }
+    };
     let dir = record::run_dir(&args.results, &record.run_id);
     match &record.failure {
         None => {
@@ -82,16 +115,31 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `config` and writes its folder; returns the record (the existing one when the
-/// folder already holds a finished run and `force` is off).
-pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, force: bool, quiet: bool) -> anyhow::Result<RunRecord> {
+/// Runs `config` and writes its folder, holding the run's claim while it does; returns
+/// the record (the existing one where the folder holds one that `replace` keeps), or who
+/// else is running it.
+pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Replace, quiet: bool) -> anyhow::Result<Executed> {
     let started = Instant::now();
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
     let result_path = dir.join("result.json");
-    if result_path.exists() && !force {
-        eprintln!("{} already holds a finished run of this configuration (use --force to run it again)", dir.display());
-        return record::read_record(&result_path);
+    let _claim = match claim::take(&dir)? {
+        Ok(claim) => claim,
+        Err(holder) => return Ok(Executed::Elsewhere(holder)),
+    };
+    // Read under the claim: a record written meanwhile by another process counts.
+    if result_path.exists() {
+        let existing = record::read_record(&result_path);
+        let keep = match (replace, &existing) {
+            (Replace::Always, _) => false,
+            (Replace::Failed, Ok(record)) => record.is_ok(),
+            (Replace::Failed, Err(_)) => false,
+            (Replace::Never, _) => true,
+        };
+        if keep {
+            eprintln!("{} already holds a record of this configuration (use --force to run it again)", dir.display());
+            return existing.map(|record| Executed::Recorded(Box::new(record)));
+        }
     }
     let device = open(config.device).map_err(anyhow::Error::msg)?;
     if let Some(how) = config.task.data.how_to_fetch() {
@@ -159,7 +207,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, force: bool,
         environment: crate::environment::capture(&device.adapter),
     };
     record::write_json_atomically(&result_path, &record)?;
-    Ok(record)
+    Ok(Executed::Recorded(Box::new(record)))
 }
 
 /// A fault switch for tests of failure handling: `LRA_TEST_FAULT=panic@<task>/<model>`

@@ -35,7 +35,7 @@ pub struct SlurmOptions {
 #[derive(Debug, Clone)]
 pub struct MissingRun {
     pub config: RunConfig,
-    /// Its record exists but says it failed: rerun with `--force`.
+    /// Its record exists but says it failed: rerun with `--rerun-failed` (a record finished meanwhile by another process is kept).
     pub failed_before: bool,
 }
 
@@ -119,7 +119,7 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
         let dir = record::run_dir(&paths.results, &record::run_id(&run.config));
         let mut args = run_arguments(&run.config, &paths.results, &paths.data);
         if run.failed_before {
-            args.push("--force".into());
+            args.push("--rerun-failed".into());
         }
         // Literal parts in single quotes; only the job id is expanded.
         let log = |ext: &str| {
@@ -304,8 +304,8 @@ mod tests {
             assert!(branch[2].starts_with("    exec /opt/lra/bin/lra run --task listops"), "{branch:?}");
             assert!(branch[2].contains("--results '/shared/my results' --data /shared/data"), "{branch:?}");
             assert!(branch[2].contains(&format!(">'{dir}/slurm-'\"${{SLURM_ARRAY_JOB_ID}}\"'_{i}.out'")), "{branch:?}");
-            // A run that failed before is forced: its failed record must not make it skip.
-            assert_eq!(branch[2].contains("--force"), run.failed_before, "{branch:?}");
+            // A run that failed before reruns with --rerun-failed: its failed record must not make it skip.
+            assert_eq!(branch[2].contains("--rerun-failed"), run.failed_before, "{branch:?}");
         }
         // Bash accepts it.
         let dir = tempfile::tempdir().unwrap();

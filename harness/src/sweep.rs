@@ -15,6 +15,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
+use crate::child;
+use crate::claim;
 use crate::config::RunConfig;
 use crate::device::DeviceName;
 use crate::record::{self, Failure, RunRecord};
@@ -113,9 +115,11 @@ pub fn shell_line(program: &Path, args: &[String]) -> String {
 
 /// How one child run ended.
 #[derive(Debug)]
-pub struct RunEnd {
-    pub record: RunRecord,
-    pub seconds: f64,
+pub enum RunEnd {
+    /// The run's record, and how long the child took.
+    Recorded { record: Box<RunRecord>, seconds: f64 },
+    /// Another live process holds the run's claim (another sweep, a Slurm task): left to it.
+    Elsewhere { holder: claim::Holder },
 }
 
 /// Runs `config` in a child process (`exe run ...`), its output appended to the run's
@@ -139,26 +143,34 @@ pub fn run_child(
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let result_path = dir.join("result.json");
-    // A record already there is a failure being retried: the child replaces it.
+    if let Some(holder) = claim::held_elsewhere(&dir) {
+        return Ok(RunEnd::Elsewhere { holder });
+    }
+    // A record already there is a failure being retried: the child replaces it, unless
+    // another process has replaced it meanwhile with a finished one.
     let mut arguments = run_arguments(config, results, data_dir);
     if result_path.is_file() {
-        arguments.push("--force".into());
+        arguments.push("--rerun-failed".into());
     }
-    let mut child = Command::new(exe)
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
+    let oom = child::OomWatch::start();
+    let mut child = child::prepare(Command::new(exe).args(arguments).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log))
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
-    let status = wait_with_timeout(&mut child, started, timeout)?;
+    let status = child::wait(&mut child, started, timeout)?;
     // The child wrote its own record (even if the time ran out as it did so): keep it.
     let written = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok().filter(|m| Some(*m) != replaced);
     let record = match status {
         _ if written.is_some() => record::read_record(&result_path)?,
+        Some(status) if status.code() == Some(i32::from(crate::run::EXIT_CLAIMED)) => {
+            let holder = child::last_line_of(&log_path);
+            return Ok(RunEnd::Elsewhere { holder });
+        }
         Some(status) => {
-            let failure = crash_cause(status, &last_line(&log_path));
+            let failure = match child::classify(status, &child::last_line_of(&log_path), oom.fired()) {
+                child::End::OutOfMemory(detail) => Failure::OutOfMemory { detail },
+                child::End::Crashed(detail) => Failure::Crashed { detail },
+            };
             let record = RunRecord::failed(config, failure, started.elapsed().as_secs_f64());
             record::write_json_atomically(&result_path, &record)?;
             record
@@ -170,58 +182,19 @@ pub fn run_child(
             record
         }
     };
-    Ok(RunEnd { record, seconds: started.elapsed().as_secs_f64() })
+    Ok(RunEnd::Recorded { record: Box::new(record), seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Waits for `child`; kills it once `timeout` has passed since `started` and returns `None`.
-pub fn wait_with_timeout(
-    child: &mut std::process::Child,
-    started: Instant,
-    timeout: Option<Duration>,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if timeout.is_some_and(|limit| started.elapsed() > limit) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// What [`run_all`] did.
+#[derive(Debug, Default)]
+pub struct Ran {
+    /// The records of the runs it ran.
+    pub records: Vec<RunRecord>,
+    /// Runs left to the live process that holds their claim.
+    pub elsewhere: usize,
 }
 
-/// Why a child that wrote no record ended.
-fn crash_cause(status: std::process::ExitStatus, last_line: &str) -> Failure {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return match signal {
-                9 => Failure::OutOfMemory {
-                    detail: format!("killed by SIGKILL (the out-of-memory killer, or a user); last output: {last_line}"),
-                },
-                6 => Failure::Crashed { detail: format!("aborted (SIGABRT); last output: {last_line}") },
-                other => Failure::Crashed { detail: format!("killed by signal {other}; last output: {last_line}") },
-            };
-        }
-    }
-    let detail = format!("exited with {status} without a record; last output: {last_line}");
-    if last_line.contains("memory allocation") || last_line.contains("out of memory") {
-        Failure::OutOfMemory { detail }
-    } else {
-        Failure::Crashed { detail }
-    }
-}
-
-fn last_line(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect()
-}
-
-/// Runs every configuration not yet recorded, `jobs` at a time; returns the records of
-/// the runs it ran.
+/// Runs every configuration not yet recorded, `jobs` at a time.
 pub fn run_all(
     exe: &Path,
     pending: Vec<RunConfig>,
@@ -230,11 +203,12 @@ pub fn run_all(
     jobs: usize,
     timeout: Option<Duration>,
     show_progress: bool,
-) -> anyhow::Result<Vec<RunRecord>> {
+) -> anyhow::Result<Ran> {
     let total = pending.len();
     let queue = Mutex::new(VecDeque::from(pending));
     let finished = Mutex::new(Vec::new());
     let failed = std::sync::atomic::AtomicUsize::new(0);
+    let elsewhere = std::sync::atomic::AtomicUsize::new(0);
     let multi = MultiProgress::new();
     if !show_progress {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -260,14 +234,19 @@ pub fn run_all(
                 loop {
                     let Some(config) = queue.lock().expect("queue lock").pop_front() else { break };
                     match run_child(exe, &config, results, data_dir, timeout) {
-                        Ok(end) => {
-                            let r = &end.record;
+                        Ok(RunEnd::Elsewhere { holder }) => {
+                            let what = format!("{} {} seed {}", config.task.name.name(), config.model, config.seed);
+                            say(format!("LEFT {what}: another process is training it ({holder})"));
+                            elsewhere.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(RunEnd::Recorded { record, seconds }) => {
+                            let r = &record;
                             let what = format!("{} {} seed {}", r.task, r.model, r.seed);
                             match &r.failure {
                                 None => say(format!(
                                     "ok   {what}: test accuracy {:.4} ({:.0} s)",
                                     r.test_accuracy.unwrap_or(f64::NAN),
-                                    end.seconds
+                                    seconds
                                 )),
                                 Some(f) => {
                                     let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -275,7 +254,7 @@ pub fn run_all(
                                     say(format!("FAIL {what}: {f}"));
                                 }
                             }
-                            finished.lock().expect("results lock").push(end.record);
+                            finished.lock().expect("results lock").push(*record);
                         }
                         Err(error) => errors.lock().expect("errors lock").push(format!("{:#}", error)),
                     }
@@ -289,7 +268,7 @@ pub fn run_all(
     if !errors.is_empty() {
         anyhow::bail!("the sweep could not run some configurations:\n{}", errors.join("\n"));
     }
-    Ok(finished.into_inner().expect("results lock"))
+    Ok(Ran { records: finished.into_inner().expect("results lock"), elsewhere: elsewhere.into_inner() })
 }
 
 /// The `lra` binary to start children with.
@@ -317,7 +296,8 @@ mod tests {
         std::fs::write(&script, format!("#!/bin/sh\ncp '{}' '{}'\nsleep 5\n", template.display(), result.display())).unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let end = run_child(&script, &config, &results, dir.path(), Some(Duration::from_millis(1500))).unwrap();
-        assert!(end.record.is_ok(), "{:?}", end.record.failure);
+        let RunEnd::Recorded { record, .. } = end else { panic!("{end:?}") };
+        assert!(record.is_ok(), "{:?}", record.failure);
         assert!(record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
     }
 }

@@ -16,6 +16,10 @@ fn lra(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lra")).args(args).output().expect("the lra binary runs")
 }
 
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -126,8 +130,27 @@ fn a_finished_configuration_is_not_run_twice_without_force() {
     let written = std::fs::metadata(&record).unwrap().modified().unwrap();
     let out = tiny_run(results.path(), &[]);
     assert!(out.status.success());
-    assert!(stderr(&out).contains("already holds a finished run"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already holds a record"), "{}", stderr(&out));
     assert_eq!(std::fs::metadata(&record).unwrap().modified().unwrap(), written);
+}
+
+#[test]
+fn two_processes_given_one_configuration_train_it_once() {
+    let results = tempfile::tempdir().unwrap();
+    let (first, second) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| tiny_run(results.path(), &[]));
+        let b = scope.spawn(|| tiny_run(results.path(), &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let trained = |out: &Output| out.status.success() && stdout(out).contains("recorded in");
+    // One trains; the other finds the claim held (exit 3) or, starting after it, the record.
+    let (winner, other) =
+        if trained(&first) && !stderr(&first).contains("already holds") { (first, second) } else { (second, first) };
+    assert!(trained(&winner), "{}", stderr(&winner));
+    let left = other.status.code() == Some(3) && stderr(&other).contains("another process is training this configuration");
+    let found = other.status.success() && stderr(&other).contains("already holds a record");
+    assert!(left || found, "{:?}: {}", other.status, stderr(&other));
+    assert_eq!(std::fs::read_dir(results.path().join("runs")).unwrap().count(), 1);
 }
 
 #[test]

@@ -193,7 +193,9 @@ impl DataConfig {
 
     /// As [`DataConfig::prepare`], also saying whether the splits came from the cache.
     pub fn prepare_reporting(&self, max_length: usize, data_dir: &Path) -> Result<(Splits, bool), DataError> {
-        let params = format!("{self:?} max_length={max_length}");
+        // Released files are fingerprinted: a folder completed or replaced since the cache
+        // was written makes another key.
+        let params = format!("{self:?} max_length={max_length} inputs={}", self.released_fingerprint(data_dir));
         let digest: String = Sha256::digest(params.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
         let path = data_dir.join("prepared").join(format!("{digest}.bin"));
         if let Some(splits) = cache::load(&path, &params)? {
@@ -202,6 +204,44 @@ impl DataConfig {
         let splits = self.build(max_length, data_dir)?;
         cache::save(&path, &params, &splits)?;
         Ok((splits, false))
+    }
+
+    /// The released folder these splits are read from, if any.
+    fn released_root(&self, data_dir: &Path) -> Option<PathBuf> {
+        let relative = match self {
+            DataConfig::ListopsReleased { .. } => LISTOPS_DIR.to_string(),
+            DataConfig::TextReleased { .. } => IMDB_DIR.to_string(),
+            DataConfig::RetrievalReleased { .. } => AAN_DIR.to_string(),
+            DataConfig::ImageReleased { .. } => CIFAR_DIR.to_string(),
+            DataConfig::PathfinderReleased { size, difficulty, .. } => pathfinder_dir(*size, *difficulty),
+            _ => return None,
+        };
+        released_path(data_dir, &relative)
+    }
+
+    /// A digest of the released files' names, sizes and modification times (`none` for
+    /// generated and stand-in data).
+    pub fn released_fingerprint(&self, data_dir: &Path) -> String {
+        let Some(root) = self.released_root(data_dir) else { return "none".into() };
+        let mut entries = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            let Ok(listing) = std::fs::read_dir(&folder) else { continue };
+            for entry in listing.flatten() {
+                let path = entry.path();
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                if meta.is_dir() {
+                    folders.push(path);
+                } else {
+                    let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                    let relative = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+                    entries.push(format!("{relative}\t{}\t{}", meta.len(), modified.map_or(0, |d| d.as_nanos())));
+                }
+            }
+        }
+        entries.sort();
+        let digest = Sha256::digest(entries.join("\n").as_bytes());
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
     /// Produces the splits without the cache.
@@ -327,4 +367,37 @@ fn shift_pixels(mut splits: Splits) -> Splits {
         }
     }
     splits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_of_released_data_follows_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DataConfig::ImageReleased { limits: Limits { train: None, validation: None, test: None } };
+        let batches = dir.path().join(CIFAR_DIR);
+        std::fs::create_dir_all(&batches).unwrap();
+        std::fs::write(batches.join("data_batch_1.bin"), b"abc").unwrap();
+        let first = config.released_fingerprint(dir.path());
+        assert_eq!(first, config.released_fingerprint(dir.path()), "the same files, the same key");
+        // The folder completed with another file, then a file replaced by a longer one.
+        std::fs::write(batches.join("test_batch.bin"), b"def").unwrap();
+        let completed = config.released_fingerprint(dir.path());
+        assert_ne!(completed, first);
+        std::fs::write(batches.join("test_batch.bin"), b"defg").unwrap();
+        assert_ne!(config.released_fingerprint(dir.path()), completed);
+        let generated = DataConfig::ListopsGenerated {
+            seed: 0,
+            max_depth: 2,
+            max_args: 3,
+            min_length: 1,
+            max_length: 10,
+            train: 1,
+            validation: 1,
+            test: 1,
+        };
+        assert_eq!(generated.released_fingerprint(dir.path()), "none");
+    }
 }
