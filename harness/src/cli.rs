@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Run again when the folder's record of this configuration is a failure.
     #[arg(long)]
     pub rerun_failed: bool,
+    /// Run again when the folder's record of this configuration is a failure or was
+    /// written by another version of the code (commit) than this binary.
+    #[arg(long)]
+    pub rerun_stale: bool,
     /// No progress bar (one line per evaluation instead).
     #[arg(long)]
     pub quiet: bool,
@@ -143,6 +147,10 @@ pub struct SweepArgs {
     /// every record, failed or not).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Run again the configurations whose record another version of the code (commit)
+    /// wrote, so that no table mixes code versions.
+    #[arg(long)]
+    pub rerun_stale: bool,
     /// Do not write the report at the end.
     #[arg(long)]
     pub no_report: bool,

@@ -54,17 +54,26 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         return sweep_on_slurm(args, configs);
     }
     let total = configs.len();
-    let (mut pending, mut kept_failures) = (Vec::new(), 0);
+    let (mut pending, mut kept_failures, mut kept_stale) = (Vec::new(), 0, 0);
     for config in configs {
         match sweep::recorded(&args.results, &config) {
             sweep::Recorded::No => pending.push(config),
             sweep::Recorded::Failed if args.retry_failed => pending.push(config),
             sweep::Recorded::Failed => kept_failures += 1,
+            sweep::Recorded::Stale if args.rerun_stale => pending.push(config),
+            sweep::Recorded::Stale => kept_stale += 1,
             sweep::Recorded::Ok => {}
         }
     }
     if kept_failures > 0 {
         eprintln!("sweep: kept {kept_failures} failed records (--retry-failed runs them again)");
+    }
+    if kept_stale > 0 {
+        eprintln!(
+            "sweep: kept {kept_stale} records of another commit than this binary's ({}); the report warns where a table \
+             mixes commits (--rerun-stale runs them again)",
+            crate::environment::build_commit()
+        );
     }
     let exe = sweep::current_exe()?;
     if args.print_commands {

@@ -23,10 +23,14 @@ pub fn capture(device_adapter: &str) -> Environment {
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         device_adapter: device_adapter.to_string(),
         burn_version: BURN_VERSION.to_string(),
-        // Stamped by build.rs when the binary was built.
-        git_commit: env!("LRA_BUILD_COMMIT").to_string(),
+        git_commit: build_commit().to_string(),
         lra_version: env!("CARGO_PKG_VERSION").to_string(),
     }
+}
+
+/// The commit this binary was built from (stamped by build.rs).
+pub fn build_commit() -> &'static str {
+    env!("LRA_BUILD_COMMIT")
 }
 
 #[cfg(test)]

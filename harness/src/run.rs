@@ -31,6 +31,8 @@ pub enum Replace {
     Never,
     /// Only a failed record.
     Failed,
+    /// A failed record, or one of another commit than this binary's.
+    FailedOrStale,
     Always,
 }
 
@@ -78,10 +80,11 @@ pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(&args.choice)?;
-    let replace = match (args.force, args.rerun_failed) {
-        (true, _) => Replace::Always,
-        (false, true) => Replace::Failed,
-        (false, false) => Replace::Never,
+    let replace = match (args.force, args.rerun_stale, args.rerun_failed) {
+        (true, _, _) => Replace::Always,
+        (false, true, _) => Replace::FailedOrStale,
+        (false, false, true) => Replace::Failed,
+        (false, false, false) => Replace::Never,
     };
     let record = match execute(&config, &args.results, &args.choice.data, replace, args.quiet)? {
         Executed::Recorded(record) => *record,
@@ -133,7 +136,10 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         let keep = match (replace, &existing) {
             (Replace::Always, _) => false,
             (Replace::Failed, Ok(record)) => record.is_ok(),
-            (Replace::Failed, Err(_)) => false,
+            (Replace::FailedOrStale, Ok(record)) => {
+                record.is_ok() && record.environment.git_commit == crate::environment::build_commit()
+            }
+            (Replace::Failed | Replace::FailedOrStale, Err(_)) => false,
             (Replace::Never, _) => true,
         };
         if keep {

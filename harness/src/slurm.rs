@@ -44,7 +44,7 @@ pub fn missing_runs(results: &Path, configs: Vec<RunConfig>) -> Vec<MissingRun> 
     configs
         .into_iter()
         .filter_map(|config| match recorded(results, &config) {
-            Recorded::Ok => None,
+            Recorded::Ok | Recorded::Stale => None,
             Recorded::No => Some(MissingRun { config, failed_before: false }),
             // A failure, or an unreadable record (a record is written whole, so this is
             // not a run in progress): run it again.

@@ -58,6 +58,8 @@ pub enum Recorded {
     Ok,
     /// A failure (or a record that cannot be read, which counts as one).
     Failed,
+    /// A finished record written by another version of the code than this binary.
+    Stale,
 }
 
 /// What `results` holds for `config`.
@@ -67,6 +69,7 @@ pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
         return Recorded::No;
     }
     match record::read_record(&path) {
+        Ok(record) if record.is_ok() && record.environment.git_commit != crate::environment::build_commit() => Recorded::Stale,
         Ok(record) if record.is_ok() => Recorded::Ok,
         _ => Recorded::Failed,
     }
@@ -149,8 +152,10 @@ pub fn run_child(
     // A record already there is a failure being retried: the child replaces it, unless
     // another process has replaced it meanwhile with a finished one.
     let mut arguments = run_arguments(config, results, data_dir);
-    if result_path.is_file() {
-        arguments.push("--rerun-failed".into());
+    match recorded(results, config) {
+        Recorded::Failed => arguments.push("--rerun-failed".into()),
+        Recorded::Stale => arguments.push("--rerun-stale".into()),
+        Recorded::No | Recorded::Ok => {}
     }
     let oom = child::OomWatch::start();
     let mut child = child::prepare(Command::new(exe).args(arguments).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log))

@@ -135,6 +135,23 @@ fn a_finished_configuration_is_not_run_twice_without_force() {
 }
 
 #[test]
+fn a_record_of_another_commit_is_kept_unless_stale_records_are_rerun() {
+    let results = tempfile::tempdir().unwrap();
+    assert!(tiny_run(results.path(), &[]).status.success());
+    let path = only_run(results.path()).join("result.json");
+    let mut record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let current = record["environment"]["git_commit"].clone();
+    record["environment"]["git_commit"] = "an-older-commit".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let kept = tiny_run(results.path(), &["--rerun-failed"]);
+    assert!(stderr(&kept).contains("already holds a record"), "{}", stderr(&kept));
+    let rerun = tiny_run(results.path(), &["--rerun-stale"]);
+    assert!(rerun.status.success() && !stderr(&rerun).contains("already holds"), "{}", stderr(&rerun));
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(record["environment"]["git_commit"], current);
+}
+
+#[test]
 fn two_processes_given_one_configuration_train_it_once() {
     let results = tempfile::tempdir().unwrap();
     let (first, second) = std::thread::scope(|scope| {

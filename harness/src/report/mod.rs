@@ -213,9 +213,26 @@ pub struct Table1 {
     pub cells: Cells,
     /// The devices the runs used.
     pub devices: Vec<String>,
+    /// The code versions (git commits) of the runs, in order of first appearance.
+    pub commits: Vec<String>,
 }
 
 impl Table1 {
+    /// What the table says about its code versions: the commit, or a warning naming each
+    /// when its runs come from more than one.
+    pub fn commits_note(&self) -> String {
+        match self.commits.as_slice() {
+            [] => String::new(),
+            [one] => format!("Every run is of commit {one}."),
+            many => format!(
+                "Warning: these cells mix runs of {} code versions (commits {}); the numbers of one configuration can \
+                 differ between versions. `lra sweep --rerun-stale` reruns the records of other commits than the binary's.",
+                many.len(),
+                many.join(", ")
+            ),
+        }
+    }
+
     /// The mean over the columns of a model's mean accuracies, Path-X excluded (as LRA)
     /// and cells at chance left out; `None` unless every column has a result and at least
     /// one counts.
@@ -251,6 +268,7 @@ pub fn tables1(runs: &[Run]) -> Vec<Table1> {
             columns: Vec::new(),
             cells: Cells::new(),
             devices: Vec::new(),
+            commits: Vec::new(),
         };
         for run in runs {
             let r = &run.record;
@@ -260,6 +278,9 @@ pub fn tables1(runs: &[Run]) -> Vec<Table1> {
             }
             if !table.devices.contains(&r.device) {
                 table.devices.push(r.device.clone());
+            }
+            if !table.commits.contains(&r.environment.git_commit) {
+                table.commits.push(r.environment.git_commit.clone());
             }
             let column = Column { task: r.task.clone(), data_source: r.data_source.clone() };
             if !table.columns.contains(&column) {
@@ -709,8 +730,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
         let intro = format!(
             "Preset `{}`, device {devices}. Test accuracy of the final weights (as LRA reports; the best-validation \
              weights' accuracy is in runs.csv): mean ± sample standard deviation over seeds; FAIL names the cause. \
-             Published rows are LRA's figures as printed, not runs of this harness. {stand_in_note} {chance_note}",
-            table1.preset
+             Published rows are LRA's figures as printed, not runs of this harness. {stand_in_note} {chance_note} {}",
+            table1.preset,
+            table1.commits_note()
         );
         sections.push((
             format!("Table 1: test accuracy (%), preset {}", table1.preset),
@@ -1018,5 +1040,29 @@ mod tests {
         let report = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(report.contains("## Mechanisms as LRA ran them"), "{report}");
         assert!(report.contains(&format!("- **sinkhorn**: {}.", lra_models::attention::sinkhorn::LRA_VARIANT)), "{report}");
+    }
+
+    #[test]
+    fn a_table_of_runs_from_two_commits_says_so() {
+        let config = crate::config::RunConfig::resolve(
+            lra_tasks::Task::Listops,
+            lra_tasks::Preset::Tiny,
+            "transformer",
+            0,
+            crate::device::DeviceName::Flex,
+        )
+        .unwrap();
+        let run = |seed: u64, commit: &str| {
+            let config = crate::config::RunConfig { seed, ..config.clone() };
+            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+            (r.failure, r.test_accuracy) = (None, Some(0.3));
+            r.environment.git_commit = commit.into();
+            Run { record: r, metrics: Vec::new() }
+        };
+        let one = tables1(&[run(0, "aaa"), run(1, "aaa")]);
+        assert_eq!(one[0].commits_note(), "Every run is of commit aaa.");
+        let mixed = tables1(&[run(0, "aaa"), run(1, "bbb")]);
+        let note = mixed[0].commits_note();
+        assert!(note.starts_with("Warning") && note.contains("aaa, bbb") && note.contains("--rerun-stale"), "{note}");
     }
 }
