@@ -50,6 +50,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         bail!("--seeds must be at least 1");
     }
     let configs = sweep::plan(&spec)?;
+    sweep::remove_stale_staging(&args.results);
     if args.slurm {
         return sweep_on_slurm(args, configs);
     }

@@ -189,8 +189,12 @@ pub fn result_path(results: &Path, config: &RunConfig) -> PathBuf {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    // Named after this process, so that what a killed writer left is removed by the next.
+    lra_datasets::staging::remove_stale(dir, ".writing");
+    let mut temp = tempfile::Builder::new()
+        .prefix(&lra_datasets::staging::prefix(".writing"))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
     temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;

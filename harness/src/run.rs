@@ -166,6 +166,8 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         );
     }
     record::write_json_atomically(&dir.join("config.json"), config)?;
+    // One line at the start and one at the end of every training, in the run's log.
+    eprintln!("[run {run_id}] training");
 
     let mut progress = Reporter::new(config, quiet);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -213,6 +215,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         environment: crate::environment::capture(&device.adapter),
     };
     record::write_json_atomically(&result_path, &record)?;
+    eprintln!("[run {}] recorded", record.run_id);
     Ok(Executed::Recorded(Box::new(record)))
 }
 

@@ -51,6 +51,16 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
     Ok(configs)
 }
 
+/// Removes what writers killed mid-write left in `results` (their staging files, named
+/// after their process); returns how many.
+pub fn remove_stale_staging(results: &Path) -> usize {
+    let mut folders = vec![results.to_path_buf(), results.join("bench")];
+    if let Ok(runs) = std::fs::read_dir(results.join("runs")) {
+        folders.extend(runs.flatten().map(|entry| entry.path()));
+    }
+    folders.iter().map(|folder| lra_datasets::staging::remove_stale(folder, ".writing")).sum()
+}
+
 /// What `results` holds for `config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -157,16 +167,18 @@ pub fn run_child(
         Recorded::Stale => arguments.push("--rerun-stale".into()),
         Recorded::No | Recorded::Ok => {}
     }
+    let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
     let oom = child::OomWatch::start();
     let mut child = child::prepare(Command::new(exe).args(arguments).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log))
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
-    let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
     let status = child::wait(&mut child, started, timeout)?;
     // The child wrote its own record (even if the time ran out as it did so): keep it.
     let written = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok().filter(|m| Some(*m) != replaced);
     let record = match status {
         _ if written.is_some() => record::read_record(&result_path)?,
+        // The child found the run recorded (by another process, after this one looked).
+        Some(status) if status.success() && result_path.is_file() => record::read_record(&result_path)?,
         Some(status) if status.code() == Some(i32::from(crate::run::EXIT_CLAIMED)) => {
             let holder = child::last_line_of(&log_path);
             return Ok(RunEnd::Elsewhere { holder });
