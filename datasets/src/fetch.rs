@@ -34,6 +34,13 @@ pub struct KnownArchive {
     /// The size in bytes, where published.
     pub size: Option<u64>,
     pub description: &'static str,
+    /// The top-level folders the archive unpacks to: the only ones moved into the data
+    /// folder (anything else in an archive, e.g. a planted `prepared/` cache, is dropped).
+    pub top_level: &'static [&'static str],
+    /// A bound on the unpacked bytes (the archive's own size with room to spare):
+    /// unpacking stops past it, so that a decompression or sparse-file bomb cannot fill
+    /// the disk.
+    pub max_unpacked_bytes: u64,
 }
 
 /// The three archives of the released LRA data.
@@ -52,6 +59,8 @@ pub const KNOWN_ARCHIVES: [KnownArchive; 3] = [
         sha256: None,
         size: None,
         description: "the LRA release (ListOps, AAN retrieval TSVs, Pathfinder), a gzipped tar of about 7.7 GB",
+        top_level: &["lra_release"],
+        max_unpacked_bytes: 48 << 30,
     },
     KnownArchive {
         name: "imdb",
@@ -60,6 +69,8 @@ pub const KNOWN_ARCHIVES: [KnownArchive; 3] = [
         sha256: Some("c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"),
         size: Some(84_125_825),
         description: "IMDb movie reviews (aclImdb v1), for the Text task",
+        top_level: &["aclImdb"],
+        max_unpacked_bytes: 1 << 30,
     },
     KnownArchive {
         name: "cifar10",
@@ -68,6 +79,8 @@ pub const KNOWN_ARCHIVES: [KnownArchive; 3] = [
         sha256: Some("c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),
         size: Some(170_052_171),
         description: "CIFAR-10, binary version, for the Image task",
+        top_level: &["cifar-10-batches-bin"],
+        max_unpacked_bytes: 1 << 30,
     },
 ];
 
@@ -88,13 +101,15 @@ pub struct Fetched {
 
 /// Downloads `url` to `archive` (unless a complete download is already there), checks its
 /// SHA-256 against `expected_sha256` (64 hex digits; `None` skips the check), and unpacks
-/// it into `target`, which must not exist yet. `progress(downloaded, total)` is called as
-/// bytes arrive; `total` is `None` when the server does not say.
+/// it into `target`, which must not exist yet, at most `max_unpacked_bytes` of it.
+/// `progress(downloaded, total)` is called as bytes arrive; `total` is `None` when the
+/// server does not say.
 pub fn fetch(
     url: &str,
     expected_sha256: Option<&str>,
     archive: &Path,
     target: &Path,
+    max_unpacked_bytes: u64,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<Fetched, DataError> {
     let expected = expected_sha256.map(parse_digest).transpose()?;
@@ -115,9 +130,77 @@ pub fn fetch(
             format!("SHA-256 is {sha256}, expected {expected}: the download is corrupt or not the published file; deleted"),
         ));
     }
-    extract(archive, target)?;
+    extract(archive, target, max_unpacked_bytes)?;
     let archive_bytes = std::fs::metadata(archive).map_err(|e| DataError::io(archive, e))?.len();
     Ok(Fetched { sha256, verified: expected.is_some(), archive_bytes })
+}
+
+/// Where the digest of an archive without a published one is remembered after its first
+/// fetch: `<archive>.sha256`.
+pub fn first_seen_digest_path(archive: &Path) -> PathBuf {
+    let mut name = archive.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    archive.with_file_name(name)
+}
+
+/// The digest an archive must have: the published one, else the one its first fetch
+/// recorded beside it, else none (the first fetch).
+pub fn expected_digest(known: &KnownArchive, archive: &Path) -> Result<Option<String>, DataError> {
+    if let Some(published) = known.sha256 {
+        return Ok(Some(published.to_string()));
+    }
+    let record = first_seen_digest_path(archive);
+    match std::fs::read_to_string(&record) {
+        Ok(text) => parse_digest(&text).map(Some).map_err(|e| DataError::in_file(&record, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DataError::io(&record, e)),
+    }
+}
+
+/// Records `sha256` as the digest later fetches of `archive` must match.
+pub fn remember_digest(archive: &Path, sha256: &str) -> Result<(), DataError> {
+    let record = first_seen_digest_path(archive);
+    std::fs::write(&record, format!("{sha256}\n")).map_err(|e| DataError::io(&record, e))
+}
+
+/// What [`install`] did with each top-level entry of an unpacked archive.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Installed {
+    /// Moved into the data folder.
+    pub moved: Vec<String>,
+    /// Expected, but the data folder already holds one: kept as it is.
+    pub kept: Vec<String>,
+    /// Not among the expected folders: left in the staging folder, removed with it.
+    pub dropped: Vec<String>,
+}
+
+/// Moves the archive's expected top-level folders from `staging` into `data_dir` (a folder
+/// already there is kept). Anything else the archive holds is left in `staging`, to be
+/// removed with it.
+pub fn install(staging: &Path, data_dir: &Path, top_level: &[&str]) -> Result<Installed, DataError> {
+    let (mut moved, mut kept, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(staging).map_err(|e| DataError::io(staging, e))? {
+        let entry = entry.map_err(|e| DataError::io(staging, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !top_level.contains(&name.as_str()) {
+            dropped.push(name);
+            continue;
+        }
+        let destination = data_dir.join(&name);
+        if destination.exists() {
+            kept.push(name);
+        } else {
+            std::fs::rename(entry.path(), &destination).map_err(|e| DataError::io(&destination, e))?;
+            moved.push(name);
+        }
+    }
+    if moved.is_empty() && kept.is_empty() {
+        return Err(DataError::in_file(
+            staging,
+            format!("the archive holds none of the folders expected ({})", top_level.join(", ")),
+        ));
+    }
+    Ok(Installed { moved, kept, dropped })
 }
 
 fn parse_digest(digest: &str) -> Result<String, DataError> {
@@ -222,6 +305,7 @@ fn download_attempt(
     }
     let response = request.call().map_err(|e| match e {
         ureq::Error::BadUri(_) | ureq::Error::HostNotFound => Attempt::Fail(DataError::new(format!("{url}: {e}"))),
+        ureq::Error::StatusCode(status @ 400..=499) => Attempt::Fail(refused(url, status)),
         other => Attempt::Retry(other.to_string()),
     })?;
     let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -256,6 +340,8 @@ fn download_attempt(
             std::fs::remove_file(partial).map_err(io_fail)?;
             return Err(Attempt::Retry("the partial download does not fit the file; starting over".into()));
         }
+        // A refusal is not a dropped connection: trying again does not help.
+        status @ 400..=499 => return Err(Attempt::Fail(refused(url, status))),
         status => {
             return Err(Attempt::Fail(DataError::new(format!("{url}: HTTP status {status}"))));
         }
@@ -288,6 +374,14 @@ fn download_attempt(
     }
 }
 
+/// A server's refusal, and what to do about it.
+fn refused(url: &str, status: u16) -> DataError {
+    DataError::new(format!(
+        "{url}: the server refused the download (HTTP {status}); fetch it from a mirror with `--url URL` (its SHA-256 \
+         is checked all the same) or put the unpacked files under the data folder yourself"
+    ))
+}
+
 /// `bytes <start>-<end>/<total>` -> `(start, total)`; total `*` is unknown.
 fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes ")?;
@@ -313,7 +407,8 @@ fn contained_path(path: &Path) -> Option<PathBuf> {
 
 /// Unpacks `archive` (`.tar.gz` or `.tar`) into `target`, which must not exist: into a
 /// temporary folder beside it first, renamed to `target` once every entry is written.
-pub fn extract(archive: &Path, target: &Path) -> Result<(), DataError> {
+/// Past `max_bytes` of unpacked contents, it stops and fails.
+pub fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(), DataError> {
     if target.exists() {
         return Err(DataError::in_file(target, "already exists; not extracting over it"));
     }
@@ -334,15 +429,16 @@ pub fn extract(archive: &Path, target: &Path) -> Result<(), DataError> {
     let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
     let reader: Box<dyn Read> =
         if gzipped { Box::new(flate2::read::GzDecoder::new(BufReader::new(file))) } else { Box::new(BufReader::new(file)) };
-    unpack(tar::Archive::new(reader), staging.path()).map_err(|message| DataError::in_file(archive, message))?;
+    unpack(tar::Archive::new(reader), staging.path(), max_bytes).map_err(|message| DataError::in_file(archive, message))?;
     // Only now does the target appear; on any error above, `staging` is removed on drop.
     std::fs::rename(staging.keep(), target).map_err(|e| DataError::io(target, e))?;
     Ok(())
 }
 
 /// Writes every entry under `root`, refusing entries that would land outside it.
-fn unpack(mut archive: tar::Archive<impl Read>, root: &Path) -> Result<(), String> {
+fn unpack(mut archive: tar::Archive<impl Read>, root: &Path, max_bytes: u64) -> Result<(), String> {
     let entries = archive.entries().map_err(|e| format!("not a tar archive: {e}"))?;
+    let mut unpacked = 0u64;
     for (index, entry) in entries.enumerate() {
         let number = index + 1;
         let mut entry = entry.map_err(|e| format!("entry {number}: {e}"))?;
@@ -369,7 +465,14 @@ fn unpack(mut archive: tar::Archive<impl Read>, root: &Path) -> Result<(), Strin
             std::fs::create_dir_all(&destination).map_err(write_error)?;
         } else if kind.is_file() || kind.is_gnu_sparse() {
             let mut out = File::create(&destination).map_err(write_error)?;
-            std::io::copy(&mut entry, &mut out).map_err(write_error)?;
+            // At most what is left of the bound, plus one byte to tell that it was passed.
+            let left = max_bytes.saturating_sub(unpacked);
+            unpacked += std::io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out).map_err(write_error)?;
+            if unpacked > max_bytes {
+                return Err(format!(
+                    "entry {number} `{shown}`: the archive unpacks to more than {max_bytes} bytes, more than it can hold; refused"
+                ));
+            }
         } else if kind.is_symlink() || kind.is_hard_link() {
             let link = entry
                 .link_name()
@@ -559,9 +662,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (archive, target) = (dir.path().join("downloads/a.tar.gz"), dir.path().join("data"));
         let mut last = (0, None);
-        let fetched =
-            fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, &mut |done, total| last = (done, total))
-                .unwrap();
+        let fetched = fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, 1 << 20, &mut |done, total| {
+            last = (done, total)
+        })
+        .unwrap();
         assert_eq!(
             fetched,
             Fetched { sha256: digest(&archive_bytes), verified: true, archive_bytes: archive_bytes.len() as u64 }
@@ -584,7 +688,7 @@ mod tests {
         let server = serve(served, Serving::Whole, 1);
         let dir = tempfile::tempdir().unwrap();
         let (archive, target) = (dir.path().join("a.tar.gz"), dir.path().join("data"));
-        let err = fetch(&server.url, Some(&digest(expected)), &archive, &target, &mut |_, _| {}).unwrap_err();
+        let err = fetch(&server.url, Some(&digest(expected)), &archive, &target, 1 << 20, &mut |_, _| {}).unwrap_err();
         assert!(err.to_string().contains("SHA-256"), "{err}");
         assert!(names_in(dir.path()).is_empty(), "left behind: {:?}", names_in(dir.path()));
     }
@@ -610,7 +714,7 @@ mod tests {
         let server = serve(archive_bytes.clone(), Serving::DropFirstHalfway, 2);
         let dir = tempfile::tempdir().unwrap();
         let (archive, target) = (dir.path().join("a.tar.gz"), dir.path().join("data"));
-        fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, &mut |_, _| {}).unwrap();
+        fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, 1 << 20, &mut |_, _| {}).unwrap();
         let half = archive_bytes.len() / 2;
         assert_eq!(*server.ranges.lock().unwrap(), [None, Some(format!("bytes={half}-"))]);
         assert_eq!(std::fs::read(&archive).unwrap(), archive_bytes);
@@ -633,7 +737,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let work = dir.path().join("work");
             let (archive, target) = (work.join("a.tar.gz"), work.join("data"));
-            let err = fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, &mut |_, _| {}).unwrap_err();
+            let err = fetch(&server.url, Some(&digest(&archive_bytes)), &archive, &target, 1 << 20, &mut |_, _| {}).unwrap_err();
             assert!(err.to_string().contains("outside the target folder"), "case {i}: {err}");
             assert_eq!(names_in(dir.path()), ["work"], "case {i}");
             assert_eq!(names_in(&work), ["a.tar.gz"], "case {i}: only the verified archive remains");
@@ -651,11 +755,11 @@ mod tests {
         let archive = dir.path().join("a.tar");
         std::fs::write(&archive, &bytes).unwrap();
         let target = dir.path().join("out");
-        extract(&archive, &target).unwrap();
+        extract(&archive, &target, 1 << 20).unwrap();
         assert_eq!(std::fs::read(target.join("data/a.txt")).unwrap(), b"first file\n");
         #[cfg(unix)]
         assert_eq!(std::fs::read(target.join("data/link")).unwrap(), [0, 1, 2, 255]);
-        assert!(extract(&archive, &target).unwrap_err().to_string().contains("already exists"));
+        assert!(extract(&archive, &target, 1 << 20).unwrap_err().to_string().contains("already exists"));
     }
 
     #[test]
@@ -663,10 +767,11 @@ mod tests {
         let archive_bytes = gzip(&good_tar());
         let server = serve(archive_bytes.clone(), Serving::Whole, 1);
         let dir = tempfile::tempdir().unwrap();
-        let fetched = fetch(&server.url, None, &dir.path().join("a.tgz"), &dir.path().join("data"), &mut |_, _| {}).unwrap();
+        let fetched =
+            fetch(&server.url, None, &dir.path().join("a.tgz"), &dir.path().join("data"), 1 << 20, &mut |_, _| {}).unwrap();
         assert_eq!((fetched.sha256, fetched.verified), (digest(&archive_bytes), false));
         assert!(
-            fetch("http://127.0.0.1:9/x", Some("abc"), &dir.path().join("b"), &dir.path().join("c"), &mut |_, _| {})
+            fetch("http://127.0.0.1:9/x", Some("abc"), &dir.path().join("b"), &dir.path().join("c"), 1 << 20, &mut |_, _| {})
                 .unwrap_err()
                 .to_string()
                 .contains("not a SHA-256")
@@ -690,5 +795,80 @@ mod tests {
             }
         }
         assert_eq!(known_archive("mnist"), None);
+    }
+
+    /// A tar of one file of `size` zero bytes, gzipped: a few kilobytes that unpack to `size`.
+    fn zero_bomb(size: usize) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "lra_release/zeros.bin", std::io::repeat(0).take(size as u64)).unwrap();
+        gzip(&builder.into_inner().unwrap())
+    }
+
+    #[test]
+    fn an_archive_that_unpacks_past_its_bound_is_refused_and_leaves_nothing() {
+        let bomb = zero_bomb(4 << 20);
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("bomb.tar.gz");
+        std::fs::write(&archive, &bomb).unwrap();
+        let err = extract(&archive, &dir.path().join("out"), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("more than 1048576 bytes"), "{err}");
+        assert_eq!(names_in(dir.path()), ["bomb.tar.gz"], "no target, no staging");
+        // Within its bound, the same archive unpacks.
+        extract(&archive, &dir.path().join("out"), 4 << 20).unwrap();
+    }
+
+    #[test]
+    fn only_the_expected_folders_are_installed_so_an_archive_cannot_plant_a_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staging, data) = (dir.path().join("staging"), dir.path().join("data"));
+        for folder in ["lra_release/listops", "prepared", "aclImdb"] {
+            std::fs::create_dir_all(staging.join(folder)).unwrap();
+        }
+        std::fs::write(staging.join("prepared/0123.bin"), b"planted").unwrap();
+        std::fs::create_dir_all(data.join("aclImdb")).unwrap();
+        let installed = install(&staging, &data, &["lra_release", "aclImdb"]).unwrap();
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            installed,
+            Installed { moved: names(&["lra_release"]), kept: names(&["aclImdb"]), dropped: names(&["prepared"]) }
+        );
+        assert!(data.join("lra_release/listops").is_dir() && !data.join("prepared").exists());
+        let err = install(&staging, &data, &["cifar-10-batches-bin"]).unwrap_err().to_string();
+        assert!(err.contains("none of the folders expected"), "{err}");
+    }
+
+    #[test]
+    fn an_archive_without_a_published_digest_must_match_its_first_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let lra = known_archive("lra").unwrap();
+        let archive = dir.path().join("downloads").join(lra.file_name);
+        std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+        assert_eq!(expected_digest(lra, &archive).unwrap(), None, "the first fetch has nothing to match");
+        let first = digest(b"the first archive");
+        remember_digest(&archive, &first).unwrap();
+        assert_eq!(expected_digest(lra, &archive).unwrap(), Some(first));
+        let imdb = known_archive("imdb").unwrap();
+        assert_eq!(expected_digest(imdb, &archive).unwrap().as_deref(), imdb.sha256);
+    }
+
+    #[test]
+    fn a_server_that_refuses_is_not_retried_and_the_error_says_to_use_a_mirror() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/lra_release.gz", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            let mut reader = StdBufReader::new(stream.try_clone().unwrap());
+            while reader.read_line(&mut request).unwrap() > 2 && !request.ends_with("\r\n\r\n") {}
+            stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let err = download(&url, &dir.path().join("a.gz"), &mut |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("HTTP 403") && err.contains("--url"), "{err}");
     }
 }

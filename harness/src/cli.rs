@@ -281,6 +281,10 @@ pub enum DataAction {
         name: String,
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// Download from this mirror instead of the official address; the archive is
+        /// checked against the same digest (published, or recorded at its first fetch).
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 

@@ -120,7 +120,7 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
             let config = resolve(data)?;
             export_tsv(&config, &data.data, out)
         }
-        DataAction::Fetch { name, data } => fetch_archive(name, data),
+        DataAction::Fetch { name, data, url } => fetch_archive(name, data, url.as_deref()),
     }
 }
 
@@ -198,8 +198,9 @@ fn export_tsv(config: &TaskConfig, data_dir: &Path, out: &Path) -> anyhow::Resul
     Ok(())
 }
 
-/// Downloads and unpacks a released archive into the data folder.
-fn fetch_archive(name: &str, data_dir: &Path) -> anyhow::Result<()> {
+/// Downloads (from `url`, the official address when absent) and unpacks a released archive
+/// into the data folder.
+fn fetch_archive(name: &str, data_dir: &Path, url: Option<&str>) -> anyhow::Result<()> {
     let Some(archive) = fetch::known_archive(name) else {
         let names: Vec<&str> = fetch::KNOWN_ARCHIVES.iter().map(|a| a.name).collect();
         bail!("unknown archive `{name}`; the archives are: {}", names.join(", "));
@@ -217,25 +218,42 @@ fn fetch_archive(name: &str, data_dir: &Path) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     bar.set_message(format!("fetching {}", archive.file_name));
-    let fetched = fetch::fetch(archive.url, archive.sha256, &download, &staging, &mut |done, total| {
-        if let Some(total) = total {
-            bar.set_length(total);
-        }
-        bar.set_position(done);
-    })?;
+    let expected = fetch::expected_digest(archive, &download)?;
+    let fetched = fetch::fetch(
+        url.unwrap_or(archive.url),
+        expected.as_deref(),
+        &download,
+        &staging,
+        archive.max_unpacked_bytes,
+        &mut |done, total| {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        },
+    )?;
     bar.finish_and_clear();
-    // Move each unpacked top-level folder into place; a folder already there is kept.
-    for entry in std::fs::read_dir(&staging).with_context(|| format!("reading {}", staging.display()))? {
-        let entry = entry?;
-        let destination = data_dir.join(entry.file_name());
-        if destination.exists() {
-            eprintln!("{} already exists: kept as it is", destination.display());
-        } else {
-            std::fs::rename(entry.path(), &destination).with_context(|| format!("moving into {}", destination.display()))?;
-        }
-    }
+    // Only the archive's own top-level folders move into place; a folder already there is kept.
+    let installed = fetch::install(&staging, data_dir, archive.top_level);
     std::fs::remove_dir_all(&staging).ok();
-    let check = if fetched.verified { "SHA-256 verified" } else { "no published SHA-256 to check against" };
+    let fetch::Installed { kept, dropped, .. } = installed?;
+    if expected.is_none() {
+        fetch::remember_digest(&download, &fetched.sha256)?;
+    }
+    for name in kept {
+        eprintln!("{} already exists: kept as it is", data_dir.join(name).display());
+    }
+    if !dropped.is_empty() {
+        eprintln!("left out of the data folder, not part of the {name} data: {}", dropped.join(", "));
+    }
+    let check = match (fetched.verified, archive.sha256) {
+        (true, Some(_)) => "SHA-256 verified against the published digest".to_string(),
+        (true, None) => "SHA-256 verified against the one recorded at its first fetch".to_string(),
+        (false, _) => format!(
+            "no published SHA-256: recorded in {} so that later fetches, from any mirror, must match it",
+            fetch::first_seen_digest_path(&download).display()
+        ),
+    };
     let mut out = std::io::stdout();
     writeln!(
         out,
