@@ -31,6 +31,8 @@ pub const PIXELS: usize = SIDE * SIDE;
 /// One label byte and three colour planes.
 pub const RECORD_BYTES: usize = 1 + 3 * PIXELS;
 pub const CLASSES: u32 = 10;
+/// Records in each batch file of the release.
+pub const RECORDS_PER_BATCH: usize = 10_000;
 /// Gray values 0-255.
 pub const VOCAB_SIZE: usize = 256;
 
@@ -76,6 +78,14 @@ pub fn read_batch_from(mut reader: impl Read, path: &Path) -> Result<Vec<Example
     let mut record = [0u8; RECORD_BYTES];
     loop {
         let number = examples.len() + 1;
+        if number > RECORDS_PER_BATCH {
+            // A batch holds 10,000 records; a file that goes on is not one (a link to /dev/zero).
+            let more = fill(&mut reader, &mut record[..1]).map_err(|e| DataError::at(path, number, e.to_string()))?;
+            if more > 0 {
+                return Err(DataError::at(path, number, format!("more than {RECORDS_PER_BATCH} records: not a CIFAR-10 batch")));
+            }
+            return Ok(examples);
+        }
         let filled = fill(&mut reader, &mut record).map_err(|e| DataError::at(path, number, e.to_string()))?;
         if filled == 0 {
             return Ok(examples);
@@ -137,6 +147,17 @@ mod tests {
             bytes.extend(plane);
         }
         bytes
+    }
+
+    #[test]
+    fn a_batch_that_never_ends_is_refused_after_its_ten_thousand_records() {
+        let path = Path::new("data_batch_1.bin");
+        // /dev/zero is an endless run of valid records of class 0.
+        let endless = std::io::repeat(0);
+        let err = read_batch_from(endless, path).unwrap_err().to_string();
+        assert!(err.contains("more than 10000 records") && err.contains(":10001"), "{err}");
+        let exact: Vec<u8> = std::iter::repeat_n(record(3, (1, 2, 3), (0, 0)), RECORDS_PER_BATCH).flatten().collect();
+        assert_eq!(read_batch_from(exact.as_slice(), path).unwrap().len(), RECORDS_PER_BATCH);
     }
 
     #[test]

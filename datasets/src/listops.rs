@@ -158,10 +158,33 @@ pub fn random_tree(rng: &mut SeededRng, config: &GeneratorConfig, depth: usize) 
     Expr::Apply(*rng.choose(&Operator::ALL), args)
 }
 
-/// Error for generator settings that can never produce a sample.
-fn check_config(config: &GeneratorConfig) -> Result<(), DataError> {
+/// The largest `max_depth` and `max_args` accepted (LRA's are 10 and 10): a tree is built
+/// whole before its length is checked, and its expected size grows as
+/// `(max_args / 8)^max_depth`, so larger settings would exhaust time, memory or the stack.
+pub const MAX_TREE_SETTING: usize = 20;
+
+/// The most examples the generator makes (LRA's ListOps has 100,000).
+pub const MAX_EXAMPLES: usize = 10_000_000;
+
+/// Error for generator settings that can never produce a sample, or that would exhaust
+/// the machine.
+pub fn check_config(config: &GeneratorConfig) -> Result<(), DataError> {
     if config.max_depth < 2 || config.max_args < 2 {
         return Err(DataError::new("listops: max_depth and max_args must be at least 2"));
+    }
+    for (name, value) in [("max_depth", config.max_depth), ("max_args", config.max_args)] {
+        if value > MAX_TREE_SETTING {
+            return Err(DataError::new(format!(
+                "listops: {name} {value} is above {MAX_TREE_SETTING}: trees that deep or wide grow without bound (LRA's is 10)"
+            )));
+        }
+    }
+    let total = config.train.checked_add(config.validation).and_then(|n| n.checked_add(config.test));
+    if total.is_none_or(|n| n > MAX_EXAMPLES) {
+        return Err(DataError::new(format!(
+            "listops: train + validation + test ({} + {} + {}) is more than {MAX_EXAMPLES} examples",
+            config.train, config.validation, config.test
+        )));
     }
     if config.min_length + 1 >= config.max_length {
         return Err(DataError::new(format!(
@@ -386,6 +409,17 @@ pub fn to_splits(samples: [Vec<Sample>; 3]) -> Result<Splits, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_that_would_exhaust_the_machine_are_refused_by_name() {
+        let lra = GeneratorConfig::default();
+        let deep = GeneratorConfig { max_depth: 50, ..lra };
+        assert!(generate(&deep, 0).unwrap_err().to_string().contains("max_depth 50 is above 20"));
+        let wide = GeneratorConfig { max_args: 1000, ..lra };
+        assert!(generate(&wide, 0).unwrap_err().to_string().contains("max_args 1000"));
+        let overflowing = GeneratorConfig { train: usize::MAX, validation: 2, ..lra };
+        assert!(generate(&overflowing, 0).unwrap_err().to_string().contains("train + validation + test"));
+    }
 
     #[test]
     fn median_of_an_even_count_truncates_the_mean_of_the_middle_two() {

@@ -401,6 +401,14 @@ mod tests {
         config.task.model.heads = 2;
         config.task.training.batch_size = 0;
         assert!(config.validate().unwrap_err().to_string().contains("training.batch_size"));
+        config.task.training.batch_size = 2;
+        // A hostile file: a ListOps generator whose trees grow without bound, refused
+        // before anything is prepared.
+        if let lra_tasks::DataConfig::ListopsGenerated { max_depth, .. } = &mut config.task.data {
+            *max_depth = 1000;
+        }
+        let why = format!("{:#}", config.validate().unwrap_err());
+        assert!(why.contains("data: listops: max_depth 1000 is above 20"), "{why}");
     }
 
     /// Every model's configuration of every task at `lra`.

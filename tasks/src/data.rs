@@ -206,6 +206,24 @@ impl DataConfig {
         Ok((splits, false))
     }
 
+    /// Refuses generator settings that cannot work or would exhaust the machine, before
+    /// anything is prepared.
+    pub fn check(&self) -> Result<(), DataError> {
+        if let DataConfig::ListopsGenerated { max_depth, max_args, min_length, max_length, train, validation, test, .. } = self {
+            let config = listops::GeneratorConfig {
+                max_depth: *max_depth,
+                max_args: *max_args,
+                min_length: *min_length,
+                max_length: *max_length,
+                train: *train,
+                validation: *validation,
+                test: *test,
+            };
+            listops::check_config(&config).map_err(|e| DataError::new(format!("data: {}", e.message)))?;
+        }
+        Ok(())
+    }
+
     /// The released folder these splits are read from, if any.
     fn released_root(&self, data_dir: &Path) -> Option<PathBuf> {
         let relative = match self {
@@ -304,7 +322,8 @@ impl DataConfig {
             }
             DataConfig::PathfinderReleased { seed, size, difficulty, limits } => {
                 let dir = released(&pathfinder_dir(*size, *difficulty))?;
-                shift_pixels(limit(pathfinder::released_splits(&dir, *size, *seed)?, limits))
+                let limits = [limits.train, limits.validation, limits.test];
+                shift_pixels(pathfinder::released_splits(&dir, *size, *seed, limits)?)
             }
         };
         Ok(truncate(splits, max_length))

@@ -184,6 +184,7 @@ impl TaskConfig {
     /// configuration file may hold anything; cutting would silently train on the first
     /// rows).
     pub fn check_images(&self) -> Result<(), DataError> {
+        self.data.check()?;
         if !self.data.serves(self.name) {
             return Err(DataError::new(format!(
                 "data: a {} source does not hold {} examples",

@@ -9,10 +9,10 @@
 //! LRA splits the images 80/10/10; here the split follows a seeded shuffle, so that it is
 //! the same on every machine.
 
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 
-use super::{Difficulty, split_80_10_10, to_examples};
+use super::{Difficulty, to_examples};
 use crate::rng::SeededRng;
 use crate::{DataError, Splits};
 
@@ -178,9 +178,9 @@ pub struct ReleasedImages {
     pub skipped_empty: usize,
 }
 
-/// Reads every image listed in `dir/metadata/*.npy` (decoded on all cores). Errors name
-/// the metadata file and line, or the image file and the line that listed it.
-pub fn read_release(dir: &Path, size: usize) -> Result<ReleasedImages, DataError> {
+/// The images listed in `dir/metadata/*.npy`, in metadata order (batches by number, then
+/// line), each with the metadata file and line that list it.
+fn list_release(dir: &Path) -> Result<Vec<(PathBuf, usize, MetadataRecord)>, DataError> {
     let metadata_dir = dir.join("metadata");
     let entries = std::fs::read_dir(&metadata_dir).map_err(|e| DataError::io(&metadata_dir, e))?;
     let mut metadata_files = Vec::new();
@@ -197,35 +197,93 @@ pub fn read_release(dir: &Path, size: usize) -> Result<ReleasedImages, DataError
         return Err(DataError::in_file(&metadata_dir, "no metadata files (*.npy) found"));
     }
     let mut listed = Vec::new();
-    for path in &metadata_files {
-        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-        for (line, record) in read_metadata_from(BufReader::new(file), path)? {
-            listed.push((path, line, record));
+    for path in metadata_files {
+        let file = std::fs::File::open(&path).map_err(|e| DataError::io(&path, e))?;
+        for (line, record) in read_metadata_from(BufReader::new(file), &path)? {
+            listed.push((path.clone(), line, record));
         }
     }
+    Ok(listed)
+}
+
+/// A released PNG is a few kilobytes; past this it is not one (a link to `/dev/zero`).
+fn max_png_bytes(size: usize) -> u64 {
+    (size * size * 8 + (1 << 20)) as u64
+}
+
+/// Decodes the images of `listed` at `which` (on all cores), in that order.
+fn decode(
+    dir: &Path,
+    size: usize,
+    listed: &[(PathBuf, usize, MetadataRecord)],
+    which: &[usize],
+) -> Result<Vec<(Vec<u8>, u8)>, DataError> {
     let threads = crate::parallel::available_threads();
-    let decoded = crate::parallel::map_indices(0..listed.len() as u64, threads, |i| {
-        let (metadata, line, record) = &listed[i as usize];
+    crate::parallel::map_indices(0..which.len() as u64, threads, |i| {
+        let (metadata, line, record) = &listed[which[i as usize]];
         let path = record.image_path(dir);
         let listed_at = || format!("(listed at {}:{line})", metadata.display());
-        let bytes = std::fs::read(&path).map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
+        let mut bytes = Vec::new();
+        let file = std::fs::File::open(&path).map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
+        file.take(max_png_bytes(size) + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
+        if bytes.len() as u64 > max_png_bytes(size) {
+            return Err(DataError::in_file(
+                &path,
+                format!("more than {} bytes: not a {size}x{size} PNG {}", max_png_bytes(size), listed_at()),
+            ));
+        }
         let pixels =
             decode_gray_png(&bytes, size).map_err(|e| DataError::in_file(&path, format!("{} {}", e.message, listed_at())))?;
         Ok((pixels, record.label))
-    })?;
+    })
+}
+
+/// Reads every image listed in `dir/metadata/*.npy` (decoded on all cores). Errors name
+/// the metadata file and line, or the image file and the line that listed it.
+pub fn read_release(dir: &Path, size: usize) -> Result<ReleasedImages, DataError> {
+    let listed = list_release(dir)?;
+    let decoded = decode(dir, size, &listed, &(0..listed.len()).collect::<Vec<_>>())?;
     let total = decoded.len();
-    let images: Vec<(Vec<u8>, u8)> = decoded.into_iter().filter(|(pixels, _)| pixels.iter().any(|&p| p != 0)).collect();
+    let images: Vec<(Vec<u8>, u8)> = decoded.into_iter().filter(|(pixels, _)| !is_empty(pixels)).collect();
     Ok(ReleasedImages { skipped_empty: total - images.len(), images })
+}
+
+fn is_empty(pixels: &[u8]) -> bool {
+    pixels.iter().all(|&p| p == 0)
 }
 
 /// The stream of the released data's split shuffle.
 const SPLIT_STREAM: u64 = 0x0050_6653_706c_6974; // "PfSplit"
 
-/// A released dataset as the three LRA splits (80/10/10) after a shuffle seeded by `seed`.
-pub fn released_splits(dir: &Path, size: usize, seed: u64) -> Result<Splits, DataError> {
-    let mut images = read_release(dir, size)?.images;
-    SeededRng::new(seed, SPLIT_STREAM).shuffle(&mut images);
-    Ok(split_80_10_10(to_examples(&images)))
+/// A released dataset as the three LRA splits (80/10/10 of the listed images, after a
+/// shuffle seeded by `seed`), each cut to its `limits` entry where given. Only the images
+/// the splits keep are read and decoded (Path-X holds 200,000 images of 128x128: the
+/// whole set is gigabytes), in batches, until each split has its count of non-empty ones.
+pub fn released_splits(dir: &Path, size: usize, seed: u64, limits: [Option<usize>; 3]) -> Result<Splits, DataError> {
+    let listed = list_release(dir)?;
+    let mut order: Vec<usize> = (0..listed.len()).collect();
+    SeededRng::new(seed, SPLIT_STREAM).shuffle(&mut order);
+    let train_count = order.len() * 8 / 10;
+    let validation_count = order.len() / 10;
+    let parts =
+        [&order[..train_count], &order[train_count..train_count + validation_count], &order[train_count + validation_count..]];
+    let mut splits = parts.into_iter().zip(limits).map(|(part, limit)| {
+        let wanted = limit.unwrap_or(part.len()).min(part.len());
+        let mut images = Vec::with_capacity(wanted);
+        let mut next = 0;
+        // Empty images are left out; read on until the split is full or the part is spent.
+        while images.len() < wanted && next < part.len() {
+            let take = (wanted - images.len()).min(part.len() - next);
+            let batch = decode(dir, size, &listed, &part[next..next + take])?;
+            next += take;
+            images.extend(batch.into_iter().filter(|(pixels, _)| !is_empty(pixels)));
+        }
+        Ok(to_examples(&images))
+    });
+    let mut split = || splits.next().expect("three parts");
+    Ok(Splits { train: split()?, validation: split()?, test: split()? })
 }
 
 #[cfg(test)]
@@ -272,6 +330,43 @@ mod tests {
         assert_eq!(read.skipped_empty, 1);
         images.remove(5);
         assert_eq!(read.images, images);
+    }
+
+    #[test]
+    fn limited_splits_read_only_their_images_and_are_prefixes_of_the_whole_splits() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path(), 5);
+        let whole = released_splits(dir.path(), SIZE, 9, [None, None, None]).unwrap();
+        // 25 listed images: 20 / 2 / 3, the black one left out of whichever split drew it.
+        assert_eq!(whole.train.len() + whole.validation.len() + whole.test.len(), 24);
+        let limited = released_splits(dir.path(), SIZE, 9, [Some(4), Some(1), Some(2)]).unwrap();
+        assert_eq!(limited.train, whole.train[..4]);
+        assert_eq!(limited.validation, whole.validation[..1]);
+        assert_eq!(limited.test, whole.test[..2]);
+        // An image no limited split draws is never opened: break every other one.
+        let listed = list_release(dir.path()).unwrap();
+        let mut order: Vec<usize> = (0..listed.len()).collect();
+        SeededRng::new(9, SPLIT_STREAM).shuffle(&mut order);
+        let drawn = [&order[..5], &order[20..22], &order[22..25]].concat();
+        for (i, (_, _, record)) in listed.iter().enumerate() {
+            if !drawn.contains(&i) {
+                std::fs::write(record.image_path(dir.path()), b"not a png").unwrap();
+            }
+        }
+        assert_eq!(released_splits(dir.path(), SIZE, 9, [Some(4), Some(1), Some(2)]).unwrap(), limited);
+        assert!(released_splits(dir.path(), SIZE, 9, [None, None, None]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_image_that_never_ends_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path(), 10);
+        let image = dir.path().join("imgs/0/sample_1.png");
+        std::fs::remove_file(&image).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &image).unwrap();
+        let error = error_of(dir.path());
+        assert!(error.contains("not a 32x32 PNG") && error.contains(&image.display().to_string()), "{error}");
     }
 
     #[test]
@@ -344,10 +439,13 @@ mod tests {
     fn the_split_is_seeded_80_10_10_and_covers_every_image_once() {
         let dir = tempfile::tempdir().unwrap();
         let images = fixture(dir.path(), 7);
-        let splits = released_splits(dir.path(), SIZE, 3).unwrap();
-        assert_eq!(released_splits(dir.path(), SIZE, 3).unwrap(), splits);
-        assert_ne!(released_splits(dir.path(), SIZE, 4).unwrap(), splits);
-        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (19, 2, 3));
+        let all = [None, None, None];
+        let splits = released_splits(dir.path(), SIZE, 3, all).unwrap();
+        assert_eq!(released_splits(dir.path(), SIZE, 3, all).unwrap(), splits);
+        assert_ne!(released_splits(dir.path(), SIZE, 4, all).unwrap(), splits);
+        // 80/10/10 of the 25 listed images, the black one left out of the split that drew it.
+        let sizes = (splits.train.len(), splits.validation.len(), splits.test.len());
+        assert!([(19, 2, 3), (20, 1, 3), (20, 2, 2)].contains(&sizes), "{sizes:?}");
         let mut seen: Vec<Vec<u32>> =
             splits.train.iter().chain(&splits.validation).chain(&splits.test).map(|e| e.tokens.clone()).collect();
         let mut expected: Vec<Vec<u32>> =
