@@ -127,7 +127,21 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
         bail!("--max-parallel and --cpus-per-task must be at least 1");
     }
     let total = configs.len();
-    let missing = slurm::missing_runs(&args.results, configs.clone());
+    let tools = slurm::Tools::default();
+    // Where Slurm answers: tasks it killed before they wrote a record get one, with the
+    // cause, and tasks it still lists are left to it.
+    let slurm_answers = !args.dry_run && slurm::check_available().is_ok();
+    if slurm_answers {
+        let lost = slurm::record_lost(&args.results, &tools)?;
+        if !lost.is_empty() {
+            eprintln!("sweep: {} runs ended in Slurm without a record (killed): recorded as failed with the cause", lost.len());
+        }
+    }
+    let in_flight = if slurm_answers { slurm::in_flight(&args.results, &tools) } else { Default::default() };
+    if !in_flight.is_empty() {
+        eprintln!("sweep: {} runs are pending or running in Slurm: not submitted again", in_flight.len());
+    }
+    let missing = slurm::missing_runs(&args.results, configs.clone(), &in_flight);
     let failed_before = missing.iter().filter(|r| r.failed_before).count();
     eprintln!(
         "sweep: {total} runs, {} recorded, {} missing ({failed_before} of them failed before)",
@@ -167,11 +181,13 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
     // Before anything is written: a missing Slurm leaves the results folder untouched.
     slurm::check_available()?;
     let (id, path) = slurm::submit(&script, &paths.results, &name)?;
+    slurm::save_submission(&paths.results, &name, &id, &missing)?;
     eprintln!("sweep: submitted {} runs as Slurm job array {id} ({})", missing.len(), path.display());
     println!("{id}");
     if args.wait {
         slurm::wait_for(&id, Duration::from_secs(2))?;
-        let still_missing = slurm::missing_runs(&args.results, configs);
+        slurm::record_lost(&args.results, &tools)?;
+        let still_missing = slurm::missing_runs(&args.results, configs, &std::collections::HashSet::new());
         eprintln!("sweep: job {id} finished; {} of {total} runs missing or failed", still_missing.len());
         if !args.no_report {
             write_sweep_report(args)?;

@@ -6,15 +6,23 @@
 //! folder as absolute paths, and sends each task's stdout and stderr into its run's folder.
 //! A run is missing when it has no record or a failed one; calling again submits only
 //! those, so a sweep cut by preemption or node failures is finished by calling again.
+//!
+//! Each submission is remembered (`results/slurm/<name>.json`: the job id and the run of
+//! each array task). A task Slurm still lists (pending or running) is not submitted again;
+//! a task that ended without a record (Slurm killed it: its time limit, memory, a node)
+//! gets a failed record with the cause, from `sacct` where accounting is on, else from what
+//! Slurm wrote into the task's output file.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::record::{self, write_atomically};
+use crate::record::{self, Failure, RunRecord, write_atomically};
 use crate::sweep::{Recorded, recorded, run_arguments, shell_line};
 
 /// The `sbatch` settings of the array.
@@ -39,10 +47,12 @@ pub struct MissingRun {
     pub failed_before: bool,
 }
 
-/// The runs of `configs` without a successful record in `results`.
-pub fn missing_runs(results: &Path, configs: Vec<RunConfig>) -> Vec<MissingRun> {
+/// The runs of `configs` without a successful record in `results`, but those in `in_flight`
+/// (run ids of tasks Slurm still lists).
+pub fn missing_runs(results: &Path, configs: Vec<RunConfig>, in_flight: &HashSet<String>) -> Vec<MissingRun> {
     configs
         .into_iter()
+        .filter(|config| !in_flight.contains(&record::run_id(config)))
         .filter_map(|config| match recorded(results, &config) {
             Recorded::Ok | Recorded::Stale => None,
             Recorded::No => Some(MissingRun { config, failed_before: false }),
@@ -239,6 +249,137 @@ pub fn wait_for(id: &str, poll: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// A submitted job array: its id and the run id of each task, by array index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub job_id: String,
+    pub runs: Vec<String>,
+}
+
+/// Where the submission `name` is remembered.
+fn submission_path(results: &Path, name: &str) -> PathBuf {
+    results.join("slurm").join(format!("{name}.json"))
+}
+
+/// Remembers the submission `name` of `runs` as job `job_id`.
+pub fn save_submission(results: &Path, name: &str, job_id: &str, runs: &[MissingRun]) -> anyhow::Result<()> {
+    let submission =
+        Submission { job_id: job_id.to_string(), runs: runs.iter().map(|run| record::run_id(&run.config)).collect() };
+    record::write_json_atomically(&submission_path(results, name), &submission)
+}
+
+/// Every submission remembered under `results` (unreadable files are skipped).
+pub fn submissions(results: &Path) -> Vec<Submission> {
+    let Ok(entries) = std::fs::read_dir(results.join("slurm")) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .filter_map(|path| serde_json::from_slice(&std::fs::read(path).ok()?).ok())
+        .collect()
+}
+
+/// Slurm's query commands, by name or path (tests give stand-ins).
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub squeue: String,
+    pub sacct: String,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools { squeue: "squeue".into(), sacct: "sacct".into() }
+    }
+}
+
+/// The array indices of job `id` that Slurm still lists (pending, running, ...); none
+/// when squeue does not know the job or cannot be run.
+fn listed_tasks(tools: &Tools, id: &str) -> HashSet<usize> {
+    let Ok(output) = run_tool(&tools.squeue, &["--noheader", "--array", "--jobs", id, "--format=%i"]) else {
+        return HashSet::new();
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(id)?.strip_prefix('_')?.parse().ok())
+        .collect()
+}
+
+/// The run ids of every remembered task Slurm still lists: submitting them again would run
+/// them twice.
+pub fn in_flight(results: &Path, tools: &Tools) -> HashSet<String> {
+    submissions(results)
+        .into_iter()
+        .flat_map(|submission| {
+            let listed = listed_tasks(tools, &submission.job_id);
+            submission.runs.into_iter().enumerate().filter(move |(i, _)| listed.contains(i)).map(|(_, run)| run)
+        })
+        .collect()
+}
+
+/// Why Slurm ended task `index` of job `id`, from `sacct` (`None` without accounting).
+fn accounted_end(tools: &Tools, id: &str, index: usize) -> Option<(String, f64)> {
+    let task = format!("{id}_{index}");
+    let output =
+        run_tool(&tools.sacct, &["--noheader", "--parsable2", "--allocations", "--jobs", &task, "--format=State,ElapsedRaw"])
+            .ok()
+            .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut fields = text.lines().find(|l| !l.trim().is_empty())?.split('|');
+    let state = fields.next()?.split_whitespace().next()?.to_string();
+    let seconds = fields.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0);
+    Some((state, seconds))
+}
+
+/// The failure of a task that ended without a record: Slurm's state where accounted, else
+/// what Slurm wrote into its output file (`CANCELLED ... DUE TO TIME LIMIT`, an
+/// `oom_kill` event), else its last line.
+fn lost_cause(accounted: Option<(String, f64)>, output: &str, seconds: f64) -> Failure {
+    let last = crate::child::last_line(output);
+    match accounted {
+        Some((state, seconds)) => match state.as_str() {
+            "TIMEOUT" | "DEADLINE" => Failure::TimedOut { seconds },
+            "OUT_OF_MEMORY" => Failure::OutOfMemory { detail: format!("Slurm: OUT_OF_MEMORY; last output: {last}") },
+            other => Failure::Crashed { detail: format!("Slurm: {other}, without a record; last output: {last}") },
+        },
+        None if output.contains("DUE TO TIME LIMIT") => Failure::TimedOut { seconds },
+        None if output.contains("oom_kill") || output.contains("Exceeded job memory limit") => {
+            Failure::OutOfMemory { detail: format!("Slurm killed the task for memory; last output: {last}") }
+        }
+        None => Failure::Crashed {
+            detail: format!("the Slurm task ended without a record (no accounting to say why); last output: {last}"),
+        },
+    }
+}
+
+/// Gives every task of a remembered submission that Slurm no longer lists, that started
+/// (its run folder holds `config.json`) and left no record, a failed record with the
+/// cause; returns the run ids recorded so.
+pub fn record_lost(results: &Path, tools: &Tools) -> anyhow::Result<Vec<String>> {
+    let mut recorded_lost = Vec::new();
+    for submission in submissions(results) {
+        let listed = listed_tasks(tools, &submission.job_id);
+        for (index, run_id) in submission.runs.iter().enumerate() {
+            let dir = record::run_dir(results, run_id);
+            if listed.contains(&index) || dir.join("result.json").exists() || crate::claim::held_elsewhere(&dir).is_some() {
+                continue;
+            }
+            let Ok(config) = RunConfig::load(&dir.join("config.json")) else { continue };
+            let out = dir.join(format!("slurm-{}_{index}.out", submission.job_id));
+            let output = std::fs::read_to_string(&out).unwrap_or_default();
+            let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let seconds = match (modified(&dir.join("config.json")), modified(&out)) {
+                (Some(start), Some(end)) => end.duration_since(start).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                _ => 0.0,
+            };
+            let failure = lost_cause(accounted_end(tools, &submission.job_id, index), &output, seconds);
+            let record = RunRecord::failed(&config, failure, seconds);
+            record::write_json_atomically(&dir.join("result.json"), &record)?;
+            recorded_lost.push(run_id.clone());
+        }
+    }
+    Ok(recorded_lost)
+}
+
 fn run_tool(tool: &str, args: &[&str]) -> anyhow::Result<Output> {
     Command::new(tool).args(args).output().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!(
@@ -353,8 +494,59 @@ mod tests {
         let failed = record::RunRecord::failed(&configs[1], record::Failure::Panicked { message: "boom".into() }, 1.0);
         let failed_path = record::result_path(dir.path(), &configs[1]);
         crate::record::write_json_atomically(&failed_path, &failed).unwrap();
-        let missing = missing_runs(dir.path(), configs.clone());
+        let missing = missing_runs(dir.path(), configs.clone(), &HashSet::new());
         assert_eq!(missing.len(), 2);
         assert!(!missing[0].failed_before && missing[1].failed_before);
+    }
+
+    /// A stand-in for a Slurm command: a script printing `output`.
+    fn stand_in(dir: &Path, name: &str, output: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\ncat <<'EOF'\n{output}\nEOF\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn tasks_slurm_still_lists_are_not_submitted_again_and_killed_ones_get_a_failed_record_with_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        let configs: Vec<RunConfig> = ["transformer", "linear", "local", "sparse", "performer"]
+            .iter()
+            .map(|m| RunConfig::resolve(Task::Listops, Preset::Tiny, m, 0, DeviceName::Flex).unwrap())
+            .collect();
+        let runs: Vec<MissingRun> = configs.iter().map(|c| MissingRun { config: c.clone(), failed_before: false }).collect();
+        save_submission(&results, "sweep-1", "77", &runs).unwrap();
+        // Tasks 0 and 1 are pending or running; 2, 3 and 4 ended; 2 and 3 had started
+        // (their config.json is there), 4 never did.
+        let squeue = stand_in(dir.path(), "squeue", "77_0\n77_1");
+        for (i, out) in [(2, "slurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***"), (3, "training")] {
+            let run = record::run_dir(&results, &record::run_id(&configs[i]));
+            record::write_json_atomically(&run.join("config.json"), &configs[i]).unwrap();
+            std::fs::write(run.join(format!("slurm-77_{i}.out")), out).unwrap();
+        }
+        let no_accounting = stand_in(dir.path(), "sacct", "");
+        let tools = Tools { squeue: squeue.clone(), sacct: no_accounting };
+        let flying = in_flight(&results, &tools);
+        assert_eq!(flying, [0, 1].iter().map(|&i| record::run_id(&configs[i])).collect());
+        let missing = missing_runs(&results, configs.clone(), &flying);
+        assert_eq!(missing.len(), 3, "the two listed tasks are not submitted again");
+
+        let lost = record_lost(&results, &tools).unwrap();
+        assert_eq!(lost, [2, 3].iter().map(|&i| record::run_id(&configs[i])).collect::<Vec<_>>());
+        let failure = |i: usize| record::read_record(&record::result_path(&results, &configs[i])).unwrap().failure.unwrap();
+        assert!(matches!(failure(2), Failure::TimedOut { .. }), "{:?}", failure(2));
+        assert!(matches!(failure(3), Failure::Crashed { ref detail } if detail.contains("no accounting")), "{:?}", failure(3));
+        assert!(!record::result_path(&results, &configs[4]).exists(), "a task that never started is resubmitted instead");
+
+        // Where accounting is on, Slurm's state says why.
+        std::fs::remove_file(record::result_path(&results, &configs[3])).unwrap();
+        let accounted = Tools { squeue, sacct: stand_in(dir.path(), "sacct-oom", "OUT_OF_MEMORY|42") };
+        record_lost(&results, &accounted).unwrap();
+        assert!(
+            matches!(failure(3), Failure::OutOfMemory { ref detail } if detail.contains("OUT_OF_MEMORY")),
+            "{:?}",
+            failure(3)
+        );
     }
 }
