@@ -84,6 +84,14 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
     Ok(inputs)
 }
 
+/// A row of this harness's: `local (ours)`, `local (as LRA ran it; ours)`.
+fn ours(label: &str) -> String {
+    match label.strip_suffix(')').filter(|_| label.contains(" (")) {
+        Some(head) => format!("{head}; ours)"),
+        None => format!("{label} (ours)"),
+    }
+}
+
 /// Position of a model (or a model's label) in the registry (unknown names last).
 fn model_rank(name: &str) -> usize {
     let name = record::model_of_label(name);
@@ -355,7 +363,7 @@ fn accuracy_table(table1: &Table1) -> (Table, Vec<Vec<String>>) {
     let mut rows = Vec::new();
     let mut csv_rows = Vec::new();
     for model in &table1.models {
-        let mut row = vec![format!("{model} (ours)")];
+        let mut row = vec![ours(model)];
         for column in &table1.columns {
             let cell = table1.cells.get(&(model.clone(), column.clone())).cloned().unwrap_or_default();
             row.push(cell.text());
@@ -427,7 +435,7 @@ fn speed_table(bench: &BenchRecord) -> Table {
     for model in &models {
         let model = model.as_str();
         let find = |l: usize| bench.measurements.iter().find(|m| m.label() == model && m.length == l);
-        let mut row = vec![format!("{model} (ours)")];
+        let mut row = vec![ours(model)];
         for &l in &bench.lengths {
             row.push(match find(l) {
                 Some(m) => match (m.steps_per_second, m.relative_speed) {
@@ -1039,6 +1047,7 @@ mod tests {
         write(dir.path(), &out).unwrap();
         let report = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(report.contains("## Mechanisms as LRA ran them"), "{report}");
+        assert!(report.contains("| sinkhorn (as LRA ran it; ours) |") && report.contains("| sinkhorn (as in the paper; ours) |"));
         assert!(report.contains(&format!("- **sinkhorn**: {}.", lra_models::attention::sinkhorn::LRA_VARIANT)), "{report}");
     }
 
