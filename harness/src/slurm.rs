@@ -364,8 +364,10 @@ pub fn record_lost(results: &Path, tools: &Tools) -> anyhow::Result<Vec<String>>
                 continue;
             }
             let Ok(config) = RunConfig::load(&dir.join("config.json")) else { continue };
-            let out = dir.join(format!("slurm-{}_{index}.out", submission.job_id));
-            let output = std::fs::read_to_string(&out).unwrap_or_default();
+            // The task's stdout, then its stderr (where slurmstepd says why it cancelled).
+            let file = |ext: &str| dir.join(format!("slurm-{}_{index}.{ext}", submission.job_id));
+            let out = file("out");
+            let output = ["out", "err"].map(|ext| std::fs::read_to_string(file(ext)).unwrap_or_default()).join("\n");
             let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
             let seconds = match (modified(&dir.join("config.json")), modified(&out)) {
                 (Some(start), Some(end)) => end.duration_since(start).map(|d| d.as_secs_f64()).unwrap_or(0.0),
@@ -523,7 +525,7 @@ mod tests {
         for (i, out) in [(2, "slurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***"), (3, "training")] {
             let run = record::run_dir(&results, &record::run_id(&configs[i]));
             record::write_json_atomically(&run.join("config.json"), &configs[i]).unwrap();
-            std::fs::write(run.join(format!("slurm-77_{i}.out")), out).unwrap();
+            std::fs::write(run.join(format!("slurm-77_{i}.err")), out).unwrap();
         }
         let no_accounting = stand_in(dir.path(), "sacct", "");
         let tools = Tools { squeue: squeue.clone(), sacct: no_accounting };

@@ -96,7 +96,7 @@ fn a_sweep_runs_as_a_job_array_and_resubmission_finishes_it() {
     assert!(script.contains("#SBATCH --array=0-0\n"), "{script}");
     let lines: Vec<&str> = script.lines().filter(|l| l.trim_start().starts_with("exec ")).collect();
     assert_eq!(lines.len(), 1, "{script}");
-    assert!(lines[0].contains("--task pathfinder --model local") && lines[0].contains("--force"), "{script}");
+    assert!(lines[0].contains("--task pathfinder --model local") && lines[0].contains("--rerun-failed"), "{script}");
 
     let second = lra(&[&SWEEP[..], &["--wait"]].concat(), dir.path(), &[]);
     assert!(second.status.success(), "{}", text(&second));
