@@ -21,8 +21,9 @@ use lra_tasks::{Preset, Task};
 use crate::config::RunConfig;
 
 use crate::device::{DeviceName, open};
+use crate::environment::Environment;
 use crate::measure::HeapPeak;
-use crate::record::{Environment, write_json_atomically};
+use crate::record::write_json_atomically;
 use crate::train::cross_entropy;
 
 /// What one measurement times.
@@ -306,7 +307,7 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
 pub fn relate_to_transformer(measurements: &mut [Measurement]) {
     let baseline: Vec<(usize, Option<f64>, Option<u64>)> = measurements
         .iter()
-        .filter(|m| m.model == "transformer")
+        .filter(|m| m.model == lra_models::BASELINE)
         .map(|m| (m.length, m.steps_per_second, m.peak_memory_bytes))
         .collect();
     for m in measurements.iter_mut() {

@@ -221,7 +221,7 @@ fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, vari
 
 /// Ratios are to the Transformer: measure it first.
 fn transformer_first(models: &mut Vec<String>) {
-    if let Some(i) = models.iter().position(|m| m == "transformer") {
+    if let Some(i) = models.iter().position(|m| m == lra_models::BASELINE) {
         let t = models.remove(i);
         models.insert(0, t);
     }

@@ -1,6 +1,19 @@
 //! What machine and software a run used, for its record.
 
-use crate::record::Environment;
+use serde::{Deserialize, Serialize};
+
+/// The machine and software a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub device_adapter: String,
+    pub burn_version: String,
+    pub git_commit: String,
+    pub lra_version: String,
+}
 
 /// The burn release this harness is built against (pinned in the workspace Cargo.toml;
 /// a test checks Cargo.lock agrees).

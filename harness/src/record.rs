@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
+use crate::environment::Environment;
 
 /// Why a run failed; `null` in the record when it succeeded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,19 +52,6 @@ impl std::fmt::Display for Failure {
             Failure::Crashed { detail } => write!(f, "crashed: {detail}"),
         }
     }
-}
-
-/// The machine and software a run used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Environment {
-    pub cpu: String,
-    pub cores: usize,
-    pub memory_bytes: u64,
-    pub os: String,
-    pub device_adapter: String,
-    pub burn_version: String,
-    pub git_commit: String,
-    pub lra_version: String,
 }
 
 /// `result.json`: what ran, how well, how fast and in how much memory.

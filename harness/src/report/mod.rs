@@ -439,7 +439,7 @@ fn speed_table(bench: &BenchRecord) -> Table {
         for &l in &bench.lengths {
             row.push(match find(l) {
                 Some(m) => match (m.steps_per_second, m.relative_speed) {
-                    (Some(s), Some(r)) if model != "transformer" => format!("{s:.3} ({r:.2}x)"),
+                    (Some(s), Some(r)) if model != lra_models::BASELINE => format!("{s:.3} ({r:.2}x)"),
                     (Some(s), _) => format!("{s:.3}"),
                     _ => format!("FAIL ({})", m.status),
                 },
@@ -449,7 +449,7 @@ fn speed_table(bench: &BenchRecord) -> Table {
         for &l in &bench.lengths {
             row.push(match find(l) {
                 Some(m) => match (m.peak_memory_bytes, m.relative_memory) {
-                    (Some(b), Some(r)) if model != "transformer" => format!("{} ({r:.2}x)", bytes_label(b)),
+                    (Some(b), Some(r)) if model != lra_models::BASELINE => format!("{} ({r:.2}x)", bytes_label(b)),
                     (Some(b), _) => bytes_label(b),
                     _ => format!("FAIL ({})", m.status),
                 },
@@ -463,14 +463,14 @@ fn speed_table(bench: &BenchRecord) -> Table {
             let mut row = vec![format!("{} (published, LRA Table 2, TPU v3)", p.row)];
             for &l in &bench.lengths {
                 row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(model, l)) {
-                    (Some(i), Some((r, _))) if model != "transformer" => format!("{} ({r:.1}x)", p.steps_per_second[i]),
+                    (Some(i), Some((r, _))) if model != lra_models::BASELINE => format!("{} ({r:.1}x)", p.steps_per_second[i]),
                     (Some(i), _) => format!("{}", p.steps_per_second[i]),
                     _ => "–".into(),
                 });
             }
             for &l in &bench.lengths {
                 row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(model, l)) {
-                    (Some(i), Some((_, r))) if model != "transformer" => format!("{} GB ({r:.2}x)", p.memory_gb[i]),
+                    (Some(i), Some((_, r))) if model != lra_models::BASELINE => format!("{} GB ({r:.2}x)", p.memory_gb[i]),
                     (Some(i), _) => format!("{} GB", p.memory_gb[i]),
                     _ => "–".into(),
                 });

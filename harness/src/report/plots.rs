@@ -119,7 +119,7 @@ pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Fig
     let accuracy = |model: &str| table.average(model).map(|a| 100.0 * a);
     let bench = inputs.benches.iter().rev().find(|b| b.scope == Scope::Step);
     let reference_length = bench.and_then(|b| {
-        b.measurements.iter().filter(|m| m.model == "transformer" && m.steps_per_second.is_some()).map(|m| m.length).max()
+        b.measurements.iter().filter(|m| m.model == lra_models::BASELINE && m.steps_per_second.is_some()).map(|m| m.length).max()
     });
     let mut bubbles = Vec::new();
     let x_label;
