@@ -67,6 +67,18 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
     let error = std::io::Error::last_os_error();
     match error.raw_os_error() {
         Some(libc::EWOULDBLOCK) => Ok(false),
+        // A file system without locks (some network mounts): run unguarded rather than not
+        // at all, and say what that risks.
+        Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "warning: this file system takes no locks ({error}): two sweeps over one results folder may train \
+                     a configuration twice"
+                )
+            });
+            Ok(true)
+        }
         _ => Err(error),
     }
 }

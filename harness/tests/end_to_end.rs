@@ -360,14 +360,14 @@ fn a_sweep_killed_at_any_point_and_restarted_records_every_run_exactly_once() {
         std::thread::sleep(std::time::Duration::from_millis(wait_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        // Its children die with it (a run still held would be left to them).
+        common::wait_until_gone(&results);
         // Whatever was written so far is whole.
         for record in records(&results) {
             assert!(record.is_ok());
         }
     }
     assert!(sweep().status().unwrap().success());
-    // Children of a killed sweep may still be finishing their runs: wait for them.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     let records = records(&results);
     assert_eq!(records.len(), 5, "every seed recorded once");
     let mut seeds: Vec<u64> = records.iter().map(|r| r.seed).collect();

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::wait_until_gone;
+
 const MODELS: &str = "transformer,linear,local,sparse";
 
 fn sweep(results: &Path, data: &Path) -> Command {
@@ -36,25 +39,6 @@ fn trainings(results: &Path) -> Vec<(PathBuf, usize, usize)> {
     .collect()
 }
 
-/// Processes whose command line names `folder` (children of a sweep over it).
-fn processes_using(folder: &Path) -> Vec<String> {
-    let needle = folder.to_string_lossy().into_owned();
-    let mine = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let pid = entry.file_name().to_string_lossy().into_owned();
-            if !pid.chars().all(|c| c.is_ascii_digit()) || pid == mine {
-                return None;
-            }
-            let command = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let command = String::from_utf8_lossy(&command).replace('\0', " ");
-            command.contains(&needle).then(|| format!("{pid}: {command}"))
-        })
-        .collect()
-}
-
 /// Files a writer stages before renaming (`.writing-*`, `.cache-*`, `.extracting-*`).
 fn staging_left(folder: &Path) -> Vec<PathBuf> {
     let mut left = Vec::new();
@@ -74,19 +58,13 @@ fn staging_left(folder: &Path) -> Vec<PathBuf> {
     left
 }
 
-fn wait_until_gone(folder: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_using(folder).is_empty() {
-        assert!(Instant::now() < deadline, "left running: {:?}", processes_using(folder));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn assert_every_run_recorded_once(results: &Path) {
     let runs = trainings(results);
     assert_eq!(runs.len(), 12, "{runs:?}");
     for (dir, _, finished) in &runs {
-        assert_eq!(*finished, 1, "{} was trained to its record {finished} times", dir.display());
+        // Once, or not at all where a kill fell between the record's rename and the line
+        // that says so: never twice.
+        assert!(*finished <= 1, "{} was trained to its record {finished} times", dir.display());
         let record = lra_harness::record::read_record(&dir.join("result.json")).unwrap();
         assert!(record.is_ok(), "{}: {:?}", dir.display(), record.failure);
     }
