@@ -3,6 +3,7 @@
 use lra_harness::train::Progress;
 
 /// Training progress that reports nothing.
+#[allow(dead_code)]
 pub struct Silent;
 
 impl Progress for Silent {
