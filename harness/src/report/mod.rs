@@ -1074,4 +1074,30 @@ mod tests {
         let note = mixed[0].commits_note();
         assert!(note.starts_with("Warning") && note.contains("aaa, bbb") && note.contains("--rerun-stale"), "{note}");
     }
+
+    #[test]
+    fn a_cell_gives_the_sample_deviation_and_the_average_leaves_path_x_out_as_lra() {
+        let cell = Cell { accuracies: vec![0.3, 0.5, 0.4], ..Cell::default() };
+        assert!((cell.mean().unwrap() - 0.4).abs() < 1e-12);
+        // Sample standard deviation: sqrt(((-0.1)^2 + 0.1^2 + 0) / 2) = 0.1.
+        assert!((cell.std().unwrap() - 0.1).abs() < 1e-12);
+        assert_eq!(Cell { accuracies: vec![0.7], ..Cell::default() }.std(), Some(0.0));
+        assert_eq!(Cell::default().std(), None);
+
+        let config = crate::config::RunConfig::resolve(
+            lra_tasks::Task::Listops,
+            lra_tasks::Preset::Tiny,
+            "transformer",
+            0,
+            crate::device::DeviceName::Flex,
+        )
+        .unwrap();
+        let run = |task: &str, accuracy: f64| {
+            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+            (r.task, r.failure, r.test_accuracy) = (task.into(), None, Some(accuracy));
+            Run { record: r, metrics: Vec::new() }
+        };
+        let tables = tables1(&[run("listops", 0.3), run("text", 0.7), run("pathx", 0.9)]);
+        assert!((tables[0].average("transformer").unwrap() - 0.5).abs() < 1e-12, "Path-X is not averaged");
+    }
 }
