@@ -57,11 +57,12 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let total = configs.len();
     let (mut pending, mut kept_failures, mut kept_stale) = (Vec::new(), 0, 0);
     for config in configs {
-        match sweep::recorded(&args.results, &config) {
-            sweep::Recorded::No => pending.push(config),
-            sweep::Recorded::Failed if args.retry_failed => pending.push(config),
+        let recorded = sweep::recorded(&args.results, &config);
+        match recorded {
+            sweep::Recorded::No => pending.push((config, recorded)),
+            sweep::Recorded::Failed if args.retry_failed => pending.push((config, recorded)),
             sweep::Recorded::Failed => kept_failures += 1,
-            sweep::Recorded::Stale if args.rerun_stale => pending.push(config),
+            sweep::Recorded::Stale if args.rerun_stale => pending.push((config, recorded)),
             sweep::Recorded::Stale => kept_stale += 1,
             sweep::Recorded::Ok => {}
         }
@@ -78,8 +79,8 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     }
     let exe = sweep::current_exe()?;
     if args.print_commands {
-        for config in &pending {
-            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, &args.results, &args.data)));
+        for (config, recorded) in &pending {
+            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, *recorded, &args.results, &args.data)));
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -156,20 +156,9 @@ fn describe_split(name: &str, split: &[Example], classes: usize) -> String {
 fn export_tsv(config: &TaskConfig, data_dir: &Path, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     match (&config.name, &config.data) {
-        (
-            Task::Listops,
-            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test },
-        ) => {
-            let generator = listops::GeneratorConfig {
-                max_depth: *max_depth,
-                max_args: *max_args,
-                min_length: *min_length,
-                max_length: *max_length,
-                train: *train,
-                validation: *validation,
-                test: *test,
-            };
-            let splits = listops::generate_samples(&generator, *seed)?;
+        (Task::Listops, DataConfig::ListopsGenerated { .. }) => {
+            let (generator, seed) = config.data.listops_generator().expect("generated ListOps");
+            let splits = listops::generate_samples(&generator, seed)?;
             for (name, samples) in ["basic_train.tsv", "basic_val.tsv", "basic_test.tsv"].iter().zip(&splits) {
                 let mut bytes = Vec::new();
                 listops::write_tsv(&mut bytes, samples)?;

@@ -127,10 +127,8 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
     s += "case \"$SLURM_ARRAY_TASK_ID\" in\n";
     for (i, run) in runs.iter().enumerate() {
         let dir = record::run_dir(&paths.results, &record::run_id(&run.config));
-        let mut args = run_arguments(&run.config, &paths.results, &paths.data);
-        if run.failed_before {
-            args.push("--rerun-failed".into());
-        }
+        let recorded = if run.failed_before { Recorded::Failed } else { Recorded::No };
+        let args = run_arguments(&run.config, recorded, &paths.results, &paths.data);
         // Literal parts in single quotes; only the job id is expanded.
         let log = |ext: &str| {
             let prefix = dir.join("slurm-").display().to_string();

@@ -85,8 +85,9 @@ pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
     }
 }
 
-/// The `lra run` arguments that run `config` into `results`.
-pub fn run_arguments(config: &RunConfig, results: &Path, data_dir: &Path) -> Vec<String> {
+/// The `lra run` arguments that run `config` into `results`, where it has `recorded` (a
+/// failed or stale record is replaced; one finished meanwhile by another process is kept).
+pub fn run_arguments(config: &RunConfig, recorded: Recorded, results: &Path, data_dir: &Path) -> Vec<String> {
     let mut arguments = vec![
         "run".into(),
         "--task".into(),
@@ -107,6 +108,11 @@ pub fn run_arguments(config: &RunConfig, results: &Path, data_dir: &Path) -> Vec
     ];
     if let Some(variant) = config.attention.variant() {
         arguments.extend(["--variant".into(), variant.name().into()]);
+    }
+    match recorded {
+        Recorded::Failed => arguments.push("--rerun-failed".into()),
+        Recorded::Stale => arguments.push("--rerun-stale".into()),
+        Recorded::No | Recorded::Ok => {}
     }
     arguments
 }
@@ -141,6 +147,7 @@ pub enum RunEnd {
 pub fn run_child(
     exe: &Path,
     config: &RunConfig,
+    recorded: Recorded,
     results: &Path,
     data_dir: &Path,
     timeout: Option<Duration>,
@@ -159,14 +166,7 @@ pub fn run_child(
     if let Some(holder) = claim::held_elsewhere(&dir) {
         return Ok(RunEnd::Elsewhere { holder });
     }
-    // A record already there is a failure being retried: the child replaces it, unless
-    // another process has replaced it meanwhile with a finished one.
-    let mut arguments = run_arguments(config, results, data_dir);
-    match recorded(results, config) {
-        Recorded::Failed => arguments.push("--rerun-failed".into()),
-        Recorded::Stale => arguments.push("--rerun-stale".into()),
-        Recorded::No | Recorded::Ok => {}
-    }
+    let arguments = run_arguments(config, recorded, results, data_dir);
     let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
     let oom = child::OomWatch::start();
     let mut child = child::prepare(Command::new(exe).args(arguments).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log))
@@ -214,7 +214,7 @@ pub struct Ran {
 /// Runs every configuration not yet recorded, `jobs` at a time.
 pub fn run_all(
     exe: &Path,
-    pending: Vec<RunConfig>,
+    pending: Vec<(RunConfig, Recorded)>,
     results: &Path,
     data_dir: &Path,
     jobs: usize,
@@ -249,8 +249,8 @@ pub fn run_all(
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
                 loop {
-                    let Some(config) = queue.lock().expect("queue lock").pop_front() else { break };
-                    match run_child(exe, &config, results, data_dir, timeout) {
+                    let Some((config, recorded)) = queue.lock().expect("queue lock").pop_front() else { break };
+                    match run_child(exe, &config, recorded, results, data_dir, timeout) {
                         Ok(RunEnd::Elsewhere { holder }) => {
                             let what = format!("{} {} seed {}", config.task.name.name(), config.model, config.seed);
                             say(format!("LEFT {what}: another process is training it ({holder})"));
@@ -312,9 +312,21 @@ mod tests {
         let script = dir.path().join("child.sh");
         std::fs::write(&script, format!("#!/bin/sh\ncp '{}' '{}'\nsleep 5\n", template.display(), result.display())).unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let end = run_child(&script, &config, &results, dir.path(), Some(Duration::from_millis(1500))).unwrap();
+        let end = run_child(&script, &config, Recorded::No, &results, dir.path(), Some(Duration::from_millis(1500))).unwrap();
         let RunEnd::Recorded { record, .. } = end else { panic!("{end:?}") };
         assert!(record.is_ok(), "{:?}", record.failure);
         assert!(record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
+    }
+
+    #[test]
+    fn a_child_replaces_a_failed_or_stale_record_and_nothing_else() {
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 0, DeviceName::Flex).unwrap();
+        let flags = |recorded| {
+            let arguments = run_arguments(&config, recorded, Path::new("r"), Path::new("d"));
+            arguments.into_iter().filter(|a| a.starts_with("--rerun")).collect::<Vec<_>>()
+        };
+        assert_eq!(flags(Recorded::Failed), ["--rerun-failed"]);
+        assert_eq!(flags(Recorded::Stale), ["--rerun-stale"]);
+        assert!(flags(Recorded::No).is_empty() && flags(Recorded::Ok).is_empty());
     }
 }

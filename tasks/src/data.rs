@@ -206,19 +206,21 @@ impl DataConfig {
         Ok((splits, false))
     }
 
+    /// The ListOps generator's settings and seed, for generated ListOps.
+    pub fn listops_generator(&self) -> Option<(listops::GeneratorConfig, u64)> {
+        match *self {
+            DataConfig::ListopsGenerated { seed, max_depth, max_args, min_length, max_length, train, validation, test } => {
+                let config = listops::GeneratorConfig { max_depth, max_args, min_length, max_length, train, validation, test };
+                Some((config, seed))
+            }
+            _ => None,
+        }
+    }
+
     /// Refuses generator settings that cannot work or would exhaust the machine, before
     /// anything is prepared.
     pub fn check(&self) -> Result<(), DataError> {
-        if let DataConfig::ListopsGenerated { max_depth, max_args, min_length, max_length, train, validation, test, .. } = self {
-            let config = listops::GeneratorConfig {
-                max_depth: *max_depth,
-                max_args: *max_args,
-                min_length: *min_length,
-                max_length: *max_length,
-                train: *train,
-                validation: *validation,
-                test: *test,
-            };
+        if let Some((config, _)) = self.listops_generator() {
             listops::check_config(&config).map_err(|e| DataError::new(format!("data: {}", e.message)))?;
         }
         Ok(())
@@ -270,26 +272,9 @@ impl DataConfig {
             })
         };
         let splits = match self {
-            DataConfig::ListopsGenerated {
-                seed,
-                max_depth,
-                max_args,
-                min_length,
-                max_length: longest,
-                train,
-                validation,
-                test,
-            } => {
-                let config = listops::GeneratorConfig {
-                    max_depth: *max_depth,
-                    max_args: *max_args,
-                    min_length: *min_length,
-                    max_length: *longest,
-                    train: *train,
-                    validation: *validation,
-                    test: *test,
-                };
-                listops::to_splits(listops::generate_samples(&config, *seed)?)?
+            DataConfig::ListopsGenerated { .. } => {
+                let (config, seed) = self.listops_generator().expect("generated ListOps");
+                listops::to_splits(listops::generate_samples(&config, seed)?)?
             }
             DataConfig::ListopsReleased { limits } => {
                 let dir = released(LISTOPS_DIR)?;

@@ -989,20 +989,27 @@ mod tests {
         assert!(!Cell { test_examples: None, ..cell(0.5, 100) }.near_chance());
     }
 
-    #[test]
-    fn runs_of_other_presets_or_data_sources_never_share_a_cell_and_chance_cells_leave_the_average() {
+    /// A finished ListOps run of `model` at `tiny` (seed `seed`) with test accuracy `accuracy`.
+    fn finished(model: &str, seed: u64, accuracy: f64) -> RunRecord {
         let config = crate::config::RunConfig::resolve(
             lra_tasks::Task::Listops,
             lra_tasks::Preset::Tiny,
-            "transformer",
-            0,
+            model,
+            seed,
             crate::device::DeviceName::Flex,
         )
         .unwrap();
+        let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+        (r.failure, r.test_accuracy) = (None, Some(accuracy));
+        r
+    }
+
+    #[test]
+    fn runs_of_other_presets_or_data_sources_never_share_a_cell_and_chance_cells_leave_the_average() {
         let record = |preset: &str, task: &str, source: &str, accuracy: f64| {
-            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
-            (r.preset, r.task, r.data_source, r.failure) = (preset.into(), task.into(), source.into(), None);
-            (r.test_accuracy, r.test_majority_rate, r.test_examples) = (Some(accuracy), Some(0.1), Some(1000));
+            let mut r = finished("transformer", 0, accuracy);
+            (r.preset, r.task, r.data_source) = (preset.into(), task.into(), source.into());
+            (r.test_majority_rate, r.test_examples) = (Some(0.1), Some(1000));
             Run { record: r, metrics: Vec::new() }
         };
         let runs = vec![
@@ -1025,18 +1032,11 @@ mod tests {
     #[test]
     fn the_two_forms_of_a_mechanism_are_two_rows_and_the_report_says_what_lras_computes() {
         let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::RunConfig::resolve(
-            lra_tasks::Task::Listops,
-            lra_tasks::Preset::Tiny,
-            "sinkhorn",
-            0,
-            crate::device::DeviceName::Flex,
-        )
-        .unwrap();
         for (variant, accuracy) in [(lra_models::Variant::Lra, 0.3), (lra_models::Variant::Paper, 0.4)] {
-            let config = config.clone().with_variant(variant).unwrap();
-            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
-            (r.failure, r.test_accuracy, r.test_majority_rate, r.test_examples) = (None, Some(accuracy), Some(0.1), Some(1000));
+            let mut r = finished("sinkhorn", 0, accuracy);
+            r.config = r.config.with_variant(variant).unwrap();
+            r.run_id = record::run_id(&r.config);
+            (r.test_majority_rate, r.test_examples) = (Some(0.1), Some(1000));
             record::write_json_atomically(&record::run_dir(dir.path(), &r.run_id).join("result.json"), &r).unwrap();
         }
         let inputs = load(dir.path()).unwrap();
@@ -1053,18 +1053,8 @@ mod tests {
 
     #[test]
     fn a_table_of_runs_from_two_commits_says_so() {
-        let config = crate::config::RunConfig::resolve(
-            lra_tasks::Task::Listops,
-            lra_tasks::Preset::Tiny,
-            "transformer",
-            0,
-            crate::device::DeviceName::Flex,
-        )
-        .unwrap();
         let run = |seed: u64, commit: &str| {
-            let config = crate::config::RunConfig { seed, ..config.clone() };
-            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
-            (r.failure, r.test_accuracy) = (None, Some(0.3));
+            let mut r = finished("transformer", seed, 0.3);
             r.environment.git_commit = commit.into();
             Run { record: r, metrics: Vec::new() }
         };
@@ -1084,17 +1074,9 @@ mod tests {
         assert_eq!(Cell { accuracies: vec![0.7], ..Cell::default() }.std(), Some(0.0));
         assert_eq!(Cell::default().std(), None);
 
-        let config = crate::config::RunConfig::resolve(
-            lra_tasks::Task::Listops,
-            lra_tasks::Preset::Tiny,
-            "transformer",
-            0,
-            crate::device::DeviceName::Flex,
-        )
-        .unwrap();
         let run = |task: &str, accuracy: f64| {
-            let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
-            (r.task, r.failure, r.test_accuracy) = (task.into(), None, Some(accuracy));
+            let mut r = finished("transformer", 0, accuracy);
+            r.task = task.into();
             Run { record: r, metrics: Vec::new() }
         };
         let tables = tables1(&[run("listops", 0.3), run("text", 0.7), run("pathx", 0.9)]);

@@ -559,10 +559,9 @@ mod tests {
     }
 
     #[test]
-    fn lra_bigbird_plans_differ_by_head_stay_fixed_and_train() {
+    fn lra_bigbird_plans_differ_by_head_keep_to_the_candidates_and_train() {
         let plan = lra_plan(7, 2, 16, 64, 3, 1024);
         assert_ne!(plan[0], plan[1], "each head draws its own blocks");
-        assert_eq!(plan, lra_plan(7, 2, 16, 64, 3, 1024), "a layer's plan is fixed");
         for (i, row) in plan[0].iter().enumerate() {
             let candidates = lra_candidates(i + 1, 16, 64, 1024);
             assert!(row.iter().all(|b| candidates.contains(b)) && row.len() == 3, "row {}: {row:?}", i + 1);

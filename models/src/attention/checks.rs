@@ -245,6 +245,10 @@ impl Rows {
         self.dims[3]
     }
 
+    pub fn dims(&self) -> [usize; 4] {
+        self.dims
+    }
+
     pub fn tensor(&self, device: &Device) -> Tensor<4> {
         Tensor::from_data(TensorData::new(self.data.clone(), self.dims), device)
     }
@@ -279,4 +283,16 @@ pub fn softmax_of(scores: &[f32]) -> Vec<f32> {
 pub fn attend(query: &[f32], keys: &[&[f32]], values: &[&[f32]], scale: f32, masked: &[bool], masked_score: f32) -> Vec<f32> {
     let scores: Vec<f32> = keys.iter().zip(masked).map(|(k, &m)| if m { masked_score } else { dot(query, k) * scale }).collect();
     mix(&softmax_of(&scores), values)
+}
+
+/// Softmax attention in plain loops of every query over every key: scores `q.k / sqrt(d)`,
+/// set to -1e10 where `masked(b, h, query, key)` -> `[batch, heads, len, d]` rows.
+pub fn loop_attention(q: &Rows, k: &Rows, v: &Rows, masked: impl Fn(usize, usize, usize, usize) -> bool) -> Rows {
+    let [_, _, len, d] = q.dims();
+    Rows::build(q.dims(), |b, h, i| {
+        let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
+        let values: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
+        let masked: Vec<bool> = (0..len).map(|j| masked(b, h, i, j)).collect();
+        attend(q.row(b, h, i), &keys, &values, 1.0 / (d as f32).sqrt(), &masked, -1.0e10)
+    })
 }

@@ -232,18 +232,9 @@ mod tests {
         // longformer_attention.py:59-66, 96-128: key j is seen from query i when
         // -(w - 1) <= j - i <= w and both are real; masked scores are -1e10.
         let (q, k, v) = attention.projections.project(x);
-        let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
-        let d = q.d();
-        let context = Rows::build([2, 2, len, d], |b, h, i| {
-            let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
-            let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
-            let masked: Vec<bool> = (0..len)
-                .map(|j| {
-                    let offset = j as isize - i as isize;
-                    !(-(w as isize - 1) <= offset && offset <= w as isize) || j >= real[b] || i >= real[b]
-                })
-                .collect();
-            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &masked, -1.0e10)
+        let context = loop_attention(&Rows::of(q), &Rows::of(k), &Rows::of(v), |b, _, i, j| {
+            let offset = j as isize - i as isize;
+            !(-(w as isize - 1) <= offset && offset <= w as isize) || j >= real[b] || i >= real[b]
         });
         let expected = attention.projections.combine(context.tensor(&device));
         assert_close_at_real_tokens(got, expected, &real, 1e-4, "LRA's Longformer vs its loops");

@@ -266,7 +266,12 @@ impl MechanismSettings {
 
     /// The form these settings compute, for a mechanism that has more than one.
     pub fn variant(&self) -> Option<Variant> {
-        match *self {
+        self.clone().variant_mut().copied()
+    }
+
+    /// The field holding the form, for a mechanism that has more than one.
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        match self {
             MechanismSettings::Local { variant, .. }
             | MechanismSettings::Sparse { variant, .. }
             | MechanismSettings::Longformer { variant, .. }
@@ -283,34 +288,23 @@ impl MechanismSettings {
 
     /// These settings computing `to` instead; refused for a mechanism with one form.
     pub fn with_variant(mut self, to: Variant) -> Result<MechanismSettings, String> {
-        match &mut self {
-            MechanismSettings::Local { variant, .. }
-            | MechanismSettings::Sparse { variant, .. }
-            | MechanismSettings::Longformer { variant, .. }
-            | MechanismSettings::BigBird { variant, .. }
-            | MechanismSettings::Reformer { variant, .. }
-            | MechanismSettings::Sinkhorn { variant, .. }
-            | MechanismSettings::Linformer { variant, .. }
-            | MechanismSettings::Performer { variant, .. }
-            | MechanismSettings::Linear { variant }
-            | MechanismSettings::Synthesizer { variant, .. } => {
-                *variant = to;
-                // LRA's softmax sort (no Sinkhorn iterations) has no paper form: the paper's
-                // Sinkhorn takes its own defaults.
-                if let MechanismSettings::Sinkhorn { variant: Variant::Paper, sinkhorn_iterations, temperature, .. } = &mut self
-                    && *sinkhorn_iterations == 0
-                {
-                    let paper = SinkhornAttentionConfig::new(1, 1, 1);
-                    (*sinkhorn_iterations, *temperature) = (paper.sinkhorn_iterations, paper.temperature);
-                }
-                Ok(self)
-            }
-            _ => Err(format!(
-                "{:?} has one form: variants ({}) are for the mechanisms whose paper and LRA's code differ",
-                self.mechanism(),
+        let mechanism = self.mechanism();
+        let Some(variant) = self.variant_mut() else {
+            return Err(format!(
+                "{mechanism:?} has one form: variants ({}) are for the mechanisms whose paper and LRA's code differ",
                 Variant::ALL.map(Variant::name).join(", ")
-            )),
+            ));
+        };
+        *variant = to;
+        // LRA's softmax sort (no Sinkhorn iterations) has no paper form: the paper's
+        // Sinkhorn takes its own defaults.
+        if let MechanismSettings::Sinkhorn { variant: Variant::Paper, sinkhorn_iterations, temperature, .. } = &mut self
+            && *sinkhorn_iterations == 0
+        {
+            let paper = SinkhornAttentionConfig::new(1, 1, 1);
+            (*sinkhorn_iterations, *temperature) = (paper.sinkhorn_iterations, paper.temperature);
         }
+        Ok(self)
     }
 
     /// Whether these settings compute LRA's form.

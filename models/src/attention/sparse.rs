@@ -195,18 +195,9 @@ impl SparseAttention {
         let summary_scores =
             block_scores(blocks.queries.clone(), summary_keys).mask_fill(any_of(vec![summary_padding, own_block]), MASKED_SCORE);
 
-        let mut parts = vec![own_scores, summary_scores];
-        parts.extend(leading.as_ref().map(|l| l.scores(blocks.queries.clone())));
-        let weights = joint_softmax(parts, &self.dropout);
-        let context = weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(summary_values);
-        match leading {
-            Some(leading) => context + weights[2].clone().matmul(leading.values),
-            None => context,
-        }
+        self.own_and_summary(blocks.queries, (own_scores, blocks.values), (summary_scores, summary_values), leading)
     }
-}
 
-impl SparseAttention {
     /// LRA's causal union of Fixed1 and Fixed2, every head: the query's own block up to
     /// the query, and the summary columns of the blocks before -> `[batch, heads, blocks, l, d]`.
     fn lra_union(&self, blocks: Blocks, leading: Option<Leading>) -> Tensor<5> {
@@ -237,10 +228,22 @@ impl SparseAttention {
         let summary_scores = block_scores(blocks.queries.clone(), summary_keys)
             .mask_fill(any_of(vec![summary_padding, not_earlier]), MASKED_SCORE);
 
+        self.own_and_summary(blocks.queries, (own_scores, blocks.values), (summary_scores, summary_values), leading)
+    }
+
+    /// One softmax over a block's own keys, summary keys and the leading positions (each
+    /// part's scores already masked) -> the block's context `[batch, heads, blocks, l, d]`.
+    fn own_and_summary(
+        &self,
+        queries: Tensor<5>,
+        (own_scores, own_values): (Tensor<5>, Tensor<5>),
+        (summary_scores, summary_values): (Tensor<5>, Tensor<5>),
+        leading: Option<Leading>,
+    ) -> Tensor<5> {
         let mut parts = vec![own_scores, summary_scores];
-        parts.extend(leading.as_ref().map(|l| l.scores(blocks.queries.clone())));
+        parts.extend(leading.as_ref().map(|l| l.scores(queries)));
         let weights = joint_softmax(parts, &self.dropout);
-        let context = weights[0].clone().matmul(blocks.values) + weights[1].clone().matmul(summary_values);
+        let context = weights[0].clone().matmul(own_values) + weights[1].clone().matmul(summary_values);
         match leading {
             Some(leading) => context + weights[2].clone().matmul(leading.values),
             None => context,
@@ -378,13 +381,8 @@ mod tests {
             let x = random_input(2, len, D_MODEL, &device);
             let got = attention.forward(x.clone(), padding_after(&real, len, &device));
             let (q, k, v) = attention.projections.project(x);
-            let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
-            let d = q.d();
-            let context = Rows::build([2, 2, len, d], |b, h, i| {
-                let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
-                let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
-                let masked: Vec<bool> = (0..len).map(|j| !lra_allowed(i, j, lead, l, c) || j >= real[b]).collect();
-                attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &masked, -1.0e10)
+            let context = loop_attention(&Rows::of(q), &Rows::of(k), &Rows::of(v), |b, _, i, j| {
+                !lra_allowed(i, j, lead, l, c) || j >= real[b]
             });
             let expected = attention.projections.combine(context.tensor(&device));
             assert_close_at_real_tokens(got, expected, &real, 1e-4, &format!("LRA's Sparse, len {len}, l {l}, c {c}"));
