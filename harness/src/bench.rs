@@ -258,7 +258,7 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
             "--batch",
             &spec.batch.to_string(),
             "--device",
-            spec.device.name(),
+            &spec.device.to_string(),
             "--scope",
             match spec.scope {
                 Scope::Step => "step",
@@ -402,7 +402,7 @@ pub fn run(
                 Scope::Step => "step",
                 Scope::Layer => "layer",
             },
-            spec.device.name(),
+            spec.device.to_string().replace(':', ""),
             spec.batch,
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
         )
@@ -412,7 +412,7 @@ pub fn run(
         Some(path) if path.is_file() => {
             let r = load(&path)?;
             let same_settings = r.scope == spec.scope
-                && r.device == spec.device.name()
+                && r.device == spec.device.to_string()
                 && r.batch == spec.batch
                 && r.warmup_steps == spec.warmup_steps
                 && r.timed_steps == spec.timed_steps;
@@ -421,7 +421,7 @@ pub fn run(
         _ => Vec::new(),
     };
     let (earlier, others) = split_earlier(earlier, &spec.models, spec.variant);
-    let adapter = open(spec.device).map(|d| d.adapter).map_err(anyhow::Error::msg)?;
+    let device = open(spec.device).map_err(anyhow::Error::msg)?;
     let mut lengths = spec.lengths.clone();
     lengths.extend(others.iter().map(|m| m.length).filter(|l| !spec.lengths.contains(l)));
     lengths.sort_unstable();
@@ -429,7 +429,7 @@ pub fn run(
     let mut record = BenchRecord {
         bench_id,
         scope: spec.scope,
-        device: spec.device.name().into(),
+        device: spec.device.to_string(),
         batch: spec.batch,
         lengths,
         d_model: D_MODEL,
@@ -440,7 +440,7 @@ pub fn run(
         timed_steps: spec.timed_steps,
         // Cells of models this run does not measure stay: a record is merged, never cut.
         measurements: others,
-        environment: crate::environment::capture(&adapter),
+        environment: crate::environment::capture(&device.adapter, device.driver.as_ref()),
         command,
     };
     for model in &spec.models {
@@ -549,7 +549,7 @@ mod tests {
             warmup_steps: 1,
             timed_steps: 1,
             measurements: vec![cell("transformer"), cell("linear"), cell("local")],
-            environment: crate::environment::capture("test"),
+            environment: crate::environment::capture("test", None),
             command: "earlier".into(),
         };
         save(dir.path(), &earlier).unwrap();

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::device::DeviceName;
+
 #[derive(Debug, Parser)]
 #[command(name = "lra", version, about = "Train and compare efficient Transformers on the Long Range Arena")]
 pub struct Cli {
@@ -84,9 +86,9 @@ pub struct RunChoice {
     /// Training seed (initialisation, dropout, batch order).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Device: flex (default), ndarray or wgpu.
+    /// Device: flex (default), ndarray, wgpu, wgpu:N, cuda or cuda:N (`lra list devices`).
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<DeviceName>,
     /// lra (every preset's) or paper: the form of a mechanism whose paper and LRA's released
     /// code compute different things (`lra list models`).
     #[arg(long)]
@@ -127,8 +129,9 @@ pub struct SweepArgs {
     /// Runs at once.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Device: flex, ndarray, wgpu, wgpu:N, cuda or cuda:N (`lra list devices`).
     #[arg(long, default_value = "flex")]
-    pub device: String,
+    pub device: DeviceName,
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
     /// Data folder (released files and the prepared-data cache).
@@ -198,8 +201,9 @@ pub struct BenchArgs {
     /// Models (comma-separated); all when absent, the Transformer first.
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
+    /// Device: flex, ndarray, wgpu, wgpu:N, cuda or cuda:N (`lra list devices`).
     #[arg(long, default_value = "flex")]
-    pub device: String,
+    pub device: DeviceName,
     /// What to time: a whole training step, or one attention layer (forward and backward).
     #[arg(long, value_enum, default_value = "step")]
     pub scope: crate::bench::Scope,
@@ -230,7 +234,7 @@ pub struct BenchCellArgs {
     #[arg(long)]
     pub batch: usize,
     #[arg(long)]
-    pub device: String,
+    pub device: DeviceName,
     #[arg(long, value_enum)]
     pub scope: crate::bench::Scope,
     #[arg(long)]

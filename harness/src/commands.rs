@@ -42,13 +42,20 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         tasks,
         models: model_names(&args.models)?,
         seeds: args.seeds,
-        device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        device: args.device,
         data_dir: args.data.clone(),
         variant: args.variant.as_deref().map(Variant::parse).transpose().map_err(anyhow::Error::msg)?,
     };
     if spec.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    // Locally the device must be usable here; on Slurm it is the nodes', so only the build
+    // is checked (the binary is the one the nodes run).
+    match args.slurm {
+        true => crate::device::check_built(spec.device),
+        false => crate::device::check(spec.device),
+    }
+    .map_err(anyhow::Error::msg)?;
     let configs = sweep::plan(&spec)?;
     sweep::remove_stale_staging(&args.results);
     if args.slurm {
@@ -100,13 +107,13 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
             bench.lengths.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
             bench.batch,
             bench.models.join(","),
-            bench.device.name(),
+            bench.device,
             bench.timed_steps,
             args.results.display()
         );
         eprintln!("sweep: benchmarking training steps at lengths {:?}, batch {}", bench.lengths, bench.batch);
         // A fixed name per (preset, device): a restarted sweep finishes the same record.
-        let id = format!("sweep-{}-step-{}-b{}", preset.name(), bench.device.name(), bench.batch);
+        let id = format!("sweep-{}-step-{}-b{}", preset.name(), bench.device.to_string().replace(':', ""), bench.batch);
         bench::run(&exe, &bench, &args.results, command, Some(id))?;
     }
     if !args.no_report {
@@ -232,13 +239,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if args.lengths.is_empty() || args.lengths.contains(&0) || args.batch == 0 || args.timed_steps == 0 {
         bail!("--lengths, --batch and --timed-steps must be positive");
     }
+    crate::device::check(args.device).map_err(anyhow::Error::msg)?;
     let mut models = model_names(&args.models)?;
     transformer_first(&mut models);
     let spec = BenchSpec {
         models,
         lengths: args.lengths.clone(),
         batch: args.batch,
-        device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        device: args.device,
         scope: args.scope,
         variant: Variant::parse(&args.variant).map_err(anyhow::Error::msg)?,
         warmup_steps: args.warmup_steps,
@@ -261,7 +269,7 @@ pub fn bench_cell(args: &BenchCellArgs) -> anyhow::Result<ExitCode> {
         model: args.model.clone(),
         length: args.length,
         batch: args.batch,
-        device: DeviceName::parse(&args.device).map_err(anyhow::Error::msg)?,
+        device: args.device,
         scope: args.scope,
         variant: Variant::parse(&args.variant).map_err(anyhow::Error::msg)?,
         warmup_steps: args.warmup_steps,

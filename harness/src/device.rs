@@ -1,78 +1,453 @@
 //! The devices a run can use, chosen by name at run time.
+//!
+//! `flex` and `ndarray` (CPU) and `wgpu` are in every build; `cuda` only in a binary built
+//! with the `cuda` feature (or `gpu`, which adds kernel fusion). Whether a device is usable is
+//! decided by [`check`] before anything is written: a device that was not compiled in, a
+//! missing driver or a missing CUDA toolkit is an error naming what to install, not a panic
+//! in the middle of a run.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use burn::prelude::*;
 
-/// A device name on the command line and in configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+/// A device on the command line and in configurations: `flex`, `ndarray`, `wgpu` (the
+/// system's preferred adapter), `wgpu:N` (the N-th discrete GPU), `cuda` (= `cuda:0`) or
+/// `cuda:N`. Written in `config.json` by its [`Display`](fmt::Display) name, so it is part
+/// of the run id (`cuda` and `cuda:0` are one name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceName {
     /// burn's pure-Rust CPU backend (the default: fastest CPU backend here).
     Flex,
     /// The ndarray CPU backend (deprecated in burn, kept for comparison).
     Ndarray,
-    /// wgpu: Vulkan, Metal or DX12, whatever adapter the system offers (also
-    /// software Vulkan, e.g. Mesa's lavapipe).
-    Wgpu,
+    /// wgpu: Vulkan, Metal or DX12 (also software Vulkan, e.g. Mesa's lavapipe). `None`:
+    /// the adapter wgpu prefers; `Some(n)`: the n-th discrete GPU.
+    Wgpu(Option<usize>),
+    /// An NVIDIA GPU through CUDA, by its driver index.
+    Cuda(usize),
 }
 
-impl DeviceName {
-    pub const ALL: [DeviceName; 3] = [DeviceName::Flex, DeviceName::Ndarray, DeviceName::Wgpu];
+/// The backends a device name can select, and what a build needs for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Flex,
+    Ndarray,
+    Wgpu,
+    Cuda,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu, Backend::Cuda];
 
     pub fn name(self) -> &'static str {
         match self {
-            DeviceName::Flex => "flex",
-            DeviceName::Ndarray => "ndarray",
-            DeviceName::Wgpu => "wgpu",
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this binary was built with the backend.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Backend::Flex | Backend::Ndarray | Backend::Wgpu => true,
+            Backend::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+}
+
+/// The cargo features this binary was built with that change what devices do (kernel
+/// fusion changes how the GPU backends compute, so records name it).
+pub fn build_features() -> Vec<&'static str> {
+    let mut features = vec!["flex", "ndarray", "wgpu"];
+    if cfg!(feature = "cuda") {
+        features.push("cuda");
+    }
+    if cfg!(feature = "fusion") {
+        features.push("fusion");
+    }
+    features
+}
+
+impl DeviceName {
+    pub fn backend(self) -> Backend {
+        match self {
+            DeviceName::Flex => Backend::Flex,
+            DeviceName::Ndarray => Backend::Ndarray,
+            DeviceName::Wgpu(_) => Backend::Wgpu,
+            DeviceName::Cuda(_) => Backend::Cuda,
         }
     }
 
     pub fn parse(name: &str) -> Result<DeviceName, String> {
-        DeviceName::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = DeviceName::ALL.iter().map(|d| d.name()).collect();
-            format!("unknown device `{name}`; the devices are: {}", names.join(", "))
-        })
-    }
-
-    /// Whether its memory lives in a device pool (GPU) rather than the process heap.
-    pub fn has_memory_pool(self) -> bool {
-        self == DeviceName::Wgpu
-    }
-}
-
-/// A ready device and a name for its adapter.
-#[derive(Debug, Clone)]
-pub struct OpenDevice {
-    pub device: Device,
-    pub adapter: String,
-}
-
-/// Opens the device, or says why it is not available (no panic: wgpu is probed with
-/// its fallible initialisation before any tensor touches it).
-pub fn open(name: DeviceName) -> Result<OpenDevice, String> {
-    match name {
-        DeviceName::Flex => Ok(OpenDevice { device: Device::flex(), adapter: "CPU (flex)".into() }),
-        #[allow(deprecated)]
-        DeviceName::Ndarray => Ok(OpenDevice { device: Device::ndarray(), adapter: "CPU (ndarray)".into() }),
-        DeviceName::Wgpu => {
-            let device = wgpu_device()?;
-            let adapter = device.identity().map(|i| i.name).unwrap_or_else(|| "wgpu (unnamed adapter)".into());
-            Ok(OpenDevice { device, adapter })
+        let unknown = || {
+            format!("unknown device `{name}`; the devices are: flex, ndarray, wgpu, wgpu:N (the N-th discrete GPU), cuda, cuda:N")
+        };
+        let (backend, index) = match name.split_once(':') {
+            Some((backend, index)) => {
+                let index = index
+                    .parse::<usize>()
+                    .map_err(|_| format!("device `{name}`: the part after `:` must be a device number (e.g. `{backend}:1`)"))?;
+                (backend, Some(index))
+            }
+            None => (name, None),
+        };
+        match (backend, index) {
+            ("flex", None) => Ok(DeviceName::Flex),
+            ("ndarray", None) => Ok(DeviceName::Ndarray),
+            ("wgpu", index) => Ok(DeviceName::Wgpu(index)),
+            ("cuda", index) => Ok(DeviceName::Cuda(index.unwrap_or(0))),
+            ("flex" | "ndarray", Some(_)) => Err(format!("device `{name}`: the CPU backends take no device number")),
+            _ => Err(unknown()),
         }
     }
 }
 
-/// The wgpu device, initialised once per process (burn's runtime can be set up only once).
-fn wgpu_device() -> Result<Device, String> {
-    static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
-    WGPU.get_or_init(|| {
-        Device::wgpu_options().init().map_err(|e| {
+impl fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceName::Flex => f.write_str("flex"),
+            DeviceName::Ndarray => f.write_str("ndarray"),
+            DeviceName::Wgpu(None) => f.write_str("wgpu"),
+            DeviceName::Wgpu(Some(n)) => write!(f, "wgpu:{n}"),
+            DeviceName::Cuda(0) => f.write_str("cuda"),
+            DeviceName::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl FromStr for DeviceName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<DeviceName, String> {
+        DeviceName::parse(name)
+    }
+}
+
+impl Serialize for DeviceName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DeviceName, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        DeviceName::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A ready device, a name for its adapter, and what the record says of its driver.
+#[derive(Debug, Clone)]
+pub struct OpenDevice {
+    pub device: Device,
+    pub adapter: String,
+    /// The GPU driver and CUDA versions, for a CUDA device.
+    pub driver: Option<DriverInfo>,
+}
+
+/// What a CUDA run's record says of the software under it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    /// The NVIDIA kernel driver (`/proc/driver/nvidia/version`), e.g. `550.54.15`.
+    pub driver_version: Option<String>,
+    /// The CUDA version the driver supports (`cuDriverGetVersion`), e.g. `12.4`.
+    pub cuda_driver_api: Option<String>,
+    /// The NVRTC that compiles the kernels (`nvrtcVersion`), e.g. `12.4`.
+    pub nvrtc_version: Option<String>,
+    /// The toolkit whose headers the kernels are compiled against.
+    pub toolkit_path: Option<String>,
+}
+
+/// Says whether `name` can be used here, without opening it where opening could panic:
+/// the build has its backend, the driver is there and sees the device, and (CUDA) the
+/// toolkit that compiles kernels at run time is installed. Called before a run, sweep or
+/// benchmark writes anything.
+pub fn check(name: DeviceName) -> Result<(), String> {
+    check_built(name)?;
+    match name {
+        DeviceName::Flex | DeviceName::Ndarray => Ok(()),
+        DeviceName::Wgpu(_) => wgpu_device(name).map(|_| ()),
+        DeviceName::Cuda(index) => cuda::check(index),
+    }
+}
+
+/// Says whether this binary has `name`'s backend (all a submitting host can know of a
+/// device on the cluster's nodes).
+pub fn check_built(name: DeviceName) -> Result<(), String> {
+    match name.backend().compiled_in() {
+        true => Ok(()),
+        false => Err(format!(
+            "device `{name}`: this lra binary was built without the `{}` feature; rebuild with \
+             `cargo build --release --features gpu` (CUDA and kernel fusion) or `--features cuda`",
+            name.backend().name()
+        )),
+    }
+}
+
+/// Opens the device, or says why it is not available (no panic: see [`check`]).
+pub fn open(name: DeviceName) -> Result<OpenDevice, String> {
+    check(name)?;
+    match name {
+        DeviceName::Flex => Ok(OpenDevice { device: Device::flex(), adapter: "CPU (flex)".into(), driver: None }),
+        #[allow(deprecated)]
+        DeviceName::Ndarray => Ok(OpenDevice { device: Device::ndarray(), adapter: "CPU (ndarray)".into(), driver: None }),
+        DeviceName::Wgpu(_) => {
+            let device = wgpu_device(name)?;
+            Ok(OpenDevice { adapter: adapter_name(&device, "wgpu"), device, driver: None })
+        }
+        DeviceName::Cuda(index) => cuda::open(index),
+    }
+}
+
+fn adapter_name(device: &Device, backend: &str) -> String {
+    device.identity().map(|i| i.name).unwrap_or_else(|| format!("{backend} (unnamed adapter)"))
+}
+
+/// The wgpu device, initialised once per process: burn's wgpu runtime can be set up only
+/// once, so a second, different wgpu name in one process is refused.
+fn wgpu_device(name: DeviceName) -> Result<Device, String> {
+    static WGPU: std::sync::OnceLock<(DeviceName, Result<Device, String>)> = std::sync::OnceLock::new();
+    let (first, device) = WGPU.get_or_init(|| {
+        let kind = match name {
+            DeviceName::Wgpu(Some(n)) => DeviceKind::DiscreteGpu(n),
+            _ => DeviceKind::DefaultDevice,
+        };
+        let device = Device::wgpu_options().device_kind(kind).init().map_err(|e| {
             format!(
-                "device `wgpu` is not available: {e}. It needs a Vulkan, Metal or DX12 adapter; on Linux without a GPU, \
+                "device `{name}` is not available: {e}. It needs a Vulkan, Metal or DX12 adapter; on Linux without a GPU, \
                  install a software Vulkan driver (Debian: `apt-get install mesa-vulkan-drivers`), or use --device flex"
             )
-        })
-    })
-    .clone()
+        });
+        (name, device)
+    });
+    if *first != name {
+        return Err(format!("device `{name}`: this process already uses `{first}`, and wgpu is set up once per process"));
+    }
+    device.clone()
+}
+
+/// What `lra list devices` prints: each backend, whether it is built in, and the devices
+/// present now.
+pub fn describe_all() -> Vec<String> {
+    let mut lines = vec![format!("this binary was built with: {}", build_features().join(", "))];
+    for backend in Backend::ALL {
+        let line = match backend {
+            Backend::Flex | Backend::Ndarray => {
+                let name = if backend == Backend::Flex { DeviceName::Flex } else { DeviceName::Ndarray };
+                match open(name) {
+                    Ok(device) => format!("available: {}", device.adapter),
+                    Err(why) => format!("not available: {why}"),
+                }
+            }
+            Backend::Wgpu => match open(DeviceName::Wgpu(None)) {
+                Ok(device) => format!("available: {} (`wgpu:N` picks the N-th discrete GPU)", device.adapter),
+                Err(why) => format!("not available: {why}"),
+            },
+            Backend::Cuda if !backend.compiled_in() => {
+                "not built in: rebuild with `cargo build --release --features gpu` (needs no CUDA toolkit to build; \
+                 running needs the NVIDIA driver and the toolkit's headers)"
+                    .to_string()
+            }
+            Backend::Cuda => cuda::describe(),
+        };
+        lines.push(format!("{:<8} {line}", backend.name()));
+    }
+    lines
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    //! CUDA through burn's `cuda` backend. cudarc loads the driver (`libcuda`) and NVRTC at
+    //! run time, and cubecl compiles every kernel with NVRTC against the toolkit's headers;
+    //! each of the three missing makes cubecl panic at first use, so each is asked for here.
+
+    use std::path::PathBuf;
+
+    use burn::tensor::{Device, DeviceType};
+
+    use super::{DriverInfo, OpenDevice};
+
+    fn driver_present() -> bool {
+        // SAFETY: only tries to dlopen the library's candidate names.
+        unsafe { cudarc::driver::sys::is_culib_present() }
+    }
+
+    fn nvrtc_present() -> bool {
+        // SAFETY: as above.
+        unsafe { cudarc::nvrtc::sys::is_culib_present() }
+    }
+
+    /// The toolkit's header folder, where cubecl looks for it (`CUDA_PATH`, else
+    /// `/usr/local/cuda`, `/opt/cuda`, `/usr`).
+    fn toolkit_headers() -> Result<PathBuf, String> {
+        let Some(root) = cubecl::cuda::install::cuda_path() else {
+            return Err("the CUDA toolkit is not installed: kernels are compiled at run time and need its headers; \
+                        install it (e.g. the `cuda-toolkit` package) or set CUDA_PATH to its folder"
+                .into());
+        };
+        let include = root.join("include");
+        // The headers the generated kernels include (half precision types among them).
+        match include.join("cuda_fp16.h").is_file() {
+            true => Ok(include),
+            false => Err(format!(
+                "the CUDA toolkit at {} has no headers ({} is missing): install the toolkit's development headers \
+                 or set CUDA_PATH to a complete toolkit",
+                root.display(),
+                include.join("cuda_fp16.h").display()
+            )),
+        }
+    }
+
+    fn devices() -> Vec<Device> {
+        if !driver_present() {
+            return Vec::new();
+        }
+        Device::enumerate(DeviceType::Cuda).into_iter().collect()
+    }
+
+    pub fn check(index: usize) -> Result<(), String> {
+        if !driver_present() {
+            return Err(format!(
+                "device `cuda:{index}`: the NVIDIA driver (libcuda.so) is not installed or not on the library path; \
+                 install the driver, or use --device flex"
+            ));
+        }
+        let count = devices().len();
+        if index >= count {
+            return Err(format!("device `cuda:{index}`: the driver sees {count} CUDA device(s) (numbered from 0)"));
+        }
+        if !nvrtc_present() {
+            return Err(format!(
+                "device `cuda:{index}`: NVRTC (libnvrtc.so, part of the CUDA toolkit) is not on the library path; \
+                 install the toolkit or add its lib64 folder to LD_LIBRARY_PATH"
+            ));
+        }
+        toolkit_headers().map(|_| ()).map_err(|why| format!("device `cuda:{index}`: {why}"))
+    }
+
+    pub fn open(index: usize) -> Result<OpenDevice, String> {
+        let device = Device::cuda(index);
+        Ok(OpenDevice { adapter: super::adapter_name(&device, "cuda"), device, driver: Some(driver_info()) })
+    }
+
+    pub fn describe() -> String {
+        if !driver_present() {
+            return "not available: the NVIDIA driver (libcuda.so) is not installed".into();
+        }
+        let devices = devices();
+        if devices.is_empty() {
+            return "not available: the driver sees no CUDA device".into();
+        }
+        let names: Vec<String> =
+            devices.iter().enumerate().map(|(i, d)| format!("cuda:{i} {}", super::adapter_name(d, "cuda"))).collect();
+        let ready = match check(0) {
+            Ok(()) => String::new(),
+            Err(why) => format!("; but {why}"),
+        };
+        let info = driver_info();
+        format!(
+            "available: {} (driver {}, CUDA {}){ready}",
+            names.join(", "),
+            info.driver_version.as_deref().unwrap_or("unknown"),
+            info.cuda_driver_api.as_deref().unwrap_or("unknown")
+        )
+    }
+
+    fn driver_info() -> DriverInfo {
+        let driver_api = driver_present().then(|| {
+            let mut version = 0;
+            // SAFETY: the library is present; the call writes one int.
+            let ok = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) };
+            (ok == cudarc::driver::sys::CUresult::CUDA_SUCCESS).then(|| format!("{}.{}", version / 1000, version % 1000 / 10))
+        });
+        let nvrtc = nvrtc_present().then(|| {
+            let (mut major, mut minor) = (0, 0);
+            // SAFETY: the library is present; the call writes two ints.
+            let ok = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+            (ok == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then(|| format!("{major}.{minor}"))
+        });
+        DriverInfo {
+            driver_version: kernel_driver_version(),
+            cuda_driver_api: driver_api.flatten(),
+            nvrtc_version: nvrtc.flatten(),
+            toolkit_path: cubecl::cuda::install::cuda_path().map(|p| p.display().to_string()),
+        }
+    }
+
+    /// `NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 ...`
+    fn kernel_driver_version() -> Option<String> {
+        let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
+        let line = text.lines().find(|l| l.starts_with("NVRM version"))?;
+        let after = line.split("Kernel Module").nth(1)?;
+        after.split_whitespace().next().map(str::to_string)
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+mod cuda {
+    //! Without the `cuda` feature, [`super::check`] refuses a CUDA device before any of these.
+
+    use super::OpenDevice;
+
+    pub fn check(index: usize) -> Result<(), String> {
+        Err(format!("device `cuda:{index}`: this lra binary was built without the `cuda` feature"))
+    }
+
+    pub fn open(index: usize) -> Result<OpenDevice, String> {
+        Err(check(index).unwrap_err())
+    }
+
+    pub fn describe() -> String {
+        check(0).unwrap_err()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_as_they_print_and_cuda_is_cuda_0() {
+        for (text, name) in [
+            ("flex", DeviceName::Flex),
+            ("ndarray", DeviceName::Ndarray),
+            ("wgpu", DeviceName::Wgpu(None)),
+            ("wgpu:1", DeviceName::Wgpu(Some(1))),
+            ("cuda", DeviceName::Cuda(0)),
+            ("cuda:3", DeviceName::Cuda(3)),
+        ] {
+            assert_eq!(DeviceName::parse(text), Ok(name));
+            assert_eq!(name.to_string(), text);
+            let json = serde_json::to_string(&name).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<DeviceName>(&json).unwrap(), name);
+        }
+        assert_eq!(DeviceName::parse("cuda:0"), Ok(DeviceName::Cuda(0)));
+        assert_eq!(DeviceName::Cuda(0).to_string(), "cuda");
+    }
+
+    #[test]
+    fn bad_names_say_what_is_wrong() {
+        assert!(DeviceName::parse("tpu").unwrap_err().contains("the devices are: flex, ndarray, wgpu"));
+        assert!(DeviceName::parse("cuda:x").unwrap_err().contains("device number"));
+        assert!(DeviceName::parse("flex:1").unwrap_err().contains("no device number"));
+        assert!(serde_json::from_str::<DeviceName>("\"gpu\"").unwrap_err().to_string().contains("unknown device `gpu`"));
+    }
+
+    /// Without the feature the refusal names it; with it, on a machine without an NVIDIA
+    /// driver, the refusal names the driver. Neither panics.
+    #[test]
+    fn cuda_is_refused_with_what_to_install_when_it_cannot_run() {
+        let has_driver = std::path::Path::new("/proc/driver/nvidia/version").exists();
+        match (cfg!(feature = "cuda"), has_driver) {
+            (false, _) => assert!(check(DeviceName::Cuda(0)).unwrap_err().contains("--features gpu")),
+            (true, false) => assert!(check(DeviceName::Cuda(0)).unwrap_err().contains("NVIDIA driver")),
+            (true, true) => assert!(check(DeviceName::Cuda(1 << 20)).unwrap_err().contains("CUDA device(s)")),
+        }
+    }
 }

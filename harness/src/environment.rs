@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::DriverInfo;
+
 /// The machine and software a run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
@@ -10,6 +12,13 @@ pub struct Environment {
     pub memory_bytes: u64,
     pub os: String,
     pub device_adapter: String,
+    /// The GPU driver, CUDA and NVRTC versions of a CUDA run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_driver: Option<DriverInfo>,
+    /// The cargo features the binary was built with that change what devices do
+    /// (`cuda`, `fusion`); absent in records of earlier versions.
+    #[serde(default)]
+    pub build_features: Vec<String>,
     pub burn_version: String,
     pub git_commit: String,
     pub lra_version: String,
@@ -19,7 +28,7 @@ pub struct Environment {
 /// a test checks Cargo.lock agrees).
 pub const BURN_VERSION: &str = "0.22.1";
 
-pub fn capture(device_adapter: &str) -> Environment {
+pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>) -> Environment {
     let mut system = sysinfo::System::new();
     system.refresh_cpu_all();
     system.refresh_memory();
@@ -35,6 +44,8 @@ pub fn capture(device_adapter: &str) -> Environment {
         memory_bytes: system.total_memory(),
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         device_adapter: device_adapter.to_string(),
+        gpu_driver: gpu_driver.cloned(),
+        build_features: crate::device::build_features().into_iter().map(String::from).collect(),
         burn_version: BURN_VERSION.to_string(),
         git_commit: build_commit().to_string(),
         lra_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -3,7 +3,6 @@
 use lra_tasks::{Preset, Task, TaskConfig};
 
 use crate::cli::ListWhat;
-use crate::device::{DeviceName, open};
 
 pub fn list(what: ListWhat) -> anyhow::Result<()> {
     match what {
@@ -32,11 +31,8 @@ pub fn list(what: ListWhat) -> anyhow::Result<()> {
             }
         }
         ListWhat::Devices => {
-            for name in DeviceName::ALL {
-                match open(name) {
-                    Ok(device) => println!("{:<8} available: {}", name.name(), device.adapter),
-                    Err(why) => println!("{:<8} not available: {why}", name.name()),
-                }
+            for line in crate::device::describe_all() {
+                println!("{line}");
             }
         }
     }

@@ -106,7 +106,7 @@ impl RunRecord {
             model: config.model.clone(),
             preset: config.task.preset.name().to_string(),
             seed: config.seed,
-            device: config.device.name().to_string(),
+            device: config.device.to_string(),
             status: "failed".into(),
             failure: Some(failure),
             test_accuracy: None,
@@ -127,7 +127,7 @@ impl RunRecord {
             parameters: 0,
             data_source: config.task.data.source_label().to_string(),
             config: config.clone(),
-            environment: crate::environment::capture("unknown (the run did not finish)"),
+            environment: crate::environment::capture("unknown (the run did not finish)", None),
         }
     }
 

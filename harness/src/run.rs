@@ -47,7 +47,7 @@ pub enum Executed {
 
 /// The configuration a `lra run` (or `lra config`) command line asks for.
 pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
-    let device = args.device.as_deref().map(DeviceName::parse).transpose().map_err(anyhow::Error::msg)?;
+    let device = args.device;
     let mut config = match &args.config {
         Some(path) => {
             if args.task.is_some() || args.model.is_some() || args.preset.is_some() || args.variant.is_some() {
@@ -123,6 +123,8 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// else is running it.
 pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Replace, quiet: bool) -> anyhow::Result<Executed> {
     let started = Instant::now();
+    // Before the run's folder exists: a device that cannot run leaves nothing behind.
+    crate::device::check(config.device).map_err(anyhow::Error::msg)?;
     let run_id = record::run_id(config);
     let dir = record::run_dir(results, &run_id);
     let result_path = dir.join("result.json");
@@ -191,7 +193,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         model: config.model.clone(),
         preset: config.task.preset.name().to_string(),
         seed: config.seed,
-        device: config.device.name().to_string(),
+        device: config.device.to_string(),
         status: if outcome.failure.is_none() { "ok" } else { "failed" }.to_string(),
         failure: outcome.failure,
         test_accuracy: outcome.test_accuracy,
@@ -212,7 +214,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         parameters: outcome.parameters,
         data_source: config.task.data.source_label().to_string(),
         config: config.clone(),
-        environment: crate::environment::capture(&device.adapter),
+        environment: crate::environment::capture(&device.adapter, device.driver.as_ref()),
     };
     record::write_json_atomically(&result_path, &record)?;
     eprintln!("[run {}] recorded", record.run_id);

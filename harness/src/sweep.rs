@@ -99,7 +99,7 @@ pub fn run_arguments(config: &RunConfig, recorded: Recorded, results: &Path, dat
         "--seed".into(),
         config.seed.to_string(),
         "--device".into(),
-        config.device.name().into(),
+        config.device.to_string(),
         "--results".into(),
         results.display().to_string(),
         "--data".into(),

@@ -188,6 +188,39 @@ fn unknown_names_are_errors_that_list_the_valid_ones() {
     }
 }
 
+/// A CUDA device this binary cannot use: built without the feature, no driver here, or
+/// (on a machine with a GPU) a device number past the last. One line naming what is wrong,
+/// a non-zero exit, and nothing under --results, from every command that takes a device.
+#[test]
+fn a_cuda_device_that_cannot_run_here_is_refused_before_anything_is_written() {
+    let has_driver = Path::new("/proc/driver/nvidia/version").exists();
+    let (device, needle) = match (cfg!(feature = "cuda"), has_driver) {
+        (false, _) => ("cuda", "--features gpu"),
+        (true, false) => ("cuda", "NVIDIA driver"),
+        (true, true) => ("cuda:4096", "CUDA device(s)"),
+    };
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["run", "--task", "listops", "--model", "transformer", "--preset", "tiny", "--device", device, "--results", r],
+        &["sweep", "--preset", "tiny", "--tasks", "listops", "--models", "transformer", "--device", device, "--results", r],
+        &["bench", "--lengths", "64", "--models", "transformer", "--device", device, "--results", r],
+    ];
+    for args in commands {
+        let out = lra(args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0, "{args:?} wrote under --results");
+    }
+    let listed = lra(&["list", "devices"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let cuda = stdout(&listed).lines().find(|l| l.starts_with("cuda ")).map(str::to_string).unwrap_or_default();
+    let expected = if has_driver && cfg!(feature = "cuda") { "available" } else { "not " };
+    assert!(cuda.contains(expected), "{}", stdout(&listed));
+}
+
 #[test]
 fn an_unknown_field_in_a_configuration_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -207,10 +240,10 @@ fn an_unknown_field_in_a_configuration_file_is_named() {
 
 #[test]
 fn one_training_step_on_wgpu_gives_a_finite_loss_and_a_pool_peak() {
-    let mut config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Wgpu).unwrap();
+    let mut config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Wgpu(None)).unwrap();
     config.task.training.steps = 1;
     config.task.training.warmup_steps_untimed = 0;
-    let device = open(DeviceName::Wgpu).expect("wgpu must be available (install mesa-vulkan-drivers without a GPU)");
+    let device = open(DeviceName::Wgpu(None)).expect("wgpu must be available (install mesa-vulkan-drivers without a GPU)");
     let data = tempfile::tempdir().unwrap();
     let splits = config.task.data.prepare(config.task.max_length, data.path()).unwrap();
     let outcome = train(&config, &splits, &device, &mut Silent);

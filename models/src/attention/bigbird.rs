@@ -273,7 +273,7 @@ impl BigBirdAttention {
         // The first and last blocks attend to every position.
         let global_rows = |first: usize| {
             let rows = q.clone().narrow(2, first * block, block);
-            attention_weights(rows, k.clone(), Some(padding.clone())).matmul(v.clone())
+            attention_weights(rows, k.clone(), Some(padding.clone()), None).matmul(v.clone())
         };
         let (first, last) = (global_rows(0), global_rows(count - 1));
 
@@ -321,8 +321,9 @@ impl BigBirdAttention {
         let global_context = match global_len {
             0 => None,
             _ => {
-                let weights = attention_weights(q.clone().narrow(2, 0, global_len), k.clone(), Some(padding.clone()));
-                Some(self.dropout.forward(weights).matmul(v.clone()))
+                let weights =
+                    attention_weights(q.clone().narrow(2, 0, global_len), k.clone(), Some(padding.clone()), Some(&self.dropout));
+                Some(weights.matmul(v.clone()))
             }
         };
         if global == count {

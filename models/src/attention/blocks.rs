@@ -11,10 +11,10 @@
 use burn::nn::Dropout;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use burn::tensor::activation::softmax;
 
 use super::full::attention_weights;
 use super::heads::MASKED_SCORE;
+use super::softmax::softmax_dropout;
 
 /// Queries, keys and values padded to whole blocks and cut into them.
 #[derive(Debug, Clone)]
@@ -300,7 +300,7 @@ pub fn after_leading(
     };
     let context =
         attend(rest(q.clone()), rest(k.clone()), rest(v.clone()), padding.clone().narrow(1, lead, len - lead), Some(leading));
-    let weights = dropout.forward(attention_weights(q.narrow(2, 0, lead), k, Some(padding)));
+    let weights = attention_weights(q.narrow(2, 0, lead), k, Some(padding), Some(dropout));
     Tensor::cat(vec![weights.matmul(v), context], 2)
 }
 
@@ -316,7 +316,7 @@ pub fn block_scores(q: Tensor<5>, k: Tensor<5>) -> Tensor<5> {
 /// weights come back split into the same parts.
 pub fn joint_softmax(parts: Vec<Tensor<5>>, dropout: &Dropout) -> Vec<Tensor<5>> {
     let sizes: Vec<usize> = parts.iter().map(|part| part.dims()[4]).collect();
-    let weights = dropout.forward(softmax(Tensor::cat(parts, 4), 4));
+    let weights = softmax_dropout(Tensor::cat(parts, 4), Some(dropout));
     let mut start = 0;
     sizes
         .into_iter()
@@ -331,7 +331,7 @@ pub fn joint_softmax(parts: Vec<Tensor<5>>, dropout: &Dropout) -> Vec<Tensor<5>>
 /// Softmax attention within blocks: `q: [.., queries, d]`, `k, v: [.., keys, d]`,
 /// `masked` broadcasting to `[.., queries, keys]` (true = no attention) -> `[.., queries, d]`.
 pub fn block_attention(q: Tensor<5>, k: Tensor<5>, v: Tensor<5>, masked: Tensor<5, Bool>, dropout: &Dropout) -> Tensor<5> {
-    let weights = dropout.forward(softmax(block_scores(q, k).mask_fill(masked, MASKED_SCORE), 4));
+    let weights = softmax_dropout(block_scores(q, k).mask_fill(masked, MASKED_SCORE), Some(dropout));
     weights.matmul(v)
 }
 

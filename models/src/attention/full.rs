@@ -8,11 +8,10 @@
 //! `Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V`, per head, with padded keys
 //! given a zero weight.
 
+use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
+use super::softmax::softmax_dropout;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
-
-use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
 
 #[derive(Config, Debug)]
 pub struct FullAttentionConfig {
@@ -45,21 +44,28 @@ impl FullAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let (q, k, v) = self.projections.project(x);
-        let weights = self.dropout.forward(attention_weights(q, k, Some(padding)));
+        let weights = attention_weights(q, k, Some(padding), Some(&self.dropout));
         self.projections.combine(weights.matmul(v))
     }
 }
 
-/// `softmax(q k^T / sqrt(d_head))` with padded keys masked:
+/// `dropout(softmax(q k^T / sqrt(d_head)))` with padded keys masked:
 /// `q: [batch, heads, len_q, d_head]`, `k: [batch, heads, len_k, d_head]`,
 /// `key_padding: [batch, len_k]` -> `[batch, heads, len_q, len_k]`.
-pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, key_padding: Option<Tensor<2, Bool>>) -> Tensor<4> {
+pub fn attention_weights(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    key_padding: Option<Tensor<2, Bool>>,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
     let d_head = q.dims()[3];
-    let mut scores = q.matmul(k.transpose()).mul_scalar(1.0 / (d_head as f64).sqrt());
-    if let Some(padding) = key_padding {
+    // Scaling the queries costs a pass over `[len_q, d_head]`, not over the scores.
+    let mut scores = q.mul_scalar(1.0 / (d_head as f64).sqrt()).matmul(k.transpose());
+    // A batch without padding needs no masking pass.
+    if let Some(padding) = key_padding.filter(|padding| padding.clone().any().into_scalar()) {
         scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
     }
-    softmax(scores, 3)
+    softmax_dropout(scores, dropout)
 }
 
 #[cfg(test)]
@@ -109,7 +115,7 @@ mod tests {
         let padded: Vec<bool> = (0..batch * len).map(|i| i % len >= len - 2 && i / len == 1).collect();
         let padding = Tensor::<2, Bool>::from_data(TensorData::new(padded.clone(), [batch, len]), &device);
 
-        let weights = attention_weights(split_heads(q.clone(), heads), split_heads(k.clone(), heads), Some(padding));
+        let weights = attention_weights(split_heads(q.clone(), heads), split_heads(k.clone(), heads), Some(padding), None);
         let got = values(merge_heads(weights.matmul(split_heads(v.clone(), heads))));
 
         let (q, k, v) = (values(q), values(k), values(v));

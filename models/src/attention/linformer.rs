@@ -111,7 +111,7 @@ impl LinformerAttention {
         let value_projection = self.value_length_projection.as_ref().unwrap_or(&self.key_length_projection);
         let k = project_length(self.key_length_projection.val(), k); // [batch, heads, k, d_head]
         let v = project_length(value_projection.val(), v);
-        let weights = self.dropout.forward(attention_weights(q, k, None)); // [batch, heads, len, k]
+        let weights = attention_weights(q, k, None, Some(&self.dropout)); // [batch, heads, len, k]
         self.projections.combine(weights.matmul(v))
     }
 }

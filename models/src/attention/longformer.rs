@@ -103,7 +103,7 @@ impl LongformerAttention {
             return self.projections.combine(context);
         }
         // Global queries attend to every position: O(g n).
-        let weights = self.dropout.forward(attention_weights(q.narrow(2, 0, global), k, Some(padding)));
+        let weights = attention_weights(q.narrow(2, 0, global), k, Some(padding), Some(&self.dropout));
         let global_context = weights.matmul(v);
         let context = if global == len {
             global_context

@@ -92,7 +92,7 @@ impl LunaAttention {
         let q = split_heads(projections.query.forward(queries), heads);
         let k = split_heads(projections.key.forward(keys_values.clone()), heads);
         let v = split_heads(projections.value.forward(keys_values), heads);
-        let weights = self.dropout.forward(attention_weights(q, k, key_padding));
+        let weights = attention_weights(q, k, key_padding, Some(&self.dropout));
         projections.combine(weights.matmul(v))
     }
 }

@@ -24,6 +24,7 @@ pub mod reformer;
 pub mod s4d;
 pub mod settings;
 pub mod sinkhorn;
+pub mod softmax;
 pub mod sparse;
 pub mod synthesizer;
 
@@ -268,6 +269,9 @@ impl AttentionConfig {
 }
 
 /// An attention layer of any mechanism.
+// Variants differ in size (a device handle per parameter grows with the GPU backends built
+// in); a model holds one per layer, so boxing the large ones would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Attention {
     Full(full::FullAttention),

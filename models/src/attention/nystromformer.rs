@@ -78,9 +78,9 @@ impl NystromformerAttention {
         let q_landmarks = pooling.clone().matmul(q.clone()); // [batch, heads, m, d_head]
         let k_landmarks = pooling.matmul(k.clone());
 
-        let queries_to_landmarks = self.dropout.forward(attention_weights(q, k_landmarks.clone(), None)); // [batch, heads, len, m]
-        let landmarks_to_landmarks = attention_weights(q_landmarks.clone(), k_landmarks, None); // [batch, heads, m, m]
-        let landmarks_to_keys = attention_weights(q_landmarks, k, Some(padding)); // [batch, heads, m, len]
+        let queries_to_landmarks = attention_weights(q, k_landmarks.clone(), None, Some(&self.dropout)); // [batch, heads, len, m]
+        let landmarks_to_landmarks = attention_weights(q_landmarks.clone(), k_landmarks, None, None); // [batch, heads, m, m]
+        let landmarks_to_keys = attention_weights(q_landmarks, k, Some(padding), None); // [batch, heads, m, len]
 
         let landmark_values = landmarks_to_keys.matmul(v); // [batch, heads, m, d_head]
         let mixed = iterative_pseudo_inverse(landmarks_to_landmarks, self.pinv_iterations).matmul(landmark_values);

@@ -38,11 +38,12 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, key_padding_mask, merge_heads, split_heads};
+use super::softmax::softmax_dropout;
 
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
@@ -187,7 +188,7 @@ impl SynthesizerAttention {
             logits = logits + q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d_head as f64).sqrt());
         }
         let logits = logits.mask_fill(key_padding_mask(padding), MASKED_SCORE);
-        let weights = self.dropout.forward(softmax(logits, 3)); // [batch, heads, len, len]
+        let weights = softmax_dropout(logits, Some(&self.dropout)); // [batch, heads, len, len]
         let v = split_heads(self.value.forward(x), self.heads);
         self.output.forward(merge_heads(weights.matmul(v)))
     }

@@ -1,0 +1,327 @@
+//! The attention softmax with its dropout, as one operation with its own backward.
+//!
+//! Composed from burn's ops, `dropout(softmax(s))` under autodiff keeps about four tensors
+//! of the score matrix's size per layer for the backward (the shifted scores, the
+//! exponentials, a float Bernoulli mask and the dropped weights), and each of its five or six
+//! passes runs on its own. Here, on the CPU backends (flex, ndarray), the forward is one
+//! parallel pass per row and the backward needs only the weights `P`:
+//!
+//! - forward: `P = softmax(s)` per row; with dropout, `Y = P * keep / (1 - p)`, where
+//!   `keep` comes from a counter-based generator (a hash of the call's seed and the
+//!   element's index), so the mask is regenerated in the backward, never stored;
+//! - backward: `dP = dY * keep / (1 - p)`, `dS = P * (dP - rowsum(dP * P))`.
+//!
+//! Other backends (wgpu, cuda) compose it from burn's ops, as before. Either way the call's
+//! seed is drawn from the device's generator, so a run stays reproducible from its seed.
+
+// ndarray is deprecated in burn, and kept selectable here.
+#![allow(deprecated)]
+
+use std::borrow::Cow;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, NdArray, TensorMetadata, backend_extension};
+use burn::nn::Dropout;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use burn::tensor::{DType, Distribution, TensorData};
+use rayon::prelude::*;
+
+/// `dropout(softmax(scores))` over the last dimension. `dropout` is applied only where
+/// burn's own [`Dropout`] would be (training on an autodiff device, probability above 0).
+pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropout>) -> Tensor<D> {
+    let device = scores.device();
+    let drop = dropout.filter(|d| d.prob > 0.0 && d.training.is_enabled() && device.is_autodiff()).map(|d| d.prob);
+    let native = matches!(device.as_dispatch().clone().inner(), DispatchDevice::Flex(_) | DispatchDevice::NdArray(_))
+        && scores.dtype() == DType::F32;
+    if !native {
+        let weights = softmax(scores, D - 1);
+        return match dropout {
+            Some(dropout) => dropout.forward(weights),
+            None => weights,
+        };
+    }
+    let (prob, seed) = match drop {
+        Some(prob) => (prob as f32, call_seed(&device)),
+        None => (0.0, 0),
+    };
+    Tensor::from_dispatch(<Dispatch as FusedSoftmax>::softmax_dropout(scores.into_dispatch(), prob, seed))
+}
+
+/// A seed for one call's dropout mask, from the device's generator (seeded by the run).
+fn call_seed(device: &Device) -> u64 {
+    // Two draws of 30 bits (the default integer type is 32-bit signed).
+    let draws = Tensor::<1, Int>::random([2], Distribution::Uniform(0.0, (1u64 << 30) as f64), device).into_data();
+    draws.iter::<i64>().fold(0u64, |seed, part| (seed << 30) | part as u64)
+}
+
+/// Whether element `index` of a call seeded `seed` is kept, with probability `keep`: the
+/// top 24 bits of a SplitMix64 hash of the pair, compared with `keep`.
+#[inline]
+fn kept(seed: u64, index: u64, keep: f32) -> bool {
+    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> 40) as f32) * (1.0 / (1u64 << 24) as f32) < keep
+}
+
+/// Softmax of each row of `scores` (rows of `width`), then dropout: returns `(P, Y)`, with
+/// `Y` absent when `prob` is 0 (then `Y = P`).
+fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>, Option<Vec<f32>>) {
+    let mut weights = vec![0.0f32; scores.len()];
+    weights.par_chunks_mut(width).zip(scores.par_chunks(width)).for_each(|(p, s)| {
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut total = 0.0f32;
+        for (p, &s) in p.iter_mut().zip(s) {
+            *p = (s - max).exp();
+            total += *p;
+        }
+        let inverse = 1.0 / total;
+        p.iter_mut().for_each(|p| *p *= inverse);
+    });
+    if prob == 0.0 {
+        return (weights, None);
+    }
+    let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
+    let mut dropped = vec![0.0f32; scores.len()];
+    dropped.par_chunks_mut(width).zip(weights.par_chunks(width)).enumerate().for_each(|(row, (y, p))| {
+        let first = (row * width) as u64;
+        for (j, (y, &p)) in y.iter_mut().zip(p).enumerate() {
+            *y = if kept(seed, first + j as u64, keep) { p * scale } else { 0.0 };
+        }
+    });
+    (weights, Some(dropped))
+}
+
+/// The gradient of the scores from the weights `P` and the gradient of the output `dY`.
+fn backward_rows(weights: &[f32], output_grad: &[f32], width: usize, prob: f32, seed: u64) -> Vec<f32> {
+    let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
+    let mut grad = vec![0.0f32; weights.len()];
+    grad.par_chunks_mut(width).zip(weights.par_chunks(width).zip(output_grad.par_chunks(width))).enumerate().for_each(
+        |(row, (ds, (p, dy)))| {
+            let first = (row * width) as u64;
+            // dP, written into dS first.
+            for (j, (ds, &dy)) in ds.iter_mut().zip(dy).enumerate() {
+                *ds = match prob == 0.0 || kept(seed, first + j as u64, keep) {
+                    true if prob == 0.0 => dy,
+                    true => dy * scale,
+                    false => 0.0,
+                };
+            }
+            let dot: f32 = ds.iter().zip(p).map(|(dp, p)| dp * p).sum();
+            ds.iter_mut().zip(p).for_each(|(ds, &p)| *ds = p * (*ds - dot));
+        },
+    );
+    grad
+}
+
+/// Reading and making f32 tensors of a CPU backend as plain row-major numbers.
+pub trait RowMajor: Backend {
+    fn with_values<R>(tensor: FloatTensor<Self>, read: impl FnOnce(&[f32]) -> R) -> R;
+    fn from_values(values: Vec<f32>, shape: Shape) -> FloatTensor<Self>;
+}
+
+impl RowMajor for Flex {
+    fn with_values<R>(tensor: FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {
+        let tensor = tensor.to_contiguous();
+        read(tensor.as_slice::<f32>().expect("a contiguous f32 tensor"))
+    }
+
+    fn from_values(values: Vec<f32>, shape: Shape) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+}
+
+impl RowMajor for NdArray {
+    fn with_values<R>(tensor: NdArrayTensor, read: impl FnOnce(&[f32]) -> R) -> R {
+        match tensor {
+            NdArrayTensor::F32(storage) => {
+                let view = storage.view();
+                let standard = view.as_standard_layout();
+                let values: Cow<[f32]> = match standard.as_slice() {
+                    Some(values) => Cow::Borrowed(values),
+                    None => Cow::Owned(standard.iter().copied().collect()),
+                };
+                read(&values)
+            }
+            other => panic!("the fused softmax takes f32 tensors, not {:?}", other.dtype()),
+        }
+    }
+
+    fn from_values(values: Vec<f32>, shape: Shape) -> NdArrayTensor {
+        NdArrayTensor::from_data(TensorData::new(values, shape))
+    }
+}
+
+/// `(P, Y)` of [`forward_rows`] as tensors of backend `B`.
+fn forward<B: RowMajor>(scores: FloatTensor<B>, prob: f32, seed: u64) -> (FloatTensor<B>, Option<FloatTensor<B>>) {
+    let shape = scores.shape();
+    let width = shape[shape.num_dims() - 1];
+    let (weights, dropped) = B::with_values(scores, |s| forward_rows(s, width, prob, seed));
+    (B::from_values(weights, shape.clone()), dropped.map(|y| B::from_values(y, shape)))
+}
+
+#[backend_extension(Flex, NdArray, Autodiff)]
+pub trait FusedSoftmax: Backend {
+    /// `dropout(softmax(scores))` over the last dimension, the mask drawn from `seed`
+    /// (`prob` 0: no dropout).
+    fn softmax_dropout(scores: FloatTensor<Self>, prob: f32, seed: u64) -> FloatTensor<Self>;
+}
+
+impl FusedSoftmax for Flex {
+    fn softmax_dropout(scores: FlexTensor, prob: f32, seed: u64) -> FlexTensor {
+        let (weights, dropped) = forward::<Flex>(scores, prob, seed);
+        dropped.unwrap_or(weights)
+    }
+}
+
+impl FusedSoftmax for NdArray {
+    fn softmax_dropout(scores: NdArrayTensor, prob: f32, seed: u64) -> NdArrayTensor {
+        let (weights, dropped) = forward::<NdArray>(scores, prob, seed);
+        dropped.unwrap_or(weights)
+    }
+}
+
+/// The backward node: it keeps `P` (shared with the output when there is no dropout) and
+/// the call's dropout, nothing else.
+#[derive(Debug)]
+struct SoftmaxDropoutBackward;
+
+impl<B: RowMajor> Backward<B, 1> for SoftmaxDropoutBackward {
+    type State = (FloatTensor<B>, f32, u64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (weights, prob, seed) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
+            let shape = weights.shape();
+            let width = shape[shape.num_dims() - 1];
+            let grad = B::with_values(weights, |p| B::with_values(output_grad, |dy| backward_rows(p, dy, width, prob, seed)));
+            B::from_values(grad, shape)
+        });
+    }
+}
+
+impl<B: RowMajor + FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
+    fn softmax_dropout(scores: FloatTensor<Self>, prob: f32, seed: u64) -> FloatTensor<Self> {
+        let (scores, node) = scores.into_parts();
+        // Compute-bound: the node keeps `P` rather than recomputing it under checkpointing.
+        match SoftmaxDropoutBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (weights, dropped) = forward::<B>(scores, prob, seed);
+                let output = dropped.unwrap_or_else(|| weights.clone());
+                prep.finish((weights, prob, seed), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_dropout(scores, prob, seed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::DropoutConfig;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().iter::<f32>().collect()
+    }
+
+    fn assert_close(got: &[f32], expected: &[f32], tolerance: f32, what: &str) {
+        assert_eq!(got.len(), expected.len(), "{what}");
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!((g - e).abs() <= tolerance * (1.0 + e.abs()), "{what} [{i}]: {g} vs {e}");
+        }
+    }
+
+    /// Scores with some masked entries (a padded key column and a fully masked row).
+    fn scores(device: &Device, shape: [usize; 4]) -> Tensor<4> {
+        device.seed(3);
+        let scores = Tensor::<4>::random(shape, Distribution::Normal(0.0, 2.0), device);
+        let [b, h, q, k] = shape;
+        let masked: Vec<bool> = (0..b * h * q * k).map(|i| i % k == k - 1 || (i / k) % q == 1 && i / (q * k) == 0).collect();
+        scores.mask_fill(Tensor::<4, Bool>::from_data(TensorData::new(masked, shape), device), -1.0e9)
+    }
+
+    /// Output and gradient of `sum(weights * g)` for fixed `g`, by the fused op and by burn's
+    /// composed softmax, without dropout: equal, on both CPU backends and several shapes.
+    #[test]
+    fn the_fused_softmax_and_its_gradient_equal_the_composed_ones() {
+        let devices = [Device::flex().autodiff(), Device::ndarray().autodiff()];
+        for device in devices {
+            for shape in [[1, 1, 1, 5], [2, 3, 4, 7], [1, 2, 33, 64]] {
+                let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let run = |fused: bool| {
+                    let s = scores(&device, shape).detach().require_grad();
+                    let weights = if fused { softmax_dropout(s.clone(), None) } else { softmax(s.clone(), 3) };
+                    let grads = (weights.clone() * g.clone()).sum().backward();
+                    (values(weights), values(s.grad(&grads).unwrap()))
+                };
+                let ((w_fused, g_fused), (w_composed, g_composed)) = (run(true), run(false));
+                assert_close(&w_fused, &w_composed, 1e-6, &format!("weights {shape:?}"));
+                assert_close(&g_fused, &g_composed, 1e-5, &format!("gradient {shape:?}"));
+            }
+        }
+    }
+
+    /// With dropout the kept entries are `P / (1 - p)` and the rest 0; the gradient equals
+    /// the composed computation `softmax(s) * mask / (1 - p)` with that same mask, which
+    /// shows that the backward regenerates the forward's mask exactly.
+    #[test]
+    fn with_dropout_the_backward_regenerates_the_forwards_mask() {
+        let device = Device::flex().autodiff();
+        let shape = [2, 2, 16, 24];
+        let dropout = DropoutConfig::new(0.3).init();
+        let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let s = scores(&device, shape).detach().require_grad();
+        let dropped = softmax_dropout(s.clone(), Some(&dropout));
+        let grads = (dropped.clone() * g.clone()).sum().backward();
+        let fused_grad = values(s.grad(&grads).unwrap());
+
+        let weights = values(softmax(s.clone().detach(), 3));
+        let dropped = values(dropped);
+        let keep: Vec<f32> = dropped.iter().map(|&y| if y == 0.0 { 0.0 } else { 1.0 / 0.7 }).collect();
+        for (y, (p, k)) in dropped.iter().zip(weights.iter().zip(&keep)) {
+            assert!((y - p * k).abs() <= 1e-6 * (1.0 + y.abs()), "{y} vs {p} * {k}");
+        }
+        let dropped_share = keep.iter().filter(|&&k| k == 0.0).count() as f64 / keep.len() as f64;
+        assert!((dropped_share - 0.3).abs() < 0.05, "{dropped_share}");
+
+        let s2 = s.detach().require_grad();
+        let mask = Tensor::<4>::from_data(TensorData::new(keep, shape), &device);
+        let composed = softmax(s2.clone(), 3) * mask;
+        let grads = (composed * g).sum().backward();
+        assert_close(&fused_grad, &values(s2.grad(&grads).unwrap()), 1e-5, "gradient with dropout");
+    }
+
+    /// The same seed gives the same mask; the device's generator gives each call its own.
+    #[test]
+    fn dropout_masks_follow_the_device_seed() {
+        let device = Device::flex().autodiff();
+        let dropout = DropoutConfig::new(0.5).init();
+        let s = Tensor::<4>::zeros([1, 1, 8, 8], &device);
+        let draw = |seed| {
+            device.seed(seed);
+            let first = values(softmax_dropout(s.clone(), Some(&dropout)));
+            (first, values(softmax_dropout(s.clone(), Some(&dropout))))
+        };
+        let (a1, a2) = draw(7);
+        let (b1, _) = draw(7);
+        assert_eq!(a1, b1);
+        assert_ne!(a1, a2);
+    }
+
+    /// Without an autodiff device (evaluation) or with a frozen dropout there is no dropout.
+    #[test]
+    fn evaluation_has_no_dropout() {
+        let dropout = DropoutConfig::new(0.5).init();
+        let device = Device::flex();
+        let s = scores(&device, [1, 2, 3, 9]);
+        assert_eq!(values(softmax_dropout(s.clone(), Some(&dropout))), values(softmax(s, 3)));
+    }
+}
