@@ -249,8 +249,8 @@ pub fn describe_all() -> Vec<String> {
                 Err(why) => format!("not available: {why}"),
             },
             Backend::Cuda if !backend.compiled_in() => {
-                "not built in: rebuild with `cargo build --release --features gpu` (needs no CUDA toolkit to build; \
-                 running needs the NVIDIA driver and the toolkit's headers)"
+                "not built in: rebuild with `cargo build --release --features gpu` (the build needs no CUDA toolkit \
+                 but downloads LLVM from github.com once; running needs the NVIDIA driver and the toolkit)"
                     .to_string()
             }
             Backend::Cuda => cuda::describe(),

@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::attention::heads::dense;
+use crate::attention::softmax::dropout;
 use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
 
@@ -176,7 +177,7 @@ impl Classifier {
         };
         assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
         x = x + table.narrow(0, 0, positions).unsqueeze::<3>();
-        x = self.dropout.forward(x);
+        x = dropout(x, &self.dropout);
         for block in &self.blocks {
             x = block.forward(x, padding.clone());
         }

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
 use crate::attention::heads::dense;
+use crate::attention::softmax::dropout;
 use crate::attention::{Attention, AttentionConfig};
 use crate::classifier::LAYER_NORM_EPSILON;
 
@@ -51,9 +52,9 @@ impl EncoderBlock {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let attended = self.attention.forward(self.attention_norm.forward(x.clone()), padding);
-        let x = x + self.dropout.forward(attended);
+        let x = x + dropout(attended, &self.dropout);
         let hidden = gelu(self.feed_forward_in.forward(self.feed_forward_norm.forward(x.clone())));
-        let fed = self.feed_forward_out.forward(self.dropout.forward(hidden));
-        x + self.dropout.forward(fed)
+        let fed = self.feed_forward_out.forward(dropout(hidden, &self.dropout));
+        x + dropout(fed, &self.dropout)
     }
 }

@@ -52,6 +52,8 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
 
+use super::softmax::dropout;
+
 /// Initialisation of the imaginary parts of `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,7 +237,7 @@ impl S4d {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
-        self.output.forward(self.dropout.forward(gelu(self.convolve(u))))
+        self.output.forward(dropout(gelu(self.convolve(u)), &self.dropout))
     }
 
     /// The state space convolution with its skip term, `y = K * u + D u` (plus the backward

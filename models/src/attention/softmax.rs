@@ -38,9 +38,7 @@ use rayon::prelude::*;
 pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropout>) -> Tensor<D> {
     let device = scores.device();
     let drop = dropout.filter(|d| d.prob > 0.0 && d.training.is_enabled() && device.is_autodiff()).map(|d| d.prob);
-    let native = matches!(device.as_dispatch().clone().inner(), DispatchDevice::Flex(_) | DispatchDevice::NdArray(_))
-        && scores.dtype() == DType::F32;
-    if !native {
+    if !runs_natively(&scores) {
         let weights = softmax(scores, D - 1);
         return match dropout {
             Some(dropout) => dropout.forward(weights),
@@ -52,6 +50,28 @@ pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropo
         None => (0.0, 0),
     };
     Tensor::from_dispatch(<Dispatch as FusedSoftmax>::softmax_dropout(scores.into_dispatch(), prob, seed))
+}
+
+/// `dropout(x)` as burn's [`Dropout`] computes it (same activity rule), but on the CPU
+/// backends in one parallel pass whose mask is regenerated in the backward from the call's
+/// seed, so the backward keeps no tensor at all (burn's keeps a float mask the size of `x`,
+/// drawn one element at a time).
+pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    let device = x.device();
+    if dropout.prob == 0.0 || !dropout.training.is_enabled() || !device.is_autodiff() {
+        return x;
+    }
+    if !runs_natively(&x) {
+        return dropout.forward(x);
+    }
+    let seed = call_seed(&device);
+    Tensor::from_dispatch(<Dispatch as FusedSoftmax>::dropout(x.into_dispatch(), dropout.prob as f32, seed))
+}
+
+/// Whether `x` lives on a CPU backend with the native kernels here (f32 on flex or ndarray).
+fn runs_natively<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_) | DispatchDevice::NdArray(_))
+        && x.dtype() == DType::F32
 }
 
 /// A seed for one call's dropout mask, from the device's generator (seeded by the run).
@@ -98,6 +118,23 @@ fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>
         }
     });
     (weights, Some(dropped))
+}
+
+/// Elements per parallel task of [`drop_values`].
+const DROPOUT_CHUNK: usize = 1 << 14;
+
+/// `values * keep / (1 - prob)`, the mask of [`kept`] over the flat index: the dropout's
+/// forward, and (applied to the output's gradient) its backward.
+fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
+    let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
+    let mut out = vec![0.0f32; values.len()];
+    out.par_chunks_mut(DROPOUT_CHUNK).zip(values.par_chunks(DROPOUT_CHUNK)).enumerate().for_each(|(chunk, (y, x))| {
+        let first = (chunk * DROPOUT_CHUNK) as u64;
+        for (j, (y, &x)) in y.iter_mut().zip(x).enumerate() {
+            *y = if kept(seed, first + j as u64, keep) { x * scale } else { 0.0 };
+        }
+    });
+    out
 }
 
 /// The gradient of the scores from the weights `P` and the gradient of the output `dY`.
@@ -173,6 +210,15 @@ pub trait FusedSoftmax: Backend {
     /// `dropout(softmax(scores))` over the last dimension, the mask drawn from `seed`
     /// (`prob` 0: no dropout).
     fn softmax_dropout(scores: FloatTensor<Self>, prob: f32, seed: u64) -> FloatTensor<Self>;
+
+    /// `x * keep / (1 - prob)`, the mask drawn from `seed`.
+    fn dropout(x: FloatTensor<Self>, prob: f32, seed: u64) -> FloatTensor<Self>;
+}
+
+/// [`FusedSoftmax::dropout`] on a CPU backend.
+fn drop_tensor<B: RowMajor>(x: FloatTensor<B>, prob: f32, seed: u64) -> FloatTensor<B> {
+    let shape = x.shape();
+    B::from_values(B::with_values(x, |x| drop_values(x, prob, seed)), shape)
 }
 
 impl FusedSoftmax for Flex {
@@ -180,12 +226,33 @@ impl FusedSoftmax for Flex {
         let (weights, dropped) = forward::<Flex>(scores, prob, seed);
         dropped.unwrap_or(weights)
     }
+
+    fn dropout(x: FlexTensor, prob: f32, seed: u64) -> FlexTensor {
+        drop_tensor::<Flex>(x, prob, seed)
+    }
 }
 
 impl FusedSoftmax for NdArray {
     fn softmax_dropout(scores: NdArrayTensor, prob: f32, seed: u64) -> NdArrayTensor {
         let (weights, dropped) = forward::<NdArray>(scores, prob, seed);
         dropped.unwrap_or(weights)
+    }
+
+    fn dropout(x: NdArrayTensor, prob: f32, seed: u64) -> NdArrayTensor {
+        drop_tensor::<NdArray>(x, prob, seed)
+    }
+}
+
+/// The dropout's backward node: it keeps the call's probability and seed, no tensor.
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl<B: RowMajor> Backward<B, 1> for DropoutBackward {
+    type State = (f32, u64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (prob, seed) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| drop_tensor::<B>(output_grad, prob, seed));
     }
 }
 
@@ -219,6 +286,14 @@ impl<B: RowMajor + FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodif
                 prep.finish((weights, prob, seed), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::softmax_dropout(scores, prob, seed)),
+        }
+    }
+
+    fn dropout(x: FloatTensor<Self>, prob: f32, seed: u64) -> FloatTensor<Self> {
+        let (x, node) = x.into_parts();
+        match DropoutBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((prob, seed), drop_tensor::<B>(x, prob, seed)),
+            OpsKind::UnTracked(prep) => prep.finish(B::dropout(x, prob, seed)),
         }
     }
 }
@@ -314,6 +389,32 @@ mod tests {
         let (b1, _) = draw(7);
         assert_eq!(a1, b1);
         assert_ne!(a1, a2);
+    }
+
+    /// The dropout alone: kept elements are `x / (1 - p)`, the rest 0, about `p` of them,
+    /// and the gradient is the same mask applied to the output's gradient.
+    #[test]
+    fn the_fused_dropout_scales_what_it_keeps_and_its_gradient_uses_the_same_mask() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let shape = [3, 50, 70];
+        let layer = DropoutConfig::new(0.25).init();
+        let x = Tensor::<3>::random(shape, Distribution::Uniform(1.0, 2.0), &device).require_grad();
+        let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let y = dropout(x.clone(), &layer);
+        let grads = (y.clone() * g.clone()).sum().backward();
+        let (xs, ys, gs) = (values(x.clone()), values(y), values(g));
+        let grad = values(x.grad(&grads).unwrap());
+        let mut dropped = 0;
+        for i in 0..xs.len() {
+            let keep = ys[i] != 0.0;
+            dropped += usize::from(!keep);
+            let (expected_y, expected_grad) = if keep { (xs[i] / 0.75, gs[i] / 0.75) } else { (0.0, 0.0) };
+            assert!((ys[i] - expected_y).abs() <= 1e-6 * expected_y.abs(), "{i}: {} vs {expected_y}", ys[i]);
+            assert!((grad[i] - expected_grad).abs() <= 1e-6 * (1.0 + expected_grad.abs()), "{i}");
+        }
+        let share = dropped as f64 / xs.len() as f64;
+        assert!((share - 0.25).abs() < 0.02, "{share}");
     }
 
     /// Without an autodiff device (evaluation) or with a frozen dropout there is no dropout.
