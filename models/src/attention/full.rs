@@ -8,6 +8,9 @@
 //! `Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V`, per head, with padded keys
 //! given a zero weight.
 
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
 use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
 use super::softmax::softmax_dropout;
 use burn::nn::{Dropout, DropoutConfig};
@@ -44,6 +47,12 @@ impl FullAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let (q, k, v) = self.projections.project(x);
+        // Without gradients (evaluation), burn's fused attention kernel: on flex one
+        // parallel pass, tiled with an online softmax at long lengths, no score matrix.
+        if !q.device().is_autodiff() {
+            let context = attention(q, k, v, Some(key_padding_mask(padding)), None, AttentionModuleOptions::default());
+            return self.projections.combine(context);
+        }
         let weights = attention_weights(q, k, Some(padding), Some(&self.dropout));
         self.projections.combine(weights.matmul(v))
     }
@@ -101,6 +110,28 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Evaluation takes burn's fused kernel, training the fused softmax: the same layer
+    /// gives the same output both ways (dropout off), padding included.
+    #[test]
+    fn the_evaluation_kernel_equals_the_training_computation() {
+        let device = Device::flex();
+        device.seed(2);
+        let (batch, len, d_model, heads) = (2, 9, 16, 4);
+        let layer = FullAttentionConfig::new(d_model, heads).with_dropout(0.0).init(&device);
+        let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        let padded: Vec<bool> = (0..batch * len).map(|i| i / len == 1 && i % len >= 6).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padded, [batch, len]), &device);
+        let evaluated = values(layer.forward(x.clone(), padding.clone()));
+        let trained = {
+            let training = device.clone().autodiff();
+            let layer = layer.clone().to_device(&training);
+            values(layer.forward(x.to_device(&training), padding.to_device(&training)))
+        };
+        for (i, (e, t)) in evaluated.iter().zip(&trained).enumerate() {
+            assert!((e - t).abs() < 1e-5, "{i}: {e} vs {t}");
+        }
     }
 
     #[test]

@@ -25,6 +25,10 @@ use super::synthesizer::{SynthesizerConfig, SynthesizerKind};
 /// chunk: below it a pattern degenerates to a handful of neighbours.
 pub const MIN_SCALED_LENGTH: usize = 4;
 
+/// The fewest slots [`MechanismSettings::scaled`] leaves Luna's memory or Nyströmformer's
+/// landmarks: fewer summarise too little to compare with.
+pub const MIN_SCALED_SLOTS: usize = 8;
+
 /// Which form of a mechanism a layer computes, for the mechanisms whose paper and LRA's
 /// released code compute different things ([`Mechanism::has_variants`]). Each mechanism file
 /// names what its `lra` form does differently, the released code's quirks and plain bugs
@@ -362,13 +366,17 @@ impl MechanismSettings {
 
     /// These settings for sequences of `to` positions instead of `from`: every setting
     /// that is a length (a block, stride, window, chunk or summary) scaled by `to / from`,
-    /// at least [`MIN_SCALED_LENGTH`] (a summary at least 1); counts (k, features,
-    /// buckets, landmarks, rounds, memory) unchanged; the axial row length derived from
+    /// at least [`MIN_SCALED_LENGTH`] (a summary at least 1); the slots that summarise the
+    /// sequence (Luna's memory, Nyströmformer's landmarks) scaled likewise, at least
+    /// [`MIN_SCALED_SLOTS`], so that they stay the share of the sequence LRA gave them
+    /// (256 slots over 1,000-4,000 tokens, not over 64); other counts (k, features,
+    /// buckets, rounds) unchanged; the axial row length derived from
     /// the new length; LRA's Reformer unchanged (its chunks are a count, its chunk size
     /// the unit it pads to). Then cut to the sequence ([`MechanismSettings::fitted_to`]).
     pub fn scaled(self, from: usize, to: usize) -> MechanismSettings {
         let proportional = |value: usize| ((value * to) as f64 / from.max(1) as f64).round() as usize;
         let scale = |value: usize| proportional(value).max(MIN_SCALED_LENGTH);
+        let slots = |value: usize| proportional(value).clamp(MIN_SCALED_SLOTS.min(value), value);
         let lra = self.is_lra();
         let scaled = match self {
             MechanismSettings::Local { variant, block_size } => {
@@ -389,6 +397,10 @@ impl MechanismSettings {
             }
             MechanismSettings::Sinkhorn { variant, block_size, sinkhorn_iterations, temperature } => {
                 MechanismSettings::Sinkhorn { variant, block_size: scale(block_size), sinkhorn_iterations, temperature }
+            }
+            MechanismSettings::Luna { memory_length } => MechanismSettings::Luna { memory_length: slots(memory_length) },
+            MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
+                MechanismSettings::Nystromformer { landmarks: slots(landmarks), pinv_iterations }
             }
             other => other,
         };
@@ -619,6 +631,19 @@ mod tests {
         let linformer = MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 16 };
         assert_eq!(linformer.clone().scaled(1024, 256), linformer);
         assert_eq!(MechanismSettings::Axial { row_length: 32 }.scaled(1024, 256), MechanismSettings::Axial { row_length: 16 });
+        // Summary slots keep their share of the sequence, but never fewer than 8 (or than
+        // they were) and never more than they were.
+        assert_eq!(
+            MechanismSettings::Luna { memory_length: 256 }.scaled(4001, 257),
+            MechanismSettings::Luna { memory_length: 16 }
+        );
+        assert_eq!(MechanismSettings::Luna { memory_length: 256 }.scaled(2001, 65), MechanismSettings::Luna { memory_length: 8 });
+        assert_eq!(MechanismSettings::Luna { memory_length: 4 }.scaled(2001, 65), MechanismSettings::Luna { memory_length: 4 });
+        assert_eq!(MechanismSettings::Luna { memory_length: 16 }.scaled(65, 257), MechanismSettings::Luna { memory_length: 16 });
+        assert_eq!(
+            MechanismSettings::Nystromformer { landmarks: 128, pinv_iterations: 6 }.scaled(1025, 257),
+            MechanismSettings::Nystromformer { landmarks: 32, pinv_iterations: 6 }
+        );
     }
 
     #[test]
