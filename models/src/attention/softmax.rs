@@ -92,44 +92,63 @@ fn kept(seed: u64, index: u64, keep: f32) -> bool {
     ((z >> 40) as f32) * (1.0 / (1u64 << 24) as f32) < keep
 }
 
-/// Softmax of each row of `scores` (rows of `width`), then dropout: returns `(P, Y)`, with
-/// `Y` absent when `prob` is 0 (then `Y = P`).
+/// Elements per parallel task: whole rows, at least this many numbers (short rows are
+/// grouped, so a task is not smaller than its scheduling).
+const TASK_ELEMENTS: usize = 1 << 14;
+
+/// Rows per parallel task for rows of `width`.
+fn rows_per_task(width: usize) -> usize {
+    (TASK_ELEMENTS / width.max(1)).max(1)
+}
+
+/// Softmax of one row into `p`.
+#[inline]
+fn softmax_row(s: &[f32], p: &mut [f32]) {
+    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut total = 0.0f32;
+    for (p, &s) in p.iter_mut().zip(s) {
+        *p = (s - max).exp();
+        total += *p;
+    }
+    let inverse = 1.0 / total;
+    p.iter_mut().for_each(|p| *p *= inverse);
+}
+
+/// Softmax of each row of `scores` (rows of `width`), then dropout, in one pass per row:
+/// returns `(P, Y)`, with `Y` absent when `prob` is 0 (then `Y = P`).
 fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>, Option<Vec<f32>>) {
+    let block = rows_per_task(width) * width;
     let mut weights = vec![0.0f32; scores.len()];
-    weights.par_chunks_mut(width).zip(scores.par_chunks(width)).for_each(|(p, s)| {
-        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut total = 0.0f32;
-        for (p, &s) in p.iter_mut().zip(s) {
-            *p = (s - max).exp();
-            total += *p;
-        }
-        let inverse = 1.0 / total;
-        p.iter_mut().for_each(|p| *p *= inverse);
-    });
     if prob == 0.0 {
+        weights.par_chunks_mut(block).zip(scores.par_chunks(block)).for_each(|(p, s)| {
+            p.chunks_mut(width).zip(s.chunks(width)).for_each(|(p, s)| softmax_row(s, p));
+        });
         return (weights, None);
     }
     let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
     let mut dropped = vec![0.0f32; scores.len()];
-    dropped.par_chunks_mut(width).zip(weights.par_chunks(width)).enumerate().for_each(|(row, (y, p))| {
-        let first = (row * width) as u64;
-        for (j, (y, &p)) in y.iter_mut().zip(p).enumerate() {
-            *y = if kept(seed, first + j as u64, keep) { p * scale } else { 0.0 };
-        }
-    });
+    weights.par_chunks_mut(block).zip(dropped.par_chunks_mut(block)).zip(scores.par_chunks(block)).enumerate().for_each(
+        |(task, ((p, y), s))| {
+            let mut index = (task * block) as u64;
+            for ((p, y), s) in p.chunks_mut(width).zip(y.chunks_mut(width)).zip(s.chunks(width)) {
+                softmax_row(s, p);
+                for (y, &p) in y.iter_mut().zip(p.iter()) {
+                    *y = if kept(seed, index, keep) { p * scale } else { 0.0 };
+                    index += 1;
+                }
+            }
+        },
+    );
     (weights, Some(dropped))
 }
-
-/// Elements per parallel task of [`drop_values`].
-const DROPOUT_CHUNK: usize = 1 << 14;
 
 /// `values * keep / (1 - prob)`, the mask of [`kept`] over the flat index: the dropout's
 /// forward, and (applied to the output's gradient) its backward.
 fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
     let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
     let mut out = vec![0.0f32; values.len()];
-    out.par_chunks_mut(DROPOUT_CHUNK).zip(values.par_chunks(DROPOUT_CHUNK)).enumerate().for_each(|(chunk, (y, x))| {
-        let first = (chunk * DROPOUT_CHUNK) as u64;
+    out.par_chunks_mut(TASK_ELEMENTS).zip(values.par_chunks(TASK_ELEMENTS)).enumerate().for_each(|(chunk, (y, x))| {
+        let first = (chunk * TASK_ELEMENTS) as u64;
         for (j, (y, &x)) in y.iter_mut().zip(x).enumerate() {
             *y = if kept(seed, first + j as u64, keep) { x * scale } else { 0.0 };
         }
@@ -140,20 +159,25 @@ fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
 /// The gradient of the scores from the weights `P` and the gradient of the output `dY`.
 fn backward_rows(weights: &[f32], output_grad: &[f32], width: usize, prob: f32, seed: u64) -> Vec<f32> {
     let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
+    let block = rows_per_task(width) * width;
     let mut grad = vec![0.0f32; weights.len()];
-    grad.par_chunks_mut(width).zip(weights.par_chunks(width).zip(output_grad.par_chunks(width))).enumerate().for_each(
-        |(row, (ds, (p, dy)))| {
-            let first = (row * width) as u64;
-            // dP, written into dS first.
-            for (j, (ds, &dy)) in ds.iter_mut().zip(dy).enumerate() {
-                *ds = match prob == 0.0 || kept(seed, first + j as u64, keep) {
-                    true if prob == 0.0 => dy,
-                    true => dy * scale,
-                    false => 0.0,
-                };
+    grad.par_chunks_mut(block).zip(weights.par_chunks(block).zip(output_grad.par_chunks(block))).enumerate().for_each(
+        |(task, (ds, (p, dy)))| {
+            let mut index = (task * block) as u64;
+            for ((ds, p), dy) in ds.chunks_mut(width).zip(p.chunks(width)).zip(dy.chunks(width)) {
+                // dP, written into dS first.
+                match prob == 0.0 {
+                    true => ds.copy_from_slice(dy),
+                    false => {
+                        for (ds, &dy) in ds.iter_mut().zip(dy) {
+                            *ds = if kept(seed, index, keep) { dy * scale } else { 0.0 };
+                            index += 1;
+                        }
+                    }
+                }
+                let dot: f32 = ds.iter().zip(p).map(|(dp, p)| dp * p).sum();
+                ds.iter_mut().zip(p).for_each(|(ds, &p)| *ds = p * (*ds - dot));
             }
-            let dot: f32 = ds.iter().zip(p).map(|(dp, p)| dp * p).sum();
-            ds.iter_mut().zip(p).for_each(|(ds, &p)| *ds = p * (*ds - dot));
         },
     );
     grad
