@@ -191,7 +191,10 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
     let task = &config.task;
     let t = &task.training;
     let plain = device.device.clone();
-    let train_device = plain.clone().autodiff();
+    let train_device = match t.gradient_checkpointing {
+        true => plain.clone().autodiff().gradient_checkpointing(),
+        false => plain.clone().autodiff(),
+    };
     train_device.seed(config.seed);
 
     let heap = HeapPeak::start();
@@ -343,7 +346,10 @@ mod tests {
 
     /// A one-layer classifier and its gradients for one batch, on an autodiff device.
     fn model_and_grads() -> (Classifier, GradientsParams) {
-        let device = Device::flex().autodiff();
+        model_and_grads_on(Device::flex().autodiff())
+    }
+
+    fn model_and_grads_on(device: Device) -> (Classifier, GradientsParams) {
         device.seed(5);
         let model = ClassifierConfig::new(8, 3, 6, 8, 2, 1, 16, 8, lra_models::Mechanism::Full).init(&device);
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6, 2, 3, 4, 0, 0, 0], [2, 6]), &device);
@@ -366,6 +372,33 @@ mod tests {
         let mut sum = Sum(grads, 0.0);
         model.visit(&mut sum);
         sum.1.sqrt()
+    }
+
+    /// Every parameter's gradient, in visiting order.
+    fn all_gradients(model: &Classifier, grads: &GradientsParams) -> Vec<Vec<f32>> {
+        struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
+        impl ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(param.id) {
+                    self.1.push(g.into_data().iter::<f32>().collect());
+                }
+            }
+        }
+        let mut collect = Collect(grads, Vec::new());
+        model.visit(&mut collect);
+        collect.1
+    }
+
+    /// Balanced checkpointing recomputes what it does not keep: the gradients are the same
+    /// numbers, bit for bit (dropout included: its masks come from the same seeds).
+    #[test]
+    fn gradient_checkpointing_gives_the_same_gradients() {
+        let (model, grads) = model_and_grads_on(Device::flex().autodiff());
+        let kept = all_gradients(&model, &grads);
+        let (model, grads) = model_and_grads_on(Device::flex().autodiff().gradient_checkpointing());
+        let recomputed = all_gradients(&model, &grads);
+        assert!(!kept.is_empty());
+        assert_eq!(kept, recomputed);
     }
 
     #[test]

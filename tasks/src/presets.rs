@@ -136,6 +136,7 @@ fn cpu_training(batch_size: usize, steps: usize, eval_every: usize) -> TrainingC
         eval_every,
         warmup_steps_untimed: (steps / 20).clamp(1, 10),
         log_every: (steps / 50).max(1),
+        gradient_checkpointing: false,
     }
 }
 
@@ -153,6 +154,7 @@ fn lra_rsqrt_training(batch_size: usize, steps: usize, warmup: usize, eval_every
         eval_every,
         warmup_steps_untimed: 10,
         log_every: eval_every,
+        gradient_checkpointing: false,
     }
 }
 
@@ -236,6 +238,7 @@ fn image_config(preset: Preset) -> TaskConfig {
                 eval_every: 175,
                 warmup_steps_untimed: 10,
                 log_every: 25,
+                gradient_checkpointing: false,
             },
         ),
     };
@@ -307,6 +310,7 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
                     eval_every: epoch,
                     warmup_steps_untimed: 10,
                     log_every: 100,
+                    gradient_checkpointing: false,
                 },
             )
         }
