@@ -63,6 +63,16 @@ pub struct Measurement {
     pub relative_speed: Option<f64>,
     /// Peak memory over the Transformer's at this length.
     pub relative_memory: Option<f64>,
+    /// Operations of one timed step (a training step, or the layer's forward and
+    /// backward): the counts of `lra_models::attention::flops`.
+    #[serde(default)]
+    pub step_flops: Option<f64>,
+    #[serde(default)]
+    pub achieved_flops_per_second: Option<f64>,
+    /// Model FLOPs utilisation: the achieved rate over the device's peak (the record's
+    /// `environment.peak` says how it was derived).
+    #[serde(default)]
+    pub mfu: Option<f64>,
 }
 
 impl Measurement {
@@ -150,13 +160,14 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
     let positions = n + usize::from(spec.scope == Scope::Step);
     let settings = cell_settings(&spec.model, spec.variant, positions)?;
     let mut durations = Vec::new();
+    let step_flops = match spec.scope {
+        Scope::Step => step_model(info.mechanism, n, &settings).training_step_flops(b),
+        // The layer's forward, and its backward (two forwards' worth).
+        Scope::Layer => 3.0 * layer_config(info.mechanism, n, &settings).forward_flops(b),
+    };
     match spec.scope {
         Scope::Step => {
-            let mut model = ClassifierConfig::new(TEXT_VOCAB, 2, n, D_MODEL, HEADS, LAYERS, D_FF, D_FF, info.mechanism)
-                .with_settings(Some(settings.clone()))
-                .with_pooling(Pooling::Cls)
-                .with_positions(Positions::Sinusoidal)
-                .init(&device);
+            let mut model = step_model(info.mechanism, n, &settings).init(&device);
             let mut optimizer = AdamWConfig::new().with_beta_2(0.98).with_epsilon(1e-9).with_weight_decay(0.1).init();
             for step in 0..spec.warmup_steps + spec.timed_steps {
                 let tokens: Vec<i64> = (0..b * n).map(|_| 1 + rng.below(256) as i64).collect();
@@ -181,10 +192,7 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
             }
         }
         Scope::Layer => {
-            let layer = AttentionConfig::new(D_MODEL, HEADS, info.mechanism, n)
-                .with_settings(Some(settings.clone()))
-                .with_dropout(0.0)
-                .init(&device);
+            let layer = layer_config(info.mechanism, n, &settings).init(&device);
             let padding = Tensor::<2, Bool>::full([b, n], false, &device);
             for step in 0..spec.warmup_steps + spec.timed_steps {
                 let x = Tensor::<3>::random([b, n, D_MODEL], Distribution::Normal(0.0, 1.0), &device).require_grad();
@@ -221,7 +229,23 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
         memory_source: Some(source.into()),
         relative_speed: None,
         relative_memory: None,
+        step_flops: Some(step_flops),
+        achieved_flops_per_second: Some(step_flops / step_seconds),
+        mfu: crate::peak::utilisation(Some(step_flops / step_seconds), crate::peak::of(spec.device, &opened.adapter).as_ref()),
     })
+}
+
+/// The model a step cell trains: LRA's Text sizes at `n` tokens, pooled by a CLS vector.
+fn step_model(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> ClassifierConfig {
+    ClassifierConfig::new(TEXT_VOCAB, 2, n, D_MODEL, HEADS, LAYERS, D_FF, D_FF, mechanism)
+        .with_settings(Some(settings.clone()))
+        .with_pooling(Pooling::Cls)
+        .with_positions(Positions::Sinusoidal)
+}
+
+/// The layer a layer cell times, at `n` positions, without dropout.
+fn layer_config(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> AttentionConfig {
+    AttentionConfig::new(D_MODEL, HEADS, mechanism, n).with_settings(Some(settings.clone())).with_dropout(0.0)
 }
 
 fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
@@ -239,6 +263,9 @@ fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
         memory_source: None,
         relative_speed: None,
         relative_memory: None,
+        step_flops: None,
+        achieved_flops_per_second: None,
+        mfu: None,
     }
 }
 
@@ -440,7 +467,11 @@ pub fn run(
         timed_steps: spec.timed_steps,
         // Cells of models this run does not measure stay: a record is merged, never cut.
         measurements: others,
-        environment: crate::environment::capture(&device.adapter, device.driver.as_ref()),
+        environment: crate::environment::capture(
+            &device.adapter,
+            device.driver.as_ref(),
+            crate::peak::of(spec.device, &device.adapter),
+        ),
         command,
     };
     for model in &spec.models {
@@ -489,11 +520,16 @@ fn split_earlier(earlier: Vec<Measurement>, models: &[String], variant: Variant)
 pub fn describe(m: &Measurement) -> String {
     match (m.steps_per_second, m.peak_memory_bytes) {
         (Some(speed), Some(memory)) => format!(
-            "{:<26} n={:<6} {:>9.3} steps/s {:>10.1} MiB{}",
+            "{:<26} n={:<6} {:>9.3} steps/s {:>10.1} MiB {:>9}{}",
             m.label(),
             m.length,
             speed,
             memory as f64 / (1u64 << 20) as f64,
+            match m.achieved_flops_per_second {
+                Some(rate) =>
+                    format!("{:.1} GFLOP/s{}", rate / 1e9, m.mfu.map(|u| format!(" (MFU {:.1}%)", 100.0 * u)).unwrap_or_default()),
+                None => String::new(),
+            },
             match (m.relative_speed, m.relative_memory) {
                 (Some(s), Some(r)) => format!("  ({s:.2}x speed, {r:.2}x memory of the Transformer)"),
                 _ => String::new(),
@@ -549,7 +585,7 @@ mod tests {
             warmup_steps: 1,
             timed_steps: 1,
             measurements: vec![cell("transformer"), cell("linear"), cell("local")],
-            environment: crate::environment::capture("test", None),
+            environment: crate::environment::capture("test", None, None),
             command: "earlier".into(),
         };
         save(dir.path(), &earlier).unwrap();

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::device::DriverInfo;
+use crate::peak::Peak;
 
 /// The machine and software a run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,10 @@ pub struct Environment {
     /// (`cuda`, `fusion`); absent in records of earlier versions.
     #[serde(default)]
     pub build_features: Vec<String>,
+    /// The device's peak f32 rate and how it was derived (the denominator of MFU); absent
+    /// where none can be derived, and in records of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak: Option<Peak>,
     pub burn_version: String,
     pub git_commit: String,
     pub lra_version: String,
@@ -28,7 +33,7 @@ pub struct Environment {
 /// a test checks Cargo.lock agrees).
 pub const BURN_VERSION: &str = "0.22.1";
 
-pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>) -> Environment {
+pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>, peak: Option<Peak>) -> Environment {
     let mut system = sysinfo::System::new();
     system.refresh_cpu_all();
     system.refresh_memory();
@@ -46,6 +51,7 @@ pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>) -> Environ
         device_adapter: device_adapter.to_string(),
         gpu_driver: gpu_driver.cloned(),
         build_features: crate::device::build_features().into_iter().map(String::from).collect(),
+        peak,
         burn_version: BURN_VERSION.to_string(),
         git_commit: build_commit().to_string(),
         lra_version: env!("CARGO_PKG_VERSION").to_string(),

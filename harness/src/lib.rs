@@ -11,6 +11,7 @@ pub mod device;
 pub mod environment;
 pub mod list;
 pub mod measure;
+pub mod peak;
 pub mod record;
 pub mod report;
 pub mod run;

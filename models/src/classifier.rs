@@ -74,18 +74,36 @@ const LECUN: Initializer = Initializer::KaimingNormal { gain: 1.0, fan_out_only:
 pub const LAYER_NORM_EPSILON: f64 = 1e-6;
 
 impl ClassifierConfig {
-    pub fn init(&self, device: &Device) -> Classifier {
-        // The CLS vector takes position 0, so the table covers one position more.
+    /// The attention layer of every block.
+    fn attention(&self) -> AttentionConfig {
+        // The CLS vector takes position 0, so the layer sees one position more.
         let positions_len = self.max_length + usize::from(self.pooling == Pooling::Cls);
-        let block = EncoderBlockConfig::new(
-            AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len)
-                .with_dropout(self.attention_dropout)
-                .with_qkv_dim(self.qkv_dim)
-                .with_settings(self.settings.clone())
-                .with_leading(usize::from(self.pooling == Pooling::Cls)),
-            self.d_ff,
-        )
-        .with_dropout(self.dropout);
+        AttentionConfig::new(self.d_model, self.heads, self.mechanism, positions_len)
+            .with_dropout(self.attention_dropout)
+            .with_qkv_dim(self.qkv_dim)
+            .with_settings(self.settings.clone())
+            .with_leading(usize::from(self.pooling == Pooling::Cls))
+    }
+
+    /// The operations of one training step on `batch` examples (forward and backward,
+    /// three forwards: see [`crate::attention::flops`]): per block, the attention
+    /// layer's and the feed-forward layer's products (`4 b n D F`); the head's on the
+    /// pooled vectors. Retrieval's pairs run the encoder twice per example.
+    pub fn training_step_flops(&self, batch: usize) -> f64 {
+        let attention = self.attention();
+        let sequences = if self.paired { 2 * batch } else { batch };
+        let positions = attention.max_length as f64;
+        let feed_forward = 4.0 * sequences as f64 * positions * self.d_model as f64 * self.d_ff as f64;
+        let encoder = self.layers as f64 * (attention.forward_flops(sequences) + feed_forward);
+        let pooled = if self.paired { 4 * self.d_model } else { self.d_model };
+        let head = 2.0 * batch as f64 * (pooled * self.d_head_mlp + self.d_head_mlp * self.classes) as f64;
+        3.0 * (encoder + head)
+    }
+
+    pub fn init(&self, device: &Device) -> Classifier {
+        let attention = self.attention();
+        let positions_len = attention.max_length;
+        let block = EncoderBlockConfig::new(attention, self.d_ff).with_dropout(self.dropout);
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
@@ -224,6 +242,20 @@ mod tests {
         padded.resize(len, PAD_ID);
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(padded, [1, len]), &device);
         model.encode(tokens).into_data().iter::<f32>().collect()
+    }
+
+    /// One training step of the Transformer, counted by hand: 16 tokens and the CLS vector
+    /// (n = 17), batch 2, D = d = 16, F = 32, a head of 24 and 5 classes, 2 blocks.
+    /// Per block: projections 4 x 2 x (2 x 17 x 16 x 16) = 69,632; scores and context
+    /// 2 x 2 x (2 x 17 x 16 x 17) = 36,992; feed-forward 2 x 2 x (2 x 17 x 16 x 32) = 69,632.
+    /// Head: 2 x (2 x 16 x 24 + 2 x 24 x 5) = 2,016. Forward: 2 x 176,256 + 2,016 = 354,528;
+    /// a step is three forwards.
+    #[test]
+    fn the_transformers_step_count_is_the_hand_count() {
+        assert_eq!(config(Pooling::Cls, Positions::Sinusoidal).training_step_flops(2), 3.0 * 354_528.0);
+        // Pairs run the encoder twice, and the head reads [u, v, u*v, u-v] (4 x 16 wide).
+        let paired = config(Pooling::Cls, Positions::Sinusoidal).with_paired(true).training_step_flops(2);
+        assert_eq!(paired, 3.0 * (2.0 * 2.0 * 176_256.0 + 2.0 * 2.0 * (64.0 * 24.0 + 24.0 * 5.0)));
     }
 
     #[test]

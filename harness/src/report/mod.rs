@@ -425,6 +425,9 @@ fn speed_table(bench: &BenchRecord) -> Table {
     for l in &bench.lengths {
         header.push(format!("memory {}", length_label(*l)));
     }
+    for l in &bench.lengths {
+        header.push(format!("MFU {}", length_label(*l)));
+    }
     let mut models: Vec<String> = Vec::new();
     for m in &bench.measurements {
         if !models.contains(&m.label()) {
@@ -456,6 +459,9 @@ fn speed_table(bench: &BenchRecord) -> Table {
                 None => "–".into(),
             });
         }
+        for &l in &bench.lengths {
+            row.push(find(l).and_then(|m| m.mfu).map(|u| format!("{:.1}%", 100.0 * u)).unwrap_or_else(|| "–".into()));
+        }
         rows.push(row);
         if bench.scope == Scope::Step
             && let Some(p) = published::TABLE2.iter().find(|p| p.our_name == model)
@@ -475,6 +481,7 @@ fn speed_table(bench: &BenchRecord) -> Table {
                     _ => "–".into(),
                 });
             }
+            row.extend(bench.lengths.iter().map(|_| "–".to_string()));
             rows.push(row);
         }
     }
@@ -596,6 +603,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 m.relative_memory.map(|v| format!("{v:.4}")).unwrap_or_default(),
                 published.zip(index).map(|(p, i)| p.steps_per_second[i].to_string()).unwrap_or_default(),
                 published.zip(index).map(|(p, i)| p.memory_gb[i].to_string()).unwrap_or_default(),
+                m.step_flops.map(|v| format!("{v:.4e}")).unwrap_or_default(),
+                m.achieved_flops_per_second.map(|v| format!("{v:.4e}")).unwrap_or_default(),
+                m.mfu.map(|v| format!("{v:.5}")).unwrap_or_default(),
             ]);
         }
     }
@@ -616,6 +626,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 "relative_memory",
                 "published_steps_per_second",
                 "published_memory_gb",
+                "step_flops",
+                "achieved_flops_per_second",
+                "mfu",
             ],
             &table2_csv,
         )?,
@@ -756,7 +769,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
             "one attention layer (forward and backward)"
         };
         let intro = format!(
-            "`{}`: {what}, byte-level Text sizes (d_model {}, {} heads, {} layer(s), d_ff {}), batch {}, device {} ({}); {} warm-up and {} timed steps; ratios are to the Transformer at the same length. Command: `{}`",
+            "`{}`: {what}, byte-level Text sizes (d_model {}, {} heads, {} layer(s), d_ff {}), batch {}, device {} ({}); {} warm-up and {} timed steps; ratios are to the Transformer at the same length. MFU: the step's operations (matrix products, counted from the configuration) per second over the device's peak, {}. Command: `{}`",
             b.bench_id,
             b.d_model,
             b.heads,
@@ -767,10 +780,14 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
             b.environment.device_adapter,
             b.warmup_steps,
             b.timed_steps,
+            match &b.environment.peak {
+                Some(peak) => peak.derivation.clone(),
+                None => "which could not be derived for this device".into(),
+            },
             b.command
         );
         sections.push((
-            format!("Table 2: speed and peak memory ({})", b.bench_id),
+            format!("Table 2: speed, peak memory and MFU ({})", b.bench_id),
             format!("{intro}\n\n{}", t.markdown()),
             format!("<p>{}</p>\n{}", escape(&intro), t.html()),
         ));

@@ -26,6 +26,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::blocks::{Blocks, Leading, after_leading, block_attention, block_scores, joint_softmax, unblock};
+use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
 #[derive(Config, Debug)]
@@ -121,6 +122,16 @@ impl AxialAttention {
         .swap_dims(2, 3);
         unblock(context, rows.len)
     }
+}
+
+/// Work of one forward ([`super::flops`]): the projections, the leading rows, and every
+/// position after them over its row (`r` keys, plus the leading ones) and then over its
+/// column (one key per row): `8 b n D d + 4 b n (r + n / r) d` and the leading part.
+pub fn forward_flops(shape: &LayerShape, row_length: usize) -> f64 {
+    let r = row_length.max(1);
+    let rows = super::flops::blocks(shape.after_leading(), r);
+    let filled = rows * r as f64;
+    shape.projections(shape.n()) + shape.attend(filled, r as f64) + shape.attend(filled, rows) + shape.leading_rows()
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use super::blocks::{
     Blocks, any_of, block_count, block_scores, gather_blocks, gather_padding, joint_softmax, key_mask, mask_from_fn,
     neighbour_blocks, pad_positions,
 };
+use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
@@ -389,6 +390,39 @@ impl BigBirdAttention {
             weights.into_iter().zip(values).map(|(w, v)| w.matmul(v)).reduce(|a, b| a + b).expect("the window is always there");
         context.reshape([batch, heads, rest * block, d])
     }
+}
+
+/// Work of one forward ([`super::flops`]): the projections; the global query blocks over
+/// every key; every other query block over its window of `2 r + 1` blocks, the `g` global
+/// blocks and `r` random blocks. LRA's form: the first and last blocks over every position,
+/// the middle ones over `5 + r` blocks, on the sequence filled up with a block.
+pub fn forward_flops(
+    shape: &LayerShape,
+    variant: Variant,
+    block: usize,
+    window_blocks: usize,
+    global_blocks: usize,
+    random_blocks: usize,
+) -> f64 {
+    let (n, b) = (shape.positions, block.max(1));
+    let attention = match variant {
+        Variant::Lra => {
+            let filled = n + b - n % b;
+            let count = filled / b;
+            shape.attend(2.0 * b as f64, filled as f64)
+                + shape.attend((count.saturating_sub(2) * b) as f64, ((5 + random_blocks) * b) as f64)
+        }
+        Variant::Paper => {
+            let count = super::flops::blocks(n, b) as usize;
+            let global = global_blocks.min(count);
+            let global_len = (global * b).min(n);
+            let rest = count - global;
+            let keys = (window_blocks / 2 * 2 + 1 + global + random_blocks) * b;
+            let globals = if global_len > 0 { shape.attend(global_len as f64, n as f64) } else { 0.0 };
+            globals + shape.attend((rest * b) as f64, keys as f64)
+        }
+    };
+    shape.projections(shape.n()) + attention
 }
 
 #[cfg(test)]

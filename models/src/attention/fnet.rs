@@ -22,6 +22,8 @@
 
 use burn::prelude::*;
 
+use super::flops::LayerShape;
+
 #[derive(Config, Debug)]
 pub struct FnetConfig {
     pub d_model: usize,
@@ -69,6 +71,14 @@ fn dft_tables(n: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
     let products = index.clone().reshape([n, 1]).expand([n, n]).mul(index.reshape([1, n]).expand([n, n]));
     let angle = products.remainder_scalar(n as i64).float().mul_scalar(2.0 * std::f64::consts::PI / n as f64);
     (angle.clone().cos(), angle.sin())
+}
+
+/// Work of one forward ([`super::flops`]): the two-dimensional Fourier transform as
+/// products with the cosine and sine tables, along the sequence (`[n, n] x [n, D]`) and
+/// along the hidden dimension (`[n, D] x [D, D]`), each twice: `4 b n^2 D + 4 b n D^2`.
+pub fn forward_flops(shape: &LayerShape) -> f64 {
+    let (n, d_model) = (shape.n(), shape.d_model as f64);
+    shape.products(2.0, n, n, d_model) + shape.products(2.0, n, d_model, d_model)
 }
 
 #[cfg(test)]

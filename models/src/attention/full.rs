@@ -11,6 +11,7 @@
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
 use super::softmax::softmax_dropout;
 use burn::nn::{Dropout, DropoutConfig};
@@ -75,6 +76,12 @@ pub fn attention_weights(
         scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
     }
     softmax_dropout(scores, dropout)
+}
+
+/// Work of one forward ([`super::flops`]): the projections, and every query over every
+/// key, `8 b n D d + 4 b n^2 d`.
+pub fn forward_flops(shape: &LayerShape) -> f64 {
+    shape.projections(shape.n()) + shape.attend(shape.n(), shape.n())
 }
 
 #[cfg(test)]

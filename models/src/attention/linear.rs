@@ -24,6 +24,7 @@ use burn::prelude::*;
 use burn::tensor::activation::elu;
 
 use super::Variant;
+use super::flops::LayerShape;
 use super::heads::HeadProjections;
 
 /// What the `lra` variant computes differently from the paper, in one line for reports
@@ -86,6 +87,12 @@ impl LinearAttention {
 /// `phi(x) = elu(x) + 1`, positive everywhere.
 fn feature_map(x: Tensor<4>) -> Tensor<4> {
     elu(x, 1.0).add_scalar(1.0)
+}
+
+/// Work of one forward ([`super::flops`]): the projections and linear attention through
+/// the `d_head` features of `elu + 1`: `8 b n D d + 4 b n d_head d`.
+pub fn forward_flops(shape: &LayerShape) -> f64 {
+    shape.projections(shape.n()) + shape.linear_attend(shape.n(), shape.d_head())
 }
 
 #[cfg(test)]

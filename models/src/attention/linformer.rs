@@ -29,6 +29,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::Variant;
+use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
 
@@ -122,6 +123,14 @@ fn project_length(projection: Tensor<2>, x: Tensor<4>) -> Tensor<4> {
     let len = x.dims()[2];
     let [k, _] = projection.dims();
     projection.slice([0..k, 0..len]).unsqueeze::<4>().matmul(x)
+}
+
+/// Work of one forward ([`super::flops`]): the projections, keys and values projected
+/// along the length to `k` (`[k, n] x [n, d]` each), and every query over the `k`
+/// projected keys: `8 b n D d + 4 b k n d + 4 b n k d`.
+pub fn forward_flops(shape: &LayerShape, projected_length: usize) -> f64 {
+    let k = projected_length as f64;
+    shape.projections(shape.n()) + shape.products(2.0, k, shape.n(), shape.qkv_dim as f64) + shape.attend(shape.n(), k)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use burn::prelude::*;
 
 use super::Variant;
 use super::blocks::{Blocks, block_attention, contiguous_pair_mask, pad_positions, strided_groups, unblock, ungroup_strided};
+use super::flops::LayerShape;
 use super::heads::HeadProjections;
 
 /// What the `lra` variant computes differently from the paper, in one line for reports
@@ -99,6 +100,18 @@ impl LocalAttention {
         let context = block_attention(q, k, v, masked, &self.dropout);
         ungroup_strided(context).narrow(2, 0, len)
     }
+}
+
+/// Work of one forward ([`super::flops`]): the projections, and each query over the `b`
+/// keys of its block, over the sequence filled up to whole blocks (LRA's form adds a
+/// whole block when `b` divides the length): `8 b n D d + 4 b n' b d`.
+pub fn forward_flops(shape: &LayerShape, variant: Variant, block: usize) -> f64 {
+    let n = shape.positions;
+    let filled = match variant {
+        Variant::Lra => n + block - n % block,
+        Variant::Paper => super::flops::blocks(n, block) as usize * block,
+    };
+    shape.projections(shape.n()) + shape.attend(filled as f64, block as f64)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use burn::prelude::*;
 
 use super::Variant;
 use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, neighbour_blocks, unblock};
+use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
@@ -150,6 +151,17 @@ impl LongformerAttention {
         let context = weights[0].clone().matmul(window_values) + weights[1].clone().matmul(global_values);
         unblock(context, blocks.len)
     }
+}
+
+/// Work of one forward ([`super::flops`]): the projections; each query's window, computed
+/// as the `3 w` keys of the neighbouring `w`-blocks, plus the `g` global keys; and the
+/// global queries over every key: `8 b n D d + 4 b n' (3 w + g) d + 4 b g n d`.
+pub fn forward_flops(shape: &LayerShape, window: usize, global_tokens: usize) -> f64 {
+    let w = window.max(1);
+    let global = global_tokens.min(shape.positions) as f64;
+    let rows = super::flops::blocks(shape.positions, w) * w as f64;
+    let globals = if global > 0.0 { shape.attend(global, shape.n()) } else { 0.0 };
+    shape.projections(shape.n()) + shape.attend(rows, 3.0 * w as f64 + global) + globals
 }
 
 #[cfg(test)]

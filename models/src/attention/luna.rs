@@ -25,6 +25,7 @@ use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
+use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, split_heads};
 
@@ -95,6 +96,14 @@ impl LunaAttention {
         let weights = attention_weights(q, k, key_padding, Some(&self.dropout));
         projections.combine(weights.matmul(v))
     }
+}
+
+/// Work of one forward ([`super::flops`]): the pack attention (the `l` memory slots over
+/// the sequence) and the unpack attention (the sequence over the `l` packed slots), each
+/// with its four projections: `8 b (n + l) D d + 8 b n l d`.
+pub fn forward_flops(shape: &LayerShape, memory_length: usize) -> f64 {
+    let (n, l) = (shape.n(), memory_length as f64);
+    shape.projections(n) + shape.projections(l) + shape.attend(l, n) + shape.attend(n, l)
 }
 
 #[cfg(test)]

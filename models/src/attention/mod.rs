@@ -10,6 +10,7 @@ pub mod bigbird;
 pub mod blocks;
 #[cfg(test)]
 pub(crate) mod checks;
+pub mod flops;
 pub mod fnet;
 pub mod full;
 pub mod heads;
@@ -123,10 +124,60 @@ pub struct AttentionConfig {
 }
 
 impl AttentionConfig {
+    /// The operations of one forward of this layer on `batch` sequences of `max_length`
+    /// positions (every batch is padded to it): each mechanism's `forward_flops`, by the
+    /// convention of [`flops`].
+    pub fn forward_flops(&self, batch: usize) -> f64 {
+        let settings = self.resolved_settings();
+        let shape = flops::LayerShape {
+            batch,
+            positions: self.max_length,
+            d_model: self.d_model,
+            qkv_dim: self.qkv_dim.unwrap_or(self.d_model),
+            heads: self.heads,
+            leading: self.leading,
+        };
+        match settings {
+            MechanismSettings::Full => full::forward_flops(&shape),
+            MechanismSettings::Local { variant, block_size } => local::forward_flops(&shape, variant, block_size),
+            MechanismSettings::Sparse { variant, stride, summary } => sparse::forward_flops(&shape, variant, stride, summary),
+            MechanismSettings::Longformer { window, global_tokens, .. } => {
+                longformer::forward_flops(&shape, window, global_tokens)
+            }
+            MechanismSettings::BigBird { variant, block_size, window_blocks, global_blocks, random_blocks } => {
+                bigbird::forward_flops(&shape, variant, block_size, window_blocks, global_blocks, random_blocks)
+            }
+            MechanismSettings::Axial { row_length } => axial::forward_flops(&shape, row_length),
+            MechanismSettings::Reformer { variant, chunk_size, hash_rounds, buckets } => {
+                reformer::forward_flops(&shape, variant, chunk_size, hash_rounds, buckets)
+            }
+            MechanismSettings::Sinkhorn { variant, block_size, .. } => {
+                sinkhorn::forward_flops(&shape, variant, block_size, blocks::block_count(self.max_length, block_size.max(1)))
+            }
+            MechanismSettings::Linformer { projected_length, .. } => linformer::forward_flops(&shape, projected_length),
+            MechanismSettings::Performer { kernel, features, .. } => performer::forward_flops(&shape, kernel, features),
+            MechanismSettings::Linear { .. } => linear::forward_flops(&shape),
+            MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
+                nystromformer::forward_flops(&shape, landmarks, pinv_iterations)
+            }
+            MechanismSettings::Synthesizer { variant, kind, rank } => synthesizer::forward_flops(&shape, variant, kind, rank),
+            MechanismSettings::Luna { memory_length } => luna::forward_flops(&shape, memory_length),
+            MechanismSettings::Fnet => fnet::forward_flops(&shape),
+            MechanismSettings::S4d { state_size, bidirectional, .. } => {
+                s4d::forward_flops(&shape, state_size, bidirectional, None)
+            }
+        }
+    }
+
+    /// The settings the layer is built with: the given ones, or the mechanism's defaults.
+    fn resolved_settings(&self) -> MechanismSettings {
+        self.settings.clone().unwrap_or_else(|| MechanismSettings::defaults(self.mechanism, self.max_length))
+    }
+
     pub fn init(&self, device: &Device) -> Attention {
         let (d_model, heads, max_length, dropout, qkv_dim) =
             (self.d_model, self.heads, self.max_length, self.dropout, self.qkv_dim);
-        let settings = self.settings.clone().unwrap_or_else(|| MechanismSettings::defaults(self.mechanism, max_length));
+        let settings = self.resolved_settings();
         assert_eq!(settings.mechanism(), self.mechanism, "the settings are not for the layer's mechanism");
         match settings {
             MechanismSettings::Full => Attention::Full(

@@ -28,6 +28,7 @@
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
+use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
 
@@ -135,6 +136,21 @@ fn iterative_pseudo_inverse(a: Tensor<4>, iterations: usize) -> Tensor<4> {
         z = z.matmul(outer).mul_scalar(0.25);
     }
     z
+}
+
+/// Work of one forward ([`super::flops`]): the projections; the landmark means of queries
+/// and keys (`[m, n] x [n, d]` each); every query over the `m` landmarks; the landmark
+/// scores `[m, m]`; the landmarks over every key; the pseudo-inverse (four `[m, m]`
+/// products per iteration and head); and its product with the landmark values.
+pub fn forward_flops(shape: &LayerShape, landmarks: usize, pinv_iterations: usize) -> f64 {
+    let (n, m, d) = (shape.n(), landmarks as f64, shape.qkv_dim as f64);
+    shape.projections(n)
+        + shape.products(2.0, m, n, d)
+        + shape.attend(n, m)
+        + shape.products(1.0, m, d, m)
+        + shape.attend(m, n)
+        + shape.products(4.0 * pinv_iterations as f64 * shape.heads as f64, m, m, m)
+        + shape.products(1.0, m, m, d)
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::Variant;
+use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
 
 /// What the `lra` variant computes differently from the paper, in one line for reports
@@ -290,6 +291,22 @@ pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     let uniform = |rng: &mut ChaCha8Rng| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     let (u1, u2) = (uniform(rng), uniform(rng));
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Work of one forward ([`super::flops`]): the projections; for the softmax kernel the
+/// feature logits of queries and keys (`m` features per head, `[n, d_head] x [d_head, m]`
+/// each); and linear attention through the `m` features (the ReLU kernel: through the
+/// `d_head` coordinates themselves).
+pub fn forward_flops(shape: &LayerShape, kernel: PerformerKernel, features: usize) -> f64 {
+    let n = shape.n();
+    let attention = match kernel {
+        PerformerKernel::Relu => shape.linear_attend(n, shape.d_head()),
+        PerformerKernel::Softmax => {
+            let m = features as f64;
+            shape.products(2.0, n, shape.qkv_dim as f64, m) + shape.linear_attend(n, m)
+        }
+    };
+    shape.projections(n) + attention
 }
 
 #[cfg(test)]

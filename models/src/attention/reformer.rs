@@ -55,6 +55,7 @@ use rand_core::SeedableRng;
 
 use super::Variant;
 use super::blocks::{any_of, block_count, block_scores, log_sum_exp, mask_from_fn, pad_padding, pad_positions, shift_blocks};
+use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
 use super::performer::standard_normal;
 
@@ -330,6 +331,32 @@ fn unit_length(x: Tensor<5>) -> Tensor<5> {
 /// `[.., chunks, chunk, (d)]` -> `[.., chunks, 2 chunk, (d)]`.
 fn look_one_back<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::cat(vec![shift_blocks(x.clone(), 2, -1), x], 3)
+}
+
+/// Work of one forward ([`super::flops`]): the shared query-key and the value projections
+/// (and the paper's output projection); the hash, a product with `rounds * buckets / 2`
+/// rotations per head; and every item of every round over the two chunks it sees (its
+/// own and the one before). LRA's chunks: `rounds * (n + c - n mod c)` items in
+/// `rounds * buckets` chunks.
+pub fn forward_flops(shape: &LayerShape, variant: Variant, chunk_size: usize, hash_rounds: usize, buckets: usize) -> f64 {
+    let (n, c, rounds) = (shape.positions, chunk_size.max(1), hash_rounds as f64);
+    let (d_model, d) = (shape.d_model as f64, shape.qkv_dim as f64);
+    match variant {
+        Variant::Lra => {
+            let padded = (n + c - n % c) as f64;
+            let items = rounds * padded;
+            let chunk = items / (rounds * buckets.max(1) as f64);
+            shape.products(2.0, shape.n(), d_model, d)
+                + shape.products(1.0, padded, d, rounds * (buckets / 2) as f64)
+                + shape.attend(items, 2.0 * chunk)
+        }
+        Variant::Paper => {
+            let padded = super::flops::blocks(n, c) * c as f64;
+            shape.products(3.0, shape.n(), d_model, d)
+                + shape.products(1.0, shape.n(), d, rounds * buckets.div_ceil(2) as f64)
+                + shape.attend(rounds * padded, 2.0 * c as f64)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ use serde::{Deserialize, Serialize};
 
 use super::softmax::dropout;
 
+use super::flops::LayerShape;
+
 /// Initialisation of the imaginary parts of `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -371,6 +373,22 @@ impl Complex<4> {
             im: self.re.matmul(other.im) + self.im.matmul(other.re),
         }
     }
+}
+
+/// Work of one forward ([`super::flops`]), per direction of the chunked convolution
+/// (chunks of `T`, `C` of them, `H = N / 2` complex modes, `D` channels): the Toeplitz
+/// product within chunks `2 b D n' T`, each chunk's contribution to the state and the
+/// state's effect on the next chunk `8 b D n' H`, and the carry between chunks (a complex
+/// `[C, C]` product per mode) `8 b D H C^2`; then the output layer `2 b n D^2`.
+pub fn forward_flops(shape: &LayerShape, state_size: usize, bidirectional: bool, chunk_length: Option<usize>) -> f64 {
+    let n = shape.positions.max(1);
+    let chunk = chunk_length.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).clamp(1, n);
+    let chunks = super::flops::blocks(n, chunk);
+    let (b, d_model, t, h) = (shape.batch as f64, shape.d_model as f64, chunk as f64, (state_size / 2) as f64);
+    let filled = chunks * t;
+    let per_direction = 2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * chunks;
+    let directions = if bidirectional { 2.0 } else { 1.0 };
+    directions * per_direction + shape.products(1.0, shape.n(), d_model, d_model)
 }
 
 #[cfg(test)]

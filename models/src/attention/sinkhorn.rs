@@ -51,6 +51,7 @@ use super::blocks::{
     Blocks, any_of, block_attention, block_count, block_scores, contiguous_pair_mask, joint_softmax, log_sum_exp, mask_from_fn,
     strided_groups, unblock, ungroup_strided,
 };
+use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
 /// What the `lra` variant computes differently from the paper, in one line for reports
@@ -222,6 +223,26 @@ fn sinkhorn(mut log_alpha: Tensor<4>, iterations: usize) -> Tensor<4> {
         log_alpha = log_alpha.clone() - log_sum_exp(log_alpha, 2);
     }
     log_alpha
+}
+
+/// Work of one forward ([`super::flops`]): the projections; the paper's sorting network
+/// (block summaries to `max_blocks` logits, per head) and the sort of keys and values (a
+/// `[blocks, blocks]` product per head each); and every query over its own block and its
+/// sorted block, `2 b` keys. LRA's form: its strided group and the summed slots, `2 b`
+/// keys too, with no network and no sort products.
+pub fn forward_flops(shape: &LayerShape, variant: Variant, block: usize, max_blocks: usize) -> f64 {
+    let b = block.max(1);
+    let count = super::flops::blocks(shape.positions, b);
+    let d = shape.qkv_dim as f64;
+    let sorting = match variant {
+        Variant::Lra => 0.0,
+        Variant::Paper => shape.products(1.0, count, d, max_blocks as f64) + shape.products(2.0, count, count, b as f64 * d),
+    };
+    let rows = match variant {
+        Variant::Lra => shape.n(),
+        Variant::Paper => count * b as f64,
+    };
+    shape.projections(shape.n()) + sorting + shape.attend(rows, 2.0 * b as f64)
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! parallel pass per row and the backward needs only the weights `P`:
 //!
 //! - forward: `P = softmax(s)` per row; with dropout, `Y = P * keep / (1 - p)`, where
-//!   `keep` comes from a counter-based generator (a hash of the call's seed and the
-//!   element's index), so the mask is regenerated in the backward, never stored;
+//!   `keep` comes from a counter-based generator (word `i` of the ChaCha8 stream of the
+//!   call's seed decides element `i`), so the mask is regenerated in the backward, never
+//!   stored;
 //! - backward: `dP = dY * keep / (1 - p)`, `dS = P * (dP - rowsum(dP * P))`.
 //!
-//! Other backends (wgpu, cuda) compose it from burn's ops, as before. Either way the call's
-//! seed is drawn from the device's generator, so a run stays reproducible from its seed.
+//! The call's seed is drawn from the device's generator, so a run stays reproducible from
+//! its seed. Other backends (wgpu, cuda) compose it from burn's ops and burn's [`Dropout`],
+//! as before.
 
 // ndarray is deprecated in burn, and kept selectable here.
 #![allow(deprecated)]
@@ -31,13 +33,13 @@ use burn::nn::Dropout;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Distribution, TensorData};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
 /// `dropout(softmax(scores))` over the last dimension. `dropout` is applied only where
 /// burn's own [`Dropout`] would be (training on an autodiff device, probability above 0).
 pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropout>) -> Tensor<D> {
-    let device = scores.device();
-    let drop = dropout.filter(|d| d.prob > 0.0 && d.training.is_enabled() && device.is_autodiff()).map(|d| d.prob);
     if !runs_natively(&scores) {
         let weights = softmax(scores, D - 1);
         return match dropout {
@@ -45,8 +47,8 @@ pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropo
             None => weights,
         };
     }
-    let (prob, seed) = match drop {
-        Some(prob) => (prob as f32, call_seed(&device)),
+    let (prob, seed) = match dropout.and_then(|dropout| active_probability(dropout, &scores.device())) {
+        Some(prob) => (prob, call_seed(&scores.device())),
         None => (0.0, 0),
     };
     Tensor::from_dispatch(<Dispatch as FusedSoftmax>::softmax_dropout(scores.into_dispatch(), prob, seed))
@@ -57,15 +59,18 @@ pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropo
 /// seed, so the backward keeps no tensor at all (burn's keeps a float mask the size of `x`,
 /// drawn one element at a time).
 pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
-    let device = x.device();
-    if dropout.prob == 0.0 || !dropout.training.is_enabled() || !device.is_autodiff() {
-        return x;
-    }
+    let Some(prob) = active_probability(dropout, &x.device()) else { return x };
     if !runs_natively(&x) {
         return dropout.forward(x);
     }
-    let seed = call_seed(&device);
-    Tensor::from_dispatch(<Dispatch as FusedSoftmax>::dropout(x.into_dispatch(), dropout.prob as f32, seed))
+    let seed = call_seed(&x.device());
+    Tensor::from_dispatch(<Dispatch as FusedSoftmax>::dropout(x.into_dispatch(), prob, seed))
+}
+
+/// The dropout's probability where burn's [`Dropout`] would drop anything: in training
+/// (not frozen), on an autodiff device, above 0.
+fn active_probability(dropout: &Dropout, device: &Device) -> Option<f32> {
+    (dropout.prob > 0.0 && dropout.training.is_enabled() && device.is_autodiff()).then_some(dropout.prob as f32)
 }
 
 /// Whether `x` lives on a CPU backend with the native kernels here (f32 on flex or ndarray).
@@ -81,15 +86,28 @@ fn call_seed(device: &Device) -> u64 {
     draws.iter::<i64>().fold(0u64, |seed, part| (seed << 30) | part as u64)
 }
 
-/// Whether element `index` of a call seeded `seed` is kept, with probability `keep`: the
-/// top 24 bits of a SplitMix64 hash of the pair, compared with `keep`.
-#[inline]
-fn kept(seed: u64, index: u64, keep: f32) -> bool {
-    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    ((z >> 40) as f32) * (1.0 / (1u64 << 24) as f32) < keep
+/// The keep-or-drop decisions of one call from element `first` on: word `i` of the ChaCha8
+/// stream of the call's seed decides element `i` (ChaCha is counter-based, so any stretch
+/// of elements is regenerated from the seed alone, in any order of tasks).
+struct KeepMask {
+    stream: ChaCha8Rng,
+    /// Kept where the word is below this: `keep` of the 2^32 words.
+    threshold: u32,
+}
+
+impl KeepMask {
+    fn from(seed: u64, first: usize, keep: f32) -> KeepMask {
+        let mut stream = ChaCha8Rng::seed_from_u64(seed);
+        stream.set_word_pos(first as u128);
+        let threshold = (f64::from(keep) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
+        KeepMask { stream, threshold }
+    }
+
+    /// Whether the next element is kept.
+    #[inline]
+    fn next_kept(&mut self) -> bool {
+        self.stream.next_u32() < self.threshold
+    }
 }
 
 /// Elements per parallel task: whole rows, at least this many numbers (short rows are
@@ -129,12 +147,11 @@ fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>
     let mut dropped = vec![0.0f32; scores.len()];
     weights.par_chunks_mut(block).zip(dropped.par_chunks_mut(block)).zip(scores.par_chunks(block)).enumerate().for_each(
         |(task, ((p, y), s))| {
-            let mut index = (task * block) as u64;
+            let mut mask = KeepMask::from(seed, task * block, keep);
             for ((p, y), s) in p.chunks_mut(width).zip(y.chunks_mut(width)).zip(s.chunks(width)) {
                 softmax_row(s, p);
                 for (y, &p) in y.iter_mut().zip(p.iter()) {
-                    *y = if kept(seed, index, keep) { p * scale } else { 0.0 };
-                    index += 1;
+                    *y = if mask.next_kept() { p * scale } else { 0.0 };
                 }
             }
         },
@@ -142,15 +159,15 @@ fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>
     (weights, Some(dropped))
 }
 
-/// `values * keep / (1 - prob)`, the mask of [`kept`] over the flat index: the dropout's
+/// `values * keep / (1 - prob)`, the [`KeepMask`] over the flat index: the dropout's
 /// forward, and (applied to the output's gradient) its backward.
 fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
     let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
     let mut out = vec![0.0f32; values.len()];
     out.par_chunks_mut(TASK_ELEMENTS).zip(values.par_chunks(TASK_ELEMENTS)).enumerate().for_each(|(chunk, (y, x))| {
-        let first = (chunk * TASK_ELEMENTS) as u64;
-        for (j, (y, &x)) in y.iter_mut().zip(x).enumerate() {
-            *y = if kept(seed, first + j as u64, keep) { x * scale } else { 0.0 };
+        let mut mask = KeepMask::from(seed, chunk * TASK_ELEMENTS, keep);
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = if mask.next_kept() { x * scale } else { 0.0 };
         }
     });
     out
@@ -163,15 +180,14 @@ fn backward_rows(weights: &[f32], output_grad: &[f32], width: usize, prob: f32, 
     let mut grad = vec![0.0f32; weights.len()];
     grad.par_chunks_mut(block).zip(weights.par_chunks(block).zip(output_grad.par_chunks(block))).enumerate().for_each(
         |(task, (ds, (p, dy)))| {
-            let mut index = (task * block) as u64;
+            let mut mask = KeepMask::from(seed, task * block, keep);
             for ((ds, p), dy) in ds.chunks_mut(width).zip(p.chunks(width)).zip(dy.chunks(width)) {
                 // dP, written into dS first.
                 match prob == 0.0 {
                     true => ds.copy_from_slice(dy),
                     false => {
                         for (ds, &dy) in ds.iter_mut().zip(dy) {
-                            *ds = if kept(seed, index, keep) { dy * scale } else { 0.0 };
-                            index += 1;
+                            *ds = if mask.next_kept() { dy * scale } else { 0.0 };
                         }
                     }
                 }

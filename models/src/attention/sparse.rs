@@ -49,6 +49,7 @@ use super::blocks::{
     Blocks, Leading, after_leading, any_of, block_scores, joint_softmax, key_mask, mask_from_fn, neighbour_blocks,
     outside_window, unblock,
 };
+use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
 /// What the `lra` variant computes differently from the paper, in one line for reports
@@ -260,6 +261,26 @@ fn heads_of(blocks: &Blocks, first: usize, count: usize) -> Blocks {
         padding: blocks.padding.clone(),
         len: blocks.len,
     }
+}
+
+/// Work of one forward ([`super::flops`]): the projections, the leading rows, and each
+/// query of the `l`-blocks after them over its keys. The paper's strided heads (half, rounded
+/// up) take the blocks `i - 1 ..= i + 1` and one key per block (`3 l + n / l`), its fixed
+/// heads the own block and `c` summary keys per block (`l + c n / l`); LRA's union takes
+/// the own block and `c + 1` summary keys per block, every head.
+pub fn forward_flops(shape: &LayerShape, variant: Variant, stride: usize, summary: usize) -> f64 {
+    let l = stride.max(1);
+    let count = super::flops::blocks(shape.after_leading(), l);
+    let (rows, l_f, c) = (count * l as f64, l as f64, summary as f64);
+    let pattern = match variant {
+        Variant::Lra => shape.attend(rows, l_f + count * (summary + 1).min(l) as f64),
+        Variant::Paper => {
+            let strided = (shape.heads - shape.heads / 2) as f64 / shape.heads as f64;
+            strided * shape.attend(rows, 3.0 * l_f + count) + (1.0 - strided) * shape.attend(rows, l_f + count * c)
+        }
+    };
+    // The leading keys of every row, and the leading rows, are in `leading_rows`.
+    shape.projections(shape.n()) + pattern + shape.leading_rows()
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::Variant;
+use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, key_padding_mask, merge_heads, split_heads};
 use super::softmax::softmax_dropout;
 
@@ -225,6 +226,24 @@ impl SynthesizedLogits {
             }
         }
     }
+}
+
+/// Work of one forward ([`super::flops`]): the value and output projections; the
+/// synthesised logits (random: none; factorised random: `[n, k] x [k, n]` per head, once
+/// for the batch; dense: two products per head); LRA's form adds the query and key
+/// projections and their scores; and every query's weights over every value.
+pub fn forward_flops(shape: &LayerShape, variant: Variant, kind: SynthesizerKind, rank: usize) -> f64 {
+    let (n, d_model, d, heads) = (shape.n(), shape.d_model as f64, shape.qkv_dim as f64, shape.heads as f64);
+    let logits = match kind {
+        SynthesizerKind::Random => 0.0,
+        SynthesizerKind::FactorizedRandom => 2.0 * heads * n * rank as f64 * n,
+        SynthesizerKind::Dense => shape.products(1.0, n, d, shape.d_head()) + shape.products(1.0, n, d, n),
+    };
+    let query_key = match variant {
+        Variant::Lra => shape.products(2.0, n, d_model, d) + shape.products(1.0, n, d, n),
+        Variant::Paper => 0.0,
+    };
+    shape.products(2.0, n, d_model, d) + logits + query_key + shape.products(1.0, n, n, d)
 }
 
 #[cfg(test)]

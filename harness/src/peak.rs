@@ -1,0 +1,151 @@
+//! The device's peak f32 rate, the denominator of model FLOPs utilisation (MFU), with how
+//! it was derived (recorded beside it, so a reader can judge the figure).
+//!
+//! A CPU's peak is computed from what the machine says of itself: cores x clock x f32
+//! lanes per vector x FMA units per core x 2 operations per fused multiply-add. The number
+//! of FMA units is not something a program can ask, so it is assumed (two, as on server
+//! cores since Skylake and Zen 2); the clock is the nominal one. A GPU's peak is its
+//! maker's published FP32 figure (not the tensor-core one: training here is in f32).
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{Backend, DeviceName};
+
+/// A peak rate and how it was derived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peak {
+    pub flops_per_second: f64,
+    pub derivation: String,
+}
+
+/// FMA units per core assumed for CPUs.
+const FMA_UNITS: f64 = 2.0;
+
+/// Published FP32 (non-tensor-core) peaks of common NVIDIA GPUs, in TFLOP/s, by a part of
+/// the name the driver reports (the more specific names first).
+const PUBLISHED_GPU_TFLOPS: &[(&str, f64)] = &[
+    ("H200", 67.0),
+    ("H100 PCIe", 51.2),
+    ("H100", 67.0),
+    ("A100", 19.5),
+    ("L40S", 91.6),
+    ("L40", 90.5),
+    ("L4", 30.3),
+    ("A10", 31.2),
+    ("RTX A6000", 38.7),
+    ("RTX 4090", 82.6),
+    ("RTX 3090", 35.6),
+    ("V100", 15.7),
+    ("T4", 8.1),
+];
+
+/// The peak of `device` (whose adapter is named `adapter`), where it can be derived.
+pub fn of(device: DeviceName, adapter: &str) -> Option<Peak> {
+    match device.backend() {
+        Backend::Flex | Backend::Ndarray => cpu(),
+        Backend::Wgpu | Backend::Cuda => gpu(adapter),
+    }
+}
+
+fn cpu() -> Option<Peak> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mhz = clock_mhz().filter(|&f| f > 0)?;
+    let (lanes, isa) = vector_lanes();
+    let per_fma = if has_fma() { 2.0 } else { 1.0 };
+    let flops = cores as f64 * mhz as f64 * 1e6 * lanes as f64 * FMA_UNITS * per_fma;
+    Some(Peak {
+        flops_per_second: flops,
+        derivation: format!(
+            "{cores} cores x {:.2} GHz x {lanes} f32 lanes ({isa}) x {FMA_UNITS} FMA units x {per_fma} operations per FMA \
+             = {:.1} GFLOP/s (the FMA units per core are assumed, not detected; the clock is the nominal one)",
+            mhz as f64 / 1000.0,
+            flops / 1e9
+        ),
+    })
+}
+
+/// The first core's clock as the system reports it, in MHz.
+fn clock_mhz() -> Option<u64> {
+    let mut system = sysinfo::System::new();
+    system.refresh_cpu_all();
+    system.cpus().first().map(|c| c.frequency())
+}
+
+/// The widest f32 vector this CPU has, and its name.
+fn vector_lanes() -> (usize, &'static str) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return (16, "AVX-512");
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            return (8, "AVX");
+        }
+        (4, "SSE")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        (4, "NEON")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        (1, "scalar")
+    }
+}
+
+fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        true
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+fn gpu(adapter: &str) -> Option<Peak> {
+    let (name, tflops) = PUBLISHED_GPU_TFLOPS.iter().find(|(name, _)| adapter.contains(name))?;
+    Some(Peak {
+        flops_per_second: tflops * 1e12,
+        derivation: format!("NVIDIA's published FP32 (non-tensor-core) peak of the {name}: {tflops} TFLOP/s"),
+    })
+}
+
+/// `achieved / peak`, where both are known.
+pub fn utilisation(achieved: Option<f64>, peak: Option<&Peak>) -> Option<f64> {
+    Some(achieved? / peak?.flops_per_second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_peak_is_the_product_its_derivation_states() {
+        let Some(peak) = of(DeviceName::Flex, "CPU (flex)") else {
+            // A machine whose clock is not reported has no derivable peak: nothing to check.
+            assert_eq!(clock_mhz().unwrap_or(0), 0);
+            return;
+        };
+        let cores = std::thread::available_parallelism().unwrap().get() as f64;
+        let (lanes, _) = vector_lanes();
+        let per_core = peak.flops_per_second / cores / lanes as f64 / FMA_UNITS;
+        // What is left is the clock times 1 or 2 operations per FMA: a plausible clock.
+        assert!((0.5e9..=12e9).contains(&per_core), "{}", peak.derivation);
+        assert!(peak.derivation.contains(&format!("{} f32 lanes", lanes)), "{}", peak.derivation);
+    }
+
+    #[test]
+    fn gpu_peaks_are_found_by_name_the_most_specific_first() {
+        assert_eq!(of(DeviceName::Cuda(0), "NVIDIA H100 PCIe").unwrap().flops_per_second, 51.2e12);
+        assert_eq!(of(DeviceName::Cuda(0), "NVIDIA H100 80GB HBM3").unwrap().flops_per_second, 67.0e12);
+        assert!(of(DeviceName::Wgpu(None), "llvmpipe (LLVM 15.0.6, 256 bits)").is_none());
+        assert_eq!(utilisation(Some(33.5e12), of(DeviceName::Cuda(0), "NVIDIA H200").as_ref()), Some(0.5));
+        assert_eq!(utilisation(None, of(DeviceName::Cuda(0), "NVIDIA H200").as_ref()), None);
+    }
+}
