@@ -23,6 +23,7 @@ use crate::config::RunConfig;
 use crate::device::{DeviceName, open};
 use crate::environment::Environment;
 use crate::measure::HeapPeak;
+use crate::peak::Utilisation;
 use crate::record::write_json_atomically;
 use crate::train::cross_entropy;
 
@@ -63,16 +64,8 @@ pub struct Measurement {
     pub relative_speed: Option<f64>,
     /// Peak memory over the Transformer's at this length.
     pub relative_memory: Option<f64>,
-    /// Operations of one timed step (a training step, or the layer's forward and
-    /// backward): the counts of `lra_models::attention::flops`.
-    #[serde(default)]
-    pub step_flops: Option<f64>,
-    #[serde(default)]
-    pub achieved_flops_per_second: Option<f64>,
-    /// Model FLOPs utilisation: the achieved rate over the device's peak (the record's
-    /// `environment.peak` says how it was derived).
-    #[serde(default)]
-    pub mfu: Option<f64>,
+    #[serde(flatten)]
+    pub utilisation: Utilisation,
 }
 
 impl Measurement {
@@ -229,9 +222,11 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
         memory_source: Some(source.into()),
         relative_speed: None,
         relative_memory: None,
-        step_flops: Some(step_flops),
-        achieved_flops_per_second: Some(step_flops / step_seconds),
-        mfu: crate::peak::utilisation(Some(step_flops / step_seconds), crate::peak::of(spec.device, &opened.adapter).as_ref()),
+        utilisation: Utilisation::of(
+            step_flops,
+            Some(1.0 / step_seconds),
+            crate::peak::of(spec.device, &opened.adapter).as_ref(),
+        ),
     })
 }
 
@@ -263,9 +258,7 @@ fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
         memory_source: None,
         relative_speed: None,
         relative_memory: None,
-        step_flops: None,
-        achieved_flops_per_second: None,
-        mfu: None,
+        utilisation: Utilisation::default(),
     }
 }
 
@@ -525,9 +518,12 @@ pub fn describe(m: &Measurement) -> String {
             m.length,
             speed,
             memory as f64 / (1u64 << 20) as f64,
-            match m.achieved_flops_per_second {
-                Some(rate) =>
-                    format!("{:.1} GFLOP/s{}", rate / 1e9, m.mfu.map(|u| format!(" (MFU {:.1}%)", 100.0 * u)).unwrap_or_default()),
+            match m.utilisation.achieved_flops_per_second {
+                Some(rate) => format!(
+                    "{:.1} GFLOP/s{}",
+                    rate / 1e9,
+                    m.utilisation.mfu.map(|u| format!(" (MFU {:.1}%)", 100.0 * u)).unwrap_or_default()
+                ),
                 None => String::new(),
             },
             match (m.relative_speed, m.relative_memory) {

@@ -116,9 +116,35 @@ fn gpu(adapter: &str) -> Option<Peak> {
     })
 }
 
-/// `achieved / peak`, where both are known.
-pub fn utilisation(achieved: Option<f64>, peak: Option<&Peak>) -> Option<f64> {
-    Some(achieved? / peak?.flops_per_second)
+/// The work of one step and the rate at which it was done, in a run record or a
+/// benchmark cell (their fields, flattened).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Utilisation {
+    /// Operations of one step (a training step, or a layer's forward and backward),
+    /// counted from the configuration (`lra_models::attention::flops`); absent in records
+    /// of earlier versions.
+    #[serde(default)]
+    pub step_flops: Option<f64>,
+    /// `step_flops` times the steps per second.
+    #[serde(default)]
+    pub achieved_flops_per_second: Option<f64>,
+    /// Model FLOPs utilisation: the achieved rate over the device's peak (the record's
+    /// `environment.peak`, which says how it was derived).
+    #[serde(default)]
+    pub mfu: Option<f64>,
+}
+
+impl Utilisation {
+    /// `step_flops` done at `steps_per_second` (none or 0: not measured) on a device of
+    /// peak `peak`.
+    pub fn of(step_flops: f64, steps_per_second: Option<f64>, peak: Option<&Peak>) -> Utilisation {
+        let achieved = steps_per_second.filter(|&s| s > 0.0).map(|s| step_flops * s);
+        Utilisation {
+            step_flops: Some(step_flops),
+            achieved_flops_per_second: achieved,
+            mfu: achieved.zip(peak).map(|(rate, peak)| rate / peak.flops_per_second),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +171,9 @@ mod tests {
         assert_eq!(of(DeviceName::Cuda(0), "NVIDIA H100 PCIe").unwrap().flops_per_second, 51.2e12);
         assert_eq!(of(DeviceName::Cuda(0), "NVIDIA H100 80GB HBM3").unwrap().flops_per_second, 67.0e12);
         assert!(of(DeviceName::Wgpu(None), "llvmpipe (LLVM 15.0.6, 256 bits)").is_none());
-        assert_eq!(utilisation(Some(33.5e12), of(DeviceName::Cuda(0), "NVIDIA H200").as_ref()), Some(0.5));
-        assert_eq!(utilisation(None, of(DeviceName::Cuda(0), "NVIDIA H200").as_ref()), None);
+        let h200 = of(DeviceName::Cuda(0), "NVIDIA H200");
+        assert_eq!(Utilisation::of(33.5e12, Some(1.0), h200.as_ref()).mfu, Some(0.5));
+        let unmeasured = Utilisation::of(1e9, Some(0.0), h200.as_ref());
+        assert_eq!((unmeasured.achieved_flops_per_second, unmeasured.mfu), (None, None));
     }
 }

@@ -92,18 +92,10 @@ pub struct RunRecord {
     pub memory_source: String,
     pub peak_rss_bytes: Option<u64>,
     pub parameters: usize,
-    /// Operations of one training step, forward and backward, counted from the
-    /// configuration (`ClassifierConfig::training_step_flops`); absent in records of
-    /// earlier versions.
-    #[serde(default)]
-    pub train_step_flops: Option<f64>,
-    /// `train_step_flops` times the training steps per second.
-    #[serde(default)]
-    pub achieved_flops_per_second: Option<f64>,
-    /// Model FLOPs utilisation: the achieved rate over the device's peak
-    /// (`environment.peak`, which says how it was derived).
-    #[serde(default)]
-    pub mfu: Option<f64>,
+    /// One training step's operations (`ClassifierConfig::training_step_flops`), the
+    /// achieved rate and the MFU.
+    #[serde(flatten)]
+    pub utilisation: crate::peak::Utilisation,
     pub data_source: String,
     pub config: RunConfig,
     pub environment: Environment,
@@ -137,9 +129,7 @@ impl RunRecord {
             memory_source: "not measured (the run did not finish)".into(),
             peak_rss_bytes: None,
             parameters: 0,
-            train_step_flops: Some(crate::train::step_flops(config)),
-            achieved_flops_per_second: None,
-            mfu: None,
+            utilisation: crate::peak::Utilisation::of(crate::train::step_flops(config), None, None),
             data_source: config.task.data.source_label().to_string(),
             config: config.clone(),
             environment: crate::environment::capture("unknown (the run did not finish)", None, None),

@@ -188,8 +188,6 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
 
     record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&outcome.metrics)?)?;
     let peak = crate::peak::of(config.device, &device.adapter);
-    let step_flops = crate::train::step_flops(config);
-    let achieved = (outcome.train_steps_per_second > 0.0).then_some(step_flops * outcome.train_steps_per_second);
     let record = RunRecord {
         run_id,
         task: config.task.name.name().to_string(),
@@ -215,9 +213,11 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         memory_source: outcome.memory_source,
         peak_rss_bytes: outcome.peak_rss_bytes,
         parameters: outcome.parameters,
-        train_step_flops: Some(step_flops),
-        achieved_flops_per_second: achieved,
-        mfu: crate::peak::utilisation(achieved, peak.as_ref()),
+        utilisation: crate::peak::Utilisation::of(
+            crate::train::step_flops(config),
+            Some(outcome.train_steps_per_second),
+            peak.as_ref(),
+        ),
         data_source: config.task.data.source_label().to_string(),
         config: config.clone(),
         environment: crate::environment::capture(&device.adapter, device.driver.as_ref(), peak),

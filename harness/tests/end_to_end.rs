@@ -120,6 +120,16 @@ fn check_record(record: &RunRecord) {
     assert!(record.parameters > 0);
     assert_eq!(record.data_source, "generated");
     assert_eq!(record.environment.burn_version, "0.22.1");
+    // The step's operations are the configuration's count; the rate and MFU follow from
+    // the measured speed and the recorded peak.
+    let work = record.utilisation;
+    assert_eq!(work.step_flops, Some(lra_harness::train::step_flops(&record.config)));
+    let achieved = work.achieved_flops_per_second.unwrap();
+    assert!((achieved - work.step_flops.unwrap() * record.train_steps_per_second).abs() <= 1e-9 * achieved);
+    match &record.environment.peak {
+        Some(peak) => assert_eq!(work.mfu, Some(achieved / peak.flops_per_second)),
+        None => assert_eq!(work.mfu, None),
+    }
 }
 
 #[test]

@@ -460,7 +460,7 @@ fn speed_table(bench: &BenchRecord) -> Table {
             });
         }
         for &l in &bench.lengths {
-            row.push(find(l).and_then(|m| m.mfu).map(|u| format!("{:.1}%", 100.0 * u)).unwrap_or_else(|| "–".into()));
+            row.push(find(l).and_then(|m| m.utilisation.mfu).map(|u| format!("{:.1}%", 100.0 * u)).unwrap_or_else(|| "–".into()));
         }
         rows.push(row);
         if bench.scope == Scope::Step
@@ -603,9 +603,9 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
                 m.relative_memory.map(|v| format!("{v:.4}")).unwrap_or_default(),
                 published.zip(index).map(|(p, i)| p.steps_per_second[i].to_string()).unwrap_or_default(),
                 published.zip(index).map(|(p, i)| p.memory_gb[i].to_string()).unwrap_or_default(),
-                m.step_flops.map(|v| format!("{v:.4e}")).unwrap_or_default(),
-                m.achieved_flops_per_second.map(|v| format!("{v:.4e}")).unwrap_or_default(),
-                m.mfu.map(|v| format!("{v:.5}")).unwrap_or_default(),
+                m.utilisation.step_flops.map(|v| format!("{v:.4e}")).unwrap_or_default(),
+                m.utilisation.achieved_flops_per_second.map(|v| format!("{v:.4e}")).unwrap_or_default(),
+                m.utilisation.mfu.map(|v| format!("{v:.5}")).unwrap_or_default(),
             ]);
         }
     }
