@@ -129,7 +129,7 @@ impl AxialAttention {
 /// column (one key per row): `8 b n D d + 4 b n (r + n / r) d` and the leading part.
 pub fn forward_flops(shape: &LayerShape, row_length: usize) -> f64 {
     let r = row_length.max(1);
-    let rows = super::flops::blocks(shape.after_leading(), r);
+    let rows = super::blocks::block_count(shape.after_leading(), r) as f64;
     let filled = rows * r as f64;
     shape.projections(shape.n()) + shape.attend(filled, r as f64) + shape.attend(filled, rows) + shape.leading_rows()
 }

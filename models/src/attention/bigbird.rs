@@ -44,7 +44,7 @@ use burn::tensor::activation::softmax;
 
 use super::Variant;
 use super::blocks::{
-    Blocks, any_of, block_count, block_scores, gather_blocks, gather_padding, joint_softmax, key_mask, mask_from_fn,
+    Blocks, any_of, block_count, block_scores, gather_blocks, gather_padding, joint_softmax, key_mask, lra_filled, mask_from_fn,
     neighbour_blocks, pad_positions,
 };
 use super::flops::LayerShape;
@@ -216,7 +216,7 @@ pub fn lra_candidates(i: usize, blocks: usize, block_size: usize, padded: usize)
 /// Why LRA's BigBird cannot run on `positions` positions, if it cannot: its planner needs
 /// at least `random_blocks` candidates for every middle query block.
 pub fn lra_refusal(positions: usize, block_size: usize, random_blocks: usize) -> Option<String> {
-    let padded = positions + block_size - positions % block_size;
+    let padded = lra_filled(positions, block_size);
     let blocks = padded / block_size;
     let short = blocks < 4 || (1..blocks - 1).any(|i| lra_candidates(i, blocks, block_size, padded).len() < random_blocks);
     short.then(|| {
@@ -264,7 +264,7 @@ impl BigBirdAttention {
         if let Some(why) = lra_refusal(len, block, r) {
             panic!("{why}");
         }
-        let padded = len + block - len % block;
+        let padded = lra_filled(len, block);
         let count = padded / block;
         // The filler positions are zeros that the mask calls real.
         let filler = Tensor::<2, Bool>::full([batch, padded - len], false, &device);
@@ -407,13 +407,13 @@ pub fn forward_flops(
     let (n, b) = (shape.positions, block.max(1));
     let attention = match variant {
         Variant::Lra => {
-            let filled = n + b - n % b;
+            let filled = lra_filled(n, b);
             let count = filled / b;
             shape.attend(2.0 * b as f64, filled as f64)
                 + shape.attend((count.saturating_sub(2) * b) as f64, ((5 + random_blocks) * b) as f64)
         }
         Variant::Paper => {
-            let count = super::flops::blocks(n, b) as usize;
+            let count = block_count(n, b);
             let global = global_blocks.min(count);
             let global_len = (global * b).min(n);
             let rest = count - global;

@@ -75,6 +75,13 @@ pub fn block_count(len: usize, block: usize) -> usize {
     len.div_ceil(block).max(1)
 }
 
+/// The length LRA's released code fills a sequence up to before cutting it into blocks of
+/// `block` (`jnp.pad` by `block - len % block`): a whole block more when `block` divides
+/// `len`.
+pub fn lra_filled(len: usize, block: usize) -> usize {
+    len + block - len % block
+}
+
 /// Appends zero positions: `[batch, heads, len, d]` -> `[batch, heads, padded_len, d]`.
 pub fn pad_positions(x: Tensor<4>, padded_len: usize) -> Tensor<4> {
     let [batch, heads, len, d] = x.dims();

@@ -70,11 +70,6 @@ impl LayerShape {
     }
 }
 
-/// `ceil(len / block)`, at least 1.
-pub fn blocks(len: usize, block: usize) -> f64 {
-    len.div_ceil(block.max(1)).max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use crate::attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};

@@ -26,7 +26,10 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::Variant;
-use super::blocks::{Blocks, block_attention, contiguous_pair_mask, pad_positions, strided_groups, unblock, ungroup_strided};
+use super::blocks::{
+    Blocks, block_attention, block_count, contiguous_pair_mask, lra_filled, pad_positions, strided_groups, unblock,
+    ungroup_strided,
+};
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
 
@@ -92,7 +95,7 @@ impl LocalAttention {
     fn lra_blocks(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
         let [batch, _, len, _] = q.dims();
         let block = self.block_size;
-        let padded = len + block - len % block;
+        let padded = lra_filled(len, block);
         let groups = padded / block;
         let filled = Tensor::<2, Bool>::full([batch, padded - len], false, &padding.device());
         let masked = contiguous_pair_mask(Tensor::cat(vec![padding, filled], 1), groups);
@@ -108,8 +111,8 @@ impl LocalAttention {
 pub fn forward_flops(shape: &LayerShape, variant: Variant, block: usize) -> f64 {
     let n = shape.positions;
     let filled = match variant {
-        Variant::Lra => n + block - n % block,
-        Variant::Paper => super::flops::blocks(n, block) as usize * block,
+        Variant::Lra => lra_filled(n, block),
+        Variant::Paper => block_count(n, block) * block,
     };
     shape.projections(shape.n()) + shape.attend(filled as f64, block as f64)
 }

@@ -159,7 +159,7 @@ impl LongformerAttention {
 pub fn forward_flops(shape: &LayerShape, window: usize, global_tokens: usize) -> f64 {
     let w = window.max(1);
     let global = global_tokens.min(shape.positions) as f64;
-    let rows = super::flops::blocks(shape.positions, w) * w as f64;
+    let rows = (super::blocks::block_count(shape.positions, w) * w) as f64;
     let globals = if global > 0.0 { shape.attend(global, shape.n()) } else { 0.0 };
     shape.projections(shape.n()) + shape.attend(rows, 3.0 * w as f64 + global) + globals
 }

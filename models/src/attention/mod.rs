@@ -152,7 +152,7 @@ impl AttentionConfig {
                 reformer::forward_flops(&shape, variant, chunk_size, hash_rounds, buckets)
             }
             MechanismSettings::Sinkhorn { variant, block_size, .. } => {
-                sinkhorn::forward_flops(&shape, variant, block_size, blocks::block_count(self.max_length, block_size.max(1)))
+                sinkhorn::forward_flops(&shape, variant, block_size, self.max_length)
             }
             MechanismSettings::Linformer { projected_length, .. } => linformer::forward_flops(&shape, projected_length),
             MechanismSettings::Performer { kernel, features, .. } => performer::forward_flops(&shape, kernel, features),

@@ -54,7 +54,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::Variant;
-use super::blocks::{any_of, block_count, block_scores, log_sum_exp, mask_from_fn, pad_padding, pad_positions, shift_blocks};
+use super::blocks::{
+    any_of, block_count, block_scores, log_sum_exp, lra_filled, mask_from_fn, pad_padding, pad_positions, shift_blocks,
+};
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
 use super::performer::standard_normal;
@@ -271,7 +273,7 @@ impl ReformerAttention {
         let device = qk.device();
         let [batch, heads, len, d] = qk.dims();
         let (rounds, buckets, unit) = (self.hash_rounds, self.buckets, self.chunk_size);
-        let padded = len + unit - len % unit;
+        let padded = lra_filled(len, unit);
         let items = rounds * padded;
         let chunks = rounds * buckets;
         assert!(items.is_multiple_of(chunks), "LRA's Reformer: {chunks} chunks do not divide {items} items");
@@ -343,7 +345,7 @@ pub fn forward_flops(shape: &LayerShape, variant: Variant, chunk_size: usize, ha
     let (d_model, d) = (shape.d_model as f64, shape.qkv_dim as f64);
     match variant {
         Variant::Lra => {
-            let padded = (n + c - n % c) as f64;
+            let padded = lra_filled(n, c) as f64;
             let items = rounds * padded;
             let chunk = items / (rounds * buckets.max(1) as f64);
             shape.products(2.0, shape.n(), d_model, d)
@@ -351,7 +353,7 @@ pub fn forward_flops(shape: &LayerShape, variant: Variant, chunk_size: usize, ha
                 + shape.attend(items, 2.0 * chunk)
         }
         Variant::Paper => {
-            let padded = super::flops::blocks(n, c) * c as f64;
+            let padded = (block_count(n, c) * c) as f64;
             shape.products(3.0, shape.n(), d_model, d)
                 + shape.products(1.0, shape.n(), d, rounds * buckets.div_ceil(2) as f64)
                 + shape.attend(rounds * padded, 2.0 * c as f64)

@@ -383,7 +383,7 @@ impl Complex<4> {
 pub fn forward_flops(shape: &LayerShape, state_size: usize, bidirectional: bool, chunk_length: Option<usize>) -> f64 {
     let n = shape.positions.max(1);
     let chunk = chunk_length.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).clamp(1, n);
-    let chunks = super::flops::blocks(n, chunk);
+    let chunks = super::blocks::block_count(n, chunk) as f64;
     let (b, d_model, t, h) = (shape.batch as f64, shape.d_model as f64, chunk as f64, (state_size / 2) as f64);
     let filled = chunks * t;
     let per_direction = 2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * chunks;

@@ -497,7 +497,7 @@ impl MechanismSettings {
                 }
                 // LRA's code pads to a multiple of chunk_size (always adding at least one
                 // position), then cuts that into rounds x buckets chunks.
-                let padded = positions + chunk_size - positions % chunk_size;
+                let padded = super::blocks::lra_filled(positions, chunk_size);
                 match padded % (hash_rounds * buckets) {
                     0 => Ok(()),
                     _ => Err(format!(

@@ -88,7 +88,7 @@ impl SinkhornAttentionConfig {
     pub fn init(&self, device: &Device) -> SinkhornAttention {
         assert!(self.block_size > 0, "Sinkhorn attention needs a block size of at least 1");
         assert!(self.temperature > 0.0, "Sinkhorn attention needs a positive temperature");
-        let max_blocks = block_count(self.max_length, self.block_size);
+        let max_blocks = max_blocks(self.max_length, self.block_size);
         SinkhornAttention {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             sorting_network: (self.variant == Variant::Paper)
@@ -225,14 +225,20 @@ fn sinkhorn(mut log_alpha: Tensor<4>, iterations: usize) -> Tensor<4> {
     log_alpha
 }
 
+/// The sorting network's targets: the blocks of the longest sequence.
+fn max_blocks(max_length: usize, block_size: usize) -> usize {
+    block_count(max_length, block_size)
+}
+
 /// Work of one forward ([`super::flops`]): the projections; the paper's sorting network
 /// (block summaries to `max_blocks` logits, per head) and the sort of keys and values (a
 /// `[blocks, blocks]` product per head each); and every query over its own block and its
 /// sorted block, `2 b` keys. LRA's form: its strided group and the summed slots, `2 b`
 /// keys too, with no network and no sort products.
-pub fn forward_flops(shape: &LayerShape, variant: Variant, block: usize, max_blocks: usize) -> f64 {
+pub fn forward_flops(shape: &LayerShape, variant: Variant, block: usize, max_length: usize) -> f64 {
     let b = block.max(1);
-    let count = super::flops::blocks(shape.positions, b);
+    let max_blocks = max_blocks(max_length, b);
+    let count = block_count(shape.positions, b) as f64;
     let d = shape.qkv_dim as f64;
     let sorting = match variant {
         Variant::Lra => 0.0,

@@ -86,27 +86,32 @@ fn call_seed(device: &Device) -> u64 {
     draws.iter::<i64>().fold(0u64, |seed, part| (seed << 30) | part as u64)
 }
 
-/// The keep-or-drop decisions of one call from element `first` on: word `i` of the ChaCha8
-/// stream of the call's seed decides element `i` (ChaCha is counter-based, so any stretch
-/// of elements is regenerated from the seed alone, in any order of tasks).
+/// The dropout of one call from element `first` on: word `i` of the ChaCha8 stream of the
+/// call's seed decides whether element `i` is kept (ChaCha is counter-based, so any stretch
+/// of elements is regenerated from the seed alone, in any order of tasks); kept elements
+/// are scaled by `1 / (1 - prob)`.
 struct KeepMask {
     stream: ChaCha8Rng,
-    /// Kept where the word is below this: `keep` of the 2^32 words.
+    /// Kept where the word is below this: `1 - prob` of the 2^32 words.
     threshold: u32,
+    scale: f32,
 }
 
 impl KeepMask {
-    fn from(seed: u64, first: usize, keep: f32) -> KeepMask {
+    fn from(seed: u64, first: usize, prob: f32) -> KeepMask {
         let mut stream = ChaCha8Rng::seed_from_u64(seed);
         stream.set_word_pos(first as u128);
+        let keep = 1.0 - prob;
         let threshold = (f64::from(keep) * 4_294_967_296.0).min(f64::from(u32::MAX)) as u32;
-        KeepMask { stream, threshold }
+        KeepMask { stream, threshold, scale: 1.0 / keep }
     }
 
-    /// Whether the next element is kept.
+    /// `out = values * keep / (1 - prob)` for the next `values.len()` elements.
     #[inline]
-    fn next_kept(&mut self) -> bool {
-        self.stream.next_u32() < self.threshold
+    fn drop_into(&mut self, values: &[f32], out: &mut [f32]) {
+        for (y, &x) in out.iter_mut().zip(values) {
+            *y = if self.stream.next_u32() < self.threshold { x * self.scale } else { 0.0 };
+        }
     }
 }
 
@@ -143,16 +148,13 @@ fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>
         });
         return (weights, None);
     }
-    let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
     let mut dropped = vec![0.0f32; scores.len()];
     weights.par_chunks_mut(block).zip(dropped.par_chunks_mut(block)).zip(scores.par_chunks(block)).enumerate().for_each(
         |(task, ((p, y), s))| {
-            let mut mask = KeepMask::from(seed, task * block, keep);
+            let mut mask = KeepMask::from(seed, task * block, prob);
             for ((p, y), s) in p.chunks_mut(width).zip(y.chunks_mut(width)).zip(s.chunks(width)) {
                 softmax_row(s, p);
-                for (y, &p) in y.iter_mut().zip(p.iter()) {
-                    *y = if mask.next_kept() { p * scale } else { 0.0 };
-                }
+                mask.drop_into(p, y);
             }
         },
     );
@@ -162,34 +164,25 @@ fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>
 /// `values * keep / (1 - prob)`, the [`KeepMask`] over the flat index: the dropout's
 /// forward, and (applied to the output's gradient) its backward.
 fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
-    let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
     let mut out = vec![0.0f32; values.len()];
     out.par_chunks_mut(TASK_ELEMENTS).zip(values.par_chunks(TASK_ELEMENTS)).enumerate().for_each(|(chunk, (y, x))| {
-        let mut mask = KeepMask::from(seed, chunk * TASK_ELEMENTS, keep);
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = if mask.next_kept() { x * scale } else { 0.0 };
-        }
+        KeepMask::from(seed, chunk * TASK_ELEMENTS, prob).drop_into(x, y);
     });
     out
 }
 
 /// The gradient of the scores from the weights `P` and the gradient of the output `dY`.
 fn backward_rows(weights: &[f32], output_grad: &[f32], width: usize, prob: f32, seed: u64) -> Vec<f32> {
-    let (keep, scale) = (1.0 - prob, 1.0 / (1.0 - prob));
     let block = rows_per_task(width) * width;
     let mut grad = vec![0.0f32; weights.len()];
     grad.par_chunks_mut(block).zip(weights.par_chunks(block).zip(output_grad.par_chunks(block))).enumerate().for_each(
         |(task, (ds, (p, dy)))| {
-            let mut mask = KeepMask::from(seed, task * block, keep);
+            let mut mask = (prob > 0.0).then(|| KeepMask::from(seed, task * block, prob));
             for ((ds, p), dy) in ds.chunks_mut(width).zip(p.chunks(width)).zip(dy.chunks(width)) {
                 // dP, written into dS first.
-                match prob == 0.0 {
-                    true => ds.copy_from_slice(dy),
-                    false => {
-                        for (ds, &dy) in ds.iter_mut().zip(dy) {
-                            *ds = if mask.next_kept() { dy * scale } else { 0.0 };
-                        }
-                    }
+                match &mut mask {
+                    Some(mask) => mask.drop_into(dy, ds),
+                    None => ds.copy_from_slice(dy),
                 }
                 let dot: f32 = ds.iter().zip(p).map(|(dp, p)| dp * p).sum();
                 ds.iter_mut().zip(p).for_each(|(ds, &p)| *ds = p * (*ds - dot));
@@ -261,25 +254,15 @@ fn drop_tensor<B: RowMajor>(x: FloatTensor<B>, prob: f32, seed: u64) -> FloatTen
     B::from_values(B::with_values(x, |x| drop_values(x, prob, seed)), shape)
 }
 
-impl FusedSoftmax for Flex {
-    fn softmax_dropout(scores: FlexTensor, prob: f32, seed: u64) -> FlexTensor {
-        let (weights, dropped) = forward::<Flex>(scores, prob, seed);
+/// The CPU backends (flex, ndarray): the row loops above.
+impl<B: RowMajor> FusedSoftmax for B {
+    fn softmax_dropout(scores: FloatTensor<B>, prob: f32, seed: u64) -> FloatTensor<B> {
+        let (weights, dropped) = forward::<B>(scores, prob, seed);
         dropped.unwrap_or(weights)
     }
 
-    fn dropout(x: FlexTensor, prob: f32, seed: u64) -> FlexTensor {
-        drop_tensor::<Flex>(x, prob, seed)
-    }
-}
-
-impl FusedSoftmax for NdArray {
-    fn softmax_dropout(scores: NdArrayTensor, prob: f32, seed: u64) -> NdArrayTensor {
-        let (weights, dropped) = forward::<NdArray>(scores, prob, seed);
-        dropped.unwrap_or(weights)
-    }
-
-    fn dropout(x: NdArrayTensor, prob: f32, seed: u64) -> NdArrayTensor {
-        drop_tensor::<NdArray>(x, prob, seed)
+    fn dropout(x: FloatTensor<B>, prob: f32, seed: u64) -> FloatTensor<B> {
+        drop_tensor::<B>(x, prob, seed)
     }
 }
 
@@ -315,7 +298,7 @@ impl<B: RowMajor> Backward<B, 1> for SoftmaxDropoutBackward {
     }
 }
 
-impl<B: RowMajor + FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
+impl<B: RowMajor, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
     fn softmax_dropout(scores: FloatTensor<Self>, prob: f32, seed: u64) -> FloatTensor<Self> {
         let (scores, node) = scores.into_parts();
         // Compute-bound: the node keeps `P` rather than recomputing it under checkpointing.

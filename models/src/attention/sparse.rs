@@ -96,7 +96,7 @@ impl SparseAttentionConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             stride,
             summary,
-            strided_heads: self.heads - self.heads / 2,
+            strided_heads: strided_heads(self.heads),
             leading: self.leading,
             variant: self.variant,
         }
@@ -263,6 +263,12 @@ fn heads_of(blocks: &Blocks, first: usize, count: usize) -> Blocks {
     }
 }
 
+/// The paper's heads split: the strided pattern in half of them, rounded up; the fixed
+/// pattern in the rest.
+fn strided_heads(heads: usize) -> usize {
+    heads - heads / 2
+}
+
 /// Work of one forward ([`super::flops`]): the projections, the leading rows, and each
 /// query of the `l`-blocks after them over its keys. The paper's strided heads (half, rounded
 /// up) take the blocks `i - 1 ..= i + 1` and one key per block (`3 l + n / l`), its fixed
@@ -270,12 +276,12 @@ fn heads_of(blocks: &Blocks, first: usize, count: usize) -> Blocks {
 /// the own block and `c + 1` summary keys per block, every head.
 pub fn forward_flops(shape: &LayerShape, variant: Variant, stride: usize, summary: usize) -> f64 {
     let l = stride.max(1);
-    let count = super::flops::blocks(shape.after_leading(), l);
+    let count = super::blocks::block_count(shape.after_leading(), l) as f64;
     let (rows, l_f, c) = (count * l as f64, l as f64, summary as f64);
     let pattern = match variant {
         Variant::Lra => shape.attend(rows, l_f + count * (summary + 1).min(l) as f64),
         Variant::Paper => {
-            let strided = (shape.heads - shape.heads / 2) as f64 / shape.heads as f64;
+            let strided = strided_heads(shape.heads) as f64 / shape.heads as f64;
             strided * shape.attend(rows, 3.0 * l_f + count) + (1.0 - strided) * shape.attend(rows, l_f + count * c)
         }
     };
