@@ -4,12 +4,12 @@
 use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{Attention, AttentionConfig};
 use crate::classifier::LAYER_NORM_EPSILON;
+use crate::gelu::gelu_tanh;
 
 const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
 
@@ -53,7 +53,8 @@ impl EncoderBlock {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let attended = self.attention.forward(self.attention_norm.forward(x.clone()), padding);
         let x = x + dropout(attended, &self.dropout);
-        let hidden = gelu(self.feed_forward_in.forward(self.feed_forward_norm.forward(x.clone())));
+        // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
+        let hidden = gelu_tanh(self.feed_forward_in.forward(self.feed_forward_norm.forward(x.clone())));
         let fed = self.feed_forward_out.forward(dropout(hidden, &self.dropout));
         x + dropout(fed, &self.dropout)
     }

@@ -6,7 +6,9 @@
 
 pub mod attention;
 pub mod classifier;
+pub mod cpu;
 pub mod encoder;
+pub mod gelu;
 
 pub use attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};

@@ -35,7 +35,7 @@
 //! Within a chunk the convolution is a `[T, T]` Toeplitz product with `K[0..T]`; across
 //! chunks the state carries the past: each chunk's contribution to the state at its end is
 //! `sum_tau A_bar^(T-1-tau) u[tau]`, the state entering chunk `j` sums those of earlier
-//! chunks decayed by `A_bar^(T (j-1-i))`, and it reaches step `t` of the chunk as
+//! chunks decayed by `A_bar^(T (j-1-i))` (a scan over the chunks), and it reaches step `t` of the chunk as
 //! `2 Re(C B_bar A_bar^(t+1) state)`. This is exactly the convolution, without its `[n, n]`
 //! Toeplitz matrix.
 //!
@@ -338,6 +338,12 @@ fn toeplitz(kernel: Tensor<3>, device: &Device) -> Tensor<3> {
 /// The states entering each chunk from the chunks' own end-state contributions:
 /// `contribution: [channels, batch * chunks, N/2]` -> the same shape, row `j` of a batch
 /// holding `sum_{i < j} A_bar^(T (j-1-i)) contribution_i`.
+///
+/// A scan over the chunks in `ceil(log2 C)` doubling steps (Hillis and Steele): after the
+/// step of span `s`, entry `j` sums the contributions `j - 2s < i <= j`, each decayed to
+/// the end of chunk `j`, by adding `A_bar^(T s)` times the entry `s` chunks earlier. The
+/// state entering chunk `j` is the one chunk `j - 1` ended with. O(C log C) per mode, not
+/// the `[C, C]` matrix of every pair of chunks.
 fn carry_states(
     modes: &DiscreteModes,
     contribution: Complex<3>,
@@ -347,46 +353,47 @@ fn carry_states(
     device: &Device,
 ) -> Complex<3> {
     let [channels, _, half_state] = contribution.re.dims();
-    let index = Tensor::<1, Int>::arange(0..chunks as i64, device);
-    let later = index.clone().reshape([chunks, 1]).expand([chunks, chunks]);
-    let earlier = index.reshape([1, chunks]).expand([chunks, chunks]);
-    let gaps = (later - earlier).sub_scalar(1).clamp_min(0).float().mul_scalar(chunk as f64).reshape([chunks * chunks]);
-    let strictly_earlier = Tensor::<2>::ones([chunks, chunks], device).tril(-1).reshape([1, 1, chunks, chunks]);
-    let decay = modes.powers(gaps);
-    let decay = Complex {
-        re: decay.re.reshape([channels, half_state, chunks, chunks]) * strictly_earlier.clone(),
-        im: decay.im.reshape([channels, half_state, chunks, chunks]) * strictly_earlier,
+    // [channels, batch * chunks, N/2] -> [channels, batch, chunks, N/2] and back.
+    let to_chunks = |t: Tensor<3>| t.reshape([channels, batch, chunks, half_state]);
+    let from_chunks = |t: Tensor<4>| t.reshape([channels, batch * chunks, half_state]);
+    // Each entry moved `by` chunks later, zeros in front.
+    let later = |t: Complex<4>, by: usize| {
+        let moved = |t: Tensor<4>| {
+            let kept = t.slice([0..channels, 0..batch, 0..chunks - by, 0..half_state]);
+            Tensor::cat(vec![Tensor::zeros([channels, batch, by, half_state], device), kept], 2)
+        };
+        Complex { re: moved(t.re), im: moved(t.im) }
     };
-    // [channels, batch * chunks, N/2] -> [channels, N/2, chunks, batch] and back.
-    let to_chunks = |t: Tensor<3>| t.reshape([channels, batch, chunks, half_state]).permute([0, 3, 2, 1]);
-    let from_chunks = |t: Tensor<4>| t.permute([0, 3, 2, 1]).reshape([channels, batch * chunks, half_state]);
-    let contribution = Complex { re: to_chunks(contribution.re), im: to_chunks(contribution.im) };
-    let carried = decay.mul_matrix(contribution);
-    Complex { re: from_chunks(carried.re), im: from_chunks(carried.im) }
-}
-
-impl Complex<4> {
-    /// The complex matrix product.
-    fn mul_matrix(self, other: Self) -> Self {
-        Complex {
-            re: self.re.clone().matmul(other.re.clone()) - self.im.clone().matmul(other.im.clone()),
-            im: self.re.matmul(other.im) + self.im.matmul(other.re),
-        }
+    let mut ends = Complex { re: to_chunks(contribution.re), im: to_chunks(contribution.im) };
+    let mut span = 1;
+    while span < chunks {
+        let decay = modes.powers(Tensor::from_floats([(chunk * span) as f32], device)); // [channels, N/2, 1]
+        let decay = Complex {
+            re: decay.re.reshape([channels, 1, 1, half_state]),
+            im: decay.im.reshape([channels, 1, 1, half_state]),
+        };
+        let earlier = decay.mul(later(ends.clone(), span));
+        ends = Complex { re: ends.re + earlier.re, im: ends.im + earlier.im };
+        span *= 2;
     }
+    let entering = later(ends, 1);
+    Complex { re: from_chunks(entering.re), im: from_chunks(entering.im) }
 }
 
 /// Work of one forward ([`super::flops`]), per direction of the chunked convolution
 /// (chunks of `T`, `C` of them, `H = N / 2` complex modes, `D` channels): the Toeplitz
 /// product within chunks `2 b D n' T`, each chunk's contribution to the state and the
 /// state's effect on the next chunk `8 b D n' H`, and the carry between chunks (a complex
-/// `[C, C]` product per mode) `8 b D H C^2`; then the output layer `2 b n D^2`.
+/// multiply-add per chunk and mode in each of the scan's `ceil(log2 C)` steps)
+/// `8 b D H C ceil(log2 C)`; then the output layer `2 b n D^2`.
 pub fn forward_flops(shape: &LayerShape, state_size: usize, bidirectional: bool, chunk_length: Option<usize>) -> f64 {
     let n = shape.positions.max(1);
     let chunk = chunk_length.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).clamp(1, n);
     let chunks = super::blocks::block_count(n, chunk) as f64;
     let (b, d_model, t, h) = (shape.batch as f64, shape.d_model as f64, chunk as f64, (state_size / 2) as f64);
     let filled = chunks * t;
-    let per_direction = 2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * chunks;
+    let scan_steps = chunks.log2().ceil();
+    let per_direction = 2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * scan_steps;
     let directions = if bidirectional { 2.0 } else { 1.0 };
     directions * per_direction + shape.products(1.0, shape.n(), d_model, d_model)
 }

@@ -1,0 +1,185 @@
+//! What the fused CPU operations ([`crate::attention::softmax`], [`crate::gelu`]) share:
+//! reading and making tensors of the CPU backends as plain row-major numbers, the size of
+//! a parallel task, and an `exp` and lane-wise reductions written so that the compiler
+//! vectorises the loops over them (the standard library's `f32::exp` is a call per element,
+//! and a plain `sum` is a chain of dependent additions).
+
+// ndarray is deprecated in burn, and kept selectable here.
+#![allow(deprecated)]
+
+use std::borrow::Cow;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex, NdArray, TensorMetadata};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+/// Reading and making f32 tensors of a CPU backend as plain row-major numbers.
+pub trait RowMajor: Backend {
+    fn with_values<R>(tensor: FloatTensor<Self>, read: impl FnOnce(&[f32]) -> R) -> R;
+    fn from_values(values: Vec<f32>, shape: Shape) -> FloatTensor<Self>;
+
+    /// `map` over the numbers of `tensor`, into a tensor of the same shape.
+    fn map_values(tensor: FloatTensor<Self>, map: impl FnOnce(&[f32]) -> Vec<f32>) -> FloatTensor<Self> {
+        let shape = tensor.shape();
+        Self::from_values(Self::with_values(tensor, map), shape)
+    }
+}
+
+impl RowMajor for Flex {
+    fn with_values<R>(tensor: FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {
+        let tensor = tensor.to_contiguous();
+        read(tensor.as_slice::<f32>().expect("a contiguous f32 tensor"))
+    }
+
+    fn from_values(values: Vec<f32>, shape: Shape) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+}
+
+impl RowMajor for NdArray {
+    fn with_values<R>(tensor: NdArrayTensor, read: impl FnOnce(&[f32]) -> R) -> R {
+        match tensor {
+            NdArrayTensor::F32(storage) => {
+                let view = storage.view();
+                let standard = view.as_standard_layout();
+                let values: Cow<[f32]> = match standard.as_slice() {
+                    Some(values) => Cow::Borrowed(values),
+                    None => Cow::Owned(standard.iter().copied().collect()),
+                };
+                read(&values)
+            }
+            other => panic!("the fused CPU operations take f32 tensors, not {:?}", other.dtype()),
+        }
+    }
+
+    fn from_values(values: Vec<f32>, shape: Shape) -> NdArrayTensor {
+        NdArrayTensor::from_data(TensorData::new(values, shape))
+    }
+}
+
+/// Whether `x` lives on a CPU backend with the fused kernels (f32 on flex or ndarray).
+pub fn runs_natively<const D: usize>(x: &Tensor<D>) -> bool {
+    use burn::backend::DispatchDevice;
+    matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_) | DispatchDevice::NdArray(_))
+        && x.dtype() == burn::tensor::DType::F32
+}
+
+/// Elements per parallel task: at least this many numbers (short rows are grouped, so a
+/// task is not smaller than its scheduling).
+pub const TASK_ELEMENTS: usize = 1 << 14;
+
+/// Rows per parallel task for rows of `width`.
+pub fn rows_per_task(width: usize) -> usize {
+    (TASK_ELEMENTS / width.max(1)).max(1)
+}
+
+/// Independent accumulators in the reductions: one vector register of f32 (or two of SSE).
+const LANES: usize = 8;
+
+/// `e^x` in f32, without branches, so that a loop over a slice vectorises: `x = n ln 2 + r`
+/// with `|r| <= ln 2 / 2`, `e^r` by Cephes' `expf` polynomial (relative error about 1e-7,
+/// as the standard library's), `2^n` written into the exponent bits. Below -87.3 (under
+/// f32's normal range) it is 0, above 88.4 it saturates at 2^127 * e^r, and NaN stays NaN.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let clamped = x.clamp(-87.336_55, 88.376_26);
+    let shifted = clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // The integer `n` sits in the low bits of `shifted` (a float cast would not vectorise).
+    let n_bits = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let r = clamped - n * LN2_HIGH - n * LN2_LOW;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e_r = p * r * r + r + 1.0;
+    let two_to_n = f32::from_bits((n_bits.wrapping_add(127) as u32) << 23);
+    let value = if x < -87.336_55 { 0.0 } else { e_r * two_to_n };
+    if x.is_nan() { x } else { value }
+}
+
+/// Sum of `values`, in [`LANES`] interleaved partial sums.
+#[inline]
+pub fn sum(values: &[f32]) -> f32 {
+    reduce(values, 0.0, |a, b| a + b)
+}
+
+/// Largest of `values` (NaN-ignoring, as `f32::max`); -inf when empty.
+#[inline]
+pub fn max(values: &[f32]) -> f32 {
+    reduce(values, f32::NEG_INFINITY, f32::max)
+}
+
+/// `sum(a * b)`, in [`LANES`] interleaved partial sums.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (a_body, b_body) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_tail, b_tail) = (a_body.remainder(), b_body.remainder());
+    for (a, b) in a_body.zip(b_body) {
+        for i in 0..LANES {
+            lanes[i] += a[i] * b[i];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(a, b)| a * b).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn reduce(values: &[f32], identity: f32, combine: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [identity; LANES];
+    let body = values.chunks_exact(LANES);
+    let tail = body.remainder();
+    for chunk in body {
+        for i in 0..LANES {
+            lanes[i] = combine(lanes[i], chunk[i]);
+        }
+    }
+    let folded = lanes.into_iter().fold(identity, &combine);
+    tail.iter().fold(folded, |a, &b| combine(a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorisable `exp` against the standard library's over f32's whole useful range:
+    /// within 2 units in the last place, 0 below the normal range, NaN kept.
+    #[test]
+    fn exp_equals_the_standard_librarys_to_two_ulp() {
+        let mut x = -87.0f32;
+        while x < 88.3 {
+            let (got, expected) = (exp(x), x.exp());
+            let ulp = (expected.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(ulp <= 2, "exp({x}) = {got}, std gives {expected} ({ulp} ulp apart)");
+            x += 0.013_7;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1.0e9), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_reductions_equal_plain_loops() {
+        let values: Vec<f32> = (0..37).map(|i| ((i * 7919) % 101) as f32 / 10.0 - 5.0).collect();
+        let other: Vec<f32> = (0..37).map(|i| ((i * 104_729) % 89) as f32 / 20.0).collect();
+        for len in [0, 1, 7, 8, 9, 37] {
+            let (v, o) = (&values[..len], &other[..len]);
+            let plain_sum: f64 = v.iter().map(|&x| x as f64).sum();
+            let plain_dot: f64 = v.iter().zip(o).map(|(&a, &b)| a as f64 * b as f64).sum();
+            assert!((sum(v) as f64 - plain_sum).abs() < 1e-4, "sum of {len}");
+            assert!((dot(v, o) as f64 - plain_dot).abs() < 1e-3, "dot of {len}");
+            assert_eq!(max(v), v.iter().copied().fold(f32::NEG_INFINITY, f32::max), "max of {len}");
+        }
+    }
+}
