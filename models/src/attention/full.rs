@@ -14,13 +14,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
 use super::softmax::softmax_dropout;
-use crate::cpu::runs_natively;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
-
-/// Most score elements (`batch x heads x len_q x len_k`, 64 MiB of f32) that evaluation on
-/// the CPU builds whole; above it, burn's tiled kernel.
-const EVALUATION_SCORES: usize = 1 << 24;
 
 #[derive(Config, Debug)]
 pub struct FullAttentionConfig {
@@ -53,10 +48,9 @@ impl FullAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let (q, k, v) = self.projections.project(x);
-        // Without gradients (evaluation), burn's fused attention kernel (tiled, with an
-        // online softmax, no score matrix) where the scores would be large or the backend
-        // is a GPU; small CPU scores take the fused softmax, whose rows are vectorised.
-        if !q.device().is_autodiff() && !(runs_natively(&q) && q.shape().num_elements() / q.dims()[3] * k.dims()[2] <= EVALUATION_SCORES) {
+        // Without gradients (evaluation), burn's fused attention kernel: on flex one
+        // parallel pass, tiled with an online softmax at long lengths, no score matrix.
+        if !q.device().is_autodiff() {
             let context = attention(q, k, v, Some(key_padding_mask(padding)), None, AttentionModuleOptions::default());
             return self.projections.combine(context);
         }
