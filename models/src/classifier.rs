@@ -12,6 +12,7 @@ use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
+use crate::layer_norm::layer_norm;
 
 /// Token id reserved for padding.
 pub const PAD_ID: i64 = 0;
@@ -199,7 +200,7 @@ impl Classifier {
         for block in &self.blocks {
             x = block.forward(x, padding.clone());
         }
-        let x = self.final_norm.forward(x);
+        let x = layer_norm(&self.final_norm, x);
         match self.pooling {
             Pooling::Cls => x.slice([0..batch, 0..1]).reshape([batch, d_model]),
             Pooling::Mean => {

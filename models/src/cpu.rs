@@ -100,7 +100,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
     let two_to_n = f32::from_bits((n_bits.wrapping_add(127) as u32) << 23);
     let value = if x < -87.336_55 { 0.0 } else { e_r * two_to_n };

@@ -10,6 +10,7 @@ use crate::attention::softmax::dropout;
 use crate::attention::{Attention, AttentionConfig};
 use crate::classifier::LAYER_NORM_EPSILON;
 use crate::gelu::gelu_tanh;
+use crate::layer_norm::layer_norm;
 
 const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
 
@@ -51,10 +52,10 @@ pub struct EncoderBlock {
 impl EncoderBlock {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let attended = self.attention.forward(self.attention_norm.forward(x.clone()), padding);
+        let attended = self.attention.forward(layer_norm(&self.attention_norm, x.clone()), padding);
         let x = x + dropout(attended, &self.dropout);
         // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
-        let hidden = gelu_tanh(self.feed_forward_in.forward(self.feed_forward_norm.forward(x.clone())));
+        let hidden = gelu_tanh(self.feed_forward_in.forward(layer_norm(&self.feed_forward_norm, x.clone())));
         let fed = self.feed_forward_out.forward(dropout(hidden, &self.dropout));
         x + dropout(fed, &self.dropout)
     }

@@ -9,6 +9,7 @@ pub mod classifier;
 pub mod cpu;
 pub mod encoder;
 pub mod gelu;
+pub mod layer_norm;
 
 pub use attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};

@@ -368,10 +368,8 @@ fn carry_states(
     let mut span = 1;
     while span < chunks {
         let decay = modes.powers(Tensor::from_floats([(chunk * span) as f32], device)); // [channels, N/2, 1]
-        let decay = Complex {
-            re: decay.re.reshape([channels, 1, 1, half_state]),
-            im: decay.im.reshape([channels, 1, 1, half_state]),
-        };
+        let decay =
+            Complex { re: decay.re.reshape([channels, 1, 1, half_state]), im: decay.im.reshape([channels, 1, 1, half_state]) };
         let earlier = decay.mul(later(ends.clone(), span));
         ends = Complex { re: ends.re + earlier.re, im: ends.im + earlier.im };
         span *= 2;
@@ -393,7 +391,8 @@ pub fn forward_flops(shape: &LayerShape, state_size: usize, bidirectional: bool,
     let (b, d_model, t, h) = (shape.batch as f64, shape.d_model as f64, chunk as f64, (state_size / 2) as f64);
     let filled = chunks * t;
     let scan_steps = chunks.log2().ceil();
-    let per_direction = 2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * scan_steps;
+    let per_direction =
+        2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * scan_steps;
     let directions = if bidirectional { 2.0 } else { 1.0 };
     directions * per_direction + shape.products(1.0, shape.n(), d_model, d_model)
 }
