@@ -134,6 +134,21 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// `sum((x - center)^2)`, in [`LANES`] interleaved partial sums.
+#[inline]
+pub fn squared_deviations(values: &[f32], center: f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let body = values.chunks_exact(LANES);
+    let tail = body.remainder();
+    for chunk in body {
+        for i in 0..LANES {
+            let deviation = chunk[i] - center;
+            lanes[i] += deviation * deviation;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail.iter().map(|&x| (x - center) * (x - center)).sum::<f32>()
+}
+
 #[inline(always)]
 fn reduce(values: &[f32], identity: f32, combine: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [identity; LANES];
