@@ -167,6 +167,7 @@ impl RunConfig {
             ("training.steps", t.training.steps),
             ("training.eval_every", t.training.eval_every),
             ("training.log_every", t.training.log_every),
+            ("training.eval_batch_size", t.training.eval_batch()),
         ] {
             if value == 0 {
                 bail!("{name} must be positive");

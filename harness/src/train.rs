@@ -286,7 +286,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
 
         let evaluate = step % t.eval_every == 0 || step == t.steps;
         let val_acc = evaluate.then(|| {
-            let acc = accuracy(&model.clone().valid(), &splits.validation, task.max_length, t.batch_size, &plain);
+            let acc = accuracy(&model.clone().valid(), &splits.validation, task.max_length, t.eval_batch(), &plain);
             if best_val.is_none_or(|b| acc > b) {
                 best_val = Some(acc);
                 best_step = Some(step);
@@ -309,7 +309,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         }
     }
 
-    let test = |model: &Classifier| accuracy(&model.clone().valid(), &splits.test, task.max_length, t.batch_size, &plain);
+    let test = |model: &Classifier| accuracy(&model.clone().valid(), &splits.test, task.max_length, t.eval_batch(), &plain);
     // A diverged run reports no accuracy: its last weights are not finite.
     let test_accuracy = (failure.is_none() && steps_done > 0).then(|| test(&model));
     let best_val_test_accuracy = match best_step {

@@ -87,6 +87,19 @@ pub struct TrainingConfig {
     /// about the same speed. Absent from records where off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gradient_checkpointing: bool,
+    /// Batch size of evaluation (validation and test); the training batch when absent, as
+    /// in LRA. The CPU presets evaluate at four times the training batch: without
+    /// gradients the memory is a fraction of a training step's, and fewer, larger batches
+    /// cut a quick run's time by about a tenth. The accuracy is the same up to rounding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_batch_size: Option<usize>,
+}
+
+impl TrainingConfig {
+    /// Batch size of evaluation.
+    pub fn eval_batch(&self) -> usize {
+        self.eval_batch_size.unwrap_or(self.batch_size)
+    }
 }
 
 /// Everything a task and preset decide about a run.

@@ -137,6 +137,7 @@ fn cpu_training(batch_size: usize, steps: usize, eval_every: usize) -> TrainingC
         warmup_steps_untimed: (steps / 20).clamp(1, 10),
         log_every: (steps / 50).max(1),
         gradient_checkpointing: false,
+        eval_batch_size: Some(4 * batch_size),
     }
 }
 
@@ -155,6 +156,7 @@ fn lra_rsqrt_training(batch_size: usize, steps: usize, warmup: usize, eval_every
         warmup_steps_untimed: 10,
         log_every: eval_every,
         gradient_checkpointing: false,
+        eval_batch_size: None,
     }
 }
 
@@ -239,6 +241,7 @@ fn image_config(preset: Preset) -> TaskConfig {
                 warmup_steps_untimed: 10,
                 log_every: 25,
                 gradient_checkpointing: false,
+                eval_batch_size: None,
             },
         ),
     };
@@ -311,6 +314,7 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
                     warmup_steps_untimed: 10,
                     log_every: 100,
                     gradient_checkpointing: false,
+                    eval_batch_size: None,
                 },
             )
         }
