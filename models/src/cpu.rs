@@ -137,30 +137,28 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `sum((x - center)^2)`, in [`LANES`] interleaved partial sums.
 #[inline]
 pub fn squared_deviations(values: &[f32], center: f32) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let body = values.chunks_exact(LANES);
-    let tail = body.remainder();
-    for chunk in body {
-        for i in 0..LANES {
-            let deviation = chunk[i] - center;
-            lanes[i] += deviation * deviation;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail.iter().map(|&x| (x - center) * (x - center)).sum::<f32>()
+    fold(values, 0.0, |total, x| total + (x - center) * (x - center), |a, b| a + b)
 }
 
 #[inline(always)]
-fn reduce(values: &[f32], identity: f32, combine: impl Fn(f32, f32) -> f32) -> f32 {
+fn reduce(values: &[f32], identity: f32, combine: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    fold(values, identity, combine, combine)
+}
+
+/// `step` folds each value into one of [`LANES`] interleaved accumulators, `combine` joins
+/// the accumulators: independent chains the compiler turns into vector operations.
+#[inline(always)]
+fn fold(values: &[f32], identity: f32, step: impl Fn(f32, f32) -> f32, combine: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [identity; LANES];
     let body = values.chunks_exact(LANES);
     let tail = body.remainder();
     for chunk in body {
         for i in 0..LANES {
-            lanes[i] = combine(lanes[i], chunk[i]);
+            lanes[i] = step(lanes[i], chunk[i]);
         }
     }
     let folded = lanes.into_iter().fold(identity, &combine);
-    tail.iter().fold(folded, |a, &b| combine(a, b))
+    tail.iter().fold(folded, |total, &x| step(total, x))
 }
 
 #[cfg(test)]

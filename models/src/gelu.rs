@@ -115,11 +115,8 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::checks::{assert_close, values};
     use burn::tensor::Distribution;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().iter::<f32>().collect()
-    }
 
     /// Output and gradient equal burn's composed `gelu_approximate` (and JAX's definition:
     /// gelu(1) = 0.841192), on both CPU backends, far into both tails.
@@ -137,10 +134,8 @@ mod tests {
                 (values(y), values(x.grad(&grads).unwrap()))
             };
             let ((y_fused, g_fused), (y_composed, g_composed)) = (run(true), run(false));
-            for i in 0..y_fused.len() {
-                assert!((y_fused[i] - y_composed[i]).abs() <= 1e-5 * (1.0 + y_composed[i].abs()), "y[{i}]");
-                assert!((g_fused[i] - g_composed[i]).abs() <= 1e-4 * (1.0 + g_composed[i].abs()), "dy[{i}]");
-            }
+            assert_close(&y_fused, &y_composed, 1e-5, "gelu");
+            assert_close(&g_fused, &g_composed, 1e-4, "its gradient");
         }
         let one = values(gelu_tanh(Tensor::<1>::from_floats([1.0, -1.0, 0.0], &Device::flex())));
         assert!((one[0] - 0.841_192).abs() < 1e-6 && (one[1] + 0.158_808).abs() < 1e-6 && one[2] == 0.0, "{one:?}");

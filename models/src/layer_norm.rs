@@ -167,13 +167,10 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedLayerNorm for Autodiff<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::checks::{assert_close, values};
     use burn::module::Param;
     use burn::nn::LayerNormConfig;
     use burn::tensor::Distribution;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().iter::<f32>().collect()
-    }
 
     /// Output and the gradients of `x`, `gamma` and `beta` equal burn's `LayerNorm` (its
     /// decomposition under autodiff), on both CPU backends, for widths that do and do not
@@ -198,21 +195,10 @@ mod tests {
                     (values(y), values(x.grad(&grads).unwrap()), parameter_grads)
                 };
                 let (fused, composed) = (run(true), run(false));
-                let close = |a: &[f32], b: &[f32], tolerance: f32, what: &str| {
-                    assert_eq!(a.len(), b.len());
-                    for i in 0..a.len() {
-                        assert!(
-                            (a[i] - b[i]).abs() <= tolerance * (1.0 + b[i].abs()),
-                            "{what} {shape:?} [{i}]: {} vs {}",
-                            a[i],
-                            b[i]
-                        );
-                    }
-                };
-                close(&fused.0, &composed.0, 1e-5, "y");
-                close(&fused.1, &composed.1, 1e-4, "dx");
-                close(&fused.2.0, &composed.2.0, 1e-4, "dgamma");
-                close(&fused.2.1, &composed.2.1, 1e-4, "dbeta");
+                assert_close(&fused.0, &composed.0, 1e-5, &format!("y {shape:?}"));
+                assert_close(&fused.1, &composed.1, 1e-4, &format!("dx {shape:?}"));
+                assert_close(&fused.2.0, &composed.2.0, 1e-4, &format!("dgamma {shape:?}"));
+                assert_close(&fused.2.1, &composed.2.1, 1e-4, &format!("dbeta {shape:?}"));
             }
         }
     }

@@ -283,18 +283,8 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::checks::{assert_close, values};
     use burn::nn::DropoutConfig;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().iter::<f32>().collect()
-    }
-
-    fn assert_close(got: &[f32], expected: &[f32], tolerance: f32, what: &str) {
-        assert_eq!(got.len(), expected.len(), "{what}");
-        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-            assert!((g - e).abs() <= tolerance * (1.0 + e.abs()), "{what} [{i}]: {g} vs {e}");
-        }
-    }
 
     /// Scores with some masked entries (a padded key column and a fully masked row).
     fn scores(device: &Device, shape: [usize; 4]) -> Tensor<4> {
