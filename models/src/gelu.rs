@@ -47,25 +47,17 @@ fn sigmoid_and_slope(x: f32) -> (f32, f32) {
     (s, SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x * x))
 }
 
-/// `f` over `x` (and `g` beside it) in parallel tasks of [`TASK_ELEMENTS`].
-fn map_parallel(x: &[f32], other: Option<&[f32]>, f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+/// `f(x, g)` over the pairs of `x` and `other`, in parallel tasks of [`TASK_ELEMENTS`].
+fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(TASK_ELEMENTS).enumerate().for_each(|(task, out)| {
-        let start = task * TASK_ELEMENTS;
-        let x = &x[start..start + out.len()];
-        match other {
-            Some(other) => {
-                let other = &other[start..start + out.len()];
-                out.iter_mut().zip(x).zip(other).for_each(|((y, &x), &g)| *y = f(x, g));
-            }
-            None => out.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x, 0.0)),
-        }
-    });
+    out.par_chunks_mut(TASK_ELEMENTS)
+        .zip(x.par_chunks(TASK_ELEMENTS).zip(other.par_chunks(TASK_ELEMENTS)))
+        .for_each(|(out, (x, other))| out.iter_mut().zip(x.iter().zip(other)).for_each(|(y, (&x, &g))| *y = f(x, g)));
     out
 }
 
 fn forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
-    B::map_values(x, |x| map_parallel(x, None, |x, _| x * sigmoid_and_slope(x).0))
+    B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid_and_slope(x).0))
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
@@ -92,7 +84,7 @@ impl<B: RowMajor> Backward<B, 1> for GeluBackward {
         unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
             B::map_values(x, |x| {
                 B::with_values(output_grad, |dy| {
-                    map_parallel(x, Some(dy), |x, dy| {
+                    zip_map(x, dy, |x, dy| {
                         let (s, slope) = sigmoid_and_slope(x);
                         dy * (s + 2.0 * x * s * (1.0 - s) * slope)
                     })
