@@ -8,6 +8,7 @@
 #![allow(deprecated)]
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::ndarray::NdArrayTensor;
@@ -15,6 +16,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, NdArray, TensorMetadata};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use rayon::prelude::*;
 
 /// Reading and making f32 tensors of a CPU backend as plain row-major numbers.
 pub trait RowMajor: Backend {
@@ -74,6 +76,67 @@ pub const TASK_ELEMENTS: usize = 1 << 14;
 /// Rows per parallel task for rows of `width`.
 pub fn rows_per_task(width: usize) -> usize {
     (TASK_ELEMENTS / width.max(1)).max(1)
+}
+
+/// `N` vectors of `len` numbers made in parallel tasks of `block` numbers each:
+/// `fill(start, parts)` writes the numbers `start..start + block` of each output (the
+/// last task's parts are shorter), and what the tasks return comes back in task order.
+///
+/// Each task zeroes its own parts just before `fill` writes them. `vec![0.0; len]` would
+/// zero the whole vector first, in one pass on one thread through main memory (glibc's
+/// `calloc` must clear reused heap memory); here the zeroes go to the task's cache, and the
+/// writes after them hit it.
+pub fn par_blocks<const N: usize, R: Send>(
+    len: usize,
+    block: usize,
+    fill: impl Fn(usize, [&mut [f32]; N]) -> R + Sync,
+) -> ([Vec<f32>; N], Vec<R>) {
+    let block = block.max(1);
+    let mut outputs: [Box<[MaybeUninit<f32>]>; N] = std::array::from_fn(|_| Box::new_uninit_slice(len));
+    let starts = Starts(outputs.each_mut().map(|output| output.as_mut_ptr()));
+    let results = (0..len.div_ceil(block))
+        .into_par_iter()
+        .map(|task| {
+            let start = task * block;
+            let end = (start + block).min(len);
+            // SAFETY: `start..end` lies within the outputs' `len` numbers, and no two tasks'
+            // ranges overlap.
+            fill(start, unsafe { zeroed_parts(starts.pointers(), start, end) })
+        })
+        .collect();
+    // SAFETY: the tasks cover `0..len`, and each zeroed its range before anything else.
+    let outputs = outputs.map(|output| unsafe { output.assume_init() }.into_vec());
+    (outputs, results)
+}
+
+/// The outputs' first numbers, shared with the tasks of [`par_blocks`].
+struct Starts<const N: usize>([*mut MaybeUninit<f32>; N]);
+
+// SAFETY: the tasks write through these pointers only to their own disjoint ranges.
+unsafe impl<const N: usize> Sync for Starts<N> {}
+
+impl<const N: usize> Starts<N> {
+    /// The pointers (a method, so that a task's closure borrows the whole shared struct).
+    fn pointers(&self) -> [*mut MaybeUninit<f32>; N] {
+        self.0
+    }
+}
+
+/// Numbers `start..end` of each output, zeroed.
+///
+/// # Safety
+/// `start..end` lies within every output, and no other part over it is alive for `'a`.
+unsafe fn zeroed_parts<'a, const N: usize>(outputs: [*mut MaybeUninit<f32>; N], start: usize, end: usize) -> [&'a mut [f32]; N] {
+    outputs.map(|output| zeroed(unsafe { std::slice::from_raw_parts_mut(output.add(start), end - start) }))
+}
+
+/// `part` set to zero, as numbers.
+fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    part.iter_mut().for_each(|x| {
+        x.write(0.0);
+    });
+    // SAFETY: every element was written just above; `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// Independent accumulators in the reductions: one vector register of f32 (or two of SSE).
@@ -180,6 +243,28 @@ mod tests {
         assert_eq!(exp(-1.0e9), 0.0);
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!(exp(f32::NAN).is_nan());
+    }
+
+    /// Every number of every output is written once, by the task that owns it, and the
+    /// tasks' results come back in order; a length that is not a multiple of the block and
+    /// an empty output work too.
+    #[test]
+    fn par_blocks_covers_every_number_once_in_task_order() {
+        for (len, block) in [(0, 4), (1, 4), (10, 4), (12, 4), (1000, 7)] {
+            let ([squares, starts], lengths) = par_blocks(len, block, |start, [squares, starts]: [&mut [f32]; 2]| {
+                assert!(squares.iter().chain(starts.iter()).all(|&x| x == 0.0), "handed over zeroed");
+                for (i, (square, first)) in squares.iter_mut().zip(starts.iter_mut()).enumerate() {
+                    *square = ((start + i) * (start + i)) as f32;
+                    *first = start as f32;
+                }
+                (start, squares.len())
+            });
+            let expected_squares: Vec<f32> = (0..len).map(|i| (i * i) as f32).collect();
+            let expected_starts: Vec<f32> = (0..len).map(|i| (i / block * block) as f32).collect();
+            let expected_lengths: Vec<(usize, usize)> =
+                (0..len.div_ceil(block)).map(|t| (t * block, block.min(len - t * block))).collect();
+            assert_eq!((squares, starts, lengths), (expected_squares, expected_starts, expected_lengths), "{len} in {block}");
+        }
     }
 
     #[test]

@@ -22,7 +22,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::prelude::*;
 use burn::tensor::activation::gelu_approximate;
-use rayon::prelude::*;
 
 use crate::cpu::{self, RowMajor, TASK_ELEMENTS, runs_natively};
 
@@ -49,10 +48,10 @@ fn sigmoid_and_slope(x: f32) -> (f32, f32) {
 
 /// `f(x, g)` over the pairs of `x` and `other`, in parallel tasks of [`TASK_ELEMENTS`].
 fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(TASK_ELEMENTS)
-        .zip(x.par_chunks(TASK_ELEMENTS).zip(other.par_chunks(TASK_ELEMENTS)))
-        .for_each(|(out, (x, other))| out.iter_mut().zip(x.iter().zip(other)).for_each(|(y, (&x, &g))| *y = f(x, g)));
+    let ([out], _) = cpu::par_blocks(x.len(), TASK_ELEMENTS, |start, [out]| {
+        let range = start..start + out.len();
+        out.iter_mut().zip(x[range.clone()].iter().zip(&other[range])).for_each(|(y, (&x, &g))| *y = f(x, g));
+    });
     out
 }
 

@@ -23,7 +23,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::LayerNorm;
 use burn::prelude::*;
-use rayon::prelude::*;
 
 use crate::classifier::LAYER_NORM_EPSILON;
 use crate::cpu::{self, RowMajor, rows_per_task, runs_natively};
@@ -52,8 +51,8 @@ fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
 fn forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32) -> Vec<f32> {
     let width = gamma.len();
     let block = rows_per_task(width) * width;
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(block).zip(x.par_chunks(block)).for_each(|(y, x)| {
+    let ([y], _) = cpu::par_blocks(x.len(), block, |start, [y]| {
+        let x = &x[start..start + y.len()];
         for (y, x) in y.chunks_mut(width).zip(x.chunks(width)) {
             let (mean, inverse_deviation) = moments(x, epsilon);
             for ((y, &x), (&gamma, &beta)) in y.iter_mut().zip(x).zip(gamma.iter().zip(beta)) {
@@ -69,35 +68,30 @@ fn forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32) -> Vec<f32
 fn backward_rows(x: &[f32], gamma: &[f32], dy: &[f32], epsilon: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let width = gamma.len();
     let block = rows_per_task(width) * width;
-    let mut dx = vec![0.0f32; x.len()];
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
-        .par_chunks_mut(block)
-        .zip(x.par_chunks(block).zip(dy.par_chunks(block)))
-        .map(|(dx, (x, dy))| {
-            let (mut dgamma, mut dbeta) = (vec![0.0f32; width], vec![0.0f32; width]);
-            let mut g = vec![0.0f32; width];
-            let mut x_hat = vec![0.0f32; width];
-            for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
-                let (mean, inverse_deviation) = moments(x, epsilon);
-                for ((x_hat, g), (&x, (&dy, &gamma))) in
-                    x_hat.iter_mut().zip(g.iter_mut()).zip(x.iter().zip(dy.iter().zip(gamma)))
-                {
-                    *x_hat = (x - mean) * inverse_deviation;
-                    *g = dy * gamma;
-                }
-                for ((dgamma, dbeta), (&dy, &x_hat)) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(dy.iter().zip(&x_hat)) {
-                    *dgamma += dy * x_hat;
-                    *dbeta += dy;
-                }
-                let mean_g = cpu::sum(&g) / width as f32;
-                let mean_g_x_hat = cpu::dot(&g, &x_hat) / width as f32;
-                for (dx, (&g, &x_hat)) in dx.iter_mut().zip(g.iter().zip(&x_hat)) {
-                    *dx = (g - mean_g - x_hat * mean_g_x_hat) * inverse_deviation;
-                }
+    let ([dx], partials) = cpu::par_blocks(x.len(), block, |start, [dx]| {
+        let rows = start..start + dx.len();
+        let (x, dy) = (&x[rows.clone()], &dy[rows]);
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; width], vec![0.0f32; width]);
+        let mut g = vec![0.0f32; width];
+        let mut x_hat = vec![0.0f32; width];
+        for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
+            let (mean, inverse_deviation) = moments(x, epsilon);
+            for ((x_hat, g), (&x, (&dy, &gamma))) in x_hat.iter_mut().zip(g.iter_mut()).zip(x.iter().zip(dy.iter().zip(gamma))) {
+                *x_hat = (x - mean) * inverse_deviation;
+                *g = dy * gamma;
             }
-            (dgamma, dbeta)
-        })
-        .collect();
+            for ((dgamma, dbeta), (&dy, &x_hat)) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(dy.iter().zip(&x_hat)) {
+                *dgamma += dy * x_hat;
+                *dbeta += dy;
+            }
+            let mean_g = cpu::sum(&g) / width as f32;
+            let mean_g_x_hat = cpu::dot(&g, &x_hat) / width as f32;
+            for (dx, (&g, &x_hat)) in dx.iter_mut().zip(g.iter().zip(&x_hat)) {
+                *dx = (g - mean_g - x_hat * mean_g_x_hat) * inverse_deviation;
+            }
+        }
+        (dgamma, dbeta)
+    });
     let (mut dgamma, mut dbeta) = (vec![0.0f32; width], vec![0.0f32; width]);
     for (partial_gamma, partial_beta) in partials {
         dgamma.iter_mut().zip(&partial_gamma).for_each(|(total, part)| *total += part);

@@ -31,7 +31,6 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::softmax;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use rayon::prelude::*;
 
 use crate::cpu::{self, RowMajor, TASK_ELEMENTS, rows_per_task, runs_natively};
 
@@ -84,44 +83,64 @@ fn call_seed(device: &Device) -> u64 {
 /// alone, in any order of tasks. 16 bits per element put the probability on a grid of
 /// 1/65,536 (0.1 is kept as 0.100006) at half the generator's work of a whole word.
 /// Kept elements are scaled by `1 / (1 - prob)`.
+///
+/// The halves are drawn a block at a time (the stream's little-endian bytes, read as
+/// 16-bit numbers, are exactly the halves in that order), so applying the mask is a
+/// branch-free loop that vectorises.
 struct KeepMask {
     stream: ChaCha8Rng,
-    /// The high half of the last word, not yet used.
-    pending: Option<u32>,
+    /// The next halves of the stream; `halves[next..]` are not yet used.
+    halves: [u16; MASK_BLOCK],
+    next: usize,
     /// Kept where the 16-bit half is below this: `1 - prob` of the 65,536 values.
     threshold: u32,
     scale: f32,
 }
 
+/// Halves of the stream drawn at a time: 256 bytes, four of ChaCha's 64-byte blocks (what
+/// its vectorised core makes in one go).
+const MASK_BLOCK: usize = 128;
+
 impl KeepMask {
     fn from(seed: u64, first: usize, prob: f32) -> KeepMask {
         let mut stream = ChaCha8Rng::seed_from_u64(seed);
         stream.set_word_pos((first / 2) as u128);
-        let pending = (first % 2 == 1).then(|| stream.next_u32() >> 16);
         let keep = 1.0 - prob;
         let threshold = (f64::from(keep) * 65_536.0).round() as u32;
-        KeepMask { stream, pending, threshold, scale: 1.0 / keep }
+        let mut mask = KeepMask { stream, halves: [0; MASK_BLOCK], next: MASK_BLOCK, threshold, scale: 1.0 / keep };
+        if first % 2 == 1 {
+            // Element `first` is the high half of its word.
+            mask.refill();
+            mask.next = 1;
+        }
+        mask
     }
 
-    /// Whether the next element is kept.
-    #[inline]
-    fn keeps_next(&mut self) -> bool {
-        let half = match self.pending.take() {
-            Some(high) => high,
-            None => {
-                let word = self.stream.next_u32();
-                self.pending = Some(word >> 16);
-                word & 0xFFFF
-            }
-        };
-        half < self.threshold
+    fn refill(&mut self) {
+        let mut bytes = [0u8; 2 * MASK_BLOCK];
+        self.stream.fill_bytes(&mut bytes);
+        for (half, pair) in self.halves.iter_mut().zip(bytes.chunks_exact(2)) {
+            *half = u16::from_le_bytes([pair[0], pair[1]]);
+        }
+        self.next = 0;
     }
 
     /// `out = values * keep / (1 - prob)` for the next `values.len()` elements.
     #[inline]
-    fn drop_into(&mut self, values: &[f32], out: &mut [f32]) {
-        for (y, &x) in out.iter_mut().zip(values) {
-            *y = if self.keeps_next() { x * self.scale } else { 0.0 };
+    fn drop_into(&mut self, mut values: &[f32], mut out: &mut [f32]) {
+        while !values.is_empty() {
+            if self.next == MASK_BLOCK {
+                self.refill();
+            }
+            let take = (MASK_BLOCK - self.next).min(values.len());
+            let (head, rest) = values.split_at(take);
+            let (out_head, out_rest) = out.split_at_mut(take);
+            let (threshold, scale) = (self.threshold, self.scale);
+            for ((y, &x), &half) in out_head.iter_mut().zip(head).zip(&self.halves[self.next..self.next + take]) {
+                *y = if u32::from(half) < threshold { x * scale } else { 0.0 };
+            }
+            self.next += take;
+            (values, out) = (rest, out_rest);
         }
     }
 }
@@ -139,32 +158,29 @@ fn softmax_row(s: &[f32], p: &mut [f32]) {
 /// returns `(P, Y)`, with `Y` absent when `prob` is 0 (then `Y = P`).
 fn forward_rows(scores: &[f32], width: usize, prob: f32, seed: u64) -> (Vec<f32>, Option<Vec<f32>>) {
     let block = rows_per_task(width) * width;
-    let mut weights = vec![0.0f32; scores.len()];
     if prob == 0.0 {
-        weights.par_chunks_mut(block).zip(scores.par_chunks(block)).for_each(|(p, s)| {
+        let ([weights], _) = cpu::par_blocks(scores.len(), block, |start, [p]| {
+            let s = &scores[start..start + p.len()];
             p.chunks_mut(width).zip(s.chunks(width)).for_each(|(p, s)| softmax_row(s, p));
         });
         return (weights, None);
     }
-    let mut dropped = vec![0.0f32; scores.len()];
-    weights.par_chunks_mut(block).zip(dropped.par_chunks_mut(block)).zip(scores.par_chunks(block)).enumerate().for_each(
-        |(task, ((p, y), s))| {
-            let mut mask = KeepMask::from(seed, task * block, prob);
-            for ((p, y), s) in p.chunks_mut(width).zip(y.chunks_mut(width)).zip(s.chunks(width)) {
-                softmax_row(s, p);
-                mask.drop_into(p, y);
-            }
-        },
-    );
+    let ([weights, dropped], _) = cpu::par_blocks(scores.len(), block, |start, [p, y]| {
+        let s = &scores[start..start + p.len()];
+        let mut mask = KeepMask::from(seed, start, prob);
+        for ((p, y), s) in p.chunks_mut(width).zip(y.chunks_mut(width)).zip(s.chunks(width)) {
+            softmax_row(s, p);
+            mask.drop_into(p, y);
+        }
+    });
     (weights, Some(dropped))
 }
 
 /// `values * keep / (1 - prob)`, the [`KeepMask`] over the flat index: the dropout's
 /// forward, and (applied to the output's gradient) its backward.
 fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
-    let mut out = vec![0.0f32; values.len()];
-    out.par_chunks_mut(TASK_ELEMENTS).zip(values.par_chunks(TASK_ELEMENTS)).enumerate().for_each(|(chunk, (y, x))| {
-        KeepMask::from(seed, chunk * TASK_ELEMENTS, prob).drop_into(x, y);
+    let ([out], _) = cpu::par_blocks(values.len(), TASK_ELEMENTS, |start, [y]| {
+        KeepMask::from(seed, start, prob).drop_into(&values[start..start + y.len()], y);
     });
     out
 }
@@ -172,21 +188,20 @@ fn drop_values(values: &[f32], prob: f32, seed: u64) -> Vec<f32> {
 /// The gradient of the scores from the weights `P` and the gradient of the output `dY`.
 fn backward_rows(weights: &[f32], output_grad: &[f32], width: usize, prob: f32, seed: u64) -> Vec<f32> {
     let block = rows_per_task(width) * width;
-    let mut grad = vec![0.0f32; weights.len()];
-    grad.par_chunks_mut(block).zip(weights.par_chunks(block).zip(output_grad.par_chunks(block))).enumerate().for_each(
-        |(task, (ds, (p, dy)))| {
-            let mut mask = (prob > 0.0).then(|| KeepMask::from(seed, task * block, prob));
-            for ((ds, p), dy) in ds.chunks_mut(width).zip(p.chunks(width)).zip(dy.chunks(width)) {
-                // dP, written into dS first.
-                match &mut mask {
-                    Some(mask) => mask.drop_into(dy, ds),
-                    None => ds.copy_from_slice(dy),
-                }
-                let dot = cpu::dot(ds, p);
-                ds.iter_mut().zip(p).for_each(|(ds, &p)| *ds = p * (*ds - dot));
+    let ([grad], _) = cpu::par_blocks(weights.len(), block, |start, [ds]| {
+        let rows = start..start + ds.len();
+        let (p, dy) = (&weights[rows.clone()], &output_grad[rows]);
+        let mut mask = (prob > 0.0).then(|| KeepMask::from(seed, start, prob));
+        for ((ds, p), dy) in ds.chunks_mut(width).zip(p.chunks(width)).zip(dy.chunks(width)) {
+            // dP, written into dS first.
+            match &mut mask {
+                Some(mask) => mask.drop_into(dy, ds),
+                None => ds.copy_from_slice(dy),
             }
-        },
-    );
+            let dot = cpu::dot(ds, p);
+            ds.iter_mut().zip(p).for_each(|(ds, &p)| *ds = p * (*ds - dot));
+        }
+    });
     grad
 }
 
@@ -387,6 +402,38 @@ mod tests {
         }
         let share = dropped as f64 / xs.len() as f64;
         assert!((share - 0.25).abs() < 0.02, "{share}");
+    }
+
+    /// The mask of any stretch, applied in pieces of any length, is its definition: element
+    /// `i` kept where half `i % 2` (low 16 bits first) of word `i / 2` of the ChaCha8 stream
+    /// is below `(1 - p) * 65536`, element by element from `next_u32`.
+    #[test]
+    fn the_mask_of_any_stretch_is_its_definition_element_by_element() {
+        let (seed, prob) = (11, 0.3f32);
+        let keep = 1.0 - prob;
+        let threshold = (f64::from(keep) * 65_536.0).round() as u32;
+        let mut stream = ChaCha8Rng::seed_from_u64(seed);
+        let words: Vec<u32> = (0..400).map(|_| stream.next_u32()).collect();
+        let kept = |i: usize| {
+            let word = words[i / 2];
+            let half = if i.is_multiple_of(2) { word & 0xFFFF } else { word >> 16 };
+            half < threshold
+        };
+        let x: Vec<f32> = (0..700).map(|i| 1.0 + i as f32).collect();
+        for first in [0, 1, 2, 127, 128, 129, 255, 301] {
+            for piece in [1, 3, 64, 127, 128, 129, 500] {
+                let mut mask = KeepMask::from(seed, first, prob);
+                let mut y = vec![f32::NAN; 700 - first];
+                for (x, y) in x[first..].chunks(piece).zip(y.chunks_mut(piece)) {
+                    mask.drop_into(x, y);
+                }
+                for (j, &y) in y.iter().enumerate() {
+                    let i = first + j;
+                    let expected = if kept(i) { x[i] * (1.0 / keep) } else { 0.0 };
+                    assert_eq!(y, expected, "element {i} from {first} in pieces of {piece}");
+                }
+            }
+        }
     }
 
     /// Without an autodiff device (evaluation) or with a frozen dropout there is no dropout.
