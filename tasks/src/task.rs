@@ -32,6 +32,24 @@ impl Task {
         }
     }
 
+    /// The task's name in LRA's tables.
+    pub fn title(self) -> &'static str {
+        match self {
+            Task::Listops => "ListOps",
+            Task::Text => "Text",
+            Task::Retrieval => "Retrieval",
+            Task::Image => "Image",
+            Task::Pathfinder => "Pathfinder",
+            Task::Pathx => "Path-X",
+        }
+    }
+
+    /// Whether the task counts in a model's average accuracy: LRA's Table 1 averages every
+    /// task but Path-X, which every model failed.
+    pub fn averaged(self) -> bool {
+        self != Task::Pathx
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Task::Listops => "value of a nested MIN/MAX/MED/SM expression; generated, or the released TSVs",

@@ -4,7 +4,7 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::{Inputs, Run, TASK_COLUMNS, Table1};
+use super::{Inputs, Run, Table1};
 use crate::bench::{BenchRecord, Scope};
 
 /// One plot in both formats.
@@ -330,7 +330,7 @@ pub fn scaling(bench: &BenchRecord) -> anyhow::Result<Figure> {
 both_backends!(Curves, |root, task: String, runs: Vec<Run>| {
     let (plots, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
     let (left, right) = plots.split_horizontally((WIDTH - LEGEND_WIDTH) / 2);
-    let title = TASK_COLUMNS.iter().find(|(t, _)| t == task).map(|(_, t)| *t).unwrap_or("?");
+    let title = super::table1::column_title(task);
     let max_step = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.step)).max().unwrap_or(1) as f64;
     let losses: Vec<f64> = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.loss)).filter(|l| l.is_finite()).collect();
     let (loss_lo, loss_hi) = fitted(

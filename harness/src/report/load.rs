@@ -1,0 +1,74 @@
+//! Reading a results folder: every run record (with its training curve) and benchmark.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::bench::{self, BenchRecord};
+use crate::record::{self, MetricsRow, RunRecord};
+
+/// A finished run and its training curve.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub record: RunRecord,
+    pub metrics: Vec<MetricsRow>,
+}
+
+/// What the report was made from.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub runs: Vec<Run>,
+    /// Run folders without a `result.json` (unfinished or running).
+    pub unfinished: Vec<PathBuf>,
+    /// Records that could not be read, and why: left out of the report, which lists them.
+    pub skipped: Vec<(PathBuf, String)>,
+    pub benches: Vec<BenchRecord>,
+}
+
+/// Reads every run and benchmark under `results`.
+pub fn load(results: &Path) -> anyhow::Result<Inputs> {
+    let mut inputs = Inputs { benches: bench::load_all(results)?, ..Default::default() };
+    let runs_dir = results.join("runs");
+    if runs_dir.is_dir() {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
+            .with_context(|| format!("reading {}", runs_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let result = dir.join("result.json");
+            if !result.is_file() {
+                inputs.unfinished.push(dir);
+                continue;
+            }
+            let read = record::read_record(&result).and_then(|record| {
+                let metrics_path = dir.join("metrics.csv");
+                let metrics = if metrics_path.is_file() { record::read_metrics_csv(&metrics_path)? } else { Vec::new() };
+                Ok(Run { record, metrics })
+            });
+            match read {
+                Ok(run) => inputs.runs.push(run),
+                Err(why) => {
+                    eprintln!("warning: left out of the report: {why:#}");
+                    inputs.skipped.push((result, format!("{why:#}")));
+                }
+            }
+        }
+    }
+    inputs.runs.sort_by(|a, b| {
+        (model_rank(&a.record.model), a.record.model_label(), &a.record.task, a.record.seed).cmp(&(
+            model_rank(&b.record.model),
+            b.record.model_label(),
+            &b.record.task,
+            b.record.seed,
+        ))
+    });
+    Ok(inputs)
+}
+
+/// Position of a model (or a model's label) in the registry (unknown names last).
+fn model_rank(name: &str) -> usize {
+    let name = record::model_of_label(name);
+    lra_models::MODELS.iter().position(|m| m.name == name).unwrap_or(usize::MAX)
+}
