@@ -13,14 +13,21 @@
 //! climbs with `..` (a link may only point down, so no chain of links can climb out),
 //! and device or FIFO entries.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::DataError;
+
+mod download;
+mod extract;
+#[cfg(test)]
+mod test_server;
+
+pub use download::{download, partial_path};
+pub use extract::extract;
 
 /// A public archive the harness knows how to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,361 +233,12 @@ pub fn sha256_of_file(path: &Path) -> Result<String, DataError> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Attempts per download: an interrupted transfer resumes where it stopped.
-const MAX_ATTEMPTS: u32 = 4;
-
-/// The partial download beside `destination`.
-pub fn partial_path(destination: &Path) -> PathBuf {
-    let mut name = destination.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    destination.with_file_name(name)
-}
-
-/// Downloads `url` to `destination` through `<destination>.part`, resuming from the
-/// partial file's length, retrying an interrupted transfer; renames the partial file to
-/// `destination` when complete. Returns the number of bytes of the file.
-pub fn download(url: &str, destination: &Path, progress: &mut dyn FnMut(u64, Option<u64>)) -> Result<u64, DataError> {
-    if let Some(folder) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
-    }
-    let partial = partial_path(destination);
-    let agent = agent_for(url);
-    let mut attempt = 1;
-    loop {
-        match download_attempt(&agent, url, &partial, progress) {
-            Ok(bytes) => {
-                std::fs::rename(&partial, destination).map_err(|e| DataError::io(destination, e))?;
-                return Ok(bytes);
-            }
-            Err(Attempt::Retry(_)) if attempt < MAX_ATTEMPTS => {
-                std::thread::sleep(Duration::from_millis(200 * attempt as u64));
-                attempt += 1;
-            }
-            Err(Attempt::Retry(message)) => {
-                return Err(DataError::in_file(
-                    &partial,
-                    format!("{url}: {message} ({MAX_ATTEMPTS} attempts; run again to resume from this partial file)"),
-                ));
-            }
-            Err(Attempt::Fail(error)) => return Err(error),
-        }
-    }
-}
-
-enum Attempt {
-    /// A transfer that may succeed if tried again (connection dropped, timeout).
-    Retry(String),
-    Fail(DataError),
-}
-
-fn agent_for(url: &str) -> ureq::Agent {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
-    let mut config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .user_agent(concat!("lra-harness/", env!("CARGO_PKG_VERSION")));
-    if loopback {
-        // A local server is never reached through the environment's proxy.
-        config = config.proxy(None);
-    }
-    config.build().new_agent()
-}
-
-/// One request: appends to the partial file from its current length.
-fn download_attempt(
-    agent: &ureq::Agent,
-    url: &str,
-    partial: &Path,
-    progress: &mut dyn FnMut(u64, Option<u64>),
-) -> Result<u64, Attempt> {
-    let io_fail = |e: std::io::Error| Attempt::Fail(DataError::io(partial, e));
-    let mut have = match std::fs::metadata(partial) {
-        Ok(metadata) => metadata.len(),
-        Err(_) => 0,
-    };
-    let mut request = agent.get(url);
-    if have > 0 {
-        request = request.header("Range", format!("bytes={have}-"));
-    }
-    let response = request.call().map_err(|e| match e {
-        ureq::Error::BadUri(_) | ureq::Error::HostNotFound => Attempt::Fail(DataError::new(format!("{url}: {e}"))),
-        ureq::Error::StatusCode(status @ 400..=499) => Attempt::Fail(refused(url, status)),
-        other => Attempt::Retry(other.to_string()),
-    })?;
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    let total = match response.status().as_u16() {
-        206 => {
-            let range = header("content-range").unwrap_or_default();
-            let (start, total) = parse_content_range(&range).ok_or_else(|| {
-                Attempt::Fail(DataError::new(format!("{url}: partial response with a bad Content-Range `{range}`")))
-            })?;
-            if start != have {
-                return Err(Attempt::Fail(DataError::new(format!(
-                    "{url}: asked for bytes from {have}, the server sent them from {start}"
-                ))));
-            }
-            total.or(content_length.map(|n| have + n))
-        }
-        200 => {
-            // The server ignored the range (or there was none): start over.
-            have = 0;
-            content_length
-        }
-        416 => {
-            // Nothing left to send from `have`: complete if that is the whole file,
-            // otherwise the partial file is not a prefix of it; start over.
-            let range = header("content-range").unwrap_or_default();
-            let total = range.strip_prefix("bytes */").and_then(|t| t.trim().parse::<u64>().ok());
-            if total == Some(have) {
-                progress(have, total);
-                return Ok(have);
-            }
-            std::fs::remove_file(partial).map_err(io_fail)?;
-            return Err(Attempt::Retry("the partial download does not fit the file; starting over".into()));
-        }
-        // A refusal is not a dropped connection: trying again does not help.
-        status @ 400..=499 => return Err(Attempt::Fail(refused(url, status))),
-        status => {
-            return Err(Attempt::Fail(DataError::new(format!("{url}: HTTP status {status}"))));
-        }
-    };
-    let mut file = OpenOptions::new().create(true).append(true).open(partial).map_err(io_fail)?;
-    if have == 0 {
-        file.set_len(0).map_err(io_fail)?;
-    }
-    let mut body = response.into_body().into_reader();
-    let mut buffer = vec![0u8; 1 << 16];
-    progress(have, total);
-    loop {
-        let n = match body.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                file.flush().map_err(io_fail)?;
-                return Err(Attempt::Retry(format!("transfer interrupted after {have} bytes: {e}")));
-            }
-        };
-        file.write_all(&buffer[..n]).map_err(io_fail)?;
-        have += n as u64;
-        progress(have, total);
-    }
-    file.sync_all().map_err(io_fail)?;
-    match total {
-        Some(total) if have != total => Err(Attempt::Retry(format!("transfer ended at {have} of {total} bytes"))),
-        _ => Ok(have),
-    }
-}
-
-/// A server's refusal, and what to do about it.
-fn refused(url: &str, status: u16) -> DataError {
-    DataError::new(format!(
-        "{url}: the server refused the download (HTTP {status}); fetch it from a mirror with `--url URL` (its SHA-256 \
-         is checked all the same) or put the unpacked files under the data folder yourself"
-    ))
-}
-
-/// `bytes <start>-<end>/<total>` -> `(start, total)`; total `*` is unknown.
-fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
-    let rest = value.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
-    let total = if total.trim() == "*" { None } else { Some(total.trim().parse().ok()?) };
-    Some((start.trim().parse().ok()?, total))
-}
-
-/// The path of an archive entry relative to the target, or `None` if it is absolute or
-/// has a `..` component. `.` components are dropped.
-fn contained_path(path: &Path) -> Option<PathBuf> {
-    let mut relative = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => relative.push(part),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(relative)
-}
-
-/// Unpacks `archive` (`.tar.gz` or `.tar`) into `target`, which must not exist: into a
-/// temporary folder beside it first, renamed to `target` once every entry is written.
-/// Past `max_bytes` of unpacked contents, it stops and fails.
-pub fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(), DataError> {
-    if target.exists() {
-        return Err(DataError::in_file(target, "already exists; not extracting over it"));
-    }
-    let folder = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
-    crate::staging::remove_stale(folder, ".extracting");
-    let staging = tempfile::Builder::new()
-        .prefix(&crate::staging::prefix(".extracting"))
-        .tempdir_in(folder)
-        .map_err(|e| DataError::io(folder, e))?;
-
-    let mut file = BufReader::new(File::open(archive).map_err(|e| DataError::io(archive, e))?);
-    let mut magic = [0u8; 2];
-    let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
-    let reader: Box<dyn Read> =
-        if gzipped { Box::new(flate2::read::GzDecoder::new(BufReader::new(file))) } else { Box::new(BufReader::new(file)) };
-    unpack(tar::Archive::new(reader), staging.path(), max_bytes).map_err(|message| DataError::in_file(archive, message))?;
-    // Only now does the target appear; on any error above, `staging` is removed on drop.
-    std::fs::rename(staging.keep(), target).map_err(|e| DataError::io(target, e))?;
-    Ok(())
-}
-
-/// Writes every entry under `root`, refusing entries that would land outside it.
-fn unpack(mut archive: tar::Archive<impl Read>, root: &Path, max_bytes: u64) -> Result<(), String> {
-    let entries = archive.entries().map_err(|e| format!("not a tar archive: {e}"))?;
-    let mut unpacked = 0u64;
-    for (index, entry) in entries.enumerate() {
-        let number = index + 1;
-        let mut entry = entry.map_err(|e| format!("entry {number}: {e}"))?;
-        let raw_path = entry.path().map_err(|e| format!("entry {number}: {e}"))?.into_owned();
-        let shown = raw_path.display().to_string();
-        let relative = contained_path(&raw_path)
-            .ok_or_else(|| format!("entry {number} `{shown}` would land outside the target folder; refused"))?;
-        let kind = entry.header().entry_type();
-        if kind.is_pax_global_extensions() {
-            continue;
-        }
-        if relative.as_os_str().is_empty() {
-            if kind.is_dir() {
-                continue; // `./`, the root itself
-            }
-            return Err(format!("entry {number} `{shown}` has no file name"));
-        }
-        let destination = root.join(&relative);
-        let write_error = |e: std::io::Error| format!("entry {number} `{shown}`: {e}");
-        if let Some(parent) = destination.parent() {
-            std::fs::create_dir_all(parent).map_err(write_error)?;
-        }
-        if kind.is_dir() {
-            std::fs::create_dir_all(&destination).map_err(write_error)?;
-        } else if kind.is_file() || kind.is_gnu_sparse() {
-            let mut out = File::create(&destination).map_err(write_error)?;
-            // At most what is left of the bound, plus one byte to tell that it was passed.
-            let left = max_bytes.saturating_sub(unpacked);
-            unpacked += std::io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out).map_err(write_error)?;
-            if unpacked > max_bytes {
-                return Err(format!(
-                    "entry {number} `{shown}`: the archive unpacks to more than {max_bytes} bytes, more than it can hold; refused"
-                ));
-            }
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            let link = entry
-                .link_name()
-                .map_err(write_error)?
-                .ok_or_else(|| format!("entry {number} `{shown}`: a link without a target"))?
-                .into_owned();
-            let link_target = contained_path(&link).filter(|p| !p.as_os_str().is_empty()).ok_or_else(|| {
-                format!("entry {number} `{shown}` links to `{}`, outside the target folder; refused", link.display())
-            })?;
-            if kind.is_hard_link() {
-                // A hard link's target is relative to the archive's root.
-                std::fs::hard_link(root.join(&link_target), &destination).map_err(write_error)?;
-            } else {
-                make_symlink(&link_target, &destination).map_err(write_error)?;
-            }
-        } else {
-            return Err(format!("entry {number} `{shown}` is a {kind:?} entry, which data archives never hold; refused"));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn make_symlink(link_target: &Path, destination: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(link_target, destination)
-}
-
-#[cfg(not(unix))]
-fn make_symlink(_link_target: &Path, _destination: &Path) -> std::io::Result<()> {
-    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "symbolic links are only unpacked on Unix"))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::test_server::{Serving, serve};
+    use std::io::Write;
+
     use super::*;
-    use std::io::{BufRead, BufReader as StdBufReader};
-    use std::net::TcpListener;
-    use std::sync::{Arc, Mutex};
-
-    /// How the test server answers.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Serving {
-        Whole,
-        /// The first response announces the whole length but stops halfway and hangs up.
-        DropFirstHalfway,
-    }
-
-    /// A loopback HTTP server for `body`, answering at most `max_requests` GETs (with an
-    /// optional `Range: bytes=N-`); records each request's Range header.
-    struct Server {
-        url: String,
-        ranges: Arc<Mutex<Vec<Option<String>>>>,
-    }
-
-    fn serve(body: Vec<u8>, serving: Serving, max_requests: usize) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/archive.tar.gz", listener.local_addr().unwrap());
-        let ranges = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&ranges);
-        std::thread::spawn(move || {
-            for (index, stream) in listener.incoming().take(max_requests).enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = StdBufReader::new(stream.try_clone().unwrap());
-                let mut range = None;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("range")
-                    {
-                        range = Some(value.trim().to_string());
-                    }
-                }
-                seen.lock().unwrap().push(range.clone());
-                let start = range
-                    .as_deref()
-                    .and_then(|r| r.strip_prefix("bytes="))
-                    .and_then(|r| r.strip_suffix('-'))
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let len = body.len();
-                let (head, payload) = if start == 0 {
-                    (format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n"), &body[..])
-                } else if start < len {
-                    let head = format!(
-                        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{len}\r\nContent-Length: {}\r\n",
-                        len - 1,
-                        len - start
-                    );
-                    (head, &body[start..])
-                } else {
-                    (
-                        format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n"),
-                        &[][..],
-                    )
-                };
-                let sent =
-                    if serving == Serving::DropFirstHalfway && index == 0 { &payload[..payload.len() / 2] } else { payload };
-                let _ = stream.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
-                let _ = stream.write_all(sent);
-                let _ = stream.flush();
-                // Dropping the stream closes the connection (mid-body for the dropped response).
-            }
-        });
-        Server { url, ranges }
-    }
 
     fn digest(bytes: &[u8]) -> String {
         Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -779,13 +437,6 @@ mod tests {
     }
 
     #[test]
-    fn content_ranges_parse() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, Some(200))));
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
-        assert_eq!(parse_content_range("items 1-2/3"), None);
-    }
-
-    #[test]
     fn the_known_archives_have_unique_names_and_well_formed_digests() {
         for (i, archive) in KNOWN_ARCHIVES.iter().enumerate() {
             assert_eq!(known_archive(archive.name), Some(&KNOWN_ARCHIVES[i]));
@@ -854,21 +505,5 @@ mod tests {
         assert_eq!(expected_digest(lra, &archive).unwrap(), Some(first));
         let imdb = known_archive("imdb").unwrap();
         assert_eq!(expected_digest(imdb, &archive).unwrap().as_deref(), imdb.sha256);
-    }
-
-    #[test]
-    fn a_server_that_refuses_is_not_retried_and_the_error_says_to_use_a_mirror() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/lra_release.gz", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut request = String::new();
-            let mut reader = StdBufReader::new(stream.try_clone().unwrap());
-            while reader.read_line(&mut request).unwrap() > 2 && !request.ends_with("\r\n\r\n") {}
-            stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let err = download(&url, &dir.path().join("a.gz"), &mut |_, _| {}).unwrap_err().to_string();
-        assert!(err.contains("HTTP 403") && err.contains("--url"), "{err}");
     }
 }

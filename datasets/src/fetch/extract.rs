@@ -1,0 +1,122 @@
+//! Unpacking a `.tar.gz` or `.tar` into a temporary folder beside the target, renamed into
+//! place once every entry is written; entries that could land outside it are refused.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use crate::DataError;
+
+/// The path of an archive entry relative to the target, or `None` if it is absolute or
+/// has a `..` component. `.` components are dropped.
+fn contained_path(path: &Path) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => relative.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(relative)
+}
+
+/// Unpacks `archive` (`.tar.gz` or `.tar`) into `target`, which must not exist: into a
+/// temporary folder beside it first, renamed to `target` once every entry is written.
+/// Past `max_bytes` of unpacked contents, it stops and fails.
+pub fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(), DataError> {
+    if target.exists() {
+        return Err(DataError::in_file(target, "already exists; not extracting over it"));
+    }
+    let folder = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
+    crate::staging::remove_stale(folder, ".extracting");
+    let staging = tempfile::Builder::new()
+        .prefix(&crate::staging::prefix(".extracting"))
+        .tempdir_in(folder)
+        .map_err(|e| DataError::io(folder, e))?;
+
+    let mut file = BufReader::new(File::open(archive).map_err(|e| DataError::io(archive, e))?);
+    let mut magic = [0u8; 2];
+    let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let reader: Box<dyn Read> =
+        if gzipped { Box::new(flate2::read::GzDecoder::new(BufReader::new(file))) } else { Box::new(BufReader::new(file)) };
+    unpack(tar::Archive::new(reader), staging.path(), max_bytes).map_err(|message| DataError::in_file(archive, message))?;
+    // Only now does the target appear; on any error above, `staging` is removed on drop.
+    std::fs::rename(staging.keep(), target).map_err(|e| DataError::io(target, e))?;
+    Ok(())
+}
+
+/// Writes every entry under `root`, refusing entries that would land outside it.
+fn unpack(mut archive: tar::Archive<impl Read>, root: &Path, max_bytes: u64) -> Result<(), String> {
+    let entries = archive.entries().map_err(|e| format!("not a tar archive: {e}"))?;
+    let mut unpacked = 0u64;
+    for (index, entry) in entries.enumerate() {
+        let number = index + 1;
+        let mut entry = entry.map_err(|e| format!("entry {number}: {e}"))?;
+        let raw_path = entry.path().map_err(|e| format!("entry {number}: {e}"))?.into_owned();
+        let shown = raw_path.display().to_string();
+        let relative = contained_path(&raw_path)
+            .ok_or_else(|| format!("entry {number} `{shown}` would land outside the target folder; refused"))?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            continue;
+        }
+        if relative.as_os_str().is_empty() {
+            if kind.is_dir() {
+                continue; // `./`, the root itself
+            }
+            return Err(format!("entry {number} `{shown}` has no file name"));
+        }
+        let destination = root.join(&relative);
+        let write_error = |e: std::io::Error| format!("entry {number} `{shown}`: {e}");
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        if kind.is_dir() {
+            std::fs::create_dir_all(&destination).map_err(write_error)?;
+        } else if kind.is_file() || kind.is_gnu_sparse() {
+            let mut out = File::create(&destination).map_err(write_error)?;
+            // At most what is left of the bound, plus one byte to tell that it was passed.
+            let left = max_bytes.saturating_sub(unpacked);
+            unpacked += std::io::copy(&mut (&mut entry).take(left.saturating_add(1)), &mut out).map_err(write_error)?;
+            if unpacked > max_bytes {
+                return Err(format!(
+                    "entry {number} `{shown}`: the archive unpacks to more than {max_bytes} bytes, more than it can hold; refused"
+                ));
+            }
+        } else if kind.is_symlink() || kind.is_hard_link() {
+            let link = entry
+                .link_name()
+                .map_err(write_error)?
+                .ok_or_else(|| format!("entry {number} `{shown}`: a link without a target"))?
+                .into_owned();
+            let link_target = contained_path(&link).filter(|p| !p.as_os_str().is_empty()).ok_or_else(|| {
+                format!("entry {number} `{shown}` links to `{}`, outside the target folder; refused", link.display())
+            })?;
+            if kind.is_hard_link() {
+                // A hard link's target is relative to the archive's root.
+                std::fs::hard_link(root.join(&link_target), &destination).map_err(write_error)?;
+            } else {
+                make_symlink(&link_target, &destination).map_err(write_error)?;
+            }
+        } else {
+            return Err(format!("entry {number} `{shown}` is a {kind:?} entry, which data archives never hold; refused"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_symlink(link_target: &Path, destination: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(link_target, destination)
+}
+
+#[cfg(not(unix))]
+fn make_symlink(_link_target: &Path, _destination: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "symbolic links are only unpacked on Unix"))
+}
