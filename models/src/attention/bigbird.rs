@@ -510,11 +510,6 @@ mod tests {
     }
 
     #[test]
-    fn bigbird_trains_a_tiny_classifier() {
-        assert_tiny_classifier_trains(Mechanism::BigBird);
-    }
-
-    #[test]
     fn lra_candidates_are_those_of_lras_planner() {
         let blocks = |list: &[std::ops::RangeInclusive<usize>]| list.iter().cloned().flatten().collect::<Vec<usize>>();
         // Text: 1001 positions filled up to 1024, 16 blocks of 64.

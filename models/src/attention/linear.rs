@@ -98,10 +98,9 @@ pub fn forward_flops(shape: &LayerShape) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
+
     use crate::attention::checks::{
-        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains,
-        assert_tiny_lra_classifier_trains, dot, mix, padding_after, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, dot, mix, padding_after, values,
     };
     use crate::attention::heads::merge_heads;
     use burn::tensor::Distribution;
@@ -145,11 +144,6 @@ mod tests {
     }
 
     #[test]
-    fn a_tiny_linear_transformer_classifier_trains() {
-        assert_tiny_classifier_trains(Mechanism::Linear);
-    }
-
-    #[test]
     fn lra_linear_attention_equals_the_released_loops_padded_keys_included() {
         let device = Device::flex();
         device.seed(34);
@@ -186,13 +180,12 @@ mod tests {
     }
 
     #[test]
-    fn lra_linear_attention_gradients_are_finite_and_a_tiny_classifier_trains() {
+    fn lra_linear_attention_gradients_are_finite() {
         let device = Device::flex().autodiff();
         device.seed(36);
         let attention = LinearAttentionConfig::new(8, 2, 10).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 4);
-        assert_tiny_lra_classifier_trains(Mechanism::Linear);
     }
 }

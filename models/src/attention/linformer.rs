@@ -136,10 +136,9 @@ pub fn forward_flops(shape: &LayerShape, projected_length: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
+
     use crate::attention::checks::{
-        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains,
-        assert_tiny_lra_classifier_trains, attend, padding_after, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, attend, padding_after, values,
     };
     use crate::attention::full::FullAttention;
     use burn::tensor::Distribution;
@@ -178,11 +177,6 @@ mod tests {
         let padding = padding_after(&[7, 4], 7, &device);
         let grads = attention.forward(x, padding).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 6);
-    }
-
-    #[test]
-    fn a_tiny_linformer_classifier_trains() {
-        assert_tiny_classifier_trains(Mechanism::Linformer);
     }
 
     #[test]
@@ -226,13 +220,12 @@ mod tests {
     }
 
     #[test]
-    fn lra_linformer_gradients_are_finite_and_a_tiny_classifier_trains() {
+    fn lra_linformer_gradients_are_finite() {
         let device = Device::flex().autodiff();
         device.seed(16);
         let attention = LinformerConfig::new(8, 2, 10).with_projected_length(4).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 5);
-        assert_tiny_lra_classifier_trains(Mechanism::Linformer);
     }
 }

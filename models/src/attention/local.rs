@@ -120,7 +120,7 @@ pub fn forward_flops(shape: &LayerShape, variant: Variant, block: usize) -> f64 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
+
     use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
 
@@ -168,11 +168,6 @@ mod tests {
         let x = random_input(2, 10, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[10, 6], 10, &device)).sum();
         assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
-    }
-
-    #[test]
-    fn local_attention_trains_a_tiny_classifier() {
-        assert_tiny_classifier_trains(Mechanism::Local);
     }
 
     fn lra_local(block_size: usize, device: &Device) -> LocalAttention {
@@ -244,12 +239,11 @@ mod tests {
     }
 
     #[test]
-    fn lra_local_attention_gradients_are_finite_and_a_tiny_classifier_trains() {
+    fn lra_local_attention_gradients_are_finite() {
         let device = Device::flex().autodiff();
         let attention = LocalAttentionConfig::new(D_MODEL, 2, 64).with_block_size(4).with_variant(Variant::Lra).init(&device);
         let x = random_input(2, 10, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[10, 6], 10, &device)).sum();
         assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
-        assert_tiny_lra_classifier_trains(Mechanism::Local);
     }
 }

@@ -167,7 +167,7 @@ pub fn forward_flops(shape: &LayerShape, window: usize, global_tokens: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
+
     use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
 
@@ -224,11 +224,6 @@ mod tests {
     }
 
     #[test]
-    fn longformer_trains_a_tiny_classifier() {
-        assert_tiny_classifier_trains(Mechanism::Longformer);
-    }
-
-    #[test]
     fn lra_longformer_equals_the_released_loops_window_one_short_on_the_left() {
         let device = Device::flex();
         let (len, w) = (23, 3);
@@ -270,6 +265,5 @@ mod tests {
             .with_variant(Variant::Lra)
             .init(&Device::flex());
         assert_padding_is_invisible(|x, padding| attention.forward(x, padding), D_MODEL, &[10, 20, 4], 20, &Device::flex());
-        assert_tiny_lra_classifier_trains(Mechanism::Longformer);
     }
 }

@@ -312,10 +312,9 @@ pub fn forward_flops(shape: &LayerShape, kernel: PerformerKernel, features: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
+
     use crate::attention::checks::{
-        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains,
-        assert_tiny_lra_classifier_trains, dot, mix, padding_after, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, dot, mix, padding_after, values,
     };
 
     /// Mean relative error of the random-feature estimate of `exp(x^T y)` over all pairs of
@@ -396,11 +395,6 @@ mod tests {
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 4);
-    }
-
-    #[test]
-    fn a_tiny_performer_classifier_trains() {
-        assert_tiny_classifier_trains(Mechanism::Performer);
     }
 
     /// LRA's linear attention of features `phi_q`, `phi_k` (host rows), in loops:
@@ -495,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn lra_performer_leaks_padding_and_trains() {
+    fn lra_performer_leaks_padding() {
         for kernel in [PerformerKernel::Softmax, PerformerKernel::Relu] {
             let device = Device::flex();
             device.seed(27);
@@ -511,7 +505,6 @@ mod tests {
             let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
             assert_eq!(assert_finite_gradients(&attention, &grads), 4, "{kernel:?}");
         }
-        assert_tiny_lra_classifier_trains(Mechanism::Performer);
     }
 
     #[test]

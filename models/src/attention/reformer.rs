@@ -495,11 +495,6 @@ mod tests {
         assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 3);
     }
 
-    #[test]
-    fn reformer_trains_a_tiny_classifier() {
-        assert_tiny_classifier_trains(Mechanism::Reformer);
-    }
-
     fn lra_reformer(chunk_size: usize, hash_rounds: usize, buckets: usize, device: &Device) -> ReformerAttention {
         ReformerAttentionConfig::new(D_MODEL, HEADS, 64)
             .with_chunk_size(chunk_size)

@@ -400,10 +400,8 @@ pub fn forward_flops(shape: &LayerShape, state_size: usize, bidirectional: bool,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::Mechanism;
-    use crate::attention::checks::{
-        assert_close, assert_finite_gradients, assert_padding_is_invisible, assert_tiny_classifier_trains, padding_after, values,
-    };
+
+    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, values};
     use burn::tensor::Distribution;
 
     type C64 = (f64, f64);
@@ -554,10 +552,5 @@ mod tests {
             let grads = layer.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
             assert_eq!(assert_finite_gradients(&layer, &grads), 12, "{discretization:?}");
         }
-    }
-
-    #[test]
-    fn a_tiny_s4d_classifier_trains() {
-        assert_tiny_classifier_trains(Mechanism::S4d);
     }
 }
