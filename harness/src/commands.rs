@@ -87,6 +87,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let exe = sweep::current_exe()?;
     if args.print_commands {
         for (config, recorded) in &pending {
+            sweep::hand_over(config, &args.results)?;
             println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, *recorded, &args.results, &args.data)));
         }
         return Ok(ExitCode::SUCCESS);
@@ -179,7 +180,9 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
     );
     let script = slurm::script(&missing, &paths, &options, &name);
+    let hand_over = || missing.iter().try_for_each(|run| sweep::hand_over(&run.config, &paths.results).map(drop));
     if args.dry_run {
+        hand_over()?;
         let path = slurm::script_path(&paths.results, &name);
         crate::record::write_atomically(&path, script.as_bytes())?;
         eprintln!("sweep: job script for {} runs written to {} (not submitted)", missing.len(), path.display());
@@ -188,6 +191,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
     }
     // Before anything is written: a missing Slurm leaves the results folder untouched.
     slurm::check_available()?;
+    hand_over()?;
     let (id, path) = slurm::submit(&script, &paths.results, &name)?;
     slurm::save_submission(&paths.results, &name, &id, &missing)?;
     eprintln!("sweep: submitted {} runs as Slurm job array {id} ({})", missing.len(), path.display());

@@ -442,7 +442,8 @@ mod tests {
             let dir = format!("/shared/my results/runs/{}", record::run_id(&run.config));
             let branch: Vec<&str> = text.lines().skip_while(|l| !l.starts_with(&format!("  {i})"))).take(3).collect();
             assert!(branch[1].contains(&format!("mkdir -p '{dir}'")), "{branch:?}");
-            assert!(branch[2].starts_with("    exec /opt/lra/bin/lra run --task listops"), "{branch:?}");
+            let config = format!("/shared/my results/configs/{}.json", record::run_id(&run.config));
+            assert!(branch[2].starts_with(&format!("    exec /opt/lra/bin/lra run --config '{config}'")), "{branch:?}");
             assert!(branch[2].contains("--results '/shared/my results' --data /shared/data"), "{branch:?}");
             assert!(branch[2].contains(&format!(">'{dir}/slurm-'\"${{SLURM_ARRAY_JOB_ID}}\"'_{i}.out'")), "{branch:?}");
             // A run that failed before reruns with --rerun-failed: its failed record must not make it skip.

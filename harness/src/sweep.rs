@@ -85,30 +85,36 @@ pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
     }
 }
 
-/// The `lra run` arguments that run `config` into `results`, where it has `recorded` (a
-/// failed or stale record is replaced; one finished meanwhile by another process is kept).
+/// Where the sweep hands a child its resolved configuration:
+/// `results/configs/<run-id>.json` ([`hand_over`] writes it).
+pub fn handed_config_path(results: &Path, config: &RunConfig) -> PathBuf {
+    results.join("configs").join(format!("{}.json", record::run_id(config)))
+}
+
+/// Writes `config` where [`run_arguments`] points the child, so that the child runs the
+/// configuration the sweep resolved and nothing else: resolving again from flags could
+/// differ (the data folder may have gained the released files meanwhile) and the run id
+/// with it.
+pub fn hand_over(config: &RunConfig, results: &Path) -> anyhow::Result<PathBuf> {
+    let path = handed_config_path(results, config);
+    record::write_json_atomically(&path, config)?;
+    Ok(path)
+}
+
+/// The `lra run` arguments that run `config` (handed over by [`hand_over`]) into
+/// `results`, where it has `recorded` (a failed or stale record is replaced; one finished
+/// meanwhile by another process is kept).
 pub fn run_arguments(config: &RunConfig, recorded: Recorded, results: &Path, data_dir: &Path) -> Vec<String> {
     let mut arguments = vec![
         "run".into(),
-        "--task".into(),
-        config.task.name.name().into(),
-        "--model".into(),
-        config.model.clone(),
-        "--preset".into(),
-        config.task.preset.name().into(),
-        "--seed".into(),
-        config.seed.to_string(),
-        "--device".into(),
-        config.device.to_string(),
+        "--config".into(),
+        handed_config_path(results, config).display().to_string(),
         "--results".into(),
         results.display().to_string(),
         "--data".into(),
         data_dir.display().to_string(),
         "--quiet".into(),
     ];
-    if let Some(variant) = config.attention.variant() {
-        arguments.extend(["--variant".into(), variant.name().into()]);
-    }
     match recorded {
         Recorded::Failed => arguments.push("--rerun-failed".into()),
         Recorded::Stale => arguments.push("--rerun-stale".into()),
@@ -166,6 +172,7 @@ pub fn run_child(
     if let Some(holder) = claim::held_elsewhere(&dir) {
         return Ok(RunEnd::Elsewhere { holder });
     }
+    hand_over(config, results)?;
     let arguments = run_arguments(config, recorded, results, data_dir);
     let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
     let oom = child::OomWatch::start();
@@ -316,6 +323,25 @@ mod tests {
         let RunEnd::Recorded { record, .. } = end else { panic!("{end:?}") };
         assert!(record.is_ok(), "{:?}", record.failure);
         assert!(record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
+    }
+
+    /// The child gets the configuration the sweep resolved, as a file, and no flag it could
+    /// resolve again.
+    #[test]
+    fn a_child_is_handed_the_resolved_configuration_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 3, DeviceName::Flex)
+            .unwrap()
+            .with_variant(Variant::Paper)
+            .unwrap();
+        let path = hand_over(&config, dir.path()).unwrap();
+        assert_eq!(path, dir.path().join("configs").join(format!("{}.json", record::run_id(&config))));
+        assert_eq!(RunConfig::load(&path).unwrap(), config);
+        let arguments = run_arguments(&config, Recorded::No, dir.path(), Path::new("d"));
+        assert_eq!(arguments[..3], ["run".to_string(), "--config".into(), path.display().to_string()]);
+        for flag in ["--task", "--model", "--preset", "--seed", "--variant", "--device"] {
+            assert!(!arguments.iter().any(|a| a == flag), "{flag} in {arguments:?}");
+        }
     }
 
     #[test]

@@ -96,7 +96,11 @@ fn a_sweep_runs_as_a_job_array_and_resubmission_finishes_it() {
     assert!(script.contains("#SBATCH --array=0-0\n"), "{script}");
     let lines: Vec<&str> = script.lines().filter(|l| l.trim_start().starts_with("exec ")).collect();
     assert_eq!(lines.len(), 1, "{script}");
-    assert!(lines[0].contains("--task pathfinder --model local") && lines[0].contains("--rerun-failed"), "{script}");
+    assert!(lines[0].contains("--rerun-failed"), "{script}");
+    // It is handed the failed run's configuration, as the sweep resolved it.
+    let handed = lines[0].split_whitespace().skip_while(|w| *w != "--config").nth(1).expect("a --config argument");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(handed.trim_matches('\'')).unwrap()).unwrap();
+    assert_eq!((config["task"]["name"].as_str(), config["model"].as_str()), (Some("pathfinder"), Some("local")), "{script}");
 
     let second = lra(&[&SWEEP[..], &["--wait"]].concat(), dir.path(), &[]);
     assert!(second.status.success(), "{}", text(&second));
