@@ -399,9 +399,28 @@ fn a_sweep_killed_at_any_point_and_restarted_records_every_run_exactly_once() {
         command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         command
     };
-    for wait_ms in [150, 600, 1200, 2000] {
+    // Killed at four points of its progress (not moments, which a slower or faster machine
+    // would shift): the first run started; two, then four records written; the benchmark
+    // that ends the sweep started.
+    let count = |folder: &str, file: &str| {
+        std::fs::read_dir(results.join(folder))
+            .map(|entries| entries.flatten().filter(|e| file.is_empty() || e.path().join(file).exists()).count())
+            .unwrap_or(0)
+    };
+    let points: [(&str, &dyn Fn() -> bool); 4] = [
+        ("a run started", &|| count("runs", "") >= 1),
+        ("two records written", &|| count("runs", "result.json") >= 2),
+        ("four records written", &|| count("runs", "result.json") >= 4),
+        ("the benchmark started", &|| count("bench", "") >= 1),
+    ];
+    for (point, reached) in points {
         let mut child = sweep().spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while !reached() {
+            assert!(child.try_wait().unwrap().is_none(), "the sweep ended before {point}");
+            assert!(std::time::Instant::now() < deadline, "no {point} within 300 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         // Its children die with it (a run still held would be left to them).
