@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use lra_models::Variant;
+use lra_tasks::{Preset, Task};
+
 use crate::device::DeviceName;
 
 #[derive(Debug, Parser)]
@@ -76,13 +79,13 @@ pub struct ConfigArgs {
 pub struct RunChoice {
     /// Task name (`lra list tasks`); required unless --config is given.
     #[arg(long)]
-    pub task: Option<String>,
+    pub task: Option<Task>,
     /// Model name (`lra list models`); required unless --config is given.
     #[arg(long)]
     pub model: Option<String>,
     /// Preset: tiny, quick (default) or lra.
     #[arg(long)]
-    pub preset: Option<String>,
+    pub preset: Option<Preset>,
     /// Training seed (initialisation, dropout, batch order).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -92,7 +95,7 @@ pub struct RunChoice {
     /// lra (every preset's) or paper: the form of a mechanism whose paper and LRA's released
     /// code compute different things (`lra list models`).
     #[arg(long)]
-    pub variant: Option<String>,
+    pub variant: Option<Variant>,
     /// A run's config.json to repeat; --seed and --device given beside it override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -112,11 +115,11 @@ pub enum ListWhat {
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Preset of every run.
-    #[arg(long, default_value = "quick")]
-    pub preset: String,
+    #[arg(long, default_value_t)]
+    pub preset: Preset,
     /// Tasks to sweep (comma-separated); all but pathx when absent.
     #[arg(long, value_delimiter = ',')]
-    pub tasks: Option<Vec<String>>,
+    pub tasks: Option<Vec<Task>>,
     /// Models to sweep (comma-separated); all when absent.
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
@@ -125,7 +128,7 @@ pub struct SweepArgs {
     pub seeds: u64,
     /// lra (every preset's) or paper, for the models whose mechanism has both forms.
     #[arg(long)]
-    pub variant: Option<String>,
+    pub variant: Option<Variant>,
     /// Runs at once.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
@@ -209,8 +212,8 @@ pub struct BenchArgs {
     pub scope: crate::bench::Scope,
     /// lra (LRA's Text settings and code) or paper (the mechanism's defaults), for the
     /// models whose mechanism has both forms.
-    #[arg(long, default_value = "lra")]
-    pub variant: String,
+    #[arg(long, default_value_t = Variant::Lra)]
+    pub variant: Variant,
     #[arg(long, default_value_t = 1)]
     pub warmup_steps: usize,
     #[arg(long, default_value_t = 3)]
@@ -238,7 +241,7 @@ pub struct BenchCellArgs {
     #[arg(long, value_enum)]
     pub scope: crate::bench::Scope,
     #[arg(long)]
-    pub variant: String,
+    pub variant: Variant,
     #[arg(long)]
     pub warmup_steps: usize,
     #[arg(long)]
@@ -295,9 +298,9 @@ pub enum DataAction {
 #[derive(Debug, Args)]
 pub struct DataArgs {
     #[arg(long)]
-    pub task: String,
-    #[arg(long, default_value = "quick")]
-    pub preset: String,
+    pub task: Task,
+    #[arg(long, default_value_t)]
+    pub preset: Preset,
     /// Seed of the data (generators and stand-ins); the preset's when absent.
     #[arg(long)]
     pub seed: Option<u64>,

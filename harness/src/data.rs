@@ -8,16 +8,14 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use lra_datasets::{Example, Splits, aan, fetch, listops, pathfinder};
-use lra_tasks::{DataConfig, Preset, Task, TaskConfig};
+use lra_tasks::{DataConfig, Task, TaskConfig};
 
 use crate::cli::{DataAction, DataArgs};
 use crate::record::write_atomically;
 
 /// The task configuration the data options name, released files preferred.
 fn resolve(args: &DataArgs) -> anyhow::Result<TaskConfig> {
-    let task = Task::parse(&args.task).map_err(anyhow::Error::msg)?;
-    let preset = Preset::parse(&args.preset).map_err(anyhow::Error::msg)?;
-    let mut config = TaskConfig::resolve(task, preset);
+    let mut config = TaskConfig::resolve(args.task, args.preset);
     if let Some(seed) = args.seed {
         set_data_seed(&mut config.data, seed);
     }

@@ -9,9 +9,6 @@ use std::time::Instant;
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use lra_models::Variant;
-use lra_tasks::{Preset, Task};
-
 use crate::claim;
 use crate::cli::{RunArgs, RunChoice};
 use crate::config::RunConfig;
@@ -56,14 +53,13 @@ pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
             RunConfig::load(path)?
         }
         None => {
-            let (Some(task), Some(model)) = (&args.task, &args.model) else {
+            let (Some(task), Some(model)) = (args.task, &args.model) else {
                 bail!("`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`");
             };
-            let task = Task::parse(task).map_err(anyhow::Error::msg)?;
-            let preset = Preset::parse(args.preset.as_deref().unwrap_or("quick")).map_err(anyhow::Error::msg)?;
+            let preset = args.preset.unwrap_or_default();
             let config = RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?.prefer_released(&args.data);
-            match args.variant.as_deref() {
-                Some(variant) => config.with_variant(Variant::parse(variant).map_err(anyhow::Error::msg)?)?,
+            match args.variant {
+                Some(variant) => config.with_variant(variant)?,
                 None => config,
             }
         }

@@ -90,11 +90,13 @@ impl Task {
     }
 }
 
-/// Sizes of a run: `tiny` for tests, `quick` for a CPU, `lra` for the official setup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Sizes of a run: `tiny` for tests, `quick` for a CPU (the default), `lra` for the
+/// official setup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     Tiny,
+    #[default]
     Quick,
     Lra,
 }
@@ -126,6 +128,28 @@ impl Preset {
     }
 }
 
+/// Names on the command line and in files: `Task::from_str("listops")`, `task.to_string()`.
+macro_rules! named {
+    ($type:ty) => {
+        impl std::str::FromStr for $type {
+            type Err = String;
+
+            fn from_str(name: &str) -> Result<Self, String> {
+                Self::parse(name)
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+named!(Task);
+named!(Preset);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +162,9 @@ mod tests {
         let err = Task::parse("listopz").unwrap_err();
         assert!(err.contains("listops"), "{err}");
         assert!(Preset::parse("huge").unwrap_err().contains("tiny, quick, lra"));
+        for preset in Preset::ALL {
+            assert_eq!(preset.to_string().parse::<Preset>(), Ok(preset));
+        }
+        assert_eq!(Preset::default(), Preset::Quick);
     }
 }

@@ -71,6 +71,20 @@ impl Variant {
     }
 }
 
+impl std::str::FromStr for Variant {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Variant, String> {
+        Variant::parse(name)
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A mechanism and its own settings. In a configuration file:
 /// `"attention": {"local": {"block_size": 50}}`, or `"attention": "full"` for a
 /// mechanism without settings. Unknown fields are refused.
