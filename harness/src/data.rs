@@ -17,23 +17,10 @@ use crate::record::write_atomically;
 fn resolve(args: &DataArgs) -> anyhow::Result<TaskConfig> {
     let mut config = TaskConfig::resolve(args.task, args.preset);
     if let Some(seed) = args.seed {
-        set_data_seed(&mut config.data, seed);
+        config.data = config.data.with_seed(seed);
     }
     config.data = config.data.prefer_released(&args.data);
     Ok(config)
-}
-
-fn set_data_seed(data: &mut DataConfig, new_seed: u64) {
-    match data {
-        DataConfig::ListopsGenerated { seed, .. }
-        | DataConfig::TextReleased { seed, .. }
-        | DataConfig::TextStandIn { seed, .. }
-        | DataConfig::RetrievalStandIn { seed, .. }
-        | DataConfig::ImageStandIn { seed, .. }
-        | DataConfig::PathfinderGenerated { seed, .. }
-        | DataConfig::PathfinderReleased { seed, .. } => *seed = new_seed,
-        DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::ImageReleased { .. } => {}
-    }
 }
 
 /// The task's splits (through the cache) and whether they came from it; errors say which

@@ -98,6 +98,22 @@ pub const RELEASED: &str = "released files";
 pub const STAND_IN: &str = "synthetic stand-in";
 
 impl DataConfig {
+    /// The same data drawn from another seed: generators and stand-ins take it; the
+    /// released files, which are fixed, do not.
+    pub fn with_seed(mut self, new_seed: u64) -> DataConfig {
+        match &mut self {
+            DataConfig::ListopsGenerated { seed, .. }
+            | DataConfig::TextReleased { seed, .. }
+            | DataConfig::TextStandIn { seed, .. }
+            | DataConfig::RetrievalStandIn { seed, .. }
+            | DataConfig::ImageStandIn { seed, .. }
+            | DataConfig::PathfinderGenerated { seed, .. }
+            | DataConfig::PathfinderReleased { seed, .. } => *seed = new_seed,
+            DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::ImageReleased { .. } => {}
+        }
+        self
+    }
+
     /// The run record's `data_source`.
     pub fn source_label(&self) -> &'static str {
         match self {
@@ -376,6 +392,15 @@ fn shift_pixels(mut splits: Splits) -> Splits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Generated and stand-in data take the new seed; released files stay as they are.
+    #[test]
+    fn with_seed_reseeds_what_is_drawn_and_leaves_released_files_alone() {
+        let generated = crate::TaskConfig::resolve(crate::Task::Listops, crate::Preset::Tiny).data.with_seed(99);
+        assert!(matches!(generated, DataConfig::ListopsGenerated { seed: 99, .. }), "{generated:?}");
+        let released = DataConfig::ListopsReleased { limits: Limits::default() };
+        assert_eq!(released.clone().with_seed(99), released);
+    }
 
     #[test]
     fn the_cache_key_of_released_data_follows_its_files() {
