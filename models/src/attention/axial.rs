@@ -29,6 +29,9 @@ use super::blocks::{Blocks, Leading, after_leading, block_attention, block_score
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n sqrt(n)) time, O(n sqrt(n)) memory";
+
 #[derive(Config, Debug)]
 pub struct AxialAttentionConfig {
     pub d_model: usize,

@@ -51,6 +51,9 @@ use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n (w + g + r) b) time, O(n (w + g + r) b) memory (blocks of b)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "zero filler keys marked real in the last block, global first and last blocks, random blocks fixed per layer and head and drawn only before position 1024, no attention dropout (bigbird_attention.py:24-654)";

@@ -24,6 +24,9 @@ use burn::prelude::*;
 
 use super::flops::LayerShape;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)";
+
 #[derive(Config, Debug)]
 pub struct FnetConfig {
     pub d_model: usize,

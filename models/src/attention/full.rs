@@ -17,6 +17,9 @@ use super::softmax::softmax_dropout;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n^2) time, O(n^2) memory";
+
 #[derive(Config, Debug)]
 pub struct FullAttentionConfig {
     pub d_model: usize,

@@ -27,6 +27,9 @@ use super::Variant;
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n) time, O(n) memory";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "padding not masked: padded keys enter both sums (linear_attention.py:137-142)";

@@ -33,6 +33,9 @@ use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n k) time, O(n k) memory (k = 256 projected length)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "one projection E of keys and values alike, shared by the heads, Xavier-uniform, and padding projected with the rest (linformer_attention.py:127-164)";

@@ -33,6 +33,9 @@ use super::blocks::{
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n b) time, O(n b) memory (blocks of b)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "strided blocks (block g holds positions g, g + m, ... of the m blocks), the sequence filled up with zero positions marked real, and the padding mask cut contiguously, so that it masks other tokens than the block holds (local_attention.py:228-413)";

@@ -34,6 +34,9 @@ use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n (w + g)) time, O(n (w + g)) memory (window w, g global)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "a window of 255 positions before, the query and 256 after (one short on the left), no global positions (longformer_attention.py:59-66)";

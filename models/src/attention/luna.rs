@@ -29,6 +29,9 @@ use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, split_heads};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n l) time, O(n l) memory (l = 256 memory slots)";
+
 #[derive(Config, Debug)]
 pub struct LunaConfig {
     pub d_model: usize,

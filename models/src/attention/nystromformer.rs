@@ -32,6 +32,9 @@ use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n m) time, O(n m) memory (m = 64 landmarks)";
+
 #[derive(Config, Debug)]
 pub struct NystromformerConfig {
     pub d_model: usize,

@@ -53,6 +53,9 @@ use super::Variant;
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n m) time, O(n m) memory (m = 256 random features)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "padding not masked; on ListOps FAVOR+ with 2 features drawn on every call from the saturated sum of the queries, elsewhere the deterministic ReLU kernel (performer_attention.py:550-705)";

@@ -61,6 +61,9 @@ use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
 use super::performer::standard_normal;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n log n) time, O(n c) memory per hash round (chunks of c)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "width d_model, fixed rotations, (round, bucket, position) sorted into rounds x buckets chunks, the first looking back to the last, scores multiplied by sqrt(d), no masks, no output projection, and the heads merged by a reshape that scrambles heads and positions (reformer_attention.py:97-339)";

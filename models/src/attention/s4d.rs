@@ -56,6 +56,9 @@ use super::softmax::dropout;
 
 use super::flops::LayerShape;
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)";
+
 /// Initialisation of the imaginary parts of `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -54,6 +54,9 @@ use super::blocks::{
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n b + (n/b)^2) time, O(n b + (n/b)^2) memory (blocks of b)";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "strided blocks, a softmax sort whose einsum sums every block (the sort has no effect), the block and the sorted block softmaxed apart and added, the padding mask cut contiguously (sinkhorn_attention.py:340-506)";

@@ -52,6 +52,9 @@ use super::blocks::{
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
 
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n sqrt(n)) time, O(n sqrt(n)) memory";
+
 /// What the `lra` variant computes differently from the paper, in one line for reports
 /// (the module's notes say it in full).
 pub const LRA_VARIANT: &str = "every head one union of Fixed1 and Fixed2 (summary columns 0 and the last c of each block), causal even in the encoder, the CLS row and column open (sparse_attention.py:63-95, 185-195)";
