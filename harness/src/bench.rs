@@ -44,6 +44,48 @@ pub const HEADS: usize = 4;
 pub const LAYERS: usize = 4;
 pub const D_FF: usize = 1024;
 
+/// How a cell ended, named in a record as a run's [`crate::record::Failure`] names the same
+/// ends (`out of memory`, `timed out`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CellStatus {
+    #[serde(rename = "ok")]
+    Ok,
+    #[serde(rename = "out of memory")]
+    OutOfMemory,
+    #[serde(rename = "timed out")]
+    TimedOut,
+    /// The child crashed, or printed no measurement.
+    #[serde(rename = "failed")]
+    Failed,
+    /// Not measured: the benchmark's time budget was spent.
+    #[serde(rename = "not run")]
+    NotRun,
+}
+
+impl CellStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            CellStatus::Ok => "ok",
+            CellStatus::OutOfMemory => "out of memory",
+            CellStatus::TimedOut => "timed out",
+            CellStatus::Failed => "failed",
+            CellStatus::NotRun => "not run",
+        }
+    }
+
+    /// Whether a longer sequence of the same model would only end the same way (it costs
+    /// more time and memory), so that it is not tried.
+    fn rules_out_longer(self) -> bool {
+        matches!(self, CellStatus::OutOfMemory | CellStatus::TimedOut)
+    }
+}
+
+impl std::fmt::Display for CellStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One (model, length) cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -52,8 +94,7 @@ pub struct Measurement {
     #[serde(default)]
     pub attention: Option<MechanismSettings>,
     pub length: usize,
-    /// `ok`, `out of memory`, `timed out` or `failed`.
-    pub status: String,
+    pub status: CellStatus,
     pub detail: Option<String>,
     pub step_seconds: Option<f64>,
     pub steps_per_second: Option<f64>,
@@ -213,7 +254,7 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
         model: spec.model.clone(),
         attention: Some(settings),
         length: n,
-        status: "ok".into(),
+        status: CellStatus::Ok,
         detail: None,
         step_seconds: Some(step_seconds),
         steps_per_second: Some(1.0 / step_seconds),
@@ -243,13 +284,13 @@ fn layer_config(mechanism: lra_models::Mechanism, n: usize, settings: &Mechanism
     AttentionConfig::new(D_MODEL, HEADS, mechanism, n).with_settings(Some(settings.clone())).with_dropout(0.0)
 }
 
-fn failed_cell(spec: &CellSpec, status: &str, detail: String) -> Measurement {
+fn failed_cell(spec: &CellSpec, status: CellStatus, detail: String) -> Measurement {
     let positions = spec.length + usize::from(spec.scope == Scope::Step);
     Measurement {
         model: spec.model.clone(),
         attention: cell_settings(&spec.model, spec.variant, positions).ok(),
         length: spec.length,
-        status: status.into(),
+        status,
         detail: Some(detail),
         step_seconds: None,
         steps_per_second: None,
@@ -311,14 +352,14 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     Ok(match status {
-        None => failed_cell(spec, "timed out", format!("over the limit of {:.0} s", timeout.as_secs_f64())),
+        None => failed_cell(spec, CellStatus::TimedOut, format!("over the limit of {:.0} s", timeout.as_secs_f64())),
         Some(status) if status.success() => match out.lines().rev().find(|l| l.starts_with('{')) {
             Some(line) => serde_json::from_str(line).with_context(|| format!("reading the child's measurement `{line}`"))?,
-            None => failed_cell(spec, "failed", "the child printed no measurement".into()),
+            None => failed_cell(spec, CellStatus::Failed, "the child printed no measurement".into()),
         },
         Some(status) => match crate::child::classify(status, &crate::child::last_line(&err), oom.fired()) {
-            crate::child::End::OutOfMemory(detail) => failed_cell(spec, "out of memory", detail),
-            crate::child::End::Crashed(detail) => failed_cell(spec, "failed", detail),
+            crate::child::End::OutOfMemory(detail) => failed_cell(spec, CellStatus::OutOfMemory, detail),
+            crate::child::End::Crashed(detail) => failed_cell(spec, CellStatus::Failed, detail),
         },
     })
 }
@@ -468,7 +509,7 @@ pub fn run(
         command,
     };
     for model in &spec.models {
-        let mut failed_at: Option<(usize, String)> = None;
+        let mut failed_at: Option<(usize, CellStatus)> = None;
         for &length in &spec.lengths {
             let cell = CellSpec {
                 model: model.clone(),
@@ -485,14 +526,14 @@ pub fn run(
                 done.clone()
             } else if let Some((shorter, status)) = &failed_at {
                 // Longer sequences only cost more: no need to spend the time.
-                failed_cell(&cell, status, format!("not run: {status} at length {shorter}"))
+                failed_cell(&cell, *status, format!("not run: {status} at length {shorter}"))
             } else if spec.budget.is_some_and(|b| started.elapsed() > b) {
-                failed_cell(&cell, "not run", "the benchmark's time budget was spent".into())
+                failed_cell(&cell, CellStatus::NotRun, "the benchmark's time budget was spent".into())
             } else {
                 measure_in_child(exe, &cell, spec.cell_timeout)?
             };
-            if measurement.status == "out of memory" || measurement.status == "timed out" {
-                failed_at = Some((length, measurement.status.clone()));
+            if measurement.status.rules_out_longer() {
+                failed_at = Some((length, measurement.status));
             }
             eprintln!("{}", describe(&measurement));
             record.measurements.push(measurement);
@@ -531,13 +572,31 @@ pub fn describe(m: &Measurement) -> String {
                 _ => String::new(),
             }
         ),
-        _ => format!("{:<26} n={:<6} {}: {}", m.label(), m.length, m.status.to_uppercase(), m.detail.as_deref().unwrap_or("")),
+        _ => format!(
+            "{:<26} n={:<6} {}: {}",
+            m.label(),
+            m.length,
+            m.status.name().to_uppercase(),
+            m.detail.as_deref().unwrap_or("")
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cell's status is written as the words records have always held, and read back.
+    #[test]
+    fn cell_statuses_keep_their_words_in_records() {
+        for status in [CellStatus::Ok, CellStatus::OutOfMemory, CellStatus::TimedOut, CellStatus::Failed, CellStatus::NotRun] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.name()));
+            assert_eq!(serde_json::from_str::<CellStatus>(&json).unwrap(), status);
+        }
+        assert_eq!(CellStatus::OutOfMemory.name(), "out of memory");
+        assert!(serde_json::from_str::<CellStatus>("\"exploded\"").is_err());
+    }
 
     #[test]
     fn a_later_benchmark_of_other_models_merges_into_the_record_and_drops_nothing() {
@@ -565,7 +624,7 @@ mod tests {
                 warmup_steps: 1,
                 timed_steps: 1,
             };
-            failed_cell(&spec, "failed", format!("{model}'s earlier cell"))
+            failed_cell(&spec, CellStatus::Failed, format!("{model}'s earlier cell"))
         };
         // An earlier sweep measured transformer, linear and local.
         let earlier = BenchRecord {

@@ -50,7 +50,7 @@ pub(super) fn table2(benches: &[BenchRecord]) -> anyhow::Result<Vec<u8>> {
                 b.batch.to_string(),
                 m.label(),
                 m.length.to_string(),
-                m.status.clone(),
+                m.status.to_string(),
                 m.steps_per_second.map(|v| format!("{v:.6}")).unwrap_or_default(),
                 m.relative_speed.map(|v| format!("{v:.4}")).unwrap_or_default(),
                 m.peak_memory_bytes.map(|v| v.to_string()).unwrap_or_default(),

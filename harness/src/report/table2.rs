@@ -95,7 +95,7 @@ mod tests {
             model: model.into(),
             attention: cell_settings(model, Variant::Lra, 1025).ok(),
             length: 1024,
-            status: "ok".into(),
+            status: crate::bench::CellStatus::Ok,
             detail: None,
             step_seconds: Some(1.0 / steps_per_second),
             steps_per_second: Some(steps_per_second),
