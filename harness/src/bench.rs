@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use lra_datasets::rng::SeededRng;
 use lra_models::{AttentionConfig, ClassifierConfig, MechanismSettings, Pooling, Positions, Variant};
-use lra_tasks::{Preset, Task};
+use lra_tasks::{Preset, Task, TaskConfig};
 
 use crate::config::RunConfig;
 
@@ -37,12 +37,12 @@ pub enum Scope {
     Layer,
 }
 
-/// The model sizes of LRA's Table 2: the byte-level Text configuration.
-pub const TEXT_VOCAB: usize = 257;
-pub const D_MODEL: usize = 256;
-pub const HEADS: usize = 4;
-pub const LAYERS: usize = 4;
-pub const D_FF: usize = 1024;
+/// LRA's Table 2 timed the byte-level Text classifier at its `lra` sizes (d_model 256, 4
+/// heads, 4 layers, d_ff 1024, pooled by a CLS vector): the Text configuration at `lra`
+/// says them, here read from it.
+fn table2_task() -> TaskConfig {
+    TaskConfig::resolve(Task::Text, Preset::Lra)
+}
 
 /// How a cell ended, named in a record as a run's [`crate::record::Failure`] names the same
 /// ends (`out of memory`, `timed out`).
@@ -229,7 +229,8 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
             let layer = layer_config(info.mechanism, n, &settings).init(&device);
             let padding = Tensor::<2, Bool>::full([b, n], false, &device);
             for step in 0..spec.warmup_steps + spec.timed_steps {
-                let x = Tensor::<3>::random([b, n, D_MODEL], Distribution::Normal(0.0, 1.0), &device).require_grad();
+                let x = Tensor::<3>::random([b, n, table2_task().model.d_model], Distribution::Normal(0.0, 1.0), &device)
+                    .require_grad();
                 let _ = plain.sync();
                 let started = Instant::now();
                 let out = layer.forward(x.clone(), padding.clone());
@@ -271,9 +272,12 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
     })
 }
 
-/// The model a step cell trains: LRA's Text sizes at `n` tokens, pooled by a CLS vector.
+/// The model a step cell trains: LRA's Text classifier ([`table2_task`]) at `n` tokens,
+/// with the mechanism's `settings` measured.
 fn step_model(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> ClassifierConfig {
-    ClassifierConfig::new(TEXT_VOCAB, 2, n, D_MODEL, HEADS, LAYERS, D_FF, D_FF, mechanism)
+    let task = table2_task();
+    let m = &task.model;
+    ClassifierConfig::new(task.vocab_size, task.classes, n, m.d_model, m.heads, m.layers, m.d_ff, m.d_head_mlp, mechanism)
         .with_settings(Some(settings.clone()))
         .with_pooling(Pooling::Cls)
         .with_positions(Positions::Sinusoidal)
@@ -281,7 +285,8 @@ fn step_model(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSe
 
 /// The layer a layer cell times, at `n` positions, without dropout.
 fn layer_config(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> AttentionConfig {
-    AttentionConfig::new(D_MODEL, HEADS, mechanism, n).with_settings(Some(settings.clone())).with_dropout(0.0)
+    let m = table2_task().model;
+    AttentionConfig::new(m.d_model, m.heads, mechanism, n).with_settings(Some(settings.clone())).with_dropout(0.0)
 }
 
 fn failed_cell(spec: &CellSpec, status: CellStatus, detail: String) -> Measurement {
@@ -487,16 +492,17 @@ pub fn run(
     lengths.extend(others.iter().map(|m| m.length).filter(|l| !spec.lengths.contains(l)));
     lengths.sort_unstable();
     lengths.dedup();
+    let model = table2_task().model;
     let mut record = BenchRecord {
         bench_id,
         scope: spec.scope,
         device: spec.device.to_string(),
         batch: spec.batch,
         lengths,
-        d_model: D_MODEL,
-        heads: HEADS,
-        layers: if spec.scope == Scope::Step { LAYERS } else { 1 },
-        d_ff: D_FF,
+        d_model: model.d_model,
+        heads: model.heads,
+        layers: if spec.scope == Scope::Step { model.layers } else { 1 },
+        d_ff: model.d_ff,
         warmup_steps: spec.warmup_steps,
         timed_steps: spec.timed_steps,
         // Cells of models this run does not measure stay: a record is merged, never cut.
@@ -633,10 +639,10 @@ mod tests {
             device: "flex".into(),
             batch: 1,
             lengths: vec![32],
-            d_model: D_MODEL,
-            heads: HEADS,
-            layers: LAYERS,
-            d_ff: D_FF,
+            d_model: 256,
+            heads: 4,
+            layers: 4,
+            d_ff: 1024,
             warmup_steps: 1,
             timed_steps: 1,
             measurements: vec![cell("transformer"), cell("linear"), cell("local")],

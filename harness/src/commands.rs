@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use lra_models::Variant;
-use lra_tasks::{Preset, Task};
+use lra_tasks::{Preset, SweepBenchmark, Task};
 
 use crate::bench::{self, BenchSpec, CellSpec};
 use crate::cli::{BenchArgs, BenchCellArgs, ReportArgs, SweepArgs};
@@ -213,11 +213,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
 /// proportion to the batch, so the models' ratios are those of a larger one); at `tiny`,
 /// short lengths for tests.
 fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, variant: Variant) -> BenchSpec {
-    let (lengths, batch, timed_steps, cell_timeout) = match preset {
-        Preset::Tiny => (vec![32, 64], 2, 1, 120.0),
-        Preset::Quick => (vec![1024, 2048, 4096], 1, 2, 300.0),
-        Preset::Lra => (vec![1024, 2048, 3072, 4096], 32, 3, 600.0),
-    };
+    let SweepBenchmark { lengths, batch, timed_steps, cell_timeout_seconds } = preset.sweep_benchmark();
     transformer_first(&mut models);
     BenchSpec {
         models,
@@ -228,7 +224,7 @@ fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, vari
         variant,
         warmup_steps: 1,
         timed_steps,
-        cell_timeout: Duration::from_secs_f64(cell_timeout),
+        cell_timeout: Duration::from_secs_f64(cell_timeout_seconds),
         budget: None,
     }
 }

@@ -49,12 +49,12 @@ pub trait Progress {
     fn evaluated(&mut self, step: usize, val_acc: f64, best: f64);
 }
 
-/// The model's configuration for a task and model name.
 /// Operations of one training step of `config`'s model at its batch size.
 pub fn step_flops(config: &RunConfig) -> f64 {
     classifier_config(config).training_step_flops(config.task.training.batch_size)
 }
 
+/// The model's configuration for a run.
 pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
     let TaskConfig { max_length, vocab_size, classes, model: m, .. } = &config.task;
     let info = lra_models::model_info(&config.model).expect("the configuration was validated");

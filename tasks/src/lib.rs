@@ -23,7 +23,7 @@ mod task;
 pub use data::{DataConfig, GENERATED, Limits, PIXEL_VOCAB, PathfinderDifficulty, RELEASED, STAND_IN, released_path};
 pub use downsample::{Downsample, Reduce};
 pub use schedule::Schedule;
-pub use task::{Preset, Task};
+pub use task::{Preset, SweepBenchmark, Task};
 
 /// How the encoder's outputs become one vector per sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

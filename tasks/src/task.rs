@@ -128,6 +128,31 @@ impl Preset {
     }
 }
 
+/// The training-step benchmark a sweep at a preset ends with: lengths, batch, timed steps
+/// (after one warm-up) and the time limit of each measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepBenchmark {
+    pub lengths: Vec<usize>,
+    pub batch: usize,
+    pub timed_steps: usize,
+    pub cell_timeout_seconds: f64,
+}
+
+impl Preset {
+    /// What a sweep at this preset benchmarks: `lra`, LRA's Table 2 (1K to 4K at batch 32);
+    /// `quick`, 1K, 2K and 4K at batch 1 (time and memory grow in proportion to the
+    /// batch, so the ratios to the Transformer keep their meaning, in minutes on a CPU);
+    /// `tiny`, two short lengths for tests.
+    pub fn sweep_benchmark(self) -> SweepBenchmark {
+        let (lengths, batch, timed_steps, cell_timeout_seconds) = match self {
+            Preset::Tiny => (vec![32, 64], 2, 1, 120.0),
+            Preset::Quick => (vec![1024, 2048, 4096], 1, 2, 300.0),
+            Preset::Lra => (vec![1024, 2048, 3072, 4096], 32, 3, 600.0),
+        };
+        SweepBenchmark { lengths, batch, timed_steps, cell_timeout_seconds }
+    }
+}
+
 /// Names on the command line and in files: `Task::from_str("listops")`, `task.to_string()`.
 macro_rules! named {
     ($type:ty) => {
