@@ -17,8 +17,9 @@
 //! Padding: the transform mixes every position of the padded length, so it cannot mask
 //! exactly; padded positions are zeroed before mixing. Real tokens' outputs therefore do
 //! not depend on what the padding positions hold, but they do depend on the padded length
-//! `n` (the DFT's frequencies are those of length `n`). `heads`, `max_length` and `dropout`
-//! are kept for the shared interface but unused.
+//! `n` (the DFT's frequencies are those of length `n`). It takes no heads, length or
+//! dropout: the transform has no heads, its tables are built for each input's length, and
+//! it forms no attention weights.
 
 use burn::prelude::*;
 
@@ -30,13 +31,6 @@ pub const COST: &str = "O(n^2) time, O(n^2) memory (exact DFT by matrix products
 #[derive(Config, Debug)]
 pub struct FnetConfig {
     pub d_model: usize,
-    /// Unused: the Fourier transform has no heads.
-    pub heads: usize,
-    /// Unused: the tables are built for each input's length.
-    pub max_length: usize,
-    /// Unused: there are no attention weights.
-    #[config(default = 0.1)]
-    pub dropout: f64,
 }
 
 impl FnetConfig {
@@ -114,7 +108,7 @@ mod tests {
         let device = Device::flex();
         device.seed(71);
         let (batch, len, d_model) = (2, 7, 6);
-        let mixing = FnetConfig::new(d_model, 1, len).init(&device);
+        let mixing = FnetConfig::new(d_model).init(&device);
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
         let got = values(mixing.forward(x.clone(), Tensor::<2, Bool>::full([batch, len], false, &device)));
         let x = values(x);
@@ -127,7 +121,7 @@ mod tests {
     fn fnet_padding_content_does_not_change_real_tokens() {
         let device = Device::flex();
         device.seed(72);
-        let mixing = FnetConfig::new(8, 2, 10).init(&device);
+        let mixing = FnetConfig::new(8).init(&device);
         assert_padding_content_is_invisible(|x, padding| mixing.forward(x, padding), 8, &[3, 7], 10, &device);
     }
 
@@ -136,7 +130,7 @@ mod tests {
         // FNet has no parameters; the gradient reaching the layer below must be finite.
         let device = Device::flex().autodiff();
         device.seed(73);
-        let mixing = FnetConfig::new(8, 2, 10).init(&device);
+        let mixing = FnetConfig::new(8).init(&device);
         assert_eq!(mixing.num_params(), 0);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device).require_grad();
         let grads = mixing.forward(x.clone(), padding_after(&[7, 4], 7, &device)).sum().backward();

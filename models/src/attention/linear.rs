@@ -11,8 +11,8 @@
 //! `V'_i = phi(Q_i)^T (sum_j phi(K_j) V_j^T) / (phi(Q_i)^T sum_j phi(K_j))`.
 //!
 //! Padding: the features of padded keys are zeroed, so padded tokens add nothing to either
-//! sum and real tokens' outputs do not depend on them. `dropout` is kept for the shared
-//! interface but unused: no attention weights are formed.
+//! sum and real tokens' outputs do not depend on them. It takes no dropout: no attention
+//! weights are formed.
 //!
 //! Variant `lra`, as LRA's released code computes it
 //! (`lra_benchmarks/models/linear_transformer/linear_attention.py`): the same kernel, the
@@ -44,10 +44,6 @@ pub struct LinearAttentionConfig {
     /// Width of queries, keys and values (split among the heads); `d_model` when absent.
     #[config(default = "None")]
     pub qkv_dim: Option<usize>,
-    pub max_length: usize,
-    /// Unused: linear attention forms no attention weights to drop.
-    #[config(default = 0.1)]
-    pub dropout: f64,
     /// The paper's form, or LRA's (padding not masked).
     #[config(default = "Variant::Paper")]
     pub variant: Variant,
@@ -113,7 +109,7 @@ mod tests {
         let device = Device::flex();
         device.seed(31);
         let (batch, len, d_model, heads) = (2, 6, 8, 2);
-        let attention = LinearAttentionConfig::new(d_model, heads, len).init(&device);
+        let attention = LinearAttentionConfig::new(d_model, heads).init(&device);
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
         let padding = padding_after(&[6, 4], len, &device);
         let got = values(attention.forward(x.clone(), padding.clone()));
@@ -132,7 +128,7 @@ mod tests {
     fn linear_attention_padding_does_not_change_real_tokens() {
         let device = Device::flex();
         device.seed(32);
-        let attention = LinearAttentionConfig::new(8, 2, 10).init(&device);
+        let attention = LinearAttentionConfig::new(8, 2).init(&device);
         assert_padding_is_invisible(|x, padding| attention.forward(x, padding), 8, &[3, 7], 10, &device);
     }
 
@@ -140,7 +136,7 @@ mod tests {
     fn linear_attention_gradients_are_finite_for_every_parameter() {
         let device = Device::flex().autodiff();
         device.seed(33);
-        let attention = LinearAttentionConfig::new(8, 2, 10).init(&device);
+        let attention = LinearAttentionConfig::new(8, 2).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 4);
@@ -151,7 +147,7 @@ mod tests {
         let device = Device::flex();
         device.seed(34);
         let (batch, len, d_model, heads) = (2, 7, 8, 2);
-        let attention = LinearAttentionConfig::new(d_model, heads, len).with_variant(Variant::Lra).init(&device);
+        let attention = LinearAttentionConfig::new(d_model, heads).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
         let padding = padding_after(&[7, 3], len, &device);
         let got = values(attention.forward(x.clone(), padding));
@@ -174,7 +170,7 @@ mod tests {
     fn lra_linear_attention_leaks_padding_exactly_as_released() {
         let device = Device::flex();
         device.seed(35);
-        let attention = LinearAttentionConfig::new(8, 2, 6).with_variant(Variant::Lra).init(&device);
+        let attention = LinearAttentionConfig::new(8, 2).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([1, 6, 8], Distribution::Normal(0.0, 1.0), &device);
         // The mask is ignored: marking the last three tokens as padding changes nothing.
         let masked = values(attention.forward(x.clone(), padding_after(&[3], 6, &device)));
@@ -186,7 +182,7 @@ mod tests {
     fn lra_linear_attention_gradients_are_finite() {
         let device = Device::flex().autodiff();
         device.seed(36);
-        let attention = LinearAttentionConfig::new(8, 2, 10).with_variant(Variant::Lra).init(&device);
+        let attention = LinearAttentionConfig::new(8, 2).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 4);

@@ -260,21 +260,16 @@ impl AttentionConfig {
                     .init(device),
             ),
             MechanismSettings::Performer { variant, kernel, features, redraw_every } => Attention::Performer(
-                performer::PerformerConfig::new(d_model, heads, max_length)
+                performer::PerformerConfig::new(d_model, heads)
                     .with_variant(variant)
                     .with_kernel(kernel)
                     .with_qkv_dim(qkv_dim)
                     .with_features(features)
                     .with_redraw_every(redraw_every)
-                    .with_dropout(dropout)
                     .init(device),
             ),
             MechanismSettings::Linear { variant } => Attention::Linear(
-                linear::LinearAttentionConfig::new(d_model, heads, max_length)
-                    .with_variant(variant)
-                    .with_qkv_dim(qkv_dim)
-                    .with_dropout(dropout)
-                    .init(device),
+                linear::LinearAttentionConfig::new(d_model, heads).with_variant(variant).with_qkv_dim(qkv_dim).init(device),
             ),
             MechanismSettings::Nystromformer { landmarks, pinv_iterations } => Attention::Nystromformer(
                 nystromformer::NystromformerConfig::new(d_model, heads, max_length)
@@ -301,11 +296,9 @@ impl AttentionConfig {
                     .init(device),
             ),
             // FNet and S4D have no attention width: they mix tokens at d_model.
-            MechanismSettings::Fnet => {
-                Attention::Fnet(fnet::FnetConfig::new(d_model, heads, max_length).with_dropout(dropout).init(device))
-            }
+            MechanismSettings::Fnet => Attention::Fnet(fnet::FnetConfig::new(d_model).init(device)),
             MechanismSettings::S4d { state_size, init, discretization, dt_min, dt_max, bidirectional } => Attention::S4d(
-                s4d::S4dConfig::new(d_model, heads, max_length)
+                s4d::S4dConfig::new(d_model)
                     .with_state_size(state_size)
                     .with_init(init)
                     .with_discretization(discretization)

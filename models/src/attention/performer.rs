@@ -23,7 +23,7 @@
 //!
 //! Padding: the features of padded keys are exactly zero, so padded tokens add nothing to
 //! `phi(K)^T V` or to the normaliser, and real tokens' outputs do not depend on them.
-//! `dropout` is kept for the shared interface but unused: no attention weights are formed.
+//! It takes no dropout: no attention weights are formed.
 //!
 //! Kernel `relu`: the paper's generalised attention with deterministic features
 //! `phi(x) = relu(x) + 0.001` on the head's query or key itself (no random features, no
@@ -88,10 +88,6 @@ pub struct PerformerConfig {
     /// Width of queries, keys and values (split among the heads); `d_model` when absent.
     #[config(default = "None")]
     pub qkv_dim: Option<usize>,
-    pub max_length: usize,
-    /// Unused: FAVOR+ forms no attention weights to drop.
-    #[config(default = 0.1)]
-    pub dropout: f64,
     /// The paper's form, or LRA's (features and padding as its code).
     #[config(default = "Variant::Paper")]
     pub variant: Variant,
@@ -371,7 +367,7 @@ mod tests {
     fn performer_redraws_deterministically_on_its_schedule() {
         let device = Device::flex();
         device.seed(22);
-        let mut attention = PerformerConfig::new(8, 2, 16).with_features(12).with_redraw_every(5).init(&device);
+        let mut attention = PerformerConfig::new(8, 2).with_features(12).with_redraw_every(5).init(&device);
         let first = values(attention.random_features.clone());
         assert!(!attention.redraw_on_schedule(4));
         assert_eq!(values(attention.random_features.clone()), first);
@@ -386,7 +382,7 @@ mod tests {
     fn performer_padding_does_not_change_real_tokens() {
         let device = Device::flex();
         device.seed(23);
-        let attention = PerformerConfig::new(8, 2, 10).with_features(16).init(&device);
+        let attention = PerformerConfig::new(8, 2).with_features(16).init(&device);
         assert_padding_is_invisible(|x, padding| attention.forward(x, padding), 8, &[3, 7], 10, &device);
     }
 
@@ -394,7 +390,7 @@ mod tests {
     fn performer_gradients_are_finite_for_every_parameter() {
         let device = Device::flex().autodiff();
         device.seed(24);
-        let attention = PerformerConfig::new(8, 2, 10).with_features(16).init(&device);
+        let attention = PerformerConfig::new(8, 2).with_features(16).init(&device);
         let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
         let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
         assert_eq!(assert_finite_gradients(&attention, &grads), 4);
@@ -421,7 +417,7 @@ mod tests {
         device.seed(25);
         let (batch, len, heads) = (2, 6, 2);
         let attention =
-            PerformerConfig::new(8, heads, 10).with_kernel(PerformerKernel::Relu).with_variant(Variant::Lra).init(&device);
+            PerformerConfig::new(8, heads).with_kernel(PerformerKernel::Relu).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([batch, len, 8], Distribution::Normal(0.0, 1.0), &device);
         let got = values(attention.forward(x.clone(), padding_after(&[6, 3], len, &device)));
         let (q, k, v) = attention.projections.project(x);
@@ -445,7 +441,7 @@ mod tests {
         let device = Device::flex();
         device.seed(26);
         let (batch, len, heads, m) = (2, 5, 2, 3);
-        let attention = PerformerConfig::new(8, heads, 10).with_features(m).with_variant(Variant::Lra).init(&device);
+        let attention = PerformerConfig::new(8, heads).with_features(m).with_variant(Variant::Lra).init(&device);
         let x = Tensor::<3>::random([batch, len, 8], Distribution::Normal(0.0, 1.0), &device);
         let got = values(attention.forward(x.clone(), padding_after(&[5, 2], len, &device)));
         let (q, k, v) = attention.projections.project(x);
@@ -497,13 +493,13 @@ mod tests {
             let device = Device::flex();
             device.seed(27);
             let attention =
-                PerformerConfig::new(8, 2, 10).with_features(4).with_kernel(kernel).with_variant(Variant::Lra).init(&device);
+                PerformerConfig::new(8, 2).with_features(4).with_kernel(kernel).with_variant(Variant::Lra).init(&device);
             let x = Tensor::<3>::random([1, 6, 8], Distribution::Normal(0.0, 1.0), &device);
             let masked = values(attention.forward(x.clone(), padding_after(&[2], 6, &device)));
             assert_eq!(masked, values(attention.forward(x, padding_after(&[6], 6, &device))), "{kernel:?}: the mask is ignored");
             let device = Device::flex().autodiff();
             let attention =
-                PerformerConfig::new(8, 2, 10).with_features(4).with_kernel(kernel).with_variant(Variant::Lra).init(&device);
+                PerformerConfig::new(8, 2).with_features(4).with_kernel(kernel).with_variant(Variant::Lra).init(&device);
             let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
             let grads = attention.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
             assert_eq!(assert_finite_gradients(&attention, &grads), 4, "{kernel:?}");
@@ -514,7 +510,7 @@ mod tests {
     fn performer_relu_kernel_masks_padding_in_the_paper_variant() {
         let device = Device::flex();
         device.seed(28);
-        let attention = PerformerConfig::new(8, 2, 10).with_kernel(PerformerKernel::Relu).init(&device);
+        let attention = PerformerConfig::new(8, 2).with_kernel(PerformerKernel::Relu).init(&device);
         assert_padding_is_invisible(|x, padding| attention.forward(x, padding), 8, &[3, 7], 10, &device);
     }
 }

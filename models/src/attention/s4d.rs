@@ -42,8 +42,8 @@
 //! Padding: padded positions are zeroed before the convolution. The system is linear with
 //! a zero initial state and no bias, so zeros contribute nothing in either direction: a
 //! sequence padded at its end gives its real tokens exactly the outputs of the same
-//! sequence without padding. `heads` and `max_length` are kept for the shared interface but
-//! unused; `dropout` applies after the GELU, as in S4.
+//! sequence without padding. It takes no heads or length (each channel has its own
+//! kernel, built for each input's length); `dropout` applies after the GELU, as in S4.
 
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -83,10 +83,6 @@ pub enum Discretization {
 pub struct S4dConfig {
     /// Number of channels, each with its own kernel.
     pub d_model: usize,
-    /// Unused: the layer has no heads.
-    pub heads: usize,
-    /// Unused: the kernel is generated for each input's length.
-    pub max_length: usize,
     /// Dropout after the GELU.
     #[config(default = 0.1)]
     pub dropout: f64,
@@ -492,7 +488,7 @@ mod tests {
     fn s4d_the_causal_layer_gives_position_0_only_itself_and_the_bidirectional_one_everything() {
         let device = Device::flex();
         device.seed(84);
-        let config = S4dConfig::new(4, 1, 9).with_state_size(8).with_dt_min(0.05).with_dt_max(0.5);
+        let config = S4dConfig::new(4).with_state_size(8).with_dt_min(0.05).with_dt_max(0.5);
         let mut layer = config.init(&device);
         let u = Tensor::<3>::random([1, 9, 4], Distribution::Normal(0.0, 1.0), &device);
         // Change only the last step.
@@ -514,7 +510,7 @@ mod tests {
                 for chunk_length in [None, Some(3), Some(16)] {
                     let device = Device::flex();
                     device.seed(81);
-                    let config = S4dConfig::new(channels, 1, len)
+                    let config = S4dConfig::new(channels)
                         .with_state_size(8)
                         .with_init(init)
                         .with_discretization(discretization)
@@ -541,7 +537,7 @@ mod tests {
     fn s4d_padding_at_the_end_does_not_change_real_tokens() {
         let device = Device::flex();
         device.seed(82);
-        let layer = S4dConfig::new(8, 2, 10).with_state_size(8).init(&device);
+        let layer = S4dConfig::new(8).with_state_size(8).init(&device);
         assert_padding_is_invisible(|x, padding| layer.forward(x, padding), 8, &[3, 7], 10, &device);
     }
 
@@ -550,7 +546,7 @@ mod tests {
         for discretization in [Discretization::Zoh, Discretization::Bilinear] {
             let device = Device::flex().autodiff();
             device.seed(83);
-            let layer = S4dConfig::new(8, 2, 10).with_state_size(8).with_discretization(discretization).init(&device);
+            let layer = S4dConfig::new(8).with_state_size(8).with_discretization(discretization).init(&device);
             let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
             let grads = layer.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
             assert_eq!(assert_finite_gradients(&layer, &grads), 12, "{discretization:?}");

@@ -249,7 +249,7 @@ impl MechanismSettings {
                 MechanismSettings::Linformer { variant: c.variant, projected_length: c.projected_length }
             }
             Mechanism::Performer => {
-                let c = PerformerConfig::new(d, h, n);
+                let c = PerformerConfig::new(d, h);
                 MechanismSettings::Performer {
                     variant: c.variant,
                     kernel: c.kernel,
@@ -257,7 +257,7 @@ impl MechanismSettings {
                     redraw_every: c.redraw_every,
                 }
             }
-            Mechanism::Linear => MechanismSettings::Linear { variant: LinearAttentionConfig::new(d, h, n).variant },
+            Mechanism::Linear => MechanismSettings::Linear { variant: LinearAttentionConfig::new(d, h).variant },
             Mechanism::Nystromformer => {
                 let c = NystromformerConfig::new(d, h, n);
                 MechanismSettings::Nystromformer { landmarks: c.landmarks, pinv_iterations: c.pinv_iterations }
@@ -269,7 +269,7 @@ impl MechanismSettings {
             Mechanism::Luna => MechanismSettings::Luna { memory_length: LunaConfig::new(d, h, n).memory_length },
             Mechanism::Fnet => MechanismSettings::Fnet,
             Mechanism::S4d => {
-                let c = S4dConfig::new(d, h, n);
+                let c = S4dConfig::new(d);
                 MechanismSettings::S4d {
                     state_size: c.state_size,
                     init: c.init,
