@@ -44,25 +44,24 @@ fn table2_task() -> TaskConfig {
     TaskConfig::resolve(Task::Text, Preset::Lra)
 }
 
-/// How a cell ended, named in a record as a run's [`crate::record::Failure`] names the same
-/// ends (`out of memory`, `timed out`).
+/// How a cell ended, named in a record (by [`CellStatus::name`]) as a run's
+/// [`crate::record::Failure`] names the same ends (`out of memory`, `timed out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum CellStatus {
-    #[serde(rename = "ok")]
     Ok,
-    #[serde(rename = "out of memory")]
     OutOfMemory,
-    #[serde(rename = "timed out")]
     TimedOut,
     /// The child crashed, or printed no measurement.
-    #[serde(rename = "failed")]
     Failed,
     /// Not measured: the benchmark's time budget was spent.
-    #[serde(rename = "not run")]
     NotRun,
 }
 
 impl CellStatus {
+    pub const ALL: [CellStatus; 5] =
+        [CellStatus::Ok, CellStatus::OutOfMemory, CellStatus::TimedOut, CellStatus::Failed, CellStatus::NotRun];
+
     pub fn name(self) -> &'static str {
         match self {
             CellStatus::Ok => "ok",
@@ -77,6 +76,23 @@ impl CellStatus {
     /// more time and memory), so that it is not tried.
     fn rules_out_longer(self) -> bool {
         matches!(self, CellStatus::OutOfMemory | CellStatus::TimedOut)
+    }
+}
+
+impl From<CellStatus> for &'static str {
+    fn from(status: CellStatus) -> &'static str {
+        status.name()
+    }
+}
+
+impl TryFrom<String> for CellStatus {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<CellStatus, String> {
+        CellStatus::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = CellStatus::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown cell status {name:?}; the statuses are: {}", names.join(", "))
+        })
     }
 }
 
@@ -228,9 +244,9 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
         Scope::Layer => {
             let layer = layer_config(info.mechanism, n, &settings).init(&device);
             let padding = Tensor::<2, Bool>::full([b, n], false, &device);
+            let d_model = table2_task().model.d_model;
             for step in 0..spec.warmup_steps + spec.timed_steps {
-                let x = Tensor::<3>::random([b, n, table2_task().model.d_model], Distribution::Normal(0.0, 1.0), &device)
-                    .require_grad();
+                let x = Tensor::<3>::random([b, n, d_model], Distribution::Normal(0.0, 1.0), &device).require_grad();
                 let _ = plain.sync();
                 let started = Instant::now();
                 let out = layer.forward(x.clone(), padding.clone());
@@ -367,6 +383,29 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
             crate::child::End::Crashed(detail) => failed_cell(spec, CellStatus::Failed, detail),
         },
     })
+}
+
+/// A step benchmark's record on flex at batch 1, one warm-up and one timed step, with
+/// LRA's Table 2 sizes, holding `measurements` (for tests).
+#[cfg(test)]
+pub(crate) fn step_record(bench_id: &str, lengths: Vec<usize>, measurements: Vec<Measurement>) -> BenchRecord {
+    let model = table2_task().model;
+    BenchRecord {
+        bench_id: bench_id.into(),
+        scope: Scope::Step,
+        device: DeviceName::Flex.to_string(),
+        batch: 1,
+        lengths,
+        d_model: model.d_model,
+        heads: model.heads,
+        layers: model.layers,
+        d_ff: model.d_ff,
+        warmup_steps: 1,
+        timed_steps: 1,
+        measurements,
+        environment: crate::environment::capture("test", None, None),
+        command: String::new(),
+    }
 }
 
 /// Fills in each cell's speed and memory relative to the Transformer at its length.
@@ -595,12 +634,11 @@ mod tests {
     /// A cell's status is written as the words records have always held, and read back.
     #[test]
     fn cell_statuses_keep_their_words_in_records() {
-        for status in [CellStatus::Ok, CellStatus::OutOfMemory, CellStatus::TimedOut, CellStatus::Failed, CellStatus::NotRun] {
-            let json = serde_json::to_string(&status).unwrap();
-            assert_eq!(json, format!("\"{}\"", status.name()));
-            assert_eq!(serde_json::from_str::<CellStatus>(&json).unwrap(), status);
+        let words: Vec<String> = CellStatus::ALL.iter().map(|s| serde_json::to_string(s).unwrap()).collect();
+        assert_eq!(words, ["\"ok\"", "\"out of memory\"", "\"timed out\"", "\"failed\"", "\"not run\""]);
+        for (status, json) in CellStatus::ALL.into_iter().zip(&words) {
+            assert_eq!(serde_json::from_str::<CellStatus>(json).unwrap(), status);
         }
-        assert_eq!(CellStatus::OutOfMemory.name(), "out of memory");
         assert!(serde_json::from_str::<CellStatus>("\"exploded\"").is_err());
     }
 
@@ -633,22 +671,7 @@ mod tests {
             failed_cell(&spec, CellStatus::Failed, format!("{model}'s earlier cell"))
         };
         // An earlier sweep measured transformer, linear and local.
-        let earlier = BenchRecord {
-            bench_id: "sweep-bench".into(),
-            scope: Scope::Step,
-            device: "flex".into(),
-            batch: 1,
-            lengths: vec![32],
-            d_model: 256,
-            heads: 4,
-            layers: 4,
-            d_ff: 1024,
-            warmup_steps: 1,
-            timed_steps: 1,
-            measurements: vec![cell("transformer"), cell("linear"), cell("local")],
-            environment: crate::environment::capture("test", None, None),
-            command: "earlier".into(),
-        };
+        let earlier = step_record("sweep-bench", vec![32], vec![cell("transformer"), cell("linear"), cell("local")]);
         save(dir.path(), &earlier).unwrap();
         // A later one asks for local alone: its cell is reused (no child starts: the
         // binary given cannot run one), and the other models' cells stay.

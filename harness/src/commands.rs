@@ -180,7 +180,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
     );
     let script = slurm::script(&missing, &paths, &options, &name);
-    let hand_over = || missing.iter().try_for_each(|run| sweep::hand_over(&run.config, &paths.results).map(drop));
+    let hand_over = || missing.iter().try_for_each(|run| sweep::hand_over(&run.config, &paths.results));
     if args.dry_run {
         hand_over()?;
         let path = slurm::script_path(&paths.results, &name);
@@ -208,10 +208,8 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
     Ok(ExitCode::SUCCESS)
 }
 
-/// The step benchmark a sweep ends with: LRA's Table 2 at `lra`; at `quick`, LRA's 1K, 2K
-/// and 4K with a batch of 1 (five minutes on a 2-core CPU: time and memory grow in
-/// proportion to the batch, so the models' ratios are those of a larger one); at `tiny`,
-/// short lengths for tests.
+/// The step benchmark a sweep ends with, of the sizes its preset decides
+/// ([`Preset::sweep_benchmark`]).
 fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, variant: Variant) -> BenchSpec {
     let SweepBenchmark { lengths, batch, timed_steps, cell_timeout_seconds } = preset.sweep_benchmark();
     transformer_first(&mut models);

@@ -95,10 +95,8 @@ pub fn handed_config_path(results: &Path, config: &RunConfig) -> PathBuf {
 /// configuration the sweep resolved and nothing else: resolving again from flags could
 /// differ (the data folder may have gained the released files meanwhile) and the run id
 /// with it.
-pub fn hand_over(config: &RunConfig, results: &Path) -> anyhow::Result<PathBuf> {
-    let path = handed_config_path(results, config);
-    record::write_json_atomically(&path, config)?;
-    Ok(path)
+pub fn hand_over(config: &RunConfig, results: &Path) -> anyhow::Result<()> {
+    record::write_json_atomically(&handed_config_path(results, config), config)
 }
 
 /// The `lra run` arguments that run `config` (handed over by [`hand_over`]) into
@@ -334,8 +332,8 @@ mod tests {
             .unwrap()
             .with_variant(Variant::Paper)
             .unwrap();
-        let path = hand_over(&config, dir.path()).unwrap();
-        assert_eq!(path, dir.path().join("configs").join(format!("{}.json", record::run_id(&config))));
+        hand_over(&config, dir.path()).unwrap();
+        let path = dir.path().join("configs").join(format!("{}.json", record::run_id(&config)));
         assert_eq!(RunConfig::load(&path).unwrap(), config);
         let arguments = run_arguments(&config, Recorded::No, dir.path(), Path::new("d"));
         assert_eq!(arguments[..3], ["run".to_string(), "--config".into(), path.display().to_string()]);

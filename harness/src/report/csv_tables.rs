@@ -41,7 +41,7 @@ pub(super) fn table2(benches: &[BenchRecord]) -> anyhow::Result<Vec<u8>> {
     let mut table2_csv = Vec::new();
     for b in benches {
         for m in &b.measurements {
-            let published = published::TABLE2.iter().find(|p| p.our_name == m.model);
+            let published = published::speed_of(&m.model);
             let index = published::TABLE2_LENGTHS.iter().position(|&l| l == m.length);
             table2_csv.push(vec![
                 b.bench_id.clone(),

@@ -187,7 +187,6 @@ fn environment_section(inputs: &Inputs) -> Section {
 
 /// Every run, with the command that reproduces it; what was left out and why.
 fn runs_section(results: &Path, inputs: &Inputs, figure3_note: Option<&str>) -> Section {
-    let failed_runs = inputs.runs.iter().filter(|r| !r.record.is_ok()).count();
     let run_rows: Vec<Vec<String>> = inputs
         .runs
         .iter()
@@ -226,7 +225,7 @@ fn runs_section(results: &Path, inputs: &Inputs, figure3_note: Option<&str>) -> 
         .to_vec(),
         rows: run_rows,
     };
-    let mut runs_intro = format!("{} runs, {} failed.", inputs.runs.len(), failed_runs);
+    let mut runs_intro = format!("{} runs, {} failed.", inputs.runs.len(), inputs.failed_runs());
     if let Some(note) = figure3_note {
         let _ = write!(runs_intro, " {note}");
     }

@@ -25,6 +25,13 @@ pub struct Inputs {
     pub benches: Vec<BenchRecord>,
 }
 
+impl Inputs {
+    /// How many of the runs failed.
+    pub fn failed_runs(&self) -> usize {
+        self.runs.iter().filter(|r| !r.record.is_ok()).count()
+    }
+}
+
 /// Reads every run and benchmark under `results`.
 pub fn load(results: &Path) -> anyhow::Result<Inputs> {
     let mut inputs = Inputs { benches: bench::load_all(results)?, ..Default::default() };

@@ -55,8 +55,7 @@ pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     let (markdown, html) = document::render(results, &inputs, &accuracy_tables, &figures, figure3_note.as_deref());
     files.save("report.md", markdown.as_bytes())?;
     files.save("report.html", html.as_bytes())?;
-    let failed_runs = inputs.runs.iter().filter(|r| !r.record.is_ok()).count();
-    Ok(Written { files: files.written, runs: inputs.runs.len(), failed_runs })
+    Ok(Written { files: files.written, runs: inputs.runs.len(), failed_runs: inputs.failed_runs() })
 }
 
 /// The report's folder and the files written into it so far (each atomically).
@@ -104,11 +103,12 @@ fn figures(inputs: &Inputs, tables1: &[Table1], files: &mut Files) -> anyhow::Re
             figures.push(files.figure(stem, caption, plots::scaling(bench)?)?);
         }
     }
-    for task in lra_tasks::Task::ALL.map(|task| task.name()) {
-        let runs: Vec<&Run> = inputs.runs.iter().filter(|r| r.record.task == task && !r.metrics.is_empty()).collect();
+    for task in lra_tasks::Task::ALL {
+        let name = task.name();
+        let runs: Vec<&Run> = inputs.runs.iter().filter(|r| r.record.task == name && !r.metrics.is_empty()).collect();
         if !runs.is_empty() {
-            let caption = format!("Training loss and validation accuracy against step, {}", table1::column_title(task));
-            figures.push(files.figure(&format!("curves_{task}"), caption, plots::curves(task, &runs)?)?);
+            let caption = format!("Training loss and validation accuracy against step, {}", task.title());
+            figures.push(files.figure(&format!("curves_{name}"), caption, plots::curves(name, &runs)?)?);
         }
     }
     Ok((figures, figure3_note))

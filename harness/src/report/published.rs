@@ -177,10 +177,24 @@ pub const TABLE2: &[PublishedSpeed] = &[
     },
 ];
 
-/// The published speed-up and memory ratio of `model` over the Transformer at `length`.
+/// LRA's Table 1 row of `model`, a model's name or its label in the report: both forms of
+/// a mechanism ("as LRA ran it", "as in the paper") stand beside the one published figure.
+pub fn accuracy_of(model: &str) -> Option<&'static PublishedAccuracy> {
+    let name = crate::record::model_of_label(model);
+    TABLE1.iter().find(|p| p.our_name == Some(name))
+}
+
+/// LRA's Table 2 row of `model` (a name or a label, as [`accuracy_of`]).
+pub fn speed_of(model: &str) -> Option<&'static PublishedSpeed> {
+    let name = crate::record::model_of_label(model);
+    TABLE2.iter().find(|p| p.our_name == name)
+}
+
+/// The published speed-up and memory ratio of `model` (a name or a label) over the
+/// Transformer at `length`.
 pub fn relative(model: &str, length: usize) -> Option<(f64, f64)> {
     let i = TABLE2_LENGTHS.iter().position(|&l| l == length)?;
-    let row = TABLE2.iter().find(|r| r.our_name == model)?;
+    let row = speed_of(model)?;
     let base = &TABLE2[0];
     Some((row.steps_per_second[i] / base.steps_per_second[i], row.memory_gb[i] / base.memory_gb[i]))
 }

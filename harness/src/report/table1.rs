@@ -8,7 +8,6 @@ use lra_tasks::Task;
 
 use super::document::Table;
 use super::{Run, ours, published, shorten};
-use crate::record::model_of_label;
 
 /// The task of a record's task name, if it is one of LRA's.
 fn task_of(name: &str) -> Option<Task> {
@@ -250,9 +249,7 @@ pub(super) fn accuracy_table(table1: &Table1) -> (Table, Vec<Vec<String>>) {
         for column in &table1.columns {
             let cell = table1.cells.get(&(model.clone(), column.clone())).cloned().unwrap_or_default();
             row.push(cell.text());
-            let published = published::TABLE1
-                .iter()
-                .find(|p| p.our_name == Some(model_of_label(model)))
+            let published = published::accuracy_of(model)
                 .and_then(|p| column_index(&column.task).and_then(|i| p.accuracy[i]))
                 .map(|a| format!("{a:.2}"))
                 .unwrap_or_default();

@@ -3,7 +3,6 @@
 use super::document::Table;
 use super::{bytes_label, ours, published};
 use crate::bench::{BenchRecord, Scope};
-use crate::record::model_of_label;
 
 /// Table 2 of one benchmark: speed, memory and MFU per model and length, LRA's published
 /// row under each model it has.
@@ -53,23 +52,27 @@ pub(super) fn speed_table(bench: &BenchRecord) -> Table {
             row.push(find(l).and_then(|m| m.utilisation.mfu).map(|u| format!("{:.1}%", 100.0 * u)).unwrap_or_else(|| "–".into()));
         }
         rows.push(row);
-        let name = model_of_label(model);
         if bench.scope == Scope::Step
-            && let Some(p) = published::TABLE2.iter().find(|p| p.our_name == name)
+            && let Some(p) = published::speed_of(model)
         {
             let mut row = vec![format!("{} (published, LRA Table 2, TPU v3)", p.row)];
+            // LRA's column of `l` and the ratios to its Transformer there (none for the baseline).
+            let published_at = |l: usize| {
+                let i = published::TABLE2_LENGTHS.iter().position(|&x| x == l)?;
+                Some((i, published::relative(model, l).filter(|_| model != lra_models::BASELINE)))
+            };
             for &l in &bench.lengths {
-                row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(name, l)) {
-                    (Some(i), Some((r, _))) if model != lra_models::BASELINE => format!("{} ({r:.1}x)", p.steps_per_second[i]),
-                    (Some(i), _) => format!("{}", p.steps_per_second[i]),
-                    _ => "–".into(),
+                row.push(match published_at(l) {
+                    Some((i, Some((r, _)))) => format!("{} ({r:.1}x)", p.steps_per_second[i]),
+                    Some((i, None)) => format!("{}", p.steps_per_second[i]),
+                    None => "–".into(),
                 });
             }
             for &l in &bench.lengths {
-                row.push(match (published::TABLE2_LENGTHS.iter().position(|&x| x == l), published::relative(name, l)) {
-                    (Some(i), Some((_, r))) if model != lra_models::BASELINE => format!("{} GB ({r:.2}x)", p.memory_gb[i]),
-                    (Some(i), _) => format!("{} GB", p.memory_gb[i]),
-                    _ => "–".into(),
+                row.push(match published_at(l) {
+                    Some((i, Some((_, r)))) => format!("{} GB ({r:.2}x)", p.memory_gb[i]),
+                    Some((i, None)) => format!("{} GB", p.memory_gb[i]),
+                    None => "–".into(),
                 });
             }
             row.extend(bench.lengths.iter().map(|_| "–".to_string()));
@@ -86,7 +89,7 @@ fn length_label(length: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{Measurement, cell_settings};
+    use crate::bench::{Measurement, cell_settings, step_record};
     use crate::peak::Utilisation;
     use lra_models::Variant;
 
@@ -113,22 +116,7 @@ mod tests {
     /// Transformer's speed and 0.42 / 0.85 = 0.49x its memory.
     #[test]
     fn every_model_with_a_published_row_shows_it_under_its_own() {
-        let bench = BenchRecord {
-            bench_id: "b".into(),
-            scope: Scope::Step,
-            device: "flex".into(),
-            batch: 1,
-            lengths: vec![1024],
-            d_model: 256,
-            heads: 4,
-            layers: 4,
-            d_ff: 1024,
-            warmup_steps: 1,
-            timed_steps: 1,
-            measurements: vec![measured("transformer", 2.0, 1.0), measured("local", 3.0, 1.5)],
-            environment: crate::environment::capture("test", None, None),
-            command: String::new(),
-        };
+        let bench = step_record("b", vec![1024], vec![measured("transformer", 2.0, 1.0), measured("local", 3.0, 1.5)]);
         let rows: Vec<Vec<String>> = speed_table(&bench).rows;
         let firsts: Vec<&str> = rows.iter().map(|row| row[0].as_str()).collect();
         assert_eq!(
