@@ -7,7 +7,12 @@ use crate::cli::ListWhat;
 pub fn list(what: ListWhat) -> anyhow::Result<()> {
     match what {
         ListWhat::Models => {
-            println!("{:<14} {:<28} {:<36} {:<11} model", "name", "family", "cost per layer", "variants");
+            // Columns as wide as their longest entry; costs, some with long notes, end the line.
+            let width = |column: fn(&lra_models::ModelInfo) -> &str| {
+                lra_models::MODELS.iter().map(|m| column(m).chars().count()).max().unwrap_or(0)
+            };
+            let (name, family, title) = (width(|m| m.name), width(|m| m.family), width(|m| m.title));
+            println!("{:<name$}  {:<family$}  {:<11}  {:<title$}  cost per layer", "name", "family", "variants", "model");
             for m in lra_models::MODELS {
                 // Where the paper and LRA's released code differ, both forms exist; `lra` is
                 // every preset's.
@@ -15,7 +20,7 @@ pub fn list(what: ListWhat) -> anyhow::Result<()> {
                     true => lra_models::Variant::ALL.map(lra_models::Variant::name).join(", "),
                     false => "one form".to_string(),
                 };
-                println!("{:<14} {:<28} {:<36} {:<11} {}", m.name, m.family, m.cost, variants, m.title);
+                println!("{:<name$}  {:<family$}  {:<11}  {:<title$}  {}", m.name, m.family, variants, m.title, m.cost);
             }
         }
         ListWhat::Tasks => {

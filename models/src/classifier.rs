@@ -8,11 +8,14 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use crate::attention::flops::LayerShape;
 use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
+use crate::funnel::{self, FunnelConfig};
 use crate::layer_norm::layer_norm;
+use crate::perceiver;
 
 /// Token id reserved for padding.
 pub const PAD_ID: i64 = 0;
@@ -24,6 +27,19 @@ pub enum Pooling {
     Cls,
     /// The mean of the outputs of the real (non-padding) tokens.
     Mean,
+}
+
+/// How the encoder runs its blocks: most models keep the sequence through every block;
+/// two change it between blocks.
+#[derive(Debug, Clone)]
+pub enum Stack {
+    /// Every block on the whole sequence, each with the model's attention.
+    Blocks,
+    /// The sequence mean-pooled between stages ([`funnel`]).
+    Funnel(FunnelConfig),
+    /// A latent array reads the sequence in the first block; the others attend among the
+    /// latents ([`perceiver`]).
+    Perceiver,
 }
 
 /// How positions are encoded.
@@ -93,17 +109,62 @@ impl ClassifierConfig {
     pub fn training_step_flops(&self, batch: usize) -> f64 {
         let attention = self.attention();
         let sequences = if self.paired { 2 * batch } else { batch };
-        let positions = attention.max_length as f64;
-        let feed_forward = 4.0 * sequences as f64 * positions * self.d_model as f64 * self.d_ff as f64;
-        let encoder = self.layers as f64 * (attention.forward_flops(sequences) + feed_forward);
+        let feed_forward = |rows: usize| 4.0 * (sequences * rows) as f64 * self.d_model as f64 * self.d_ff as f64;
+        let positions = attention.max_length;
+        // The stacks that change the sequence run full attention, from `queries` positions
+        // over `keys`: queries and outputs projected over the one, keys and values over
+        // the other.
+        let shape = LayerShape {
+            batch: sequences,
+            positions,
+            d_model: self.d_model,
+            qkv_dim: self.qkv_dim.unwrap_or(self.d_model),
+            heads: self.heads,
+            leading: attention.leading,
+        };
+        let full_block = |(queries, keys): (usize, usize)| {
+            let (queries, keys) = (queries as f64, keys as f64);
+            (shape.projections(queries) + shape.projections(keys)) / 2.0
+                + shape.attend(queries, keys)
+                + feed_forward(queries as usize)
+        };
+        let encoder = match self.stack() {
+            Stack::Blocks => self.layers as f64 * (attention.forward_flops(sequences) + feed_forward(positions)),
+            Stack::Funnel(config) => {
+                funnel::block_positions(&config, self.layers, attention.leading, positions).into_iter().map(full_block).sum()
+            }
+            Stack::Perceiver => {
+                let m = match attention.resolved_settings() {
+                    MechanismSettings::Perceiver { latents } => latents,
+                    _ => unreachable!("a Perceiver stack has Perceiver settings"),
+                };
+                (0..self.layers).map(|index| full_block((m, if index == 0 { positions } else { m }))).sum()
+            }
+        };
         let pooled = if self.paired { 4 * self.d_model } else { self.d_model };
         let head = 2.0 * batch as f64 * (pooled * self.d_head_mlp + self.d_head_mlp * self.classes) as f64;
         3.0 * (encoder + head)
     }
 
+    /// How the blocks are run, from the mechanism's settings.
+    fn stack(&self) -> Stack {
+        match self.attention().resolved_settings() {
+            MechanismSettings::Funnel { stride, stage_layers } => {
+                Stack::Funnel(FunnelConfig::new().with_stride(stride).with_stage_layers(stage_layers))
+            }
+            MechanismSettings::Perceiver { .. } => Stack::Perceiver,
+            _ => Stack::Blocks,
+        }
+    }
+
     pub fn init(&self, device: &Device) -> Classifier {
         let attention = self.attention();
         let positions_len = attention.max_length;
+        let stack = self.stack();
+        let latents = match attention.resolved_settings() {
+            MechanismSettings::Perceiver { latents } => Some(latents),
+            _ => None,
+        };
         let block = EncoderBlockConfig::new(attention, self.d_ff).with_dropout(self.dropout);
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         Classifier {
@@ -115,7 +176,12 @@ impl ClassifierConfig {
             ),
             // Zero, as LRA's CLS token: it starts as its position's vector alone.
             cls: (self.pooling == Pooling::Cls).then(|| Initializer::Zeros.init([self.d_model], device)),
-            blocks: (0..self.layers).map(|_| block.init(device)).collect(),
+            // A Perceiver's first block reads the sequence from the latents: its keys and
+            // values have a layer norm of their own.
+            blocks: (0..self.layers)
+                .map(|index| block.clone().with_context_norm(latents.is_some() && index == 0).init(device))
+                .collect(),
+            latents: latents.map(|m| perceiver::init_latents(m, self.d_model, device)),
             final_norm: LayerNormConfig::new(self.d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
             // LRA's head: flax's default Dense, a LeCun-normal kernel and a zero bias.
             head_hidden: dense(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp, LECUN, device),
@@ -123,6 +189,7 @@ impl ClassifierConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
             paired: self.paired,
+            stack,
         }
     }
 }
@@ -150,6 +217,8 @@ pub struct Classifier {
     pub sinusoid: Tensor<2>,
     pub cls: Option<Param<Tensor<1>>>,
     pub blocks: Vec<EncoderBlock>,
+    /// A Perceiver's latent array `[m, d_model]`.
+    pub latents: Option<Param<Tensor<2>>>,
     pub final_norm: LayerNorm,
     pub head_hidden: Linear,
     pub head_out: Linear,
@@ -157,6 +226,8 @@ pub struct Classifier {
     #[module(skip)]
     pub pooling: Pooling,
     pub paired: bool,
+    #[module(skip)]
+    pub stack: Stack,
 }
 
 impl Classifier {
@@ -197,11 +268,27 @@ impl Classifier {
         assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
         x = x + table.narrow(0, 0, positions).unsqueeze::<3>();
         x = dropout(x, &self.dropout);
-        for block in &self.blocks {
-            x = block.forward(x, padding.clone());
-        }
+        let (x, padding, pooling) = match &self.stack {
+            Stack::Blocks => {
+                for block in &self.blocks {
+                    x = block.forward(x, padding.clone());
+                }
+                (x, padding, self.pooling)
+            }
+            Stack::Funnel(config) => {
+                let (x, padding) = funnel::encode(&self.blocks, config, usize::from(self.cls.is_some()), x, padding);
+                (x, padding, self.pooling)
+            }
+            // The paper's classifier averages the latents.
+            Stack::Perceiver => {
+                let latents = self.latents.as_ref().expect("a Perceiver has latents").val();
+                let z = perceiver::encode(&self.blocks, latents, x, padding);
+                let m = z.dims()[1];
+                (z, Tensor::full([batch, m], false, &device), Pooling::Mean)
+            }
+        };
         let x = layer_norm(&self.final_norm, x);
-        match self.pooling {
+        match pooling {
             Pooling::Cls => x.slice([0..batch, 0..1]).reshape([batch, d_model]),
             Pooling::Mean => {
                 let real = padding.bool_not().float().unsqueeze_dim::<3>(2); // [batch, len, 1]

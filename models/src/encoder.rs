@@ -22,6 +22,10 @@ pub struct EncoderBlockConfig {
     /// Dropout after each sub-layer and inside the feed-forward one.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// A layer norm of its own for the keys and values of a cross-attending block
+    /// ([`EncoderBlock::forward_cross`]), whose context is another stream than its queries.
+    #[config(default = false)]
+    pub context_norm: bool,
 }
 
 impl EncoderBlockConfig {
@@ -30,6 +34,7 @@ impl EncoderBlockConfig {
         EncoderBlock {
             attention_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
             attention: self.attention.init(device),
+            context_norm: self.context_norm.then(|| LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device)),
             feed_forward_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
             // LRA's MlpBlock: Xavier-uniform kernels, biases (all but) zero.
             feed_forward_in: dense(d_model, self.d_ff, XAVIER, device),
@@ -43,6 +48,7 @@ impl EncoderBlockConfig {
 pub struct EncoderBlock {
     pub attention_norm: LayerNorm,
     pub attention: Attention,
+    pub context_norm: Option<LayerNorm>,
     pub feed_forward_norm: LayerNorm,
     pub feed_forward_in: Linear,
     pub feed_forward_out: Linear,
@@ -53,7 +59,28 @@ impl EncoderBlock {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let attended = self.attention.forward(layer_norm(&self.attention_norm, x.clone()), padding);
-        let x = x + dropout(attended, &self.dropout);
+        self.feed_forward(x + dropout(attended, &self.dropout))
+    }
+
+    /// The block with queries from one stream and keys and values from another (the
+    /// stacks that change the sequence between blocks: Funnel's pooled queries, Perceiver's
+    /// latents), by softmax attention: `queries: [batch, len_q, d_model]`, `context:
+    /// [batch, len_k, d_model]`, `context_padding: [batch, len_k]` -> `[batch, len_q,
+    /// d_model]`. The residual is the queries' stream.
+    pub fn forward_cross(&self, queries: Tensor<3>, context: Tensor<3>, context_padding: Tensor<2, Bool>) -> Tensor<3> {
+        let Attention::Full(attention) = &self.attention else { panic!("a cross-attending block computes full attention") };
+        let context_norm = self.context_norm.as_ref().unwrap_or(&self.attention_norm);
+        let attended = attention.projections.cross_attend(
+            layer_norm(&self.attention_norm, queries.clone()),
+            layer_norm(context_norm, context),
+            Some(context_padding),
+            &attention.dropout,
+        );
+        self.feed_forward(queries + dropout(attended, &self.dropout))
+    }
+
+    /// The feed-forward sub-layer with its residual: `[batch, len, d_model]` -> the same.
+    fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
         // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
         let hidden = gelu_tanh(self.feed_forward_in.forward(layer_norm(&self.feed_forward_norm, x.clone())));
         let fed = self.feed_forward_out.forward(dropout(hidden, &self.dropout));

@@ -8,8 +8,10 @@ pub mod attention;
 pub mod classifier;
 pub mod cpu;
 pub mod encoder;
+pub mod funnel;
 pub mod gelu;
 pub mod layer_norm;
+pub mod perceiver;
 
 pub use attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};
@@ -144,6 +146,48 @@ pub const MODELS: &[ModelInfo] = &[
         family: "recurrence (state space)",
         cost: attention::s4d::COST,
         mechanism: Mechanism::S4d,
+    },
+    ModelInfo {
+        name: "memory_compressed",
+        title: "Memory Compressed Attention (Liu et al. 2018)",
+        family: "downsampling",
+        cost: attention::memory_compressed::COST,
+        mechanism: Mechanism::MemoryCompressed,
+    },
+    ModelInfo {
+        name: "set_transformer",
+        title: "Set Transformer, induced set attention (Lee et al. 2019)",
+        family: "memory (inducing points)",
+        cost: attention::set_transformer::COST,
+        mechanism: Mechanism::SetTransformer,
+    },
+    ModelInfo {
+        name: "transformer_xl",
+        title: "Transformer-XL, segment recurrence (Dai et al. 2019)",
+        family: "recurrence",
+        cost: attention::transformer_xl::COST,
+        mechanism: Mechanism::TransformerXl,
+    },
+    ModelInfo {
+        name: "cosformer",
+        title: "cosFormer (Qin et al. 2022)",
+        family: "kernel",
+        cost: attention::cosformer::COST,
+        mechanism: Mechanism::Cosformer,
+    },
+    ModelInfo {
+        name: "funnel",
+        title: "Funnel Transformer (Dai et al. 2020)",
+        family: "downsampling",
+        cost: funnel::COST,
+        mechanism: Mechanism::Funnel,
+    },
+    ModelInfo {
+        name: "perceiver",
+        title: "Perceiver (Jaegle et al. 2021)",
+        family: "memory (latent bottleneck)",
+        cost: perceiver::COST,
+        mechanism: Mechanism::Perceiver,
     },
 ];
 

@@ -175,7 +175,7 @@ const LEGEND_WIDTH: u32 = 190;
 
 /// Colours that stay apart on white (no pale yellow), in the registry's order; after
 /// them the same colours again with dashed lines.
-const COLOURS: [RGBColor; 10] = [
+const COLOURS: [RGBColor; 13] = [
     RGBColor(31, 119, 180),
     RGBColor(230, 97, 1),
     RGBColor(44, 160, 44),
@@ -186,6 +186,9 @@ const COLOURS: [RGBColor; 10] = [
     RGBColor(80, 80, 80),
     RGBColor(128, 128, 0),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(0, 128, 96),
+    RGBColor(190, 0, 120),
 ];
 
 /// How one model is drawn in every plot.

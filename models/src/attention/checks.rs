@@ -9,7 +9,8 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Gradients, TensorData};
 
-use crate::attention::heads::MASKED_SCORE;
+use crate::attention::full::FullAttention;
+use crate::attention::heads::{HeadProjections, MASKED_SCORE};
 use crate::attention::{Mechanism, MechanismSettings, Variant};
 use crate::classifier::{ClassifierConfig, PAD_ID};
 
@@ -97,6 +98,23 @@ pub fn assert_padding_is_invisible(
         let got = values(padded.clone().slice([b..b + 1, 0..r]));
         assert_close(&got, &values(alone), 1e-4, &format!("row {b} ({r} real tokens of {len})"));
     }
+}
+
+/// Asserts that `forward` computes full attention with `projections` (no dropout) on a
+/// random batch of `d_model`-wide rows, the second one padded after 4 of its 6 tokens: the
+/// limit in which a mechanism must equal the Transformer.
+pub fn assert_equals_full_attention(
+    forward: impl Fn(Tensor<3>, Tensor<2, Bool>) -> Tensor<3>,
+    projections: &HeadProjections,
+    d_model: usize,
+    device: &Device,
+    what: &str,
+) {
+    let full = FullAttention { projections: projections.clone(), dropout: burn::nn::DropoutConfig::new(0.0).init() };
+    let x = Tensor::<3>::random([2, 6, d_model], Distribution::Normal(0.0, 1.0), device);
+    let padding = padding_after(&[6, 4], 6, device);
+    let got = values(forward(x.clone(), padding.clone()));
+    assert_close(&got, &values(full.forward(x, padding)), 1e-5, what);
 }
 
 /// Asserts the weaker property of mechanisms that mix over the padded length: at a fixed

@@ -3,8 +3,10 @@
 
 use burn::module::Initializer;
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
+
+use super::full::attention_weights;
 
 /// A score given to masked pairs before the softmax: large enough that its weight is
 /// exactly zero in f32, finite so that a fully masked row gives no NaN.
@@ -45,6 +47,23 @@ impl HeadProjections {
     /// `context: [batch, heads, len, d_head]` -> `[batch, len, d_model]`.
     pub fn combine(&self, context: Tensor<4>) -> Tensor<3> {
         self.output.forward(merge_heads(context))
+    }
+
+    /// Multi-head softmax attention of `queries: [batch, len_q, d_model]` over
+    /// `keys_values: [batch, len_k, d_model]` (padded keys, `[batch, len_k]`, masked)
+    /// -> `[batch, len_q, d_model]`: the cross-attention of the mechanisms whose queries
+    /// are not the sequence's own (a memory, inducing points, latents).
+    pub fn cross_attend(
+        &self,
+        queries: Tensor<3>,
+        keys_values: Tensor<3>,
+        key_padding: Option<Tensor<2, Bool>>,
+        dropout: &Dropout,
+    ) -> Tensor<3> {
+        let q = split_heads(self.query.forward(queries), self.heads);
+        let k = split_heads(self.key.forward(keys_values.clone()), self.heads);
+        let v = split_heads(self.value.forward(keys_values), self.heads);
+        self.combine(attention_weights(q, k, key_padding, Some(dropout)).matmul(v))
     }
 }
 

@@ -26,8 +26,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use super::flops::LayerShape;
-use super::full::attention_weights;
-use super::heads::{HeadProjections, split_heads};
+use super::heads::HeadProjections;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n l) time, O(n l) memory (l = 256 memory slots)";
@@ -79,25 +78,8 @@ impl LunaAttention {
         let [batch, _, d_model] = x.dims();
         let memory_length = self.memory.dims()[0];
         let memory = self.memory.val().unsqueeze::<3>().expand([batch, memory_length, d_model]);
-        let packed = self.attend(&self.pack, memory, x.clone(), Some(padding)); // [batch, l, d_model]
-        self.attend(&self.unpack, x, packed, None)
-    }
-
-    /// Multi-head softmax attention of `queries: [batch, len_q, d_model]` over
-    /// `keys_values: [batch, len_k, d_model]` -> `[batch, len_q, d_model]`.
-    fn attend(
-        &self,
-        projections: &HeadProjections,
-        queries: Tensor<3>,
-        keys_values: Tensor<3>,
-        key_padding: Option<Tensor<2, Bool>>,
-    ) -> Tensor<3> {
-        let heads = projections.heads;
-        let q = split_heads(projections.query.forward(queries), heads);
-        let k = split_heads(projections.key.forward(keys_values.clone()), heads);
-        let v = split_heads(projections.value.forward(keys_values), heads);
-        let weights = attention_weights(q, k, key_padding, Some(&self.dropout));
-        projections.combine(weights.matmul(v))
+        let packed = self.pack.cross_attend(memory, x.clone(), Some(padding), &self.dropout); // [batch, l, d_model]
+        self.unpack.cross_attend(x, packed, None, &self.dropout)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod bigbird;
 pub mod blocks;
 #[cfg(test)]
 pub(crate) mod checks;
+pub mod cosformer;
 pub mod flops;
 pub mod fnet;
 pub mod full;
@@ -19,15 +20,18 @@ pub mod linformer;
 pub mod local;
 pub mod longformer;
 pub mod luna;
+pub mod memory_compressed;
 pub mod nystromformer;
 pub mod performer;
 pub mod reformer;
 pub mod s4d;
+pub mod set_transformer;
 pub mod settings;
 pub mod sinkhorn;
 pub mod softmax;
 pub mod sparse;
 pub mod synthesizer;
+pub mod transformer_xl;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -71,6 +75,19 @@ pub enum Mechanism {
     Fnet,
     /// Diagonal state space convolution ([`s4d`]).
     S4d,
+    /// Keys and values shortened by a strided convolution ([`memory_compressed`]).
+    MemoryCompressed,
+    /// Inducing points gather the sequence, which reads them back ([`set_transformer`]).
+    SetTransformer,
+    /// Segments attending to the cached previous segment, relative positions
+    /// ([`transformer_xl`]).
+    TransformerXl,
+    /// ReLU features re-weighted by the cosine of the distance ([`cosformer`]).
+    Cosformer,
+    /// Full attention, the sequence pooled between stages ([`crate::funnel`]).
+    Funnel,
+    /// Full attention from a latent array, then among the latents ([`crate::perceiver`]).
+    Perceiver,
 }
 
 impl Mechanism {
@@ -166,11 +183,18 @@ impl AttentionConfig {
             MechanismSettings::S4d { state_size, bidirectional, .. } => {
                 s4d::forward_flops(&shape, state_size, bidirectional, None)
             }
+            MechanismSettings::MemoryCompressed { compression } => memory_compressed::forward_flops(&shape, compression),
+            MechanismSettings::SetTransformer { inducing_points } => set_transformer::forward_flops(&shape, inducing_points),
+            MechanismSettings::TransformerXl { segment_length } => transformer_xl::forward_flops(&shape, segment_length),
+            MechanismSettings::Cosformer => cosformer::forward_flops(&shape),
+            // Their blocks are full attention; what they save is in the stack
+            // (`ClassifierConfig::training_step_flops`).
+            MechanismSettings::Funnel { .. } | MechanismSettings::Perceiver { .. } => full::forward_flops(&shape),
         }
     }
 
     /// The settings the layer is built with: the given ones, or the mechanism's defaults.
-    fn resolved_settings(&self) -> MechanismSettings {
+    pub fn resolved_settings(&self) -> MechanismSettings {
         self.settings.clone().unwrap_or_else(|| MechanismSettings::defaults(self.mechanism, self.max_length))
     }
 
@@ -180,7 +204,9 @@ impl AttentionConfig {
         let settings = self.resolved_settings();
         assert_eq!(settings.mechanism(), self.mechanism, "the settings are not for the layer's mechanism");
         match settings {
-            MechanismSettings::Full => Attention::Full(
+            // Funnel and Perceiver change the sequence between blocks (the classifier's
+            // stack); each block attends in full.
+            MechanismSettings::Full | MechanismSettings::Funnel { .. } | MechanismSettings::Perceiver { .. } => Attention::Full(
                 full::FullAttentionConfig::new(d_model, heads).with_qkv_dim(qkv_dim).with_dropout(dropout).init(device),
             ),
             MechanismSettings::Local { variant, block_size } => Attention::Local(
@@ -308,6 +334,30 @@ impl AttentionConfig {
                     .with_dropout(dropout)
                     .init(device),
             ),
+            MechanismSettings::MemoryCompressed { compression } => Attention::MemoryCompressed(
+                memory_compressed::MemoryCompressedConfig::new(d_model, heads)
+                    .with_qkv_dim(qkv_dim)
+                    .with_compression(compression)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            MechanismSettings::SetTransformer { inducing_points } => Attention::SetTransformer(
+                set_transformer::SetTransformerConfig::new(d_model, heads)
+                    .with_qkv_dim(qkv_dim)
+                    .with_inducing_points(inducing_points)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            MechanismSettings::TransformerXl { segment_length } => Attention::TransformerXl(
+                transformer_xl::TransformerXlConfig::new(d_model, heads)
+                    .with_qkv_dim(qkv_dim)
+                    .with_segment_length(segment_length)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
+            MechanismSettings::Cosformer => {
+                Attention::Cosformer(cosformer::CosformerConfig::new(d_model, heads).with_qkv_dim(qkv_dim).init(device))
+            }
         }
     }
 }
@@ -334,6 +384,10 @@ pub enum Attention {
     Luna(luna::LunaAttention),
     Fnet(fnet::FnetMixing),
     S4d(s4d::S4d),
+    MemoryCompressed(memory_compressed::MemoryCompressedAttention),
+    SetTransformer(set_transformer::SetTransformerAttention),
+    TransformerXl(transformer_xl::TransformerXlAttention),
+    Cosformer(cosformer::CosformerAttention),
 }
 
 impl Attention {
@@ -356,6 +410,10 @@ impl Attention {
             Attention::Luna(attention) => attention.forward(x, padding),
             Attention::Fnet(mixing) => mixing.forward(x, padding),
             Attention::S4d(layer) => layer.forward(x, padding),
+            Attention::MemoryCompressed(attention) => attention.forward(x, padding),
+            Attention::SetTransformer(attention) => attention.forward(x, padding),
+            Attention::TransformerXl(attention) => attention.forward(x, padding),
+            Attention::Cosformer(attention) => attention.forward(x, padding),
         }
     }
 

@@ -13,13 +13,18 @@ use super::linformer::LinformerConfig;
 use super::local::LocalAttentionConfig;
 use super::longformer::LongformerAttentionConfig;
 use super::luna::LunaConfig;
+use super::memory_compressed::MemoryCompressedConfig;
 use super::nystromformer::NystromformerConfig;
 use super::performer::{PerformerConfig, PerformerKernel};
 use super::reformer::ReformerAttentionConfig;
 use super::s4d::{Discretization, S4dConfig, S4dInit};
+use super::set_transformer::SetTransformerConfig;
 use super::sinkhorn::SinkhornAttentionConfig;
 use super::sparse::SparseAttentionConfig;
 use super::synthesizer::{SynthesizerConfig, SynthesizerKind};
+use super::transformer_xl::TransformerXlConfig;
+use crate::funnel::FunnelConfig;
+use crate::perceiver::PerceiverConfig;
 
 /// The shortest length [`MechanismSettings::scaled`] gives a block, stride, window or
 /// chunk: below it a pattern degenerates to a handful of neighbours.
@@ -191,6 +196,29 @@ pub enum MechanismSettings {
         dt_max: f64,
         bidirectional: bool,
     },
+    MemoryCompressed {
+        /// `c`, the kernel and stride of the convolutions over keys and values.
+        compression: usize,
+    },
+    SetTransformer {
+        /// `m`, the learned inducing points.
+        inducing_points: usize,
+    },
+    TransformerXl {
+        /// `s`, positions per segment (and in the cached memory).
+        segment_length: usize,
+    },
+    Cosformer,
+    Funnel {
+        /// `r`, the window and stride of the mean pooling between stages.
+        stride: usize,
+        /// Blocks per stage; the sequence is pooled before every stage after the first.
+        stage_layers: usize,
+    },
+    Perceiver {
+        /// `m`, the latents.
+        latents: usize,
+    },
 }
 
 impl MechanismSettings {
@@ -279,6 +307,21 @@ impl MechanismSettings {
                     bidirectional: c.bidirectional,
                 }
             }
+            Mechanism::MemoryCompressed => {
+                MechanismSettings::MemoryCompressed { compression: MemoryCompressedConfig::new(d, h).compression }
+            }
+            Mechanism::SetTransformer => {
+                MechanismSettings::SetTransformer { inducing_points: SetTransformerConfig::new(d, h).inducing_points }
+            }
+            Mechanism::TransformerXl => {
+                MechanismSettings::TransformerXl { segment_length: TransformerXlConfig::new(d, h).segment_length }
+            }
+            Mechanism::Cosformer => MechanismSettings::Cosformer,
+            Mechanism::Funnel => {
+                let c = FunnelConfig::new();
+                MechanismSettings::Funnel { stride: c.stride, stage_layers: c.stage_layers }
+            }
+            Mechanism::Perceiver => MechanismSettings::Perceiver { latents: PerceiverConfig::new().latents },
         }
     }
 
@@ -374,6 +417,13 @@ impl MechanismSettings {
             MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
                 MechanismSettings::Nystromformer { landmarks: fit(landmarks), pinv_iterations }
             }
+            MechanismSettings::MemoryCompressed { compression } => {
+                MechanismSettings::MemoryCompressed { compression: fit(compression) }
+            }
+            MechanismSettings::TransformerXl { segment_length } => {
+                MechanismSettings::TransformerXl { segment_length: fit(segment_length) }
+            }
+            MechanismSettings::Funnel { stride, stage_layers } => MechanismSettings::Funnel { stride: fit(stride), stage_layers },
             other => other,
         }
     }
@@ -416,6 +466,13 @@ impl MechanismSettings {
             MechanismSettings::Nystromformer { landmarks, pinv_iterations } => {
                 MechanismSettings::Nystromformer { landmarks: slots(landmarks), pinv_iterations }
             }
+            MechanismSettings::SetTransformer { inducing_points } => {
+                MechanismSettings::SetTransformer { inducing_points: slots(inducing_points) }
+            }
+            MechanismSettings::TransformerXl { segment_length } => {
+                MechanismSettings::TransformerXl { segment_length: scale(segment_length) }
+            }
+            MechanismSettings::Perceiver { latents } => MechanismSettings::Perceiver { latents: slots(latents) },
             other => other,
         };
         scaled.fitted_to(to)
@@ -440,6 +497,12 @@ impl MechanismSettings {
             MechanismSettings::Luna { .. } => Mechanism::Luna,
             MechanismSettings::Fnet => Mechanism::Fnet,
             MechanismSettings::S4d { .. } => Mechanism::S4d,
+            MechanismSettings::MemoryCompressed { .. } => Mechanism::MemoryCompressed,
+            MechanismSettings::SetTransformer { .. } => Mechanism::SetTransformer,
+            MechanismSettings::TransformerXl { .. } => Mechanism::TransformerXl,
+            MechanismSettings::Cosformer => Mechanism::Cosformer,
+            MechanismSettings::Funnel { .. } => Mechanism::Funnel,
+            MechanismSettings::Perceiver { .. } => Mechanism::Perceiver,
         }
     }
 
@@ -459,7 +522,10 @@ impl MechanismSettings {
         };
         let lra = self.is_lra();
         match *self {
-            MechanismSettings::Full | MechanismSettings::Linear { .. } | MechanismSettings::Fnet => Ok(()),
+            MechanismSettings::Full
+            | MechanismSettings::Linear { .. }
+            | MechanismSettings::Fnet
+            | MechanismSettings::Cosformer => Ok(()),
             MechanismSettings::Local { block_size, .. } => within("block_size", block_size),
             MechanismSettings::Sparse { stride, summary, .. } => {
                 within("stride", stride)?;
@@ -562,6 +628,14 @@ impl MechanismSettings {
                 at_least_one("rank", rank)
             }
             MechanismSettings::Luna { memory_length } => at_least_one("memory_length", memory_length),
+            MechanismSettings::MemoryCompressed { compression } => within("compression", compression),
+            MechanismSettings::SetTransformer { inducing_points } => at_least_one("inducing_points", inducing_points),
+            MechanismSettings::TransformerXl { segment_length } => within("segment_length", segment_length),
+            MechanismSettings::Funnel { stride, stage_layers } => {
+                within("stride", stride)?;
+                at_least_one("stage_layers", stage_layers)
+            }
+            MechanismSettings::Perceiver { latents } => at_least_one("latents", latents),
             MechanismSettings::S4d { state_size, dt_min, dt_max, .. } => {
                 if state_size < 2 || state_size % 2 == 1 {
                     return Err(format!("state_size must be even and at least 2, not {state_size}"));
@@ -680,6 +754,22 @@ mod tests {
                 .unwrap_err()
                 .contains("summary 9")
         );
+        let err = MechanismSettings::TransformerXl { segment_length: 300 }.check(257).unwrap_err();
+        assert!(err.contains("segment_length 300") && err.contains("257 positions"), "{err}");
+        let err = MechanismSettings::MemoryCompressed { compression: 5 }.check(4).unwrap_err();
+        assert!(err.contains("compression 5") && err.contains("4 positions"), "{err}");
+        assert!(MechanismSettings::MemoryCompressed { compression: 0 }.check(64).unwrap_err().contains("compression must be"));
+        assert!(MechanismSettings::Funnel { stride: 0, stage_layers: 1 }.check(64).unwrap_err().contains("stride must be"));
+        assert!(MechanismSettings::Funnel { stride: 2, stage_layers: 0 }.check(64).unwrap_err().contains("stage_layers must be"));
+        assert!(MechanismSettings::Perceiver { latents: 0 }.check(64).unwrap_err().contains("latents must be"));
+        assert!(
+            MechanismSettings::SetTransformer { inducing_points: 0 }.check(64).unwrap_err().contains("inducing_points must be")
+        );
+        // Lengths no segment, window or stride divides are filled up with masked
+        // positions, not refused: LRA's lengths with their CLS vector (1001, 2001, 4097)
+        // have few divisors.
+        assert_eq!(MechanismSettings::TransformerXl { segment_length: 256 }.check(1001), Ok(()));
+        assert_eq!(MechanismSettings::MemoryCompressed { compression: 3 }.check(1001), Ok(()));
     }
 
     #[test]

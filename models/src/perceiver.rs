@@ -1,0 +1,126 @@
+//! Perceiver: a small latent array reads the input once, then attends to itself.
+//!
+//! Paper: Jaegle, Gimeno, Brock, Zisserman, Vinyals, Carreira, "Perceiver: General
+//! Perception with Iterative Attention", ICML 2021.
+//! Family: memory (a latent bottleneck).
+//! Cost: O(n m) time and memory for the cross-attention, with m latents (fixed), then
+//! O(m^2) per latent block: linear in n.
+//!
+//! A learned latent array `Z: [m, d_model]` cross-attends to the input (Section 2.1):
+//! queries from the latents, keys and values from the sequence, each with its own layer
+//! norm, then the block's feed-forward layer, residuals on the latents. The encoder's other
+//! blocks are a latent Transformer: softmax self-attention among the `m` latents, with no
+//! padding. The input is read once (the paper's single cross-attend; its repeated
+//! cross-attends are a variant). The classifier averages the final latents, as the paper's
+//! classification head, whatever pooling the task asks for (a CLS vector, if the task has
+//! one, is one more input token).
+//!
+//! Padding: padded keys are masked in the cross-attention, so the latents, and the
+//! classification, are those of the same tokens unpadded.
+
+use burn::module::{Initializer, Param};
+use burn::prelude::*;
+
+use crate::encoder::EncoderBlock;
+
+#[derive(Config, Debug)]
+pub struct PerceiverConfig {
+    /// `m`, the latents (the paper uses 512 on ImageNet; 256 here, as Luna's memory).
+    #[config(default = 256)]
+    pub latents: usize,
+}
+
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n m) time, O(n m) memory (m = 256 latents), then O(m^2) per latent block";
+
+/// The latent array, `[m, d_model]`, drawn as the paper's code (a normal of scale 0.02).
+pub fn init_latents(latents: usize, d_model: usize, device: &Device) -> Param<Tensor<2>> {
+    Initializer::Normal { mean: 0.0, std: 0.02 }.init([latents, d_model], device)
+}
+
+/// Runs `blocks` as a Perceiver: the first cross-attends from `latents: [m, d_model]` to
+/// `x: [batch, len, d_model]` (`padding: [batch, len]`), the others are latent
+/// self-attention -> the final latents `[batch, m, d_model]`.
+pub fn encode(blocks: &[EncoderBlock], latents: Tensor<2>, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+    let [batch, _, d_model] = x.dims();
+    let m = latents.dims()[0];
+    let mut z = latents.unsqueeze::<3>().expand([batch, m, d_model]);
+    let no_padding = Tensor::<2, Bool>::full([batch, m], false, &x.device());
+    for (index, block) in blocks.iter().enumerate() {
+        z = match index {
+            0 => block.forward_cross(z, x.clone(), padding.clone()),
+            _ => block.forward(z, no_padding.clone()),
+        };
+    }
+    z
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::attention::checks::{Rows, assert_close, attend, padding_after, values};
+    use crate::attention::heads::{MASKED_SCORE, split_heads};
+    use crate::classifier::{ClassifierConfig, PAD_ID, Pooling};
+    use crate::layer_norm::layer_norm;
+    use crate::{Mechanism, MechanismSettings};
+    use burn::tensor::{Distribution, TensorData};
+
+    fn perceiver(layers: usize, latents: usize) -> ClassifierConfig {
+        ClassifierConfig::new(12, 3, 9, 8, 2, layers, 16, 8, Mechanism::Perceiver)
+            .with_pooling(Pooling::Mean)
+            .with_settings(Some(MechanismSettings::Perceiver { latents }))
+            .with_dropout(0.0)
+            .with_attention_dropout(0.0)
+    }
+
+    /// The cross-attention in loops, from its definition: every latent over the real
+    /// tokens (queries normed with the block's norm, keys and values with the context's),
+    /// plus the residual and the feed-forward layer.
+    #[test]
+    fn the_latents_read_the_real_tokens_as_the_definition_says() {
+        let device = Device::flex();
+        device.seed(111);
+        let (batch, len, d, heads, m) = (2, 6, 8, 2, 3);
+        let real = [6, 4];
+        let model = perceiver(1, m).init(&device);
+        let block = &model.blocks[0];
+        let latents = model.latents.as_ref().expect("a Perceiver has latents").val();
+        let x = Tensor::<3>::random([batch, len, d], Distribution::Normal(0.0, 1.0), &device);
+        let got = values(encode(&model.blocks, latents.clone(), x.clone(), padding_after(&real, len, &device)));
+
+        let crate::attention::Attention::Full(attention) = &block.attention else { panic!("a Perceiver block is full") };
+        let z = latents.unsqueeze::<3>().expand([batch, m, d]);
+        let context = layer_norm(block.context_norm.as_ref().expect("a context norm"), x);
+        let projections = &attention.projections;
+        let q = Rows::of(split_heads(projections.query.forward(layer_norm(&block.attention_norm, z.clone())), heads));
+        let k = Rows::of(split_heads(projections.key.forward(context.clone()), heads));
+        let v = Rows::of(split_heads(projections.value.forward(context), heads));
+        let d_head = q.d();
+        let read = Rows::build([batch, heads, m, d_head], |b, h, i| {
+            let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
+            let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
+            let masked: Vec<bool> = (0..len).map(|j| j >= real[b]).collect();
+            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d_head as f32).sqrt(), &masked, MASKED_SCORE)
+        });
+        let residual = z + projections.combine(read.tensor(&device));
+        let hidden =
+            crate::gelu::gelu_tanh(block.feed_forward_in.forward(layer_norm(&block.feed_forward_norm, residual.clone())));
+        let expected = values(residual + block.feed_forward_out.forward(hidden));
+        assert_close(&got, &expected, 1e-4, "Perceiver's cross-attention vs its loops");
+    }
+
+    #[test]
+    fn perceiver_padding_does_not_change_the_encoding() {
+        let device = Device::flex();
+        device.seed(112);
+        let model = perceiver(2, 4).init(&device);
+        let tokens = |rows: &[&[i64]], len: usize| {
+            let ids: Vec<i64> = rows.iter().flat_map(|row| (0..len).map(|i| row.get(i).copied().unwrap_or(PAD_ID))).collect();
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [rows.len(), len]), &device)
+        };
+        let alone = values(model.encode(tokens(&[&[3, 1, 4, 1, 5]], 5)));
+        let padded = values(model.encode(tokens(&[&[3, 1, 4, 1, 5], &[2; 9]], 9)));
+        assert_close(&padded[..alone.len()], &alone, 1e-5, "Perceiver with and without padding");
+    }
+}
