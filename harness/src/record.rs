@@ -83,6 +83,10 @@ pub struct RunRecord {
     #[serde(default)]
     pub test_examples: Option<usize>,
     pub final_train_loss: Option<f64>,
+    /// The auxiliary losses and routing of the models that have them (Switch, the
+    /// Compressive Transformer); absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auxiliary: Option<AuxiliaryRecord>,
     pub steps: usize,
     pub train_seconds: f64,
     pub wall_seconds: f64,
@@ -99,6 +103,25 @@ pub struct RunRecord {
     pub data_source: String,
     pub config: RunConfig,
     pub environment: Environment,
+}
+
+/// What training recorded of a model's auxiliary losses and routing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuxiliaryRecord {
+    /// The weighted sum of the auxiliary losses at the last step (Switch's load balance,
+    /// the Compressive Transformer's attention reconstruction), which training added to
+    /// the task's loss; `final_train_loss` is the task's alone.
+    pub final_loss: f64,
+    /// Per Switch layer, the fraction of the real tokens its router sent to each expert,
+    /// averaged over the training steps: an even load is `1 / experts` each. One row per
+    /// layer of each encoding (Retrieval encodes twice: its first documents' layers, then
+    /// the second's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expert_load: Vec<Vec<f64>>,
+    /// Per Switch layer, the fraction of the real tokens over their expert's capacity
+    /// (passed through by the residual alone), averaged over the training steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<f64>,
 }
 
 impl RunRecord {
@@ -120,6 +143,7 @@ impl RunRecord {
             test_majority_rate: None,
             test_examples: None,
             final_train_loss: None,
+            auxiliary: None,
             steps: 0,
             train_seconds: 0.0,
             wall_seconds,

@@ -12,13 +12,13 @@ use burn::tensor::activation::log_softmax;
 
 use lra_datasets::rng::SeededRng;
 use lra_datasets::{Example, Splits};
-use lra_models::{Classifier, ClassifierConfig};
+use lra_models::{Auxiliary, Classifier, ClassifierConfig};
 use lra_tasks::{Pooling, Positions, TaskConfig};
 
 use crate::config::RunConfig;
 use crate::device::OpenDevice;
 use crate::measure::{HeapPeak, peak_rss_bytes};
-use crate::record::{Failure, MetricsRow};
+use crate::record::{AuxiliaryRecord, Failure, MetricsRow};
 
 /// What a finished (or stopped) training loop measured.
 #[derive(Debug, Clone)]
@@ -32,7 +32,9 @@ pub struct TrainOutcome {
     pub test_accuracy: Option<f64>,
     /// Test accuracy of the weights with the best validation accuracy.
     pub best_val_test_accuracy: Option<f64>,
+    /// The task's loss at the last step (without the auxiliary losses).
     pub final_train_loss: Option<f64>,
+    pub auxiliary: Option<AuxiliaryRecord>,
     /// Time spent in training steps, evaluation excluded.
     pub train_seconds: f64,
     pub train_steps_per_second: f64,
@@ -107,9 +109,49 @@ pub fn make_batch(examples: &[&Example], max_length: usize, device: &Device) -> 
 
 /// The model's logits for a batch `[batch, classes]`, one input or two.
 pub fn logits(model: &Classifier, batch: &Batch) -> Tensor<2> {
+    logits_with_auxiliary(model, batch).0
+}
+
+/// [`logits`] and what the model's layers computed besides (auxiliary losses, routing).
+pub fn logits_with_auxiliary(model: &Classifier, batch: &Batch) -> (Tensor<2>, Auxiliary) {
     match &batch.second {
-        Some(second) => model.forward_pair(batch.tokens.clone(), second.clone()),
-        None => model.forward(batch.tokens.clone()),
+        Some(second) => model.forward_pair_with_auxiliary(batch.tokens.clone(), second.clone()),
+        None => model.forward_with_auxiliary(batch.tokens.clone()),
+    }
+}
+
+/// The running account of a model's auxiliary losses and routing over the training steps.
+#[derive(Default)]
+struct AuxiliaryAccount {
+    /// Sums over the steps, per Switch layer.
+    expert_load: Vec<Vec<f64>>,
+    dropped: Vec<f64>,
+    steps: usize,
+    last_loss: Option<f64>,
+}
+
+impl AuxiliaryAccount {
+    fn add(&mut self, auxiliary: &Auxiliary, loss: Option<f64>) {
+        if self.expert_load.is_empty() {
+            self.expert_load = auxiliary.expert_loads.iter().map(|loads| vec![0.0; loads.len()]).collect();
+            self.dropped = vec![0.0; auxiliary.dropped.len()];
+        }
+        for (sums, loads) in self.expert_load.iter_mut().zip(&auxiliary.expert_loads) {
+            sums.iter_mut().zip(loads).for_each(|(sum, load)| *sum += load);
+        }
+        self.dropped.iter_mut().zip(&auxiliary.dropped).for_each(|(sum, dropped)| *sum += dropped);
+        self.steps += 1;
+        self.last_loss = loss.or(self.last_loss);
+    }
+
+    /// The record: means over the steps; `None` for a model with neither.
+    fn record(self) -> Option<AuxiliaryRecord> {
+        let steps = self.steps.max(1) as f64;
+        self.last_loss.map(|final_loss| AuxiliaryRecord {
+            final_loss,
+            expert_load: self.expert_load.into_iter().map(|sums| sums.into_iter().map(|sum| sum / steps).collect()).collect(),
+            dropped: self.dropped.into_iter().map(|sum| sum / steps).collect(),
+        })
     }
 }
 
@@ -226,6 +268,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
     let mut timed_steps = 0usize;
     let mut window = (0.0f64, 0.0f64, 0usize, Instant::now()); // loss sum, correct, examples, since
     let mut last_loss = None;
+    let mut auxiliary_account = AuxiliaryAccount::default();
     let mut steps_done = 0;
 
     for step in 1..=t.steps {
@@ -240,10 +283,19 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
 
         let counted = step > t.warmup_steps_untimed;
         let started = Instant::now();
-        let output = logits(&model, &batch);
-        let loss = cross_entropy(output.clone(), batch.labels.clone());
+        let (output, auxiliary) = logits_with_auxiliary(&model, &batch);
+        let task_loss = cross_entropy(output.clone(), batch.labels.clone());
+        let auxiliary_loss = auxiliary.loss();
+        // The auxiliary losses (Switch's load balance, the Compressive Transformer's
+        // reconstruction) train with the task's.
+        let loss = match auxiliary_loss.clone() {
+            Some(extra) => task_loss.clone() + extra,
+            None => task_loss.clone(),
+        };
         pool.sample();
-        let readout = Tensor::cat(vec![loss.clone().detach(), correct(output.detach(), batch.labels)], 0);
+        let mut readout = vec![task_loss.detach(), correct(output.detach(), batch.labels)];
+        readout.extend(auxiliary_loss.map(Tensor::detach));
+        let readout = Tensor::cat(readout, 0);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         pool.sample();
         let grads = match t.gradient_clip_norm {
@@ -273,10 +325,12 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         steps_done = step;
 
         let (loss_value, right) = (values[0] as f64, values[1] as f64);
-        if !loss_value.is_finite() {
+        let auxiliary_value = values.get(2).map(|&value| value as f64);
+        if !loss_value.is_finite() || auxiliary_value.is_some_and(|value| !value.is_finite()) {
             failure = Some(Failure::DivergedToNan { step });
             break;
         }
+        auxiliary_account.add(&auxiliary, auxiliary_value);
         last_loss = Some(loss_value);
         window.0 += loss_value * batch_size as f64;
         window.1 += right;
@@ -335,6 +389,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         test_accuracy,
         best_val_test_accuracy,
         final_train_loss: last_loss,
+        auxiliary: auxiliary_account.record(),
         train_seconds,
         train_steps_per_second: steps_per_second,
         train_tokens_per_second: steps_per_second * (batch_size * task.max_length) as f64,

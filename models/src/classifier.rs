@@ -12,10 +12,12 @@ use crate::attention::flops::LayerShape;
 use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
+use crate::auxiliary::Auxiliary;
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
 use crate::funnel::{self, FunnelConfig};
 use crate::layer_norm::layer_norm;
 use crate::perceiver;
+use crate::switch::SwitchConfig;
 
 /// Token id reserved for padding.
 pub const PAD_ID: i64 = 0;
@@ -165,7 +167,16 @@ impl ClassifierConfig {
             MechanismSettings::Perceiver { latents } => Some(latents),
             _ => None,
         };
-        let block = EncoderBlockConfig::new(attention, self.d_ff).with_dropout(self.dropout);
+        let switch = match attention.resolved_settings() {
+            MechanismSettings::Switch { experts, capacity_factor, load_balance_weight } => Some(
+                SwitchConfig::new(self.d_model, self.d_ff)
+                    .with_experts(experts)
+                    .with_capacity_factor(capacity_factor)
+                    .with_load_balance_weight(load_balance_weight),
+            ),
+            _ => None,
+        };
+        let block = EncoderBlockConfig::new(attention, self.d_ff).with_dropout(self.dropout).with_switch(switch);
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
@@ -233,23 +244,42 @@ pub struct Classifier {
 impl Classifier {
     /// `tokens: [batch, len]` (0 = padding) -> logits `[batch, classes]`.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        self.forward_with_auxiliary(tokens).0
+    }
+
+    /// [`Classifier::forward`] and what its layers computed besides: the auxiliary losses
+    /// to add to the task's in training, and Switch's routing.
+    pub fn forward_with_auxiliary(&self, tokens: Tensor<2, Int>) -> (Tensor<2>, Auxiliary) {
         assert!(!self.paired, "a paired classifier takes two inputs (forward_pair)");
-        self.classify(self.encode(tokens))
+        let mut auxiliary = Auxiliary::default();
+        let logits = self.classify(self.encode_with(tokens, &mut auxiliary));
+        (logits, auxiliary)
     }
 
     /// Two inputs `[batch, len]` each -> logits `[batch, classes]` from
     /// `[u, v, u * v, u - v]` of their pooled encodings (the siamese head of LRA's
     /// Retrieval task).
     pub fn forward_pair(&self, first: Tensor<2, Int>, second: Tensor<2, Int>) -> Tensor<2> {
+        self.forward_pair_with_auxiliary(first, second).0
+    }
+
+    /// [`Classifier::forward_pair`] and what its layers computed besides, over both inputs.
+    pub fn forward_pair_with_auxiliary(&self, first: Tensor<2, Int>, second: Tensor<2, Int>) -> (Tensor<2>, Auxiliary) {
         assert!(self.paired, "a single-input classifier takes one input (forward)");
-        let u = self.encode(first);
-        let v = self.encode(second);
+        let mut auxiliary = Auxiliary::default();
+        let u = self.encode_with(first, &mut auxiliary);
+        let v = self.encode_with(second, &mut auxiliary);
         let features = Tensor::cat(vec![u.clone(), v.clone(), u.clone() * v.clone(), u - v], 1);
-        self.classify(features)
+        (self.classify(features), auxiliary)
     }
 
     /// `tokens: [batch, len]` -> pooled encoding `[batch, d_model]`.
     pub fn encode(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        self.encode_with(tokens, &mut Auxiliary::default())
+    }
+
+    /// [`Classifier::encode`], its layers' auxiliary losses and routing added to `auxiliary`.
+    pub fn encode_with(&self, tokens: Tensor<2, Int>, auxiliary: &mut Auxiliary) -> Tensor<2> {
         let [batch, len] = tokens.dims();
         let device = tokens.device();
         let mut padding = tokens.clone().equal_elem(PAD_ID);
@@ -271,7 +301,7 @@ impl Classifier {
         let (x, padding, pooling) = match &self.stack {
             Stack::Blocks => {
                 for block in &self.blocks {
-                    x = block.forward(x, padding.clone());
+                    x = block.forward_with(x, padding.clone(), auxiliary);
                 }
                 (x, padding, self.pooling)
             }

@@ -1,18 +1,15 @@
 //! The encoder block, as in LRA's Transformer: pre-layer-norm attention and
 //! feed-forward sub-layers, each with dropout and a residual connection.
 
-use burn::module::Initializer;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
-use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{Attention, AttentionConfig};
+use crate::auxiliary::Auxiliary;
 use crate::classifier::LAYER_NORM_EPSILON;
-use crate::gelu::gelu_tanh;
 use crate::layer_norm::layer_norm;
-
-const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
+use crate::switch::{DenseFeedForward, SwitchConfig, SwitchFeedForward};
 
 #[derive(Config, Debug)]
 pub struct EncoderBlockConfig {
@@ -26,6 +23,10 @@ pub struct EncoderBlockConfig {
     /// ([`EncoderBlock::forward_cross`]), whose context is another stream than its queries.
     #[config(default = false)]
     pub context_norm: bool,
+    /// Experts in place of the dense feed-forward layer (Switch); `d_model`, `d_ff` and
+    /// the dropout are the block's.
+    #[config(default = "None")]
+    pub switch: Option<SwitchConfig>,
 }
 
 impl EncoderBlockConfig {
@@ -36,12 +37,23 @@ impl EncoderBlockConfig {
             attention: self.attention.init(device),
             context_norm: self.context_norm.then(|| LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device)),
             feed_forward_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
-            // LRA's MlpBlock: Xavier-uniform kernels, biases (all but) zero.
-            feed_forward_in: dense(d_model, self.d_ff, XAVIER, device),
-            feed_forward_out: dense(self.d_ff, d_model, XAVIER, device),
+            feed_forward: match &self.switch {
+                None => FeedForward::Dense(DenseFeedForward::new(d_model, self.d_ff, self.dropout, device)),
+                Some(switch) => FeedForward::Switch(
+                    SwitchConfig { d_model, d_ff: self.d_ff, dropout: self.dropout, ..switch.clone() }.init(device),
+                ),
+            },
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
+}
+
+/// The feed-forward sub-layer: LRA's dense one, or Switch's experts.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum FeedForward {
+    Dense(DenseFeedForward),
+    Switch(SwitchFeedForward),
 }
 
 #[derive(Module, Debug)]
@@ -50,23 +62,29 @@ pub struct EncoderBlock {
     pub attention: Attention,
     pub context_norm: Option<LayerNorm>,
     pub feed_forward_norm: LayerNorm,
-    pub feed_forward_in: Linear,
-    pub feed_forward_out: Linear,
+    pub feed_forward: FeedForward,
     pub dropout: Dropout,
 }
 
 impl EncoderBlock {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let attended = self.attention.forward(layer_norm(&self.attention_norm, x.clone()), padding);
-        self.feed_forward(x + dropout(attended, &self.dropout))
+        self.forward_with(x, padding, &mut Auxiliary::default())
+    }
+
+    /// [`EncoderBlock::forward`], its layers' auxiliary losses and routing added to
+    /// `auxiliary`.
+    pub fn forward_with(&self, x: Tensor<3>, padding: Tensor<2, Bool>, auxiliary: &mut Auxiliary) -> Tensor<3> {
+        let attended = self.attention.forward_with(layer_norm(&self.attention_norm, x.clone()), padding.clone(), auxiliary);
+        self.feed_forward(x + dropout(attended, &self.dropout), padding, auxiliary)
     }
 
     /// The block with queries from one stream and keys and values from another (the
     /// stacks that change the sequence between blocks: Funnel's pooled queries, Perceiver's
     /// latents), by softmax attention: `queries: [batch, len_q, d_model]`, `context:
     /// [batch, len_k, d_model]`, `context_padding: [batch, len_k]` -> `[batch, len_q,
-    /// d_model]`. The residual is the queries' stream.
+    /// d_model]`. The residual is the queries' stream; the queries have no padding of
+    /// their own that the feed-forward layer needs (a dense one).
     pub fn forward_cross(&self, queries: Tensor<3>, context: Tensor<3>, context_padding: Tensor<2, Bool>) -> Tensor<3> {
         let Attention::Full(attention) = &self.attention else { panic!("a cross-attending block computes full attention") };
         let context_norm = self.context_norm.as_ref().unwrap_or(&self.attention_norm);
@@ -76,14 +94,18 @@ impl EncoderBlock {
             Some(context_padding),
             &attention.dropout,
         );
-        self.feed_forward(queries + dropout(attended, &self.dropout))
+        let [batch, len, _] = queries.dims();
+        let no_padding = Tensor::full([batch, len], false, &queries.device());
+        self.feed_forward(queries + dropout(attended, &self.dropout), no_padding, &mut Auxiliary::default())
     }
 
-    /// The feed-forward sub-layer with its residual: `[batch, len, d_model]` -> the same.
-    fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
-        // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
-        let hidden = gelu_tanh(self.feed_forward_in.forward(layer_norm(&self.feed_forward_norm, x.clone())));
-        let fed = self.feed_forward_out.forward(dropout(hidden, &self.dropout));
+    /// The feed-forward sub-layer with its residual: `x: [batch, len, d_model]` -> the same.
+    pub fn feed_forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, auxiliary: &mut Auxiliary) -> Tensor<3> {
+        let normed = layer_norm(&self.feed_forward_norm, x.clone());
+        let fed = match &self.feed_forward {
+            FeedForward::Dense(layer) => layer.forward(normed),
+            FeedForward::Switch(layer) => layer.forward(normed, padding, auxiliary),
+        };
         x + dropout(fed, &self.dropout)
     }
 }

@@ -25,6 +25,7 @@
 
 use burn::prelude::*;
 
+use crate::attention::blocks::append_zeros;
 use crate::encoder::EncoderBlock;
 
 #[derive(Config, Debug)]
@@ -75,13 +76,8 @@ pub fn pool(x: Tensor<3>, padding: Tensor<2, Bool>, leading: usize, stride: usiz
     }
     let windows = rest.div_ceil(stride);
     let filled = windows * stride;
-    let device = x.device();
-    let mut real = padding.clone().slice([0..batch, leading..len]).bool_not().float(); // [batch, rest]
-    let mut body = x.clone().slice([0..batch, leading..len]);
-    if filled > rest {
-        real = Tensor::cat(vec![real, Tensor::zeros([batch, filled - rest], &device)], 1);
-        body = Tensor::cat(vec![body, Tensor::zeros([batch, filled - rest, d], &device)], 1);
-    }
+    let real = append_zeros(padding.clone().slice([0..batch, leading..len]).bool_not().float(), 1, filled); // [batch, filled]
+    let body = append_zeros(x.clone().slice([0..batch, leading..len]), 1, filled);
     let real = real.reshape([batch, windows, stride, 1]);
     let count = real.clone().sum_dim(2); // [batch, windows, 1, 1]
     let pooled = (body.reshape([batch, windows, stride, d]) * real).sum_dim(2).div(count.clone().clamp_min(1.0));
@@ -190,10 +186,8 @@ mod tests {
         );
         let attended = attention.forward(joint, pooled_keys_masked).slice([0..1, 0..4]);
         let residual = pooled + attended;
-        let hidden = crate::gelu::gelu_tanh(
-            block.feed_forward_in.forward(crate::layer_norm::layer_norm(&block.feed_forward_norm, residual.clone())),
-        );
-        let expected = residual + block.feed_forward_out.forward(hidden);
+        let no_padding = Tensor::full([1, 4], false, &device);
+        let expected = block.feed_forward(residual, no_padding, &mut crate::auxiliary::Auxiliary::default());
         assert_close(&values(got), &values(expected), 1e-5, "funnel's second stage vs full attention of its parts");
     }
 

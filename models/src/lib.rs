@@ -5,6 +5,7 @@
 //! class logits, given a [`ClassifierConfig`].
 
 pub mod attention;
+pub mod auxiliary;
 pub mod classifier;
 pub mod cpu;
 pub mod encoder;
@@ -12,8 +13,10 @@ pub mod funnel;
 pub mod gelu;
 pub mod layer_norm;
 pub mod perceiver;
+pub mod switch;
 
 pub use attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
+pub use auxiliary::Auxiliary;
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};
 
 /// A model the harness can train: a name on the command line and the attention it uses.
@@ -188,6 +191,27 @@ pub const MODELS: &[ModelInfo] = &[
         family: "memory (latent bottleneck)",
         cost: perceiver::COST,
         mechanism: Mechanism::Perceiver,
+    },
+    ModelInfo {
+        name: "compressive",
+        title: "Compressive Transformer (Rae et al. 2020)",
+        family: "recurrence",
+        cost: attention::compressive::COST,
+        mechanism: Mechanism::Compressive,
+    },
+    ModelInfo {
+        name: "switch",
+        title: "Switch Transformer, top-1 experts (Fedus et al. 2021)",
+        family: "sparse experts",
+        cost: switch::COST,
+        mechanism: Mechanism::Switch,
+    },
+    ModelInfo {
+        name: "routing",
+        title: "Routing Transformer (Roy et al. 2021)",
+        family: "learnable pattern (clustering)",
+        cost: attention::routing::COST,
+        mechanism: Mechanism::Routing,
     },
 ];
 

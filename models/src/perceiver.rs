@@ -104,9 +104,8 @@ mod tests {
             attend(q.row(b, h, i), &keys, &vals, 1.0 / (d_head as f32).sqrt(), &masked, MASKED_SCORE)
         });
         let residual = z + projections.combine(read.tensor(&device));
-        let hidden =
-            crate::gelu::gelu_tanh(block.feed_forward_in.forward(layer_norm(&block.feed_forward_norm, residual.clone())));
-        let expected = values(residual + block.feed_forward_out.forward(hidden));
+        let no_padding = Tensor::full([batch, m], false, &device);
+        let expected = values(block.feed_forward(residual, no_padding, &mut crate::auxiliary::Auxiliary::default()));
         assert_close(&got, &expected, 1e-4, "Perceiver's cross-attention vs its loops");
     }
 

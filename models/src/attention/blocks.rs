@@ -92,6 +92,17 @@ pub fn pad_positions(x: Tensor<4>, padded_len: usize) -> Tensor<4> {
     Tensor::cat(vec![x, zeros], 2)
 }
 
+/// Appends zeros along `dim` up to `filled` (nothing when it is that long already).
+pub fn append_zeros<const D: usize>(x: Tensor<D>, dim: usize, filled: usize) -> Tensor<D> {
+    let mut shape = x.dims();
+    if filled <= shape[dim] {
+        return x;
+    }
+    shape[dim] = filled - shape[dim];
+    let zeros = Tensor::zeros(shape, &x.device());
+    Tensor::cat(vec![x, zeros], dim)
+}
+
 /// Marks appended positions as padding: `[batch, len]` -> `[batch, padded_len]`.
 pub fn pad_padding(padding: Tensor<2, Bool>, padded_len: usize) -> Tensor<2, Bool> {
     let [batch, len] = padding.dims();

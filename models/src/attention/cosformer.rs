@@ -138,7 +138,12 @@ mod tests {
             mixed.into_iter().map(|m| m / total).collect()
         });
         let expected = values(attention.projections.combine(context.tensor(&device)));
-        assert_close(&got, &expected, 1e-4, "cosFormer vs its loops");
+        // Real queries only: a padded query lies beyond M, where the cosine turns negative
+        // and the normaliser can cancel to nothing (its output is never read).
+        for (b, &r) in real.iter().enumerate() {
+            let rows = |t: &[f32]| t[b * len * d_model..(b * len + r) * d_model].to_vec();
+            assert_close(&rows(&got), &rows(&expected), 1e-4, "cosFormer vs its loops");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
+use super::blocks::append_zeros;
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, dense, split_heads};
@@ -87,7 +88,8 @@ impl MemoryCompressedAttention {
         let v = split_heads(compress(v, &self.value_compression, self.compression), heads);
         let windows = k.dims()[2];
         // A window is padding when it holds no real token.
-        let real_per_window = fill_up(real, windows * self.compression).reshape([batch, windows, self.compression]).sum_dim(2);
+        let real_per_window =
+            append_zeros(real, 1, windows * self.compression).reshape([batch, windows, self.compression]).sum_dim(2);
         let window_padding = real_per_window.equal_elem(0.0).reshape([batch, windows]);
         let weights = attention_weights(q, k, Some(window_padding), Some(&self.dropout)); // [batch, heads, len, windows]
         self.projections.combine(weights.matmul(v))
@@ -99,16 +101,7 @@ impl MemoryCompressedAttention {
 fn compress(x: Tensor<3>, convolution: &Linear, c: usize) -> Tensor<3> {
     let [batch, len, width] = x.dims();
     let windows = len.div_ceil(c).max(1);
-    convolution.forward(fill_up(x, windows * c).reshape([batch, windows, c * width]))
-}
-
-/// Appends zero positions: `[batch, len, width]` -> `[batch, filled, width]`.
-fn fill_up(x: Tensor<3>, filled: usize) -> Tensor<3> {
-    let [batch, len, width] = x.dims();
-    match filled > len {
-        true => Tensor::cat(vec![x.clone(), Tensor::zeros([batch, filled - len, width], &x.device())], 1),
-        false => x,
-    }
+    convolution.forward(append_zeros(x, 1, windows * c).reshape([batch, windows, c * width]))
 }
 
 /// Work of one forward ([`super::flops`]): the projections, the two convolutions (one

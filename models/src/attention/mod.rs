@@ -10,6 +10,7 @@ pub mod bigbird;
 pub mod blocks;
 #[cfg(test)]
 pub(crate) mod checks;
+pub mod compressive;
 pub mod cosformer;
 pub mod flops;
 pub mod fnet;
@@ -24,6 +25,7 @@ pub mod memory_compressed;
 pub mod nystromformer;
 pub mod performer;
 pub mod reformer;
+pub mod routing;
 pub mod s4d;
 pub mod set_transformer;
 pub mod settings;
@@ -35,6 +37,8 @@ pub mod transformer_xl;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::auxiliary::Auxiliary;
 
 pub use settings::{MechanismSettings, Variant};
 
@@ -88,6 +92,12 @@ pub enum Mechanism {
     Funnel,
     /// Full attention from a latent array, then among the latents ([`crate::perceiver`]).
     Perceiver,
+    /// Transformer-XL's segments, plus compressed older memories ([`compressive`]).
+    Compressive,
+    /// Full attention; the feed-forward layer a choice of experts ([`crate::switch`]).
+    Switch,
+    /// Local heads, and heads attending within online k-means clusters ([`routing`]).
+    Routing,
 }
 
 impl Mechanism {
@@ -189,7 +199,13 @@ impl AttentionConfig {
             MechanismSettings::Cosformer => cosformer::forward_flops(&shape),
             // Their blocks are full attention; what they save is in the stack
             // (`ClassifierConfig::training_step_flops`).
-            MechanismSettings::Funnel { .. } | MechanismSettings::Perceiver { .. } => full::forward_flops(&shape),
+            MechanismSettings::Funnel { .. } | MechanismSettings::Perceiver { .. } | MechanismSettings::Switch { .. } => {
+                full::forward_flops(&shape)
+            }
+            MechanismSettings::Compressive { segment_length, compression_rate, compressed_segments } => {
+                compressive::forward_flops(&shape, segment_length, compression_rate, compressed_segments)
+            }
+            MechanismSettings::Routing { clusters, .. } => routing::forward_flops(&shape, clusters),
         }
     }
 
@@ -205,8 +221,11 @@ impl AttentionConfig {
         assert_eq!(settings.mechanism(), self.mechanism, "the settings are not for the layer's mechanism");
         match settings {
             // Funnel and Perceiver change the sequence between blocks (the classifier's
-            // stack); each block attends in full.
-            MechanismSettings::Full | MechanismSettings::Funnel { .. } | MechanismSettings::Perceiver { .. } => Attention::Full(
+            // stack), Switch the feed-forward layer (the block's); each attends in full.
+            MechanismSettings::Full
+            | MechanismSettings::Funnel { .. }
+            | MechanismSettings::Perceiver { .. }
+            | MechanismSettings::Switch { .. } => Attention::Full(
                 full::FullAttentionConfig::new(d_model, heads).with_qkv_dim(qkv_dim).with_dropout(dropout).init(device),
             ),
             MechanismSettings::Local { variant, block_size } => Attention::Local(
@@ -358,6 +377,25 @@ impl AttentionConfig {
             MechanismSettings::Cosformer => {
                 Attention::Cosformer(cosformer::CosformerConfig::new(d_model, heads).with_qkv_dim(qkv_dim).init(device))
             }
+            MechanismSettings::Compressive { segment_length, compression_rate, compressed_segments } => Attention::Compressive(
+                compressive::CompressiveConfig::new(
+                    transformer_xl::TransformerXlConfig::new(d_model, heads)
+                        .with_qkv_dim(qkv_dim)
+                        .with_segment_length(segment_length)
+                        .with_dropout(dropout),
+                )
+                .with_compression_rate(compression_rate)
+                .with_compressed_segments(compressed_segments)
+                .init(device),
+            ),
+            MechanismSettings::Routing { clusters, ema_decay } => Attention::Routing(
+                routing::RoutingAttentionConfig::new(d_model, heads, max_length)
+                    .with_qkv_dim(qkv_dim)
+                    .with_clusters(Some(clusters))
+                    .with_ema_decay(ema_decay)
+                    .with_dropout(dropout)
+                    .init(device),
+            ),
         }
     }
 }
@@ -388,6 +426,8 @@ pub enum Attention {
     SetTransformer(set_transformer::SetTransformerAttention),
     TransformerXl(transformer_xl::TransformerXlAttention),
     Cosformer(cosformer::CosformerAttention),
+    Compressive(compressive::CompressiveAttention),
+    Routing(routing::RoutingAttention),
 }
 
 impl Attention {
@@ -414,6 +454,17 @@ impl Attention {
             Attention::SetTransformer(attention) => attention.forward(x, padding),
             Attention::TransformerXl(attention) => attention.forward(x, padding),
             Attention::Cosformer(attention) => attention.forward(x, padding),
+            Attention::Compressive(attention) => attention.forward(x, padding),
+            Attention::Routing(attention) => attention.forward(x, padding),
+        }
+    }
+
+    /// [`Attention::forward`], the layer's auxiliary loss (the Compressive Transformer's
+    /// attention reconstruction) added to `auxiliary`.
+    pub fn forward_with(&self, x: Tensor<3>, padding: Tensor<2, Bool>, auxiliary: &mut Auxiliary) -> Tensor<3> {
+        match self {
+            Attention::Compressive(attention) => attention.forward_with(x, padding, auxiliary),
+            _ => self.forward(x, padding),
         }
     }
 
@@ -422,6 +473,7 @@ impl Attention {
     pub fn on_training_step(&mut self, step: usize) -> bool {
         match self {
             Attention::Performer(attention) => attention.redraw_on_schedule(step),
+            Attention::Routing(attention) => attention.apply_moved_centroids(),
             _ => false,
         }
     }

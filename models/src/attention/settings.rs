@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Mechanism;
 use super::axial::AxialAttentionConfig;
 use super::bigbird::BigBirdAttentionConfig;
+use super::compressive::CompressiveConfig;
 use super::linear::LinearAttentionConfig;
 use super::linformer::LinformerConfig;
 use super::local::LocalAttentionConfig;
@@ -17,6 +18,7 @@ use super::memory_compressed::MemoryCompressedConfig;
 use super::nystromformer::NystromformerConfig;
 use super::performer::{PerformerConfig, PerformerKernel};
 use super::reformer::ReformerAttentionConfig;
+use super::routing::RoutingAttentionConfig;
 use super::s4d::{Discretization, S4dConfig, S4dInit};
 use super::set_transformer::SetTransformerConfig;
 use super::sinkhorn::SinkhornAttentionConfig;
@@ -25,6 +27,7 @@ use super::synthesizer::{SynthesizerConfig, SynthesizerKind};
 use super::transformer_xl::TransformerXlConfig;
 use crate::funnel::FunnelConfig;
 use crate::perceiver::PerceiverConfig;
+use crate::switch::SwitchConfig;
 
 /// The shortest length [`MechanismSettings::scaled`] gives a block, stride, window or
 /// chunk: below it a pattern degenerates to a handful of neighbours.
@@ -219,6 +222,28 @@ pub enum MechanismSettings {
         /// `m`, the latents.
         latents: usize,
     },
+    Compressive {
+        /// `s`, positions per segment (and in the cached memory).
+        segment_length: usize,
+        /// `c`, the kernel and stride of the compressing convolution.
+        compression_rate: usize,
+        /// Segments before the memory whose compressions a segment reads.
+        compressed_segments: usize,
+    },
+    Switch {
+        /// `E`, the experts of each feed-forward layer.
+        experts: usize,
+        /// The share of an even split of the batch's tokens each expert can take.
+        capacity_factor: f64,
+        /// `alpha`, the weight of the load-balancing loss.
+        load_balance_weight: f64,
+    },
+    Routing {
+        /// `k`, the clusters of each routing head.
+        clusters: usize,
+        /// `lambda`, the centroids' decay in their moving average.
+        ema_decay: f64,
+    },
 }
 
 impl MechanismSettings {
@@ -322,6 +347,26 @@ impl MechanismSettings {
                 MechanismSettings::Funnel { stride: c.stride, stage_layers: c.stage_layers }
             }
             Mechanism::Perceiver => MechanismSettings::Perceiver { latents: PerceiverConfig::new().latents },
+            Mechanism::Compressive => {
+                let c = CompressiveConfig::new(TransformerXlConfig::new(d, h));
+                MechanismSettings::Compressive {
+                    segment_length: c.segments.segment_length,
+                    compression_rate: c.compression_rate,
+                    compressed_segments: c.compressed_segments,
+                }
+            }
+            Mechanism::Switch => {
+                let c = SwitchConfig::new(d, 1);
+                MechanismSettings::Switch {
+                    experts: c.experts,
+                    capacity_factor: c.capacity_factor,
+                    load_balance_weight: c.load_balance_weight,
+                }
+            }
+            Mechanism::Routing => {
+                let c = RoutingAttentionConfig::new(d, h, n);
+                MechanismSettings::Routing { clusters: c.resolved_clusters(), ema_decay: c.ema_decay }
+            }
         }
     }
 
@@ -424,6 +469,12 @@ impl MechanismSettings {
                 MechanismSettings::TransformerXl { segment_length: fit(segment_length) }
             }
             MechanismSettings::Funnel { stride, stage_layers } => MechanismSettings::Funnel { stride: fit(stride), stage_layers },
+            MechanismSettings::Compressive { segment_length, compression_rate, compressed_segments } => {
+                compressive_settings(fit(segment_length), compression_rate, compressed_segments)
+            }
+            MechanismSettings::Routing { clusters, ema_decay } => {
+                MechanismSettings::Routing { clusters: fit(clusters), ema_decay }
+            }
             other => other,
         }
     }
@@ -473,6 +524,13 @@ impl MechanismSettings {
                 MechanismSettings::TransformerXl { segment_length: scale(segment_length) }
             }
             MechanismSettings::Perceiver { latents } => MechanismSettings::Perceiver { latents: slots(latents) },
+            MechanismSettings::Compressive { segment_length, compression_rate, compressed_segments } => {
+                compressive_settings(scale(segment_length), compression_rate, compressed_segments)
+            }
+            // The paper's sqrt(n) clusters, of the new length.
+            MechanismSettings::Routing { ema_decay, .. } => {
+                MechanismSettings::Routing { clusters: RoutingAttentionConfig::new(1, 1, to).resolved_clusters(), ema_decay }
+            }
             other => other,
         };
         scaled.fitted_to(to)
@@ -503,6 +561,9 @@ impl MechanismSettings {
             MechanismSettings::Cosformer => Mechanism::Cosformer,
             MechanismSettings::Funnel { .. } => Mechanism::Funnel,
             MechanismSettings::Perceiver { .. } => Mechanism::Perceiver,
+            MechanismSettings::Compressive { .. } => Mechanism::Compressive,
+            MechanismSettings::Switch { .. } => Mechanism::Switch,
+            MechanismSettings::Routing { .. } => Mechanism::Routing,
         }
     }
 
@@ -636,6 +697,38 @@ impl MechanismSettings {
                 at_least_one("stage_layers", stage_layers)
             }
             MechanismSettings::Perceiver { latents } => at_least_one("latents", latents),
+            MechanismSettings::Compressive { segment_length, compression_rate, .. } => {
+                within("segment_length", segment_length)?;
+                at_least_one("compression_rate", compression_rate)?;
+                match compression_rate > segment_length {
+                    true => Err(format!(
+                        "compression_rate {compression_rate} is more than the segment_length {segment_length} it compresses"
+                    )),
+                    false => Ok(()),
+                }
+            }
+            MechanismSettings::Switch { experts, capacity_factor, load_balance_weight } => {
+                at_least_one("experts", experts)?;
+                if !(capacity_factor > 0.0 && capacity_factor.is_finite()) {
+                    return Err(format!(
+                        "capacity_factor must be positive, not {capacity_factor}: with no capacity every token is dropped"
+                    ));
+                }
+                match load_balance_weight >= 0.0 && load_balance_weight.is_finite() {
+                    true => Ok(()),
+                    false => Err(format!("load_balance_weight must be zero or more, not {load_balance_weight}")),
+                }
+            }
+            MechanismSettings::Routing { clusters, ema_decay } => {
+                at_least_one("clusters", clusters)?;
+                if clusters > positions {
+                    return Err(format!("clusters {clusters} is more than the {positions} tokens of the sequence"));
+                }
+                match (0.0..1.0).contains(&ema_decay) {
+                    true => Ok(()),
+                    false => Err(format!("ema_decay must be at least 0 and below 1, not {ema_decay}")),
+                }
+            }
             MechanismSettings::S4d { state_size, dt_min, dt_max, .. } => {
                 if state_size < 2 || state_size % 2 == 1 {
                     return Err(format!("state_size must be even and at least 2, not {state_size}"));
@@ -647,6 +740,12 @@ impl MechanismSettings {
             }
         }
     }
+}
+
+/// The Compressive Transformer's settings for segments of `segment_length`: a rate no
+/// more than the segment it compresses.
+fn compressive_settings(segment_length: usize, compression_rate: usize, compressed_segments: usize) -> MechanismSettings {
+    MechanismSettings::Compressive { segment_length, compression_rate: compression_rate.min(segment_length), compressed_segments }
 }
 
 /// The divisor of `n` nearest to `wanted` (the smaller on a tie).
@@ -770,6 +869,14 @@ mod tests {
         // have few divisors.
         assert_eq!(MechanismSettings::TransformerXl { segment_length: 256 }.check(1001), Ok(()));
         assert_eq!(MechanismSettings::MemoryCompressed { compression: 3 }.check(1001), Ok(()));
+        let switch = |capacity_factor| MechanismSettings::Switch { experts: 4, capacity_factor, load_balance_weight: 0.01 };
+        assert!(switch(0.0).check(64).unwrap_err().contains("capacity_factor must be positive, not 0"));
+        let compressive = MechanismSettings::Compressive { segment_length: 4, compression_rate: 5, compressed_segments: 2 }
+            .check(64)
+            .unwrap_err();
+        assert!(compressive.contains("compression_rate 5") && compressive.contains("segment_length 4"), "{compressive}");
+        let routing = MechanismSettings::Routing { clusters: 70, ema_decay: 0.999 }.check(65).unwrap_err();
+        assert!(routing.contains("clusters 70") && routing.contains("65 tokens"), "{routing}");
     }
 
     #[test]

@@ -93,10 +93,29 @@ pub struct TransformerXlAttention {
 impl TransformerXlAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.attend_segments(x, padding, None)
+    }
+
+    /// Positions per segment for a sequence of `len`: a segment longer than the sequence is
+    /// the sequence (one segment, no memory).
+    pub fn segment_length_for(&self, len: usize) -> usize {
+        self.segment_length.min(len).max(1)
+    }
+
+    /// Every segment over `[earlier, memory, itself]` with relative positions, where
+    /// `earlier` (the Compressive Transformer's compressed memory) are states before the
+    /// memory, one position each, oldest first: `states: [batch, segments, slots,
+    /// d_model]` (their gradient already stopped where it should be) and their padding
+    /// `[batch, segments, slots]`.
+    pub fn attend_segments(
+        &self,
+        x: Tensor<3>,
+        padding: Tensor<2, Bool>,
+        earlier: Option<(Tensor<4>, Tensor<3, Bool>)>,
+    ) -> Tensor<3> {
         let [_, len, d_model] = x.dims();
         let heads = self.projections.heads;
-        // A segment longer than the sequence is the sequence: one segment, no memory.
-        let s = self.segment_length.min(len).max(1);
+        let s = self.segment_length_for(len);
         let filled = block_count(len, s) * s;
         let segments = |t: Tensor<4>| split_blocks(pad_positions(t, filled), s); // [batch, heads, segments, s, d_head]
         let (q, k, v) = self.projections.project(x.clone());
@@ -104,32 +123,50 @@ impl TransformerXlAttention {
         // key and value projections.
         let cached = x.detach();
         let memory = |projection: &Linear| shift_blocks(segments(split_heads(projection.forward(cached.clone()), heads)), 2, -1);
-        let keys = Tensor::cat(vec![memory(&self.projections.key), segments(k)], 3); // [batch, heads, segments, 2s, d_head]
-        let values = Tensor::cat(vec![memory(&self.projections.value), segments(v)], 3);
         let own_padding = split_padding(pad_padding(padding, filled), s); // [batch, segments, s]
-        let key_padding = Tensor::cat(vec![shift_padding(own_padding.clone(), -1), own_padding], 2);
+        let (mut keys, mut values, mut key_padding) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some((states, states_padding)) = earlier {
+            let per_head = |projection: &Linear| {
+                let [batch, count, slots, _] = states.dims();
+                let projected = projection.forward(states.clone()); // [batch, segments, slots, qkv_dim]
+                let d_head = projected.dims()[3] / heads;
+                projected.reshape([batch, count, slots, heads, d_head]).permute([0, 3, 1, 2, 4])
+            };
+            keys.push(per_head(&self.projections.key));
+            values.push(per_head(&self.projections.value));
+            key_padding.push(states_padding);
+        }
+        keys.extend([memory(&self.projections.key), segments(k)]);
+        values.extend([memory(&self.projections.value), segments(v)]);
+        key_padding.extend([shift_padding(own_padding.clone(), -1), own_padding]);
+        let keys = Tensor::cat(keys, 3); // [batch, heads, segments, keys, d_head]
+        let values = Tensor::cat(values, 3);
+        let key_count = keys.dims()[3];
 
         let q = segments(q);
         let d_head = q.dims()[4];
         let bias = |b: &Param<Tensor<2>>| b.val().reshape([1, heads, 1, 1, d_head]);
         let content = block_scores(q.clone() + bias(&self.content_bias), keys);
-        let table = Tensor::<2>::from_data(TensorData::new(distance_sinusoids(s, d_model), [3 * s - 1, d_model]), &q.device());
-        let relative = split_heads(self.position_projection.forward(table.unsqueeze::<3>()), heads).unsqueeze_dim::<5>(2); // [1, heads, 1, 3s - 1, d_head]
-        let by_distance = block_scores(q + bias(&self.position_bias), relative); // [batch, heads, segments, s, 3s - 1]
-        let position = by_key(by_distance, s);
-        let scores = (content + position).mask_fill(key_mask(key_padding), MASKED_SCORE);
+        let distances = key_count + s - 1;
+        let table =
+            Tensor::<2>::from_data(TensorData::new(distance_sinusoids(s, key_count, d_model), [distances, d_model]), &q.device());
+        let relative = split_heads(self.position_projection.forward(table.unsqueeze::<3>()), heads).unsqueeze_dim::<5>(2); // [1, heads, 1, distances, d_head]
+        let by_distance = block_scores(q + bias(&self.position_bias), relative); // [batch, heads, segments, s, distances]
+        let position = by_key(by_distance, s, key_count);
+        let scores = (content + position).mask_fill(key_mask(Tensor::cat(key_padding, 2)), MASKED_SCORE);
         let context = softmax_dropout(scores, Some(&self.dropout)).matmul(values); // [batch, heads, segments, s, d_head]
         self.projections.combine(unblock(context, len))
     }
 }
 
-/// The sinusoids `R` of the distances `2s - 1` down to `-(s - 1)`, one row each, sines in
-/// the first half of a row and cosines in the second (the paper's code):
-/// `[(3s - 1) * d_model]`.
-fn distance_sinusoids(s: usize, d_model: usize) -> Vec<f32> {
+/// The sinusoids `R` of the distances from the query's segment to its `keys` keys (the
+/// last `s` its own segment's): `keys - 1` down to `-(s - 1)`, one row each, sines in the
+/// first half of a row and cosines in the second (the paper's code):
+/// `[(keys + s - 1) * d_model]`.
+fn distance_sinusoids(s: usize, keys: usize, d_model: usize) -> Vec<f32> {
     let half = d_model / 2;
-    let mut table = vec![0.0f32; (3 * s - 1) * d_model];
-    for (row, distance) in (-(s as i64 - 1)..=2 * s as i64 - 1).rev().enumerate() {
+    let mut table = vec![0.0f32; (keys + s - 1) * d_model];
+    for (row, distance) in (-(s as i64 - 1)..=keys as i64 - 1).rev().enumerate() {
         for i in 0..half {
             let angle = distance as f64 / 10_000f64.powf(2.0 * i as f64 / d_model as f64);
             table[row * d_model + i] = angle.sin() as f32;
@@ -139,23 +176,23 @@ fn distance_sinusoids(s: usize, d_model: usize) -> Vec<f32> {
     table
 }
 
-/// The scores by distance rearranged by key: query `a` of a segment and key `c` of
-/// `[memory, segment]` are `s + a - c` apart, row `s - 1 - a + c` of
-/// [`distance_sinusoids`]. Row `a` of the result is therefore the `2s` scores of row `a`
-/// starting at column `s - 1 - a`; read row-major, those start at `a (3s - 2) + s - 1`, so
-/// one view with rows of `3s - 2` (the paper code's "relative shift") finds them all
-/// without gathering: `[batch, heads, segments, s, 3s - 1]` -> `[batch, heads, segments,
-/// s, 2s]`.
-fn by_key(by_distance: Tensor<5>, s: usize) -> Tensor<5> {
+/// The scores by distance rearranged by key: with `keys` keys (its segment's `s` last),
+/// query `a` of a segment and key `c` are `keys - s + a - c` apart, row `s - 1 - a + c` of
+/// [`distance_sinusoids`]. Row `a` of the result is therefore the `keys` scores of row `a`
+/// starting at column `s - 1 - a`; read row-major (rows of `keys + s - 1`), those start at
+/// `a (keys + s - 2) + s - 1`, so one view with rows of `keys + s - 2` (the paper code's
+/// "relative shift") finds them all without gathering: `[batch, heads, segments, s, keys +
+/// s - 1]` -> `[batch, heads, segments, s, keys]`.
+fn by_key(by_distance: Tensor<5>, s: usize, keys: usize) -> Tensor<5> {
     if s == 1 {
-        return by_distance; // distances 1 (the memory) and 0: already in key order
+        return by_distance; // one query per segment: its distances are in key order
     }
     let [batch, heads, segments, _, distances] = by_distance.dims();
     by_distance
         .reshape([batch, heads, segments, s * distances])
         .narrow(3, s - 1, s * (distances - 1))
         .reshape([batch, heads, segments, s, distances - 1])
-        .narrow(4, 0, 2 * s)
+        .narrow(4, 0, keys)
 }
 
 /// Work of one forward ([`super::flops`]): the projections, the memory's keys and values
@@ -163,19 +200,27 @@ fn by_key(by_distance: Tensor<5>, s: usize) -> Tensor<5> {
 /// the `2s` keys of its segment and memory, and over the `3s - 1` distances:
 /// `8 b n D d + 4 b n D d + 2 (3s) D d + 4 b n (2s) d + 2 b n (3s) d`.
 pub fn forward_flops(shape: &LayerShape, segment_length: usize) -> f64 {
+    segment_flops(shape, segment_length, 0)
+}
+
+/// [`forward_flops`] with `earlier` more keys per segment (a compressed memory), projected
+/// to keys and values for every segment.
+pub fn segment_flops(shape: &LayerShape, segment_length: usize, earlier: usize) -> f64 {
     let s = segment_length.min(shape.positions).max(1);
-    let filled = (block_count(shape.positions, s) * s) as f64;
+    let segments = block_count(shape.positions, s) as f64;
+    let filled = segments * s as f64;
     let (d_model, qkv) = (shape.d_model as f64, shape.qkv_dim as f64);
-    let distances = (3 * s - 1) as f64;
+    let keys = (earlier + 2 * s) as f64;
+    let distances = keys + s as f64 - 1.0;
     shape.projections(shape.n())
-        + shape.products(2.0, shape.n(), d_model, qkv)
+        + shape.products(2.0, shape.n() + segments * earlier as f64, d_model, qkv)
         + 2.0 * distances * d_model * qkv
-        + shape.attend(filled, 2.0 * s as f64)
+        + shape.attend(filled, keys)
         + shape.products(1.0, filled, qkv, distances)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use crate::attention::checks::{
@@ -196,9 +241,79 @@ mod tests {
         assert_equals_full_attention(forward, &attention.projections, d_model, &device, "one segment vs full attention");
     }
 
+    /// One key of a query in [`relative_attention_in_loops`]: the state it is projected
+    /// from (`[d_model]`), its distance to the query and whether it is masked.
+    pub(crate) struct LoopKey {
+        pub state: Vec<f32>,
+        pub distance: i64,
+        pub masked: bool,
+    }
+
+    /// Relative attention from its definition in loops: query `i` of row `b` (the state
+    /// `states[b][i]`) over `keys(b, i)`, each scored `(q_i + u) . k_j + (q_i + v) . W_R
+    /// R_{distance}`, with every projection applied here from the weights and `R` computed
+    /// from its formula -> `[batch, len, d_model]`.
+    pub(crate) fn relative_attention_in_loops(
+        attention: &TransformerXlAttention,
+        states: &[Vec<Vec<f32>>],
+        keys: impl Fn(usize, usize) -> Vec<LoopKey>,
+        device: &Device,
+    ) -> Tensor<3> {
+        let heads = attention.projections.heads;
+        let (batch, len, d_model) = (states.len(), states[0].len(), states[0][0].len());
+        let weight = |linear: &Linear| values(linear.weight.val()); // [d_model, qkv_dim]
+        let (w_q, w_k, w_v, w_r) = (
+            weight(&attention.projections.query),
+            weight(&attention.projections.key),
+            weight(&attention.projections.value),
+            weight(&attention.position_projection),
+        );
+        let qkv = w_q.len() / d_model;
+        let d = qkv / heads;
+        let project = |w: &[f32], row: &[f32], h: usize| -> Vec<f32> {
+            (0..d).map(|o| (0..d_model).map(|c| row[c] * w[c * qkv + h * d + o]).sum()).collect()
+        };
+        let sinusoid = |distance: i64| -> Vec<f32> {
+            (0..d_model)
+                .map(|c| {
+                    let i = c % (d_model / 2);
+                    let angle = distance as f64 / 10_000f64.powf(2.0 * i as f64 / d_model as f64);
+                    (if c < d_model / 2 { angle.sin() } else { angle.cos() }) as f32
+                })
+                .collect()
+        };
+        let (u, bias_v) = (values(attention.content_bias.val()), values(attention.position_bias.val()));
+        let context = Rows::build([batch, heads, len, d], |b, h, i| {
+            let query = project(&w_q, &states[b][i], h);
+            let keys = keys(b, i);
+            let scores: Vec<f32> = keys
+                .iter()
+                .map(|key| {
+                    let k = project(&w_k, &key.state, h);
+                    let r = project(&w_r, &sinusoid(key.distance), h);
+                    (0..d).map(|c| (query[c] + u[h * d + c]) * k[c] + (query[c] + bias_v[h * d + c]) * r[c]).sum()
+                })
+                .collect();
+            // attend() scales q.k: hand it the scores through a one-dimensional query.
+            let score_rows: Vec<[f32; 1]> = scores.iter().map(|&score| [score]).collect();
+            let score_keys: Vec<&[f32]> = score_rows.iter().map(|row| row.as_slice()).collect();
+            let vals: Vec<Vec<f32>> = keys.iter().map(|key| project(&w_v, &key.state, h)).collect();
+            let vals: Vec<&[f32]> = vals.iter().map(Vec::as_slice).collect();
+            let masked: Vec<bool> = keys.iter().map(|key| key.masked).collect();
+            attend(&[1.0], &score_keys, &vals, 1.0 / (d as f32).sqrt(), &masked, MASKED_SCORE)
+        });
+        attention.projections.combine(context.tensor(device))
+    }
+
+    /// The rows of `x: [batch, len, d_model]`.
+    pub(crate) fn states_of(x: Tensor<3>) -> Vec<Vec<Vec<f32>>> {
+        let [batch, len, d_model] = x.dims();
+        let all = values(x);
+        (0..batch).map(|b| (0..len).map(|i| all[(b * len + i) * d_model..][..d_model].to_vec()).collect()).collect()
+    }
+
     /// The definition in loops: query `i` of segment `t` over the real keys of segments
-    /// `t - 1` and `t`, each scored `(q_i + u) . k_j + (q_i + v) . W_R R_{i-j}`, with `R`
-    /// computed here from the formula; three segments, the last one short.
+    /// `t - 1` and `t`, at distances `i - j`; three segments, the last one short.
     #[test]
     fn transformer_xl_equals_its_definition_in_loops() {
         let device = Device::flex();
@@ -208,62 +323,32 @@ mod tests {
         let attention = TransformerXlConfig::new(d_model, heads).with_segment_length(s).init(&device);
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
         let got = values(attention.forward(x.clone(), padding_after(&real, len, &device)));
-
-        let (q, k, v) = attention.projections.project(x);
-        let (q, k, v) = (Rows::of(q), Rows::of(k), Rows::of(v));
-        let d = q.d();
-        let (u, bias_v) = (values(attention.content_bias.val()), values(attention.position_bias.val()));
-        let w_r = values(attention.position_projection.weight.val()); // [d_model, qkv_dim]
-        // W_R R_distance, head h's part.
-        let relative = |distance: i64, h: usize| -> Vec<f32> {
-            let r: Vec<f32> = (0..d_model)
-                .map(|c| {
-                    let i = c % (d_model / 2);
-                    let angle = distance as f64 / 10_000f64.powf(2.0 * i as f64 / d_model as f64);
-                    (if c < d_model / 2 { angle.sin() } else { angle.cos() }) as f32
-                })
-                .collect();
-            (0..d).map(|o| (0..d_model).map(|c| r[c] * w_r[c * heads * d + h * d + o]).sum()).collect()
-        };
-        let context = Rows::build([batch, heads, len, d], |b, h, i| {
+        let states = states_of(x);
+        let keys = |b: usize, i: usize| {
             let segment = i / s;
-            let first = segment.saturating_sub(1) * s;
-            let keys: Vec<usize> = (first..((segment + 1) * s).min(len)).collect();
-            let query = q.row(b, h, i);
-            let scores: Vec<f32> = keys
-                .iter()
-                .map(|&j| {
-                    let content: f32 = (0..d).map(|c| (query[c] + u[h * d + c]) * k.row(b, h, j)[c]).sum();
-                    let r = relative(i as i64 - j as i64, h);
-                    let position: f32 = (0..d).map(|c| (query[c] + bias_v[h * d + c]) * r[c]).sum();
-                    content + position
-                })
-                .collect();
-            // attend() scales q.k: hand it the scores through a one-dimensional query.
-            let score_rows: Vec<[f32; 1]> = scores.iter().map(|&score| [score]).collect();
-            let score_keys: Vec<&[f32]> = score_rows.iter().map(|row| row.as_slice()).collect();
-            let vals: Vec<&[f32]> = keys.iter().map(|&j| v.row(b, h, j)).collect();
-            let masked: Vec<bool> = keys.iter().map(|&j| j >= real[b]).collect();
-            attend(&[1.0], &score_keys, &vals, 1.0 / (d as f32).sqrt(), &masked, MASKED_SCORE)
-        });
-        let expected = values(attention.projections.combine(context.tensor(&device)));
+            (segment.saturating_sub(1) * s..((segment + 1) * s).min(len))
+                .map(|j| LoopKey { state: states[b][j].clone(), distance: i as i64 - j as i64, masked: j >= real[b] })
+                .collect()
+        };
+        let expected = values(relative_attention_in_loops(&attention, &states, keys, &device));
         assert_close(&got, &expected, 1e-4, "Transformer-XL vs its loops");
     }
 
     #[test]
     fn the_relative_shift_picks_each_keys_distance() {
         let device = Device::flex();
-        for s in 1..6 {
-            let distances = 3 * s - 1;
+        for (s, earlier) in (1..6).flat_map(|s| [(s, 0), (s, 4)]) {
+            let keys = earlier + 2 * s;
+            let distances = keys + s - 1;
             let by_distance = Tensor::<5>::random([2, 1, 3, s, distances], Distribution::Normal(0.0, 1.0), &device);
             let all = values(by_distance.clone());
-            let got = values(by_key(by_distance, s));
+            let got = values(by_key(by_distance, s, keys));
             let expected: Vec<f32> = (0..2 * 3)
                 .flat_map(|segment| (0..s).map(move |a| (segment, a)))
-                .flat_map(|(segment, a)| (0..2 * s).map(move |c| (segment, a, c)))
+                .flat_map(|(segment, a)| (0..keys).map(move |c| (segment, a, c)))
                 .map(|(segment, a, c)| all[(segment * s + a) * distances + s - 1 - a + c])
                 .collect();
-            assert_eq!(got, expected, "segments of {s}");
+            assert_eq!(got, expected, "segments of {s}, {earlier} earlier keys");
         }
     }
 
