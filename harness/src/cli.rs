@@ -129,9 +129,10 @@ pub struct SweepArgs {
     /// lra (every preset's) or paper, for the models whose mechanism has both forms.
     #[arg(long)]
     pub variant: Option<Variant>,
-    /// Runs at once.
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    /// Runs at once, each computing on its share of the cores (RAYON_NUM_THREADS, unless set);
+    /// on a CPU two where there are two cores or more, on a GPU one
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Device: flex, ndarray, wgpu, wgpu:N, cuda or cuda:N (`lra list devices`).
     #[arg(long, default_value = "flex")]
     pub device: DeviceName,

@@ -95,7 +95,15 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
 
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
-    let ran = sweep::run_all(&exe, pending, &args.results, &args.data, args.jobs, timeout, std::io::stderr().is_terminal())?;
+    let ran = sweep::run_all(
+        &exe,
+        pending,
+        &args.results,
+        &args.data,
+        args.jobs.unwrap_or_else(|| sweep::default_jobs(args.device)),
+        timeout,
+        std::io::stderr().is_terminal(),
+    )?;
     let failed = ran.records.iter().filter(|r| !r.is_ok()).count();
     eprintln!("sweep: ran {} runs, {failed} failed", ran.records.len());
     if ran.elsewhere > 0 {

@@ -10,6 +10,10 @@ use crate::peak::Peak;
 pub struct Environment {
     pub cpu: String,
     pub cores: usize,
+    /// The threads the run computed on ([`compute_threads`]); absent in records of
+    /// earlier versions, which used every core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
     pub memory_bytes: u64,
     pub os: String,
     pub device_adapter: String,
@@ -33,6 +37,15 @@ pub struct Environment {
 /// a test checks Cargo.lock agrees).
 pub const BURN_VERSION: &str = "0.22.1";
 
+/// The threads the CPU backends compute on: `RAYON_NUM_THREADS` where it is set (a sweep
+/// running several jobs sets it for each run, so that they share the cores instead of
+/// fighting over them), at most the cores; every core otherwise.
+pub fn compute_threads() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let set = std::env::var("RAYON_NUM_THREADS").ok().and_then(|value| value.trim().parse::<usize>().ok());
+    set.filter(|&threads| threads > 0).map_or(cores, |threads| threads.min(cores))
+}
+
 pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>, peak: Option<Peak>) -> Environment {
     let mut system = sysinfo::System::new();
     system.refresh_cpu_all();
@@ -46,6 +59,7 @@ pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>, peak: Opti
     Environment {
         cpu,
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        threads: Some(compute_threads()),
         memory_bytes: system.total_memory(),
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         device_adapter: device_adapter.to_string(),

@@ -48,7 +48,8 @@ pub fn of(device: DeviceName, adapter: &str) -> Option<Peak> {
 }
 
 fn cpu() -> Option<Peak> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // The cores the run computes on: all of them, or its share in a sweep of several jobs.
+    let cores = crate::environment::compute_threads();
     let mhz = clock_mhz().filter(|&f| f > 0)?;
     let (lanes, isa) = vector_lanes();
     let per_fma = if has_fma() { 2.0 } else { 1.0 };

@@ -170,8 +170,21 @@ pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Fig
     Ok(Some((figure, caption)))
 }
 
-/// Width of the legend column beside a plot.
-const LEGEND_WIDTH: u32 = 190;
+/// Width of the legend column beside a plot: room for a line sample and a label such as
+/// `synthesizer (as LRA ran it)`.
+const LEGEND_WIDTH: u32 = 240;
+
+/// Where the legend's first row is.
+const LEGEND_TOP: i32 = 40;
+
+/// The legend's row spacing and font size for `entries` rows: 22 and 15 while they fit the
+/// plot's height, closer and smaller beyond (the 25 models, both forms of ten of them),
+/// never below a legible 10.
+fn legend_rows(entries: usize) -> (u32, u32) {
+    let room = HEIGHT - LEGEND_TOP as u32 - 10;
+    let spacing = (room / entries.max(1) as u32).clamp(11, 22);
+    (spacing, (spacing - 3).clamp(10, 15))
+}
 
 /// Colours that stay apart on white (no pale yellow), in the registry's order; after
 /// them the same colours again with dashed lines.
@@ -236,8 +249,9 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(String,
 where
     DB::ErrorType: 'static,
 {
+    let (spacing, font) = legend_rows(entries.len());
     for (i, (name, style)) in entries.iter().enumerate() {
-        let y = 40 + 22 * i as i32;
+        let y = LEGEND_TOP + (spacing * i as u32) as i32;
         let shape = style.colour.stroke_width(3);
         let sample = vec![(8, y), (40, y)];
         if style.dashed {
@@ -245,7 +259,8 @@ where
         } else {
             area.draw(&PathElement::new(sample, shape)).map_err(error)?;
         }
-        area.draw(&Text::new(name.clone(), (48, y - 8), ("sans-serif", 15).into_font().color(&BLACK))).map_err(error)?;
+        let label = Text::new(name.clone(), (48, y - font as i32 / 2), ("sans-serif", font).into_font().color(&BLACK));
+        area.draw(&label).map_err(error)?;
     }
     Ok(())
 }
@@ -404,6 +419,17 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+    }
+
+    /// Every model in both its forms fits the legend's column, at the largest font that
+    /// lets it.
+    #[test]
+    fn the_legend_fits_every_model_in_every_form() {
+        let rows = lra_models::MODELS.len() + lra_models::MODELS.iter().filter(|m| m.mechanism.has_variants()).count();
+        let (spacing, font) = legend_rows(rows);
+        assert!(LEGEND_TOP as u32 + spacing * (rows as u32 - 1) + font <= HEIGHT, "{rows} rows of {spacing}");
+        assert!(font >= 10);
+        assert_eq!(legend_rows(16), (22, 15), "a few entries keep the full size");
     }
 
     #[test]
