@@ -250,6 +250,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     crate::device::check(args.device).map_err(anyhow::Error::msg)?;
     let mut models = model_names(&args.models)?;
     transformer_first(&mut models);
+    if args.scope == bench::Scope::Layer {
+        for name in &models {
+            let mechanism = lra_models::model_info(name).map_err(anyhow::Error::msg)?.mechanism;
+            if let Some(change) = mechanism.change_outside_attention() {
+                bail!(
+                    "--models {name}: {name} changes {change}, not the attention layer, whose benchmark would \
+                     measure the Transformer's; benchmark it with --scope step"
+                );
+            }
+        }
+    }
     let spec = BenchSpec {
         models,
         lengths: args.lengths.clone(),

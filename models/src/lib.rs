@@ -284,6 +284,18 @@ mod tests {
         }
     }
 
+    /// The models whose attention layer is the Transformer's say where else they differ,
+    /// and only those.
+    #[test]
+    fn exactly_the_models_with_full_attention_layers_say_where_they_differ() {
+        let device = Device::flex();
+        for model in MODELS.iter().filter(|m| m.name != BASELINE) {
+            let layer = AttentionConfig::new(8, 2, model.mechanism, 16).init(&device);
+            let full_layer = matches!(layer, attention::Attention::Full(_));
+            assert_eq!(full_layer, model.mechanism.change_outside_attention().is_some(), "{}", model.name);
+        }
+    }
+
     #[test]
     fn every_registered_model_trains_on_long_padded_sequences_to_a_finite_loss() {
         let device = Device::flex().autodiff();

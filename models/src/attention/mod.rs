@@ -107,6 +107,18 @@ impl Mechanism {
         MechanismSettings::defaults(self, 1).variant().is_some()
     }
 
+    /// Where the model differs from the Transformer when not in its attention layer (its
+    /// layers then compute full attention, so a benchmark of the layer alone measures the
+    /// Transformer's): the stack or the feed-forward layer.
+    pub fn change_outside_attention(self) -> Option<&'static str> {
+        match self {
+            Mechanism::Funnel => Some("the stack (the sequence pooled between blocks)"),
+            Mechanism::Perceiver => Some("the stack (a latent array reads the sequence)"),
+            Mechanism::Switch => Some("the feed-forward layer (experts)"),
+            _ => None,
+        }
+    }
+
     /// What this mechanism's `lra` variant computes differently from its paper, in one
     /// line (files under `lra_benchmarks/models/` of LRA's released code).
     pub fn lra_variant(self) -> Option<&'static str> {
