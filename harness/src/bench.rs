@@ -15,7 +15,7 @@ use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
 use lra_datasets::rng::SeededRng;
-use lra_models::{AttentionConfig, ClassifierConfig, MechanismSettings, Pooling, Positions, Variant};
+use lra_models::{AttentionConfig, Auxiliary, ClassifierConfig, MechanismSettings, Pooling, Positions, Variant};
 use lra_tasks::{Preset, Task, TaskConfig};
 
 use crate::config::RunConfig;
@@ -25,7 +25,7 @@ use crate::environment::Environment;
 use crate::measure::HeapPeak;
 use crate::peak::Utilisation;
 use crate::record::write_json_atomically;
-use crate::train::cross_entropy;
+use crate::train::training_loss;
 
 /// What one measurement times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -226,7 +226,9 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
                 let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
                 let _ = plain.sync();
                 let started = Instant::now();
-                let loss = cross_entropy(model.forward(tokens), labels);
+                // The step training takes, its auxiliary losses included.
+                let (logits, auxiliary) = model.forward_with_auxiliary(tokens);
+                let (loss, _, _) = training_loss(logits, &auxiliary, labels);
                 sample_pool();
                 let loss_value = loss.clone().detach();
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -249,9 +251,10 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
                 let x = Tensor::<3>::random([b, n, d_model], Distribution::Normal(0.0, 1.0), &device).require_grad();
                 let _ = plain.sync();
                 let started = Instant::now();
-                let out = layer.forward(x.clone(), padding.clone());
+                let mut auxiliary = Auxiliary::default();
+                let out = layer.forward_with(x.clone(), padding.clone(), &mut auxiliary).sum();
                 sample_pool();
-                let grads = out.sum().backward();
+                let grads = auxiliary.loss().map_or(out.clone(), |extra| out + extra).backward();
                 sample_pool();
                 let _ = x.grad(&grads).map(|g| g.into_data());
                 let _ = plain.sync();

@@ -120,6 +120,24 @@ pub fn logits_with_auxiliary(model: &Classifier, batch: &Batch) -> (Tensor<2>, A
     }
 }
 
+/// The loss a training step minimises: the task's cross-entropy of `logits` against
+/// `labels`, plus the auxiliary losses the forward computed (Switch's load balance, the
+/// Compressive Transformer's reconstruction), which train with it. Returns the total, the
+/// task's loss and the auxiliary losses' sum, each `[1]`.
+pub fn training_loss(
+    logits: Tensor<2>,
+    auxiliary: &Auxiliary,
+    labels: Tensor<1, Int>,
+) -> (Tensor<1>, Tensor<1>, Option<Tensor<1>>) {
+    let task_loss = cross_entropy(logits, labels);
+    let auxiliary_loss = auxiliary.loss();
+    let total = match auxiliary_loss.clone() {
+        Some(extra) => task_loss.clone() + extra,
+        None => task_loss.clone(),
+    };
+    (total, task_loss, auxiliary_loss)
+}
+
 /// The running account of a model's auxiliary losses and routing over the training steps.
 #[derive(Default)]
 struct AuxiliaryAccount {
@@ -284,14 +302,7 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
         let counted = step > t.warmup_steps_untimed;
         let started = Instant::now();
         let (output, auxiliary) = logits_with_auxiliary(&model, &batch);
-        let task_loss = cross_entropy(output.clone(), batch.labels.clone());
-        let auxiliary_loss = auxiliary.loss();
-        // The auxiliary losses (Switch's load balance, the Compressive Transformer's
-        // reconstruction) train with the task's.
-        let loss = match auxiliary_loss.clone() {
-            Some(extra) => task_loss.clone() + extra,
-            None => task_loss.clone(),
-        };
+        let (loss, task_loss, auxiliary_loss) = training_loss(output.clone(), &auxiliary, batch.labels.clone());
         pool.sample();
         let mut readout = vec![task_loss.detach(), correct(output.detach(), batch.labels)];
         readout.extend(auxiliary_loss.map(Tensor::detach));
@@ -417,6 +428,23 @@ mod tests {
         let loss = cross_entropy(model.forward(tokens), labels);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         (model, grads)
+    }
+
+    /// Switch's load balance trains with the task's loss; the Transformer has none.
+    #[test]
+    fn the_training_loss_adds_the_auxiliary_losses_to_the_tasks() {
+        let device = Device::flex().autodiff();
+        device.seed(6);
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6, 2, 3, 4, 0, 0, 0], [2, 6]), &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+        for (mechanism, auxiliary_losses) in [(lra_models::Mechanism::Full, false), (lra_models::Mechanism::Switch, true)] {
+            let model = ClassifierConfig::new(8, 3, 6, 8, 2, 1, 16, 8, mechanism).init(&device);
+            let (logits, auxiliary) = model.forward_with_auxiliary(tokens.clone());
+            let (total, task, extra) = training_loss(logits, &auxiliary, labels.clone());
+            assert_eq!(extra.is_some(), auxiliary_losses, "{mechanism:?}");
+            let sum = task.into_scalar::<f32>() + extra.map_or(0.0, |extra| extra.into_scalar::<f32>());
+            assert_eq!(total.into_scalar::<f32>(), sum, "{mechanism:?}");
+        }
     }
 
     /// The global L2 norm of `grads` over `model`'s float parameters, by hand.
