@@ -254,7 +254,11 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
                 let mut auxiliary = Auxiliary::default();
                 let out = layer.forward_with(x.clone(), padding.clone(), &mut auxiliary).sum();
                 sample_pool();
-                let grads = auxiliary.loss().map_or(out.clone(), |extra| out + extra).backward();
+                let total = match auxiliary.loss() {
+                    Some(extra) => out + extra,
+                    None => out,
+                };
+                let grads = total.backward();
                 sample_pool();
                 let _ = x.grad(&grads).map(|g| g.into_data());
                 let _ = plain.sync();

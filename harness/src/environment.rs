@@ -37,11 +37,16 @@ pub struct Environment {
 /// a test checks Cargo.lock agrees).
 pub const BURN_VERSION: &str = "0.22.1";
 
+/// The cores this process may run on (1 where the system will not say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// The threads the CPU backends compute on: `RAYON_NUM_THREADS` where it is set (a sweep
 /// running several jobs sets it for each run, so that they share the cores instead of
 /// fighting over them), at most the cores; every core otherwise.
 pub fn compute_threads() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = cores();
     let set = std::env::var("RAYON_NUM_THREADS").ok().and_then(|value| value.trim().parse::<usize>().ok());
     set.filter(|&threads| threads > 0).map_or(cores, |threads| threads.min(cores))
 }
@@ -58,7 +63,7 @@ pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>, peak: Opti
         .unwrap_or_else(|| "unknown CPU".into());
     Environment {
         cpu,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: cores(),
         threads: Some(compute_threads()),
         memory_bytes: system.total_memory(),
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),

@@ -159,7 +159,7 @@ mod tests {
             assert_eq!(clock_mhz().unwrap_or(0), 0);
             return;
         };
-        let cores = std::thread::available_parallelism().unwrap().get() as f64;
+        let cores = crate::environment::compute_threads() as f64;
         let (lanes, _) = vector_lanes();
         let per_core = peak.flops_per_second / cores / lanes as f64 / FMA_UNITS;
         // What is left is the clock times 1 or 2 operations per FMA: a plausible clock.

@@ -39,9 +39,22 @@ pub enum Stack {
     Blocks,
     /// The sequence mean-pooled between stages ([`funnel`]).
     Funnel(FunnelConfig),
-    /// A latent array reads the sequence in the first block; the others attend among the
-    /// latents ([`perceiver`]).
-    Perceiver,
+    /// A latent array of `latents` vectors reads the sequence in the first block; the
+    /// others attend among the latents ([`perceiver`]).
+    Perceiver { latents: usize },
+}
+
+impl Stack {
+    /// How the blocks of a model with these settings are run.
+    fn of(settings: &MechanismSettings) -> Stack {
+        match *settings {
+            MechanismSettings::Funnel { stride, stage_layers } => {
+                Stack::Funnel(FunnelConfig::new().with_stride(stride).with_stage_layers(stage_layers))
+            }
+            MechanismSettings::Perceiver { latents } => Stack::Perceiver { latents },
+            _ => Stack::Blocks,
+        }
+    }
 }
 
 /// How positions are encoded.
@@ -130,17 +143,13 @@ impl ClassifierConfig {
                 + shape.attend(queries, keys)
                 + feed_forward(queries as usize)
         };
-        let encoder = match self.stack() {
+        let encoder = match Stack::of(&attention.resolved_settings()) {
             Stack::Blocks => self.layers as f64 * (attention.forward_flops(sequences) + feed_forward(positions)),
             Stack::Funnel(config) => {
                 funnel::block_positions(&config, self.layers, attention.leading, positions).into_iter().map(full_block).sum()
             }
-            Stack::Perceiver => {
-                let m = match attention.resolved_settings() {
-                    MechanismSettings::Perceiver { latents } => latents,
-                    _ => unreachable!("a Perceiver stack has Perceiver settings"),
-                };
-                (0..self.layers).map(|index| full_block((m, if index == 0 { positions } else { m }))).sum()
+            Stack::Perceiver { latents } => {
+                (0..self.layers).map(|index| full_block((latents, if index == 0 { positions } else { latents }))).sum()
             }
         };
         let pooled = if self.paired { 4 * self.d_model } else { self.d_model };
@@ -148,32 +157,23 @@ impl ClassifierConfig {
         3.0 * (encoder + head)
     }
 
-    /// How the blocks are run, from the mechanism's settings.
-    fn stack(&self) -> Stack {
-        match self.attention().resolved_settings() {
-            MechanismSettings::Funnel { stride, stage_layers } => {
-                Stack::Funnel(FunnelConfig::new().with_stride(stride).with_stage_layers(stage_layers))
-            }
-            MechanismSettings::Perceiver { .. } => Stack::Perceiver,
-            _ => Stack::Blocks,
-        }
-    }
-
     pub fn init(&self, device: &Device) -> Classifier {
         let attention = self.attention();
         let positions_len = attention.max_length;
-        let stack = self.stack();
-        let latents = match attention.resolved_settings() {
-            MechanismSettings::Perceiver { latents } => Some(latents),
-            _ => None,
-        };
-        let switch = match attention.resolved_settings() {
+        let settings = attention.resolved_settings();
+        let stack = Stack::of(&settings);
+        let switch = match settings {
             MechanismSettings::Switch { experts, capacity_factor, load_balance_weight } => Some(
                 SwitchConfig::new(self.d_model, self.d_ff)
                     .with_experts(experts)
                     .with_capacity_factor(capacity_factor)
-                    .with_load_balance_weight(load_balance_weight),
+                    .with_load_balance_weight(load_balance_weight)
+                    .with_dropout(self.dropout),
             ),
+            _ => None,
+        };
+        let latents = match stack {
+            Stack::Perceiver { latents } => Some(latents),
             _ => None,
         };
         let block = EncoderBlockConfig::new(attention, self.d_ff).with_dropout(self.dropout).with_switch(switch);
@@ -310,7 +310,7 @@ impl Classifier {
                 (x, padding, self.pooling)
             }
             // The paper's classifier averages the latents.
-            Stack::Perceiver => {
+            Stack::Perceiver { .. } => {
                 let latents = self.latents.as_ref().expect("a Perceiver has latents").val();
                 let z = perceiver::encode(&self.blocks, latents, x, padding);
                 let m = z.dims()[1];

@@ -1,15 +1,18 @@
 //! The encoder block, as in LRA's Transformer: pre-layer-norm attention and
 //! feed-forward sub-layers, each with dropout and a residual connection.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
+use burn::module::Initializer;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 
+use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{Attention, AttentionConfig};
 use crate::auxiliary::Auxiliary;
 use crate::classifier::LAYER_NORM_EPSILON;
+use crate::gelu::gelu_tanh;
 use crate::layer_norm::layer_norm;
-use crate::switch::{DenseFeedForward, SwitchConfig, SwitchFeedForward};
+use crate::switch::{SwitchConfig, SwitchFeedForward};
 
 #[derive(Config, Debug)]
 pub struct EncoderBlockConfig {
@@ -23,8 +26,7 @@ pub struct EncoderBlockConfig {
     /// ([`EncoderBlock::forward_cross`]), whose context is another stream than its queries.
     #[config(default = false)]
     pub context_norm: bool,
-    /// Experts in place of the dense feed-forward layer (Switch); `d_model`, `d_ff` and
-    /// the dropout are the block's.
+    /// Experts in place of the dense feed-forward layer (Switch).
     #[config(default = "None")]
     pub switch: Option<SwitchConfig>,
 }
@@ -39,12 +41,38 @@ impl EncoderBlockConfig {
             feed_forward_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
             feed_forward: match &self.switch {
                 None => FeedForward::Dense(DenseFeedForward::new(d_model, self.d_ff, self.dropout, device)),
-                Some(switch) => FeedForward::Switch(
-                    SwitchConfig { d_model, d_ff: self.d_ff, dropout: self.dropout, ..switch.clone() }.init(device),
-                ),
+                Some(switch) => FeedForward::Switch(switch.init(device)),
             },
             dropout: DropoutConfig::new(self.dropout).init(),
         }
+    }
+}
+
+const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
+
+/// The dense feed-forward layer of LRA's Transformer (its MlpBlock): `Dense -> GELU ->
+/// Dense`, Xavier-uniform kernels, zero biases.
+#[derive(Module, Debug)]
+pub struct DenseFeedForward {
+    pub input: Linear,
+    pub output: Linear,
+    pub dropout: Dropout,
+}
+
+impl DenseFeedForward {
+    pub fn new(d_model: usize, d_ff: usize, dropout: f64, device: &Device) -> Self {
+        Self {
+            input: dense(d_model, d_ff, XAVIER, device),
+            output: dense(d_ff, d_model, XAVIER, device),
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// `[.., d_model]` -> `[.., d_model]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
+        let hidden = gelu_tanh(self.input.forward(x));
+        self.output.forward(dropout(hidden, &self.dropout))
     }
 }
 

@@ -38,6 +38,20 @@ pub struct FunnelConfig {
     pub stage_layers: usize,
 }
 
+impl FunnelConfig {
+    /// Whether block `index` starts a stage after the first, so that the sequence is
+    /// pooled before it.
+    fn pools_before(&self, index: usize) -> bool {
+        index > 0 && index.is_multiple_of(self.stage_layers.max(1)) && self.stride > 1
+    }
+}
+
+/// Positions after pooling `len` (the first `leading` kept) with `stride`.
+fn pooled_length(len: usize, leading: usize, stride: usize) -> usize {
+    let leading = leading.min(len);
+    leading + (len - leading).div_ceil(stride)
+}
+
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory in the first stage, then (n/2)^2, (n/4)^2, ...";
 
@@ -52,7 +66,7 @@ pub fn encode(
     mut padding: Tensor<2, Bool>,
 ) -> (Tensor<3>, Tensor<2, Bool>) {
     for (index, block) in blocks.iter().enumerate() {
-        if index > 0 && index.is_multiple_of(config.stage_layers.max(1)) && config.stride > 1 {
+        if config.pools_before(index) {
             let (pooled, pooled_padding) = pool(x.clone(), padding.clone(), leading, config.stride);
             x = block.forward_cross(pooled, x, padding);
             padding = pooled_padding;
@@ -74,7 +88,7 @@ pub fn pool(x: Tensor<3>, padding: Tensor<2, Bool>, leading: usize, stride: usiz
     if rest == 0 {
         return (x, padding);
     }
-    let windows = rest.div_ceil(stride);
+    let windows = pooled_length(len, leading, stride) - leading;
     let filled = windows * stride;
     let real = append_zeros(padding.clone().slice([0..batch, leading..len]).bool_not().float(), 1, filled); // [batch, filled]
     let body = append_zeros(x.clone().slice([0..batch, leading..len]), 1, filled);
@@ -99,8 +113,8 @@ pub fn block_positions(config: &FunnelConfig, layers: usize, leading: usize, pos
     let mut current = positions;
     (0..layers)
         .map(|index| {
-            if index > 0 && index.is_multiple_of(config.stage_layers.max(1)) && config.stride > 1 {
-                let pooled = leading.min(current) + (current - leading.min(current)).div_ceil(config.stride);
+            if config.pools_before(index) {
+                let pooled = pooled_length(current, leading, config.stride);
                 let pair = (pooled, current);
                 current = pooled;
                 pair

@@ -25,46 +25,17 @@
 //! padding.
 
 use burn::module::Initializer;
-use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{IndexingUpdateOp, TensorData};
 
 use crate::attention::heads::dense;
-use crate::attention::softmax::dropout;
 use crate::auxiliary::Auxiliary;
-use crate::gelu::gelu_tanh;
+use crate::encoder::DenseFeedForward;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory (full attention; one expert's feed-forward work per token)";
-
-const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
-
-/// The dense feed-forward layer of LRA's Transformer (its MlpBlock): `Dense -> GELU ->
-/// Dense`, Xavier-uniform kernels, zero biases.
-#[derive(Module, Debug)]
-pub struct DenseFeedForward {
-    pub input: Linear,
-    pub output: Linear,
-    pub dropout: Dropout,
-}
-
-impl DenseFeedForward {
-    pub fn new(d_model: usize, d_ff: usize, dropout: f64, device: &Device) -> Self {
-        Self {
-            input: dense(d_model, d_ff, XAVIER, device),
-            output: dense(d_ff, d_model, XAVIER, device),
-            dropout: DropoutConfig::new(dropout).init(),
-        }
-    }
-
-    /// `[.., d_model]` -> `[.., d_model]`.
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
-        let hidden = gelu_tanh(self.input.forward(x));
-        self.output.forward(dropout(hidden, &self.dropout))
-    }
-}
 
 #[derive(Config, Debug)]
 pub struct SwitchConfig {
@@ -114,7 +85,8 @@ impl SwitchFeedForward {
         let tokens = x.reshape([batch * len, d_model]);
         let probabilities = softmax(self.router.forward(tokens.clone()), 1); // [tokens, E]
         let (gate, choice) = probabilities.clone().max_dim_with_indices(1); // [tokens, 1] each
-        let real: Vec<bool> = padding.bool_not().into_data().iter::<bool>().collect();
+        let real_column = padding.bool_not().float().reshape([batch * len, 1]); // 1 at real tokens
+        let real: Vec<bool> = real_column.clone().into_data().iter::<f32>().map(|r| r > 0.0).collect();
         let choice: Vec<i64> = choice.into_data().iter::<i64>().collect();
 
         let real_tokens = real.iter().filter(|&&r| r).count();
@@ -143,11 +115,6 @@ impl SwitchFeedForward {
         // choices (before the capacity), P_i its probabilities.
         let share = |count: usize| count as f64 / real_tokens.max(1) as f64;
         let loads: Vec<f64> = chosen.iter().map(|&c| share(c)).collect();
-        let real_column = Tensor::<1>::from_data(
-            TensorData::new(real.iter().map(|&r| f32::from(u8::from(r))).collect::<Vec<f32>>(), [batch * len]),
-            &device,
-        )
-        .reshape([batch * len, 1]);
         let mean_probability = (probabilities * real_column).sum_dim(0).reshape([experts]).div_scalar(real_tokens.max(1) as f64);
         let fractions =
             Tensor::<1>::from_data(TensorData::new(loads.iter().map(|&f| f as f32).collect::<Vec<f32>>(), [experts]), &device);

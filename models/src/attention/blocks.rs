@@ -103,6 +103,15 @@ pub fn append_zeros<const D: usize>(x: Tensor<D>, dim: usize, filled: usize) -> 
     Tensor::cat(vec![x, zeros], dim)
 }
 
+/// Which windows of `window` consecutive positions hold no real one (padding, and the
+/// positions filling the last window up): `padding: [batch, len]` -> `[batch,
+/// ceil(len / window)]`, true for a window of padding alone.
+pub fn empty_windows(padding: Tensor<2, Bool>, window: usize) -> Tensor<2, Bool> {
+    let [batch, len] = padding.dims();
+    let windows = len.div_ceil(window).max(1);
+    pad_padding(padding, windows * window).reshape([batch, windows, window]).all_dim(2).reshape([batch, windows])
+}
+
 /// Marks appended positions as padding: `[batch, len]` -> `[batch, padded_len]`.
 pub fn pad_padding(padding: Tensor<2, Bool>, padded_len: usize) -> Tensor<2, Bool> {
     let [batch, len] = padding.dims();

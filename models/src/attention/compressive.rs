@@ -34,9 +34,9 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use super::blocks::{append_zeros, block_count, pad_padding, shift_blocks, shift_padding};
+use super::blocks::{append_zeros, block_count, empty_windows, pad_padding, shift_blocks, shift_padding};
 use super::flops::LayerShape;
-use super::heads::{MASKED_SCORE, dense};
+use super::heads::{MASKED_SCORE, dense, split_heads_of_blocks};
 use super::transformer_xl::{TransformerXlAttention, TransformerXlConfig, segment_flops};
 use crate::auxiliary::Auxiliary;
 
@@ -96,13 +96,14 @@ impl CompressiveAttention {
         let windows = s.div_ceil(c);
         // The evicted states, segment by segment, padding zeroed, each segment filled up
         // to whole windows: [batch, segments, windows * c, d_model].
-        let real = pad_padding(padding.clone(), segments * s).bool_not().float().reshape([batch, segments, s, 1]);
-        let states = append_zeros(x.clone().detach(), 1, segments * s).reshape([batch, segments, s, d_model]) * real.clone();
+        let own_padding = pad_padding(padding.clone(), segments * s).reshape([batch, segments, s]);
+        let real = own_padding.clone().bool_not().float(); // [batch, segments, s]
+        let states = append_zeros(x.clone().detach(), 1, segments * s).reshape([batch, segments, s, d_model])
+            * real.clone().unsqueeze_dim::<4>(3);
         let states = append_zeros(states, 2, windows * c);
-        let real = append_zeros(real, 2, windows * c);
         let compressed = self.compression.forward(states.clone().reshape([batch, segments, windows, c * d_model]));
         let slot_padding =
-            real.clone().reshape([batch, segments, windows, c]).sum_dim(3).equal_elem(0.0).reshape([batch, segments, windows]);
+            empty_windows(own_padding.clone().reshape([batch * segments, s]), c).reshape([batch, segments, windows]);
 
         // Segment t reads the compressions of t - 1 - g, ..., t - 2, oldest first.
         let back = (2..=self.compressed_segments + 1).rev();
@@ -113,10 +114,14 @@ impl CompressiveAttention {
         if x.device().is_autodiff() && segments > 2 {
             let queries =
                 append_zeros(x.detach(), 1, segments * s).reshape([batch, segments, s, d_model]).narrow(1, 2, segments - 2);
-            let query_real =
-                pad_padding(padding, segments * s).bool_not().float().reshape([batch, segments, s]).narrow(1, 2, segments - 2);
+            let query_real = real.narrow(1, 2, segments - 2);
             let evicted = states.narrow(1, 0, segments - 2);
-            let evicted_padding = real.narrow(1, 0, segments - 2).equal_elem(0.0).reshape([batch, segments - 2, windows * c]);
+            let evicted_padding =
+                pad_padding(own_padding.narrow(1, 0, segments - 2).reshape([batch * (segments - 2), s]), windows * c).reshape([
+                    batch,
+                    segments - 2,
+                    windows * c,
+                ]);
             let kept = compressed.narrow(1, 0, segments - 2);
             let kept_padding = slot_padding.narrow(1, 0, segments - 2);
             let target = self.content_attention(queries.clone(), evicted, evicted_padding);
@@ -132,10 +137,7 @@ impl CompressiveAttention {
     fn content_attention(&self, queries: Tensor<4>, memory: Tensor<4>, padding: Tensor<3, Bool>) -> Tensor<5> {
         let heads = self.xl.projections.heads;
         let stopped = |linear: &Linear| linear.weight.val().detach().unsqueeze::<4>();
-        let per_head = |t: Tensor<4>| {
-            let [batch, segments, rows, width] = t.dims();
-            t.reshape([batch, segments, rows, heads, width / heads]).permute([0, 3, 1, 2, 4])
-        };
+        let per_head = |t: Tensor<4>| split_heads_of_blocks(t, heads);
         let q = per_head(queries.matmul(stopped(&self.xl.projections.query)));
         let k = per_head(memory.clone().matmul(stopped(&self.xl.projections.key)));
         let v = per_head(memory.matmul(stopped(&self.xl.projections.value)));

@@ -93,6 +93,13 @@ pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
     x.reshape([batch, len, heads, d_model / heads]).swap_dims(1, 2)
 }
 
+/// [`split_heads`] of rows grouped in blocks (segments):
+/// `[batch, blocks, rows, heads * d_head]` -> `[batch, heads, blocks, rows, d_head]`.
+pub fn split_heads_of_blocks(x: Tensor<4>, heads: usize) -> Tensor<5> {
+    let [batch, blocks, rows, width] = x.dims();
+    x.reshape([batch, blocks, rows, heads, width / heads]).permute([0, 3, 1, 2, 4])
+}
+
 /// `[batch, heads, len, d_head]` -> `[batch, len, heads * d_head]`.
 pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
     let [batch, heads, len, d_head] = x.dims();

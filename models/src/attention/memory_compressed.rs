@@ -25,7 +25,7 @@ use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
-use super::blocks::append_zeros;
+use super::blocks::{append_zeros, empty_windows};
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, dense, split_heads};
@@ -86,11 +86,7 @@ impl MemoryCompressedAttention {
         let v = self.projections.value.forward(x).mul(real.clone());
         let k = split_heads(compress(k, &self.key_compression, self.compression), heads); // [batch, heads, windows, d_head]
         let v = split_heads(compress(v, &self.value_compression, self.compression), heads);
-        let windows = k.dims()[2];
-        // A window is padding when it holds no real token.
-        let real_per_window =
-            append_zeros(real, 1, windows * self.compression).reshape([batch, windows, self.compression]).sum_dim(2);
-        let window_padding = real_per_window.equal_elem(0.0).reshape([batch, windows]);
+        let window_padding = empty_windows(padding, self.compression);
         let weights = attention_weights(q, k, Some(window_padding), Some(&self.dropout)); // [batch, heads, len, windows]
         self.projections.combine(weights.matmul(v))
     }

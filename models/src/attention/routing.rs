@@ -126,7 +126,6 @@ impl RoutingAttention {
     fn route(&self, shared: Tensor<4>, v: Tensor<4>, padding: Tensor<2, Bool>, window: usize) -> Tensor<4> {
         let [batch, heads, len, d_head] = shared.dims();
         let clusters = self.centroids.dims()[1];
-        let window = window.min(len);
         let device = shared.device();
         let unit = unit_length(shared.clone().detach());
         // Cosine of every token to every centroid, padding never preferred.
@@ -209,11 +208,11 @@ pub fn forward_flops(shape: &LayerShape, clusters: usize) -> f64 {
     let clusters = clusters.max(1);
     let window = shape.positions.div_ceil(clusters).max(1);
     let filled = (block_count(shape.positions, window) * window) as f64;
-    let taken = (clusters * window.min(shape.positions)) as f64;
+    let taken = (clusters * window) as f64;
     let routing_heads = (heads - heads / 2) as f64;
     shape.projections(shape.n())
         + local * shape.attend(filled, 3.0 * window as f64)
-        + (1.0 - local) * shape.attend(taken, window.min(shape.positions) as f64)
+        + (1.0 - local) * shape.attend(taken, window as f64)
         + shape.products(routing_heads, shape.n(), shape.d_head(), clusters as f64)
 }
 

@@ -40,7 +40,7 @@ use super::blocks::{
     unblock,
 };
 use super::flops::LayerShape;
-use super::heads::{HeadProjections, MASKED_SCORE, attention_linear, split_heads};
+use super::heads::{HeadProjections, MASKED_SCORE, attention_linear, split_heads, split_heads_of_blocks};
 use super::softmax::softmax_dropout;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -126,12 +126,7 @@ impl TransformerXlAttention {
         let own_padding = split_padding(pad_padding(padding, filled), s); // [batch, segments, s]
         let (mut keys, mut values, mut key_padding) = (Vec::new(), Vec::new(), Vec::new());
         if let Some((states, states_padding)) = earlier {
-            let per_head = |projection: &Linear| {
-                let [batch, count, slots, _] = states.dims();
-                let projected = projection.forward(states.clone()); // [batch, segments, slots, qkv_dim]
-                let d_head = projected.dims()[3] / heads;
-                projected.reshape([batch, count, slots, heads, d_head]).permute([0, 3, 1, 2, 4])
-            };
+            let per_head = |projection: &Linear| split_heads_of_blocks(projection.forward(states.clone()), heads);
             keys.push(per_head(&self.projections.key));
             values.push(per_head(&self.projections.value));
             key_padding.push(states_padding);
