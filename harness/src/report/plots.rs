@@ -428,7 +428,6 @@ mod tests {
         let rows = lra_models::MODELS.len() + lra_models::MODELS.iter().filter(|m| m.mechanism.has_variants()).count();
         let (spacing, font) = legend_rows(rows);
         assert!(LEGEND_TOP as u32 + spacing * (rows as u32 - 1) + font <= HEIGHT, "{rows} rows of {spacing}");
-        assert!(font >= 10);
         assert_eq!(legend_rows(16), (22, 15), "a few entries keep the full size");
     }
 

@@ -112,8 +112,8 @@ impl CompressiveAttention {
         let output = self.xl.attend_segments(x.clone(), padding.clone(), Some((earlier_states.detach(), earlier_padding)));
 
         if x.device().is_autodiff() && segments > 2 {
-            let queries =
-                append_zeros(x.detach(), 1, segments * s).reshape([batch, segments, s, d_model]).narrow(1, 2, segments - 2);
+            // The states themselves (padded queries are zeros, and weigh nothing in the loss).
+            let queries = states.clone().narrow(1, 2, segments - 2).narrow(2, 0, s);
             let query_real = real.narrow(1, 2, segments - 2);
             let evicted = states.narrow(1, 0, segments - 2);
             let evicted_padding =
