@@ -24,7 +24,7 @@ use crate::device::{DeviceName, open};
 use crate::environment::Environment;
 use crate::measure::HeapPeak;
 use crate::peak::Utilisation;
-use crate::record::write_json_atomically;
+use crate::record::{Failure, write_json_atomically};
 use crate::train::training_loss;
 
 /// What one measurement times.
@@ -44,62 +44,10 @@ fn table2_task() -> TaskConfig {
     TaskConfig::resolve(Task::Text, Preset::Lra)
 }
 
-/// How a cell ended, named in a record (by [`CellStatus::name`]) as a run's
-/// [`crate::record::Failure`] names the same ends (`out of memory`, `timed out`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "&'static str", try_from = "String")]
-pub enum CellStatus {
-    Ok,
-    OutOfMemory,
-    TimedOut,
-    /// The child crashed, or printed no measurement.
-    Failed,
-    /// Not measured: the benchmark's time budget was spent.
-    NotRun,
-}
-
-impl CellStatus {
-    pub const ALL: [CellStatus; 5] =
-        [CellStatus::Ok, CellStatus::OutOfMemory, CellStatus::TimedOut, CellStatus::Failed, CellStatus::NotRun];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CellStatus::Ok => "ok",
-            CellStatus::OutOfMemory => "out of memory",
-            CellStatus::TimedOut => "timed out",
-            CellStatus::Failed => "failed",
-            CellStatus::NotRun => "not run",
-        }
-    }
-
-    /// Whether a longer sequence of the same model would only end the same way (it costs
-    /// more time and memory), so that it is not tried.
-    fn rules_out_longer(self) -> bool {
-        matches!(self, CellStatus::OutOfMemory | CellStatus::TimedOut)
-    }
-}
-
-impl From<CellStatus> for &'static str {
-    fn from(status: CellStatus) -> &'static str {
-        status.name()
-    }
-}
-
-impl TryFrom<String> for CellStatus {
-    type Error = String;
-
-    fn try_from(name: String) -> Result<CellStatus, String> {
-        CellStatus::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = CellStatus::ALL.iter().map(|s| s.name()).collect();
-            format!("unknown cell status {name:?}; the statuses are: {}", names.join(", "))
-        })
-    }
-}
-
-impl std::fmt::Display for CellStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// Whether a cell that ended so rules out the longer sequences of its model: they would
+/// only cost more time and memory and end the same way, so they are not tried.
+fn rules_out_longer(failure: &Failure) -> bool {
+    matches!(failure, Failure::OutOfMemory { .. } | Failure::TimedOut { .. })
 }
 
 /// One (model, length) cell.
@@ -110,8 +58,9 @@ pub struct Measurement {
     #[serde(default)]
     pub attention: Option<MechanismSettings>,
     pub length: usize,
-    pub status: CellStatus,
-    pub detail: Option<String>,
+    /// `null` when measured; the cell's `status` is derived from it, as a run record's.
+    #[serde(flatten, with = "crate::record::status_and_failure")]
+    pub failure: Option<Failure>,
     pub step_seconds: Option<f64>,
     pub steps_per_second: Option<f64>,
     pub tokens_per_second: Option<f64>,
@@ -278,8 +227,7 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
         model: spec.model.clone(),
         attention: Some(settings),
         length: n,
-        status: CellStatus::Ok,
-        detail: None,
+        failure: None,
         step_seconds: Some(step_seconds),
         steps_per_second: Some(1.0 / step_seconds),
         tokens_per_second: Some((b * n) as f64 / step_seconds),
@@ -312,14 +260,13 @@ fn layer_config(mechanism: lra_models::Mechanism, n: usize, settings: &Mechanism
     AttentionConfig::new(m.d_model, m.heads, mechanism, n).with_settings(Some(settings.clone())).with_dropout(0.0)
 }
 
-fn failed_cell(spec: &CellSpec, status: CellStatus, detail: String) -> Measurement {
+fn failed_cell(spec: &CellSpec, failure: Failure) -> Measurement {
     let positions = spec.length + usize::from(spec.scope == Scope::Step);
     Measurement {
         model: spec.model.clone(),
         attention: cell_settings(&spec.model, spec.variant, positions).ok(),
         length: spec.length,
-        status,
-        detail: Some(detail),
+        failure: Some(failure),
         step_seconds: None,
         steps_per_second: None,
         tokens_per_second: None,
@@ -380,15 +327,12 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     Ok(match status {
-        None => failed_cell(spec, CellStatus::TimedOut, format!("over the limit of {:.0} s", timeout.as_secs_f64())),
+        None => failed_cell(spec, Failure::TimedOut { seconds: timeout.as_secs_f64() }),
         Some(status) if status.success() => match out.lines().rev().find(|l| l.starts_with('{')) {
             Some(line) => serde_json::from_str(line).with_context(|| format!("reading the child's measurement `{line}`"))?,
-            None => failed_cell(spec, CellStatus::Failed, "the child printed no measurement".into()),
+            None => failed_cell(spec, Failure::Crashed { detail: "the child printed no measurement".into() }),
         },
-        Some(status) => match crate::child::classify(status, &crate::child::last_line(&err), oom.fired()) {
-            crate::child::End::OutOfMemory(detail) => failed_cell(spec, CellStatus::OutOfMemory, detail),
-            crate::child::End::Crashed(detail) => failed_cell(spec, CellStatus::Failed, detail),
-        },
+        Some(status) => failed_cell(spec, crate::child::classify(status, &crate::child::last_line(&err), oom.fired())),
     })
 }
 
@@ -561,7 +505,7 @@ pub fn run(
         command,
     };
     for model in &spec.models {
-        let mut failed_at: Option<(usize, CellStatus)> = None;
+        let mut failed_at: Option<(usize, &'static str)> = None;
         for &length in &spec.lengths {
             let cell = CellSpec {
                 model: model.clone(),
@@ -576,16 +520,15 @@ pub fn run(
             let measured = |m: &&Measurement| m.model == *model && m.variant() == variant_of(model, spec.variant);
             let measurement = if let Some(done) = earlier.iter().filter(measured).find(|m| m.length == length) {
                 done.clone()
-            } else if let Some((shorter, status)) = &failed_at {
-                // Longer sequences only cost more: no need to spend the time.
-                failed_cell(&cell, *status, format!("not run: {status} at length {shorter}"))
+            } else if let Some((shorter, how)) = &failed_at {
+                failed_cell(&cell, Failure::NotRun { reason: format!("{how} at length {shorter}") })
             } else if spec.budget.is_some_and(|b| started.elapsed() > b) {
-                failed_cell(&cell, CellStatus::NotRun, "the benchmark's time budget was spent".into())
+                failed_cell(&cell, Failure::NotRun { reason: "the benchmark's time budget was spent".into() })
             } else {
                 measure_in_child(exe, &cell, spec.cell_timeout)?
             };
-            if measurement.status.rules_out_longer() {
-                failed_at = Some((length, measurement.status));
+            if let Some(failure) = measurement.failure.as_ref().filter(|f| rules_out_longer(f)) {
+                failed_at = Some((length, failure.kind_words()));
             }
             eprintln!("{}", describe(&measurement));
             record.measurements.push(measurement);
@@ -625,11 +568,10 @@ pub fn describe(m: &Measurement) -> String {
             }
         ),
         _ => format!(
-            "{:<26} n={:<6} {}: {}",
+            "{:<26} n={:<6} FAIL {}",
             m.label(),
             m.length,
-            m.status.name().to_uppercase(),
-            m.detail.as_deref().unwrap_or("")
+            m.failure.as_ref().map(Failure::to_string).unwrap_or_else(|| "without a measurement".into())
         ),
     }
 }
@@ -637,17 +579,6 @@ pub fn describe(m: &Measurement) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A cell's status is written as the words records have always held, and read back.
-    #[test]
-    fn cell_statuses_keep_their_words_in_records() {
-        let words: Vec<String> = CellStatus::ALL.iter().map(|s| serde_json::to_string(s).unwrap()).collect();
-        assert_eq!(words, ["\"ok\"", "\"out of memory\"", "\"timed out\"", "\"failed\"", "\"not run\""]);
-        for (status, json) in CellStatus::ALL.into_iter().zip(&words) {
-            assert_eq!(serde_json::from_str::<CellStatus>(json).unwrap(), status);
-        }
-        assert!(serde_json::from_str::<CellStatus>("\"exploded\"").is_err());
-    }
 
     #[test]
     fn a_later_benchmark_of_other_models_merges_into_the_record_and_drops_nothing() {
@@ -675,7 +606,7 @@ mod tests {
                 warmup_steps: 1,
                 timed_steps: 1,
             };
-            failed_cell(&spec, CellStatus::Failed, format!("{model}'s earlier cell"))
+            failed_cell(&spec, Failure::Crashed { detail: format!("{model}'s earlier cell") })
         };
         // An earlier sweep measured transformer, linear and local.
         let earlier = step_record("sweep-bench", vec![32], vec![cell("transformer"), cell("linear"), cell("local")]);

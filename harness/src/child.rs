@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use crate::record::Failure;
+
 /// `command` set up as a child of the harness: its own process group (a Ctrl-C in the
 /// terminal reaches the harness, which then takes the group down) and, on Linux, killed by
 /// the kernel when the thread that started it dies, so that no child outlives a killed sweep.
@@ -63,19 +65,11 @@ pub fn kill_group(child: &mut Child) {
     let _ = child.kill();
 }
 
-/// How a child that left no result ended, as far as is known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
-    /// The kernel's out-of-memory killer fired while it ran, or it said it could not
-    /// allocate.
-    OutOfMemory(String),
-    /// Anything else: an exit code, or a signal with what it usually means.
-    Crashed(String),
-}
-
-/// Classifies `status` given the child's last line of output and whether an
-/// out-of-memory kill happened in this control group while it ran.
-pub fn classify(status: ExitStatus, last_output: &str, oom_killed: bool) -> End {
+/// How a child that left no result ended, as far as is known, given its exit `status`,
+/// its last line of output and whether an out-of-memory kill happened in this control
+/// group while it ran: out of memory (the kernel's killer fired, or it said it could not
+/// allocate), or crashed (an exit code, or a signal with what it usually means).
+pub fn classify(status: ExitStatus, last_output: &str, oom_killed: bool) -> Failure {
     let said_oom = last_output.contains("memory allocation of") || last_output.to_lowercase().contains("out of memory");
     let how = describe(status);
     let detail = match last_output.is_empty() {
@@ -83,8 +77,8 @@ pub fn classify(status: ExitStatus, last_output: &str, oom_killed: bool) -> End 
         false => format!("{how}; last output: {last_output}"),
     };
     match oom_killed || said_oom {
-        true => End::OutOfMemory(detail),
-        false => End::Crashed(detail),
+        true => Failure::OutOfMemory { detail },
+        false => Failure::Crashed { detail },
     }
 }
 
@@ -173,17 +167,17 @@ mod tests {
     fn exits_are_described_by_what_is_known() {
         let status = |script: &str| prepare(&mut shell(script)).status().unwrap();
         let kill = status("kill -KILL $$");
-        assert_eq!(classify(kill, "", false), End::Crashed(describe(kill)));
+        assert_eq!(classify(kill, "", false), Failure::Crashed { detail: describe(kill) });
         assert!(describe(kill).contains("SIGKILL") && describe(kill).contains("no out-of-memory kill"));
         // The same signal with an out-of-memory kill seen is out of memory.
-        assert!(matches!(classify(kill, "", true), End::OutOfMemory(_)));
+        assert!(matches!(classify(kill, "", true), Failure::OutOfMemory { .. }));
         let abort = status("kill -ABRT $$");
-        assert!(matches!(classify(abort, "", false), End::Crashed(d) if d.contains("SIGABRT")));
+        assert!(matches!(classify(abort, "", false), Failure::Crashed { detail: d } if d.contains("SIGABRT")));
         // Rust's own allocation failure message names the cause.
         let said = classify(abort, "memory allocation of 1099511627776 bytes failed", false);
-        assert!(matches!(said, End::OutOfMemory(d) if d.contains("SIGABRT") && d.contains("memory allocation")));
+        assert!(matches!(said, Failure::OutOfMemory { detail: d } if d.contains("SIGABRT") && d.contains("memory allocation")));
         assert!(
-            matches!(classify(status("exit 3"), "error: x", false), End::Crashed(d) if d.contains("3") && d.contains("error: x"))
+            matches!(classify(status("exit 3"), "error: x", false), Failure::Crashed { detail: d } if d.contains("3") && d.contains("error: x"))
         );
     }
 

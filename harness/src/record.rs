@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::config::RunConfig;
 use crate::environment::Environment;
 
-/// Why a run failed; `null` in the record when it succeeded.
+/// Why a run or a benchmark cell failed; `null` in its record when it succeeded. Runs and
+/// cells share these words: a record says `"status": "failed"` and names the failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
@@ -35,10 +36,29 @@ pub enum Failure {
     TimedOut {
         seconds: f64,
     },
-    /// The process ended without writing its record (a signal, an abort).
+    /// The process ended without writing its record (a signal, an abort), or without the
+    /// measurement it was to print.
     Crashed {
         detail: String,
     },
+    /// Never started: a benchmark's time budget was spent before this cell.
+    NotRun {
+        reason: String,
+    },
+}
+
+impl Failure {
+    /// The failure in a word or two, as tables name it: `out of memory`, `timed out`, ...
+    pub fn kind_words(&self) -> &'static str {
+        match self {
+            Failure::OutOfMemory { .. } => "out of memory",
+            Failure::DivergedToNan { .. } | Failure::GradientNotFinite { .. } => "diverged",
+            Failure::Panicked { .. } => "panicked",
+            Failure::TimedOut { .. } => "timed out",
+            Failure::Crashed { .. } => "crashed",
+            Failure::NotRun { .. } => "not run",
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -50,11 +70,78 @@ impl std::fmt::Display for Failure {
             Failure::Panicked { message } => write!(f, "panicked: {message}"),
             Failure::TimedOut { seconds } => write!(f, "timed out after {seconds:.0} s"),
             Failure::Crashed { detail } => write!(f, "crashed: {detail}"),
+            Failure::NotRun { reason } => write!(f, "not run: {reason}"),
         }
     }
 }
 
-/// `result.json`: what ran, how well, how fast and in how much memory.
+/// How a run or a cell ended, in a table's words: `ok`, or its failure's
+/// ([`Failure::kind_words`]).
+pub fn ending_words(failure: Option<&Failure>) -> &'static str {
+    failure.map_or("ok", Failure::kind_words)
+}
+
+/// A record's `"status"` and `"failure"`, the status derived from the failure: `"ok"` with
+/// `null`, `"failed"` with the failure. Reading checks that they agree, and takes the
+/// statuses benchmark records held before cells named their failures (`"out of memory"`,
+/// `"timed out"`, `"failed"`, `"not run"`, each with a `"detail"`).
+pub mod status_and_failure {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Failure;
+
+    #[derive(Serialize)]
+    struct Written<'a> {
+        status: &'static str,
+        failure: &'a Option<Failure>,
+    }
+
+    #[derive(Deserialize)]
+    struct Read {
+        status: String,
+        #[serde(default)]
+        failure: Option<Failure>,
+        #[serde(default)]
+        detail: Option<String>,
+    }
+
+    /// `"ok"` without a failure, `"failed"` with one.
+    pub fn status_of(failure: Option<&Failure>) -> &'static str {
+        if failure.is_none() { "ok" } else { "failed" }
+    }
+
+    pub fn serialize<S: Serializer>(failure: &Option<Failure>, serializer: S) -> Result<S::Ok, S::Error> {
+        Written { status: status_of(failure.as_ref()), failure }.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Failure>, D::Error> {
+        let Read { status, failure, detail } = Read::deserialize(deserializer)?;
+        let said = || detail.clone().unwrap_or_default();
+        let disagree = |what: &str| serde::de::Error::custom(format!("\"status\": {status:?} {what}"));
+        match (status.as_str(), failure) {
+            ("ok", None) => Ok(None),
+            ("ok", Some(failure)) => Err(disagree(&format!("beside the failure \"{failure}\""))),
+            ("failed", Some(failure)) => Ok(Some(failure)),
+            ("failed", None) if detail.is_none() => Err(disagree("without a failure")),
+            // The cells of benchmark records of earlier versions: a cell not run for the
+            // failure of a shorter one said so in its detail.
+            (_, None) if said().starts_with("not run: ") => {
+                Ok(Some(Failure::NotRun { reason: said().trim_start_matches("not run: ").to_string() }))
+            }
+            ("failed", None) => Ok(Some(Failure::Crashed { detail: said() })),
+            ("out of memory", None) => Ok(Some(Failure::OutOfMemory { detail: said() })),
+            ("not run", None) => Ok(Some(Failure::NotRun { reason: said() })),
+            ("timed out", None) => {
+                let limit = said().strip_prefix("over the limit of ").and_then(|s| s.strip_suffix(" s")?.parse().ok());
+                limit.map(|seconds| Some(Failure::TimedOut { seconds })).ok_or_else(|| disagree("without its limit"))
+            }
+            (_, _) => Err(disagree("is none of \"ok\" and \"failed\"")),
+        }
+    }
+}
+
+/// `result.json`: the run's identity (what ran), its [`Outcome`] (how it ended, how well,
+/// how fast, in how much memory), and what repeats it (its configuration and environment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
@@ -63,8 +150,23 @@ pub struct RunRecord {
     pub preset: String,
     pub seed: u64,
     pub device: String,
-    /// `"ok"` or `"failed"`.
-    pub status: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// One training step's operations (`ClassifierConfig::training_step_flops`), the
+    /// achieved rate and the MFU.
+    #[serde(flatten)]
+    pub utilisation: crate::peak::Utilisation,
+    pub data_source: String,
+    pub config: RunConfig,
+    pub environment: Environment,
+}
+
+/// How a run ended and what it measured: what training returns, and what the record
+/// holds between the run's identity and its configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `null` when the run succeeded; the record's `status` is derived from it.
+    #[serde(flatten, with = "status_and_failure")]
     pub failure: Option<Failure>,
     /// Test accuracy of the final weights, as LRA reports (its code evaluates the last
     /// checkpoint).
@@ -82,13 +184,16 @@ pub struct RunRecord {
     /// Examples in the test split (absent in records of earlier versions).
     #[serde(default)]
     pub test_examples: Option<usize>,
+    /// The task's loss at the last step (without the auxiliary losses).
     pub final_train_loss: Option<f64>,
     /// The auxiliary losses and routing of the models that have them (Switch, the
     /// Compressive Transformer); absent for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auxiliary: Option<AuxiliaryRecord>,
     pub steps: usize,
+    /// Time spent in training steps, evaluation excluded.
     pub train_seconds: f64,
+    /// The whole run's time, data preparation and evaluation included.
     pub wall_seconds: f64,
     pub train_steps_per_second: f64,
     pub train_tokens_per_second: f64,
@@ -96,13 +201,32 @@ pub struct RunRecord {
     pub memory_source: String,
     pub peak_rss_bytes: Option<u64>,
     pub parameters: usize,
-    /// One training step's operations (`ClassifierConfig::training_step_flops`), the
-    /// achieved rate and the MFU.
-    #[serde(flatten)]
-    pub utilisation: crate::peak::Utilisation,
-    pub data_source: String,
-    pub config: RunConfig,
-    pub environment: Environment,
+}
+
+impl Outcome {
+    /// The outcome of a run that failed before it measured anything.
+    pub fn failed(failure: Failure, wall_seconds: f64) -> Outcome {
+        Outcome {
+            failure: Some(failure),
+            test_accuracy: None,
+            best_val_accuracy: None,
+            best_step: None,
+            best_val_test_accuracy: None,
+            test_majority_rate: None,
+            test_examples: None,
+            final_train_loss: None,
+            auxiliary: None,
+            steps: 0,
+            train_seconds: 0.0,
+            wall_seconds,
+            train_steps_per_second: 0.0,
+            train_tokens_per_second: 0.0,
+            peak_memory_bytes: 0,
+            memory_source: "not measured (the run did not finish)".into(),
+            peak_rss_bytes: None,
+            parameters: 0,
+        }
+    }
 }
 
 /// What training recorded of a model's auxiliary losses and routing.
@@ -125,8 +249,13 @@ pub struct AuxiliaryRecord {
 }
 
 impl RunRecord {
-    /// The record of a run that ended before it could write its own.
-    pub fn failed(config: &RunConfig, failure: Failure, wall_seconds: f64) -> RunRecord {
+    /// The record of `config`'s run with `outcome`, in `environment`.
+    pub fn new(
+        config: &RunConfig,
+        outcome: Outcome,
+        utilisation: crate::peak::Utilisation,
+        environment: Environment,
+    ) -> RunRecord {
         RunRecord {
             run_id: run_id(config),
             task: config.task.name.name().to_string(),
@@ -134,34 +263,31 @@ impl RunRecord {
             preset: config.task.preset.name().to_string(),
             seed: config.seed,
             device: config.device.to_string(),
-            status: "failed".into(),
-            failure: Some(failure),
-            test_accuracy: None,
-            best_val_accuracy: None,
-            best_step: None,
-            best_val_test_accuracy: None,
-            test_majority_rate: None,
-            test_examples: None,
-            final_train_loss: None,
-            auxiliary: None,
-            steps: 0,
-            train_seconds: 0.0,
-            wall_seconds,
-            train_steps_per_second: 0.0,
-            train_tokens_per_second: 0.0,
-            peak_memory_bytes: 0,
-            memory_source: "not measured (the run did not finish)".into(),
-            peak_rss_bytes: None,
-            parameters: 0,
-            utilisation: crate::peak::Utilisation::of(crate::train::step_flops(config), None, None),
+            outcome,
+            utilisation,
             data_source: config.task.data.source_label().to_string(),
             config: config.clone(),
-            environment: crate::environment::capture("unknown (the run did not finish)", None, None),
+            environment,
         }
     }
 
+    /// The record of a run that ended before it could write its own.
+    pub fn failed(config: &RunConfig, failure: Failure, wall_seconds: f64) -> RunRecord {
+        RunRecord::new(
+            config,
+            Outcome::failed(failure, wall_seconds),
+            crate::peak::Utilisation::of(crate::train::step_flops(config), None, None),
+            crate::environment::capture("unknown (the run did not finish)", None, None),
+        )
+    }
+
     pub fn is_ok(&self) -> bool {
-        self.failure.is_none()
+        self.outcome.failure.is_none()
+    }
+
+    /// `"ok"` or `"failed"`, as the record says.
+    pub fn status(&self) -> &'static str {
+        status_and_failure::status_of(self.outcome.failure.as_ref())
     }
 
     /// The model as reports name it ([`model_label`]).
@@ -280,6 +406,65 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         let entries: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(entries.len(), 1);
+    }
+
+    /// A record written before the outcome was a type of its own (and the status a field
+    /// beside the failure) is read and written again byte for byte.
+    #[test]
+    fn records_of_earlier_versions_are_read_and_written_again_unchanged() {
+        let earlier = include_str!("../tests/data/result-of-an-earlier-version.json");
+        let record: RunRecord = serde_json::from_str(earlier).unwrap();
+        assert!(record.is_ok());
+        assert_eq!(record.outcome.test_accuracy, Some(0.15625));
+        assert_eq!(String::from_utf8(json_bytes(&record).unwrap()).unwrap(), earlier);
+    }
+
+    #[test]
+    fn the_status_is_derived_from_the_failure_and_must_agree_with_it_when_read() {
+        let earlier = include_str!("../tests/data/result-of-an-earlier-version.json");
+        let mut record: RunRecord = serde_json::from_str(earlier).unwrap();
+        record.outcome.failure = Some(Failure::DivergedToNan { step: 3 });
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["failure"], serde_json::json!({ "kind": "diverged_to_nan", "step": 3 }));
+        assert_eq!(record.status(), "failed");
+        assert_eq!(serde_json::from_value::<RunRecord>(json.clone()).unwrap(), record);
+
+        let mut said_ok = json.clone();
+        said_ok["status"] = "ok".into();
+        let error = serde_json::from_value::<RunRecord>(said_ok).unwrap_err().to_string();
+        assert!(error.contains(r#""status": "ok" beside the failure "diverged: loss is not finite at step 3""#), "{error}");
+        let mut no_failure = json.clone();
+        no_failure["failure"] = serde_json::Value::Null;
+        let error = serde_json::from_value::<RunRecord>(no_failure).unwrap_err().to_string();
+        assert!(error.contains(r#""status": "failed" without a failure"#), "{error}");
+        let mut unknown = json;
+        unknown["status"] = "fine".into();
+        let error = serde_json::from_value::<RunRecord>(unknown).unwrap_err().to_string();
+        assert!(error.contains(r#""status": "fine" is none of"#), "{error}");
+    }
+
+    /// Benchmark cells of earlier versions named their end in a status word with a detail;
+    /// they are read as the failures runs name.
+    #[test]
+    fn the_status_words_of_earlier_benchmark_cells_are_read_as_failures() {
+        let read = |status: &str, detail: Option<&str>| {
+            let cell = serde_json::json!({ "status": status, "detail": detail });
+            status_and_failure::deserialize(cell).map_err(|e: serde_json::Error| e.to_string())
+        };
+        assert_eq!(read("ok", None), Ok(None));
+        assert_eq!(read("out of memory", Some("SIGKILL")), Ok(Some(Failure::OutOfMemory { detail: "SIGKILL".into() })));
+        assert_eq!(read("timed out", Some("over the limit of 60 s")), Ok(Some(Failure::TimedOut { seconds: 60.0 })));
+        assert_eq!(
+            read("timed out", Some("not run: timed out at length 64")),
+            Ok(Some(Failure::NotRun { reason: "timed out at length 64".into() }))
+        );
+        assert_eq!(read("failed", Some("exited with 3")), Ok(Some(Failure::Crashed { detail: "exited with 3".into() })));
+        assert_eq!(
+            read("not run", Some("the benchmark's time budget was spent")),
+            Ok(Some(Failure::NotRun { reason: "the benchmark's time budget was spent".into() }))
+        );
+        assert!(read("timed out", Some("soon")).unwrap_err().contains("without its limit"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::claim;
 use crate::cli::{RunArgs, RunChoice};
 use crate::config::RunConfig;
 use crate::device::{DeviceName, open};
-use crate::record::{self, Failure, RunRecord};
-use crate::train::{self, Progress, TrainOutcome};
+use crate::record::{self, Failure, Outcome, RunRecord};
+use crate::train::{self, Progress};
 
 /// Exit code of a run that was recorded as failed (diverged, panicked, ...).
 pub const EXIT_RUN_FAILED: u8 = 1;
@@ -90,19 +90,19 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let dir = record::run_dir(&args.results, &record.run_id);
-    match &record.failure {
+    match &record.outcome.failure {
         None => {
             println!(
                 "{} {} seed {}: test accuracy {:.4} (final weights; best validation {:.4} at step {}, whose test accuracy is {:.4}), {:.2} steps/s, peak memory {:.1} MiB",
                 record.task,
                 record.model,
                 record.seed,
-                record.test_accuracy.unwrap_or(f64::NAN),
-                record.best_val_accuracy.unwrap_or(f64::NAN),
-                record.best_step.unwrap_or(0),
-                record.best_val_test_accuracy.unwrap_or(f64::NAN),
-                record.train_steps_per_second,
-                record.peak_memory_bytes as f64 / (1 << 20) as f64,
+                record.outcome.test_accuracy.unwrap_or(f64::NAN),
+                record.outcome.best_val_accuracy.unwrap_or(f64::NAN),
+                record.outcome.best_step.unwrap_or(0),
+                record.outcome.best_val_test_accuracy.unwrap_or(f64::NAN),
+                record.outcome.train_steps_per_second,
+                record.outcome.peak_memory_bytes as f64 / (1 << 20) as f64,
             );
             println!("recorded in {}", dir.display());
             Ok(ExitCode::SUCCESS)
@@ -173,52 +173,28 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         train::train(config, &splits, &device, &mut progress)
     }));
     progress.finish();
-    let outcome = outcome.unwrap_or_else(|panic| {
+    let (mut outcome, metrics) = outcome.unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        failed_outcome(Failure::Panicked { message })
+        let outcome = Outcome {
+            test_majority_rate: Some(train::majority_rate(&splits.test)),
+            test_examples: Some(splits.test.len()),
+            peak_rss_bytes: crate::measure::peak_rss_bytes(),
+            ..Outcome::failed(Failure::Panicked { message }, 0.0)
+        };
+        (outcome, Vec::new())
     });
+    outcome.wall_seconds = started.elapsed().as_secs_f64();
 
-    record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&outcome.metrics)?)?;
+    record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&metrics)?)?;
     let peak = crate::peak::of(config.device, &device.adapter);
-    let record = RunRecord {
-        run_id,
-        task: config.task.name.name().to_string(),
-        model: config.model.clone(),
-        preset: config.task.preset.name().to_string(),
-        seed: config.seed,
-        device: config.device.to_string(),
-        status: if outcome.failure.is_none() { "ok" } else { "failed" }.to_string(),
-        failure: outcome.failure,
-        test_accuracy: outcome.test_accuracy,
-        best_val_accuracy: outcome.best_val_accuracy,
-        best_step: outcome.best_step,
-        test_majority_rate: Some(majority_rate(&splits.test)),
-        test_examples: Some(splits.test.len()),
-        best_val_test_accuracy: outcome.best_val_test_accuracy,
-        final_train_loss: outcome.final_train_loss,
-        auxiliary: outcome.auxiliary,
-        steps: outcome.steps,
-        train_seconds: outcome.train_seconds,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        train_steps_per_second: outcome.train_steps_per_second,
-        train_tokens_per_second: outcome.train_tokens_per_second,
-        peak_memory_bytes: outcome.peak_memory_bytes,
-        memory_source: outcome.memory_source,
-        peak_rss_bytes: outcome.peak_rss_bytes,
-        parameters: outcome.parameters,
-        utilisation: crate::peak::Utilisation::of(
-            crate::train::step_flops(config),
-            Some(outcome.train_steps_per_second),
-            peak.as_ref(),
-        ),
-        data_source: config.task.data.source_label().to_string(),
-        config: config.clone(),
-        environment: crate::environment::capture(&device.adapter, device.driver.as_ref(), peak),
-    };
+    let utilisation =
+        crate::peak::Utilisation::of(train::step_flops(config), Some(outcome.train_steps_per_second), peak.as_ref());
+    let environment = crate::environment::capture(&device.adapter, device.driver.as_ref(), peak);
+    let record = RunRecord::new(config, outcome, utilisation, environment);
     record::write_json_atomically(&result_path, &record)?;
     eprintln!("[run {}] recorded", record.run_id);
     Ok(Executed::Recorded(Box::new(record)))
@@ -239,36 +215,6 @@ fn inject_test_fault(config: &RunConfig) {
         }
         _ => {}
     }
-}
-
-fn failed_outcome(failure: Failure) -> TrainOutcome {
-    TrainOutcome {
-        metrics: Vec::new(),
-        failure: Some(failure),
-        steps: 0,
-        best_val_accuracy: None,
-        best_step: None,
-        test_accuracy: None,
-        best_val_test_accuracy: None,
-        final_train_loss: None,
-        auxiliary: None,
-        train_seconds: 0.0,
-        train_steps_per_second: 0.0,
-        train_tokens_per_second: 0.0,
-        peak_memory_bytes: 0,
-        memory_source: "not measured (the run failed)".into(),
-        peak_rss_bytes: crate::measure::peak_rss_bytes(),
-        parameters: 0,
-    }
-}
-
-/// Share of the most common label.
-pub fn majority_rate(examples: &[lra_datasets::Example]) -> f64 {
-    let mut counts = std::collections::HashMap::new();
-    for e in examples {
-        *counts.entry(e.label).or_insert(0usize) += 1;
-    }
-    counts.values().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
 }
 
 /// A progress bar on a terminal; one line per evaluation otherwise.

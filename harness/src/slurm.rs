@@ -535,7 +535,8 @@ mod tests {
 
         let lost = record_lost(&results, &tools).unwrap();
         assert_eq!(lost, [2, 3].iter().map(|&i| record::run_id(&configs[i])).collect::<Vec<_>>());
-        let failure = |i: usize| record::read_record(&record::result_path(&results, &configs[i])).unwrap().failure.unwrap();
+        let failure =
+            |i: usize| record::read_record(&record::result_path(&results, &configs[i])).unwrap().outcome.failure.unwrap();
         assert!(matches!(failure(2), Failure::TimedOut { .. }), "{:?}", failure(2));
         assert!(matches!(failure(3), Failure::Crashed { ref detail } if detail.contains("no accounting")), "{:?}", failure(3));
         assert!(!record::result_path(&results, &configs[4]).exists(), "a task that never started is resubmitted instead");

@@ -193,10 +193,7 @@ pub fn run_child(
             return Ok(RunEnd::Elsewhere { holder });
         }
         Some(status) => {
-            let failure = match child::classify(status, &child::last_line_of(&log_path), oom.fired()) {
-                child::End::OutOfMemory(detail) => Failure::OutOfMemory { detail },
-                child::End::Crashed(detail) => Failure::Crashed { detail },
-            };
+            let failure = child::classify(status, &child::last_line_of(&log_path), oom.fired());
             let record = RunRecord::failed(config, failure, started.elapsed().as_secs_f64());
             record::write_json_atomically(&result_path, &record)?;
             record
@@ -288,10 +285,10 @@ pub fn run_all(
                         Ok(RunEnd::Recorded { record, seconds }) => {
                             let r = &record;
                             let what = format!("{} {} seed {}", r.task, r.model, r.seed);
-                            match &r.failure {
+                            match &r.outcome.failure {
                                 None => say(format!(
                                     "ok   {what}: test accuracy {:.4} ({:.0} s)",
-                                    r.test_accuracy.unwrap_or(f64::NAN),
+                                    r.outcome.test_accuracy.unwrap_or(f64::NAN),
                                     seconds
                                 )),
                                 Some(f) => {
@@ -347,8 +344,7 @@ mod tests {
         let results = dir.path().join("results");
         let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
         let mut written = RunRecord::failed(&config, Failure::Crashed { detail: "the child's own record".into() }, 1.0);
-        written.failure = None;
-        written.status = "ok".into();
+        written.outcome.failure = None;
         let template = dir.path().join("record.json");
         record::write_json_atomically(&template, &written).unwrap();
         // A child that writes its record, then overstays the time limit.
@@ -359,7 +355,7 @@ mod tests {
         let end =
             run_child(&script, &config, Recorded::No, &results, dir.path(), Some(Duration::from_millis(1500)), None).unwrap();
         let RunEnd::Recorded { record, .. } = end else { panic!("{end:?}") };
-        assert!(record.is_ok(), "{:?}", record.failure);
+        assert!(record.is_ok(), "{:?}", record.outcome.failure);
         assert!(record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
     }
 

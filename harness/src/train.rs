@@ -18,32 +18,7 @@ use lra_tasks::{Pooling, Positions, TaskConfig};
 use crate::config::RunConfig;
 use crate::device::OpenDevice;
 use crate::measure::{HeapPeak, peak_rss_bytes};
-use crate::record::{AuxiliaryRecord, Failure, MetricsRow};
-
-/// What a finished (or stopped) training loop measured.
-#[derive(Debug, Clone)]
-pub struct TrainOutcome {
-    pub metrics: Vec<MetricsRow>,
-    pub failure: Option<Failure>,
-    pub steps: usize,
-    pub best_val_accuracy: Option<f64>,
-    pub best_step: Option<usize>,
-    /// Test accuracy of the weights after the last step.
-    pub test_accuracy: Option<f64>,
-    /// Test accuracy of the weights with the best validation accuracy.
-    pub best_val_test_accuracy: Option<f64>,
-    /// The task's loss at the last step (without the auxiliary losses).
-    pub final_train_loss: Option<f64>,
-    pub auxiliary: Option<AuxiliaryRecord>,
-    /// Time spent in training steps, evaluation excluded.
-    pub train_seconds: f64,
-    pub train_steps_per_second: f64,
-    pub train_tokens_per_second: f64,
-    pub peak_memory_bytes: u64,
-    pub memory_source: String,
-    pub peak_rss_bytes: Option<u64>,
-    pub parameters: usize,
-}
+use crate::record::{AuxiliaryRecord, Failure, MetricsRow, Outcome};
 
 /// What the loop reports as it goes (a progress bar, or log lines).
 pub trait Progress {
@@ -251,8 +226,15 @@ impl PoolPeak {
     }
 }
 
-/// Trains `config`'s model on `splits` and evaluates it.
-pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress: &mut dyn Progress) -> TrainOutcome {
+/// Trains `config`'s model on `splits` and evaluates it: the outcome (its `wall_seconds`
+/// those of training and evaluation; a run adds its own) and the logged rows.
+pub fn train(
+    config: &RunConfig,
+    splits: &Splits,
+    device: &OpenDevice,
+    progress: &mut dyn Progress,
+) -> (Outcome, Vec<MetricsRow>) {
+    let started = Instant::now();
     let task = &config.task;
     let t = &task.training;
     let plain = device.device.clone();
@@ -391,24 +373,36 @@ pub fn train(config: &RunConfig, splits: &Splits, device: &OpenDevice, progress:
     } else {
         (0, "not measured (no counting allocator in this process)".to_string())
     };
-    TrainOutcome {
-        metrics,
+    let outcome = Outcome {
         failure,
-        steps: steps_done,
+        test_accuracy,
         best_val_accuracy: best_val,
         best_step,
-        test_accuracy,
         best_val_test_accuracy,
+        test_majority_rate: Some(majority_rate(&splits.test)),
+        test_examples: Some(splits.test.len()),
         final_train_loss: last_loss,
         auxiliary: auxiliary_account.record(),
+        steps: steps_done,
         train_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
         train_steps_per_second: steps_per_second,
         train_tokens_per_second: steps_per_second * (batch_size * task.max_length) as f64,
         peak_memory_bytes,
         memory_source,
         peak_rss_bytes: peak_rss_bytes(),
         parameters,
+    };
+    (outcome, metrics)
+}
+
+/// Share of the most common label.
+pub fn majority_rate(examples: &[Example]) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for e in examples {
+        *counts.entry(e.label).or_insert(0usize) += 1;
     }
+    counts.values().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
 }
 
 #[cfg(test)]

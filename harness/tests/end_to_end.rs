@@ -69,10 +69,10 @@ fn a_tiny_run_writes_its_three_files_and_repeats_bit_for_bit() {
     assert_eq!(curve(&a), curve(&b));
     assert!(!curve(&a).is_empty());
     let (ra, rb) = (read_record(&a.join("result.json")).unwrap(), read_record(&b.join("result.json")).unwrap());
-    assert_eq!(ra.status, "ok");
+    assert_eq!(ra.status(), "ok");
     assert_eq!(
-        (ra.test_accuracy, ra.best_val_accuracy, ra.final_train_loss),
-        (rb.test_accuracy, rb.best_val_accuracy, rb.final_train_loss)
+        (ra.outcome.test_accuracy, ra.outcome.best_val_accuracy, ra.outcome.final_train_loss),
+        (rb.outcome.test_accuracy, rb.outcome.best_val_accuracy, rb.outcome.final_train_loss)
     );
     check_record(&ra);
 
@@ -110,14 +110,21 @@ fn check_record(record: &RunRecord) {
         (record.task.as_str(), record.model.as_str(), record.preset.as_str(), record.seed),
         ("listops", "transformer", "tiny", 1)
     );
-    assert_eq!(record.steps, 20);
-    for accuracy in [record.test_accuracy.unwrap(), record.best_val_accuracy.unwrap(), record.test_majority_rate.unwrap()] {
+    assert_eq!(record.outcome.steps, 20);
+    for accuracy in [
+        record.outcome.test_accuracy.unwrap(),
+        record.outcome.best_val_accuracy.unwrap(),
+        record.outcome.test_majority_rate.unwrap(),
+    ] {
         assert!((0.0..=1.0).contains(&accuracy));
     }
-    assert!(record.train_steps_per_second > 0.0 && record.train_tokens_per_second > record.train_steps_per_second);
-    assert!(record.peak_memory_bytes > 0, "the counting allocator measured nothing");
-    assert!(record.memory_source.starts_with("heap"));
-    assert!(record.parameters > 0);
+    assert!(
+        record.outcome.train_steps_per_second > 0.0
+            && record.outcome.train_tokens_per_second > record.outcome.train_steps_per_second
+    );
+    assert!(record.outcome.peak_memory_bytes > 0, "the counting allocator measured nothing");
+    assert!(record.outcome.memory_source.starts_with("heap"));
+    assert!(record.outcome.parameters > 0);
     assert_eq!(record.data_source, "generated");
     assert_eq!(record.environment.burn_version, "0.22.1");
     // The step's operations are the configuration's count; the rate and MFU follow from
@@ -125,7 +132,7 @@ fn check_record(record: &RunRecord) {
     let work = record.utilisation;
     assert_eq!(work.step_flops, Some(lra_harness::train::step_flops(&record.config)));
     let achieved = work.achieved_flops_per_second.unwrap();
-    assert!((achieved - work.step_flops.unwrap() * record.train_steps_per_second).abs() <= 1e-9 * achieved);
+    assert!((achieved - work.step_flops.unwrap() * record.outcome.train_steps_per_second).abs() <= 1e-9 * achieved);
     match &record.environment.peak {
         // serde_json reads a float back to within one unit in the last place.
         Some(peak) => assert!((work.mfu.unwrap() - achieved / peak.flops_per_second).abs() <= 1e-12 * work.mfu.unwrap()),
@@ -257,7 +264,7 @@ fn one_training_step_on_wgpu_gives_a_finite_loss_and_a_pool_peak() {
     let device = open(DeviceName::Wgpu(None)).expect("wgpu must be available (install mesa-vulkan-drivers without a GPU)");
     let data = tempfile::tempdir().unwrap();
     let splits = config.task.data.prepare(config.task.max_length, data.path()).unwrap();
-    let outcome = train(&config, &splits, &device, &mut Silent);
+    let (outcome, _) = train(&config, &splits, &device, &mut Silent);
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert!(outcome.final_train_loss.is_some_and(f64::is_finite));
     assert!(outcome.peak_memory_bytes > 0);
@@ -292,7 +299,7 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
     let failed: Vec<&RunRecord> = records.iter().filter(|r| !r.is_ok()).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!((failed[0].task.as_str(), failed[0].model.as_str()), ("pathfinder", "local"));
-    assert!(failed[0].failure.as_ref().unwrap().to_string().contains("panicked"));
+    assert!(failed[0].outcome.failure.as_ref().unwrap().to_string().contains("panicked"));
 
     let report = std::fs::read_to_string(reports.join("report.md")).unwrap();
     assert!(report.contains("FAIL (panicked"), "{report}");
@@ -373,7 +380,7 @@ fn a_run_that_dies_without_a_record_is_recorded_by_the_sweep() {
     assert!(out.status.success(), "{}", stderr(&out));
     let records = records(&results);
     assert_eq!(records.len(), 1);
-    let failure = records[0].failure.as_ref().expect("recorded as failed").to_string();
+    let failure = records[0].outcome.failure.as_ref().expect("recorded as failed").to_string();
     assert!(failure.contains("aborted") && failure.contains("LRA_TEST_FAULT"), "{failure}");
 }
 
@@ -476,7 +483,7 @@ fn every_task_trains_end_to_end_at_the_tiny_preset() {
     assert_eq!(records.len(), cases.len());
     for (task, model, source) in cases {
         let record = records.iter().find(|r| r.task == task).unwrap();
-        assert_eq!((record.model.as_str(), record.data_source.as_str(), record.status.as_str()), (model, source, "ok"), "{task}");
-        assert!(record.final_train_loss.is_some_and(f64::is_finite), "{task}");
+        assert_eq!((record.model.as_str(), record.data_source.as_str(), record.status()), (model, source, "ok"), "{task}");
+        assert!(record.outcome.final_train_loss.is_some_and(f64::is_finite), "{task}");
     }
 }

@@ -66,7 +66,7 @@ fn assert_every_run_recorded_once(results: &Path) {
         // that says so: never twice.
         assert!(*finished <= 1, "{} was trained to its record {finished} times", dir.display());
         let record = lra_harness::record::read_record(&dir.join("result.json")).unwrap();
-        assert!(record.is_ok(), "{}: {:?}", dir.display(), record.failure);
+        assert!(record.is_ok(), "{}: {:?}", dir.display(), record.outcome.failure);
     }
 }
 

@@ -39,7 +39,7 @@ fn a_label_that_only_positions_reveal_is_learned_by_both_position_encodings() {
         config.task.training.eval_every = steps;
         config.task.training.warmup_steps_untimed = 1;
         config.task.training.schedule = Schedule::Cosine { base: 1e-3, warmup: steps / 10 };
-        let outcome = train(&config, &splits, &device, &mut Silent);
+        let (outcome, _) = train(&config, &splits, &device, &mut Silent);
         assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
         outcome.test_accuracy.unwrap()
     };

@@ -196,12 +196,13 @@ fn runs_section(results: &Path, inputs: &Inputs, figure3_note: Option<&str>) -> 
                 r.task.clone(),
                 r.model_label(),
                 r.seed.to_string(),
-                r.status.clone(),
-                r.test_accuracy
+                r.status().to_string(),
+                r.outcome
+                    .test_accuracy
                     .map(|a| format!("{:.2}", 100.0 * a))
-                    .unwrap_or_else(|| r.failure.as_ref().map(|f| shorten(&f.to_string(), 50)).unwrap_or_default()),
-                format!("{:.2}", r.train_steps_per_second),
-                bytes_label(r.peak_memory_bytes),
+                    .unwrap_or_else(|| r.outcome.failure.as_ref().map(|f| shorten(&f.to_string(), 50)).unwrap_or_default()),
+                format!("{:.2}", r.outcome.train_steps_per_second),
+                bytes_label(r.outcome.peak_memory_bytes),
                 r.data_source.clone(),
                 hyperparameters(r),
                 format!("`{}`", reproduce_command(results, r)),

@@ -233,7 +233,7 @@ mod tests {
         )
         .unwrap();
         let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
-        (r.failure, r.test_accuracy) = (None, Some(accuracy));
+        (r.outcome.failure, r.outcome.test_accuracy) = (None, Some(accuracy));
         r
     }
 
@@ -242,7 +242,7 @@ mod tests {
         let record = |preset: &str, task: &str, source: &str, accuracy: f64| {
             let mut r = finished("transformer", 0, accuracy);
             (r.preset, r.task, r.data_source) = (preset.into(), task.into(), source.into());
-            (r.test_majority_rate, r.test_examples) = (Some(0.1), Some(1000));
+            (r.outcome.test_majority_rate, r.outcome.test_examples) = (Some(0.1), Some(1000));
             Run { record: r, metrics: Vec::new() }
         };
         let runs = vec![
@@ -269,7 +269,7 @@ mod tests {
             let mut r = finished("sinkhorn", 0, accuracy);
             r.config = r.config.with_variant(variant).unwrap();
             r.run_id = record::run_id(&r.config);
-            (r.test_majority_rate, r.test_examples) = (Some(0.1), Some(1000));
+            (r.outcome.test_majority_rate, r.outcome.test_examples) = (Some(0.1), Some(1000));
             record::write_json_atomically(&record::run_dir(dir.path(), &r.run_id).join("result.json"), &r).unwrap();
         }
         let inputs = load(dir.path()).unwrap();
@@ -305,7 +305,8 @@ mod tests {
     fn a_small_results_folder_gives_exactly_these_tables() {
         let dir = tempfile::tempdir().unwrap();
         let mut crashed = finished("linformer", 0, 0.0);
-        (crashed.failure, crashed.test_accuracy) = (Some(record::Failure::Crashed { detail: "signal 9".into() }), None);
+        (crashed.outcome.failure, crashed.outcome.test_accuracy) =
+            (Some(record::Failure::Crashed { detail: "signal 9".into() }), None);
         for r in [finished("transformer", 0, 0.3), finished("transformer", 1, 0.5), crashed] {
             record::write_json_atomically(&record::run_dir(dir.path(), &r.run_id).join("result.json"), &r).unwrap();
         }

@@ -152,8 +152,8 @@ pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Fig
                     continue;
                 }
                 let n = runs.len() as f64;
-                let speed = runs.iter().map(|r| r.record.train_steps_per_second).sum::<f64>() / n;
-                let memory = runs.iter().map(|r| r.record.peak_memory_bytes as f64).sum::<f64>() / n;
+                let speed = runs.iter().map(|r| r.record.outcome.train_steps_per_second).sum::<f64>() / n;
+                let memory = runs.iter().map(|r| r.record.outcome.peak_memory_bytes as f64).sum::<f64>() / n;
                 bubbles.push(Bubble { model: model.to_string(), speed, accuracy: acc, memory });
             }
             x_label = "training steps per second (mean over the runs; no benchmark recorded)".into();

@@ -223,9 +223,9 @@ pub fn tables1(runs: &[Run]) -> Vec<Table1> {
             }
             let cell = table.cells.entry((label, column)).or_default();
             cell.stand_in |= r.data_source == lra_tasks::STAND_IN;
-            cell.majority_rate = cell.majority_rate.or(r.test_majority_rate);
-            cell.test_examples = cell.test_examples.or(r.test_examples);
-            match (&r.failure, r.test_accuracy) {
+            cell.majority_rate = cell.majority_rate.or(r.outcome.test_majority_rate);
+            cell.test_examples = cell.test_examples.or(r.outcome.test_examples);
+            match (&r.outcome.failure, r.outcome.test_accuracy) {
                 (None, Some(accuracy)) => cell.accuracies.push(accuracy),
                 (Some(failure), _) => cell.failures.push(failure.to_string()),
                 (None, None) => cell.failures.push("no test accuracy recorded".into()),

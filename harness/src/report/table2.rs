@@ -3,6 +3,7 @@
 use super::document::Table;
 use super::{bytes_label, ours, published};
 use crate::bench::{BenchRecord, Scope};
+use crate::record;
 
 /// Table 2 of one benchmark: speed, memory and MFU per model and length, LRA's published
 /// row under each model it has.
@@ -33,7 +34,7 @@ pub(super) fn speed_table(bench: &BenchRecord) -> Table {
                 Some(m) => match (m.steps_per_second, m.relative_speed) {
                     (Some(s), Some(r)) if model != lra_models::BASELINE => format!("{s:.3} ({r:.2}x)"),
                     (Some(s), _) => format!("{s:.3}"),
-                    _ => format!("FAIL ({})", m.status),
+                    _ => format!("FAIL ({})", record::ending_words(m.failure.as_ref())),
                 },
                 None => "–".into(),
             });
@@ -43,7 +44,7 @@ pub(super) fn speed_table(bench: &BenchRecord) -> Table {
                 Some(m) => match (m.peak_memory_bytes, m.relative_memory) {
                     (Some(b), Some(r)) if model != lra_models::BASELINE => format!("{} ({r:.2}x)", bytes_label(b)),
                     (Some(b), _) => bytes_label(b),
-                    _ => format!("FAIL ({})", m.status),
+                    _ => format!("FAIL ({})", record::ending_words(m.failure.as_ref())),
                 },
                 None => "–".into(),
             });
@@ -98,8 +99,7 @@ mod tests {
             model: model.into(),
             attention: cell_settings(model, Variant::Lra, 1025).ok(),
             length: 1024,
-            status: crate::bench::CellStatus::Ok,
-            detail: None,
+            failure: None,
             step_seconds: Some(1.0 / steps_per_second),
             steps_per_second: Some(steps_per_second),
             tokens_per_second: None,

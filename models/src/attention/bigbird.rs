@@ -39,7 +39,6 @@
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::softmax;
 
 use super::Variant;
@@ -50,6 +49,7 @@ use super::blocks::{
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::random;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n (w + g + r) b) time, O(n (w + g + r) b) memory (blocks of b)";
@@ -93,7 +93,7 @@ impl BigBirdAttentionConfig {
         assert!(self.window_blocks % 2 == 1, "BigBird's window must be an odd number of blocks, not {}", self.window_blocks);
         let max_blocks = block_count(self.max_length, self.block_size);
         let radius = self.window_blocks / 2;
-        let seed = draw_seed(device);
+        let seed = random::seed_from_device(device);
         BigBirdAttention {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -147,21 +147,6 @@ impl RandomBlocks {
     }
 }
 
-/// A seed for the random blocks, drawn from the device's (seeded) generator.
-fn draw_seed(device: &Device) -> u64 {
-    let draw = Tensor::<1>::random([2], Distribution::Default, device).into_data();
-    draw.iter::<f64>().fold(0u64, |seed, x| (seed << 24) ^ (x * 16_777_216.0) as u64)
-}
-
-/// SplitMix64: a small, fixed generator, so that a seed always gives the same blocks.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Draws, for every head and query block `i < max_blocks`, `per_query` distinct blocks
 /// among those outside the window (`|j - i| > radius`) and the global blocks.
 pub fn draw_random_blocks(
@@ -172,16 +157,12 @@ pub fn draw_random_blocks(
     global: usize,
     per_query: usize,
 ) -> RandomBlocks {
-    let mut state = seed;
+    let mut rng = random::stream(seed, 0);
     let mut blocks = Vec::with_capacity(heads * max_blocks * per_query);
     for _head in 0..heads {
         for i in 0..max_blocks {
             let mut candidates: Vec<usize> = (global..max_blocks).filter(|j| j.abs_diff(i) > radius).collect();
-            // A partial Fisher-Yates shuffle: the first `per_query` candidates are the draw.
-            for s in 0..per_query.min(candidates.len()) {
-                let pick = s + (next_random(&mut state) % (candidates.len() - s) as u64) as usize;
-                candidates.swap(s, pick);
-            }
+            random::draw_to_front(&mut rng, &mut candidates, per_query);
             blocks.extend((0..per_query).map(|s| candidates.get(s).copied()));
         }
     }
@@ -239,16 +220,13 @@ fn lra_plan(
     random_blocks: usize,
     padded: usize,
 ) -> Vec<Vec<Vec<usize>>> {
-    let mut state = seed;
+    let mut rng = random::stream(seed, 0);
     (0..heads)
         .map(|_| {
             (1..blocks - 1)
                 .map(|i| {
                     let mut candidates = lra_candidates(i, blocks, block_size, padded);
-                    for s in 0..random_blocks.min(candidates.len()) {
-                        let pick = s + (next_random(&mut state) % (candidates.len() - s) as u64) as usize;
-                        candidates.swap(s, pick);
-                    }
+                    random::draw_to_front(&mut rng, &mut candidates, random_blocks);
                     candidates.truncate(random_blocks);
                     candidates
                 })
@@ -434,6 +412,7 @@ mod tests {
     use crate::attention::checks::*;
     use crate::attention::full::FullAttention;
     use crate::attention::{Mechanism, MechanismSettings};
+    use burn::tensor::Distribution;
 
     const D_MODEL: usize = 16;
     const HEADS: usize = 2;

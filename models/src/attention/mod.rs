@@ -24,6 +24,7 @@ pub mod luna;
 pub mod memory_compressed;
 pub mod nystromformer;
 pub mod performer;
+pub mod random;
 pub mod reformer;
 pub mod routing;
 pub mod s4d;

@@ -43,15 +43,14 @@
 //!   code's default, the `relu` kernel (`performer.py:31`).
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
-use burn::tensor::{Distribution, TensorData};
-use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
+use super::random;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n m) time, O(n m) memory (m = 256 random features)";
@@ -106,9 +105,7 @@ impl PerformerConfig {
         let qkv_dim = self.qkv_dim.unwrap_or(self.d_model);
         check_heads(qkv_dim, self.heads);
         let d_head = qkv_dim / self.heads;
-        // The stream's seed comes from the device's generator, so `device.seed(..)` decides it.
-        let halves = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).into_data();
-        let seed = halves.iter::<f32>().fold(0u64, |seed, half| (seed << 24) | (half * (1 << 24) as f32) as u64);
+        let seed = random::seed_from_device(device);
         PerformerAttention {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             random_features: random_features_tensor(self.features, d_head, seed, 0, device),
@@ -257,9 +254,8 @@ fn random_features_tensor(m: usize, d: usize, seed: u64, draw: usize, device: &D
 /// Gaussian samples, which gives a uniformly random orthonormal basis), the last block cut
 /// to what is left, each row scaled by an independent chi(d) sample (Section 2.4).
 fn orthogonal_random_features(m: usize, d: usize, seed: u64, draw: u64) -> Vec<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(draw);
-    let mut gaussian = || standard_normal(&mut rng);
+    let mut rng = random::stream(seed, draw);
+    let mut gaussian = || random::standard_normal(&mut rng);
     let mut rows = Vec::with_capacity(m * d);
     while rows.len() < m * d {
         let block_start = rows.len();
@@ -285,13 +281,6 @@ fn orthogonal_random_features(m: usize, d: usize, seed: u64, draw: u64) -> Vec<f
     rows
 }
 
-/// A standard normal sample by the Box-Muller transform.
-pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
-    let uniform = |rng: &mut ChaCha8Rng| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    let (u1, u2) = (uniform(rng), uniform(rng));
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 /// Work of one forward ([`super::flops`]): the projections; for the softmax kernel the
 /// feature logits of queries and keys (`m` features per head, `[n, d_head] x [d_head, m]`
 /// each); and linear attention through the `m` features (the ReLU kernel: through the
@@ -311,6 +300,7 @@ pub fn forward_flops(shape: &LayerShape, kernel: PerformerKernel, features: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Distribution;
 
     use crate::attention::checks::{
         Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, dot, mix, padding_after, values,

@@ -50,8 +50,6 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, TensorData};
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
 
 use super::Variant;
 use super::blocks::{
@@ -59,7 +57,7 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
-use super::performer::standard_normal;
+use super::random;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n log n) time, O(n c) memory per hash round (chunks of c)";
@@ -321,8 +319,8 @@ impl ReformerAttention {
 
 /// LRA's rotations: Gaussian, from one fixed seed, `[d_head, columns]`.
 fn fixed_rotations(d_head: usize, columns: usize, device: &Device) -> Tensor<2> {
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let values: Vec<f32> = (0..d_head * columns).map(|_| standard_normal(&mut rng) as f32).collect();
+    let mut rng = random::stream(0, 0);
+    let values: Vec<f32> = (0..d_head * columns).map(|_| random::standard_normal(&mut rng) as f32).collect();
     Tensor::from_data(TensorData::new(values, [d_head, columns]), device)
 }
 

@@ -27,11 +27,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::Dropout;
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::softmax;
 use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 
+use super::random;
 use crate::cpu::{self, RowMajor, TASK_ELEMENTS, rows_per_task, runs_natively};
 
 /// `dropout(softmax(scores))` over the last dimension. `dropout` is applied only where
@@ -45,7 +45,7 @@ pub fn softmax_dropout<const D: usize>(scores: Tensor<D>, dropout: Option<&Dropo
         };
     }
     let (prob, seed) = match dropout.and_then(|dropout| active_probability(dropout, &scores.device())) {
-        Some(prob) => (prob, call_seed(&scores.device())),
+        Some(prob) => (prob, random::seed_from_device(&scores.device())),
         None => (0.0, 0),
     };
     Tensor::from_dispatch(<Dispatch as FusedSoftmax>::softmax_dropout(scores.into_dispatch(), prob, seed))
@@ -60,7 +60,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
     if !runs_natively(&x) {
         return dropout.forward(x);
     }
-    let seed = call_seed(&x.device());
+    let seed = random::seed_from_device(&x.device());
     Tensor::from_dispatch(<Dispatch as FusedSoftmax>::dropout(x.into_dispatch(), prob, seed))
 }
 
@@ -68,13 +68,6 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
 /// (not frozen), on an autodiff device, above 0.
 fn active_probability(dropout: &Dropout, device: &Device) -> Option<f32> {
     (dropout.prob > 0.0 && dropout.training.is_enabled() && device.is_autodiff()).then_some(dropout.prob as f32)
-}
-
-/// A seed for one call's dropout mask, from the device's generator (seeded by the run).
-fn call_seed(device: &Device) -> u64 {
-    // Two draws of 30 bits (the default integer type is 32-bit signed).
-    let draws = Tensor::<1, Int>::random([2], Distribution::Uniform(0.0, (1u64 << 30) as f64), device).into_data();
-    draws.iter::<i64>().fold(0u64, |seed, part| (seed << 30) | part as u64)
 }
 
 /// The dropout of one call from element `first` on: element `i` is decided by half
@@ -103,7 +96,7 @@ const MASK_BLOCK: usize = 128;
 
 impl KeepMask {
     fn from(seed: u64, first: usize, prob: f32) -> KeepMask {
-        let mut stream = ChaCha8Rng::seed_from_u64(seed);
+        let mut stream = random::stream(seed, 0);
         stream.set_word_pos((first / 2) as u128);
         let keep = 1.0 - prob;
         let threshold = (f64::from(keep) * 65_536.0).round() as u32;
@@ -300,6 +293,7 @@ mod tests {
     use super::*;
     use crate::attention::checks::{assert_close, values};
     use burn::nn::DropoutConfig;
+    use burn::tensor::Distribution;
 
     /// Scores with some masked entries (a padded key column and a fully masked row).
     fn scores(device: &Device, shape: [usize; 4]) -> Tensor<4> {
@@ -412,7 +406,7 @@ mod tests {
         let (seed, prob) = (11, 0.3f32);
         let keep = 1.0 - prob;
         let threshold = (f64::from(keep) * 65_536.0).round() as u32;
-        let mut stream = ChaCha8Rng::seed_from_u64(seed);
+        let mut stream = random::stream(seed, 0);
         let words: Vec<u32> = (0..400).map(|_| stream.next_u32()).collect();
         let kept = |i: usize| {
             let word = words[i / 2];
