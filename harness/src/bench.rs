@@ -579,6 +579,7 @@ pub fn describe(m: &Measurement) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lra_models::attention::local::LocalSettings;
 
     #[test]
     fn a_later_benchmark_of_other_models_merges_into_the_record_and_drops_nothing() {
@@ -623,7 +624,7 @@ mod tests {
         // cut to the 33 positions (32 tokens and the CLS vector).
         let local = &record.measurements[2];
         assert_eq!(local.label(), "local (as LRA ran it)");
-        assert_eq!(local.attention, Some(MechanismSettings::Local { variant: Variant::Lra, block_size: 33 }));
+        assert_eq!(local.attention, Some(MechanismSettings::Local(LocalSettings { variant: Variant::Lra, block_size: 33 })));
         // Local's paper form is another cell: a benchmark of it reuses none of the lra form's
         // cells and keeps them all.
         let (reused, kept) = split_earlier(record.measurements.clone(), &["local".into()], Variant::Paper);

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use lra_models::{MechanismSettings, Variant};
+use lra_models::{Mechanism, MechanismSettings, Variant};
 use lra_tasks::lra::{self as lra_values, Origin};
 use lra_tasks::{Preset, Task, TaskConfig};
 
@@ -139,7 +139,8 @@ impl RunConfig {
                 mechanism
             );
         }
-        if matches!(self.attention, MechanismSettings::Reformer { variant: Variant::Lra, .. }) && m.qkv_dim != m.d_model {
+        let lra_reformer = mechanism == Mechanism::Reformer && self.attention.variant() == Some(Variant::Lra);
+        if lra_reformer && m.qkv_dim != m.d_model {
             bail!(
                 "attention: LRA's Reformer has the width d_model ({}) whatever qkv_dim says; set model.qkv_dim to it, not {}",
                 m.d_model,
@@ -384,6 +385,11 @@ fn strip_position(error: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lra_models::attention::linformer::LinformerSettings;
+    use lra_models::attention::local::LocalSettings;
+    use lra_models::attention::performer::PerformerSettings;
+    use lra_models::attention::reformer::ReformerSettings;
+    use lra_models::attention::synthesizer::SynthesizerSettings;
 
     #[test]
     fn a_saved_configuration_loads_back_equal() {
@@ -477,12 +483,12 @@ mod tests {
         assert_eq!((m.d_model, m.qkv_dim, m.d_ff, m.heads, m.layers), (32, 16, 32, 4, 1));
         assert_eq!((m.pooling, m.positions), (lra_tasks::Pooling::Mean, lra_tasks::Positions::Sinusoidal));
         assert!(local.task.pixel_zero_is_padding);
-        assert_eq!(local.attention, MechanismSettings::Local { variant: Variant::Lra, block_size: 16 });
+        assert_eq!(local.attention, MechanismSettings::Local(LocalSettings { variant: Variant::Lra, block_size: 16 }));
         // ListOps' Sinkhorn pools by mean, as LRA's; Linformer keeps k = 16.
         assert_eq!(quick(Task::Listops, "sinkhorn").task.model.pooling, lra_tasks::Pooling::Mean);
         assert_eq!(
             quick(Task::Listops, "linformer").attention,
-            MechanismSettings::Linformer { variant: Variant::Lra, projected_length: 16 }
+            MechanismSettings::Linformer(LinformerSettings { variant: Variant::Lra, projected_length: 16 })
         );
     }
 
@@ -493,7 +499,7 @@ mod tests {
         let local = lra(Task::Pathfinder, "local");
         let m = &local.task.model;
         assert_eq!((m.layers, m.heads, m.d_model, m.qkv_dim, m.d_ff, m.dropout), (2, 4, 64, 32, 64, 0.1));
-        assert_eq!(local.attention, MechanismSettings::Local { variant: Variant::Lra, block_size: 64 });
+        assert_eq!(local.attention, MechanismSettings::Local(LocalSettings { variant: Variant::Lra, block_size: 64 }));
         // The Transformer's own values of the task are untouched.
         let transformer = lra(Task::Pathfinder, "transformer");
         assert_eq!((transformer.task.model.layers, transformer.task.model.d_model), (4, 32));
@@ -505,13 +511,17 @@ mod tests {
         // Linformer's k = 16 whatever the task's config says; ListOps' Performer: 2 features.
         assert_eq!(
             lra(Task::Text, "linformer").attention,
-            MechanismSettings::Linformer { variant: Variant::Lra, projected_length: 16 }
+            MechanismSettings::Linformer(LinformerSettings { variant: Variant::Lra, projected_length: 16 })
         );
-        assert!(matches!(lra(Task::Listops, "performer").attention, MechanismSettings::Performer { features: 2, .. }));
+        assert!(matches!(
+            lra(Task::Listops, "performer").attention,
+            MechanismSettings::Performer(PerformerSettings { features: 2, .. })
+        ));
         // Reformer: LRA's arguments (10 buckets, one round, padding to a multiple of 10),
         // its variant cutting the 2001 positions, filled up to 2010, into ten chunks.
         let reformer = lra(Task::Listops, "reformer");
-        let expected = MechanismSettings::Reformer { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 };
+        let expected =
+            MechanismSettings::Reformer(ReformerSettings { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 });
         assert_eq!(reformer.attention, expected);
         // Every mechanism with an lra variant runs it at lra and quick; Synthesizer's is
         // LRA's random logits plus dot products; Performer's kernel is ReLU outside ListOps.
@@ -524,11 +534,17 @@ mod tests {
         }
         assert!(matches!(
             lra(Task::Text, "synthesizer").attention,
-            MechanismSettings::Synthesizer { kind: lra_models::attention::synthesizer::SynthesizerKind::Random, .. }
+            MechanismSettings::Synthesizer(SynthesizerSettings {
+                kind: lra_models::attention::synthesizer::SynthesizerKind::Random,
+                ..
+            })
         ));
         assert!(matches!(
             lra(Task::Text, "performer").attention,
-            MechanismSettings::Performer { kernel: lra_models::attention::performer::PerformerKernel::Relu, .. }
+            MechanismSettings::Performer(PerformerSettings {
+                kernel: lra_models::attention::performer::PerformerKernel::Relu,
+                ..
+            })
         ));
         assert_eq!(reformer.task.positions(), 2001);
         // Models LRA did not run take the task's Transformer configuration.
@@ -567,10 +583,10 @@ mod tests {
     #[test]
     fn a_setting_that_cannot_work_with_the_length_is_refused_naming_both() {
         let mut config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
-        config.attention = MechanismSettings::Local { variant: Variant::Paper, block_size: 100 };
+        config.attention = MechanismSettings::Local(LocalSettings { variant: Variant::Paper, block_size: 100 });
         let err = format!("{:#}", config.validate().unwrap_err());
         assert!(err.contains("block_size 100") && err.contains("33 positions") && err.contains("max_length 32"), "{err}");
-        config.attention = MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 8 };
+        config.attention = MechanismSettings::Linformer(LinformerSettings { variant: Variant::Paper, projected_length: 8 });
         assert!(format!("{:#}", config.validate().unwrap_err()).contains("uses Local"));
     }
 
@@ -624,7 +640,7 @@ mod tests {
         other_lr.task.training.weight_decay = 0.5;
         let mut other_attention = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
         let local_id = crate::record::run_id(&other_attention);
-        other_attention.attention = MechanismSettings::Local { variant: Variant::Paper, block_size: 3 };
+        other_attention.attention = MechanismSettings::Local(LocalSettings { variant: Variant::Paper, block_size: 3 });
         assert_ne!(crate::record::run_id(&other_attention), local_id);
         for changed in [other_seed, other_device, other_lr] {
             assert_ne!(crate::record::run_id(&changed), id);

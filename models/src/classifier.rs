@@ -48,10 +48,10 @@ impl Stack {
     /// How the blocks of a model with these settings are run.
     fn of(settings: &MechanismSettings) -> Stack {
         match *settings {
-            MechanismSettings::Funnel { stride, stage_layers } => {
+            MechanismSettings::Funnel(crate::funnel::FunnelSettings { stride, stage_layers }) => {
                 Stack::Funnel(FunnelConfig::new().with_stride(stride).with_stage_layers(stage_layers))
             }
-            MechanismSettings::Perceiver { latents } => Stack::Perceiver { latents },
+            MechanismSettings::Perceiver(crate::perceiver::PerceiverSettings { latents }) => Stack::Perceiver { latents },
             _ => Stack::Blocks,
         }
     }
@@ -163,7 +163,7 @@ impl ClassifierConfig {
         let settings = attention.resolved_settings();
         let stack = Stack::of(&settings);
         let switch = match settings {
-            MechanismSettings::Switch { experts, capacity_factor, load_balance_weight } => Some(
+            MechanismSettings::Switch(crate::switch::SwitchSettings { experts, capacity_factor, load_balance_weight }) => Some(
                 SwitchConfig::new(self.d_model, self.d_ff)
                     .with_experts(experts)
                     .with_capacity_factor(capacity_factor)

@@ -114,7 +114,7 @@ impl EncoderBlock {
     /// d_model]`. The residual is the queries' stream; the queries have no padding of
     /// their own that the feed-forward layer needs (a dense one).
     pub fn forward_cross(&self, queries: Tensor<3>, context: Tensor<3>, context_padding: Tensor<2, Bool>) -> Tensor<3> {
-        let Attention::Full(attention) = &self.attention else { panic!("a cross-attending block computes full attention") };
+        let attention = self.attention.as_full().expect("a cross-attending block computes full attention");
         let context_norm = self.context_norm.as_ref().unwrap_or(&self.attention_norm);
         let attended = attention.projections.cross_attend(
             layer_norm(&self.attention_norm, queries.clone()),

@@ -24,8 +24,12 @@
 //! so real tokens' windows, and every real output, are those of the same tokens unpadded.
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
+use crate::attention::AttentionConfig;
 use crate::attention::blocks::append_zeros;
+use crate::attention::flops::LayerShape;
+use crate::attention::settings::{ModelCard, Settings, at_least_one, fit, within};
 use crate::encoder::EncoderBlock;
 
 #[derive(Config, Debug)]
@@ -43,6 +47,51 @@ impl FunnelConfig {
     /// pooled before it.
     fn pools_before(&self, index: usize) -> bool {
         index > 0 && index.is_multiple_of(self.stage_layers.max(1)) && self.stride > 1
+    }
+}
+
+/// The Funnel Transformer's own settings in a run's configuration
+/// (`"attention": {"funnel": {"stride": 2, "stage_layers": 1}}`): the pooling between
+/// stages; its blocks attend in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelSettings {
+    /// `r`, the window and stride of the mean pooling between stages.
+    pub stride: usize,
+    /// Blocks per stage; the sequence is pooled before every stage after the first.
+    pub stage_layers: usize,
+}
+
+impl Settings for FunnelSettings {
+    type Layer = crate::attention::full::FullAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "funnel", title: "Funnel Transformer (Dai et al. 2020)", family: "downsampling", cost: COST };
+    const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the stack (the sequence pooled between blocks)");
+
+    fn defaults(_max_length: usize) -> FunnelSettings {
+        let c = FunnelConfig::new();
+        FunnelSettings { stride: c.stride, stage_layers: c.stage_layers }
+    }
+
+    fn fitted_to(self, positions: usize) -> FunnelSettings {
+        FunnelSettings { stride: fit(self.stride, positions), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("stride", self.stride, positions)?;
+        at_least_one("stage_layers", self.stage_layers)
+    }
+
+    // Its blocks are full attention; what it saves is in the stack
+    // (`ClassifierConfig::training_step_flops`).
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        crate::attention::full::forward_flops(shape)
+    }
+
+    // The funnel changes the sequence between blocks (the classifier's stack); each block
+    // attends in full.
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> crate::attention::full::FullAttention {
+        crate::attention::full::FullSettings.init(layer, device)
     }
 }
 
@@ -149,7 +198,7 @@ mod tests {
     }
 
     fn funnel(layers: usize, stage_layers: usize, pooling: Pooling) -> ClassifierConfig {
-        let settings = MechanismSettings::Funnel { stride: 2, stage_layers };
+        let settings = MechanismSettings::Funnel(FunnelSettings { stride: 2, stage_layers });
         ClassifierConfig::new(12, 3, 9, 8, 2, layers, 16, 8, Mechanism::Funnel)
             .with_pooling(pooling)
             .with_settings(Some(settings))
@@ -191,7 +240,7 @@ mod tests {
         let after_first = model.blocks[0].forward(x, padding.clone());
         let (pooled, _) = pool(after_first.clone(), padding, 1, 2);
         let block = &model.blocks[1];
-        let crate::attention::Attention::Full(attention) = &block.attention else { panic!("funnel blocks are full") };
+        let attention = block.attention.as_full().expect("funnel blocks are full");
         let norm = |t| crate::layer_norm::layer_norm(&block.attention_norm, t);
         let joint = Tensor::cat(vec![norm(pooled.clone()), norm(after_first)], 1);
         let pooled_keys_masked = Tensor::<2, Bool>::from_data(

@@ -15,11 +15,12 @@ pub mod layer_norm;
 pub mod perceiver;
 pub mod switch;
 
-pub use attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
+pub use attention::{AttentionConfig, MODELS, Mechanism, MechanismSettings, Variant};
 pub use auxiliary::Auxiliary;
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};
 
-/// A model the harness can train: a name on the command line and the attention it uses.
+/// A model the harness can train: a name on the command line and the attention it uses (a
+/// line of the registry in [`attention`], its [`attention::ModelCard`] and mechanism).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelInfo {
     /// Name on the command line (`--model`).
@@ -35,185 +36,6 @@ pub struct ModelInfo {
 
 /// The name of the baseline every efficient model is compared with.
 pub const BASELINE: &str = "transformer";
-
-/// Every model, in the order the harness lists and sweeps them.
-pub const MODELS: &[ModelInfo] = &[
-    ModelInfo {
-        name: BASELINE,
-        title: "Transformer (Vaswani et al. 2017)",
-        family: "full attention (baseline)",
-        cost: attention::full::COST,
-        mechanism: Mechanism::Full,
-    },
-    ModelInfo {
-        name: "local",
-        title: "Local Attention (block-local, as in LRA, Tay et al. 2021)",
-        family: "fixed pattern",
-        cost: attention::local::COST,
-        mechanism: Mechanism::Local,
-    },
-    ModelInfo {
-        name: "sparse",
-        title: "Sparse Transformer (Child et al. 2019)",
-        family: "fixed pattern",
-        cost: attention::sparse::COST,
-        mechanism: Mechanism::Sparse,
-    },
-    ModelInfo {
-        name: "longformer",
-        title: "Longformer (Beltagy et al. 2020)",
-        family: "combined patterns",
-        cost: attention::longformer::COST,
-        mechanism: Mechanism::Longformer,
-    },
-    ModelInfo {
-        name: "linformer",
-        title: "Linformer (Wang et al. 2020)",
-        family: "low rank",
-        cost: attention::linformer::COST,
-        mechanism: Mechanism::Linformer,
-    },
-    ModelInfo {
-        name: "reformer",
-        title: "Reformer (Kitaev et al. 2020)",
-        family: "learnable pattern",
-        cost: attention::reformer::COST,
-        mechanism: Mechanism::Reformer,
-    },
-    ModelInfo {
-        name: "sinkhorn",
-        title: "Sinkhorn Transformer (Tay et al. 2020)",
-        family: "learnable pattern",
-        cost: attention::sinkhorn::COST,
-        mechanism: Mechanism::Sinkhorn,
-    },
-    ModelInfo {
-        name: "synthesizer",
-        title: "Synthesizer, factorised random (Tay et al. 2021)",
-        family: "learnable weights",
-        cost: attention::synthesizer::COST,
-        mechanism: Mechanism::Synthesizer,
-    },
-    ModelInfo {
-        name: "bigbird",
-        title: "BigBird (Zaheer et al. 2020)",
-        family: "combined patterns",
-        cost: attention::bigbird::COST,
-        mechanism: Mechanism::BigBird,
-    },
-    ModelInfo {
-        name: "linear",
-        title: "Linear Transformer (Katharopoulos et al. 2020)",
-        family: "kernel",
-        cost: attention::linear::COST,
-        mechanism: Mechanism::Linear,
-    },
-    ModelInfo {
-        name: "performer",
-        title: "Performer, FAVOR+ (Choromanski et al. 2021)",
-        family: "kernel",
-        cost: attention::performer::COST,
-        mechanism: Mechanism::Performer,
-    },
-    ModelInfo {
-        name: "axial",
-        title: "Axial Transformer (Ho et al. 2019)",
-        family: "fixed pattern",
-        cost: attention::axial::COST,
-        mechanism: Mechanism::Axial,
-    },
-    ModelInfo {
-        name: "fnet",
-        title: "FNet (Lee-Thorp et al. 2022)",
-        family: "token mixing (Fourier transform)",
-        cost: attention::fnet::COST,
-        mechanism: Mechanism::Fnet,
-    },
-    ModelInfo {
-        name: "nystromformer",
-        title: "Nyströmformer (Xiong et al. 2021)",
-        family: "low rank",
-        cost: attention::nystromformer::COST,
-        mechanism: Mechanism::Nystromformer,
-    },
-    ModelInfo {
-        name: "luna",
-        title: "Luna-256 (Ma et al. 2021)",
-        family: "memory",
-        cost: attention::luna::COST,
-        mechanism: Mechanism::Luna,
-    },
-    ModelInfo {
-        name: "s4d",
-        title: "S4D, diagonal state space (Gu et al. 2022)",
-        family: "recurrence (state space)",
-        cost: attention::s4d::COST,
-        mechanism: Mechanism::S4d,
-    },
-    ModelInfo {
-        name: "memory_compressed",
-        title: "Memory Compressed Attention (Liu et al. 2018)",
-        family: "downsampling",
-        cost: attention::memory_compressed::COST,
-        mechanism: Mechanism::MemoryCompressed,
-    },
-    ModelInfo {
-        name: "set_transformer",
-        title: "Set Transformer, induced set attention (Lee et al. 2019)",
-        family: "memory (inducing points)",
-        cost: attention::set_transformer::COST,
-        mechanism: Mechanism::SetTransformer,
-    },
-    ModelInfo {
-        name: "transformer_xl",
-        title: "Transformer-XL, segment recurrence (Dai et al. 2019)",
-        family: "recurrence",
-        cost: attention::transformer_xl::COST,
-        mechanism: Mechanism::TransformerXl,
-    },
-    ModelInfo {
-        name: "cosformer",
-        title: "cosFormer (Qin et al. 2022)",
-        family: "kernel",
-        cost: attention::cosformer::COST,
-        mechanism: Mechanism::Cosformer,
-    },
-    ModelInfo {
-        name: "funnel",
-        title: "Funnel Transformer (Dai et al. 2020)",
-        family: "downsampling",
-        cost: funnel::COST,
-        mechanism: Mechanism::Funnel,
-    },
-    ModelInfo {
-        name: "perceiver",
-        title: "Perceiver (Jaegle et al. 2021)",
-        family: "memory (latent bottleneck)",
-        cost: perceiver::COST,
-        mechanism: Mechanism::Perceiver,
-    },
-    ModelInfo {
-        name: "compressive",
-        title: "Compressive Transformer (Rae et al. 2020)",
-        family: "recurrence",
-        cost: attention::compressive::COST,
-        mechanism: Mechanism::Compressive,
-    },
-    ModelInfo {
-        name: "switch",
-        title: "Switch Transformer, top-1 experts (Fedus et al. 2021)",
-        family: "sparse experts",
-        cost: switch::COST,
-        mechanism: Mechanism::Switch,
-    },
-    ModelInfo {
-        name: "routing",
-        title: "Routing Transformer (Roy et al. 2021)",
-        family: "learnable pattern (clustering)",
-        cost: attention::routing::COST,
-        mechanism: Mechanism::Routing,
-    },
-];
 
 /// The model called `name`, or an error listing the valid names.
 pub fn model_info(name: &str) -> Result<&'static ModelInfo, String> {
@@ -291,7 +113,7 @@ mod tests {
         let device = Device::flex();
         for model in MODELS.iter().filter(|m| m.name != BASELINE) {
             let layer = AttentionConfig::new(8, 2, model.mechanism, 16).init(&device);
-            let full_layer = matches!(layer, attention::Attention::Full(_));
+            let full_layer = layer.as_full().is_some();
             assert_eq!(full_layer, model.mechanism.change_outside_attention().is_some(), "{}", model.name);
         }
     }

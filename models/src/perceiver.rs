@@ -20,7 +20,11 @@
 
 use burn::module::{Initializer, Param};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
+use crate::attention::AttentionConfig;
+use crate::attention::flops::LayerShape;
+use crate::attention::settings::{ModelCard, Scale, Settings, at_least_one};
 use crate::encoder::EncoderBlock;
 
 #[derive(Config, Debug)]
@@ -28,6 +32,51 @@ pub struct PerceiverConfig {
     /// `m`, the latents (the paper uses 512 on ImageNet; 256 here, as Luna's memory).
     #[config(default = 256)]
     pub latents: usize,
+}
+
+/// The Perceiver's own settings in a run's configuration
+/// (`"attention": {"perceiver": {"latents": 256}}`): the latent array; its blocks attend
+/// in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerceiverSettings {
+    /// `m`, the latents.
+    pub latents: usize,
+}
+
+impl Settings for PerceiverSettings {
+    type Layer = crate::attention::full::FullAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "perceiver",
+        title: "Perceiver (Jaegle et al. 2021)",
+        family: "memory (latent bottleneck)",
+        cost: COST,
+    };
+    const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the stack (a latent array reads the sequence)");
+
+    fn defaults(_max_length: usize) -> PerceiverSettings {
+        PerceiverSettings { latents: PerceiverConfig::new().latents }
+    }
+
+    fn scaled(self, scale: &Scale) -> PerceiverSettings {
+        PerceiverSettings { latents: scale.slots(self.latents) }
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        at_least_one("latents", self.latents)
+    }
+
+    // Its blocks are full attention; what it saves is in the stack
+    // (`ClassifierConfig::training_step_flops`).
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        crate::attention::full::forward_flops(shape)
+    }
+
+    // The latent array changes the sequence between blocks (the classifier's stack); each
+    // block attends in full.
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> crate::attention::full::FullAttention {
+        crate::attention::full::FullSettings.init(layer, device)
+    }
 }
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -69,7 +118,7 @@ mod tests {
     fn perceiver(layers: usize, latents: usize) -> ClassifierConfig {
         ClassifierConfig::new(12, 3, 9, 8, 2, layers, 16, 8, Mechanism::Perceiver)
             .with_pooling(Pooling::Mean)
-            .with_settings(Some(MechanismSettings::Perceiver { latents }))
+            .with_settings(Some(MechanismSettings::Perceiver(PerceiverSettings { latents })))
             .with_dropout(0.0)
             .with_attention_dropout(0.0)
     }
@@ -89,7 +138,7 @@ mod tests {
         let x = Tensor::<3>::random([batch, len, d], Distribution::Normal(0.0, 1.0), &device);
         let got = values(encode(&model.blocks, latents.clone(), x.clone(), padding_after(&real, len, &device)));
 
-        let crate::attention::Attention::Full(attention) = &block.attention else { panic!("a Perceiver block is full") };
+        let attention = block.attention.as_full().expect("a Perceiver block is full");
         let z = latents.unsqueeze::<3>().expand([batch, m, d]);
         let context = layer_norm(block.context_norm.as_ref().expect("a context norm"), x);
         let projections = &attention.projections;

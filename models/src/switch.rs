@@ -29,8 +29,12 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{IndexingUpdateOp, TensorData};
+use serde::{Deserialize, Serialize};
 
+use crate::attention::AttentionConfig;
+use crate::attention::flops::LayerShape;
 use crate::attention::heads::dense;
+use crate::attention::settings::{ModelCard, Settings, at_least_one};
 use crate::auxiliary::Auxiliary;
 use crate::encoder::DenseFeedForward;
 
@@ -63,6 +67,62 @@ impl SwitchConfig {
             capacity_factor: self.capacity_factor,
             load_balance_weight: self.load_balance_weight,
         }
+    }
+}
+
+/// The Switch Transformer's own settings in a run's configuration
+/// (`"attention": {"switch": {"experts": 4, ...}}`): the experts of each feed-forward
+/// layer; its blocks attend in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSettings {
+    /// `E`, the experts of each feed-forward layer.
+    pub experts: usize,
+    /// The share of an even split of the batch's tokens each expert can take.
+    pub capacity_factor: f64,
+    /// `alpha`, the weight of the load-balancing loss.
+    pub load_balance_weight: f64,
+}
+
+impl Settings for SwitchSettings {
+    type Layer = crate::attention::full::FullAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "switch",
+        title: "Switch Transformer, top-1 experts (Fedus et al. 2021)",
+        family: "sparse experts",
+        cost: COST,
+    };
+    const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the feed-forward layer (experts)");
+
+    fn defaults(_max_length: usize) -> SwitchSettings {
+        // The sizes do not enter any default; these stand in for them.
+        let c = SwitchConfig::new(1, 1);
+        SwitchSettings { experts: c.experts, capacity_factor: c.capacity_factor, load_balance_weight: c.load_balance_weight }
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        at_least_one("experts", self.experts)?;
+        let SwitchSettings { capacity_factor, load_balance_weight, .. } = *self;
+        if !(capacity_factor > 0.0 && capacity_factor.is_finite()) {
+            return Err(format!(
+                "capacity_factor must be positive, not {capacity_factor}: with no capacity every token is dropped"
+            ));
+        }
+        match load_balance_weight >= 0.0 && load_balance_weight.is_finite() {
+            true => Ok(()),
+            false => Err(format!("load_balance_weight must be zero or more, not {load_balance_weight}")),
+        }
+    }
+
+    // Its blocks attend in full; its experts are the block's feed-forward layer, one
+    // expert's work per token (`ClassifierConfig::training_step_flops`).
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        crate::attention::full::forward_flops(shape)
+    }
+
+    // The experts replace the block's feed-forward layer; each block attends in full.
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> crate::attention::full::FullAttention {
+        crate::attention::full::FullSettings.init(layer, device)
     }
 }
 

@@ -24,10 +24,13 @@
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::blocks::{Blocks, Leading, after_leading, block_attention, block_scores, joint_softmax, unblock};
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::settings::{ModelCard, Scale, Settings, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n sqrt(n)) time, O(n sqrt(n)) memory";
@@ -65,6 +68,51 @@ impl AxialAttentionConfig {
             row_length,
             leading: self.leading,
         }
+    }
+}
+
+/// Axial attention's own settings in a run's configuration
+/// (`"attention": {"axial": {"row_length": 32}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxialSettings {
+    /// Positions per row.
+    pub row_length: usize,
+}
+
+impl Settings for AxialSettings {
+    type Layer = AxialAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "axial", title: "Axial Transformer (Ho et al. 2019)", family: "fixed pattern", cost: COST };
+
+    fn defaults(max_length: usize) -> AxialSettings {
+        AxialSettings { row_length: AxialAttentionConfig::new(1, 1, max_length).resolved_row_length() }
+    }
+
+    fn fitted_to(self, positions: usize) -> AxialSettings {
+        AxialSettings { row_length: fit(self.row_length, positions) }
+    }
+
+    /// The row length derived from the new length.
+    fn scaled(self, scale: &Scale) -> AxialSettings {
+        AxialSettings::defaults(scale.to)
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("row_length", self.row_length, positions)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.row_length)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> AxialAttention {
+        AxialAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_leading(layer.leading)
+            .with_row_length(Some(self.row_length))
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -124,6 +172,12 @@ impl AxialAttention {
         )
         .swap_dims(2, 3);
         unblock(context, rows.len)
+    }
+}
+
+impl AttentionLayer for AxialAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

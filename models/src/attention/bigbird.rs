@@ -40,6 +40,7 @@
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::blocks::{
@@ -50,6 +51,8 @@ use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
 use super::random;
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n (w + g + r) b) time, O(n (w + g + r) b) memory (blocks of b)";
@@ -105,6 +108,107 @@ impl BigBirdAttentionConfig {
             seed,
             variant: self.variant,
         }
+    }
+}
+
+/// BigBird's own settings in a run's configuration
+/// (`"attention": {"bigbird": {"block_size": 64, "window_blocks": 3, "global_blocks": 2, "random_blocks": 3}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BigBirdSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    pub block_size: usize,
+    /// Blocks of the sliding window (odd: the query's block in the middle).
+    pub window_blocks: usize,
+    /// Global blocks at the start of the sequence.
+    pub global_blocks: usize,
+    /// Random key blocks per query block.
+    pub random_blocks: usize,
+}
+
+impl Settings for BigBirdSettings {
+    type Layer = BigBirdAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "bigbird", title: "BigBird (Zaheer et al. 2020)", family: "combined patterns", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> BigBirdSettings {
+        let c = BigBirdAttentionConfig::new(1, 1, max_length);
+        BigBirdSettings {
+            variant: c.variant,
+            block_size: c.block_size,
+            window_blocks: c.window_blocks,
+            global_blocks: c.global_blocks,
+            random_blocks: c.random_blocks,
+        }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<BigBirdSettings> {
+        Some(BigBirdSettings { variant, ..self })
+    }
+
+    fn fitted_to(self, positions: usize) -> BigBirdSettings {
+        let block_size = fit(self.block_size, positions);
+        let blocks = positions.max(1).div_ceil(block_size);
+        BigBirdSettings { block_size, global_blocks: self.global_blocks.min(blocks), ..self }
+    }
+
+    fn scaled(self, scale: &Scale) -> BigBirdSettings {
+        BigBirdSettings { block_size: scale.length(self.block_size), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let (block_size, window_blocks, global_blocks, random_blocks) =
+            (self.block_size, self.window_blocks, self.global_blocks, self.random_blocks);
+        match self.variant {
+            Variant::Lra => {
+                at_least_one("block_size", block_size)?;
+                if (window_blocks, global_blocks) != (3, 1) {
+                    return Err(format!(
+                        "LRA's BigBird has a window of 3 blocks and one global block at each end (window_blocks 3, \
+                         global_blocks 1), not {window_blocks} and {global_blocks}"
+                    ));
+                }
+                match lra_refusal(positions, block_size, random_blocks) {
+                    Some(why) => Err(why),
+                    None => Ok(()),
+                }
+            }
+            Variant::Paper => {
+                within("block_size", block_size, positions)?;
+                if window_blocks % 2 == 0 {
+                    return Err(format!("window_blocks must be odd (the query's block in the middle), not {window_blocks}"));
+                }
+                let blocks = positions.div_ceil(block_size);
+                match global_blocks > blocks {
+                    true => Err(format!(
+                        "global_blocks {global_blocks} is more than the {blocks} blocks of {block_size} in {positions} positions"
+                    )),
+                    false => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.variant, self.block_size, self.window_blocks, self.global_blocks, self.random_blocks)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> BigBirdAttention {
+        BigBirdAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_block_size(self.block_size)
+            .with_window_blocks(self.window_blocks)
+            .with_global_blocks(self.global_blocks)
+            .with_random_blocks(self.random_blocks)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -373,6 +477,12 @@ impl BigBirdAttention {
     }
 }
 
+impl AttentionLayer for BigBirdAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+}
+
 /// Work of one forward ([`super::flops`]): the projections; the global query blocks over
 /// every key; every other query block over its window of `2 r + 1` blocks, the `g` global
 /// blocks and `r` random blocks. LRA's form: the first and last blocks over every position,
@@ -587,13 +697,13 @@ mod tests {
         let x = Tensor::<3>::random([2, 30, 16], Distribution::Normal(0.0, 1.0), &device);
         let loss = attention.forward(x, padding_after(&[30, 21], 30, &device)).sum();
         assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 4);
-        let settings = MechanismSettings::BigBird {
+        let settings = MechanismSettings::BigBird(BigBirdSettings {
             variant: Variant::Lra,
             block_size: 1,
             window_blocks: 3,
             global_blocks: 1,
             random_blocks: 3,
-        };
+        });
         assert_tiny_classifier_trains_with(Mechanism::BigBird, Some(settings));
     }
 }

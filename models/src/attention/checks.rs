@@ -196,9 +196,11 @@ pub fn assert_finite_gradients_but_idle<M: Module>(module: &M, grads: &Gradients
 /// earlier segments.
 pub fn assert_tiny_classifier_trains(mechanism: Mechanism) {
     let settings = match mechanism {
-        Mechanism::Compressive => {
-            Some(MechanismSettings::Compressive { segment_length: 4, compression_rate: 2, compressed_segments: 1 })
-        }
+        Mechanism::Compressive => Some(MechanismSettings::Compressive(crate::attention::compressive::CompressiveSettings {
+            segment_length: 4,
+            compression_rate: 2,
+            compressed_segments: 1,
+        })),
         _ => None,
     };
     assert_tiny_classifier_trains_with(mechanism, settings);

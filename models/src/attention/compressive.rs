@@ -33,11 +33,14 @@ use burn::module::Initializer;
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use serde::{Deserialize, Serialize};
 
 use super::blocks::{append_zeros, block_count, empty_windows, pad_padding, shift_blocks, shift_padding};
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, dense, split_heads_of_blocks};
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
 use super::transformer_xl::{TransformerXlAttention, TransformerXlConfig, segment_flops};
+use super::{AttentionConfig, AttentionLayer};
 use crate::auxiliary::Auxiliary;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -65,6 +68,76 @@ impl CompressiveConfig {
             compressed_segments: self.compressed_segments,
         }
     }
+}
+
+/// The Compressive Transformer's own settings in a run's configuration
+/// (`"attention": {"compressive": {"segment_length": 256, "compression_rate": 3, "compressed_segments": 3}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressiveSettings {
+    /// `s`, positions per segment (and in the cached memory).
+    pub segment_length: usize,
+    /// `c`, the kernel and stride of the compressing convolution.
+    pub compression_rate: usize,
+    /// Segments before the memory whose compressions a segment reads.
+    pub compressed_segments: usize,
+}
+
+impl Settings for CompressiveSettings {
+    type Layer = CompressiveAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "compressive", title: "Compressive Transformer (Rae et al. 2020)", family: "recurrence", cost: COST };
+
+    fn defaults(_max_length: usize) -> CompressiveSettings {
+        let c = CompressiveConfig::new(TransformerXlConfig::new(1, 1));
+        CompressiveSettings {
+            segment_length: c.segments.segment_length,
+            compression_rate: c.compression_rate,
+            compressed_segments: c.compressed_segments,
+        }
+    }
+
+    fn fitted_to(self, positions: usize) -> CompressiveSettings {
+        compressive_settings(fit(self.segment_length, positions), self.compression_rate, self.compressed_segments)
+    }
+
+    fn scaled(self, scale: &Scale) -> CompressiveSettings {
+        compressive_settings(scale.length(self.segment_length), self.compression_rate, self.compressed_segments)
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let (segment_length, compression_rate) = (self.segment_length, self.compression_rate);
+        within("segment_length", segment_length, positions)?;
+        at_least_one("compression_rate", compression_rate)?;
+        match compression_rate > segment_length {
+            true => {
+                Err(format!("compression_rate {compression_rate} is more than the segment_length {segment_length} it compresses"))
+            }
+            false => Ok(()),
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.segment_length, self.compression_rate, self.compressed_segments)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> CompressiveAttention {
+        CompressiveConfig::new(
+            TransformerXlConfig::new(layer.d_model, layer.heads)
+                .with_qkv_dim(layer.qkv_dim)
+                .with_segment_length(self.segment_length)
+                .with_dropout(layer.dropout),
+        )
+        .with_compression_rate(self.compression_rate)
+        .with_compressed_segments(self.compressed_segments)
+        .init(device)
+    }
+}
+
+/// The Compressive Transformer's settings for segments of `segment_length`: a rate no
+/// more than the segment it compresses.
+fn compressive_settings(segment_length: usize, compression_rate: usize, compressed_segments: usize) -> CompressiveSettings {
+    CompressiveSettings { segment_length, compression_rate: compression_rate.min(segment_length), compressed_segments }
 }
 
 #[derive(Module, Debug)]
@@ -146,6 +219,16 @@ impl CompressiveAttention {
         let scores = q.matmul(k.swap_dims(3, 4)).mul_scalar(1.0 / (d_head as f64).sqrt());
         let scores = scores.mask_fill(padding.reshape([batch, 1, segments, 1, slots]), MASKED_SCORE);
         softmax(scores, 4).matmul(v)
+    }
+}
+
+impl AttentionLayer for CompressiveAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+
+    fn attend_with(&self, x: Tensor<3>, padding: Tensor<2, Bool>, auxiliary: &mut Auxiliary) -> Tensor<3> {
+        self.forward_with(x, padding, auxiliary)
     }
 }
 

@@ -29,9 +29,12 @@ use std::f64::consts::FRAC_PI_2;
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
+use super::settings::{ModelCard, Settings};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time, O(n) memory";
@@ -56,6 +59,28 @@ impl CosformerConfig {
     }
 }
 
+/// cosFormer has no settings of its own (`"attention": "cosformer"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CosformerSettings;
+
+impl Settings for CosformerSettings {
+    type Layer = CosformerAttention;
+    const MODEL: ModelCard = ModelCard { name: "cosformer", title: "cosFormer (Qin et al. 2022)", family: "kernel", cost: COST };
+    const FIELDLESS: bool = true;
+
+    fn defaults(_max_length: usize) -> CosformerSettings {
+        CosformerSettings
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> CosformerAttention {
+        CosformerConfig::new(layer.d_model, layer.heads).with_qkv_dim(layer.qkv_dim).init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct CosformerAttention {
     pub projections: HeadProjections,
@@ -77,6 +102,12 @@ impl CosformerAttention {
             + q_sin.clone().matmul(k_sin.clone().transpose().matmul(v)); // [batch, heads, len, d_head]
         let normaliser = q_cos.mul(k_cos.sum_dim(2)).sum_dim(3) + q_sin.mul(k_sin.sum_dim(2)).sum_dim(3);
         self.projections.combine(context.div(normaliser.add_scalar(NORMALISER_FLOOR)))
+    }
+}
+
+impl AttentionLayer for CosformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -72,6 +72,10 @@ impl LayerShape {
 
 #[cfg(test)]
 mod tests {
+    use crate::attention::bigbird::BigBirdSettings;
+    use crate::attention::full::FullSettings;
+    use crate::attention::linformer::LinformerSettings;
+    use crate::attention::local::LocalSettings;
     use crate::attention::{AttentionConfig, Mechanism, MechanismSettings, Variant};
 
     fn layer(mechanism: Mechanism, settings: MechanismSettings) -> AttentionConfig {
@@ -83,19 +87,21 @@ mod tests {
     /// (by the same products plus the projection's own).
     #[test]
     fn mechanisms_in_their_full_attention_limit_count_as_full_attention() {
-        let full = layer(Mechanism::Full, MechanismSettings::Full).forward_flops(3);
-        let local = layer(Mechanism::Local, MechanismSettings::Local { variant: Variant::Paper, block_size: 48 });
+        let full = layer(Mechanism::Full, MechanismSettings::Full(FullSettings)).forward_flops(3);
+        let local = layer(Mechanism::Local, MechanismSettings::Local(LocalSettings { variant: Variant::Paper, block_size: 48 }));
         assert_eq!(local.forward_flops(3), full);
-        let bigbird = MechanismSettings::BigBird {
+        let bigbird = MechanismSettings::BigBird(BigBirdSettings {
             variant: Variant::Paper,
             block_size: 8,
             window_blocks: 3,
             global_blocks: 6,
             random_blocks: 1,
-        };
+        });
         assert_eq!(layer(Mechanism::BigBird, bigbird).forward_flops(3), full);
-        let linformer =
-            layer(Mechanism::Linformer, MechanismSettings::Linformer { variant: Variant::Paper, projected_length: 48 });
+        let linformer = layer(
+            Mechanism::Linformer,
+            MechanismSettings::Linformer(LinformerSettings { variant: Variant::Paper, projected_length: 48 }),
+        );
         // Plus E K and E V: 2 x 3 x 2 x (48 x 48 x 32).
         assert_eq!(linformer.forward_flops(3), full + 2.0 * 3.0 * 2.0 * 48.0 * 48.0 * 32.0);
     }

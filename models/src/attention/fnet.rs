@@ -22,8 +22,11 @@
 //! it forms no attention weights.
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
+use super::settings::{ModelCard, Settings};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)";
@@ -37,6 +40,30 @@ impl FnetConfig {
     pub fn init(&self, device: &Device) -> FnetMixing {
         let (hidden_cos, hidden_sin) = dft_tables(self.d_model, device);
         FnetMixing { hidden_cos, hidden_sin }
+    }
+}
+
+/// FNet has no settings of its own (`"attention": "fnet"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FnetSettings;
+
+impl Settings for FnetSettings {
+    type Layer = FnetMixing;
+    const MODEL: ModelCard =
+        ModelCard { name: "fnet", title: "FNet (Lee-Thorp et al. 2022)", family: "token mixing (Fourier transform)", cost: COST };
+    const FIELDLESS: bool = true;
+
+    fn defaults(_max_length: usize) -> FnetSettings {
+        FnetSettings
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape)
+    }
+
+    /// No attention width: the transform mixes tokens at `d_model`.
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> FnetMixing {
+        FnetConfig::new(layer.d_model).init(device)
     }
 }
 
@@ -57,6 +84,12 @@ impl FnetMixing {
         let cos_part = sequence_cos.unsqueeze::<3>().matmul(x.clone()).matmul(self.hidden_cos.clone().unsqueeze::<3>());
         let sin_part = sequence_sin.unsqueeze::<3>().matmul(x).matmul(self.hidden_sin.clone().unsqueeze::<3>());
         cos_part - sin_part
+    }
+}
+
+impl AttentionLayer for FnetMixing {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

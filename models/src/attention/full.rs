@@ -13,9 +13,12 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
+use super::settings::{ModelCard, Settings};
 use super::softmax::softmax_dropout;
+use super::{AttentionConfig, AttentionLayer};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory";
@@ -38,6 +41,33 @@ impl FullAttentionConfig {
             projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
+    }
+}
+
+/// Full attention has no settings of its own (`"attention": "full"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FullSettings;
+
+impl Settings for FullSettings {
+    type Layer = FullAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: crate::BASELINE,
+        title: "Transformer (Vaswani et al. 2017)",
+        family: "full attention (baseline)",
+        cost: COST,
+    };
+    const FIELDLESS: bool = true;
+
+    fn defaults(_max_length: usize) -> FullSettings {
+        FullSettings
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> FullAttention {
+        FullAttentionConfig::new(layer.d_model, layer.heads).with_qkv_dim(layer.qkv_dim).with_dropout(layer.dropout).init(device)
     }
 }
 
@@ -79,6 +109,16 @@ pub fn attention_weights(
         scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
     }
     softmax_dropout(scores, dropout)
+}
+
+impl AttentionLayer for FullAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+
+    fn as_full(&self) -> Option<&FullAttention> {
+        Some(self)
+    }
 }
 
 /// Work of one forward ([`super::flops`]): the projections, and every query over every

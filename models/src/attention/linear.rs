@@ -22,10 +22,13 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::elu;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
+use super::settings::{ModelCard, Settings};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time, O(n) memory";
@@ -58,6 +61,42 @@ impl LinearAttentionConfig {
     }
 }
 
+/// The Linear Transformer's own settings in a run's configuration
+/// (`"attention": {"linear": {"variant": "lra"}}`): only its form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearSettings {
+    #[serde(default)]
+    pub variant: Variant,
+}
+
+impl Settings for LinearSettings {
+    type Layer = LinearAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "linear", title: "Linear Transformer (Katharopoulos et al. 2020)", family: "kernel", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(_max_length: usize) -> LinearSettings {
+        LinearSettings { variant: LinearAttentionConfig::new(1, 1).variant }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<LinearSettings> {
+        Some(LinearSettings { variant })
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> LinearAttention {
+        LinearAttentionConfig::new(layer.d_model, layer.heads).with_variant(self.variant).with_qkv_dim(layer.qkv_dim).init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct LinearAttention {
     pub projections: HeadProjections,
@@ -80,6 +119,12 @@ impl LinearAttention {
         let key_sum = k_features.sum_dim(2); // [batch, heads, 1, d_head]
         let normaliser = q_features.clone().mul(key_sum).sum_dim(3).add_scalar(NORMALISER_FLOOR); // [batch, heads, len, 1]
         self.projections.combine(q_features.matmul(context).div(normaliser))
+    }
+}
+
+impl AttentionLayer for LinearAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

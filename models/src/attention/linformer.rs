@@ -27,11 +27,14 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
+use super::settings::{ModelCard, Settings, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n k) time, O(n k) memory (k = 256 projected length)";
@@ -85,6 +88,58 @@ impl LinformerConfig {
     }
 }
 
+/// Linformer's own settings in a run's configuration
+/// (`"attention": {"linformer": {"projected_length": 256}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinformerSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// `k`, the length keys and values are projected to.
+    pub projected_length: usize,
+}
+
+impl Settings for LinformerSettings {
+    type Layer = LinformerAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "linformer", title: "Linformer (Wang et al. 2020)", family: "low rank", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> LinformerSettings {
+        let c = LinformerConfig::new(1, 1, max_length);
+        LinformerSettings { variant: c.variant, projected_length: c.projected_length }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<LinformerSettings> {
+        Some(LinformerSettings { variant, ..self })
+    }
+
+    fn fitted_to(self, positions: usize) -> LinformerSettings {
+        LinformerSettings { projected_length: fit(self.projected_length, positions), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("projected_length (k)", self.projected_length, positions)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.projected_length)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> LinformerAttention {
+        LinformerConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_projected_length(self.projected_length)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct LinformerAttention {
     pub projections: HeadProjections,
@@ -117,6 +172,12 @@ impl LinformerAttention {
         let v = project_length(value_projection.val(), v);
         let weights = attention_weights(q, k, None, Some(&self.dropout)); // [batch, heads, len, k]
         self.projections.combine(weights.matmul(v))
+    }
+}
+
+impl AttentionLayer for LinformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -24,6 +24,7 @@
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::blocks::{
@@ -32,6 +33,8 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
+use super::settings::{ModelCard, Scale, Settings, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n b) time, O(n b) memory (blocks of b)";
@@ -72,6 +75,66 @@ impl LocalAttentionConfig {
     }
 }
 
+/// Local attention's own settings in a run's configuration
+/// (`"attention": {"local": {"block_size": 50}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// Positions per block.
+    pub block_size: usize,
+}
+
+impl Settings for LocalSettings {
+    type Layer = LocalAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "local",
+        title: "Local Attention (block-local, as in LRA, Tay et al. 2021)",
+        family: "fixed pattern",
+        cost: COST,
+    };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> LocalSettings {
+        let c = LocalAttentionConfig::new(1, 1, max_length);
+        LocalSettings { variant: c.variant, block_size: c.block_size }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<LocalSettings> {
+        Some(LocalSettings { variant, ..self })
+    }
+
+    fn fitted_to(self, positions: usize) -> LocalSettings {
+        LocalSettings { block_size: fit(self.block_size, positions), ..self }
+    }
+
+    fn scaled(self, scale: &Scale) -> LocalSettings {
+        LocalSettings { block_size: scale.length(self.block_size), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("block_size", self.block_size, positions)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.variant, self.block_size)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> LocalAttention {
+        LocalAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_block_size(self.block_size)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct LocalAttention {
     pub projections: HeadProjections,
@@ -105,6 +168,12 @@ impl LocalAttention {
         let [q, k, v] = [q, k, v].map(|x| strided_groups(pad_positions(x, padded), groups));
         let context = block_attention(q, k, v, masked, &self.dropout);
         ungroup_strided(context).narrow(2, 0, len)
+    }
+}
+
+impl AttentionLayer for LocalAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -27,12 +27,15 @@
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, neighbour_blocks, unblock};
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::settings::{ModelCard, Scale, Settings, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n (w + g)) time, O(n (w + g)) memory (window w, g global)";
@@ -78,6 +81,70 @@ impl LongformerAttentionConfig {
             },
             global_tokens: self.global_tokens,
         }
+    }
+}
+
+/// Longformer's own settings in a run's configuration
+/// (`"attention": {"longformer": {"window": 32, "global_tokens": 1}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongformerSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// Positions of the sliding window on each side.
+    pub window: usize,
+    /// Leading positions with global attention.
+    pub global_tokens: usize,
+}
+
+impl Settings for LongformerSettings {
+    type Layer = LongformerAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "longformer", title: "Longformer (Beltagy et al. 2020)", family: "combined patterns", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> LongformerSettings {
+        let c = LongformerAttentionConfig::new(1, 1, max_length);
+        LongformerSettings { variant: c.variant, window: c.window, global_tokens: c.global_tokens }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<LongformerSettings> {
+        Some(LongformerSettings { variant, ..self })
+    }
+
+    fn fitted_to(self, positions: usize) -> LongformerSettings {
+        LongformerSettings { window: fit(self.window, positions), global_tokens: fit(self.global_tokens, positions), ..self }
+    }
+
+    fn scaled(self, scale: &Scale) -> LongformerSettings {
+        LongformerSettings { window: scale.length(self.window), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let global_tokens = self.global_tokens;
+        within("window", self.window, positions)?;
+        match global_tokens > positions {
+            true => Err(format!("global_tokens {global_tokens} is more than the sequence ({positions} positions)")),
+            false => Ok(()),
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.window, self.global_tokens)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> LongformerAttention {
+        LongformerAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_window(self.window)
+            .with_global_tokens(self.global_tokens)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -153,6 +220,12 @@ impl LongformerAttention {
         let weights = joint_softmax(vec![window_scores, global_scores], &self.dropout);
         let context = weights[0].clone().matmul(window_values) + weights[1].clone().matmul(global_values);
         unblock(context, blocks.len)
+    }
+}
+
+impl AttentionLayer for LongformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -24,9 +24,12 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
+use super::settings::{ModelCard, Scale, Settings, at_least_one};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n l) time, O(n l) memory (l = 256 memory slots)";
@@ -59,6 +62,44 @@ impl LunaConfig {
     }
 }
 
+/// Luna's own settings in a run's configuration (`"attention": {"luna": {"memory_length": 256}}`):
+/// the slots of its learned memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LunaSettings {
+    /// `l`, the slots of the learned memory.
+    pub memory_length: usize,
+}
+
+impl Settings for LunaSettings {
+    type Layer = LunaAttention;
+    const MODEL: ModelCard = ModelCard { name: "luna", title: "Luna-256 (Ma et al. 2021)", family: "memory", cost: COST };
+
+    fn defaults(max_length: usize) -> LunaSettings {
+        LunaSettings { memory_length: LunaConfig::new(1, 1, max_length).memory_length }
+    }
+
+    fn scaled(self, scale: &Scale) -> LunaSettings {
+        LunaSettings { memory_length: scale.slots(self.memory_length) }
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        at_least_one("memory_length", self.memory_length)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.memory_length)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> LunaAttention {
+        LunaConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_memory_length(self.memory_length)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct LunaAttention {
     /// `P: [l, d_model]`, the learned memory.
@@ -80,6 +121,12 @@ impl LunaAttention {
         let memory = self.memory.val().unsqueeze::<3>().expand([batch, memory_length, d_model]);
         let packed = self.pack.cross_attend(memory, x.clone(), Some(padding), &self.dropout); // [batch, l, d_model]
         self.unpack.cross_attend(x, packed, None, &self.dropout)
+    }
+}
+
+impl AttentionLayer for LunaAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -24,11 +24,14 @@
 use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::blocks::{append_zeros, empty_windows};
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, dense, split_heads};
+use super::settings::{ModelCard, Settings, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2 / c) time, O(n^2 / c) memory (c = 3 compression)";
@@ -63,6 +66,50 @@ impl MemoryCompressedConfig {
     }
 }
 
+/// Memory-compressed attention's own settings in a run's configuration
+/// (`"attention": {"memory_compressed": {"compression": 3}}`): the kernel and stride that
+/// shorten keys and values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCompressedSettings {
+    /// `c`, the kernel and stride of the convolutions over keys and values.
+    pub compression: usize,
+}
+
+impl Settings for MemoryCompressedSettings {
+    type Layer = MemoryCompressedAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "memory_compressed",
+        title: "Memory Compressed Attention (Liu et al. 2018)",
+        family: "downsampling",
+        cost: COST,
+    };
+
+    fn defaults(_max_length: usize) -> MemoryCompressedSettings {
+        MemoryCompressedSettings { compression: MemoryCompressedConfig::new(1, 1).compression }
+    }
+
+    fn fitted_to(self, positions: usize) -> MemoryCompressedSettings {
+        MemoryCompressedSettings { compression: fit(self.compression, positions) }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("compression", self.compression, positions)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.compression)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> MemoryCompressedAttention {
+        MemoryCompressedConfig::new(layer.d_model, layer.heads)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_compression(self.compression)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct MemoryCompressedAttention {
     pub projections: HeadProjections,
@@ -89,6 +136,12 @@ impl MemoryCompressedAttention {
         let window_padding = empty_windows(padding, self.compression);
         let weights = attention_weights(q, k, Some(window_padding), Some(&self.dropout)); // [batch, heads, len, windows]
         self.projections.combine(weights.matmul(v))
+    }
+}
+
+impl AttentionLayer for MemoryCompressedAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -27,10 +27,13 @@
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::HeadProjections;
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n m) time, O(n m) memory (m = 64 landmarks)";
@@ -66,6 +69,52 @@ impl NystromformerConfig {
     }
 }
 
+/// The Nyströmformer's own settings in a run's configuration
+/// (`"attention": {"nystromformer": {"landmarks": 64, "pinv_iterations": 6}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NystromformerSettings {
+    pub landmarks: usize,
+    pub pinv_iterations: usize,
+}
+
+impl Settings for NystromformerSettings {
+    type Layer = NystromformerAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "nystromformer", title: "Nyströmformer (Xiong et al. 2021)", family: "low rank", cost: COST };
+
+    fn defaults(max_length: usize) -> NystromformerSettings {
+        let c = NystromformerConfig::new(1, 1, max_length);
+        NystromformerSettings { landmarks: c.landmarks, pinv_iterations: c.pinv_iterations }
+    }
+
+    fn fitted_to(self, positions: usize) -> NystromformerSettings {
+        NystromformerSettings { landmarks: fit(self.landmarks, positions), ..self }
+    }
+
+    fn scaled(self, scale: &Scale) -> NystromformerSettings {
+        NystromformerSettings { landmarks: scale.slots(self.landmarks), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("landmarks", self.landmarks, positions)?;
+        at_least_one("pinv_iterations", self.pinv_iterations)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.landmarks, self.pinv_iterations)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> NystromformerAttention {
+        NystromformerConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_landmarks(self.landmarks)
+            .with_pinv_iterations(self.pinv_iterations)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct NystromformerAttention {
     pub projections: HeadProjections,
@@ -89,6 +138,12 @@ impl NystromformerAttention {
         let landmark_values = landmarks_to_keys.matmul(v); // [batch, heads, m, d_head]
         let mixed = iterative_pseudo_inverse(landmarks_to_landmarks, self.pinv_iterations).matmul(landmark_values);
         self.projections.combine(queries_to_landmarks.matmul(mixed))
+    }
+}
+
+impl AttentionLayer for NystromformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -51,6 +51,8 @@ use super::Variant;
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
 use super::random;
+use super::settings::{ModelCard, Settings, at_least_one};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n m) time, O(n m) memory (m = 256 random features)";
@@ -115,6 +117,61 @@ impl PerformerConfig {
             kernel: self.kernel,
             variant: self.variant,
         }
+    }
+}
+
+/// The Performer's own settings in a run's configuration
+/// (`"attention": {"performer": {"features": 256, "redraw_every": 1000}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerformerSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// The kernel the features estimate.
+    #[serde(default)]
+    pub kernel: PerformerKernel,
+    /// `m`, the number of random features.
+    pub features: usize,
+    /// Training steps between two redraws of the features.
+    pub redraw_every: usize,
+}
+
+impl Settings for PerformerSettings {
+    type Layer = PerformerAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "performer", title: "Performer, FAVOR+ (Choromanski et al. 2021)", family: "kernel", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(_max_length: usize) -> PerformerSettings {
+        let c = PerformerConfig::new(1, 1);
+        PerformerSettings { variant: c.variant, kernel: c.kernel, features: c.features, redraw_every: c.redraw_every }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<PerformerSettings> {
+        Some(PerformerSettings { variant, ..self })
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        at_least_one("features", self.features)?;
+        at_least_one("redraw_every", self.redraw_every)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.kernel, self.features)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> PerformerAttention {
+        PerformerConfig::new(layer.d_model, layer.heads)
+            .with_variant(self.variant)
+            .with_kernel(self.kernel)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_features(self.features)
+            .with_redraw_every(self.redraw_every)
+            .init(device)
     }
 }
 
@@ -211,6 +268,16 @@ impl PerformerAttention {
             self.redraw_features();
         }
         due
+    }
+}
+
+impl AttentionLayer for PerformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+
+    fn on_training_step(&mut self, step: usize) -> bool {
+        self.redraw_on_schedule(step)
     }
 }
 

@@ -50,6 +50,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, TensorData};
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::blocks::{
@@ -58,6 +59,8 @@ use super::blocks::{
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
 use super::random;
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n log n) time, O(n c) memory per hash round (chunks of c)";
@@ -130,6 +133,106 @@ impl ReformerAttentionConfig {
             hash_rounds: self.hash_rounds,
             buckets,
         }
+    }
+}
+
+/// Reformer's own settings in a run's configuration
+/// (`"attention": {"reformer": {"chunk_size": 32, "hash_rounds": 2, "buckets": 34}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReformerSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// Positions per chunk.
+    pub chunk_size: usize,
+    pub hash_rounds: usize,
+    pub buckets: usize,
+}
+
+impl Settings for ReformerSettings {
+    type Layer = ReformerAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "reformer", title: "Reformer (Kitaev et al. 2020)", family: "learnable pattern", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> ReformerSettings {
+        let c = ReformerAttentionConfig::new(1, 1, max_length);
+        ReformerSettings {
+            variant: c.variant,
+            chunk_size: c.chunk_size,
+            hash_rounds: c.hash_rounds,
+            buckets: c.resolved_buckets(),
+        }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<ReformerSettings> {
+        Some(ReformerSettings { variant, ..self })
+    }
+
+    /// LRA's Reformer, whose layout is a count of chunks, keeps its settings.
+    fn fitted_to(self, positions: usize) -> ReformerSettings {
+        match self.variant {
+            Variant::Lra => self,
+            Variant::Paper => {
+                ReformerSettings { chunk_size: fit(self.chunk_size, positions), buckets: fit(self.buckets, positions), ..self }
+            }
+        }
+    }
+
+    /// LRA's Reformer unchanged: its chunks are a count, its chunk size the unit it pads to.
+    fn scaled(self, scale: &Scale) -> ReformerSettings {
+        match self.variant {
+            Variant::Lra => self,
+            Variant::Paper => ReformerSettings { chunk_size: scale.length(self.chunk_size), ..self },
+        }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let ReformerSettings { variant, chunk_size, hash_rounds, buckets } = *self;
+        match variant {
+            Variant::Lra => {
+                at_least_one("chunk_size", chunk_size)?;
+                at_least_one("hash_rounds", hash_rounds)?;
+                if buckets < 2 || buckets % 2 == 1 {
+                    return Err(format!("buckets must be even and at least 2, not {buckets}"));
+                }
+                // LRA's code pads to a multiple of chunk_size (always adding at least one
+                // position), then cuts that into rounds x buckets chunks.
+                let padded = lra_filled(positions, chunk_size);
+                match padded % (hash_rounds * buckets) {
+                    0 => Ok(()),
+                    _ => Err(format!(
+                        "LRA's Reformer pads the {positions} positions to {padded} (a multiple of chunk_size {chunk_size}) \
+                         and cuts them into hash_rounds x buckets = {} chunks, which do not divide {padded}",
+                        hash_rounds * buckets
+                    )),
+                }
+            }
+            Variant::Paper => {
+                within("chunk_size", chunk_size, positions)?;
+                at_least_one("hash_rounds", hash_rounds)?;
+                within("buckets", buckets, positions)
+            }
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.variant, self.chunk_size, self.hash_rounds, self.buckets)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> ReformerAttention {
+        ReformerAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_chunk_size(self.chunk_size)
+            .with_hash_rounds(self.hash_rounds)
+            .with_buckets(Some(self.buckets))
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -314,6 +417,12 @@ impl ReformerAttention {
         let context = (context.reshape([batch, heads, rounds, padded, d]) * round_weights).sum_dim(2);
         // [batch, heads, padded, d] read as [batch, padded, heads d], as LRA's reshape does.
         context.reshape([batch, padded, heads * d]).narrow(1, 0, len)
+    }
+}
+
+impl AttentionLayer for ReformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 
@@ -604,7 +713,8 @@ mod tests {
         let x = random_input(2, 13, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[13, 9], 13, &device)).sum();
         assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 2);
-        let settings = MechanismSettings::Reformer { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 };
+        let settings =
+            MechanismSettings::Reformer(ReformerSettings { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 });
         assert_tiny_classifier_trains_with(Mechanism::Reformer, Some(settings));
     }
 }

@@ -33,10 +33,13 @@ use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
+use serde::{Deserialize, Serialize};
 
 use super::blocks::{Blocks, block_attention, block_count, neighbour_blocks, unblock};
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^1.5) time, O(n^1.5) memory (k = sqrt(n) clusters of n / k)";
@@ -80,6 +83,66 @@ impl RoutingAttentionConfig {
             ema_decay: self.ema_decay,
             moved: Arc::new(Mutex::new(None)),
         }
+    }
+}
+
+/// The Routing Transformer's own settings in a run's configuration
+/// (`"attention": {"routing": {"clusters": 32, "ema_decay": 0.999}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// `k`, the clusters of each routing head.
+    pub clusters: usize,
+    /// `lambda`, the centroids' decay in their moving average.
+    pub ema_decay: f64,
+}
+
+impl Settings for RoutingSettings {
+    type Layer = RoutingAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "routing",
+        title: "Routing Transformer (Roy et al. 2021)",
+        family: "learnable pattern (clustering)",
+        cost: COST,
+    };
+
+    fn defaults(max_length: usize) -> RoutingSettings {
+        let c = RoutingAttentionConfig::new(1, 1, max_length);
+        RoutingSettings { clusters: c.resolved_clusters(), ema_decay: c.ema_decay }
+    }
+
+    fn fitted_to(self, positions: usize) -> RoutingSettings {
+        RoutingSettings { clusters: fit(self.clusters, positions), ..self }
+    }
+
+    /// The paper's `sqrt(n)` clusters, of the new length.
+    fn scaled(self, scale: &Scale) -> RoutingSettings {
+        RoutingSettings { clusters: RoutingAttentionConfig::new(1, 1, scale.to).resolved_clusters(), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let (clusters, ema_decay) = (self.clusters, self.ema_decay);
+        at_least_one("clusters", clusters)?;
+        if clusters > positions {
+            return Err(format!("clusters {clusters} is more than the {positions} tokens of the sequence"));
+        }
+        match (0.0..1.0).contains(&ema_decay) {
+            true => Ok(()),
+            false => Err(format!("ema_decay must be at least 0 and below 1, not {ema_decay}")),
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.clusters)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> RoutingAttention {
+        RoutingAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_clusters(Some(self.clusters))
+            .with_ema_decay(self.ema_decay)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -189,6 +252,16 @@ impl RoutingAttention {
             }
             None => false,
         }
+    }
+}
+
+impl AttentionLayer for RoutingAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+
+    fn on_training_step(&mut self, _step: usize) -> bool {
+        self.apply_moved_centroids()
     }
 }
 

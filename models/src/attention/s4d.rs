@@ -55,6 +55,8 @@ use serde::{Deserialize, Serialize};
 use super::softmax::dropout;
 
 use super::flops::LayerShape;
+use super::settings::{ModelCard, Settings};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)";
@@ -145,6 +147,69 @@ impl S4dConfig {
             discretization: self.discretization,
             chunk_length: self.chunk_length,
         }
+    }
+}
+
+/// S4D's own settings in a run's configuration (`"attention": {"s4d": {...}}`): the state
+/// size, initialisation and discretisation of its state space, and its direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S4dSettings {
+    pub state_size: usize,
+    pub init: S4dInit,
+    pub discretization: Discretization,
+    pub dt_min: f64,
+    pub dt_max: f64,
+    pub bidirectional: bool,
+}
+
+impl Settings for S4dSettings {
+    type Layer = S4d;
+    const MODEL: ModelCard = ModelCard {
+        name: "s4d",
+        title: "S4D, diagonal state space (Gu et al. 2022)",
+        family: "recurrence (state space)",
+        cost: COST,
+    };
+
+    fn defaults(_max_length: usize) -> S4dSettings {
+        let c = S4dConfig::new(1);
+        S4dSettings {
+            state_size: c.state_size,
+            init: c.init,
+            discretization: c.discretization,
+            dt_min: c.dt_min,
+            dt_max: c.dt_max,
+            bidirectional: c.bidirectional,
+        }
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        let (state_size, dt_min, dt_max) = (self.state_size, self.dt_min, self.dt_max);
+        if state_size < 2 || state_size % 2 == 1 {
+            return Err(format!("state_size must be even and at least 2, not {state_size}"));
+        }
+        match 0.0 < dt_min && dt_min < dt_max {
+            true => Ok(()),
+            false => Err(format!("dt_min ({dt_min}) and dt_max ({dt_max}) must satisfy 0 < dt_min < dt_max")),
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.state_size, self.bidirectional, None)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> S4d {
+        // S4D has no attention width: it mixes tokens at d_model.
+        S4dConfig::new(layer.d_model)
+            .with_state_size(self.state_size)
+            .with_init(self.init)
+            .with_discretization(self.discretization)
+            .with_dt_min(self.dt_min)
+            .with_dt_max(self.dt_max)
+            .with_bidirectional(self.bidirectional)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -320,6 +385,12 @@ impl S4d {
                 DiscreteModes { log_decay, angle: a_bar.im.atan2(a_bar.re), weight: c.mul(b_bar) }
             }
         }
+    }
+}
+
+impl AttentionLayer for S4d {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -24,9 +24,12 @@ use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, dense};
+use super::settings::{ModelCard, Scale, Settings, at_least_one};
+use super::{AttentionConfig, AttentionLayer};
 use crate::classifier::LAYER_NORM_EPSILON;
 use crate::layer_norm::layer_norm;
 
@@ -66,6 +69,49 @@ impl SetTransformerConfig {
     }
 }
 
+/// The Set Transformer's own settings in a run's configuration
+/// (`"attention": {"set_transformer": {"inducing_points": 32}}`): its learned inducing points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetTransformerSettings {
+    /// `m`, the learned inducing points.
+    pub inducing_points: usize,
+}
+
+impl Settings for SetTransformerSettings {
+    type Layer = SetTransformerAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "set_transformer",
+        title: "Set Transformer, induced set attention (Lee et al. 2019)",
+        family: "memory (inducing points)",
+        cost: COST,
+    };
+
+    fn defaults(_max_length: usize) -> SetTransformerSettings {
+        SetTransformerSettings { inducing_points: SetTransformerConfig::new(1, 1).inducing_points }
+    }
+
+    fn scaled(self, scale: &Scale) -> SetTransformerSettings {
+        SetTransformerSettings { inducing_points: scale.slots(self.inducing_points) }
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        at_least_one("inducing_points", self.inducing_points)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.inducing_points)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> SetTransformerAttention {
+        SetTransformerConfig::new(layer.d_model, layer.heads)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_inducing_points(self.inducing_points)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct SetTransformerAttention {
     /// `I: [m, d_model]`, the learned inducing points.
@@ -98,6 +144,12 @@ impl SetTransformerAttention {
         let z = layer_norm(&self.induced_norm, inducing + gathered);
         let fed = relu(self.induced_feed_forward.forward(z.clone()));
         layer_norm(&self.induced_feed_forward_norm, z + fed)
+    }
+}
+
+impl AttentionLayer for SetTransformerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

@@ -45,6 +45,7 @@
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::blocks::{
@@ -53,6 +54,8 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::settings::{ModelCard, Scale, Settings, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n b + (n/b)^2) time, O(n b + (n/b)^2) memory (blocks of b)";
@@ -103,6 +106,99 @@ impl SinkhornAttentionConfig {
             temperature: self.temperature,
             variant: self.variant,
         }
+    }
+}
+
+/// The Sinkhorn Transformer's own settings in a run's configuration
+/// (`"attention": {"sinkhorn": {"block_size": 32, "sinkhorn_iterations": 8, "temperature": 0.75}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkhornSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    pub block_size: usize,
+    pub sinkhorn_iterations: usize,
+    pub temperature: f64,
+}
+
+impl Settings for SinkhornSettings {
+    type Layer = SinkhornAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "sinkhorn", title: "Sinkhorn Transformer (Tay et al. 2020)", family: "learnable pattern", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> SinkhornSettings {
+        let c = SinkhornAttentionConfig::new(1, 1, max_length);
+        SinkhornSettings {
+            variant: c.variant,
+            block_size: c.block_size,
+            sinkhorn_iterations: c.sinkhorn_iterations,
+            temperature: c.temperature,
+        }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<SinkhornSettings> {
+        let mut settings = SinkhornSettings { variant, ..self };
+        // LRA's softmax sort (no Sinkhorn iterations) has no paper form: the paper's
+        // Sinkhorn takes its own defaults.
+        if settings.variant == Variant::Paper && settings.sinkhorn_iterations == 0 {
+            let paper = SinkhornAttentionConfig::new(1, 1, 1);
+            (settings.sinkhorn_iterations, settings.temperature) = (paper.sinkhorn_iterations, paper.temperature);
+        }
+        Some(settings)
+    }
+
+    /// LRA's block becomes the nearest divisor of `positions` (its code needs one).
+    fn fitted_to(self, positions: usize) -> SinkhornSettings {
+        let block_size = match self.variant == Variant::Lra {
+            true => nearest_divisor(positions.max(1), self.block_size),
+            false => fit(self.block_size, positions),
+        };
+        SinkhornSettings { block_size, ..self }
+    }
+
+    fn scaled(self, scale: &Scale) -> SinkhornSettings {
+        SinkhornSettings { block_size: scale.length(self.block_size), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let (block_size, sinkhorn_iterations, temperature) = (self.block_size, self.sinkhorn_iterations, self.temperature);
+        let lra = self.variant == Variant::Lra;
+        within("block_size", block_size, positions)?;
+        if !lra && sinkhorn_iterations == 0 {
+            return Err("the paper's Sinkhorn normalises at least once: sinkhorn_iterations must be at least 1 \
+                        (no iterations, a softmax sort, is LRA's: variant lra)"
+                .into());
+        }
+        if lra && !positions.is_multiple_of(block_size) {
+            return Err(format!(
+                "LRA's Sinkhorn reshapes the sequence into blocks without padding it: block_size {block_size} \
+                 must divide the {positions} positions (LRA's own code fails the same way here)"
+            ));
+        }
+        match temperature > 0.0 {
+            true => Ok(()),
+            false => Err(format!("temperature must be positive, not {temperature}")),
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.variant, self.block_size, shape.positions)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> SinkhornAttention {
+        SinkhornAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_block_size(self.block_size)
+            .with_sinkhorn_iterations(self.sinkhorn_iterations)
+            .with_temperature(self.temperature)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -212,6 +308,12 @@ impl SinkhornAttention {
     }
 }
 
+impl AttentionLayer for SinkhornAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+}
+
 /// Zeros the padded keys and values, so that sorting never mixes them into real blocks.
 fn real_keys_and_values(blocks: Blocks) -> Blocks {
     let [batch, _, count, block, _] = blocks.keys.dims();
@@ -231,6 +333,11 @@ fn sinkhorn(mut log_alpha: Tensor<4>, iterations: usize) -> Tensor<4> {
 /// The sorting network's targets: the blocks of the longest sequence.
 fn max_blocks(max_length: usize, block_size: usize) -> usize {
     block_count(max_length, block_size)
+}
+
+/// The divisor of `n` nearest to `wanted` (the smaller on a tie).
+fn nearest_divisor(n: usize, wanted: usize) -> usize {
+    (1..=n).filter(|d| n.is_multiple_of(*d)).min_by_key(|&d| (d.abs_diff(wanted), d)).unwrap_or(1)
 }
 
 /// Work of one forward ([`super::flops`]): the projections; the paper's sorting network

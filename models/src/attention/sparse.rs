@@ -43,6 +43,7 @@
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::Variant;
 use super::blocks::{
@@ -51,6 +52,8 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n sqrt(n)) time, O(n sqrt(n)) memory";
@@ -103,6 +106,74 @@ impl SparseAttentionConfig {
             leading: self.leading,
             variant: self.variant,
         }
+    }
+}
+
+/// Sparse attention's own settings in a run's configuration
+/// (`"attention": {"sparse": {"stride": 33, "summary": 8}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// Stride l (the block length).
+    pub stride: usize,
+    /// Summary positions c at the end of each block (fixed heads).
+    pub summary: usize,
+}
+
+impl Settings for SparseSettings {
+    type Layer = SparseAttention;
+    const MODEL: ModelCard =
+        ModelCard { name: "sparse", title: "Sparse Transformer (Child et al. 2019)", family: "fixed pattern", cost: COST };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> SparseSettings {
+        let c = SparseAttentionConfig::new(1, 1, max_length);
+        let stride = c.resolved_stride();
+        SparseSettings { variant: c.variant, stride, summary: c.summary.clamp(1, stride) }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<SparseSettings> {
+        Some(SparseSettings { variant, ..self })
+    }
+
+    fn fitted_to(self, positions: usize) -> SparseSettings {
+        let stride = fit(self.stride, positions);
+        SparseSettings { stride, summary: self.summary.min(stride), ..self }
+    }
+
+    fn scaled(self, scale: &Scale) -> SparseSettings {
+        SparseSettings { stride: scale.length(self.stride), summary: scale.proportional(self.summary).max(1), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        let (stride, summary) = (self.stride, self.summary);
+        within("stride", stride, positions)?;
+        at_least_one("summary", summary)?;
+        match summary > stride {
+            true => Err(format!("summary {summary} is more than the stride {stride}")),
+            false => Ok(()),
+        }
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.variant, self.stride, self.summary)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> SparseAttention {
+        SparseAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_variant(self.variant)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_leading(layer.leading)
+            .with_stride(Some(self.stride))
+            .with_summary(self.summary)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -252,6 +323,12 @@ impl SparseAttention {
             Some(leading) => context + weights[2].clone().matmul(leading.values),
             None => context,
         }
+    }
+}
+
+impl AttentionLayer for SparseAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

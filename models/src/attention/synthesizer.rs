@@ -44,7 +44,9 @@ use serde::{Deserialize, Serialize};
 use super::Variant;
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, key_padding_mask, merge_heads, split_heads};
+use super::settings::{ModelCard, Settings, at_least_one};
 use super::softmax::softmax_dropout;
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory";
@@ -142,6 +144,66 @@ impl SynthesizerConfig {
     }
 }
 
+/// The Synthesizer's own settings in a run's configuration
+/// (`"attention": {"synthesizer": {"kind": "factorized_random", "rank": 32}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthesizerSettings {
+    #[serde(default)]
+    pub variant: Variant,
+    /// What the logits are synthesised from.
+    pub kind: SynthesizerKind,
+    /// Rank of the factorised random logits.
+    pub rank: usize,
+}
+
+impl Settings for SynthesizerSettings {
+    type Layer = SynthesizerAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "synthesizer",
+        title: "Synthesizer, factorised random (Tay et al. 2021)",
+        family: "learnable weights",
+        cost: COST,
+    };
+    const LRA_VARIANT: Option<&'static str> = Some(LRA_VARIANT);
+
+    fn defaults(max_length: usize) -> SynthesizerSettings {
+        let c = SynthesizerConfig::new(1, 1, max_length);
+        SynthesizerSettings { variant: c.variant, kind: c.kind, rank: c.rank }
+    }
+
+    fn variant(&self) -> Option<Variant> {
+        Some(self.variant)
+    }
+
+    fn switched_to(self, variant: Variant) -> Option<SynthesizerSettings> {
+        Some(SynthesizerSettings { variant, ..self })
+    }
+
+    fn check(&self, _positions: usize) -> Result<(), String> {
+        if self.variant == Variant::Lra && self.kind == SynthesizerKind::Dense {
+            return Err("LRA's dense Synthesizer (never run by its configurations) reshapes where it should \
+                        transpose; its lra variant has the random and factorized_random kinds only"
+                .into());
+        }
+        at_least_one("rank", self.rank)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.variant, self.kind, self.rank)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> SynthesizerAttention {
+        SynthesizerConfig::new(layer.d_model, layer.heads, layer.max_length)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_variant(self.variant)
+            .with_kind(self.kind)
+            .with_rank(self.rank)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct SynthesizerAttention {
     pub logits: SynthesizedLogits,
@@ -195,6 +257,12 @@ impl SynthesizerAttention {
         let weights = softmax_dropout(logits, Some(&self.dropout)); // [batch, heads, len, len]
         let v = split_heads(self.value.forward(x), self.heads);
         self.output.forward(merge_heads(weights.matmul(v)))
+    }
+}
+
+impl AttentionLayer for SynthesizerAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 

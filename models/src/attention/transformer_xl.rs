@@ -34,6 +34,7 @@ use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use serde::{Deserialize, Serialize};
 
 use super::blocks::{
     block_count, block_scores, key_mask, pad_padding, pad_positions, shift_blocks, shift_padding, split_blocks, split_padding,
@@ -41,7 +42,9 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, attention_linear, split_heads, split_heads_of_blocks};
+use super::settings::{ModelCard, Scale, Settings, fit, within};
 use super::softmax::softmax_dropout;
+use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n s) time, O(n s) memory (s = 256 segment length)";
@@ -73,6 +76,53 @@ impl TransformerXlConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             segment_length: self.segment_length,
         }
+    }
+}
+
+/// Transformer-XL's own settings in a run's configuration
+/// (`"attention": {"transformer_xl": {"segment_length": 256}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerXlSettings {
+    /// `s`, positions per segment (and in the cached memory).
+    pub segment_length: usize,
+}
+
+impl Settings for TransformerXlSettings {
+    type Layer = TransformerXlAttention;
+    const MODEL: ModelCard = ModelCard {
+        name: "transformer_xl",
+        title: "Transformer-XL, segment recurrence (Dai et al. 2019)",
+        family: "recurrence",
+        cost: COST,
+    };
+
+    fn defaults(_max_length: usize) -> TransformerXlSettings {
+        TransformerXlSettings { segment_length: TransformerXlConfig::new(1, 1).segment_length }
+    }
+
+    fn fitted_to(self, positions: usize) -> TransformerXlSettings {
+        TransformerXlSettings { segment_length: fit(self.segment_length, positions) }
+    }
+
+    fn scaled(self, scale: &Scale) -> TransformerXlSettings {
+        TransformerXlSettings { segment_length: scale.length(self.segment_length) }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        within("segment_length", self.segment_length, positions)
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self.segment_length)
+    }
+
+    fn init(&self, layer: &AttentionConfig, device: &Device) -> TransformerXlAttention {
+        TransformerXlConfig::new(layer.d_model, layer.heads)
+            .with_qkv_dim(layer.qkv_dim)
+            .with_segment_length(self.segment_length)
+            .with_dropout(layer.dropout)
+            .init(device)
     }
 }
 
@@ -151,6 +201,12 @@ impl TransformerXlAttention {
         let scores = (content + position).mask_fill(key_mask(Tensor::cat(key_padding, 2)), MASKED_SCORE);
         let context = softmax_dropout(scores, Some(&self.dropout)).matmul(values); // [batch, heads, segments, s, d_head]
         self.projections.combine(unblock(context, len))
+    }
+}
+
+impl AttentionLayer for TransformerXlAttention {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
     }
 }
 
