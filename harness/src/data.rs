@@ -25,12 +25,12 @@ fn resolve(args: &DataArgs) -> anyhow::Result<TaskConfig> {
 
 /// The task's splits (through the cache) and whether they came from it; errors say which
 /// task's data failed.
-pub(crate) fn prepare_reporting(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<(Splits, bool)> {
+fn prepare_reporting(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<(Splits, bool)> {
     config.prepare_reporting(data_dir).with_context(|| format!("preparing the {} data", config.name.name()))
 }
 
 /// As [`prepare_reporting`], the splits alone.
-pub(crate) fn prepare(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<Splits> {
+fn prepare(config: &TaskConfig, data_dir: &Path) -> anyhow::Result<Splits> {
     prepare_reporting(config, data_dir).map(|(splits, _)| splits)
 }
 

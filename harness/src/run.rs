@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::claim;
@@ -153,7 +153,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
             data_dir.display()
         );
     }
-    let splits = crate::data::prepare(&config.task, data_dir)?;
+    let splits = config.task.prepare(data_dir).with_context(|| format!("preparing the {} data", config.task.name.name()))?;
     if splits.train.is_empty() || splits.validation.is_empty() || splits.test.is_empty() {
         bail!(
             "the {} data has an empty split (train {}, validation {}, test {})",

@@ -16,7 +16,7 @@ const S4: &str = "S4 paper, Table 10";
 pub const TABLE1: &[PublishedAccuracy] = &[
     PublishedAccuracy {
         row: "Transformer",
-        our_name: Some("transformer"),
+        our_name: Some(lra_models::BASELINE),
         source: LRA,
         accuracy: [Some(36.37), Some(64.27), Some(57.46), Some(42.44), Some(71.40), None],
     },
@@ -123,7 +123,7 @@ pub const TABLE2_LENGTHS: [usize; 4] = [1024, 2048, 3072, 4096];
 pub const TABLE2: &[PublishedSpeed] = &[
     PublishedSpeed {
         row: "Transformer",
-        our_name: "transformer",
+        our_name: lra_models::BASELINE,
         steps_per_second: [8.1, 4.9, 2.3, 1.4],
         memory_gb: [0.85, 2.65, 5.51, 9.48],
     },
