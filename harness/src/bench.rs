@@ -581,6 +581,29 @@ mod tests {
     use super::*;
     use lra_models::attention::local::LocalSettings;
 
+    /// A benchmark record of an earlier version, whose cells named their end in a status
+    /// word with a detail (a cell past its time limit, and the longer one not run after
+    /// it), is read into the failures runs name and written in their words.
+    #[test]
+    fn benchmark_records_of_earlier_versions_are_read_into_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("earlier.json");
+        std::fs::write(&path, include_str!("../tests/data/bench-of-an-earlier-version.json")).unwrap();
+        let record = load(&path).unwrap();
+        let failures: Vec<Option<Failure>> = record.measurements.iter().map(|m| m.failure.clone()).collect();
+        assert_eq!(
+            failures,
+            [Some(Failure::TimedOut { seconds: 0.0 }), Some(Failure::NotRun { reason: "timed out at length 64".into() })]
+        );
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["measurements"][1]["status"], "failed");
+        assert_eq!(
+            written["measurements"][1]["failure"],
+            serde_json::json!({ "kind": "not_run", "reason": "timed out at length 64" })
+        );
+        assert_eq!(serde_json::from_value::<BenchRecord>(written).unwrap(), record);
+    }
+
     #[test]
     fn a_later_benchmark_of_other_models_merges_into_the_record_and_drops_nothing() {
         let dir = tempfile::tempdir().unwrap();

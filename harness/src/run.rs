@@ -182,6 +182,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         let outcome = Outcome {
             test_majority_rate: Some(train::majority_rate(&splits.test)),
             test_examples: Some(splits.test.len()),
+            memory_source: "not measured (the run failed)".into(),
             peak_rss_bytes: crate::measure::peak_rss_bytes(),
             ..Outcome::failed(Failure::Panicked { message }, 0.0)
         };

@@ -227,7 +227,8 @@ impl PoolPeak {
 }
 
 /// Trains `config`'s model on `splits` and evaluates it: the outcome (its `wall_seconds`
-/// those of training and evaluation; a run adds its own) and the logged rows.
+/// those of training and evaluation; a run replaces them with its own, data preparation
+/// included) and the logged rows.
 pub fn train(
     config: &RunConfig,
     splits: &Splits,

@@ -144,12 +144,8 @@ impl Settings for BigBirdSettings {
         }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<BigBirdSettings> {
-        Some(BigBirdSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn fitted_to(self, positions: usize) -> BigBirdSettings {

@@ -66,7 +66,6 @@ pub struct CosformerSettings;
 impl Settings for CosformerSettings {
     type Layer = CosformerAttention;
     const MODEL: ModelCard = ModelCard { name: "cosformer", title: "cosFormer (Qin et al. 2022)", family: "kernel", cost: COST };
-    const FIELDLESS: bool = true;
 
     fn defaults(_max_length: usize) -> CosformerSettings {
         CosformerSettings

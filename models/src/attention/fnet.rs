@@ -51,7 +51,6 @@ impl Settings for FnetSettings {
     type Layer = FnetMixing;
     const MODEL: ModelCard =
         ModelCard { name: "fnet", title: "FNet (Lee-Thorp et al. 2022)", family: "token mixing (Fourier transform)", cost: COST };
-    const FIELDLESS: bool = true;
 
     fn defaults(_max_length: usize) -> FnetSettings {
         FnetSettings

@@ -56,7 +56,6 @@ impl Settings for FullSettings {
         family: "full attention (baseline)",
         cost: COST,
     };
-    const FIELDLESS: bool = true;
 
     fn defaults(_max_length: usize) -> FullSettings {
         FullSettings

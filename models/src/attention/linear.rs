@@ -80,12 +80,8 @@ impl Settings for LinearSettings {
         LinearSettings { variant: LinearAttentionConfig::new(1, 1).variant }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<LinearSettings> {
-        Some(LinearSettings { variant })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn forward_flops(&self, shape: &LayerShape) -> f64 {

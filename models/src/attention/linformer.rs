@@ -110,12 +110,8 @@ impl Settings for LinformerSettings {
         LinformerSettings { variant: c.variant, projected_length: c.projected_length }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<LinformerSettings> {
-        Some(LinformerSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn fitted_to(self, positions: usize) -> LinformerSettings {

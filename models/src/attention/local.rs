@@ -101,12 +101,8 @@ impl Settings for LocalSettings {
         LocalSettings { variant: c.variant, block_size: c.block_size }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<LocalSettings> {
-        Some(LocalSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn fitted_to(self, positions: usize) -> LocalSettings {

@@ -108,12 +108,8 @@ impl Settings for LongformerSettings {
         LongformerSettings { variant: c.variant, window: c.window, global_tokens: c.global_tokens }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<LongformerSettings> {
-        Some(LongformerSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn fitted_to(self, positions: usize) -> LongformerSettings {

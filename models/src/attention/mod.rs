@@ -5,9 +5,11 @@
 //! outputs unchanged by whatever the padding holds. The encoder holds an [`Attention`]
 //! and does not know which mechanism is inside.
 //!
-//! A model is one file (its layer, and its settings type implementing [`Settings`]) and
-//! one line of the registry below, which makes [`Mechanism`], [`MechanismSettings`],
-//! [`Attention`] and [`MODELS`](crate::MODELS) from the lines.
+//! An attention mechanism is one file (its layer, and its settings type implementing
+//! [`Settings`]) and one line of the registry below, which makes [`Mechanism`],
+//! [`MechanismSettings`], [`Attention`] and [`MODELS`](crate::MODELS) from the lines. (A
+//! model that changes the stack or the feed-forward layer instead also has its arm in
+//! the classifier.)
 
 pub mod axial;
 pub mod bigbird;

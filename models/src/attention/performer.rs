@@ -147,12 +147,8 @@ impl Settings for PerformerSettings {
         PerformerSettings { variant: c.variant, kernel: c.kernel, features: c.features, redraw_every: c.redraw_every }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<PerformerSettings> {
-        Some(PerformerSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn check(&self, _positions: usize) -> Result<(), String> {

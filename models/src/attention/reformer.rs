@@ -165,12 +165,8 @@ impl Settings for ReformerSettings {
         }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<ReformerSettings> {
-        Some(ReformerSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     /// LRA's Reformer, whose layout is a count of chunks, keeps its settings.

@@ -41,21 +41,28 @@ pub trait Settings: Sized + Clone + std::fmt::Debug + PartialEq + Serialize + De
     /// layers then compute full attention, so a benchmark of the layer alone measures the
     /// Transformer's): the stack or the feed-forward layer.
     const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = None;
-    /// Settings without fields, written as the mechanism's name alone (`"attention": "full"`).
-    const FIELDLESS: bool = false;
+    /// Whether the settings have no fields (a unit struct): then they are written as the
+    /// mechanism's name alone (`"attention": "full"`).
+    const FIELDLESS: bool = std::mem::size_of::<Self>() == 0;
 
     /// The settings for sequences of up to `max_length` positions (CLS included): the
     /// file's defaults, those derived from the length resolved to numbers.
     fn defaults(max_length: usize) -> Self;
 
-    /// The form these settings compute, for a mechanism that has more than one.
-    fn variant(&self) -> Option<Variant> {
+    /// The field holding the form, for a mechanism that has more than one.
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
         None
     }
 
+    /// The form these settings compute, for a mechanism that has more than one.
+    fn variant(&self) -> Option<Variant> {
+        self.clone().variant_mut().copied()
+    }
+
     /// These settings computing `variant` instead; `None` for a mechanism with one form.
-    fn switched_to(self, _variant: Variant) -> Option<Self> {
-        None
+    fn switched_to(mut self, variant: Variant) -> Option<Self> {
+        *self.variant_mut()? = variant;
+        Some(self)
     }
 
     /// These settings with every length-bound one (a block, window, chunk, k, ...) cut to
@@ -211,8 +218,8 @@ impl MechanismSettings {
     }
 
     /// These settings for sequences of `to` positions instead of `from`: every setting
-    /// that is a length (a block, stride, window, chunk or summary) scaled by `to / from`
-    /// ([`Scale::length`]); the slots that summarise the sequence likewise
+    /// that is a length (a block, stride, window or chunk) scaled by `to / from`
+    /// ([`Scale::length`]; Sparse's summary at least 1); the slots that summarise the sequence likewise
     /// ([`Scale::slots`]); other counts (k, features, buckets, rounds) unchanged; each
     /// mechanism's file says what it does. Then cut to the sequence
     /// ([`MechanismSettings::fitted_to`]).

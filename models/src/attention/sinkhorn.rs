@@ -137,8 +137,8 @@ impl Settings for SinkhornSettings {
         }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn switched_to(self, variant: Variant) -> Option<SinkhornSettings> {

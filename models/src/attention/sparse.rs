@@ -134,12 +134,8 @@ impl Settings for SparseSettings {
         SparseSettings { variant: c.variant, stride, summary: c.summary.clamp(1, stride) }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<SparseSettings> {
-        Some(SparseSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn fitted_to(self, positions: usize) -> SparseSettings {

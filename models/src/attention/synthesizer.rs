@@ -172,12 +172,8 @@ impl Settings for SynthesizerSettings {
         SynthesizerSettings { variant: c.variant, kind: c.kind, rank: c.rank }
     }
 
-    fn variant(&self) -> Option<Variant> {
-        Some(self.variant)
-    }
-
-    fn switched_to(self, variant: Variant) -> Option<SynthesizerSettings> {
-        Some(SynthesizerSettings { variant, ..self })
+    fn variant_mut(&mut self) -> Option<&mut Variant> {
+        Some(&mut self.variant)
     }
 
     fn check(&self, _positions: usize) -> Result<(), String> {
