@@ -37,6 +37,30 @@ pub enum Scope {
     Layer,
 }
 
+impl Scope {
+    /// The name on the command line and in benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Step => "step",
+            Scope::Layer => "layer",
+        }
+    }
+}
+
+/// Why `model` cannot be benchmarked at `scope`: a model whose attention layer is the
+/// Transformer's (it changes the stack or the feed-forward layer) has no layer of its own
+/// to time.
+pub fn scope_refusal(model: &str, scope: Scope) -> anyhow::Result<Option<String>> {
+    let mechanism = lra_models::model_info(model).map_err(anyhow::Error::msg)?.mechanism;
+    Ok(match (scope, mechanism.change_outside_attention()) {
+        (Scope::Layer, Some(change)) => Some(format!(
+            "{model} changes {change}, not the attention layer, whose benchmark would measure the Transformer's; \
+             benchmark it with --scope step"
+        )),
+        _ => None,
+    })
+}
+
 /// LRA's Table 2 timed the byte-level Text classifier at its `lra` sizes (d_model 256, 4
 /// heads, 4 layers, d_ff 1024, pooled by a CLS vector): the Text configuration at `lra`
 /// says them, here read from it.
@@ -141,6 +165,9 @@ pub struct CellSpec {
 
 /// Measures one cell in this process (the child side of `lra bench`).
 pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
+    if let Some(refusal) = scope_refusal(&spec.model, spec.scope)? {
+        anyhow::bail!(refusal);
+    }
     let info = lra_models::model_info(&spec.model).map_err(anyhow::Error::msg)?;
     let opened = open(spec.device).map_err(anyhow::Error::msg)?;
     let plain = opened.device.clone();
@@ -296,10 +323,7 @@ pub fn measure_in_child(exe: &Path, spec: &CellSpec, timeout: Duration) -> anyho
             "--device",
             &spec.device.to_string(),
             "--scope",
-            match spec.scope {
-                Scope::Step => "step",
-                Scope::Layer => "layer",
-            },
+            spec.scope.name(),
             "--warmup-steps",
             &spec.warmup_steps.to_string(),
             "--timed-steps",
@@ -420,7 +444,7 @@ pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
 }
 
 /// What `lra bench` measures.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BenchSpec {
     pub models: Vec<String>,
     /// The form measured of the mechanisms that have two.
@@ -435,6 +459,30 @@ pub struct BenchSpec {
     pub cell_timeout: Duration,
     /// No new measurement starts after this much time in all.
     pub budget: Option<Duration>,
+}
+
+impl BenchSpec {
+    /// The `lra bench` command line that measures this benchmark into `results`.
+    pub fn command(&self, results: &Path) -> String {
+        let joined = |items: Vec<String>| items.join(",");
+        let mut command = format!(
+            "lra bench --lengths {} --batch {} --models {} --device {} --scope {} --variant {} --warmup-steps {} \
+             --timed-steps {} --cell-timeout {}",
+            joined(self.lengths.iter().map(usize::to_string).collect()),
+            self.batch,
+            joined(self.models.clone()),
+            self.device,
+            self.scope.name(),
+            self.variant,
+            self.warmup_steps,
+            self.timed_steps,
+            self.cell_timeout.as_secs_f64(),
+        );
+        if let Some(budget) = self.budget {
+            command.push_str(&format!(" --budget {}", budget.as_secs_f64()));
+        }
+        command + &format!(" --results {}", results.display())
+    }
 }
 
 /// Runs every (model, length) cell in its own process, saving the record after each one
@@ -454,10 +502,7 @@ pub fn run(
     let bench_id = resume_id.clone().unwrap_or_else(|| {
         format!(
             "{}-{}-b{}-{}",
-            match spec.scope {
-                Scope::Step => "step",
-                Scope::Layer => "layer",
-            },
+            spec.scope.name(),
             spec.device.to_string().replace(':', ""),
             spec.batch,
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

@@ -111,15 +111,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.no_bench {
         let bench = sweep_bench(preset, spec.models.clone(), spec.device, spec.variant.unwrap_or(Variant::Lra));
-        let command = format!(
-            "lra bench --lengths {} --batch {} --models {} --device {} --timed-steps {} --results {}",
-            bench.lengths.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
-            bench.batch,
-            bench.models.join(","),
-            bench.device,
-            bench.timed_steps,
-            args.results.display()
-        );
+        let command = bench.command(&args.results);
         eprintln!("sweep: benchmarking training steps at lengths {:?}, batch {}", bench.lengths, bench.batch);
         // A fixed name per (preset, device): a restarted sweep finishes the same record.
         let id = format!("sweep-{}-step-{}-b{}", preset.name(), bench.device.to_string().replace(':', ""), bench.batch);
@@ -235,6 +227,36 @@ fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, vari
     }
 }
 
+/// What `lra bench` with `args` measures, of `models`.
+fn bench_spec(args: &BenchArgs, models: Vec<String>) -> BenchSpec {
+    BenchSpec {
+        models,
+        lengths: args.lengths.clone(),
+        batch: args.batch,
+        device: args.device,
+        scope: args.scope,
+        variant: args.variant,
+        warmup_steps: args.warmup_steps,
+        timed_steps: args.timed_steps,
+        cell_timeout: Duration::from_secs_f64(args.cell_timeout),
+        budget: args.budget.map(Duration::from_secs_f64),
+    }
+}
+
+/// The models `lra bench` measures at `scope`: those named, refused where the scope
+/// cannot time them; all otherwise, less those it cannot (said on stderr).
+fn bench_models(requested: &Option<Vec<String>>, scope: bench::Scope) -> anyhow::Result<Vec<String>> {
+    let mut models = Vec::new();
+    for name in model_names(requested)? {
+        match bench::scope_refusal(&name, scope)? {
+            Some(refusal) if requested.is_some() => bail!("--models {name}: {refusal}"),
+            Some(_) => eprintln!("bench: {name} left out: its layers are the Transformer's; --scope step times it"),
+            None => models.push(name),
+        }
+    }
+    Ok(models)
+}
+
 /// Ratios are to the Transformer: measure it first.
 fn transformer_first(models: &mut Vec<String>) {
     if let Some(i) = models.iter().position(|m| m == lra_models::BASELINE) {
@@ -248,31 +270,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         bail!("--lengths, --batch and --timed-steps must be positive");
     }
     crate::device::check(args.device).map_err(anyhow::Error::msg)?;
-    let mut models = model_names(&args.models)?;
+    let mut models = bench_models(&args.models, args.scope)?;
     transformer_first(&mut models);
-    if args.scope == bench::Scope::Layer {
-        for name in &models {
-            let mechanism = lra_models::model_info(name).map_err(anyhow::Error::msg)?.mechanism;
-            if let Some(change) = mechanism.change_outside_attention() {
-                bail!(
-                    "--models {name}: {name} changes {change}, not the attention layer, whose benchmark would \
-                     measure the Transformer's; benchmark it with --scope step"
-                );
-            }
-        }
-    }
-    let spec = BenchSpec {
-        models,
-        lengths: args.lengths.clone(),
-        batch: args.batch,
-        device: args.device,
-        scope: args.scope,
-        variant: args.variant,
-        warmup_steps: args.warmup_steps,
-        timed_steps: args.timed_steps,
-        cell_timeout: Duration::from_secs_f64(args.cell_timeout),
-        budget: args.budget.map(Duration::from_secs_f64),
-    };
+    let spec = bench_spec(args, models);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let record = bench::run(&sweep::current_exe()?, &spec, &args.results, command, None)?;
     println!("benchmark {} ({} measurements):", record.bench_id, record.measurements.len());
@@ -309,4 +309,39 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         written.files.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn a_layer_benchmark_of_every_model_leaves_out_those_whose_layers_are_the_transformers() {
+        let all: Vec<&str> = lra_models::MODELS.iter().map(|m| m.name).collect();
+        let step = bench_models(&None, bench::Scope::Step).unwrap();
+        assert_eq!(step, all);
+        let layer = bench_models(&None, bench::Scope::Layer).unwrap();
+        let left_out: Vec<&str> = all.iter().copied().filter(|m| !layer.iter().any(|l| l == m)).collect();
+        assert_eq!(left_out, ["funnel", "perceiver", "switch"]);
+        let named = bench_models(&Some(vec!["local".into(), "funnel".into()]), bench::Scope::Layer).unwrap_err();
+        assert!(named.to_string().starts_with("--models funnel: funnel changes the stack"), "{named}");
+    }
+
+    /// The command a sweep records for its benchmark measures that benchmark: parsed back,
+    /// it gives the same specification.
+    #[test]
+    fn a_sweeps_benchmark_command_parses_back_to_its_specification() {
+        let results = std::path::Path::new("/tmp/some results");
+        for preset in [Preset::Tiny, Preset::Quick, Preset::Lra] {
+            let spec = sweep_bench(preset, vec!["local".into(), "transformer".into()], DeviceName::Flex, Variant::Paper);
+            let command = spec.command(results);
+            let words: Vec<&str> = command.split(" --results ").next().unwrap().split(' ').collect();
+            let Command::Bench(args) = Cli::try_parse_from(words).unwrap().command else { panic!("{command}") };
+            assert_eq!(bench_spec(&args, args.models.clone().unwrap()), spec, "{command}");
+            assert!(command.ends_with(" --results /tmp/some results"), "{command}");
+        }
+    }
 }

@@ -273,13 +273,18 @@ impl RunRecord {
         }
     }
 
-    /// The record of a run that ended before it could write its own.
+    /// The record of a run that ended before it could write its own, written by whoever
+    /// started it.
     pub fn failed(config: &RunConfig, failure: Failure, wall_seconds: f64) -> RunRecord {
+        let mut environment = crate::environment::capture("unknown (the run did not finish)", None, None);
+        // The threads are the run's, which this process does not know (a sweep gives each
+        // run its share of the cores; Slurm, another machine's).
+        environment.threads = None;
         RunRecord::new(
             config,
             Outcome::failed(failure, wall_seconds),
             crate::peak::Utilisation::of(crate::train::step_flops(config), None, None),
-            crate::environment::capture("unknown (the run did not finish)", None, None),
+            environment,
         )
     }
 
@@ -486,6 +491,20 @@ mod tests {
             Ok(Some(Failure::NotRun { reason: "the benchmark's time budget was spent".into() }))
         );
         assert!(read("timed out", Some("soon")).unwrap_err().contains("without its limit"));
+    }
+
+    /// A record written for a run by whoever started it states nothing of the run's own
+    /// machine use that it cannot know: not the threads, not the adapter, not the peak.
+    #[test]
+    fn a_failed_run_recorded_by_another_process_claims_no_threads() {
+        use crate::device::DeviceName;
+        use lra_tasks::{Preset, Task};
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
+        let record = RunRecord::failed(&config, Failure::TimedOut { seconds: 5.0 }, 5.0);
+        assert_eq!(record.environment.threads, None);
+        assert_eq!(record.environment.peak, None);
+        assert_eq!(record.environment.device_adapter, "unknown (the run did not finish)");
+        assert_eq!(record.run_id, run_id(&config));
     }
 
     #[test]

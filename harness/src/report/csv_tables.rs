@@ -45,7 +45,7 @@ pub(super) fn table2(benches: &[BenchRecord]) -> anyhow::Result<Vec<u8>> {
             let index = published::TABLE2_LENGTHS.iter().position(|&l| l == m.length);
             table2_csv.push(vec![
                 b.bench_id.clone(),
-                format!("{:?}", b.scope).to_lowercase(),
+                b.scope.name().to_string(),
                 b.device.clone(),
                 b.batch.to_string(),
                 m.label(),
