@@ -332,11 +332,18 @@ pub fn to_examples(images: &[(Vec<u8>, u8)]) -> Vec<Example> {
     images.iter().map(|(pixels, label)| to_example(pixels, *label)).collect()
 }
 
-/// The LRA split of a Pathfinder dataset: the first 80% train, the next 10% validation,
-/// the rest test, in the order given.
+/// The sizes of LRA's 80/10/10 split of `n` Pathfinder images, `[train, validation,
+/// test]`: 80% and 10% rounded down, the test split the rest.
+pub fn split_counts(n: usize) -> [usize; 3] {
+    let train = n * 8 / 10;
+    let validation = n / 10;
+    [train, validation, n - train - validation]
+}
+
+/// The LRA split of a Pathfinder dataset ([`split_counts`]): the first 80% train, the next
+/// 10% validation, the rest test, in the order given.
 pub fn split_80_10_10(mut examples: Vec<Example>) -> Splits {
-    let train_count = examples.len() * 8 / 10;
-    let validation_count = examples.len() / 10;
+    let [train_count, validation_count, _] = split_counts(examples.len());
     let test = examples.split_off(train_count + validation_count);
     let validation = examples.split_off(train_count);
     Splits { train: examples, validation, test }
@@ -582,6 +589,8 @@ mod tests {
         assert_eq!(examples[7], Example { tokens: vec![7, 255, 0], second: None, label: 1 });
         let splits = split_80_10_10(examples.clone());
         assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (40, 5, 5));
+        // Rounded down but for the test split, which takes what is left.
+        assert_eq!(split_counts(19), [15, 1, 3]);
         assert_eq!(splits.validation[0], examples[40]);
         assert_eq!(splits.test[4], examples[49]);
         let generated = generated_splits(&lra(32), 1, 20).unwrap();

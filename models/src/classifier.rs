@@ -9,15 +9,15 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::attention::flops::LayerShape;
+use crate::attention::full;
 use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
 use crate::auxiliary::Auxiliary;
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
-use crate::funnel::{self, FunnelConfig};
+use crate::funnel::{self, FunnelSettings};
 use crate::layer_norm::layer_norm;
-use crate::perceiver;
-use crate::switch::SwitchConfig;
+use crate::perceiver::{self, PerceiverSettings};
 
 /// Token id reserved for padding.
 pub const PAD_ID: i64 = 0;
@@ -38,7 +38,7 @@ pub enum Stack {
     /// Every block on the whole sequence, each with the model's attention.
     Blocks,
     /// The sequence mean-pooled between stages ([`funnel`]).
-    Funnel(FunnelConfig),
+    Funnel(FunnelSettings),
     /// A latent array of `latents` vectors reads the sequence in the first block; the
     /// others attend among the latents ([`perceiver`]).
     Perceiver { latents: usize },
@@ -47,11 +47,9 @@ pub enum Stack {
 impl Stack {
     /// How the blocks of a model with these settings are run.
     fn of(settings: &MechanismSettings) -> Stack {
-        match *settings {
-            MechanismSettings::Funnel(crate::funnel::FunnelSettings { stride, stage_layers }) => {
-                Stack::Funnel(FunnelConfig::new().with_stride(stride).with_stage_layers(stage_layers))
-            }
-            MechanismSettings::Perceiver(crate::perceiver::PerceiverSettings { latents }) => Stack::Perceiver { latents },
+        match settings {
+            MechanismSettings::Funnel(funnel_settings) => Stack::Funnel(funnel_settings.clone()),
+            MechanismSettings::Perceiver(PerceiverSettings { latents }) => Stack::Perceiver { latents: *latents },
             _ => Stack::Blocks,
         }
     }
@@ -126,9 +124,6 @@ impl ClassifierConfig {
         let sequences = if self.paired { 2 * batch } else { batch };
         let feed_forward = |rows: usize| 4.0 * (sequences * rows) as f64 * self.d_model as f64 * self.d_ff as f64;
         let positions = attention.max_length;
-        // The stacks that change the sequence run full attention, from `queries` positions
-        // over `keys`: queries and outputs projected over the one, keys and values over
-        // the other.
         let shape = LayerShape {
             batch: sequences,
             positions,
@@ -137,19 +132,24 @@ impl ClassifierConfig {
             heads: self.heads,
             leading: attention.leading,
         };
+        // The stacks that change the sequence run full attention, from `queries` positions
+        // over `keys`.
         let full_block = |(queries, keys): (usize, usize)| {
-            let (queries, keys) = (queries as f64, keys as f64);
-            (shape.projections(queries) + shape.projections(keys)) / 2.0
-                + shape.attend(queries, keys)
-                + feed_forward(queries as usize)
+            full::cross_forward_flops(&shape, queries as f64, keys as f64) + feed_forward(queries)
         };
-        let encoder = match Stack::of(&attention.resolved_settings()) {
-            Stack::Blocks => self.layers as f64 * (attention.forward_flops(sequences) + feed_forward(positions)),
-            Stack::Funnel(config) => {
-                funnel::block_positions(&config, self.layers, attention.leading, positions).into_iter().map(full_block).sum()
+        let settings = attention.resolved_settings();
+        let encoder = match Stack::of(&settings) {
+            // The layer's own count (`AttentionConfig::forward_flops`), from the settings
+            // resolved above.
+            Stack::Blocks => self.layers as f64 * (settings.forward_flops(&shape) + feed_forward(positions)),
+            Stack::Funnel(funnel_settings) => {
+                funnel::block_positions(&funnel_settings, self.layers, attention.leading, positions)
+                    .into_iter()
+                    .map(full_block)
+                    .sum()
             }
             Stack::Perceiver { latents } => {
-                (0..self.layers).map(|index| full_block((latents, if index == 0 { positions } else { latents }))).sum()
+                perceiver::block_positions(latents, self.layers, positions).into_iter().map(full_block).sum()
             }
         };
         let pooled = if self.paired { 4 * self.d_model } else { self.d_model };
@@ -162,20 +162,17 @@ impl ClassifierConfig {
         let positions_len = attention.max_length;
         let settings = attention.resolved_settings();
         let stack = Stack::of(&settings);
-        let switch = match settings {
-            MechanismSettings::Switch(crate::switch::SwitchSettings { experts, capacity_factor, load_balance_weight }) => Some(
-                SwitchConfig::new(self.d_model, self.d_ff)
-                    .with_experts(experts)
-                    .with_capacity_factor(capacity_factor)
-                    .with_load_balance_weight(load_balance_weight)
-                    .with_dropout(self.dropout),
-            ),
+        let switch = match &settings {
+            MechanismSettings::Switch(switch) => Some(switch.config(self.d_model, self.d_ff, self.dropout)),
             _ => None,
         };
         let latents = match stack {
             Stack::Perceiver { latents } => Some(latents),
             _ => None,
         };
+        // Every block's layer is built with the settings resolved here, rather than each
+        // resolving them again.
+        let attention = attention.with_settings(Some(settings));
         let block = EncoderBlockConfig::new(attention, self.d_ff).with_dropout(self.dropout).with_switch(switch);
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         Classifier {
@@ -190,7 +187,7 @@ impl ClassifierConfig {
             // A Perceiver's first block reads the sequence from the latents: its keys and
             // values have a layer norm of their own.
             blocks: (0..self.layers)
-                .map(|index| block.clone().with_context_norm(latents.is_some() && index == 0).init(device))
+                .map(|index| block.clone().with_context_norm(latents.is_some() && perceiver::reads_sequence(index)).init(device))
                 .collect(),
             latents: latents.map(|m| perceiver::init_latents(m, self.d_model, device)),
             final_norm: LayerNormConfig::new(self.d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
@@ -305,8 +302,8 @@ impl Classifier {
                 }
                 (x, padding, self.pooling)
             }
-            Stack::Funnel(config) => {
-                let (x, padding) = funnel::encode(&self.blocks, config, usize::from(self.cls.is_some()), x, padding);
+            Stack::Funnel(funnel_settings) => {
+                let (x, padding) = funnel::encode(&self.blocks, funnel_settings, usize::from(self.cls.is_some()), x, padding);
                 (x, padding, self.pooling)
             }
             // The paper's classifier averages the latents.

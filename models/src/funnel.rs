@@ -32,24 +32,6 @@ use crate::attention::flops::LayerShape;
 use crate::attention::settings::{ModelCard, Settings, at_least_one, fit, within};
 use crate::encoder::EncoderBlock;
 
-#[derive(Config, Debug)]
-pub struct FunnelConfig {
-    /// `r`, the window and stride of the mean pooling between stages.
-    #[config(default = 2)]
-    pub stride: usize,
-    /// Blocks per stage; the sequence is pooled before every stage after the first.
-    #[config(default = 1)]
-    pub stage_layers: usize,
-}
-
-impl FunnelConfig {
-    /// Whether block `index` starts a stage after the first, so that the sequence is
-    /// pooled before it.
-    fn pools_before(&self, index: usize) -> bool {
-        index > 0 && index.is_multiple_of(self.stage_layers.max(1)) && self.stride > 1
-    }
-}
-
 /// The Funnel Transformer's own settings in a run's configuration
 /// (`"attention": {"funnel": {"stride": 2, "stage_layers": 1}}`): the pooling between
 /// stages; its blocks attend in full.
@@ -62,6 +44,14 @@ pub struct FunnelSettings {
     pub stage_layers: usize,
 }
 
+impl FunnelSettings {
+    /// Whether block `index` starts a stage after the first, so that the sequence is
+    /// pooled before it.
+    fn pools_before(&self, index: usize) -> bool {
+        index > 0 && index.is_multiple_of(self.stage_layers.max(1)) && self.stride > 1
+    }
+}
+
 impl Settings for FunnelSettings {
     type Layer = crate::attention::full::FullAttention;
     const MODEL: ModelCard =
@@ -69,8 +59,12 @@ impl Settings for FunnelSettings {
     const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the stack (the sequence pooled between blocks)");
 
     fn defaults(_max_length: usize) -> FunnelSettings {
-        let c = FunnelConfig::new();
-        FunnelSettings { stride: c.stride, stage_layers: c.stage_layers }
+        FunnelSettings {
+            // The paper's `r = 2`: windows of two positions, the sequence halved at each stage.
+            stride: 2,
+            // One block per stage: the sequence pooled before every block after the first.
+            stage_layers: 1,
+        }
     }
 
     fn fitted_to(self, positions: usize) -> FunnelSettings {
@@ -109,14 +103,14 @@ pub const COST: &str = "O(n^2) time, O(n^2) memory in the first stage, then (n/2
 /// its padding, `[batch, len', d_model]` and `[batch, len']`.
 pub fn encode(
     blocks: &[EncoderBlock],
-    config: &FunnelConfig,
+    settings: &FunnelSettings,
     leading: usize,
     mut x: Tensor<3>,
     mut padding: Tensor<2, Bool>,
 ) -> (Tensor<3>, Tensor<2, Bool>) {
     for (index, block) in blocks.iter().enumerate() {
-        if config.pools_before(index) {
-            let (pooled, pooled_padding) = pool(x.clone(), padding.clone(), leading, config.stride);
+        if settings.pools_before(index) {
+            let (pooled, pooled_padding) = pool(x.clone(), padding.clone(), leading, settings.stride);
             x = block.forward_cross(pooled, x, padding);
             padding = pooled_padding;
         } else {
@@ -158,12 +152,12 @@ pub fn pool(x: Tensor<3>, padding: Tensor<2, Bool>, leading: usize, stride: usiz
 /// The query and key positions of each block's attention, for counting its work: the first
 /// stage's blocks over the whole sequence, a stage's first block from the pooled sequence
 /// over the unpooled one, then the pooled sequence over itself.
-pub fn block_positions(config: &FunnelConfig, layers: usize, leading: usize, positions: usize) -> Vec<(usize, usize)> {
+pub fn block_positions(settings: &FunnelSettings, layers: usize, leading: usize, positions: usize) -> Vec<(usize, usize)> {
     let mut current = positions;
     (0..layers)
         .map(|index| {
-            if config.pools_before(index) {
-                let pooled = pooled_length(current, leading, config.stride);
+            if settings.pools_before(index) {
+                let pooled = pooled_length(current, leading, settings.stride);
                 let pair = (pooled, current);
                 current = pooled;
                 pair
@@ -193,8 +187,9 @@ mod tests {
         assert_eq!(values(pooled)[..3], [100.0, 1.5, 3.0]);
         let padding: Vec<bool> = padding.into_data().iter::<bool>().collect();
         assert_eq!(padding, [false, false, false, true]);
-        assert_eq!(block_positions(&FunnelConfig::new(), 3, 1, 6), [(6, 6), (4, 6), (3, 4)]);
-        assert_eq!(block_positions(&FunnelConfig::new().with_stage_layers(2), 4, 0, 8), [(8, 8), (8, 8), (4, 8), (4, 4)]);
+        let two_per_stage = FunnelSettings { stride: 2, stage_layers: 2 };
+        assert_eq!(block_positions(&FunnelSettings::defaults(0), 3, 1, 6), [(6, 6), (4, 6), (3, 4)]);
+        assert_eq!(block_positions(&two_per_stage, 4, 0, 8), [(8, 8), (8, 8), (4, 8), (4, 4)]);
     }
 
     fn funnel(layers: usize, stage_layers: usize, pooling: Pooling) -> ClassifierConfig {
@@ -233,7 +228,8 @@ mod tests {
         let (batch, len, d) = (1, 7, 8);
         let x = Tensor::<3>::random([batch, len, d], Distribution::Normal(0.0, 1.0), &device);
         let padding = padding_after(&[len], len, &device);
-        let (got, got_padding) = encode(&model.blocks, &FunnelConfig::new(), 1, x.clone(), padding.clone());
+        let (got, got_padding) =
+            encode(&model.blocks, &FunnelSettings { stride: 2, stage_layers: 1 }, 1, x.clone(), padding.clone());
         assert_eq!(got.dims(), [1, 4, d]);
         assert_eq!(got_padding.dims(), [1, 4]);
 
@@ -265,6 +261,22 @@ mod tests {
         let block = |q: f64, k: f64| 2.0 * b * (2.0 * q * d * d + 2.0 * k * d * d + 2.0 * q * d * k) + 4.0 * b * q * d * f;
         let head = 2.0 * b * (8.0 * 8.0 + 8.0 * 3.0);
         assert_eq!(funnel(2, 1, Pooling::Cls).training_step_flops(2), 3.0 * (block(10.0, 10.0) + block(6.0, 10.0) + head));
+    }
+
+    /// Every parameter of a funnel of three stages (pooled before its second and third
+    /// blocks) gets a finite gradient through the pooling; `assert_finite_gradients` fails
+    /// on any parameter without one.
+    #[test]
+    fn gradients_reach_every_parameter_through_the_pooling() {
+        let device = Device::flex().autodiff();
+        device.seed(104);
+        let config = funnel(3, 1, Pooling::Cls);
+        let settings = FunnelSettings { stride: 2, stage_layers: 1 };
+        assert!(!settings.pools_before(0) && settings.pools_before(1) && settings.pools_before(2));
+        let model = config.with_dropout(0.1).init(&device);
+        let logits = model.forward(tokens(&[&[3, 1, 4, 1, 5, 9, 2], &[2; 4]], 7, &device));
+        let grads = logits.powi_scalar(2).sum().backward();
+        crate::attention::checks::assert_finite_gradients(&model, &grads);
     }
 
     #[test]

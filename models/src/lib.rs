@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn model_names_match_their_mechanisms_serialised_names() {
-        for model in MODELS.iter().filter(|m| m.name != "transformer") {
+        for model in MODELS.iter().filter(|m| m.name != BASELINE) {
             let serialised = serde_json::to_string(&model.mechanism).expect("a mechanism serialises");
             assert_eq!(serialised, format!("\"{}\"", model.name));
         }

@@ -27,13 +27,6 @@ use crate::attention::flops::LayerShape;
 use crate::attention::settings::{ModelCard, Scale, Settings, at_least_one};
 use crate::encoder::EncoderBlock;
 
-#[derive(Config, Debug)]
-pub struct PerceiverConfig {
-    /// `m`, the latents (the paper uses 512 on ImageNet; 256 here, as Luna's memory).
-    #[config(default = 256)]
-    pub latents: usize,
-}
-
 /// The Perceiver's own settings in a run's configuration
 /// (`"attention": {"perceiver": {"latents": 256}}`): the latent array; its blocks attend
 /// in full.
@@ -55,7 +48,8 @@ impl Settings for PerceiverSettings {
     const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the stack (a latent array reads the sequence)");
 
     fn defaults(_max_length: usize) -> PerceiverSettings {
-        PerceiverSettings { latents: PerceiverConfig::new().latents }
+        // The paper uses 512 latents on ImageNet; 256 here, as Luna's memory.
+        PerceiverSettings { latents: 256 }
     }
 
     fn scaled(self, scale: &Scale) -> PerceiverSettings {
@@ -87,6 +81,12 @@ pub fn init_latents(latents: usize, d_model: usize, device: &Device) -> Param<Te
     Initializer::Normal { mean: 0.0, std: 0.02 }.init([latents, d_model], device)
 }
 
+/// Whether block `index` reads the sequence (its keys and values), rather than attending
+/// among the latents: the first block alone, the paper's single cross-attend.
+pub fn reads_sequence(index: usize) -> bool {
+    index == 0
+}
+
 /// Runs `blocks` as a Perceiver: the first cross-attends from `latents: [m, d_model]` to
 /// `x: [batch, len, d_model]` (`padding: [batch, len]`), the others are latent
 /// self-attention -> the final latents `[batch, m, d_model]`.
@@ -96,12 +96,19 @@ pub fn encode(blocks: &[EncoderBlock], latents: Tensor<2>, x: Tensor<3>, padding
     let mut z = latents.unsqueeze::<3>().expand([batch, m, d_model]);
     let no_padding = Tensor::<2, Bool>::full([batch, m], false, &x.device());
     for (index, block) in blocks.iter().enumerate() {
-        z = match index {
-            0 => block.forward_cross(z, x.clone(), padding.clone()),
-            _ => block.forward(z, no_padding.clone()),
+        z = match reads_sequence(index) {
+            true => block.forward_cross(z, x.clone(), padding.clone()),
+            false => block.forward(z, no_padding.clone()),
         };
     }
     z
+}
+
+/// The query and key positions of each block's attention, for counting its work: the
+/// `latents` queries over the sequence's `positions` in the block that reads it, over
+/// the latents in the others.
+pub fn block_positions(latents: usize, layers: usize, positions: usize) -> Vec<(usize, usize)> {
+    (0..layers).map(|index| (latents, if reads_sequence(index) { positions } else { latents })).collect()
 }
 
 #[cfg(test)]
@@ -170,5 +177,17 @@ mod tests {
         let alone = values(model.encode(tokens(&[&[3, 1, 4, 1, 5]], 5)));
         let padded = values(model.encode(tokens(&[&[3, 1, 4, 1, 5], &[2; 9]], 9)));
         assert_close(&padded[..alone.len()], &alone, 1e-5, "Perceiver with and without padding");
+    }
+
+    /// The first block counts as the latents' queries over the sequence, the others as
+    /// the latents over themselves.
+    #[test]
+    fn a_perceivers_count_is_its_latents_over_the_sequence_then_over_themselves() {
+        assert_eq!(block_positions(4, 3, 10), [(4, 10), (4, 4), (4, 4)]);
+        // 9 tokens, no CLS (mean pooling): block 0 from 4 latents over 9; block 1 over 4.
+        let (d, f, b) = (8.0, 16.0, 2.0);
+        let block = |q: f64, k: f64| 2.0 * b * (2.0 * q * d * d + 2.0 * k * d * d + 2.0 * q * d * k) + 4.0 * b * q * d * f;
+        let head = 2.0 * b * (8.0 * 8.0 + 8.0 * 3.0);
+        assert_eq!(perceiver(2, 4).training_step_flops(2), 3.0 * (block(4.0, 9.0) + block(4.0, 4.0) + head));
     }
 }

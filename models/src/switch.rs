@@ -84,6 +84,18 @@ pub struct SwitchSettings {
     pub load_balance_weight: f64,
 }
 
+impl SwitchSettings {
+    /// The experts' layer these settings describe, for a block of width `d_model` whose
+    /// experts are dense layers `d_model -> d_ff -> d_model` with `dropout` inside.
+    pub fn config(&self, d_model: usize, d_ff: usize, dropout: f64) -> SwitchConfig {
+        SwitchConfig::new(d_model, d_ff)
+            .with_experts(self.experts)
+            .with_capacity_factor(self.capacity_factor)
+            .with_load_balance_weight(self.load_balance_weight)
+            .with_dropout(dropout)
+    }
+}
+
 impl Settings for SwitchSettings {
     type Layer = crate::attention::full::FullAttention;
     const MODEL: ModelCard = ModelCard {
@@ -145,16 +157,17 @@ impl SwitchFeedForward {
         let tokens = x.reshape([batch * len, d_model]);
         let probabilities = softmax(self.router.forward(tokens.clone()), 1); // [tokens, E]
         let (gate, choice) = probabilities.clone().max_dim_with_indices(1); // [tokens, 1] each
-        let real_column = padding.bool_not().float().reshape([batch * len, 1]); // 1 at real tokens
-        let real: Vec<bool> = real_column.clone().into_data().iter::<f32>().map(|r| r > 0.0).collect();
-        let choice: Vec<i64> = choice.into_data().iter::<i64>().collect();
+        let padding_column = padding.reshape([batch * len, 1]);
+        let real_column = padding_column.clone().bool_not().float(); // [tokens, 1], 1 at real tokens
+        // One read from the device: each token's expert, -1 at padding (never routed).
+        let choice: Vec<i64> = choice.mask_fill(padding_column, -1i64).into_data().iter::<i64>().collect();
 
-        let real_tokens = real.iter().filter(|&&r| r).count();
+        let real_tokens = choice.iter().filter(|&&expert| expert >= 0).count();
         let capacity = (self.capacity_factor * real_tokens as f64 / experts as f64).ceil() as usize;
         let mut routed = vec![Vec::new(); experts];
         let mut chosen = vec![0usize; experts];
-        for (token, _) in real.iter().enumerate().filter(|(_, real)| **real) {
-            let expert = choice[token] as usize;
+        for (token, &expert) in choice.iter().enumerate().filter(|(_, expert)| **expert >= 0) {
+            let expert = expert as usize;
             chosen[expert] += 1;
             if routed[expert].len() < capacity {
                 routed[expert].push(token as i64);
@@ -216,7 +229,7 @@ mod tests {
     }
 
     /// Routing by hand: a router that sends each token to the expert its first two
-    /// features favour, a capacity of 2 per expert (first come first served), the gate
+    /// features favour, a capacity of 3 per expert (first come first served), the gate
     /// scaling each output, and the loss from the counts and probabilities.
     #[test]
     fn tokens_go_to_their_most_probable_expert_within_its_capacity() {
@@ -238,7 +251,7 @@ mod tests {
             let (expert, gate) = if p0 >= p1 { (0, p0) } else { (1, p1) };
             let token = Tensor::<2>::from_data(TensorData::new(row.to_vec(), [1, 2]), &device);
             let kept = t < 5 && taken[expert] < 3;
-            if t < 5 && kept {
+            if kept {
                 taken[expert] += 1;
             }
             let out = values(switch.experts[expert].forward(token));

@@ -98,8 +98,10 @@ pub const RELEASED: &str = "released files";
 pub const STAND_IN: &str = "synthetic stand-in";
 
 impl DataConfig {
-    /// The same data drawn from another seed: generators and stand-ins take it; the
-    /// released files, which are fixed, do not.
+    /// The same data drawn from another seed: generators and stand-ins take it, and so do
+    /// the released files that are split with a seed (IMDb's validation hold-out,
+    /// Pathfinder's shuffle before the 80/10/10 split); the ListOps, AAN and CIFAR-10
+    /// releases, whose splits are fixed files, do not.
     pub fn with_seed(mut self, new_seed: u64) -> DataConfig {
         match &mut self {
             DataConfig::ListopsGenerated { seed, .. }
@@ -154,11 +156,10 @@ impl DataConfig {
             | DataConfig::ImageStandIn { train, validation, test, .. } => {
                 Limits { train: Some(train), validation: Some(validation), test: Some(test) }
             }
-            DataConfig::PathfinderGenerated { count, .. } => Limits {
-                train: Some(count * 8 / 10),
-                validation: Some(count / 10),
-                test: Some(count - count * 8 / 10 - count / 10),
-            },
+            DataConfig::PathfinderGenerated { count, .. } => {
+                let [train, validation, test] = pathfinder::split_counts(count);
+                Limits { train: Some(train), validation: Some(validation), test: Some(test) }
+            }
             DataConfig::ListopsReleased { limits }
             | DataConfig::TextReleased { limits, .. }
             | DataConfig::RetrievalReleased { limits }
@@ -393,13 +394,39 @@ fn shift_pixels(mut splits: Splits) -> Splits {
 mod tests {
     use super::*;
 
-    /// Generated and stand-in data take the new seed; released files stay as they are.
+    /// Generated and stand-in data take the new seed, and so do the released files split
+    /// with a seed; the releases with fixed split files stay as they are.
     #[test]
-    fn with_seed_reseeds_what_is_drawn_and_leaves_released_files_alone() {
+    fn with_seed_reseeds_what_is_drawn_or_split_with_a_seed_and_leaves_fixed_releases_alone() {
         let generated = crate::TaskConfig::resolve(crate::Task::Listops, crate::Preset::Tiny).data.with_seed(99);
         assert!(matches!(generated, DataConfig::ListopsGenerated { seed: 99, .. }), "{generated:?}");
-        let released = DataConfig::ListopsReleased { limits: Limits::default() };
-        assert_eq!(released.clone().with_seed(99), released);
+        let text = DataConfig::TextReleased { seed: 1, limits: Limits::default(), validation_percent: Some(10) };
+        assert_eq!(
+            text.with_seed(99),
+            DataConfig::TextReleased { seed: 99, limits: Limits::default(), validation_percent: Some(10) }
+        );
+        let pathfinder = DataConfig::PathfinderReleased {
+            seed: 1,
+            size: 32,
+            difficulty: PathfinderDifficulty::Fourteen,
+            limits: Limits::default(),
+        };
+        assert_eq!(
+            pathfinder.with_seed(99),
+            DataConfig::PathfinderReleased {
+                seed: 99,
+                size: 32,
+                difficulty: PathfinderDifficulty::Fourteen,
+                limits: Limits::default(),
+            }
+        );
+        for fixed in [
+            DataConfig::ListopsReleased { limits: Limits::default() },
+            DataConfig::RetrievalReleased { limits: Limits::default() },
+            DataConfig::ImageReleased { limits: Limits::default() },
+        ] {
+            assert_eq!(fixed.clone().with_seed(99), fixed);
+        }
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! of the released code are in [`crate::lra`]).
 
 use lra_datasets::cifar;
+use lra_datasets::pathfinder::split_counts;
 
 use crate::downsample::Reduce;
+use crate::{
+    DataConfig, ModelConfig, PathfinderDifficulty, Pooling, Positions, Preset, Schedule, Task, TaskConfig, TrainingConfig,
+};
 
 /// The configuration of `task` at `preset`.
 pub(crate) fn resolve(task: Task, preset: Preset) -> TaskConfig {
@@ -12,13 +16,9 @@ pub(crate) fn resolve(task: Task, preset: Preset) -> TaskConfig {
         Task::Listops => listops_config(preset),
         Task::Text | Task::Retrieval => byte_config(task, preset),
         Task::Image => image_config(preset),
-        Task::Pathfinder => pathfinder_config(Task::Pathfinder, preset),
-        Task::Pathx => pathfinder_config(Task::Pathx, preset),
+        Task::Pathfinder | Task::Pathx => pathfinder_config(task, preset),
     }
 }
-use crate::{
-    DataConfig, ModelConfig, PathfinderDifficulty, Pooling, Positions, Preset, Schedule, Task, TaskConfig, TrainingConfig,
-};
 
 fn listops_config(preset: Preset) -> TaskConfig {
     let task = Task::Listops;
@@ -35,18 +35,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
                 validation: 64,
                 test: 64,
             },
-            ModelConfig {
-                d_model: 16,
-                qkv_dim: 16,
-                heads: 2,
-                layers: 1,
-                d_ff: 32,
-                d_head_mlp: 32,
-                pooling: Pooling::Cls,
-                positions: Positions::Sinusoidal,
-                dropout: 0.1,
-                attention_dropout: 0.1,
-            },
+            model(16, 2, 1, 32, Pooling::Cls, Positions::Sinusoidal),
             cpu_training(16, 20, 10),
         ),
         // Short expressions (lengths 11 to 63, median about 18): a minute on a CPU.
@@ -62,18 +51,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
                 validation: 500,
                 test: 1_000,
             },
-            ModelConfig {
-                d_model: 64,
-                qkv_dim: 64,
-                heads: 4,
-                layers: 2,
-                d_ff: 128,
-                d_head_mlp: 128,
-                pooling: Pooling::Cls,
-                positions: Positions::Sinusoidal,
-                dropout: 0.1,
-                attention_dropout: 0.1,
-            },
+            model(64, 4, 2, 128, Pooling::Cls, Positions::Sinusoidal),
             cpu_training(32, 200, 50),
         ),
         // The official configuration (LRA's listops_base config).
@@ -89,18 +67,7 @@ fn listops_config(preset: Preset) -> TaskConfig {
                 validation: 2_000,
                 test: 2_000,
             },
-            ModelConfig {
-                d_model: 512,
-                qkv_dim: 512,
-                heads: 8,
-                layers: 4,
-                d_ff: 1024,
-                d_head_mlp: 1024,
-                pooling: Pooling::Cls,
-                positions: Positions::Sinusoidal,
-                dropout: 0.1,
-                attention_dropout: 0.1,
-            },
+            model(512, 8, 4, 1024, Pooling::Cls, Positions::Sinusoidal),
             lra_rsqrt_training(32, 5_000, 1_000, 50),
         ),
     };
@@ -286,7 +253,8 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             let pathx = task == Task::Pathx;
             let count = 200_000;
             let batch_size = if pathx { 64 } else { 512 };
-            let epoch = count * 8 / 10 / batch_size;
+            let [train_count, _, _] = split_counts(count);
+            let epoch = train_count / batch_size;
             (
                 data(count, PathfinderDifficulty::Fourteen),
                 ModelConfig {

@@ -81,13 +81,6 @@ impl Task {
     pub fn paired(self) -> bool {
         self == Task::Retrieval
     }
-
-    pub fn parse(name: &str) -> Result<Task, String> {
-        Task::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
-            format!("unknown task `{name}`; the tasks are: {}", names.join(", "))
-        })
-    }
 }
 
 /// Sizes of a run: `tiny` for tests, `quick` for a CPU (the default), `lra` for the
@@ -119,13 +112,6 @@ impl Preset {
             Preset::Lra => "the official LRA configuration (full lengths and sizes); meant for a GPU",
         }
     }
-
-    pub fn parse(name: &str) -> Result<Preset, String> {
-        Preset::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown preset `{name}`; the presets are: {}", names.join(", "))
-        })
-    }
 }
 
 /// The training-step benchmark a sweep at a preset ends with: lengths, batch, timed steps
@@ -153,9 +139,22 @@ impl Preset {
     }
 }
 
-/// Names on the command line and in files: `Task::from_str("listops")`, `task.to_string()`.
+/// Names on the command line and in files: `Task::parse("listops")` (or `from_str`),
+/// `task.to_string()`, over the type's `ALL` and `name()`; `noun` names the kind in the
+/// error for an unknown name.
 macro_rules! named {
-    ($type:ty) => {
+    ($type:ty, $noun:literal) => {
+        impl $type {
+            /// The value called `name`; an unknown name is refused with the list of valid ones.
+            pub fn parse(name: &str) -> Result<Self, String> {
+                Self::ALL.into_iter().find(|value| value.name() == name).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|value| value.name()).collect();
+                    let noun = $noun;
+                    format!("unknown {noun} `{name}`; the {noun}s are: {}", names.join(", "))
+                })
+            }
+        }
+
         impl std::str::FromStr for $type {
             type Err = String;
 
@@ -172,8 +171,8 @@ macro_rules! named {
     };
 }
 
-named!(Task);
-named!(Preset);
+named!(Task, "task");
+named!(Preset, "preset");
 
 #[cfg(test)]
 mod tests {
@@ -190,6 +189,8 @@ mod tests {
         for preset in Preset::ALL {
             assert_eq!(preset.to_string().parse::<Preset>(), Ok(preset));
         }
+        // The command line documents `quick` as the preset when none is given (the run
+        // command takes `Preset::default()`).
         assert_eq!(Preset::default(), Preset::Quick);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::DataError;
@@ -11,21 +11,14 @@ use crate::DataError;
 /// Attempts per download: an interrupted transfer resumes where it stopped.
 const MAX_ATTEMPTS: u32 = 4;
 
-/// The partial download beside `destination`.
-pub fn partial_path(destination: &Path) -> PathBuf {
-    let mut name = destination.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    destination.with_file_name(name)
-}
-
 /// Downloads `url` to `destination` through `<destination>.part`, resuming from the
 /// partial file's length, retrying an interrupted transfer; renames the partial file to
 /// `destination` when complete. Returns the number of bytes of the file.
-pub fn download(url: &str, destination: &Path, progress: &mut dyn FnMut(u64, Option<u64>)) -> Result<u64, DataError> {
+pub(super) fn download(url: &str, destination: &Path, progress: &mut dyn FnMut(u64, Option<u64>)) -> Result<u64, DataError> {
     if let Some(folder) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
     }
-    let partial = partial_path(destination);
+    let partial = super::with_suffix(destination, ".part");
     let agent = agent_for(url);
     let mut attempt = 1;
     loop {
@@ -175,9 +168,7 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
-
+    use super::super::test_server::{Serving, serve};
     use super::*;
 
     #[test]
@@ -189,17 +180,11 @@ mod tests {
 
     #[test]
     fn a_server_that_refuses_is_not_retried_and_the_error_says_to_use_a_mirror() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/lra_release.gz", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut request = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            while reader.read_line(&mut request).unwrap() > 2 && !request.ends_with("\r\n\r\n") {}
-            stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-        });
+        // One request answered: a retry would find the server gone and fail otherwise.
+        let server = serve(Vec::new(), Serving::Forbidden, 1);
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&url, &dir.path().join("a.gz"), &mut |_, _| {}).unwrap_err().to_string();
+        let err = download(&server.url, &dir.path().join("a.gz"), &mut |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("HTTP 403") && err.contains("--url"), "{err}");
+        assert_eq!(server.ranges.lock().unwrap().len(), 1, "one request, not retried");
     }
 }

@@ -2,7 +2,7 @@
 //! place once every entry is written; entries that could land outside it are refused.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use crate::DataError;
@@ -24,7 +24,7 @@ fn contained_path(path: &Path) -> Option<PathBuf> {
 /// Unpacks `archive` (`.tar.gz` or `.tar`) into `target`, which must not exist: into a
 /// temporary folder beside it first, renamed to `target` once every entry is written.
 /// Past `max_bytes` of unpacked contents, it stops and fails.
-pub fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(), DataError> {
+pub(super) fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(), DataError> {
     if target.exists() {
         return Err(DataError::in_file(target, "already exists; not extracting over it"));
     }
@@ -40,11 +40,10 @@ pub fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(), Data
         .map_err(|e| DataError::io(folder, e))?;
 
     let mut file = BufReader::new(File::open(archive).map_err(|e| DataError::io(archive, e))?);
-    let mut magic = [0u8; 2];
-    let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
-    let reader: Box<dyn Read> =
-        if gzipped { Box::new(flate2::read::GzDecoder::new(BufReader::new(file))) } else { Box::new(BufReader::new(file)) };
+    // The gzip magic bytes, peeked in the buffer without consuming them. A read error here
+    // is left to the tar reader, which reads the same file next and reports it.
+    let gzipped = file.fill_buf().is_ok_and(|head| head.starts_with(&[0x1f, 0x8b]));
+    let reader: Box<dyn Read> = if gzipped { Box::new(flate2::bufread::GzDecoder::new(file)) } else { Box::new(file) };
     unpack(tar::Archive::new(reader), staging.path(), max_bytes).map_err(|message| DataError::in_file(archive, message))?;
     // Only now does the target appear; on any error above, `staging` is removed on drop.
     std::fs::rename(staging.keep(), target).map_err(|e| DataError::io(target, e))?;
@@ -119,4 +118,52 @@ fn make_symlink(link_target: &Path, destination: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn make_symlink(_link_target: &Path, _destination: &Path) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "symbolic links are only unpacked on Unix"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::tests::{good_tar, gzip, hostile_tar, names_in};
+
+    #[test]
+    fn plain_tar_archives_and_links_that_stay_inside_are_extracted() {
+        let mut bytes = good_tar();
+        // Drop the two zero blocks that end the archive, append a link, end it again.
+        bytes.truncate(bytes.len() - 1024);
+        bytes.extend(hostile_tar("data/link", tar::EntryType::Symlink, Some("sub/b.bin"), b""));
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar");
+        std::fs::write(&archive, &bytes).unwrap();
+        let target = dir.path().join("out");
+        extract(&archive, &target, 1 << 20).unwrap();
+        assert_eq!(std::fs::read(target.join("data/a.txt")).unwrap(), b"first file\n");
+        #[cfg(unix)]
+        assert_eq!(std::fs::read(target.join("data/link")).unwrap(), [0, 1, 2, 255]);
+        assert!(extract(&archive, &target, 1 << 20).unwrap_err().to_string().contains("already exists"));
+    }
+
+    /// A tar of one file of `size` zero bytes, gzipped: a few kilobytes that unpack to `size`.
+    fn zero_bomb(size: usize) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "lra_release/zeros.bin", std::io::repeat(0).take(size as u64)).unwrap();
+        gzip(&builder.into_inner().unwrap())
+    }
+
+    #[test]
+    fn an_archive_that_unpacks_past_its_bound_is_refused_and_leaves_nothing() {
+        let bomb = zero_bomb(4 << 20);
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("bomb.tar.gz");
+        std::fs::write(&archive, &bomb).unwrap();
+        let err = extract(&archive, &dir.path().join("out"), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("more than 1048576 bytes"), "{err}");
+        assert_eq!(names_in(dir.path()), ["bomb.tar.gz"], "no target, no staging");
+        // Within its bound, the same archive unpacks.
+        extract(&archive, &dir.path().join("out"), 4 << 20).unwrap();
+    }
 }

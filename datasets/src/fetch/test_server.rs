@@ -1,5 +1,5 @@
 //! A loopback HTTP server for the fetch tests: it serves one body, honours `Range:
-//! bytes=N-`, and can drop its first response halfway to test resuming.
+//! bytes=N-`, and can drop its first response halfway to test resuming, or refuse.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -11,6 +11,8 @@ pub(super) enum Serving {
     Whole,
     /// The first response announces the whole length but stops halfway and hangs up.
     DropFirstHalfway,
+    /// Every request is refused with `403 Forbidden` and an empty body.
+    Forbidden,
 }
 
 /// A loopback HTTP server for `body`, answering at most `max_requests` GETs (with an
@@ -49,7 +51,9 @@ pub(super) fn serve(body: Vec<u8>, serving: Serving, max_requests: usize) -> Ser
                 .and_then(|n| n.parse::<usize>().ok())
                 .unwrap_or(0);
             let len = body.len();
-            let (head, payload) = if start == 0 {
+            let (head, payload) = if serving == Serving::Forbidden {
+                ("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n".to_string(), &[][..])
+            } else if start == 0 {
                 (format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n"), &body[..])
             } else if start < len {
                 let head = format!(

@@ -70,4 +70,16 @@ impl Paddle {
         let columns = low(self.from.1, self.to.1)..=high(self.from.1, self.to.1);
         rows.flat_map(move |row| columns.clone().map(move |column| (row, column)))
     }
+
+    /// The pixels of a `size`x`size` image that a band of half-width `half_width` around
+    /// the paddle's stroke may touch (within `half_width + 0.5`), as row-major indices,
+    /// each with the fraction of it the band covers (0 for corners of the bounding box
+    /// beyond the reach).
+    pub(super) fn covered_pixels(&self, half_width: f64, size: usize) -> impl Iterator<Item = (usize, f32)> + use<> {
+        let paddle = *self;
+        self.pixels_within(half_width + 0.5, 0, size as i32 - 1).map(move |pixel| {
+            let covered = coverage(half_width, paddle.distance_to(as_point(pixel))) as f32;
+            (pixel.0 as usize * size + pixel.1 as usize, covered)
+        })
+    }
 }

@@ -1,6 +1,6 @@
 //! The occupancy mask: how much of each pixel the clearance zones of paddles cover.
 
-use super::geometry::{Paddle, Pixel, as_point, coverage};
+use super::geometry::{Paddle, Pixel};
 
 /// A pixel whose mask exceeds this is taken (the original's `ceil(mask - 0.3)`).
 pub(super) const TAKEN: f32 = 0.3;
@@ -9,9 +9,9 @@ pub(super) const OVERLAP: f32 = 1.8;
 
 #[derive(Debug, Clone)]
 pub(super) struct Occupancy {
-    pub(super) size: usize,
-    pub(super) values: Vec<f32>,
-    pub(super) taken: usize,
+    size: usize,
+    values: Vec<f32>,
+    taken: usize,
     /// While a distractor grows: the values it overwrote, to erase it if it gets stuck.
     journal: Option<Vec<(usize, f32)>>,
 }
@@ -56,10 +56,9 @@ impl Occupancy {
 
     /// Marks a paddle's clearance zone (half-width `clearance` around its stroke).
     pub(super) fn mark(&mut self, paddle: &Paddle, clearance: f64) {
-        for pixel in paddle.pixels_within(clearance + 0.5, 0, self.size as i32 - 1) {
-            let zone = coverage(clearance, paddle.distance_to(as_point(pixel))) as f32;
+        for (index, zone) in paddle.covered_pixels(clearance, self.size) {
             if zone > 0.0 {
-                self.raise(pixel.0 as usize * self.size + pixel.1 as usize, zone);
+                self.raise(index, zone);
             }
         }
     }

@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 
-use super::{Difficulty, to_examples};
+use super::{Difficulty, split_counts, to_examples};
 use crate::rng::SeededRng;
 use crate::{DataError, Splits};
 
@@ -265,8 +265,7 @@ pub fn released_splits(dir: &Path, size: usize, seed: u64, limits: [Option<usize
     let listed = list_release(dir)?;
     let mut order: Vec<usize> = (0..listed.len()).collect();
     SeededRng::new(seed, SPLIT_STREAM).shuffle(&mut order);
-    let train_count = order.len() * 8 / 10;
-    let validation_count = order.len() / 10;
+    let [train_count, validation_count, _] = split_counts(order.len());
     let parts =
         [&order[..train_count], &order[train_count..train_count + validation_count], &order[train_count + validation_count..]];
     let mut splits = parts.into_iter().zip(limits).map(|(part, limit)| {

@@ -2,9 +2,9 @@
 //! and the image rendered from them.
 
 use super::PathfinderConfig;
-use super::geometry::{Paddle, Pixel, as_point, coverage};
+use super::geometry::{Paddle, Pixel, as_point};
 use super::occupancy::Occupancy;
-use super::snakes::Painter;
+use super::snakes::{Painter, draw};
 use crate::DataError;
 use crate::rng::SeededRng;
 
@@ -51,7 +51,7 @@ pub(super) fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -
     let mut rng = SeededRng::new(seed, sample_stream(config, index)?);
     let label = draw_label(&mut rng);
     let origin_contour = rng.below(2) as usize;
-    let margin = if config.paddle_margins.len() == 1 { config.paddle_margins[0] } else { *rng.choose(&config.paddle_margins) };
+    let margin = draw(&mut rng, &config.paddle_margins);
     let painter = Painter::new(config, margin);
     let far_contour = if label == 1 { origin_contour } else { 1 - origin_contour };
     let marker_contours = [origin_contour, far_contour];
@@ -104,28 +104,22 @@ impl Layer {
 pub(super) fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer]) -> Vec<f32> {
     let size = config.size;
     let mut canvas = vec![0.0f32; size * size];
-    let half_stroke = config.paddle_thickness as f64 / 2.0;
-    let draw_paddle = |canvas: &mut Vec<f32>, paddle: &Paddle| {
-        for pixel in paddle.pixels_within(half_stroke + 0.5, 0, size as i32 - 1) {
-            let value = paddle.contrast * coverage(half_stroke, paddle.distance_to(as_point(pixel))) as f32;
-            let cell = &mut canvas[pixel.0 as usize * size + pixel.1 as usize];
-            *cell = cell.max(value);
+    let draw_band = |canvas: &mut Vec<f32>, paddle: &Paddle, half_width: f64| {
+        for (index, covered) in paddle.covered_pixels(half_width, size) {
+            canvas[index] = canvas[index].max(paddle.contrast * covered);
         }
     };
+    let half_stroke = config.paddle_thickness as f64 / 2.0;
     for layer in layers {
         match *layer {
-            Layer::Target(k) => scene.targets[k].iter().for_each(|p| draw_paddle(&mut canvas, p)),
-            Layer::Distractors => scene.distractors.iter().flatten().for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Target(k) => scene.targets[k].iter().for_each(|p| draw_band(&mut canvas, p, half_stroke)),
+            Layer::Distractors => scene.distractors.iter().flatten().for_each(|p| draw_band(&mut canvas, p, half_stroke)),
             Layer::Markers => {
                 for &centre in &scene.markers {
-                    // A disc is a paddle of length zero, drawn at full intensity.
+                    // A disc is a paddle of length zero, drawn at full intensity (a contrast
+                    // of 1.0 multiplies each coverage exactly).
                     let disc = Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0 };
-                    let radius = config.marker_radius as f64;
-                    for pixel in disc.pixels_within(radius + 0.5, 0, size as i32 - 1) {
-                        let value = coverage(radius, disc.distance_to(as_point(pixel))) as f32;
-                        let cell = &mut canvas[pixel.0 as usize * size + pixel.1 as usize];
-                        *cell = cell.max(value);
-                    }
+                    draw_band(&mut canvas, &disc, config.marker_radius as f64);
                 }
             }
         }

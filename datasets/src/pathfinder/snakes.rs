@@ -12,8 +12,8 @@ use crate::rng::SeededRng;
 pub(super) struct Snake {
     pub(super) paddles: Vec<Paddle>,
     /// Where the next paddle turns: `margin` beyond the end of the last one.
-    pub(super) pivot: Pixel,
-    pub(super) orientation: f64,
+    pivot: Pixel,
+    orientation: f64,
     /// The free end of the first paddle.
     pub(super) origin: Pixel,
     /// The free end of the last paddle.
@@ -21,24 +21,24 @@ pub(super) struct Snake {
 }
 
 impl Snake {
-    pub(super) fn last(&self) -> &Paddle {
+    fn last(&self) -> &Paddle {
         self.paddles.last().expect("a snake has at least its first paddle")
     }
 }
 
 /// The drawing settings of one image (its margin drawn).
 pub(super) struct Painter<'a> {
-    pub(super) config: &'a PathfinderConfig,
-    pub(super) length: f64,
-    pub(super) margin: f64,
+    config: &'a PathfinderConfig,
+    length: f64,
+    margin: f64,
     /// Half-width of a paddle's clearance zone: the margin around half the stroke.
-    pub(super) clearance: f64,
+    clearance: f64,
     /// Offsets within `margin` of a pixel: the neighbourhood whose crowding weighs a candidate.
-    pub(super) neighbourhood: Vec<Pixel>,
+    neighbourhood: Vec<Pixel>,
     /// Where the next paddle may end, relative to its pivot: the pixels on the circle of
     /// radius `paddle_length + margin`, sampled one pixel of arc apart, each once; with
     /// the orientation of each from the pivot.
-    pub(super) circle: Vec<(Pixel, f64)>,
+    circle: Vec<(Pixel, f64)>,
 }
 
 impl<'a> Painter<'a> {
@@ -63,7 +63,7 @@ impl<'a> Painter<'a> {
         }
     }
 
-    pub(super) fn inside(&self, (row, column): Pixel) -> bool {
+    fn inside(&self, (row, column): Pixel) -> bool {
         let n = self.config.size as i32;
         (0..n).contains(&row) && (0..n).contains(&column)
     }
@@ -168,14 +168,7 @@ impl<'a> Painter<'a> {
 
     /// Adds one paddle to `snake`; false when it is stuck. `others`: latest paddles of
     /// other snakes, not yet marked.
-    pub(super) fn extend(
-        &self,
-        rng: &mut SeededRng,
-        mask: &mut Occupancy,
-        snake: &mut Snake,
-        contrast: f32,
-        others: &[Paddle],
-    ) -> bool {
+    fn extend(&self, rng: &mut SeededRng, mask: &mut Occupancy, snake: &mut Snake, contrast: f32, others: &[Paddle]) -> bool {
         let pivot = nearest_pixel(step_from(as_point(snake.pivot), snake.orientation, self.length + 2.0 * self.margin));
         let continuity = self.config.continuity as f64;
         let mut candidates = Vec::with_capacity(self.circle.len());
@@ -214,7 +207,7 @@ impl<'a> Painter<'a> {
     }
 
     /// Whether the paddle's clearance zone lands on a taken pixel.
-    pub(super) fn overlaps(&self, mask: &Occupancy, others: &[Paddle], paddle: &Paddle) -> bool {
+    fn overlaps(&self, mask: &Occupancy, others: &[Paddle], paddle: &Paddle) -> bool {
         // Pixels outside the image count as taken, so look one pixel past its edges.
         let reach = self.clearance + 0.5;
         paddle.pixels_within(reach, -1, self.config.size as i32).any(|pixel| {
@@ -276,8 +269,9 @@ fn random_degree(rng: &mut SeededRng) -> f64 {
     (rng.below(360) as f64 - 180.0).to_radians()
 }
 
-/// One value of a list (no draw for a single value).
-pub(super) fn draw(rng: &mut SeededRng, values: &[f32]) -> f32 {
+/// One value of a list (no draw for a single value, so that a one-value list leaves the
+/// stream where it was).
+pub(super) fn draw<T: Copy>(rng: &mut SeededRng, values: &[T]) -> T {
     if values.len() == 1 { values[0] } else { *rng.choose(values) }
 }
 

@@ -1,5 +1,7 @@
 //! Block tools shared by the pattern-based mechanisms (local, Sparse Transformer,
-//! Longformer, BigBird, axial, Reformer, Sinkhorn).
+//! Longformer, BigBird, axial, Reformer, Sinkhorn), and by those that cut the sequence
+//! into segments or windows (Transformer-XL, the Compressive Transformer, memory-compressed
+//! attention).
 //!
 //! A pattern mechanism never builds the `[len, len]` score matrix. It pads the sequence
 //! to a whole number of blocks (the added positions count as padding), cuts queries, keys
@@ -8,7 +10,7 @@
 //! softmax attention over those keys only. Time and memory then grow with
 //! `len * keys per query`, not with `len^2`.
 
-use burn::nn::Dropout;
+use burn::nn::{Dropout, Linear};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -41,7 +43,7 @@ impl Blocks {
             queries: split_blocks(pad_positions(q, padded_len), block),
             keys: split_blocks(pad_positions(k, padded_len), block),
             values: split_blocks(pad_positions(v, padded_len), block),
-            padding: split_padding(pad_padding(padding, padded_len), block),
+            padding: padding_blocks(padding, block),
             len,
         }
     }
@@ -84,12 +86,7 @@ pub fn lra_filled(len: usize, block: usize) -> usize {
 
 /// Appends zero positions: `[batch, heads, len, d]` -> `[batch, heads, padded_len, d]`.
 pub fn pad_positions(x: Tensor<4>, padded_len: usize) -> Tensor<4> {
-    let [batch, heads, len, d] = x.dims();
-    if padded_len <= len {
-        return x;
-    }
-    let zeros = Tensor::zeros([batch, heads, padded_len - len, d], &x.device());
-    Tensor::cat(vec![x, zeros], 2)
+    append_zeros(x, 2, padded_len)
 }
 
 /// Appends zeros along `dim` up to `filled` (nothing when it is that long already).
@@ -108,8 +105,20 @@ pub fn append_zeros<const D: usize>(x: Tensor<D>, dim: usize, filled: usize) -> 
 /// ceil(len / window)]`, true for a window of padding alone.
 pub fn empty_windows(padding: Tensor<2, Bool>, window: usize) -> Tensor<2, Bool> {
     let [batch, len] = padding.dims();
-    let windows = len.div_ceil(window).max(1);
-    pad_padding(padding, windows * window).reshape([batch, windows, window]).all_dim(2).reshape([batch, windows])
+    padding_blocks(padding, window).all_dim(2).reshape([batch, block_count(len, window)])
+}
+
+/// A strided convolution of kernel and stride `window`, as one product per window (its
+/// positions side by side, `[window * width]`): `x: [.., len, width]`, filled up with
+/// zeros to whole windows -> `[.., ceil(len / window), d_output]`, for `convolution:
+/// [window * width] -> [d_output]`.
+pub fn compress<const D: usize>(x: Tensor<D>, convolution: &Linear, window: usize) -> Tensor<D> {
+    let mut shape = x.dims();
+    let (len, width) = (shape[D - 2], shape[D - 1]);
+    let windows = block_count(len, window);
+    shape[D - 2] = windows;
+    shape[D - 1] = window * width;
+    convolution.forward(append_zeros(x, D - 2, windows * window).reshape(shape))
 }
 
 /// Marks appended positions as padding: `[batch, len]` -> `[batch, padded_len]`.
@@ -120,6 +129,13 @@ pub fn pad_padding(padding: Tensor<2, Bool>, padded_len: usize) -> Tensor<2, Boo
     }
     let extra = Tensor::<2, Bool>::full([batch, padded_len - len], true, &padding.device());
     Tensor::cat(vec![padding, extra], 1)
+}
+
+/// The padding of each block of `block` positions, the last one filled up with padding:
+/// `[batch, len]` -> `[batch, blocks, block]`.
+pub fn padding_blocks(padding: Tensor<2, Bool>, block: usize) -> Tensor<3, Bool> {
+    let len = padding.dims()[1];
+    split_padding(pad_padding(padding, block_count(len, block) * block), block)
 }
 
 /// `[batch, heads, blocks * block, d]` -> `[batch, heads, blocks, block, d]`.

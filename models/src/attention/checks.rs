@@ -190,20 +190,10 @@ pub fn assert_finite_gradients_but_idle<M: Module>(module: &M, grads: &Gradients
 /// A few AdamW steps of a tiny classifier using `mechanism` on one fixed batch of random
 /// tokens (some rows padded): every loss (the auxiliary ones added) is finite, every
 /// parameter's gradient is finite at every step, and the last loss is below the first. The
-/// mechanism's defaults fitted to the tiny sequence, but for the Compressive Transformer:
-/// its segments of 256 would leave the 13 positions one segment, with no memory to
-/// compress, and its convolution would never run; segments of 4 give the last one two
-/// earlier segments.
+/// mechanism's settings for the tiny sequence ([`MechanismSettings::tiny`]): its defaults
+/// fitted to it, or what its file sets for its parts to run there.
 pub fn assert_tiny_classifier_trains(mechanism: Mechanism) {
-    let settings = match mechanism {
-        Mechanism::Compressive => Some(MechanismSettings::Compressive(crate::attention::compressive::CompressiveSettings {
-            segment_length: 4,
-            compression_rate: 2,
-            compressed_segments: 1,
-        })),
-        _ => None,
-    };
-    assert_tiny_classifier_trains_with(mechanism, settings);
+    assert_tiny_classifier_trains_with(mechanism, Some(MechanismSettings::tiny(mechanism, TINY_LEN + 1)));
 }
 
 /// The mechanism as LRA's released code computes it, its defaults fitted to the tiny

@@ -35,7 +35,10 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{append_zeros, block_count, empty_windows, pad_padding, shift_blocks, shift_padding};
+use super::blocks::{
+    append_zeros, block_count, block_scores, compress, empty_windows, key_mask, pad_padding, padding_blocks, shift_blocks,
+    shift_padding,
+};
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, dense, split_heads_of_blocks};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
@@ -99,6 +102,14 @@ impl Settings for CompressiveSettings {
 
     fn fitted_to(self, positions: usize) -> CompressiveSettings {
         compressive_settings(fit(self.segment_length, positions), self.compression_rate, self.compressed_segments)
+    }
+
+    /// Segments of 4, a rate of 2 and one compressed segment: the defaults' segments of 256
+    /// would leave a tiny sequence one segment, with no memory to compress, and the
+    /// convolution would never run; at 13 positions, segments of 4 give the last one a
+    /// compressed segment before its memory, and the reconstruction loss two segments.
+    fn tiny(positions: usize) -> CompressiveSettings {
+        CompressiveSettings { segment_length: 4, compression_rate: 2, compressed_segments: 1 }.fitted_to(positions)
     }
 
     fn scaled(self, scale: &Scale) -> CompressiveSettings {
@@ -168,13 +179,14 @@ impl CompressiveAttention {
         let c = self.compression_rate.min(s);
         let windows = s.div_ceil(c);
         // The evicted states, segment by segment, padding zeroed, each segment filled up
-        // to whole windows: [batch, segments, windows * c, d_model].
-        let own_padding = pad_padding(padding.clone(), segments * s).reshape([batch, segments, s]);
+        // to whole windows: [batch, segments, windows * c, d_model] (the reconstruction
+        // loss reads them so).
+        let own_padding = padding_blocks(padding, s); // [batch, segments, s]
         let real = own_padding.clone().bool_not().float(); // [batch, segments, s]
         let states = append_zeros(x.clone().detach(), 1, segments * s).reshape([batch, segments, s, d_model])
             * real.clone().unsqueeze_dim::<4>(3);
         let states = append_zeros(states, 2, windows * c);
-        let compressed = self.compression.forward(states.clone().reshape([batch, segments, windows, c * d_model]));
+        let compressed = compress(states.clone(), &self.compression, c); // [batch, segments, windows, d_model]
         let slot_padding =
             empty_windows(own_padding.clone().reshape([batch * segments, s]), c).reshape([batch, segments, windows]);
 
@@ -182,7 +194,7 @@ impl CompressiveAttention {
         let back = (2..=self.compressed_segments + 1).rev();
         let earlier_states = Tensor::cat(back.clone().map(|j| shift_blocks(compressed.clone(), 1, -(j as isize))).collect(), 2);
         let earlier_padding = Tensor::cat(back.map(|j| shift_padding(slot_padding.clone(), -(j as isize))).collect(), 2);
-        let output = self.xl.attend_segments(x.clone(), padding.clone(), Some((earlier_states.detach(), earlier_padding)));
+        let output = self.xl.attend_segments(x.clone(), own_padding.clone(), Some((earlier_states.detach(), earlier_padding)));
 
         if x.device().is_autodiff() && segments > 2 {
             // The states themselves (padded queries are zeros, and weigh nothing in the loss).
@@ -214,10 +226,7 @@ impl CompressiveAttention {
         let q = per_head(queries.matmul(stopped(&self.xl.projections.query)));
         let k = per_head(memory.clone().matmul(stopped(&self.xl.projections.key)));
         let v = per_head(memory.matmul(stopped(&self.xl.projections.value)));
-        let d_head = q.dims()[4];
-        let [batch, segments, slots] = padding.dims();
-        let scores = q.matmul(k.swap_dims(3, 4)).mul_scalar(1.0 / (d_head as f64).sqrt());
-        let scores = scores.mask_fill(padding.reshape([batch, 1, segments, 1, slots]), MASKED_SCORE);
+        let scores = block_scores(q, k).mask_fill(key_mask(padding), MASKED_SCORE);
         softmax(scores, 4).matmul(v)
     }
 }
@@ -259,21 +268,31 @@ pub fn forward_flops(shape: &LayerShape, segment_length: usize, compression_rate
 mod tests {
     use super::*;
 
-    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, values};
+    use crate::attention::checks::{
+        assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, random_input, values,
+    };
     use crate::attention::transformer_xl::tests::{LoopKey, relative_attention_in_loops, states_of};
     use burn::module::Param;
     use burn::tensor::Distribution;
 
+    /// With no segment before any query's memory (at most two segments), every compressed
+    /// slot is masked and the layer must compute Transformer-XL's attention: this checks
+    /// the masking of the earlier slots and their offset in the relative shift.
     #[test]
-    fn no_compressed_segments_is_transformer_xl() {
+    fn compressed_slots_of_no_segment_leave_transformer_xl() {
         let device = Device::flex();
         device.seed(131);
-        let attention = CompressiveConfig::new(TransformerXlConfig::new(8, 2).with_segment_length(3))
-            .with_compressed_segments(0)
-            .init(&device);
-        let x = Tensor::<3>::random([2, 10, 8], Distribution::Normal(0.0, 1.0), &device);
-        let padding = padding_after(&[10, 6], 10, &device);
-        assert_eq!(values(attention.forward(x.clone(), padding.clone())), values(attention.xl.forward(x, padding)));
+        let (d_model, s, len) = (8, 4, 7);
+        for compressed_segments in [1, 2] {
+            let attention = CompressiveConfig::new(TransformerXlConfig::new(d_model, 2).with_segment_length(s))
+                .with_compression_rate(2)
+                .with_compressed_segments(compressed_segments)
+                .init(&device);
+            let (x, padding) = (random_input(2, len, d_model, &device), padding_after(&[len, 3], len, &device));
+            let got = values(attention.forward(x.clone(), padding.clone()));
+            let what = format!("{compressed_segments} compressed segments, two segments of {s}");
+            assert_close(&got, &values(attention.xl.forward(x, padding)), 1e-5, &what);
+        }
     }
 
     /// The definition in loops: each query over the compressed slots of the segments

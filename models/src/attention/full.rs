@@ -121,9 +121,19 @@ impl AttentionLayer for FullAttention {
 }
 
 /// Work of one forward ([`super::flops`]): the projections, and every query over every
-/// key, `8 b n D d + 4 b n^2 d`.
+/// key, `8 b n D d + 4 b n^2 d` ([`cross_forward_flops`] with the sequence's positions
+/// as both).
 pub fn forward_flops(shape: &LayerShape) -> f64 {
-    shape.projections(shape.n()) + shape.attend(shape.n(), shape.n())
+    cross_forward_flops(shape, shape.n(), shape.n())
+}
+
+/// Work of one forward from `queries` positions over `keys` positions (a block that
+/// attends across two streams, [`crate::encoder::EncoderBlock::forward_cross`]): the query
+/// and output projections over the one and the key and value projections over the other,
+/// half of [`LayerShape::projections`] each, and every query over every key,
+/// `4 b (queries + keys) D d + 4 b queries keys d`.
+pub fn cross_forward_flops(shape: &LayerShape, queries: f64, keys: f64) -> f64 {
+    (shape.projections(queries) + shape.projections(keys)) / 2.0 + shape.attend(queries, keys)
 }
 
 #[cfg(test)]

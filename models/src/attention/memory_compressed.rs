@@ -26,7 +26,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{append_zeros, empty_windows};
+use super::blocks::{compress, empty_windows};
 use super::flops::LayerShape;
 use super::full::attention_weights;
 use super::heads::{HeadProjections, dense, split_heads};
@@ -54,7 +54,10 @@ pub struct MemoryCompressedConfig {
 impl MemoryCompressedConfig {
     pub fn init(&self, device: &Device) -> MemoryCompressedAttention {
         let qkv_dim = self.qkv_dim.unwrap_or(self.d_model);
-        // As tensor2tensor's convolutions (Glorot-uniform kernels, zero biases).
+        // Glorot-uniform over the flattened kernel's fans (c * qkv_dim in, qkv_dim out), zero
+        // biases. tensor2tensor's convolutions are Glorot-uniform too, but over a
+        // convolution's fans (c * qkv_dim both), so their bound is sqrt(3 / (c qkv_dim)),
+        // not this sqrt(6 / ((c + 1) qkv_dim)).
         let convolution = || dense(self.compression * qkv_dim, qkv_dim, Initializer::XavierUniform { gain: 1.0 }, device);
         MemoryCompressedAttention {
             projections: HeadProjections::new(self.d_model, qkv_dim, self.heads, device),
@@ -143,14 +146,6 @@ impl AttentionLayer for MemoryCompressedAttention {
     fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         self.forward(x, padding)
     }
-}
-
-/// The strided convolution of kernel and stride `c`: `x: [batch, len, width]`, filled up
-/// with zeros to whole windows -> `[batch, ceil(len / c), width]`.
-fn compress(x: Tensor<3>, convolution: &Linear, c: usize) -> Tensor<3> {
-    let [batch, len, width] = x.dims();
-    let windows = len.div_ceil(c).max(1);
-    convolution.forward(append_zeros(x, 1, windows * c).reshape([batch, windows, c * width]))
 }
 
 /// Work of one forward ([`super::flops`]): the projections, the two convolutions (one

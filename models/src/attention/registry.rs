@@ -85,6 +85,15 @@ macro_rules! mechanisms {
                 }
             }
 
+            /// The settings of `mechanism` for a tiny classifier of `positions` positions in
+            /// tests (each file's [`Settings::tiny`](super::Settings::tiny)).
+            pub fn tiny(mechanism: Mechanism, positions: usize) -> MechanismSettings {
+                use $crate::attention::Settings;
+                match mechanism {
+                    $(Mechanism::$name => MechanismSettings::$name(<$settings>::tiny(positions)),)*
+                }
+            }
+
             /// The mechanism these settings are for.
             pub fn mechanism(&self) -> Mechanism {
                 match self {

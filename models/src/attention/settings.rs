@@ -72,6 +72,13 @@ pub trait Settings: Sized + Clone + std::fmt::Debug + PartialEq + Serialize + De
         self
     }
 
+    /// The settings for a tiny classifier of `positions` positions in tests: the defaults
+    /// fitted to it, unless the mechanism needs others to run its parts at that size (a
+    /// recurrence's segments, so that there is a memory).
+    fn tiny(positions: usize) -> Self {
+        Self::defaults(positions).fitted_to(positions)
+    }
+
     /// These settings for sequences of `scale.to` positions instead of `scale.from`
     /// ([`MechanismSettings::scaled`] then fits them to the sequence).
     fn scaled(self, _scale: &Scale) -> Self {

@@ -37,8 +37,7 @@ use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
 use super::blocks::{
-    block_count, block_scores, key_mask, pad_padding, pad_positions, shift_blocks, shift_padding, split_blocks, split_padding,
-    unblock,
+    block_count, block_scores, key_mask, pad_positions, padding_blocks, shift_blocks, shift_padding, split_blocks, unblock,
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, attention_linear, split_heads, split_heads_of_blocks};
@@ -105,6 +104,12 @@ impl Settings for TransformerXlSettings {
         TransformerXlSettings { segment_length: fit(self.segment_length, positions) }
     }
 
+    /// Segments of 4: the defaults' segments of 256 would leave a tiny sequence one
+    /// segment, with no memory.
+    fn tiny(positions: usize) -> TransformerXlSettings {
+        TransformerXlSettings { segment_length: 4 }.fitted_to(positions)
+    }
+
     fn scaled(self, scale: &Scale) -> TransformerXlSettings {
         TransformerXlSettings { segment_length: scale.length(self.segment_length) }
     }
@@ -143,7 +148,8 @@ pub struct TransformerXlAttention {
 impl TransformerXlAttention {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        self.attend_segments(x, padding, None)
+        let s = self.segment_length_for(x.dims()[1]);
+        self.attend_segments(x, padding_blocks(padding, s), None)
     }
 
     /// Positions per segment for a sequence of `len`: a segment longer than the sequence is
@@ -156,11 +162,13 @@ impl TransformerXlAttention {
     /// `earlier` (the Compressive Transformer's compressed memory) are states before the
     /// memory, one position each, oldest first: `states: [batch, segments, slots,
     /// d_model]` (their gradient already stopped where it should be) and their padding
-    /// `[batch, segments, slots]`.
+    /// `[batch, segments, slots]`. `x: [batch, len, d_model]` and its padding by segment,
+    /// `own_padding: [batch, segments, s]` ([`padding_blocks`] with `s` =
+    /// [`TransformerXlAttention::segment_length_for`] `len`) -> `[batch, len, d_model]`.
     pub fn attend_segments(
         &self,
         x: Tensor<3>,
-        padding: Tensor<2, Bool>,
+        own_padding: Tensor<3, Bool>,
         earlier: Option<(Tensor<4>, Tensor<3, Bool>)>,
     ) -> Tensor<3> {
         let [_, len, d_model] = x.dims();
@@ -173,7 +181,6 @@ impl TransformerXlAttention {
         // key and value projections.
         let cached = x.detach();
         let memory = |projection: &Linear| shift_blocks(segments(split_heads(projection.forward(cached.clone()), heads)), 2, -1);
-        let own_padding = split_padding(pad_padding(padding, filled), s); // [batch, segments, s]
         let (mut keys, mut values, mut key_padding) = (Vec::new(), Vec::new(), Vec::new());
         if let Some((states, states_padding)) = earlier {
             let per_head = |projection: &Linear| split_heads_of_blocks(projection.forward(states.clone()), heads);
@@ -216,10 +223,12 @@ impl AttentionLayer for TransformerXlAttention {
 /// `[(keys + s - 1) * d_model]`.
 fn distance_sinusoids(s: usize, keys: usize, d_model: usize) -> Vec<f32> {
     let half = d_model / 2;
+    // The divisor of the distance in sinusoid i: 10000^(2i / d_model).
+    let timescales: Vec<f64> = (0..half).map(|i| 10_000f64.powf(2.0 * i as f64 / d_model as f64)).collect();
     let mut table = vec![0.0f32; (keys + s - 1) * d_model];
     for (row, distance) in (-(s as i64 - 1)..=keys as i64 - 1).rev().enumerate() {
-        for i in 0..half {
-            let angle = distance as f64 / 10_000f64.powf(2.0 * i as f64 / d_model as f64);
+        for (i, timescale) in timescales.iter().enumerate() {
+            let angle = distance as f64 / timescale;
             table[row * d_model + i] = angle.sin() as f32;
             table[row * d_model + half + i] = angle.cos() as f32;
         }
