@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,48 @@ fn rules_out_longer(failure: &Failure) -> bool {
     matches!(failure, Failure::OutOfMemory { .. } | Failure::TimedOut { .. })
 }
 
+/// A cell's `"status"` and `"failure"`, as a run record's
+/// ([`crate::record::status_and_failure`]). Cells of earlier versions said how they ended in
+/// a status word with a `"detail"` (`"out of memory"`, `"timed out"`, `"failed"`, `"not
+/// run"`, and a cell not run after a shorter one failed kept that one's word): they are
+/// read as the failures those words name.
+mod cell_ending {
+    use serde::{Deserialize, Deserializer};
+
+    use crate::record::Failure;
+    use crate::record::status_and_failure::agreeing;
+    pub use crate::record::status_and_failure::serialize;
+
+    #[derive(Deserialize)]
+    struct Read {
+        status: String,
+        #[serde(default)]
+        failure: Option<Failure>,
+        #[serde(default)]
+        detail: Option<String>,
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Failure>, D::Error> {
+        let Read { status, failure, detail } = Read::deserialize(deserializer)?;
+        let Some(detail) = detail.filter(|_| failure.is_none()) else { return agreeing(&status, failure) };
+        let earlier = match (status.as_str(), detail.strip_prefix("not run: ")) {
+            ("out of memory" | "timed out", Some(reason)) => Failure::NotRun { reason: reason.to_string() },
+            ("out of memory", None) => Failure::OutOfMemory { detail },
+            ("timed out", None) => {
+                let limit = detail.strip_prefix("over the limit of ").and_then(|s| s.strip_suffix(" s")?.parse().ok());
+                let Some(seconds) = limit else {
+                    return Err(serde::de::Error::custom(format!("a timed-out cell without its limit: {detail:?}")));
+                };
+                Failure::TimedOut { seconds }
+            }
+            ("failed", None) => Failure::Crashed { detail },
+            ("not run", None) => Failure::NotRun { reason: detail },
+            _ => return agreeing(&status, None),
+        };
+        Ok(Some(earlier))
+    }
+}
+
 /// One (model, length) cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -83,7 +125,7 @@ pub struct Measurement {
     pub attention: Option<MechanismSettings>,
     pub length: usize,
     /// `null` when measured; the cell's `status` is derived from it, as a run record's.
-    #[serde(flatten, with = "crate::record::status_and_failure")]
+    #[serde(flatten, with = "cell_ending")]
     pub failure: Option<Failure>,
     pub step_seconds: Option<f64>,
     pub steps_per_second: Option<f64>,
@@ -99,6 +141,16 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// `"ok"` or `"failed"`, as the record says.
+    pub fn status(&self) -> &'static str {
+        crate::record::status_and_failure::status_of(self.failure.as_ref())
+    }
+
+    /// A table's cell for a measurement that did not come: `FAIL (out of memory)`, ...
+    pub fn failed_cell(&self) -> String {
+        format!("FAIL ({})", self.failure.as_ref().map_or("no measurement", Failure::kind_words))
+    }
+
     /// The form of the mechanism measured, where it has more than one.
     pub fn variant(&self) -> Option<Variant> {
         self.attention.as_ref().and_then(MechanismSettings::variant)
@@ -185,19 +237,17 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
     // A step pools by a CLS vector before the n tokens.
     let positions = n + usize::from(spec.scope == Scope::Step);
     let settings = cell_settings(&spec.model, spec.variant, positions)?;
+    let task = table2_task();
     let mut durations = Vec::new();
     let step_flops = match spec.scope {
-        Scope::Step => step_model(info.mechanism, n, &settings).training_step_flops(b),
-        // The layer's forward, and its backward (two forwards' worth).
-        Scope::Layer => 3.0 * layer_config(info.mechanism, n, &settings).forward_flops(b),
-    };
-    match spec.scope {
         Scope::Step => {
-            let mut model = step_model(info.mechanism, n, &settings).init(&device);
-            let mut optimizer = AdamWConfig::new().with_beta_2(0.98).with_epsilon(1e-9).with_weight_decay(0.1).init();
+            let config = step_model(&task, info.mechanism, n, &settings);
+            let mut model = config.init(&device);
+            let mut optimizer = crate::train::optimizer(&task.training).init();
             for step in 0..spec.warmup_steps + spec.timed_steps {
-                let tokens: Vec<i64> = (0..b * n).map(|_| 1 + rng.below(256) as i64).collect();
-                let labels: Vec<i64> = (0..b).map(|_| rng.below(2) as i64).collect();
+                // Bytes 1..vocab (0 is padding), and the task's labels.
+                let tokens: Vec<i64> = (0..b * n).map(|_| 1 + rng.below(task.vocab_size as u64 - 1) as i64).collect();
+                let labels: Vec<i64> = (0..b).map(|_| rng.below(task.classes as u64) as i64).collect();
                 let tokens = Tensor::<2, Int>::from_data(TensorData::new(tokens, [b, n]), &device);
                 let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
                 let _ = plain.sync();
@@ -218,11 +268,13 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
                     durations.push(started.elapsed());
                 }
             }
+            config.training_step_flops(b)
         }
         Scope::Layer => {
-            let layer = layer_config(info.mechanism, n, &settings).init(&device);
+            let config = layer_config(&task, info.mechanism, n, &settings);
+            let layer = config.init(&device);
             let padding = Tensor::<2, Bool>::full([b, n], false, &device);
-            let d_model = table2_task().model.d_model;
+            let d_model = task.model.d_model;
             for step in 0..spec.warmup_steps + spec.timed_steps {
                 let x = Tensor::<3>::random([b, n, d_model], Distribution::Normal(0.0, 1.0), &device).require_grad();
                 let _ = plain.sync();
@@ -242,8 +294,10 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
                     durations.push(started.elapsed());
                 }
             }
+            // The layer's forward, and its backward (two forwards' worth).
+            3.0 * config.forward_flops(b)
         }
-    }
+    };
     let step_seconds = durations.iter().map(Duration::as_secs_f64).sum::<f64>() / durations.len().max(1) as f64;
     let (peak, source) = if plain.memory_pool_usage().is_some() {
         (pool_peak, "device memory pool (peak bytes in use)")
@@ -272,8 +326,7 @@ pub fn measure_cell(spec: &CellSpec) -> anyhow::Result<Measurement> {
 
 /// The model a step cell trains: LRA's Text classifier ([`table2_task`]) at `n` tokens,
 /// with the mechanism's `settings` measured.
-fn step_model(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> ClassifierConfig {
-    let task = table2_task();
+fn step_model(task: &TaskConfig, mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> ClassifierConfig {
     let m = &task.model;
     ClassifierConfig::new(task.vocab_size, task.classes, n, m.d_model, m.heads, m.layers, m.d_ff, m.d_head_mlp, mechanism)
         .with_settings(Some(settings.clone()))
@@ -282,8 +335,8 @@ fn step_model(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSe
 }
 
 /// The layer a layer cell times, at `n` positions, without dropout.
-fn layer_config(mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> AttentionConfig {
-    let m = table2_task().model;
+fn layer_config(task: &TaskConfig, mechanism: lra_models::Mechanism, n: usize, settings: &MechanismSettings) -> AttentionConfig {
+    let m = &task.model;
     AttentionConfig::new(m.d_model, m.heads, mechanism, n).with_settings(Some(settings.clone())).with_dropout(0.0)
 }
 
@@ -626,15 +679,35 @@ mod tests {
     use super::*;
     use lra_models::attention::local::LocalSettings;
 
+    #[test]
+    fn the_status_words_of_earlier_benchmark_cells_are_read_as_failures() {
+        let read = |status: &str, detail: Option<&str>| {
+            let cell = serde_json::json!({ "status": status, "detail": detail });
+            cell_ending::deserialize(cell).map_err(|e: serde_json::Error| e.to_string())
+        };
+        assert_eq!(read("ok", None), Ok(None));
+        assert_eq!(read("out of memory", Some("SIGKILL")), Ok(Some(Failure::OutOfMemory { detail: "SIGKILL".into() })));
+        assert_eq!(read("timed out", Some("over the limit of 60 s")), Ok(Some(Failure::TimedOut { seconds: 60.0 })));
+        assert_eq!(
+            read("timed out", Some("not run: timed out at length 64")),
+            Ok(Some(Failure::NotRun { reason: "timed out at length 64".into() }))
+        );
+        assert_eq!(read("failed", Some("exited with 3")), Ok(Some(Failure::Crashed { detail: "exited with 3".into() })));
+        assert_eq!(
+            read("not run", Some("the benchmark's time budget was spent")),
+            Ok(Some(Failure::NotRun { reason: "the benchmark's time budget was spent".into() }))
+        );
+        assert!(read("timed out", Some("soon")).unwrap_err().contains("without its limit"));
+        assert!(read("failed", None).unwrap_err().contains(r#""status": "failed" without a failure"#));
+        assert!(read("fine", Some("not run: x")).unwrap_err().contains(r#""status": "fine" is none of"#));
+    }
+
     /// A benchmark record of an earlier version, whose cells named their end in a status
     /// word with a detail (a cell past its time limit, and the longer one not run after
     /// it), is read into the failures runs name and written in their words.
     #[test]
     fn benchmark_records_of_earlier_versions_are_read_into_failures() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("earlier.json");
-        std::fs::write(&path, include_str!("../tests/data/bench-of-an-earlier-version.json")).unwrap();
-        let record = load(&path).unwrap();
+        let record: BenchRecord = serde_json::from_str(include_str!("../tests/data/bench-of-an-earlier-version.json")).unwrap();
         let failures: Vec<Option<Failure>> = record.measurements.iter().map(|m| m.failure.clone()).collect();
         assert_eq!(
             failures,

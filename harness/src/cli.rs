@@ -302,7 +302,8 @@ pub struct DataArgs {
     pub task: Task,
     #[arg(long, default_value_t)]
     pub preset: Preset,
-    /// Seed of the data (generators and stand-ins); the preset's when absent.
+    /// Seed of the data (generators, stand-ins, and the seeded splits of the released IMDb
+    /// and Pathfinder files); the preset's when absent.
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long, default_value = "data")]

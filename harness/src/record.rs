@@ -77,16 +77,8 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// How a run or a cell ended, in a table's words: `ok`, or its failure's
-/// ([`Failure::kind_words`]).
-pub fn ending_words(failure: Option<&Failure>) -> &'static str {
-    failure.map_or("ok", Failure::kind_words)
-}
-
 /// A record's `"status"` and `"failure"`, the status derived from the failure: `"ok"` with
-/// `null`, `"failed"` with the failure. Reading checks that they agree, and takes the
-/// statuses benchmark records held before cells named their failures (`"out of memory"`,
-/// `"timed out"`, `"failed"`, `"not run"`, each with a `"detail"`).
+/// `null`, `"failed"` with the failure. Reading checks that they agree.
 pub mod status_and_failure {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -103,8 +95,6 @@ pub mod status_and_failure {
         status: String,
         #[serde(default)]
         failure: Option<Failure>,
-        #[serde(default)]
-        detail: Option<String>,
     }
 
     /// `"ok"` without a failure, `"failed"` with one.
@@ -117,26 +107,18 @@ pub mod status_and_failure {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Failure>, D::Error> {
-        let Read { status, failure, detail } = Read::deserialize(deserializer)?;
-        let said = || detail.clone().unwrap_or_default();
-        let disagree = |what: &str| serde::de::Error::custom(format!("\"status\": {status:?} {what}"));
-        match (status.as_str(), failure) {
+        let Read { status, failure } = Read::deserialize(deserializer)?;
+        agreeing(&status, failure)
+    }
+
+    /// `failure`, where `status` agrees with it; an error naming both otherwise.
+    pub fn agreeing<E: serde::de::Error>(status: &str, failure: Option<Failure>) -> Result<Option<Failure>, E> {
+        let disagree = |what: &str| E::custom(format!("\"status\": {status:?} {what}"));
+        match (status, failure) {
             ("ok", None) => Ok(None),
             ("ok", Some(failure)) => Err(disagree(&format!("beside the failure \"{failure}\""))),
             ("failed", Some(failure)) => Ok(Some(failure)),
-            ("failed", None) if detail.is_none() => Err(disagree("without a failure")),
-            // The cells of benchmark records of earlier versions: a cell not run for the
-            // failure of a shorter one said so in its detail.
-            ("out of memory" | "timed out" | "failed" | "not run", None) if said().starts_with("not run: ") => {
-                Ok(Some(Failure::NotRun { reason: said().trim_start_matches("not run: ").to_string() }))
-            }
-            ("failed", None) => Ok(Some(Failure::Crashed { detail: said() })),
-            ("out of memory", None) => Ok(Some(Failure::OutOfMemory { detail: said() })),
-            ("not run", None) => Ok(Some(Failure::NotRun { reason: said() })),
-            ("timed out", None) => {
-                let limit = said().strip_prefix("over the limit of ").and_then(|s| s.strip_suffix(" s")?.parse().ok());
-                limit.map(|seconds| Some(Failure::TimedOut { seconds })).ok_or_else(|| disagree("without its limit"))
-            }
+            ("failed", None) => Err(disagree("without a failure")),
             (_, _) => Err(disagree("is none of \"ok\" and \"failed\"")),
         }
     }
@@ -163,8 +145,9 @@ pub struct RunRecord {
     pub environment: Environment,
 }
 
-/// How a run ended and what it measured: what training returns, and what the record
-/// holds between the run's identity and its configuration.
+/// How a run ended and what it measured, as the record holds it between the run's identity
+/// and its configuration: training fills it (`train::train`), but for the test split's
+/// majority rate and size and the run's whole time, which the run adds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// `null` when the run succeeded; the record's `status` is derived from it.
@@ -470,27 +453,15 @@ mod tests {
         assert!(error.contains(r#""status": "fine" is none of"#), "{error}");
     }
 
-    /// Benchmark cells of earlier versions named their end in a status word with a detail;
-    /// they are read as the failures runs name.
+    /// A run record never held a benchmark cell's status words of earlier versions: read
+    /// as one, they are refused.
     #[test]
-    fn the_status_words_of_earlier_benchmark_cells_are_read_as_failures() {
-        let read = |status: &str, detail: Option<&str>| {
-            let cell = serde_json::json!({ "status": status, "detail": detail });
-            status_and_failure::deserialize(cell).map_err(|e: serde_json::Error| e.to_string())
-        };
-        assert_eq!(read("ok", None), Ok(None));
-        assert_eq!(read("out of memory", Some("SIGKILL")), Ok(Some(Failure::OutOfMemory { detail: "SIGKILL".into() })));
-        assert_eq!(read("timed out", Some("over the limit of 60 s")), Ok(Some(Failure::TimedOut { seconds: 60.0 })));
-        assert_eq!(
-            read("timed out", Some("not run: timed out at length 64")),
-            Ok(Some(Failure::NotRun { reason: "timed out at length 64".into() }))
-        );
-        assert_eq!(read("failed", Some("exited with 3")), Ok(Some(Failure::Crashed { detail: "exited with 3".into() })));
-        assert_eq!(
-            read("not run", Some("the benchmark's time budget was spent")),
-            Ok(Some(Failure::NotRun { reason: "the benchmark's time budget was spent".into() }))
-        );
-        assert!(read("timed out", Some("soon")).unwrap_err().contains("without its limit"));
+    fn a_run_record_with_a_cells_status_words_is_refused() {
+        let mut json: serde_json::Value = serde_json::from_str(EARLIER_RECORDS[0]).unwrap();
+        json["status"] = "out of memory".into();
+        json["detail"] = "SIGKILL".into();
+        let error = serde_json::from_value::<RunRecord>(json).unwrap_err().to_string();
+        assert!(error.contains(r#""status": "out of memory" is none of"#), "{error}");
     }
 
     /// A record written for a run by whoever started it states nothing of the run's own

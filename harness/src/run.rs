@@ -180,14 +180,15 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
         let outcome = Outcome {
-            test_majority_rate: Some(train::majority_rate(&splits.test)),
-            test_examples: Some(splits.test.len()),
             memory_source: "not measured (the run failed)".into(),
             peak_rss_bytes: crate::measure::peak_rss_bytes(),
             ..Outcome::failed(Failure::Panicked { message }, 0.0)
         };
         (outcome, Vec::new())
     });
+    // What the run knows beside training: its test split, and its time from the start.
+    outcome.test_majority_rate = Some(majority_rate(&splits.test));
+    outcome.test_examples = Some(splits.test.len());
     outcome.wall_seconds = started.elapsed().as_secs_f64();
 
     record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&metrics)?)?;
@@ -216,6 +217,15 @@ fn inject_test_fault(config: &RunConfig) {
         }
         _ => {}
     }
+}
+
+/// Share of the most common label.
+fn majority_rate(examples: &[lra_datasets::Example]) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for e in examples {
+        *counts.entry(e.label).or_insert(0usize) += 1;
+    }
+    counts.values().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
 }
 
 /// A progress bar on a terminal; one line per evaluation otherwise.

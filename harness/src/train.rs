@@ -13,7 +13,7 @@ use burn::tensor::activation::log_softmax;
 use lra_datasets::rng::SeededRng;
 use lra_datasets::{Example, Splits};
 use lra_models::{Auxiliary, Classifier, ClassifierConfig};
-use lra_tasks::{Pooling, Positions, TaskConfig};
+use lra_tasks::{Pooling, Positions, TaskConfig, TrainingConfig};
 
 use crate::config::RunConfig;
 use crate::device::OpenDevice;
@@ -24,6 +24,15 @@ use crate::record::{AuxiliaryRecord, Failure, MetricsRow, Outcome};
 pub trait Progress {
     fn step(&mut self, step: usize, loss: f64, train_acc: f64, steps_per_second: f64);
     fn evaluated(&mut self, step: usize, val_acc: f64, best: f64);
+}
+
+/// The AdamW of `training` (its learning rate comes from the schedule at each step).
+pub fn optimizer(training: &TrainingConfig) -> AdamWConfig {
+    AdamWConfig::new()
+        .with_beta_1(training.beta_1 as f32)
+        .with_beta_2(training.beta_2 as f32)
+        .with_epsilon(training.epsilon as f32)
+        .with_weight_decay(training.weight_decay as f32)
 }
 
 /// Operations of one training step of `config`'s model at its batch size.
@@ -226,16 +235,15 @@ impl PoolPeak {
     }
 }
 
-/// Trains `config`'s model on `splits` and evaluates it: the outcome (its `wall_seconds`
-/// those of training and evaluation; a run replaces them with its own, data preparation
-/// included) and the logged rows.
+/// Trains `config`'s model on `splits` and evaluates it: the outcome and the logged rows.
+/// What the run knows beside training (the test split's majority rate and size, the
+/// run's whole time) is the run's to fill in.
 pub fn train(
     config: &RunConfig,
     splits: &Splits,
     device: &OpenDevice,
     progress: &mut dyn Progress,
 ) -> (Outcome, Vec<MetricsRow>) {
-    let started = Instant::now();
     let task = &config.task;
     let t = &task.training;
     let plain = device.device.clone();
@@ -249,12 +257,7 @@ pub fn train(
     let mut pool = PoolPeak { device: plain.clone(), peak: 0 };
     let mut model = classifier_config(config).init(&train_device);
     let parameters = model.num_params();
-    let mut optimizer = AdamWConfig::new()
-        .with_beta_1(t.beta_1 as f32)
-        .with_beta_2(t.beta_2 as f32)
-        .with_epsilon(t.epsilon as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init();
+    let mut optimizer = optimizer(t).init();
 
     // Batch order: its own stream of the training seed, reshuffled every epoch.
     let mut order_rng = SeededRng::new(config.seed, u64::from_le_bytes(*b"order\0\0\0"));
@@ -380,13 +383,13 @@ pub fn train(
         best_val_accuracy: best_val,
         best_step,
         best_val_test_accuracy,
-        test_majority_rate: Some(majority_rate(&splits.test)),
-        test_examples: Some(splits.test.len()),
+        test_majority_rate: None,
+        test_examples: None,
         final_train_loss: last_loss,
         auxiliary: auxiliary_account.record(),
         steps: steps_done,
         train_seconds,
-        wall_seconds: started.elapsed().as_secs_f64(),
+        wall_seconds: 0.0,
         train_steps_per_second: steps_per_second,
         train_tokens_per_second: steps_per_second * (batch_size * task.max_length) as f64,
         peak_memory_bytes,
@@ -395,15 +398,6 @@ pub fn train(
         parameters,
     };
     (outcome, metrics)
-}
-
-/// Share of the most common label.
-pub fn majority_rate(examples: &[Example]) -> f64 {
-    let mut counts = std::collections::HashMap::new();
-    for e in examples {
-        *counts.entry(e.label).or_insert(0usize) += 1;
-    }
-    counts.values().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
 }
 
 #[cfg(test)]

@@ -115,8 +115,8 @@ pub fn block_positions(latents: usize, layers: usize, positions: usize) -> Vec<(
 mod tests {
     use super::*;
 
-    use crate::attention::checks::{Rows, assert_close, attend, padding_after, values};
-    use crate::attention::heads::{MASKED_SCORE, split_heads};
+    use crate::attention::checks::{Rows, assert_close, loop_attention, padding_after, values};
+    use crate::attention::heads::split_heads;
     use crate::classifier::{ClassifierConfig, PAD_ID, Pooling};
     use crate::layer_norm::layer_norm;
     use crate::{Mechanism, MechanismSettings};
@@ -152,13 +152,7 @@ mod tests {
         let q = Rows::of(split_heads(projections.query.forward(layer_norm(&block.attention_norm, z.clone())), heads));
         let k = Rows::of(split_heads(projections.key.forward(context.clone()), heads));
         let v = Rows::of(split_heads(projections.value.forward(context), heads));
-        let d_head = q.d();
-        let read = Rows::build([batch, heads, m, d_head], |b, h, i| {
-            let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
-            let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
-            let masked: Vec<bool> = (0..len).map(|j| j >= real[b]).collect();
-            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d_head as f32).sqrt(), &masked, MASKED_SCORE)
-        });
+        let read = loop_attention(&q, &k, &v, |b, _, _, j| j >= real[b]);
         let residual = z + projections.combine(read.tensor(&device));
         let no_padding = Tensor::full([batch, m], false, &device);
         let expected = values(block.feed_forward(residual, no_padding, &mut crate::auxiliary::Auxiliary::default()));

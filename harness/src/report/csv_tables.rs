@@ -50,7 +50,7 @@ pub(super) fn table2(benches: &[BenchRecord]) -> anyhow::Result<Vec<u8>> {
                 b.batch.to_string(),
                 m.label(),
                 m.length.to_string(),
-                crate::record::status_and_failure::status_of(m.failure.as_ref()).to_string(),
+                m.status().to_string(),
                 m.failure.as_ref().map(|f| f.to_string()).unwrap_or_default(),
                 m.steps_per_second.map(|v| format!("{v:.6}")).unwrap_or_default(),
                 m.relative_speed.map(|v| format!("{v:.4}")).unwrap_or_default(),

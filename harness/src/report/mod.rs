@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use load::{Inputs, Run, load};
-pub use table1::{CHANCE_TEST_LEVEL, Cell, Cells, Column, Table1, binomial_upper_tail, tables1};
+pub use table1::{Cell, Column, Table1, binomial_upper_tail, tables1};
 
 use crate::bench::Scope;
 use crate::record::{self, RunRecord, write_atomically};
@@ -108,7 +108,7 @@ fn figures(inputs: &Inputs, tables1: &[Table1], files: &mut Files) -> anyhow::Re
         let runs: Vec<&Run> = inputs.runs.iter().filter(|r| r.record.task == name && !r.metrics.is_empty()).collect();
         if !runs.is_empty() {
             let caption = format!("Training loss and validation accuracy against step, {}", task.title());
-            figures.push(files.figure(&format!("curves_{name}"), caption, plots::curves(name, &runs)?)?);
+            figures.push(files.figure(&format!("curves_{name}"), caption, plots::curves(task, &runs)?)?);
         }
     }
     Ok((figures, figure3_note))

@@ -345,10 +345,10 @@ pub fn scaling(bench: &BenchRecord) -> anyhow::Result<Figure> {
     render(&Scaling { bench })
 }
 
-both_backends!(Curves, |root, task: String, runs: Vec<Run>| {
+both_backends!(Curves, |root, task: lra_tasks::Task, runs: Vec<Run>| {
     let (plots, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
     let (left, right) = plots.split_horizontally((WIDTH - LEGEND_WIDTH) / 2);
-    let title = super::table1::column_title(task);
+    let title = task.title();
     let max_step = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.step)).max().unwrap_or(1) as f64;
     let losses: Vec<f64> = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.loss)).filter(|l| l.is_finite()).collect();
     let (loss_lo, loss_hi) = fitted(
@@ -401,9 +401,8 @@ both_backends!(Curves, |root, task: String, runs: Vec<Run>| {
 });
 
 /// Loss and validation accuracy against step for the runs of one task.
-pub fn curves(task: &str, runs: &[&Run]) -> anyhow::Result<Figure> {
+pub fn curves(task: lra_tasks::Task, runs: &[&Run]) -> anyhow::Result<Figure> {
     let owned: Vec<Run> = runs.iter().map(|r| (*r).clone()).collect();
-    let task = task.to_string();
     render(&Curves { task: &task, runs: &owned })
 }
 

@@ -195,6 +195,6 @@ pub fn speed_of(model: &str) -> Option<&'static PublishedSpeed> {
 pub fn relative(model: &str, length: usize) -> Option<(f64, f64)> {
     let i = TABLE2_LENGTHS.iter().position(|&l| l == length)?;
     let row = speed_of(model)?;
-    let base = &TABLE2[0];
+    let base = speed_of(lra_models::BASELINE)?;
     Some((row.steps_per_second[i] / base.steps_per_second[i], row.memory_gb[i] / base.memory_gb[i]))
 }

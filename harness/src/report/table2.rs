@@ -3,7 +3,6 @@
 use super::document::Table;
 use super::{bytes_label, ours, published};
 use crate::bench::{BenchRecord, Scope};
-use crate::record;
 
 /// Table 2 of one benchmark: speed, memory and MFU per model and length, LRA's published
 /// row under each model it has.
@@ -34,7 +33,7 @@ pub(super) fn speed_table(bench: &BenchRecord) -> Table {
                 Some(m) => match (m.steps_per_second, m.relative_speed) {
                     (Some(s), Some(r)) if model != lra_models::BASELINE => format!("{s:.3} ({r:.2}x)"),
                     (Some(s), _) => format!("{s:.3}"),
-                    _ => format!("FAIL ({})", record::ending_words(m.failure.as_ref())),
+                    _ => m.failed_cell(),
                 },
                 None => "–".into(),
             });
@@ -44,7 +43,7 @@ pub(super) fn speed_table(bench: &BenchRecord) -> Table {
                 Some(m) => match (m.peak_memory_bytes, m.relative_memory) {
                     (Some(b), Some(r)) if model != lra_models::BASELINE => format!("{} ({r:.2}x)", bytes_label(b)),
                     (Some(b), _) => bytes_label(b),
-                    _ => format!("FAIL ({})", record::ending_words(m.failure.as_ref())),
+                    _ => m.failed_cell(),
                 },
                 None => "–".into(),
             });

@@ -337,13 +337,14 @@ pub fn attend(query: &[f32], keys: &[&[f32]], values: &[&[f32]], scale: f32, mas
 }
 
 /// Softmax attention in plain loops of every query over every key: scores `q.k / sqrt(d)`,
-/// set to -1e10 where `masked(b, h, query, key)` -> `[batch, heads, len, d]` rows.
+/// set to [`MASKED_SCORE`] where `masked(b, h, query, key)`: `q: [batch, heads, queries,
+/// d]`, `k, v: [batch, heads, keys, d]` -> `[batch, heads, queries, d]` rows.
 pub fn loop_attention(q: &Rows, k: &Rows, v: &Rows, masked: impl Fn(usize, usize, usize, usize) -> bool) -> Rows {
-    let [_, _, len, d] = q.dims();
+    let (keys, d) = (k.dims()[2], q.d());
     Rows::build(q.dims(), |b, h, i| {
-        let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
-        let values: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
-        let masked: Vec<bool> = (0..len).map(|j| masked(b, h, i, j)).collect();
-        attend(q.row(b, h, i), &keys, &values, 1.0 / (d as f32).sqrt(), &masked, -1.0e10)
+        let key_rows: Vec<&[f32]> = (0..keys).map(|j| k.row(b, h, j)).collect();
+        let value_rows: Vec<&[f32]> = (0..keys).map(|j| v.row(b, h, j)).collect();
+        let masked: Vec<bool> = (0..keys).map(|j| masked(b, h, i, j)).collect();
+        attend(q.row(b, h, i), &key_rows, &value_rows, 1.0 / (d as f32).sqrt(), &masked, MASKED_SCORE)
     })
 }

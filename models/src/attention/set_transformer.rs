@@ -172,9 +172,8 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::{
-        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, attend, padding_after, values,
+        Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, loop_attention, padding_after, values,
     };
-    use crate::attention::heads::MASKED_SCORE;
     use burn::tensor::Distribution;
 
     /// Both attentions in loops, from the paper's definition: the inducing points over the
@@ -198,22 +197,12 @@ mod tests {
             (q, k, v)
         };
         let (q, k, v) = project(&attention.induce, inducing.clone(), x.clone());
-        let d = q.d();
-        let gathered = Rows::build([batch, heads, m, d], |b, h, i| {
-            let keys: Vec<&[f32]> = (0..len).map(|j| k.row(b, h, j)).collect();
-            let vals: Vec<&[f32]> = (0..len).map(|j| v.row(b, h, j)).collect();
-            let masked: Vec<bool> = (0..len).map(|j| j >= real[b]).collect();
-            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &masked, MASKED_SCORE)
-        });
+        let gathered = loop_attention(&q, &k, &v, |b, _, _, j| j >= real[b]);
         let z = layer_norm(&attention.induced_norm, inducing + attention.induce.combine(gathered.tensor(&device)));
         let fed = relu(attention.induced_feed_forward.forward(z.clone()));
         let induced = layer_norm(&attention.induced_feed_forward_norm, z + fed);
         let (q, k, v) = project(&attention.read, x, induced);
-        let read = Rows::build([batch, heads, len, d], |b, h, i| {
-            let keys: Vec<&[f32]> = (0..m).map(|j| k.row(b, h, j)).collect();
-            let vals: Vec<&[f32]> = (0..m).map(|j| v.row(b, h, j)).collect();
-            attend(q.row(b, h, i), &keys, &vals, 1.0 / (d as f32).sqrt(), &vec![false; m], MASKED_SCORE)
-        });
+        let read = loop_attention(&q, &k, &v, |_, _, _, _| false);
         let expected = values(attention.read.combine(read.tensor(&device)));
         assert_close(&got, &expected, 1e-4, "ISAB vs its loops");
     }

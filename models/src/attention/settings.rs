@@ -2,8 +2,9 @@
 //! settings type, implementing [`Settings`]. The settings are every value that changes
 //! what a mechanism computes (block, k, features, buckets, landmarks, ...), as a run's
 //! configuration holds them, so that none is a hidden default; the type knows the
-//! model's registry line, its defaults (read from the file's config), how they fit and
-//! scale to a length, what they cannot be, what a layer costs and how it is built.
+//! model's registry line, its defaults (read from the file's config, where it has one),
+//! how they fit and scale to a length, what they cannot be, what a layer costs and how it
+//! is built.
 
 use burn::prelude::*;
 use serde::de::DeserializeOwned;
