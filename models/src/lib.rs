@@ -37,6 +37,11 @@ pub struct ModelInfo {
 /// The name of the baseline every efficient model is compared with.
 pub const BASELINE: &str = "transformer";
 
+/// The name of the control model: the encoder without attention or positions, mean
+/// pooled (a bag of token features). Its row shows what each task gives away without
+/// relating positions; reports label it as a control, not as a contender.
+pub const CONTROL: &str = "bag";
+
 /// The model called `name`, or an error listing the valid names.
 pub fn model_info(name: &str) -> Result<&'static ModelInfo, String> {
     MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
