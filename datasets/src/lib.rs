@@ -1,8 +1,9 @@
 //! Long Range Arena data, with no knowledge of models or training.
 //!
 //! Everything here works on bytes, files and token ids: the seeded generators
-//! (ListOps, Pathfinder), the readers and writers of the released file formats, and the
-//! tokenizers that turn a sample into token ids. Errors name the file and line.
+//! (ListOps, Pathfinder), the readers and writers of the released file formats, the
+//! tokenizers that turn a sample into token ids, and the `.npy` writer that exports them.
+//! Errors name the file and line.
 
 pub mod aan;
 pub mod bytes;
@@ -12,9 +13,11 @@ pub mod error;
 pub mod fetch;
 pub mod imdb;
 pub mod listops;
+pub mod npy;
 pub mod parallel;
 pub mod pathfinder;
 pub mod rng;
+pub mod shapes;
 pub mod staging;
 pub mod standin;
 pub mod text;

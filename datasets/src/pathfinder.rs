@@ -230,6 +230,46 @@ impl PathfinderConfig {
         Ok(config)
     }
 
+    /// A CPU Pathfinder: the generator of Pathfinder-32 (dashes of 2 pixels, half a pixel
+    /// wide) on a `size` x `size` grid, with target contours of `contour_length` paddles,
+    /// `distractors` distractor snakes of one paddle, markers of radius 1 and the targets'
+    /// origins `size / 6` apart. Positives and negatives are drawn alike (two targets of
+    /// equal length in every image), so their pixel statistics are the same. Refused when
+    /// the contour cannot fit: its length in pixels, `contour_length * (paddle_length + 2
+    /// * margin)`, at most twice the inner side.
+    pub fn cpu(size: usize, contour_length: usize, distractors: usize) -> Result<Self, DataError> {
+        let base = PathfinderConfig::lra(32, Difficulty::Baseline)?;
+        let config = PathfinderConfig {
+            size,
+            contour_length,
+            distractor_length: 1,
+            distractor_count: distractors,
+            seed_distance: size / 6,
+            marker_radius: 1.0,
+            ..base
+        };
+        let inner = size.saturating_sub(2 * config.padding);
+        let contour_pixels = contour_length * (config.paddle_length + 2 * config.paddle_margins[0]);
+        if !(8..=64).contains(&size) {
+            return Err(DataError::new(format!("pathfinder: a CPU grid's size {size} must be between 8 and 64")));
+        }
+        if contour_pixels > 2 * inner {
+            return Err(DataError::new(format!(
+                "pathfinder: contours of {contour_length} paddles ({contour_pixels} pixels) do not fit a grid of size \
+                 {size}: at most {} pixels (twice its inner side)",
+                2 * inner
+            )));
+        }
+        if distractors > size * size / 16 {
+            return Err(DataError::new(format!(
+                "pathfinder: {distractors} distractors crowd a grid of size {size}: at most {}",
+                size * size / 16
+            )));
+        }
+        config.check()?;
+        Ok(config)
+    }
+
     /// Errors for settings under which the generator cannot work.
     pub fn check(&self) -> Result<(), DataError> {
         let fail = |what: String| Err(DataError::new(format!("pathfinder: {what}")));
@@ -353,6 +393,34 @@ pub fn split_80_10_10(mut examples: Vec<Example>) -> Splits {
 /// draws, so the split needs no shuffle.
 pub fn generated_splits(config: &PathfinderConfig, seed: u64, count: u64) -> Result<Splits, DataError> {
     Ok(split_80_10_10(to_examples(&generate_images(config, seed, count)?)))
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_grid_holds_two_equal_targets_with_markers_as_labelled() {
+        let config = PathfinderConfig::cpu(12, 3, 1).unwrap();
+        let samples = generate(&config, 4, 200).unwrap();
+        let positives = samples.iter().filter(|s| s.label == 1).count();
+        assert!((70..=130).contains(&positives), "{positives} positives of 200");
+        for sample in &samples {
+            assert_eq!(sample.pixels.len(), 144);
+            assert_eq!(sample.contours.len(), 2);
+            assert!(sample.contours.iter().all(|c| c.len() == 3));
+            let same = sample.marker_contours[0] == sample.marker_contours[1];
+            assert_eq!(same, sample.label == 1);
+        }
+    }
+
+    #[test]
+    fn a_cpu_grid_too_small_for_its_contour_is_refused_naming_both() {
+        let error = PathfinderConfig::cpu(12, 6, 1).unwrap_err().to_string();
+        assert!(error.contains("6 paddles") && error.contains("size 12"), "{error}");
+        assert!(PathfinderConfig::cpu(6, 2, 0).unwrap_err().to_string().contains("size 6"));
+        assert!(PathfinderConfig::cpu(12, 3, 20).unwrap_err().to_string().contains("20 distractors"));
+    }
 }
 
 #[cfg(test)]

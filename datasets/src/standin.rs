@@ -95,6 +95,8 @@ const TOPICS: [[&str; 6]; 10] = [
 const TEXT_STREAM: u64 = 0x0073_745f_7465_7874; // "st_text"
 const RETRIEVAL_STREAM: u64 = 0x7374_5f72_6574; // "st_ret"
 const IMAGE_STREAM: u64 = 0x7374_5f69_6d67; // "st_img"
+const SENTIMENT_STREAM: u64 = 0x0063_7075_5f74_7874; // "cpu_txt"
+const TOPIC_PAIRS_STREAM: u64 = 0x0063_7075_5f72_6574; // "cpu_ret"
 
 /// Generates the three splits, each from its own stream, with exactly balanced labels.
 fn generate_splits(
@@ -184,6 +186,12 @@ fn sentiment_word_count(rng: &mut SeededRng, length: usize) -> usize {
 fn text_example(rng: &mut SeededRng, label: u32, length: usize) -> Result<Example, DataError> {
     let total = sentiment_word_count(rng, length);
     let minority = rng.below((total / 2 + 1) as u64) as usize; // 0 ..= (total - 1) / 2
+    planted_text(rng, label, length, total, minority)
+}
+
+/// A document of `length` bytes with `total` sentiment words, `minority` of them of the
+/// sentiment opposite to `label`.
+fn planted_text(rng: &mut SeededRng, label: u32, length: usize, total: usize, minority: usize) -> Result<Example, DataError> {
     let (mut document, slots) = document_with_slots(rng, length, total)?;
     let (majority_words, minority_words) = if label == 1 { (&POSITIVE, &NEGATIVE) } else { (&NEGATIVE, &POSITIVE) };
     for (i, slot) in slots.iter().enumerate() {
@@ -199,6 +207,87 @@ fn text_example(rng: &mut SeededRng, label: u32, length: usize) -> Result<Exampl
 pub fn text(sizes: SplitSizes, length: usize, seed: u64) -> Result<Splits, DataError> {
     check_length("text", length)?;
     generate_splits(sizes, seed, TEXT_STREAM, 2, |rng, label| text_example(rng, label, length))
+}
+
+/// The difficulty of the CPU text task: how many sentiment words each document holds, and
+/// by how many words at least the majority sentiment leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sentiment {
+    pub words: usize,
+    pub margin: usize,
+}
+
+/// At most one planted word per this many bytes: a document of filler holds about one
+/// plantable word (4 to 9 bytes) per 9 bytes, so the draw of slots succeeds within its
+/// attempts (a test draws thousands of the densest documents).
+pub const BYTES_PER_PLANTED_WORD: usize = 12;
+
+/// Refuses planted-word counts that a document of `length` bytes cannot hold.
+fn check_planted(task: &str, setting: &str, words: usize, length: usize) -> Result<(), DataError> {
+    check_length(task, length)?;
+    let most = length / BYTES_PER_PLANTED_WORD;
+    if words == 0 || words > most {
+        return Err(DataError::new(format!(
+            "{task}: {setting} {words} must be between 1 and {most} (one planted word per {BYTES_PER_PLANTED_WORD} bytes of \
+             a {length}-byte document)"
+        )));
+    }
+    Ok(())
+}
+
+impl Sentiment {
+    /// Refuses a difficulty that cannot produce a valid task for documents of `length` bytes.
+    pub fn check(&self, length: usize) -> Result<(), DataError> {
+        check_planted("text", "words", self.words, length)?;
+        if self.margin == 0 || self.margin > self.words {
+            return Err(DataError::new(format!(
+                "text: margin {} must be between 1 and words ({}): the majority leads by at most every planted word",
+                self.margin, self.words
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The CPU text task: documents of exactly `length` bytes, each with `sentiment.words`
+/// sentiment words planted at uniformly random word positions, the majority leading by
+/// `sentiment.margin` words or more (every lead of that size or more with the parity of
+/// `words` equally likely). Label 1 when positive words are the majority.
+pub fn sentiment_text(sizes: SplitSizes, length: usize, seed: u64, sentiment: Sentiment) -> Result<Splits, DataError> {
+    sentiment.check(length)?;
+    let Sentiment { words, margin } = sentiment;
+    // Leads with the parity of `words` (majority - minority = words - 2 * minority).
+    let leads: Vec<usize> = (margin..=words).filter(|lead| (words - lead) % 2 == 0).collect();
+    if leads.is_empty() {
+        return Err(DataError::new(format!("text: no lead of {margin} to {words} words has the parity of words {words}")));
+    }
+    generate_splits(sizes, seed, SENTIMENT_STREAM, 2, |rng, label| {
+        let lead = *rng.choose(&leads);
+        planted_text(rng, label, length, words, (words - lead) / 2)
+    })
+}
+
+/// The CPU retrieval task: pairs of documents of exactly `length` bytes, each about one of
+/// the first `topics` topics and holding `words` words of it (drawn from the topic's six)
+/// and no word of another topic. Label 1 when the two share their topic: neither
+/// document alone says anything about the label, since the topics are uniform.
+pub fn topic_pairs(sizes: SplitSizes, length: usize, seed: u64, topics: usize, words: usize) -> Result<Splits, DataError> {
+    check_planted("retrieval", "words", words, length)?;
+    if !(2..=TOPICS.len()).contains(&topics) {
+        return Err(DataError::new(format!("retrieval: topics {topics} must be between 2 and {}", TOPICS.len())));
+    }
+    let document = |rng: &mut SeededRng, topic: usize| -> Result<Vec<u32>, DataError> {
+        let (mut document, slots) = document_with_slots(rng, length, words)?;
+        for slot in &slots {
+            plant(&mut document, slot, TOPICS[topic][slot.len() - 4]);
+        }
+        Ok(bytes::encode(&document, length))
+    };
+    generate_splits(sizes, seed, TOPIC_PAIRS_STREAM, 2, |rng, label| {
+        let first = rng.below(topics as u64) as usize;
+        let second = if label == 1 { first } else { (first + 1 + rng.below(topics as u64 - 1) as usize) % topics };
+        Ok(Example { tokens: document(rng, first)?, second: Some(document(rng, second)?), label })
+    })
 }
 
 /// One retrieval document about `topic`: 3 to about one per 150 bytes of its words, and
@@ -489,6 +578,66 @@ mod tests {
         let bigger = SplitSizes { train: 300, ..SIZES };
         let (a, b) = (image(SIZES, 7).unwrap(), image(bigger, 7).unwrap());
         assert_eq!((a.validation, a.test), (b.validation, b.test));
+    }
+
+    #[test]
+    fn cpu_text_holds_its_words_and_the_majority_leads_by_the_margin() {
+        let sentiment = Sentiment { words: 9, margin: 3 };
+        let splits = sentiment_text(SIZES, 128, 11, sentiment).unwrap();
+        assert_balanced(&splits, 2);
+        let mut leads = std::collections::BTreeSet::new();
+        for example in all_examples(&splits) {
+            assert_eq!(example.tokens.len(), 128);
+            let (positive, negative) = sentiment_counts(&words(&example.tokens));
+            assert_eq!(positive + negative, 9);
+            assert_eq!(example.label, (positive > negative) as u32);
+            leads.insert(positive.abs_diff(negative));
+        }
+        // Every lead from the margin up with the parity of the count occurs.
+        assert_eq!(leads.into_iter().collect::<Vec<_>>(), vec![3, 5, 7, 9]);
+    }
+
+    #[test]
+    fn cpu_text_refuses_a_margin_or_count_that_cannot_be_planted() {
+        let error =
+            |words, margin, length| sentiment_text(SIZES, length, 0, Sentiment { words, margin }).unwrap_err().to_string();
+        assert!(error(9, 10, 128).contains("margin 10"), "{}", error(9, 10, 128));
+        assert!(error(9, 0, 128).contains("margin 0"));
+        assert!(error(0, 0, 128).contains("words 0"));
+        assert!(error(12, 1, 143).contains("between 1 and 11"), "{}", error(12, 1, 143));
+        // The densest documents allowed are drawn without running out of slots.
+        let dense = SplitSizes { train: 2000, validation: 0, test: 0 };
+        assert!(sentiment_text(dense, 64, 3, Sentiment { words: 5, margin: 1 }).is_ok());
+        assert!(sentiment_text(dense, 143, 3, Sentiment { words: 11, margin: 1 }).is_ok());
+        // An even count with an odd margin leads by the next even number.
+        let splits = sentiment_text(SIZES, 128, 1, Sentiment { words: 8, margin: 1 }).unwrap();
+        for example in all_examples(&splits) {
+            let (positive, negative) = sentiment_counts(&words(&example.tokens));
+            assert!(positive.abs_diff(negative) >= 2);
+        }
+    }
+
+    #[test]
+    fn cpu_retrieval_pairs_share_their_topic_exactly_when_labelled_so() {
+        let splits = topic_pairs(SIZES, 128, 12, 4, 3).unwrap();
+        assert_balanced(&splits, 2);
+        let mut first_topics = [0usize; 10];
+        for example in all_examples(&splits) {
+            let documents = [words(&example.tokens), words(example.second.as_ref().unwrap())];
+            let topics = documents.map(|document| {
+                let found: Vec<usize> =
+                    document.iter().filter_map(|word| TOPICS.iter().position(|topic| topic.contains(&word.as_str()))).collect();
+                assert_eq!(found.len(), 3, "{document:?}");
+                assert!(found.iter().all(|&t| t == found[0] && t < 4));
+                found[0]
+            });
+            first_topics[topics[0]] += 1;
+            assert_eq!(example.label, (topics[0] == topics[1]) as u32);
+        }
+        // Only the first four topics, each of them used.
+        assert!(first_topics[..4].iter().all(|&c| c > 0) && first_topics[4..].iter().all(|&c| c == 0));
+        assert!(topic_pairs(SIZES, 128, 0, 1, 3).unwrap_err().to_string().contains("topics 1"));
+        assert!(topic_pairs(SIZES, 128, 0, 4, 11).unwrap_err().to_string().contains("words 11"));
     }
 
     #[test]

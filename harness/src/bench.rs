@@ -49,10 +49,14 @@ impl Scope {
 
 /// Why `model` cannot be benchmarked at `scope`: a model whose attention layer is the
 /// Transformer's (it changes the stack or the feed-forward layer) has no layer of its own
-/// to time.
+/// to time, and the control none at all.
 pub fn scope_refusal(model: &str, scope: Scope) -> anyhow::Result<Option<String>> {
     let mechanism = lra_models::model_info(model).map_err(anyhow::Error::msg)?.mechanism;
     Ok(match (scope, mechanism.change_outside_attention()) {
+        (Scope::Layer, _) if !mechanism.attends() => Some(format!(
+            "{model} has no attention layer (its blocks are their feed-forward layers alone): there is nothing to \
+             time at this scope; benchmark it with --scope step"
+        )),
         (Scope::Layer, Some(change)) => Some(format!(
             "{model} changes {change}, not the attention layer, whose benchmark would measure the Transformer's; \
              benchmark it with --scope step"

@@ -46,7 +46,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data.clone(),
         variant: args.variant,
     };
-    if spec.seeds == 0 {
+    if spec.seeds == Some(0) {
         bail!("--seeds must be at least 1");
     }
     // Locally the device must be usable here; on Slurm it is the nodes', so only the build
@@ -250,7 +250,7 @@ fn bench_models(requested: &Option<Vec<String>>, scope: bench::Scope) -> anyhow:
     for name in model_names(requested)? {
         match bench::scope_refusal(&name, scope)? {
             Some(refusal) if requested.is_some() => bail!("--models {name}: {refusal}"),
-            Some(_) => eprintln!("bench: {name} left out: its layers are the Transformer's; --scope step times it"),
+            Some(refusal) => eprintln!("bench: {name} left out: {refusal}"),
             None => models.push(name),
         }
     }
@@ -319,15 +319,17 @@ mod tests {
     use crate::cli::{Cli, Command};
 
     #[test]
-    fn a_layer_benchmark_of_every_model_leaves_out_those_whose_layers_are_the_transformers() {
+    fn a_layer_benchmark_of_every_model_leaves_out_those_whose_layers_are_the_transformers_or_absent() {
         let all: Vec<&str> = lra_models::MODELS.iter().map(|m| m.name).collect();
         let step = bench_models(&None, bench::Scope::Step).unwrap();
         assert_eq!(step, all);
         let layer = bench_models(&None, bench::Scope::Layer).unwrap();
         let left_out: Vec<&str> = all.iter().copied().filter(|m| !layer.iter().any(|l| l == m)).collect();
-        assert_eq!(left_out, ["funnel", "perceiver", "switch"]);
+        assert_eq!(left_out, ["funnel", "perceiver", "switch", lra_models::CONTROL]);
         let named = bench_models(&Some(vec!["local".into(), "funnel".into()]), bench::Scope::Layer).unwrap_err();
         assert!(named.to_string().starts_with("--models funnel: funnel changes the stack"), "{named}");
+        let control = bench_models(&Some(vec![lra_models::CONTROL.into()]), bench::Scope::Layer).unwrap_err();
+        assert!(control.to_string().starts_with("--models bag: bag has no attention layer"), "{control}");
     }
 
     /// The command a sweep records for its benchmark measures that benchmark: parsed back,

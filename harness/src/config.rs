@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use lra_models::{Mechanism, MechanismSettings, Variant};
 use lra_tasks::lra::{self as lra_values, Origin};
-use lra_tasks::{Preset, Task, TaskConfig};
+use lra_tasks::{Pooling, Preset, Task, TaskConfig};
 
 use crate::cli::ConfigArgs;
 use crate::device::DeviceName;
@@ -33,7 +33,8 @@ impl RunConfig {
     /// data (see [`RunConfig::prefer_released`]). At `lra`, what LRA's released code ran
     /// for this model (`lra_tasks::lra`); at `quick`, a miniature of that
     /// ([`RunConfig::miniature_of`]); at `tiny`, the mechanism's defaults with every
-    /// length-bound setting cut to the sequence.
+    /// length-bound setting cut to the sequence. At every preset, the values the model's
+    /// code fixes ([`RunConfig::with_model_fixed`]).
     pub fn resolve(task: Task, preset: Preset, model: &str, seed: u64, device: DeviceName) -> anyhow::Result<RunConfig> {
         let info = lra_models::model_info(model).map_err(anyhow::Error::msg)?;
         let task_config = TaskConfig::resolve(task, preset);
@@ -41,21 +42,34 @@ impl RunConfig {
         // tokens: the CLS vector stands before their layout.
         let attention = MechanismSettings::defaults(info.mechanism, task_config.max_length).fitted_to(task_config.positions());
         let config = RunConfig { model: model.to_string(), seed, device, task: task_config, attention };
-        match preset {
-            Preset::Lra => config.with_lra_values(),
+        let config = match preset {
+            Preset::Lra => config.with_lra_values()?,
             Preset::Quick => {
                 let lra = RunConfig::resolve(task, Preset::Lra, model, seed, device)?;
-                Ok(config.miniature_of(&lra))
+                config.miniature_of(&lra)
             }
-            Preset::Tiny => Ok(config),
+            Preset::Tiny => config,
+        };
+        config.with_model_fixed()
+    }
+
+    /// This configuration with the values the model's code fixes whatever it is given
+    /// (`lra_tasks::lra::model_fixed`: the control's pooling and positions); where they
+    /// change the sequence (a CLS vector gone), the mechanism's settings fitted to it.
+    fn with_model_fixed(self) -> anyhow::Result<RunConfig> {
+        let mut config = self.patched(lra_values::model_fixed(&self.model).iter())?;
+        if config.task.positions() != self.task.positions() {
+            config.attention = config.attention.fitted_to(config.task.positions());
         }
+        Ok(config)
     }
 
     /// This (`quick`) configuration as a miniature of `lra`, LRA's configuration of the
-    /// same task and model: the task's CPU sizes (width, data, steps, dropout) keep, and
-    /// the model takes LRA's shape: at most its heads and layers, its ratios of attention
-    /// and feed-forward width to the model width, its pooling, positions and pixel
-    /// padding; the mechanism its LRA settings, lengths scaled to the shorter sequence
+    /// same task and model: the task's CPU form (data, sizes, steps, dropout, positions,
+    /// pixel padding, mean pooling) keeps, and the model takes LRA's shape: at most its
+    /// heads and layers, its ratios of attention and feed-forward width to the model
+    /// width, its pooling where the task pools by CLS; the mechanism its LRA settings,
+    /// lengths scaled to the shorter sequence
     /// ([`MechanismSettings::scaled`]).
     fn miniature_of(mut self, lra: &RunConfig) -> RunConfig {
         let (small, large) = (&mut self.task.model, &lra.task.model);
@@ -65,9 +79,13 @@ impl RunConfig {
         small.d_ff = widen(large.d_ff);
         small.d_head_mlp = widen(large.d_head_mlp);
         small.layers = small.layers.min(large.layers);
-        small.pooling = large.pooling;
-        small.positions = large.positions;
-        self.task.pixel_zero_is_padding = lra.task.pixel_zero_is_padding;
+        // Positions and pixel padding are the CPU task's own choice (measured for it);
+        // pooling too where the task pools by the mean, which every model supports. A
+        // task that pools by CLS takes the model's LRA pooling (LRA's Sinkhorn, say,
+        // refuses CLS and pools by the mean).
+        if small.pooling != Pooling::Mean {
+            small.pooling = large.pooling;
+        }
         self.attention = lra.attention.clone().scaled(lra.task.positions(), self.task.positions());
         self
     }
@@ -129,6 +147,15 @@ impl RunConfig {
         let m = &t.model;
         if m.heads == 0 || !m.qkv_dim.is_multiple_of(m.heads) {
             bail!("model.heads ({}) must divide model.qkv_dim ({})", m.heads, m.qkv_dim);
+        }
+        let json = serde_json::to_value(self)?;
+        for fixed in lra_values::model_fixed(&self.model) {
+            let Some(value) = fixed.value else { continue };
+            let (Origin::Ours(why) | Origin::Lra(why)) = fixed.origin;
+            let expected: serde_json::Value = serde_json::from_str(value)?;
+            if fixed.path.split('.').try_fold(&json, |node, key| node.get(key)) != Some(&expected) {
+                bail!("{}: {} computes {value} whatever the configuration says; write {value} ({why})", fixed.path, self.model);
+            }
         }
         let mechanism = lra_models::model_info(&self.model).map_err(anyhow::Error::msg)?.mechanism;
         if self.attention.mechanism() != mechanism {
@@ -247,7 +274,13 @@ pub fn explain(config: &RunConfig) -> anyhow::Result<Explained> {
             all.extend(lra_values::model_settings(config.task.name, &config.model));
             all
         }
-        Preset::Tiny | Preset::Quick => Vec::new(),
+        // What the model's code fixes holds at every preset (included in model_settings).
+        Preset::Tiny => lra_values::model_fixed(&config.model),
+        Preset::Quick => {
+            let mut all = lra_values::cpu_form(config.task.name);
+            all.extend(lra_values::model_fixed(&config.model));
+            all
+        }
     };
     let describe = |origin: Origin| match origin {
         Origin::Lra(file) => format!("LRA: {file}"),
@@ -588,6 +621,79 @@ mod tests {
         assert!(err.contains("block_size 100") && err.contains("33 positions") && err.contains("max_length 32"), "{err}");
         config.attention = MechanismSettings::Linformer(LinformerSettings { variant: Variant::Paper, projected_length: 8 });
         assert!(format!("{:#}", config.validate().unwrap_err()).contains("uses Local"));
+    }
+
+    /// The control pools by the mean of the real tokens and reads no positions whatever
+    /// the task's configuration: every preset's configuration says so and `--explain` says
+    /// why; a configuration file that says otherwise is refused, naming the value.
+    #[test]
+    fn the_controls_configuration_says_mean_pooling_and_no_positions_at_every_preset_and_why() {
+        for preset in Preset::ALL {
+            for task in Task::ALL {
+                let config = RunConfig::resolve(task, preset, lra_models::CONTROL, 0, DeviceName::Flex).unwrap();
+                let m = &config.task.model;
+                assert_eq!(
+                    (m.pooling, m.positions),
+                    (lra_tasks::Pooling::Mean, lra_tasks::Positions::None),
+                    "{preset:?} {task:?}"
+                );
+                assert_eq!(config.task.positions(), config.task.max_length, "no CLS vector");
+                let explained = explain(&config).unwrap();
+                let source = |path: &str| explained.values.iter().find(|v| v.path == path).unwrap().source.clone();
+                assert!(source("task.model.pooling").starts_with("ours: the control has no attention"), "{preset:?}");
+                assert!(source("task.model.positions").starts_with("ours: the control adds no positions"), "{preset:?}");
+            }
+        }
+        let mut config = RunConfig::resolve(Task::Text, Preset::Quick, lra_models::CONTROL, 0, DeviceName::Flex).unwrap();
+        config.task.model.pooling = lra_tasks::Pooling::Cls;
+        let why = format!("{:#}", config.validate().unwrap_err());
+        assert!(why.starts_with("task.model.pooling: bag computes \"mean\" whatever the configuration says"), "{why}");
+        config.task.model.pooling = lra_tasks::Pooling::Mean;
+        config.task.model.positions = lra_tasks::Positions::Learned;
+        assert!(format!("{:#}", config.validate().unwrap_err()).starts_with("task.model.positions: bag computes \"none\""));
+        // The Transformer takes the task's own.
+        let transformer = RunConfig::resolve(Task::Text, Preset::Quick, lra_models::BASELINE, 0, DeviceName::Flex).unwrap();
+        assert_eq!(transformer.task.model.positions, lra_tasks::Positions::Sinusoidal);
+    }
+
+    /// What every model's configuration says of pooling and positions is what its
+    /// classifier computes (`ClassifierConfig::computed`, which overrides them for a model
+    /// without attention), at every preset and task.
+    #[test]
+    fn every_configuration_says_the_pooling_and_positions_its_classifier_computes() {
+        let pooling = |p| match p {
+            lra_tasks::Pooling::Cls => lra_models::Pooling::Cls,
+            lra_tasks::Pooling::Mean => lra_models::Pooling::Mean,
+        };
+        let positions = |p| match p {
+            lra_tasks::Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
+            lra_tasks::Positions::Learned => lra_models::Positions::Learned,
+            lra_tasks::Positions::None => lra_models::Positions::None,
+        };
+        for preset in Preset::ALL {
+            for task in Task::ALL {
+                for model in lra_models::MODELS {
+                    let config = RunConfig::resolve(task, preset, model.name, 0, DeviceName::Flex).unwrap();
+                    let (t, m) = (&config.task, &config.task.model);
+                    let configured = (pooling(m.pooling), positions(m.positions));
+                    let classifier = lra_models::ClassifierConfig::new(
+                        t.vocab_size,
+                        t.classes,
+                        t.max_length,
+                        m.d_model,
+                        m.heads,
+                        m.layers,
+                        m.d_ff,
+                        m.d_head_mlp,
+                        model.mechanism,
+                    )
+                    .with_pooling(configured.0)
+                    .with_positions(configured.1)
+                    .computed();
+                    assert_eq!((classifier.pooling, classifier.positions), configured, "{preset:?} {task:?} {}", model.name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use lra_datasets::{Example, Splits, aan, fetch, listops, pathfinder};
+use lra_datasets::{DataError, Example, Splits, aan, fetch, listops, pathfinder};
 use lra_tasks::{DataConfig, Task, TaskConfig};
 
 use crate::cli::{DataAction, DataArgs};
+use crate::export;
 use crate::record::write_atomically;
 
 /// The task configuration the data options name, released files preferred.
@@ -98,13 +99,12 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        DataAction::Export { data, format, out } => {
-            if format != "tsv" {
-                bail!("unknown export format `{format}`; the formats are: tsv");
-            }
-            let config = resolve(data)?;
-            export_tsv(&config, &data.data, out)
-        }
+        DataAction::Export { data, format, out, examples } => match format.as_str() {
+            "npy" => export_npy(&resolve(data)?, &data.data, out, *examples),
+            "tsv" if examples.is_some() => bail!("--examples is for --format npy; the TSV export writes every example"),
+            "tsv" => export_tsv(&resolve(data)?, &data.data, out),
+            _ => bail!("unknown export format `{format}`; the formats are: npy, tsv"),
+        },
         DataAction::Fetch { name, data, url } => fetch_archive(name, data, url.as_deref()),
     }
 }
@@ -170,6 +170,54 @@ fn export_tsv(config: &TaskConfig, data_dir: &Path, out: &Path) -> anyhow::Resul
     }
     println!("{} ({}) written to {} in the released TSV format", config.name.name(), config.data.source_label(), out.display());
     Ok(())
+}
+
+/// Writes what a run of `config` trains, validates and tests on as `.npy` arrays into the
+/// folder `out` (see [`export`]). Generated and stand-in data is prepared here when the
+/// cache does not hold it yet, as `lra run` would; released files that are configured but
+/// not all there are refused, saying what to fetch. Nothing is written to `out` unless
+/// the whole export is.
+fn export_npy(config: &TaskConfig, data_dir: &Path, out: &Path, examples: Option<usize>) -> anyhow::Result<()> {
+    export::check_out(out)?;
+    if let Some(how) = config.data.how_to_fetch() {
+        eprintln!(
+            "note: the released {} data is not under {}: exporting the synthetic stand-in that runs train on here. For the real data: {how}",
+            config.name.name(),
+            data_dir.display()
+        );
+    }
+    let splits = config.prepare(data_dir).map_err(|error| not_there(config, data_dir, error))?;
+    let [train, validation, test] = export::write_npy(config, &splits, examples, out)?;
+    println!(
+        "{} ({}, {}): {train} train / {validation} validation / {test} test examples of {} tokens written to {} (.npy arrays and {})",
+        config.name.name(),
+        config.preset.name(),
+        config.data.source_label(),
+        config.max_length,
+        out.display(),
+        export::DESCRIPTION
+    );
+    Ok(())
+}
+
+/// The error of preparing `config`'s data; where released files it reads are missing,
+/// it says what to fetch (and that a folder already there is kept by a fetch).
+fn not_there(config: &TaskConfig, data_dir: &Path, error: DataError) -> anyhow::Error {
+    let task = config.name.name();
+    let missing = error.path.as_deref().is_some_and(|path| !path.exists());
+    let archive = config.data.released_archive().and_then(fetch::known_archive);
+    let (true, Some(archive)) = (missing, archive) else {
+        return anyhow::Error::new(error).context(format!("preparing the {task} data"));
+    };
+    let folders: Vec<String> = archive.top_level.iter().map(|f| data_dir.join(f).display().to_string()).collect();
+    let fallback = TaskConfig::resolve(config.name, config.preset).data.source_label();
+    anyhow::anyhow!(
+        "the released {task} files are not all there ({error}): move {} away and run `lra data fetch {} --data {}` \
+         (a fetch keeps a folder already there); without the folder, the {fallback} data is exported",
+        folders.join(" and "),
+        archive.name,
+        data_dir.display()
+    )
 }
 
 /// Downloads (from `url`, the official address when absent) and unpacks a released archive

@@ -1,6 +1,7 @@
 //! The `lra` harness: command line, devices, training loop, measuring, run records.
 
 pub mod bench;
+pub mod chance;
 pub mod child;
 pub mod claim;
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod environment;
+pub mod export;
 pub mod list;
 pub mod measure;
 pub mod peak;

@@ -28,6 +28,8 @@ pub fn list(what: ListWhat) -> anyhow::Result<()> {
             for task in Task::ALL {
                 let c = TaskConfig::resolve(task, Preset::Lra);
                 println!("{:<10} {:>7} {:>6} {:>8}  {}", task.name(), c.max_length, c.vocab_size, c.classes, task.describe());
+                let quick = TaskConfig::resolve(task, Preset::Quick);
+                println!("{:<10} {:>7} {:>6} {:>8}  quick: {}", "", quick.max_length, "", "", task.cpu_form());
             }
         }
         ListWhat::Presets => {

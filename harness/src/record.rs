@@ -148,7 +148,10 @@ pub struct RunRecord {
 /// How a run ended and what it measured, as the record holds it between the run's identity
 /// and its configuration: training fills it (`train::train`), but for the test split's
 /// majority rate and size and the run's whole time, which the run adds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Written by [`Outcome`]'s own `Serialize` below, which writes `left_chance_step` only where
+/// it is known (see there); read by the derived `Deserialize`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Outcome {
     /// `null` when the run succeeded; the record's `status` is derived from it.
     #[serde(flatten, with = "status_and_failure")]
@@ -169,11 +172,27 @@ pub struct Outcome {
     /// Examples in the test split (absent in records of earlier versions).
     #[serde(default)]
     pub test_examples: Option<usize>,
+    /// The validation split's majority rate and size, against which `left_chance_step` was
+    /// found. Absent in records of earlier versions and in those of runs that ended without
+    /// training's own outcome ([`Outcome::failed`]: a panic, a crash, a timeout): their
+    /// `left_chance_step` is unknown.
+    #[serde(default)]
+    pub validation_majority_rate: Option<f64>,
+    #[serde(default)]
+    pub validation_examples: Option<usize>,
+    /// The first validation step whose accuracy was above chance by the report's rule
+    /// ([`crate::chance::above_chance`] against the validation split's majority rate and
+    /// size). `None` when the run never left chance, and when the record does not say
+    /// (earlier versions): [`Outcome::left_chance_known`] tells the two apart. Written as
+    /// `null` for the first and left out for the second, so that a record of an earlier
+    /// version is written again as it was.
+    #[serde(default)]
+    pub left_chance_step: Option<usize>,
     /// The task's loss at the last step (without the auxiliary losses).
     pub final_train_loss: Option<f64>,
     /// The auxiliary losses and routing of the models that have them (Switch, the
     /// Compressive Transformer); absent for the others.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub auxiliary: Option<AuxiliaryRecord>,
     pub steps: usize,
     /// Time spent in training steps, evaluation excluded.
@@ -199,6 +218,9 @@ impl Outcome {
             best_val_test_accuracy: None,
             test_majority_rate: None,
             test_examples: None,
+            validation_majority_rate: None,
+            validation_examples: None,
+            left_chance_step: None,
             final_train_loss: None,
             auxiliary: None,
             steps: 0,
@@ -211,6 +233,51 @@ impl Outcome {
             peak_rss_bytes: None,
             parameters: 0,
         }
+    }
+
+    /// Whether the record says when the run left chance (its `left_chance_step`, `None`
+    /// for never): the outcomes of training do (a run that diverged before it left chance
+    /// never did), records of earlier versions and [`Outcome::failed`] do not.
+    pub fn left_chance_known(&self) -> bool {
+        self.validation_examples.is_some()
+    }
+}
+
+/// The fields in the order the record has them; `status` derived from the failure, the
+/// auxiliary record only for the models that have one, `left_chance_step` only where it
+/// is known. (By hand, since whether one field is written depends on another; the tests
+/// below read every field back.)
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Outcome", 26)?;
+        s.serialize_field("status", status_and_failure::status_of(self.failure.as_ref()))?;
+        s.serialize_field("failure", &self.failure)?;
+        s.serialize_field("test_accuracy", &self.test_accuracy)?;
+        s.serialize_field("best_val_accuracy", &self.best_val_accuracy)?;
+        s.serialize_field("best_step", &self.best_step)?;
+        s.serialize_field("best_val_test_accuracy", &self.best_val_test_accuracy)?;
+        s.serialize_field("test_majority_rate", &self.test_majority_rate)?;
+        s.serialize_field("test_examples", &self.test_examples)?;
+        if self.left_chance_known() {
+            s.serialize_field("validation_majority_rate", &self.validation_majority_rate)?;
+            s.serialize_field("validation_examples", &self.validation_examples)?;
+            s.serialize_field("left_chance_step", &self.left_chance_step)?;
+        }
+        s.serialize_field("final_train_loss", &self.final_train_loss)?;
+        if let Some(auxiliary) = &self.auxiliary {
+            s.serialize_field("auxiliary", auxiliary)?;
+        }
+        s.serialize_field("steps", &self.steps)?;
+        s.serialize_field("train_seconds", &self.train_seconds)?;
+        s.serialize_field("wall_seconds", &self.wall_seconds)?;
+        s.serialize_field("train_steps_per_second", &self.train_steps_per_second)?;
+        s.serialize_field("train_tokens_per_second", &self.train_tokens_per_second)?;
+        s.serialize_field("peak_memory_bytes", &self.peak_memory_bytes)?;
+        s.serialize_field("memory_source", &self.memory_source)?;
+        s.serialize_field("peak_rss_bytes", &self.peak_rss_bytes)?;
+        s.serialize_field("parameters", &self.parameters)?;
+        s.end()
     }
 }
 
@@ -426,7 +493,67 @@ mod tests {
             let value = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
             assert_eq!(value(&written), value(earlier), "{}", record.model);
             assert_eq!(run_id(&record.config), record.run_id, "{}", record.model);
+            // They do not say when the run left chance, and are not made to.
+            assert!(!record.outcome.left_chance_known() && record.outcome.left_chance_step.is_none());
+            assert!(!written.contains("left_chance_step"), "{written}");
         }
+    }
+
+    /// A run of this version says when it left chance: a step, or `null` for never, beside
+    /// the validation split it was judged on; each reads back as it was written, and
+    /// neither is taken for a record of an earlier version.
+    #[test]
+    fn a_record_says_when_the_run_left_chance_and_null_when_it_never_did() {
+        let mut record: RunRecord = serde_json::from_str(EARLIER_RECORDS[0]).unwrap();
+        (record.outcome.validation_majority_rate, record.outcome.validation_examples) = (Some(0.125), Some(64));
+        for (step, written) in [(Some(20), serde_json::json!(20)), (None, serde_json::Value::Null)] {
+            record.outcome.left_chance_step = step;
+            let json = serde_json::to_value(&record).unwrap();
+            assert_eq!(json["left_chance_step"], written);
+            assert_eq!(
+                (json["validation_majority_rate"].as_f64(), json["validation_examples"].as_u64()),
+                (Some(0.125), Some(64))
+            );
+            let read: RunRecord = serde_json::from_value(json).unwrap();
+            assert!(read.outcome.left_chance_known());
+            assert_eq!(read, record);
+        }
+        // The fields in the record's order: after the test split's, before the loss.
+        let text = String::from_utf8(json_bytes(&record).unwrap()).unwrap();
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {text}"));
+        assert!(at("test_examples") < at("validation_majority_rate"));
+        assert!(at("validation_examples") < at("left_chance_step") && at("left_chance_step") < at("final_train_loss"));
+    }
+
+    /// The outcome is written by hand: every field, set, reads back the same.
+    #[test]
+    fn every_field_of_the_outcome_is_written_and_read_back() {
+        let outcome = Outcome {
+            failure: Some(Failure::DivergedToNan { step: 7 }),
+            test_accuracy: Some(0.25),
+            best_val_accuracy: Some(0.5),
+            best_step: Some(5),
+            best_val_test_accuracy: Some(0.375),
+            test_majority_rate: Some(0.125),
+            test_examples: Some(64),
+            validation_majority_rate: Some(0.25),
+            validation_examples: Some(32),
+            left_chance_step: Some(5),
+            final_train_loss: Some(1.5),
+            auxiliary: Some(AuxiliaryRecord { final_loss: 0.5, expert_load: vec![vec![0.25, 0.75]], dropped: vec![0.125] }),
+            steps: 7,
+            train_seconds: 1.25,
+            wall_seconds: 2.5,
+            train_steps_per_second: 5.5,
+            train_tokens_per_second: 176.0,
+            peak_memory_bytes: 1024,
+            memory_source: "heap".into(),
+            peak_rss_bytes: Some(4096),
+            parameters: 99,
+        };
+        let json = serde_json::to_value(&outcome).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 22, "every field, and the status: {json}");
+        assert_eq!(serde_json::from_value::<Outcome>(json).unwrap(), outcome);
     }
 
     #[test]

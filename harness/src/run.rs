@@ -187,7 +187,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
         (outcome, Vec::new())
     });
     // What the run knows beside training: its test split, and its time from the start.
-    outcome.test_majority_rate = Some(majority_rate(&splits.test));
+    outcome.test_majority_rate = Some(crate::chance::majority_rate(&splits.test));
     outcome.test_examples = Some(splits.test.len());
     outcome.wall_seconds = started.elapsed().as_secs_f64();
 
@@ -217,15 +217,6 @@ fn inject_test_fault(config: &RunConfig) {
         }
         _ => {}
     }
-}
-
-/// Share of the most common label.
-fn majority_rate(examples: &[lra_datasets::Example]) -> f64 {
-    let mut counts = std::collections::HashMap::new();
-    for e in examples {
-        *counts.entry(e.label).or_insert(0usize) += 1;
-    }
-    counts.values().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
 }
 
 /// A progress bar on a terminal; one line per evaluation otherwise.

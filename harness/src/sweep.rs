@@ -21,17 +21,31 @@ use crate::config::RunConfig;
 use crate::device::{Backend, DeviceName};
 use crate::record::{self, Failure, RunRecord};
 
+/// Seeds of the baseline in a sweep that does not say how many (`--seeds`): enough for
+/// its spread over seeds, the report's noise floor, at a third of what every model's would
+/// cost.
+pub const BASELINE_SEEDS: u64 = 3;
+
 /// What to sweep.
 #[derive(Debug, Clone)]
 pub struct SweepSpec {
     pub preset: Preset,
     pub tasks: Vec<Task>,
     pub models: Vec<String>,
-    pub seeds: u64,
+    /// Seeds of every (task, model), `0..N`; when absent, [`BASELINE_SEEDS`] of the
+    /// baseline and one of every other model ([`SweepSpec::seeds_of`]).
+    pub seeds: Option<u64>,
     pub device: DeviceName,
     pub data_dir: PathBuf,
     /// The form of the mechanisms that have more than one; the preset's (`lra`) when absent.
     pub variant: Option<Variant>,
+}
+
+impl SweepSpec {
+    /// How many seeds (`0..N`) of `model` the sweep runs.
+    pub fn seeds_of(&self, model: &str) -> u64 {
+        self.seeds.unwrap_or(if model == lra_models::BASELINE { BASELINE_SEEDS } else { 1 })
+    }
 }
 
 /// The configurations of a sweep, in order: task, then model, then seed.
@@ -39,7 +53,7 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
     let mut configs = Vec::new();
     for &task in &spec.tasks {
         for model in &spec.models {
-            for seed in 0..spec.seeds {
+            for seed in 0..spec.seeds_of(model) {
                 let mut config = RunConfig::resolve(task, spec.preset, model, seed, spec.device)?.prefer_released(&spec.data_dir);
                 if let Some(variant) = spec.variant.filter(|_| config.attention.variant().is_some()) {
                     config = config.with_variant(variant)?;
@@ -336,6 +350,32 @@ mod tests {
         assert_eq!(threads_per_run(2, true), None, "RAYON_NUM_THREADS set by the user stands");
         assert!(default_jobs(DeviceName::Flex) <= cores, "never more runs at once than cores");
         assert_eq!(default_jobs(DeviceName::Wgpu(None)), 1, "a GPU is not shared");
+    }
+
+    /// Without `--seeds` the baseline runs on three seeds, for the report's noise floor,
+    /// and every other model on one; `--seeds N` gives every model N.
+    #[test]
+    fn the_baseline_runs_on_three_seeds_unless_the_seeds_are_given() {
+        let spec = |seeds| SweepSpec {
+            preset: Preset::Tiny,
+            tasks: vec![Task::Listops, Task::Text],
+            models: vec!["local".into(), lra_models::BASELINE.into(), "linear".into()],
+            seeds,
+            device: DeviceName::Flex,
+            data_dir: PathBuf::from("no-data-here"),
+            variant: None,
+        };
+        let runs = |seeds| -> Vec<(String, String, u64)> {
+            plan(&spec(seeds)).unwrap().into_iter().map(|c| (c.task.name.name().to_string(), c.model.clone(), c.seed)).collect()
+        };
+        let expected = |task: &str, seeds: &[(&str, u64)]| -> Vec<(String, String, u64)> {
+            seeds.iter().flat_map(|&(model, n)| (0..n).map(move |seed| (task.to_string(), model.to_string(), seed))).collect()
+        };
+        let default = [("local", 1), ("transformer", 3), ("linear", 1)];
+        assert_eq!(runs(None), [expected("listops", &default), expected("text", &default)].concat());
+        let two = [("local", 2), ("transformer", 2), ("linear", 2)];
+        assert_eq!(runs(Some(2)), [expected("listops", &two), expected("text", &two)].concat());
+        assert_eq!(runs(Some(1)).len(), 6, "--seeds 1 runs the baseline once too");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
         .with_positions(match m.positions {
             Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
             Positions::Learned => lra_models::Positions::Learned,
+            Positions::None => lra_models::Positions::None,
         })
         .with_dropout(m.dropout)
         .with_attention_dropout(m.attention_dropout)
@@ -68,13 +69,12 @@ pub struct Batch {
     pub labels: Tensor<1, Int>,
 }
 
-/// Token ids of `sequences`, each cut or padded (with 0) to `max_length`.
+/// Token ids of `sequences`, each cut or padded (with 0) to `max_length` as the data
+/// export writes them ([`lra_tasks::padded`]).
 fn pad(sequences: &[&[u32]], max_length: usize, device: &Device) -> Tensor<2, Int> {
     let mut tokens = Vec::with_capacity(sequences.len() * max_length);
     for sequence in sequences {
-        let kept = sequence.len().min(max_length);
-        tokens.extend(sequence[..kept].iter().map(|&t| t as i64));
-        tokens.extend(std::iter::repeat_n(0i64, max_length - kept));
+        tokens.extend(lra_tasks::padded(sequence, max_length).map(i64::from));
     }
     Tensor::from_data(TensorData::new(tokens, [sequences.len(), max_length]), device)
 }
@@ -274,6 +274,9 @@ pub fn train(
     let mut last_loss = None;
     let mut auxiliary_account = AuxiliaryAccount::default();
     let mut steps_done = 0;
+    // When the run left chance, by the report's rule on the validation split.
+    let (validation_rate, validation_examples) = (crate::chance::majority_rate(&splits.validation), splits.validation.len());
+    let mut left_chance_step = None;
 
     for step in 1..=t.steps {
         if cursor + batch_size > order.len() {
@@ -343,6 +346,9 @@ pub fn train(
                 best_step = Some(step);
                 best_model = Some(model.clone());
             }
+            if left_chance_step.is_none() && crate::chance::above_chance(acc, validation_examples, validation_rate) {
+                left_chance_step = Some(step);
+            }
             progress.evaluated(step, acc, best_val.unwrap_or(acc));
             acc
         });
@@ -385,6 +391,9 @@ pub fn train(
         best_val_test_accuracy,
         test_majority_rate: None,
         test_examples: None,
+        validation_majority_rate: Some(validation_rate),
+        validation_examples: Some(validation_examples),
+        left_chance_step,
         final_train_loss: last_loss,
         auxiliary: auxiliary_account.record(),
         steps: steps_done,
@@ -417,6 +426,43 @@ mod tests {
         let loss = cross_entropy(model.forward(tokens), labels);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         (model, grads)
+    }
+
+    struct Silent;
+
+    impl Progress for Silent {
+        fn step(&mut self, _: usize, _: f64, _: f64, _: f64) {}
+        fn evaluated(&mut self, _: usize, _: f64, _: f64) {}
+    }
+
+    /// The record's `left_chance_step` is the first logged validation that clears the
+    /// validation split's majority rate by the report's test, and the record names the
+    /// split it was judged on. A task a one-layer model learns at once (the label is every
+    /// token, minus one) leaves chance; one whose validation labels are all one class
+    /// (nothing beats guessing it) never does.
+    #[test]
+    fn the_record_says_when_validation_first_left_chance() {
+        use lra_tasks::{Preset, Task};
+        let mut config =
+            RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, crate::device::DeviceName::Flex).unwrap();
+        (config.task.training.steps, config.task.training.eval_every) = (40, 5);
+        let example = |label: u32| Example { tokens: vec![label + 1; 8], second: None, label };
+        let split = |n: u32| -> Vec<Example> { (0..n).map(|i| example(i % 2)).collect() };
+        let device = crate::device::open(crate::device::DeviceName::Flex).unwrap();
+        let learnable = Splits { train: split(256), validation: split(100), test: split(100) };
+        let constant = Splits { validation: vec![example(1); 100], ..learnable.clone() };
+        for (splits, leaves) in [(learnable, true), (constant, false)] {
+            let (outcome, metrics) = train(&config, &splits, &device, &mut Silent);
+            assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+            let rate = crate::chance::majority_rate(&splits.validation);
+            assert_eq!((outcome.validation_majority_rate, outcome.validation_examples), (Some(rate), Some(100)));
+            let first = metrics
+                .iter()
+                .find(|row| row.val_acc.is_some_and(|acc| crate::chance::above_chance(acc, 100, rate)))
+                .map(|row| row.step);
+            assert_eq!(outcome.left_chance_step, first, "{metrics:?}");
+            assert_eq!(outcome.left_chance_step.is_some(), leaves, "{metrics:?}");
+        }
     }
 
     /// Switch's load balance trains with the task's loss; the Transformer has none.

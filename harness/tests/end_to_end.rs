@@ -295,7 +295,17 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let records = records(&results);
-    assert_eq!(records.len(), 6, "2 tasks x 3 models");
+    assert_eq!(records.len(), 10, "2 tasks x (3 seeds of the baseline + 2 models)");
+    let mut transformer_seeds: Vec<(&str, u64)> =
+        records.iter().filter(|r| r.model == "transformer").map(|r| (r.task.as_str(), r.seed)).collect();
+    transformer_seeds.sort();
+    assert_eq!(
+        transformer_seeds,
+        [("listops", 0), ("listops", 1), ("listops", 2), ("pathfinder", 0), ("pathfinder", 1), ("pathfinder", 2)]
+    );
+    assert!(records.iter().filter(|r| r.model != "transformer").all(|r| r.seed == 0), "one seed of every other model");
+    // Every run that trained says whether and when it left chance.
+    assert!(records.iter().filter(|r| r.is_ok()).all(|r| r.outcome.left_chance_known()));
     let failed: Vec<&RunRecord> = records.iter().filter(|r| !r.is_ok()).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!((failed[0].task.as_str(), failed[0].model.as_str()), ("pathfinder", "local"));
@@ -306,7 +316,10 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
     for file in ["report.html", "table1.csv", "table2.csv", "runs.csv", "curves_listops.png"] {
         assert!(reports.join(file).is_file(), "{file} missing");
     }
-    // Figure 3 plots only accuracies above chance; twenty steps may not get there.
+    // The baseline's three seeds give each task its noise floor.
+    assert!(report.contains("| transformer seed spread (sample std; ‡ within twice it) |"), "{report}");
+    // Figure 3 plots the models with a result on every averaged task, and explains its
+    // absence otherwise.
     assert!(
         reports.join("figure3.png").is_file() != report.contains("Figure 3 is left out"),
         "Figure 3 is either drawn or its absence explained"
@@ -363,7 +376,7 @@ fn a_sweep_records_every_run_and_reports_a_failure_without_stopping() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 to run"), "{}", stderr(&out));
     let after_retry = self::records(&results);
-    assert_eq!(after_retry.len(), 6);
+    assert_eq!(after_retry.len(), 10);
     assert!(after_retry.iter().all(RunRecord::is_ok), "the retried run succeeded and replaced the failure");
 }
 
@@ -372,7 +385,8 @@ fn a_run_that_dies_without_a_record_is_recorded_by_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let (results, data) = (dir.path().join("results"), dir.path().join("data"));
     let out = Command::new(env!("CARGO_BIN_EXE_lra"))
-        .args(["sweep", "--preset", "tiny", "--models", "transformer", "--tasks", "listops", "--no-report", "--no-bench"])
+        .args(["sweep", "--preset", "tiny", "--models", "transformer", "--tasks", "listops", "--seeds", "1"])
+        .args(["--no-report", "--no-bench"])
         .args(["--results", results.to_str().unwrap(), "--data", data.to_str().unwrap()])
         .env("LRA_TEST_FAULT", "abort@listops/transformer")
         .output()

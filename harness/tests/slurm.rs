@@ -79,7 +79,7 @@ fn a_sweep_runs_as_a_job_array_and_resubmission_finishes_it() {
     let job_id = String::from_utf8_lossy(&first.stdout).trim().to_string();
     assert!(!job_id.is_empty() && job_id.chars().all(|c| c.is_ascii_digit()), "the job id is printed: {job_id:?}");
     let recorded = runs(&results);
-    assert_eq!(recorded.len(), 4, "2 models x 2 tasks");
+    assert_eq!(recorded.len(), 8, "2 tasks x (3 seeds of the baseline + 1 of local)");
     for (record, files) in &recorded {
         // Each task's output is kept beside its run.
         assert!(files.iter().any(|f| f.starts_with(&format!("slurm-{job_id}_")) && f.ends_with(".err")), "{files:?}");
@@ -106,7 +106,7 @@ fn a_sweep_runs_as_a_job_array_and_resubmission_finishes_it() {
     assert!(second.status.success(), "{}", text(&second));
     assert!(text(&second).contains("submitted 1 runs"), "{}", text(&second));
     let recorded = runs(&results);
-    assert_eq!(recorded.len(), 4, "every run recorded once");
+    assert_eq!(recorded.len(), 8, "every run recorded once");
     assert!(recorded.iter().all(|(r, _)| r.is_ok()));
     let report = std::fs::read_to_string(dir.path().join("reports/report.md")).unwrap();
     assert!(!report.contains("FAIL (panicked"), "{report}");

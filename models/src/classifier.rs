@@ -62,6 +62,8 @@ pub enum Positions {
     Sinusoidal,
     /// A learned vector per position.
     Learned,
+    /// None: the encoder sees which tokens there are, not where.
+    None,
 }
 
 #[derive(Config, Debug)]
@@ -104,6 +106,17 @@ const LECUN: Initializer = Initializer::KaimingNormal { gain: 1.0, fan_out_only:
 pub const LAYER_NORM_EPSILON: f64 = 1e-6;
 
 impl ClassifierConfig {
+    /// This configuration as the classifier computes it: a model whose blocks do not attend
+    /// (the control, [`crate::bag`]) pools by the mean of the real tokens and reads no
+    /// positions, whatever its pooling and positions say. Without attention a CLS vector
+    /// would see no token, and positions would make the bag one of tokens in their places.
+    pub fn computed(&self) -> ClassifierConfig {
+        match self.mechanism.attends() {
+            true => self.clone(),
+            false => self.clone().with_pooling(Pooling::Mean).with_positions(Positions::None),
+        }
+    }
+
     /// The attention layer of every block.
     fn attention(&self) -> AttentionConfig {
         // The CLS vector takes position 0, so the layer sees one position more.
@@ -120,7 +133,8 @@ impl ClassifierConfig {
     /// layer's and the feed-forward layer's products (`4 b n D F`); the head's on the
     /// pooled vectors. Retrieval's pairs run the encoder twice per example.
     pub fn training_step_flops(&self, batch: usize) -> f64 {
-        let attention = self.attention();
+        let config = self.computed();
+        let attention = config.attention();
         let sequences = if self.paired { 2 * batch } else { batch };
         let feed_forward = |rows: usize| 4.0 * (sequences * rows) as f64 * self.d_model as f64 * self.d_ff as f64;
         let positions = attention.max_length;
@@ -158,7 +172,8 @@ impl ClassifierConfig {
     }
 
     pub fn init(&self, device: &Device) -> Classifier {
-        let attention = self.attention();
+        let config = self.computed();
+        let attention = config.attention();
         let positions_len = attention.max_length;
         let settings = attention.resolved_settings();
         let stack = Stack::of(&settings);
@@ -177,13 +192,16 @@ impl ClassifierConfig {
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         Classifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
-            learned_positions: (self.positions == Positions::Learned).then(|| normal.init([positions_len, self.d_model], device)),
-            sinusoid: Tensor::from_data(
-                TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]),
-                device,
-            ),
+            learned_positions: (config.positions == Positions::Learned)
+                .then(|| normal.init([positions_len, self.d_model], device)),
+            sinusoid: (config.positions == Positions::Sinusoidal).then(|| {
+                Tensor::from_data(
+                    TensorData::new(sinusoid_table(positions_len, self.d_model), [positions_len, self.d_model]),
+                    device,
+                )
+            }),
             // Zero, as LRA's CLS token: it starts as its position's vector alone.
-            cls: (self.pooling == Pooling::Cls).then(|| Initializer::Zeros.init([self.d_model], device)),
+            cls: (config.pooling == Pooling::Cls).then(|| Initializer::Zeros.init([self.d_model], device)),
             // A Perceiver's first block reads the sequence from the latents: its keys and
             // values have a layer norm of their own.
             blocks: (0..self.layers)
@@ -195,7 +213,7 @@ impl ClassifierConfig {
             head_hidden: dense(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp, LECUN, device),
             head_out: dense(self.d_head_mlp, self.classes, LECUN, device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            pooling: self.pooling,
+            pooling: config.pooling,
             paired: self.paired,
             stack,
         }
@@ -221,8 +239,9 @@ pub fn sinusoid_table(len: usize, d: usize) -> Vec<f32> {
 pub struct Classifier {
     pub embedding: Embedding,
     pub learned_positions: Option<Param<Tensor<2>>>,
-    /// Fixed sinusoidal table `[positions, d_model]` (a constant, not trained).
-    pub sinusoid: Tensor<2>,
+    /// Fixed sinusoidal table `[positions, d_model]` (a constant, not trained), where the
+    /// positions are sinusoidal.
+    pub sinusoid: Option<Tensor<2>>,
     pub cls: Option<Param<Tensor<1>>>,
     pub blocks: Vec<EncoderBlock>,
     /// A Perceiver's latent array `[m, d_model]`.
@@ -289,11 +308,13 @@ impl Classifier {
         }
         let positions = x.dims()[1];
         let table = match &self.learned_positions {
-            Some(learned) => learned.val(),
+            Some(learned) => Some(learned.val()),
             None => self.sinusoid.clone(),
         };
-        assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
-        x = x + table.narrow(0, 0, positions).unsqueeze::<3>();
+        if let Some(table) = table {
+            assert!(positions <= table.dims()[0], "input of {len} tokens is longer than the model's max_length");
+            x = x + table.narrow(0, 0, positions).unsqueeze::<3>();
+        }
         x = dropout(x, &self.dropout);
         let (x, padding, pooling) = match &self.stack {
             Stack::Blocks => {

@@ -1,5 +1,6 @@
 //! The encoder block, as in LRA's Transformer: pre-layer-norm attention and
-//! feed-forward sub-layers, each with dropout and a residual connection.
+//! feed-forward sub-layers, each with dropout and a residual connection. The control's
+//! blocks ([`crate::bag`]) have the feed-forward sub-layer alone.
 
 use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
@@ -35,7 +36,11 @@ impl EncoderBlockConfig {
     pub fn init(&self, device: &Device) -> EncoderBlock {
         let d_model = self.attention.d_model;
         EncoderBlock {
-            attention_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
+            attention_norm: self
+                .attention
+                .mechanism
+                .attends()
+                .then(|| LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device)),
             attention: self.attention.init(device),
             context_norm: self.context_norm.then(|| LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device)),
             feed_forward_norm: LayerNormConfig::new(d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
@@ -86,7 +91,10 @@ pub enum FeedForward {
 
 #[derive(Module, Debug)]
 pub struct EncoderBlock {
-    pub attention_norm: LayerNorm,
+    /// The layer norm before the attention sub-layer; none in a block without one (a
+    /// mechanism that does not attend, the control's: [`crate::bag`]), whose layer is then
+    /// never called.
+    pub attention_norm: Option<LayerNorm>,
     pub attention: Attention,
     pub context_norm: Option<LayerNorm>,
     pub feed_forward_norm: LayerNorm,
@@ -103,8 +111,15 @@ impl EncoderBlock {
     /// [`EncoderBlock::forward`], its layers' auxiliary losses and routing added to
     /// `auxiliary`.
     pub fn forward_with(&self, x: Tensor<3>, padding: Tensor<2, Bool>, auxiliary: &mut Auxiliary) -> Tensor<3> {
-        let attended = self.attention.forward_with(layer_norm(&self.attention_norm, x.clone()), padding.clone(), auxiliary);
-        self.feed_forward(x + dropout(attended, &self.dropout), padding, auxiliary)
+        let x = match &self.attention_norm {
+            Some(norm) => {
+                let attended = self.attention.forward_with(layer_norm(norm, x.clone()), padding.clone(), auxiliary);
+                x + dropout(attended, &self.dropout)
+            }
+            // Without attention, no position reads another: the feed-forward sub-layer alone.
+            None => x,
+        };
+        self.feed_forward(x, padding, auxiliary)
     }
 
     /// The block with queries from one stream and keys and values from another (the
@@ -115,9 +130,10 @@ impl EncoderBlock {
     /// their own that the feed-forward layer needs (a dense one).
     pub fn forward_cross(&self, queries: Tensor<3>, context: Tensor<3>, context_padding: Tensor<2, Bool>) -> Tensor<3> {
         let attention = self.attention.as_full().expect("a cross-attending block computes full attention");
-        let context_norm = self.context_norm.as_ref().unwrap_or(&self.attention_norm);
+        let attention_norm = self.attention_norm.as_ref().expect("a block of full attention has its layer norm");
+        let context_norm = self.context_norm.as_ref().unwrap_or(attention_norm);
         let attended = attention.projections.cross_attend(
-            layer_norm(&self.attention_norm, queries.clone()),
+            layer_norm(attention_norm, queries.clone()),
             layer_norm(context_norm, context),
             Some(context_padding),
             &attention.dropout,

@@ -237,7 +237,8 @@ mod tests {
         let (pooled, _) = pool(after_first.clone(), padding, 1, 2);
         let block = &model.blocks[1];
         let attention = block.attention.as_full().expect("funnel blocks are full");
-        let norm = |t| crate::layer_norm::layer_norm(&block.attention_norm, t);
+        let attention_norm = block.attention_norm.as_ref().expect("funnel blocks attend");
+        let norm = |t| crate::layer_norm::layer_norm(attention_norm, t);
         let joint = Tensor::cat(vec![norm(pooled.clone()), norm(after_first)], 1);
         let pooled_keys_masked = Tensor::<2, Bool>::from_data(
             TensorData::new((0..4 + len).map(|i| i < 4).collect::<Vec<bool>>(), [1, 4 + len]),

@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod auxiliary;
+pub mod bag;
 pub mod classifier;
 pub mod cpu;
 pub mod encoder;

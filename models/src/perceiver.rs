@@ -149,7 +149,8 @@ mod tests {
         let z = latents.unsqueeze::<3>().expand([batch, m, d]);
         let context = layer_norm(block.context_norm.as_ref().expect("a context norm"), x);
         let projections = &attention.projections;
-        let q = Rows::of(split_heads(projections.query.forward(layer_norm(&block.attention_norm, z.clone())), heads));
+        let attention_norm = block.attention_norm.as_ref().expect("a Perceiver block attends");
+        let q = Rows::of(split_heads(projections.query.forward(layer_norm(attention_norm, z.clone())), heads));
         let k = Rows::of(split_heads(projections.key.forward(context.clone()), heads));
         let v = Rows::of(split_heads(projections.value.forward(context), heads));
         let read = loop_attention(&q, &k, &v, |b, _, _, j| j >= real[b]);

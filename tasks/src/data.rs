@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use lra_datasets::pathfinder::{self, Difficulty, PathfinderConfig};
 use lra_datasets::standin::SplitSizes;
-use lra_datasets::{DataError, Splits, aan, cache, cifar, imdb, listops, standin};
+use lra_datasets::{DataError, Splits, aan, cache, cifar, imdb, listops, shapes, standin};
 
 /// How many examples of each split to keep (all when `None`): smaller presets train on
 /// the first examples of the released splits.
@@ -66,6 +66,20 @@ pub enum DataConfig {
     /// The Pathfinder generator at LRA's settings for `size` (32, 64 or 128 = Path-X);
     /// `count` images split 80/10/10.
     PathfinderGenerated { seed: u64, size: usize, difficulty: PathfinderDifficulty, count: usize },
+    /// The CPU text task (`quick`): byte documents with `words` sentiment words planted,
+    /// the majority leading by `margin` or more (see `lra_datasets::standin::sentiment_text`).
+    TextGenerated { seed: u64, words: usize, margin: usize, train: usize, validation: usize, test: usize },
+    /// The CPU retrieval task (`quick`): document pairs about one of `topics` topics, each
+    /// holding `words` words of its topic; label 1 when they share it
+    /// (`lra_datasets::standin::topic_pairs`).
+    RetrievalGenerated { seed: u64, topics: usize, words: usize, train: usize, validation: usize, test: usize },
+    /// The CPU image task (`quick`): ten shapes of eight lit pixels on `side` x `side`
+    /// black, at one of `levels` grey levels (`lra_datasets::shapes`).
+    ImageGenerated { seed: u64, side: usize, levels: usize, train: usize, validation: usize, test: usize },
+    /// The CPU Pathfinder (`quick`): the Pathfinder-32 generator on a small grid with short
+    /// contours (`lra_datasets::pathfinder::PathfinderConfig::cpu`), `count` images split
+    /// 80/10/10.
+    PathfinderSmall { seed: u64, size: usize, contour_length: usize, distractors: usize, count: usize },
     /// `lra_release/pathfinder<size>/<difficulty>/` (empty images left out), split
     /// 80/10/10 after a shuffle seeded by `seed`.
     PathfinderReleased { seed: u64, size: usize, difficulty: PathfinderDifficulty, limits: Limits },
@@ -107,19 +121,68 @@ impl DataConfig {
             DataConfig::ListopsGenerated { seed, .. }
             | DataConfig::TextReleased { seed, .. }
             | DataConfig::TextStandIn { seed, .. }
+            | DataConfig::TextGenerated { seed, .. }
+            | DataConfig::RetrievalGenerated { seed, .. }
+            | DataConfig::ImageGenerated { seed, .. }
             | DataConfig::RetrievalStandIn { seed, .. }
             | DataConfig::ImageStandIn { seed, .. }
             | DataConfig::PathfinderGenerated { seed, .. }
+            | DataConfig::PathfinderSmall { seed, .. }
             | DataConfig::PathfinderReleased { seed, .. } => *seed = new_seed,
             DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::ImageReleased { .. } => {}
         }
         self
     }
 
+    /// The seed the data is drawn or split with; `None` for the releases whose splits are
+    /// fixed files (ListOps, AAN, CIFAR-10).
+    pub fn seed(&self) -> Option<u64> {
+        match *self {
+            DataConfig::ListopsGenerated { seed, .. }
+            | DataConfig::TextReleased { seed, .. }
+            | DataConfig::TextStandIn { seed, .. }
+            | DataConfig::TextGenerated { seed, .. }
+            | DataConfig::RetrievalGenerated { seed, .. }
+            | DataConfig::ImageGenerated { seed, .. }
+            | DataConfig::RetrievalStandIn { seed, .. }
+            | DataConfig::ImageStandIn { seed, .. }
+            | DataConfig::PathfinderGenerated { seed, .. }
+            | DataConfig::PathfinderSmall { seed, .. }
+            | DataConfig::PathfinderReleased { seed, .. } => Some(seed),
+            DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::ImageReleased { .. } => None,
+        }
+    }
+
+    /// The archive of `lra data fetch` that holds this data's released files, for released
+    /// data (to say what to fetch when they are missing).
+    pub fn released_archive(&self) -> Option<&'static str> {
+        match self {
+            DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::PathfinderReleased { .. } => {
+                Some("lra")
+            }
+            DataConfig::TextReleased { .. } => Some("imdb"),
+            DataConfig::ImageReleased { .. } => Some("cifar10"),
+            DataConfig::ListopsGenerated { .. }
+            | DataConfig::TextStandIn { .. }
+            | DataConfig::RetrievalStandIn { .. }
+            | DataConfig::ImageStandIn { .. }
+            | DataConfig::TextGenerated { .. }
+            | DataConfig::RetrievalGenerated { .. }
+            | DataConfig::ImageGenerated { .. }
+            | DataConfig::PathfinderGenerated { .. }
+            | DataConfig::PathfinderSmall { .. } => None,
+        }
+    }
+
     /// The run record's `data_source`.
     pub fn source_label(&self) -> &'static str {
         match self {
-            DataConfig::ListopsGenerated { .. } | DataConfig::PathfinderGenerated { .. } => GENERATED,
+            DataConfig::ListopsGenerated { .. }
+            | DataConfig::PathfinderGenerated { .. }
+            | DataConfig::PathfinderSmall { .. }
+            | DataConfig::TextGenerated { .. }
+            | DataConfig::RetrievalGenerated { .. }
+            | DataConfig::ImageGenerated { .. } => GENERATED,
             DataConfig::ListopsReleased { .. }
             | DataConfig::TextReleased { .. }
             | DataConfig::RetrievalReleased { .. }
@@ -153,10 +216,13 @@ impl DataConfig {
             DataConfig::ListopsGenerated { train, validation, test, .. }
             | DataConfig::TextStandIn { train, validation, test, .. }
             | DataConfig::RetrievalStandIn { train, validation, test, .. }
-            | DataConfig::ImageStandIn { train, validation, test, .. } => {
+            | DataConfig::ImageStandIn { train, validation, test, .. }
+            | DataConfig::TextGenerated { train, validation, test, .. }
+            | DataConfig::RetrievalGenerated { train, validation, test, .. }
+            | DataConfig::ImageGenerated { train, validation, test, .. } => {
                 Limits { train: Some(train), validation: Some(validation), test: Some(test) }
             }
-            DataConfig::PathfinderGenerated { count, .. } => {
+            DataConfig::PathfinderGenerated { count, .. } | DataConfig::PathfinderSmall { count, .. } => {
                 let [train, validation, test] = pathfinder::split_counts(count);
                 Limits { train: Some(train), validation: Some(validation), test: Some(test) }
             }
@@ -174,12 +240,19 @@ impl DataConfig {
         use crate::Task;
         match self {
             DataConfig::ListopsGenerated { .. } | DataConfig::ListopsReleased { .. } => task == Task::Listops,
-            DataConfig::TextReleased { .. } | DataConfig::TextStandIn { .. } => task == Task::Text,
-            DataConfig::RetrievalReleased { .. } | DataConfig::RetrievalStandIn { .. } => task == Task::Retrieval,
-            DataConfig::ImageReleased { .. } | DataConfig::ImageStandIn { .. } => task == Task::Image,
+            DataConfig::TextReleased { .. } | DataConfig::TextStandIn { .. } | DataConfig::TextGenerated { .. } => {
+                task == Task::Text
+            }
+            DataConfig::RetrievalReleased { .. }
+            | DataConfig::RetrievalStandIn { .. }
+            | DataConfig::RetrievalGenerated { .. } => task == Task::Retrieval,
+            DataConfig::ImageReleased { .. } | DataConfig::ImageStandIn { .. } | DataConfig::ImageGenerated { .. } => {
+                task == Task::Image
+            }
             DataConfig::PathfinderGenerated { size, .. } | DataConfig::PathfinderReleased { size, .. } => {
                 (task == Task::Pathfinder && *size == 32) || (task == Task::Pathx && *size == 128)
             }
+            DataConfig::PathfinderSmall { .. } => task == Task::Pathfinder,
         }
     }
 
@@ -187,7 +260,10 @@ impl DataConfig {
     pub fn pixels(&self) -> Option<usize> {
         match self {
             DataConfig::ImageReleased { .. } | DataConfig::ImageStandIn { .. } => Some(cifar::PIXELS),
-            DataConfig::PathfinderGenerated { size, .. } | DataConfig::PathfinderReleased { size, .. } => Some(size * size),
+            DataConfig::ImageGenerated { side, .. } => Some(side * side),
+            DataConfig::PathfinderGenerated { size, .. }
+            | DataConfig::PathfinderReleased { size, .. }
+            | DataConfig::PathfinderSmall { size, .. } => Some(size * size),
             _ => None,
         }
     }
@@ -239,6 +315,28 @@ impl DataConfig {
     pub fn check(&self) -> Result<(), DataError> {
         if let Some((config, _)) = self.listops_generator() {
             listops::check_config(&config).map_err(|e| DataError::new(format!("data: {}", e.message)))?;
+        }
+        let in_data = |e: DataError| DataError::new(format!("data: {}", e.message));
+        if let DataConfig::ImageGenerated { side, levels, .. } = *self {
+            shapes::check(side, levels).map_err(in_data)?;
+        }
+        if let DataConfig::PathfinderSmall { size, contour_length, distractors, count, .. } = *self {
+            PathfinderConfig::cpu(size, contour_length, distractors).map_err(in_data)?;
+            if split_counts_nonzero(count).is_none() {
+                return Err(DataError::new(format!("data: count {count} leaves a split empty; at least 10 images")));
+            }
+        }
+        match *self {
+            DataConfig::TextGenerated { train, validation, test, .. }
+            | DataConfig::RetrievalGenerated { train, validation, test, .. }
+            | DataConfig::ImageGenerated { train, validation, test, .. }
+                if train == 0 || validation == 0 || test == 0 =>
+            {
+                return Err(DataError::new(format!(
+                    "data: every split needs examples (train {train}, validation {validation}, test {test})"
+                )));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -310,6 +408,25 @@ impl DataConfig {
             DataConfig::TextStandIn { seed, train, validation, test } => {
                 standin::text(SplitSizes { train: *train, validation: *validation, test: *test }, max_length, *seed)?
             }
+            DataConfig::TextGenerated { seed, words, margin, train, validation, test } => standin::sentiment_text(
+                SplitSizes { train: *train, validation: *validation, test: *test },
+                max_length,
+                *seed,
+                standin::Sentiment { words: *words, margin: *margin },
+            )?,
+            DataConfig::RetrievalGenerated { seed, topics, words, train, validation, test } => standin::topic_pairs(
+                SplitSizes { train: *train, validation: *validation, test: *test },
+                max_length,
+                *seed,
+                *topics,
+                *words,
+            )?,
+            DataConfig::ImageGenerated { seed, side, levels, train, validation, test } => shift_pixels(shapes::shapes(
+                SplitSizes { train: *train, validation: *validation, test: *test },
+                *side,
+                *levels,
+                *seed,
+            )?),
             DataConfig::RetrievalReleased { limits } => limit(aan::read_splits(&released(AAN_DIR)?, max_length)?, limits),
             DataConfig::RetrievalStandIn { seed, train, validation, test } => {
                 standin::retrieval(SplitSizes { train: *train, validation: *validation, test: *test }, max_length, *seed)?
@@ -322,6 +439,10 @@ impl DataConfig {
                 let config = PathfinderConfig::lra(*size, difficulty.generator())?;
                 shift_pixels(pathfinder::generated_splits(&config, *seed, *count as u64)?)
             }
+            DataConfig::PathfinderSmall { seed, size, contour_length, distractors, count } => {
+                let config = PathfinderConfig::cpu(*size, *contour_length, *distractors)?;
+                shift_pixels(pathfinder::generated_splits(&config, *seed, *count as u64)?)
+            }
             DataConfig::PathfinderReleased { seed, size, difficulty, limits } => {
                 let dir = released(&pathfinder_dir(*size, *difficulty))?;
                 let limits = [limits.train, limits.validation, limits.test];
@@ -330,6 +451,12 @@ impl DataConfig {
         };
         Ok(truncate(splits, max_length))
     }
+}
+
+/// The 80/10/10 split of `count` images when every split gets one or more.
+fn split_counts_nonzero(count: usize) -> Option<[usize; 3]> {
+    let counts = pathfinder::split_counts(count);
+    counts.iter().all(|&n| n > 0).then_some(counts)
 }
 
 /// The share of IMDb's training reviews held out for validation, so that no choice is
@@ -426,6 +553,28 @@ mod tests {
             DataConfig::ImageReleased { limits: Limits::default() },
         ] {
             assert_eq!(fixed.clone().with_seed(99), fixed);
+        }
+    }
+
+    /// Every released source names an archive `lra data fetch` knows, and only those do.
+    #[test]
+    fn released_data_names_the_archive_that_holds_it() {
+        let limits = Limits::default();
+        let released = [
+            DataConfig::ListopsReleased { limits },
+            DataConfig::TextReleased { seed: 0, limits, validation_percent: Some(10) },
+            DataConfig::RetrievalReleased { limits },
+            DataConfig::ImageReleased { limits },
+            DataConfig::PathfinderReleased { seed: 0, size: 32, difficulty: PathfinderDifficulty::Fourteen, limits },
+        ];
+        for config in released {
+            let archive = config.released_archive().unwrap_or_else(|| panic!("{config:?}"));
+            assert!(lra_datasets::fetch::known_archive(archive).is_some(), "{config:?}: {archive}");
+            assert_eq!(config.source_label(), RELEASED);
+        }
+        for task in crate::Task::ALL {
+            let config = crate::TaskConfig::resolve(task, crate::Preset::Tiny).data;
+            assert_eq!(config.released_archive(), None, "{config:?}");
         }
     }
 

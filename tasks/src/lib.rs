@@ -14,6 +14,14 @@ use downsample::square_side;
 /// The token of padding: sequences are padded with it, and the encoders mask it.
 pub const PAD_TOKEN: u32 = 0;
 
+/// `sequence` as the model sees it: cut to `max_length` tokens, or padded to it with
+/// [`PAD_TOKEN`]. Training batches and the data export both go through this, so what
+/// another framework reads is what the model was given.
+pub fn padded(sequence: &[u32], max_length: usize) -> impl Iterator<Item = u32> + '_ {
+    let kept = &sequence[..sequence.len().min(max_length)];
+    kept.iter().copied().chain(std::iter::repeat_n(PAD_TOKEN, max_length - kept.len()))
+}
+
 mod data;
 mod downsample;
 pub mod lra;
@@ -41,6 +49,9 @@ pub enum Pooling {
 pub enum Positions {
     Sinusoidal,
     Learned,
+    /// No positions: the encoder sees which tokens there are, not where (the control
+    /// model, `bag`).
+    None,
 }
 
 /// Sizes of the encoder classifier.
@@ -149,7 +160,9 @@ impl TaskConfig {
     }
 
     /// This image task with its square images (of `max_length` pixels) shrunk by `factor`
-    /// in each direction, and `max_length` to match.
+    /// in each direction, and `max_length` to match (no preset shrinks images today; a
+    /// configuration file may, through `downsample`).
+    #[cfg(test)]
     fn downsampled(mut self, factor: usize, reduce: Reduce) -> Self {
         let side = square_side(self.max_length);
         self.downsample = Some(Downsample { side, factor, reduce });
@@ -266,6 +279,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sequences_are_cut_or_padded_to_the_length() {
+        let padded = |sequence: &[u32], length| padded(sequence, length).collect::<Vec<_>>();
+        assert_eq!(padded(&[5, 6, 7], 5), [5, 6, 7, PAD_TOKEN, PAD_TOKEN]);
+        assert_eq!(padded(&[5, 6, 7], 2), [5, 6]);
+        assert_eq!(padded(&[5, 6, 7], 3), [5, 6, 7]);
+        assert_eq!(padded(&[], 2), [PAD_TOKEN, PAD_TOKEN]);
+        assert!(padded(&[5], 0).is_empty());
+    }
+
+    #[test]
     fn black_pixels_become_padding_and_nothing_else_changes() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = TaskConfig::resolve(Task::Pathfinder, Preset::Tiny);
@@ -291,7 +314,7 @@ mod tests {
     #[test]
     fn downsampled_presets_prepare_images_of_their_max_length() {
         let dir = std::env::temp_dir().join(format!("lra-downsample-{}", std::process::id()));
-        let mut config = TaskConfig::resolve(Task::Pathfinder, Preset::Quick);
+        let mut config = TaskConfig::resolve(Task::Pathfinder, Preset::Tiny).downsampled(2, Reduce::Mean);
         assert_eq!(config.max_length, 256);
         config.data =
             DataConfig::PathfinderGenerated { seed: 3, size: 32, difficulty: PathfinderDifficulty::Baseline, count: 20 };

@@ -246,6 +246,68 @@ fn shared_differences(task: Task) -> Vec<Setting> {
     settings
 }
 
+/// How the `quick` preset's CPU form of `task` departs from LRA's task, and why: each
+/// is a task designed for a few hundred steps on a CPU, measured to be learnable there
+/// while needing what LRA's task needs (`lra config --explain` lists them).
+pub fn cpu_form(task: Task) -> Vec<Setting> {
+    let mut settings = vec![differs(
+        "task.model.positions",
+        "the CPU task's own positions, not the model's LRA ones: a CPU form is designed with them (the image task \
+         stays at chance with learned positions in its budget)",
+    )];
+    match task {
+        Task::Listops => settings.extend([
+            differs(
+                "task.data",
+                "short expressions (depth 4, at most 5 arguments, 10-63 tokens) in place of LRA's 500-2,000: the \
+                 same hierarchical evaluation, in a budget of a few hundred steps",
+            ),
+            differs("task.training.schedule", "cosine at 3e-3 for 300 steps of 32 (1e-3 for 200: 26.6%)"),
+        ]),
+        Task::Text => settings.extend([
+            differs(
+                "task.data",
+                "generated, not IMDb: 128-byte documents of filler words with 9 sentiment words planted at random \
+                 word positions; the label is the majority sentiment (leads of 1 to 9 words), so no tenth of a \
+                 document decides it. LRA's reviews need 20k steps at batch 32 for 64%",
+            ),
+            differs("task.max_length", "128 bytes (LRA: 1,000; its appendix treats the length as free)"),
+            differs("task.training.schedule", "cosine at 3e-3 for 200 steps: 1e-3 learns too slowly in the budget"),
+        ]),
+        Task::Retrieval => settings.extend([
+            differs(
+                "task.data",
+                "generated, not AAN: pairs of 128-byte documents, each with six words of one of four topics; the \
+                 label says whether the two share their topic, which neither document alone decides",
+            ),
+            differs("task.max_length", "128 bytes per document (LRA: 4,000)"),
+            differs("task.training.schedule", "cosine at 3e-3 for 200 steps"),
+        ]),
+        Task::Image => settings.extend([
+            differs(
+                "task.data",
+                "generated, not CIFAR-10: ten shapes of exactly eight pixels at one of four grey levels on a 12x12 \
+                 black square, so the pixel histogram says nothing about the class and the shape must be read from \
+                 pixels on different rows (datasets/src/shapes.rs)",
+            ),
+            differs("task.training.schedule", "cosine at 3e-3 for 400 steps of 32: at 1e-3 the image task stays near chance"),
+        ]),
+        Task::Pathfinder => settings.extend([
+            differs(
+                "task.data",
+                "generated on a 12x12 grid, not 32x32: Pathfinder-32's generator (dashes of 2 pixels) with target \
+                 contours of 3 paddles and one distractor snake; still two equal targets in every image, so positives \
+                 and negatives have the same pixel statistics. At 32x32 (or shrunk to 16x16) every model stays at \
+                 chance in a CPU budget",
+            ),
+            differs("task.max_length", "144 pixels (LRA: 1,024)"),
+            differs("task.training.schedule", "cosine at 3e-3 for 600 steps of 32 (LRA: 1e-3 for 62k steps of 512)"),
+        ]),
+        Task::Pathx => settings.push(differs("task.data", "400 images of the hard difficulty: a smoke test, not a task")),
+    }
+    settings
+}
+
 /// What LRA's released code ran for `model` on `task` beyond the task's own values:
 /// the defaults inside the model's code, then the model's config file (later entries
 /// win where both set a path).
@@ -253,7 +315,32 @@ pub fn model_settings(task: Task, model: &str) -> Vec<Setting> {
     let mut settings = model_code(task, model);
     settings.extend(config_files(task, model));
     settings.extend(decisions(task, model));
+    settings.extend(model_fixed(model));
     settings
+}
+
+/// The values a model's own code fixes whatever its configuration says, and why. Every
+/// preset's configuration holds them (not only `lra`'s), and a configuration that says
+/// otherwise is refused, so that it says what the model computes.
+pub fn model_fixed(model: &str) -> Vec<Setting> {
+    match model {
+        // The control's classifier (models/src/bag.rs, ClassifierConfig::computed).
+        "bag" => vec![
+            ours(
+                "task.model.pooling",
+                "\"mean\"",
+                "the control has no attention, so a CLS vector would see no token: it pools by the mean of the real \
+                 tokens, whatever the task's pooling (models/src/bag.rs)",
+            ),
+            ours(
+                "task.model.positions",
+                "\"none\"",
+                "the control adds no positions: a bag of token features, to show what a task gives away without \
+                 relating positions (models/src/bag.rs)",
+            ),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// The settings each model's code fixes (its defaults, which no `train.py` overrides).
@@ -336,6 +423,11 @@ fn model_code(task: Task, model: &str) -> Vec<Setting> {
             no_attention_dropout("models/performer/performer_attention.py:550-705 (dropout unused)"),
         ],
         "transformer" => Vec::new(),
+        "bag" => vec![differs(
+            "model",
+            "the control, not in LRA's release: the task's Transformer configuration with no attention and no positions, \
+             mean-pooled",
+        )],
         _ => vec![differs("model", "not in LRA's release: the task's Transformer configuration, our mechanism")],
     }
 }

@@ -61,6 +61,20 @@ impl Task {
         }
     }
 
+    /// What the task is at `quick`: its CPU form, designed to be learned in a few hundred
+    /// steps on a CPU while needing what LRA's task needs (`lra config --explain` gives
+    /// each departure from LRA's task).
+    pub fn cpu_form(self) -> &'static str {
+        match self {
+            Task::Listops => "short expressions (depth 4, up to 5 arguments): the same hierarchical evaluation",
+            Task::Text => "128-byte documents, 9 planted sentiment words, the label their majority (lead of 1+ words)",
+            Task::Retrieval => "pairs of 128-byte documents with 6 words of one of 4 topics: do they share it",
+            Task::Image => "10 shapes of 8 pixels on 12x12 black: same histogram for every class, rows must be related",
+            Task::Pathfinder => "12x12 grids, contours of 3 dashes and one distractor: are the two markers joined",
+            Task::Pathx => "400 hard images: a smoke test",
+        }
+    }
+
     pub fn classes(self) -> usize {
         match self {
             Task::Listops => 10,

@@ -22,6 +22,7 @@ pub(super) fn table1(rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {
         &[
             "preset",
             "model",
+            "role",
             "task",
             "data_source",
             "mean_test_accuracy",
@@ -30,6 +31,10 @@ pub(super) fn table1(rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {
             "failed_runs",
             "first_failure",
             "near_chance",
+            "left_chance_steps",
+            "seeds_left_chance",
+            "baseline_seed_spread",
+            "within_noise",
             "published_accuracy_percent",
         ],
         rows,

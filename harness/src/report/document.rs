@@ -7,15 +7,19 @@ use std::path::Path;
 
 use base64::Engine as _;
 
-use super::table1::{CHANCE_TEST_LEVEL, Table1};
+use super::table1::Table1;
 use super::table2::speed_table;
 use super::{Inputs, bytes_label, hyperparameters, reproduce_command, shorten};
 use crate::bench::{BenchRecord, Scope};
+use crate::chance::CHANCE_TEST_LEVEL;
 
 /// A table as rows of cells, rendered to Markdown or HTML.
 pub(super) struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// Tooltips of the HTML cells, by row and column as `rows` (empty: none); Markdown has
+    /// none.
+    pub titles: Vec<Vec<String>>,
 }
 
 impl Table {
@@ -33,11 +37,15 @@ impl Table {
             let _ = write!(out, "<th>{}</th>", escape(h));
         }
         out.push_str("</tr></thead>\n<tbody>\n");
-        for row in &self.rows {
+        for (r, row) in self.rows.iter().enumerate() {
             out.push_str("<tr>");
-            for cell in row {
+            for (c, cell) in row.iter().enumerate() {
                 let class = if cell.starts_with("FAIL") { " class=\"fail\"" } else { "" };
-                let _ = write!(out, "<td{class}>{}</td>", escape(cell));
+                let title = match self.titles.get(r).and_then(|titles| titles.get(c)) {
+                    Some(title) if !title.is_empty() => format!(" title=\"{}\"", escape(title)),
+                    _ => String::new(),
+                };
+                let _ = write!(out, "<td{class}{title}>{}</td>", escape(cell));
             }
             out.push_str("</tr>\n");
         }
@@ -106,22 +114,50 @@ fn table1_sections(accuracy_tables: &[(&Table1, Table)]) -> Vec<Section> {
         "† trained on a synthetic stand-in (the released files were absent): not comparable to the published figure.";
     let chance_note = format!(
         "≈ chance: the mean accuracy is not above the test split's majority rate by a one-sided binomial test at {:.0}% \
-         (its correct answers out of the test examples); such cells are left out of Avg (marked *) and of Figure 3.",
+         (its correct answers out of the test examples); such cells count in Avg and in Figure 3 as they are, so that \
+         every model is averaged over the same tasks.",
         100.0 * CHANCE_TEST_LEVEL
     );
+    let average_note = "Avg: the mean over every column but Path-X's (as LRA's), the same columns for every model; a \
+                        model without a result in one of them has none (– with the reason), not an average over fewer \
+                        tasks.";
+    let left_note = "(left at N): the first validation step (of those every `eval_every` steps) whose accuracy was above \
+                     the validation split's majority rate by the same test; (never left): none was; (k/n left): k of the \
+                     cell's n seeds left chance (each seed's step in the HTML cell's tooltip and in table1.csv). Records \
+                     of earlier versions do not say.";
     for (table1, table) in accuracy_tables {
         let devices = table1.devices.join(", ");
+        let mut notes = vec![stand_in_note.to_string(), chance_note.clone(), average_note.into(), left_note.into()];
+        if table1.columns.iter().any(|c| table1.baseline_spread(c).is_some()) {
+            notes.push(format!(
+                "Noise floor: the row \"{baseline} seed spread\" is the sample standard deviation of the {baseline}'s \
+                 test accuracy over its seeds, per column; ‡ marks a model whose mean differs from the {baseline}'s by \
+                 less than twice that spread, a difference another seed of the {baseline} could give: within noise.",
+                baseline = lra_models::BASELINE
+            ));
+        }
+        if table1.models.iter().any(|m| super::table1::is_control(m)) {
+            notes.push(format!(
+                "The control row ({control}: the encoder without attention and without positions, mean pooled: a bag of \
+                 token features) shows what each task gives away without relating positions. It is no contender: it \
+                 comes after the models and is not compared with the {baseline} for noise.",
+                control = lra_models::CONTROL,
+                baseline = lra_models::BASELINE
+            ));
+        }
         let intro = format!(
             "Preset `{}`, device {devices}. Test accuracy of the final weights (as LRA reports; the best-validation \
              weights' accuracy is in runs.csv): mean ± sample standard deviation over seeds; FAIL names the cause. \
-             Published rows are LRA's figures as printed, not runs of this harness. {stand_in_note} {chance_note} {}",
+             Published rows are LRA's figures as printed, not runs of this harness. {}",
             table1.preset,
             table1.commits_note()
         );
+        let legend_md: String = notes.iter().map(|note| format!("- {note}\n")).collect();
+        let legend_html: String = notes.iter().map(|note| format!("<li>{}</li>\n", escape(note))).collect();
         sections.push((
             format!("Table 1: test accuracy (%), preset {}", table1.preset),
-            format!("{intro}\n\n{}", table.markdown()),
-            format!("<p>{}</p>\n{}", escape(&intro), table.html()),
+            format!("{intro}\n\n{}\n{legend_md}", table.markdown()),
+            format!("<p>{}</p>\n{}<ul class=\"legend\">\n{legend_html}</ul>\n", escape(&intro), table.html()),
         ));
     }
     sections
@@ -181,6 +217,7 @@ fn environment_section(inputs: &Inputs) -> Section {
     let env = Table {
         header: ["CPU", "cores", "memory", "OS", "device adapter", "burn", "commit"].map(String::from).to_vec(),
         rows: env_rows,
+        titles: Vec::new(),
     };
     ("Environment".into(), env.markdown(), env.html())
 }
@@ -225,6 +262,7 @@ fn runs_section(results: &Path, inputs: &Inputs, figure3_note: Option<&str>) -> 
         .map(String::from)
         .to_vec(),
         rows: run_rows,
+        titles: Vec::new(),
     };
     let mut runs_intro = format!("{} runs, {} failed.", inputs.runs.len(), inputs.failed_runs());
     if let Some(note) = figure3_note {

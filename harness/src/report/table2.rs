@@ -79,7 +79,7 @@ pub(super) fn speed_table(bench: &BenchRecord) -> Table {
             rows.push(row);
         }
     }
-    Table { header, rows }
+    Table { header, rows, titles: Vec::new() }
 }
 
 fn length_label(length: usize) -> String {

@@ -9,7 +9,7 @@
 //! [`Settings`]) and one line of the registry below, which makes [`Mechanism`],
 //! [`MechanismSettings`], [`Attention`] and [`MODELS`](crate::MODELS) from the lines. (A
 //! model that changes the stack or the feed-forward layer instead also has its arm in
-//! the classifier.)
+//! the classifier; the control, [`crate::bag`], has no attention at all.)
 
 pub mod axial;
 pub mod bigbird;
@@ -77,6 +77,7 @@ registry::mechanisms! {
     Compressive = "compressive" => compressive::CompressiveSettings,
     Switch = "switch" => crate::switch::SwitchSettings,
     Routing = "routing" => routing::RoutingSettings,
+    Bag = "bag" => crate::bag::BagSettings,
 }
 
 /// What the registry asks of a layer beyond its own `forward`.

@@ -72,6 +72,14 @@ macro_rules! mechanisms {
                     $(Mechanism::$name => <$settings as $crate::attention::Settings>::CHANGE_OUTSIDE_ATTENTION,)*
                 }
             }
+
+            /// Whether the model's blocks attend
+            /// ([`Settings::ATTENDS`](super::Settings::ATTENDS)): all but the control's.
+            pub fn attends(self) -> bool {
+                match self {
+                    $(Mechanism::$name => <$settings as $crate::attention::Settings>::ATTENDS,)*
+                }
+            }
         }
 
         impl MechanismSettings {

@@ -42,6 +42,10 @@ pub trait Settings: Sized + Clone + std::fmt::Debug + PartialEq + Serialize + De
     /// layers then compute full attention, so a benchmark of the layer alone measures the
     /// Transformer's): the stack or the feed-forward layer.
     const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = None;
+    /// Whether the model's blocks have an attention sub-layer: every model's but the
+    /// control's ([`crate::bag`]), whose blocks are their feed-forward sub-layers alone and
+    /// whose classifier reads no positions and pools by the mean of the real tokens.
+    const ATTENDS: bool = true;
     /// Whether the settings have no fields (a unit struct): then they are written as the
     /// mechanism's name alone (`"attention": "full"`).
     const FIELDLESS: bool = std::mem::size_of::<Self>() == 0;
