@@ -117,19 +117,8 @@ impl DataConfig {
     /// Pathfinder's shuffle before the 80/10/10 split); the ListOps, AAN and CIFAR-10
     /// releases, whose splits are fixed files, do not.
     pub fn with_seed(mut self, new_seed: u64) -> DataConfig {
-        match &mut self {
-            DataConfig::ListopsGenerated { seed, .. }
-            | DataConfig::TextReleased { seed, .. }
-            | DataConfig::TextStandIn { seed, .. }
-            | DataConfig::TextGenerated { seed, .. }
-            | DataConfig::RetrievalGenerated { seed, .. }
-            | DataConfig::ImageGenerated { seed, .. }
-            | DataConfig::RetrievalStandIn { seed, .. }
-            | DataConfig::ImageStandIn { seed, .. }
-            | DataConfig::PathfinderGenerated { seed, .. }
-            | DataConfig::PathfinderSmall { seed, .. }
-            | DataConfig::PathfinderReleased { seed, .. } => *seed = new_seed,
-            DataConfig::ListopsReleased { .. } | DataConfig::RetrievalReleased { .. } | DataConfig::ImageReleased { .. } => {}
+        if let Some(seed) = self.seed_mut() {
+            *seed = new_seed;
         }
         self
     }
@@ -137,7 +126,12 @@ impl DataConfig {
     /// The seed the data is drawn or split with; `None` for the releases whose splits are
     /// fixed files (ListOps, AAN, CIFAR-10).
     pub fn seed(&self) -> Option<u64> {
-        match *self {
+        self.clone().seed_mut().copied()
+    }
+
+    /// Where the seed of the data is, for the sources that have one.
+    fn seed_mut(&mut self) -> Option<&mut u64> {
+        match self {
             DataConfig::ListopsGenerated { seed, .. }
             | DataConfig::TextReleased { seed, .. }
             | DataConfig::TextStandIn { seed, .. }

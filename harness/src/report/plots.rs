@@ -673,16 +673,8 @@ pub fn scaling(bench: &BenchRecord) -> anyhow::Result<Figure> {
 
 /// Colours of the models that share a panel of the training curves; black and grey are the
 /// baseline's and the control's.
-const PANEL_COLOURS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(230, 97, 1),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
+const PANEL_COLOURS: [RGBColor; 8] =
+    [COLOURS[0], COLOURS[1], COLOURS[2], COLOURS[3], COLOURS[4], COLOURS[5], COLOURS[6], COLOURS[9]];
 
 /// The baseline's style in every panel of the curves.
 const BASELINE_STYLE: Style = Style { colour: BLACK, dashed: false };
