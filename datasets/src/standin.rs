@@ -272,10 +272,7 @@ pub fn sentiment_text(sizes: SplitSizes, length: usize, seed: u64, sentiment: Se
 /// and no word of another topic. Label 1 when the two share their topic: neither
 /// document alone says anything about the label, since the topics are uniform.
 pub fn topic_pairs(sizes: SplitSizes, length: usize, seed: u64, topics: usize, words: usize) -> Result<Splits, DataError> {
-    check_planted("retrieval", "words", words, length)?;
-    if !(2..=TOPICS.len()).contains(&topics) {
-        return Err(DataError::new(format!("retrieval: topics {topics} must be between 2 and {}", TOPICS.len())));
-    }
+    check_topic_pairs(length, topics, words)?;
     let document = |rng: &mut SeededRng, topic: usize| -> Result<Vec<u32>, DataError> {
         let (mut document, slots) = document_with_slots(rng, length, words)?;
         for slot in &slots {
@@ -288,6 +285,15 @@ pub fn topic_pairs(sizes: SplitSizes, length: usize, seed: u64, topics: usize, w
         let second = if label == 1 { first } else { (first + 1 + rng.below(topics as u64 - 1) as usize) % topics };
         Ok(Example { tokens: document(rng, first)?, second: Some(document(rng, second)?), label })
     })
+}
+
+/// Refuses topic and word counts that [`topic_pairs`] cannot draw in `length` bytes.
+pub fn check_topic_pairs(length: usize, topics: usize, words: usize) -> Result<(), DataError> {
+    check_planted("retrieval", "words", words, length)?;
+    if !(2..=TOPICS.len()).contains(&topics) {
+        return Err(DataError::new(format!("retrieval: topics {topics} must be between 2 and {}", TOPICS.len())));
+    }
+    Ok(())
 }
 
 /// One retrieval document about `topic`: 3 to about one per 150 bytes of its words, and

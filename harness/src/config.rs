@@ -509,14 +509,14 @@ mod tests {
     #[test]
     fn quick_is_lras_shape_at_the_cpu_sizes() {
         let quick = |task, model| RunConfig::resolve(task, Preset::Quick, model, 0, DeviceName::Flex).unwrap();
-        // Pathfinder's Local: LRA's qkv/emb of 1/2 and mlp/emb of 1 at quick's width 32;
-        // LRA's block of 64 in 1,024 pixels is 16 in the 256 of the shrunk images.
+        // Pathfinder's Local: LRA's qkv/emb of 1/2 and mlp/emb of 1 at quick's width 64;
+        // LRA's block of 64 in 1,024 pixels is 9 in the 144 of the CPU grid.
         let local = quick(Task::Pathfinder, "local");
         let m = &local.task.model;
-        assert_eq!((m.d_model, m.qkv_dim, m.d_ff, m.heads, m.layers), (32, 16, 32, 4, 1));
+        assert_eq!((m.d_model, m.qkv_dim, m.d_ff, m.heads, m.layers), (64, 32, 64, 4, 1));
         assert_eq!((m.pooling, m.positions), (lra_tasks::Pooling::Mean, lra_tasks::Positions::Sinusoidal));
         assert!(local.task.pixel_zero_is_padding);
-        assert_eq!(local.attention, MechanismSettings::Local(LocalSettings { variant: Variant::Lra, block_size: 16 }));
+        assert_eq!(local.attention, MechanismSettings::Local(LocalSettings { variant: Variant::Lra, block_size: 9 }));
         // ListOps' Sinkhorn pools by mean, as LRA's; Linformer keeps k = 16.
         assert_eq!(quick(Task::Listops, "sinkhorn").task.model.pooling, lra_tasks::Pooling::Mean);
         assert_eq!(
@@ -601,10 +601,10 @@ mod tests {
     fn data_of_another_task_or_images_cut_short_are_refused() {
         let mut config = RunConfig::resolve(Task::Pathfinder, Preset::Quick, "transformer", 0, DeviceName::Flex).unwrap();
         config.validate().unwrap();
-        // Without its downsampling, quick Pathfinder would train on the first 256 pixels.
-        let shrunk = config.task.downsample.take();
-        assert!(format!("{:#}", config.validate().unwrap_err()).contains("max_length 256"));
-        config.task.downsample = shrunk;
+        // A length short of the image's pixels would train on its first rows alone.
+        config.task.max_length = 100;
+        assert!(format!("{:#}", config.validate().unwrap_err()).contains("max_length 100 does not match the 144 pixels"));
+        config.task.max_length = 144;
         config.task.data = RunConfig::resolve(Task::Pathx, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap().task.data;
         let err = format!("{:#}", config.validate().unwrap_err());
         assert!(err.contains("does not hold pathfinder examples"), "{err}");

@@ -335,6 +335,21 @@ impl DataConfig {
         Ok(())
     }
 
+    /// Refuses planted-word settings that documents of `max_length` bytes cannot hold (a
+    /// margin above the word count, more words than fit), before anything is generated.
+    pub fn check_documents(&self, max_length: usize) -> Result<(), DataError> {
+        let in_data = |e: DataError| DataError::new(format!("data: {}", e.message));
+        match *self {
+            DataConfig::TextGenerated { words, margin, .. } => {
+                standin::Sentiment { words, margin }.check(max_length).map_err(in_data)
+            }
+            DataConfig::RetrievalGenerated { topics, words, .. } => {
+                standin::check_topic_pairs(max_length, topics, words).map_err(in_data)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The released folder these splits are read from, if any.
     fn released_root(&self, data_dir: &Path) -> Option<PathBuf> {
         let relative = match self {

@@ -217,6 +217,7 @@ impl TaskConfig {
     /// rows).
     pub fn check_images(&self) -> Result<(), DataError> {
         self.data.check()?;
+        self.data.check_documents(self.max_length)?;
         if !self.data.serves(self.name) {
             return Err(DataError::new(format!(
                 "data: a {} source does not hold {} examples",
@@ -309,6 +310,42 @@ mod tests {
             }
         }
         assert!(black > 0 && lit > 0, "{black} black and {lit} lit pixels");
+    }
+
+    /// Settings of the CPU tasks that cannot produce a valid task are refused by the
+    /// configuration's check, before anything is generated.
+    #[test]
+    fn cpu_task_settings_that_cannot_work_are_refused_before_generating() {
+        let refused = |task, edit: fn(&mut DataConfig)| {
+            let mut config = TaskConfig::resolve(task, Preset::Quick);
+            config.check_images().unwrap();
+            edit(&mut config.data);
+            config.check_images().unwrap_err().to_string()
+        };
+        let error = refused(Task::Text, |d| {
+            if let DataConfig::TextGenerated { margin, .. } = d {
+                *margin = 12;
+            }
+        });
+        assert!(error.contains("margin 12") && error.contains("words (9)"), "{error}");
+        let error = refused(Task::Retrieval, |d| {
+            if let DataConfig::RetrievalGenerated { words, .. } = d {
+                *words = 11;
+            }
+        });
+        assert!(error.contains("words 11") && error.contains("between 1 and 10"), "{error}");
+        let error = refused(Task::Pathfinder, |d| {
+            if let DataConfig::PathfinderSmall { contour_length, .. } = d {
+                *contour_length = 8;
+            }
+        });
+        assert!(error.contains("8 paddles") && error.contains("size 12"), "{error}");
+        let error = refused(Task::Image, |d| {
+            if let DataConfig::ImageGenerated { test, .. } = d {
+                *test = 0;
+            }
+        });
+        assert!(error.contains("test 0"), "{error}");
     }
 
     #[test]

@@ -184,7 +184,7 @@ mod tests {
         )
         .unwrap();
         let record = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
-        assert_eq!(hyperparameters(&record), "d 32 (qkv 16), 4 heads, 1 layers, ff 32, mean, sinusoidal; block_size 16");
+        assert_eq!(hyperparameters(&record), "d 64 (qkv 32), 4 heads, 1 layers, ff 64, mean, sinusoidal; block_size 9");
     }
 
     #[test]
