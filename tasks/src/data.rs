@@ -316,21 +316,25 @@ impl DataConfig {
         }
         if let DataConfig::PathfinderSmall { size, contour_length, distractors, count, .. } = *self {
             PathfinderConfig::cpu(size, contour_length, distractors).map_err(in_data)?;
-            if split_counts_nonzero(count).is_none() {
-                return Err(DataError::new(format!("data: count {count} leaves a split empty; at least 10 images")));
-            }
-        }
-        match *self {
-            DataConfig::TextGenerated { train, validation, test, .. }
-            | DataConfig::RetrievalGenerated { train, validation, test, .. }
-            | DataConfig::ImageGenerated { train, validation, test, .. }
-                if train == 0 || validation == 0 || test == 0 =>
-            {
+            if !(10..=listops::MAX_EXAMPLES).contains(&count) {
                 return Err(DataError::new(format!(
-                    "data: every split needs examples (train {train}, validation {validation}, test {test})"
+                    "data: count {count} must be between 10 (an image in every split of 80/10/10) and {}",
+                    listops::MAX_EXAMPLES
                 )));
             }
-            _ => {}
+        }
+        if let DataConfig::TextGenerated { train, validation, test, .. }
+        | DataConfig::RetrievalGenerated { train, validation, test, .. }
+        | DataConfig::ImageGenerated { train, validation, test, .. } = *self
+        {
+            let total = train.checked_add(validation).and_then(|n| n.checked_add(test));
+            if train == 0 || validation == 0 || test == 0 || total.is_none_or(|n| n > listops::MAX_EXAMPLES) {
+                return Err(DataError::new(format!(
+                    "data: every split needs examples, at most {} in all (train {train}, validation {validation}, test \
+                     {test})",
+                    listops::MAX_EXAMPLES
+                )));
+            }
         }
         Ok(())
     }
@@ -460,12 +464,6 @@ impl DataConfig {
         };
         Ok(truncate(splits, max_length))
     }
-}
-
-/// The 80/10/10 split of `count` images when every split gets one or more.
-fn split_counts_nonzero(count: usize) -> Option<[usize; 3]> {
-    let counts = pathfinder::split_counts(count);
-    counts.iter().all(|&n| n > 0).then_some(counts)
 }
 
 /// The share of IMDb's training reviews held out for validation, so that no choice is

@@ -346,6 +346,18 @@ mod tests {
             }
         });
         assert!(error.contains("test 0"), "{error}");
+        let error = refused(Task::Image, |d| {
+            if let DataConfig::ImageGenerated { train, .. } = d {
+                *train = usize::MAX;
+            }
+        });
+        assert!(error.contains("at most 10000000 in all"), "{error}");
+        let error = refused(Task::Pathfinder, |d| {
+            if let DataConfig::PathfinderSmall { count, .. } = d {
+                *count = usize::MAX;
+            }
+        });
+        assert!(error.contains("count 18446744073709551615"), "{error}");
     }
 
     #[test]
