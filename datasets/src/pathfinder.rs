@@ -249,7 +249,8 @@ impl PathfinderConfig {
             ..base
         };
         let inner = size.saturating_sub(2 * config.padding);
-        let contour_pixels = contour_length * (config.paddle_length + 2 * config.paddle_margins[0]);
+        // Saturating: a configuration file may hold any count; too long is too long.
+        let contour_pixels = contour_length.saturating_mul(config.paddle_length + 2 * config.paddle_margins[0]);
         if !(8..=64).contains(&size) {
             return Err(DataError::new(format!("pathfinder: a CPU grid's size {size} must be between 8 and 64")));
         }
@@ -420,6 +421,7 @@ mod cpu_tests {
         assert!(error.contains("6 paddles") && error.contains("size 12"), "{error}");
         assert!(PathfinderConfig::cpu(6, 2, 0).unwrap_err().to_string().contains("size 6"));
         assert!(PathfinderConfig::cpu(12, 3, 20).unwrap_err().to_string().contains("20 distractors"));
+        assert!(PathfinderConfig::cpu(12, 1 << 62, 1).unwrap_err().to_string().contains("do not fit"));
     }
 }
 

@@ -11,7 +11,7 @@
 //! Cost: O(side²) per image.
 
 use crate::rng::SeededRng;
-use crate::standin::SplitSizes;
+use crate::standin::{self, SplitSizes};
 use crate::{DataError, Example, Splits};
 
 /// The shapes, by label, as (row, column) offsets of their eight pixels.
@@ -100,13 +100,10 @@ fn image(rng: &mut SeededRng, label: u32, side: usize, levels: usize) -> Vec<u32
 /// The CPU image task's splits: `side` x `side` images, ten balanced classes.
 pub fn shapes(sizes: SplitSizes, side: usize, levels: usize, seed: u64) -> Result<Splits, DataError> {
     check(side, levels)?;
-    let split = |index: u64, size: usize| {
-        let mut rng = SeededRng::new(seed, SHAPES_STREAM.wrapping_add(index));
-        let mut labels: Vec<u32> = (0..size).map(|i| (i % SHAPES.len()) as u32).collect();
-        rng.shuffle(&mut labels);
-        labels.into_iter().map(|label| Example { tokens: image(&mut rng, label, side, levels), second: None, label }).collect()
-    };
-    Ok(Splits { train: split(0, sizes.train), validation: split(1, sizes.validation), test: split(2, sizes.test) })
+    let classes = SHAPES.len() as u32;
+    standin::generate_splits(sizes, seed, SHAPES_STREAM, classes, |rng, label| {
+        Ok(Example { tokens: image(rng, label, side, levels), second: None, label })
+    })
 }
 
 #[cfg(test)]

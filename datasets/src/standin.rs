@@ -99,7 +99,7 @@ const SENTIMENT_STREAM: u64 = 0x0063_7075_5f74_7874; // "cpu_txt"
 const TOPIC_PAIRS_STREAM: u64 = 0x0063_7075_5f72_6574; // "cpu_ret"
 
 /// Generates the three splits, each from its own stream, with exactly balanced labels.
-fn generate_splits(
+pub(crate) fn generate_splits(
     sizes: SplitSizes,
     seed: u64,
     stream: u64,
@@ -257,10 +257,8 @@ pub fn sentiment_text(sizes: SplitSizes, length: usize, seed: u64, sentiment: Se
     sentiment.check(length)?;
     let Sentiment { words, margin } = sentiment;
     // Leads with the parity of `words` (majority - minority = words - 2 * minority).
+    // Never empty: the check keeps margin <= words, and a lead of all the words qualifies.
     let leads: Vec<usize> = (margin..=words).filter(|lead| (words - lead) % 2 == 0).collect();
-    if leads.is_empty() {
-        return Err(DataError::new(format!("text: no lead of {margin} to {words} words has the parity of words {words}")));
-    }
     generate_splits(sizes, seed, SENTIMENT_STREAM, 2, |rng, label| {
         let lead = *rng.choose(&leads);
         planted_text(rng, label, length, words, (words - lead) / 2)

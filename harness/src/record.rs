@@ -250,7 +250,7 @@ impl Outcome {
 impl Serialize for Outcome {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Outcome", 26)?;
+        let mut s = serializer.serialize_struct("Outcome", 22)?;
         s.serialize_field("status", status_and_failure::status_of(self.failure.as_ref()))?;
         s.serialize_field("failure", &self.failure)?;
         s.serialize_field("test_accuracy", &self.test_accuracy)?;

@@ -392,7 +392,8 @@ pub fn train(
         test_majority_rate: None,
         test_examples: None,
         validation_majority_rate: Some(validation_rate),
-        validation_examples: Some(validation_examples),
+        // Without a validation split nothing says whether the run left chance: unknown.
+        validation_examples: (validation_examples > 0).then_some(validation_examples),
         left_chance_step,
         final_train_loss: last_loss,
         auxiliary: auxiliary_account.record(),

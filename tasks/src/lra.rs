@@ -259,7 +259,7 @@ pub fn cpu_form(task: Task) -> Vec<Setting> {
         Task::Listops => settings.extend([
             differs(
                 "task.data",
-                "short expressions (depth 4, at most 5 arguments, 10-63 tokens) in place of LRA's 500-2,000: the \
+                "short expressions (depth 4, at most 5 arguments, 11-63 tokens) in place of LRA's 500-2,000: the \
                  same hierarchical evaluation, in a budget of a few hundred steps",
             ),
             differs("task.training.schedule", "cosine at 3e-3 for 300 steps of 32 (1e-3 for 200: 26.6%)"),

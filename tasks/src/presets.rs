@@ -267,13 +267,8 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             model(16, 2, 1, 32, Pooling::Mean, Positions::Learned),
             cpu_training(if task == Task::Pathx { 2 } else { 8 }, 4, 2),
         ),
-        // Pathfinder: the baseline difficulty (contours of 6 segments) at 16x16, 256
-        // pixels, for the same reason as the image task. 2x2 means, not maxima: a marker
-        // (a disc of radius 1.5) fills a whole block and stays at full brightness, while a
-        // one-pixel dash fills at most part of one and comes out dimmer; under maxima both
-        // become the same bright blocks and the markers cannot be told from the dashes.
         // The CPU Pathfinder: 12x12 grids, contours of 3 paddles, one distractor, black
-        // pixels as padding, fresh images for every example a run sees.
+        // pixels as padding; 20,000 images, so a run sees each training image about once.
         Preset::Quick if task == Task::Pathfinder => {
             let data = DataConfig::PathfinderSmall {
                 seed: 0,
