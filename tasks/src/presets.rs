@@ -207,15 +207,7 @@ fn image_config(preset: Preset) -> TaskConfig {
         // The CPU form: 12x12 shapes, black pixels as padding (as LRA's own image task),
         // sinusoidal positions (learned ones stay at chance in this budget).
         Preset::Quick => {
-            let config = TaskConfig::new(
-                task,
-                preset,
-                CPU_IMAGE_SIDE * CPU_IMAGE_SIDE,
-                cpu_data(task),
-                model(64, 4, 1, 128, Pooling::Mean, Positions::Sinusoidal),
-                cpu_training_at(3e-3, 32, 400, 80),
-            );
-            return config.with_pixel_zero_as_padding();
+            (cpu_data(task), model(64, 4, 1, 128, Pooling::Mean, Positions::Sinusoidal), cpu_training_at(3e-3, 32, 400, 80))
         }
         // LRA's image config (the Transformer's): 1 layer, 8 heads, d 128 (attention 64),
         // mlp 128, dropout 0.3 (attention 0.2), learned positions, 200 epochs of 45,000
@@ -251,10 +243,12 @@ fn image_config(preset: Preset) -> TaskConfig {
             },
         ),
     };
-    let config = TaskConfig::new(task, preset, cifar::PIXELS, data, model, training);
+    // The model sees whole images: CIFAR-10's 1,024 pixels, or the CPU form's.
+    let pixels = data.pixels().unwrap_or(cifar::PIXELS);
+    let config = TaskConfig::new(task, preset, pixels, data, model, training);
     match preset {
-        Preset::Lra => config.with_pixel_zero_as_padding(),
-        Preset::Tiny | Preset::Quick => config,
+        Preset::Lra | Preset::Quick => config.with_pixel_zero_as_padding(),
+        Preset::Tiny => config,
     }
 }
 
@@ -269,20 +263,12 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
         ),
         // The CPU Pathfinder: 12x12 grids, contours of 3 paddles, one distractor, black
         // pixels as padding; 20,000 images, so a run sees each training image about once.
-        Preset::Quick if task == Task::Pathfinder => {
-            let data = DataConfig::PathfinderSmall {
-                seed: 0,
-                size: CPU_PATHFINDER_SIZE,
-                contour_length: 3,
-                distractors: 1,
-                count: 20_000,
-            };
+        Preset::Quick if task == Task::Pathfinder => (
+            DataConfig::PathfinderSmall { seed: 0, size: CPU_PATHFINDER_SIZE, contour_length: 3, distractors: 1, count: 20_000 },
             // One layer: at 400 steps two reach the same 64% at half the speed.
-            let model = model(64, 4, 1, 128, Pooling::Mean, Positions::Sinusoidal);
-            let training = cpu_training_at(3e-3, 32, 600, 100);
-            let config = TaskConfig::new(task, preset, CPU_PATHFINDER_SIZE.pow(2), data, model, training);
-            return config.with_pixel_zero_as_padding();
-        }
+            model(64, 4, 1, 128, Pooling::Mean, Positions::Sinusoidal),
+            cpu_training_at(3e-3, 32, 600, 100),
+        ),
         Preset::Quick => (
             data(400, PathfinderDifficulty::Fourteen),
             model(32, 4, 1, 64, Pooling::Mean, Positions::Learned),
@@ -331,9 +317,12 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
             )
         }
     };
-    let config = TaskConfig::new(task, preset, size * size, data, model, training);
+    // The model sees whole images: LRA's size, or the CPU grid's.
+    let pixels = data.pixels().unwrap_or(size * size);
+    let config = TaskConfig::new(task, preset, pixels, data, model, training);
     match preset {
         Preset::Lra => config.with_pixel_zero_as_padding(),
+        Preset::Quick if task == Task::Pathfinder => config.with_pixel_zero_as_padding(),
         _ => config,
     }
 }

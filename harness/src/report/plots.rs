@@ -1102,9 +1102,6 @@ mod tests {
                 labels.push(m.name.to_string());
             }
         }
-        if !labels.iter().any(|l| l == lra_models::CONTROL) {
-            labels.push(lra_models::CONTROL.to_string());
-        }
         labels
     }
 
