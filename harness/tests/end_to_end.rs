@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lra_harness::config::RunConfig;
-use lra_harness::device::{DeviceName, open};
-use lra_harness::record::{RunRecord, read_metrics_csv, read_record};
-use lra_harness::train::train;
+use lra_harness::execute::device::open;
+use lra_harness::execute::train::train;
+use lra_harness::records::device_name::DeviceName;
+use lra_harness::records::run_config::RunConfig;
+use lra_harness::records::run_record::{RunRecord, read_metrics_csv, read_record};
 use lra_tasks::{Preset, Task};
 
 mod common;
@@ -130,7 +131,7 @@ fn check_record(record: &RunRecord) {
     // The step's operations are the configuration's count; the rate and MFU follow from
     // the measured speed and the recorded peak.
     let work = record.utilisation;
-    assert_eq!(work.step_flops, Some(lra_harness::train::step_flops(&record.config)));
+    assert_eq!(work.step_flops, Some(record.config.step_flops()));
     let achieved = work.achieved_flops_per_second.unwrap();
     assert!((achieved - work.step_flops.unwrap() * record.outcome.train_steps_per_second).abs() <= 1e-9 * achieved);
     match &record.environment.peak {

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use lra_datasets::Example;
-use lra_harness::device::{DeviceName, open};
-use lra_harness::train::make_batch;
+use lra_harness::execute::device::open;
+use lra_harness::execute::train::make_batch;
+use lra_harness::records::device_name::DeviceName;
 use lra_tasks::{Preset, Task, TaskConfig};
 
 fn lra(args: &[&str]) -> Output {

@@ -65,7 +65,7 @@ fn assert_every_run_recorded_once(results: &Path) {
         // Once, or not at all where a kill fell between the record's rename and the line
         // that says so: never twice.
         assert!(*finished <= 1, "{} was trained to its record {finished} times", dir.display());
-        let record = lra_harness::record::read_record(&dir.join("result.json")).unwrap();
+        let record = lra_harness::records::run_record::read_record(&dir.join("result.json")).unwrap();
         assert!(record.is_ok(), "{}: {:?}", dir.display(), record.outcome.failure);
     }
 }

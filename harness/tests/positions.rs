@@ -1,9 +1,10 @@
 //! The classifier learns a label that only positions reveal.
 
 use lra_datasets::{Example, Splits};
-use lra_harness::config::RunConfig;
-use lra_harness::device::{DeviceName, open};
-use lra_harness::train::train;
+use lra_harness::execute::device::open;
+use lra_harness::execute::train::train;
+use lra_harness::records::device_name::DeviceName;
+use lra_harness::records::run_config::RunConfig;
 use lra_tasks::{Positions, Preset, Schedule, Task};
 
 mod common;

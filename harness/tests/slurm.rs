@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lra_harness::record::{RunRecord, read_record};
+use lra_harness::records::run_record::{RunRecord, read_record};
 
 fn lra(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lra"));

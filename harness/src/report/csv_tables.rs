@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
-use super::{Run, published, reproduce_command};
-use crate::bench::BenchRecord;
+use super::format::reproduce_command;
+use super::load::Run;
+use super::published;
+use crate::records::bench_record::BenchRecord;
 
 /// A CSV file of `header` and `rows`.
 fn csv_bytes(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<Vec<u8>> {

@@ -7,56 +7,13 @@ use std::path::Path;
 
 use base64::Engine as _;
 
-use super::table1::Table1;
+use super::format::{Table, bytes_label, escape, hyperparameters, reproduce_command, shorten};
+use super::load::Inputs;
+use super::table1::{Table1, is_control};
 use super::table2::speed_table;
-use super::{Inputs, bytes_label, hyperparameters, reproduce_command, shorten};
-use crate::bench::{BenchRecord, Scope};
-use crate::chance::CHANCE_TEST_LEVEL;
 
-/// A table as rows of cells, rendered to Markdown or HTML.
-pub(super) struct Table {
-    pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-    /// Tooltips of the HTML cells, by row and column as `rows` (empty: none); Markdown has
-    /// none.
-    pub titles: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub fn markdown(&self) -> String {
-        let mut out = format!("| {} |\n|{}\n", self.header.join(" | "), "---|".repeat(self.header.len()));
-        for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.join(" | "));
-        }
-        out
-    }
-
-    pub fn html(&self) -> String {
-        let mut out = String::from("<table>\n<thead><tr>");
-        for h in &self.header {
-            let _ = write!(out, "<th>{}</th>", escape(h));
-        }
-        out.push_str("</tr></thead>\n<tbody>\n");
-        for (r, row) in self.rows.iter().enumerate() {
-            out.push_str("<tr>");
-            for (c, cell) in row.iter().enumerate() {
-                let class = if cell.starts_with("FAIL") { " class=\"fail\"" } else { "" };
-                let title = match self.titles.get(r).and_then(|titles| titles.get(c)) {
-                    Some(title) if !title.is_empty() => format!(" title=\"{}\"", escape(title)),
-                    _ => String::new(),
-                };
-                let _ = write!(out, "<td{class}{title}>{}</td>", escape(cell));
-            }
-            out.push_str("</tr>\n");
-        }
-        out.push_str("</tbody>\n</table>\n");
-        out
-    }
-}
-
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::records::bench_record::{BenchRecord, Scope};
+use crate::records::chance::CHANCE_TEST_LEVEL;
 
 /// A figure as the documents show it: its files' stem, its caption and its PNG.
 pub(super) struct Shown {
@@ -136,7 +93,7 @@ fn table1_sections(accuracy_tables: &[(&Table1, Table)]) -> Vec<Section> {
                 baseline = lra_models::BASELINE
             ));
         }
-        if table1.models.iter().any(|m| super::table1::is_control(m)) {
+        if table1.models.iter().any(|m| is_control(m)) {
             notes.push(format!(
                 "The control row ({control}: the encoder without attention and without positions, mean pooled: a bag of \
                  token features) shows what each task gives away without relating positions. It is no contender: it \

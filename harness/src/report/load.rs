@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::bench::{self, BenchRecord};
-use crate::record::{self, MetricsRow, RunRecord};
+use crate::records::bench_record::{self, BenchRecord};
+use crate::records::run_record::{self, MetricsRow, RunRecord};
 
 /// A finished run and its training curve.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ impl Inputs {
 
 /// Reads every run and benchmark under `results`.
 pub fn load(results: &Path) -> anyhow::Result<Inputs> {
-    let mut inputs = Inputs { benches: bench::load_all(results)?, ..Default::default() };
+    let mut inputs = Inputs { benches: bench_record::load_all(results)?, ..Default::default() };
     let runs_dir = results.join("runs");
     if runs_dir.is_dir() {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
@@ -49,9 +49,9 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
                 inputs.unfinished.push(dir);
                 continue;
             }
-            let read = record::read_record(&result).and_then(|record| {
+            let read = run_record::read_record(&result).and_then(|record| {
                 let metrics_path = dir.join("metrics.csv");
-                let metrics = if metrics_path.is_file() { record::read_metrics_csv(&metrics_path)? } else { Vec::new() };
+                let metrics = if metrics_path.is_file() { run_record::read_metrics_csv(&metrics_path)? } else { Vec::new() };
                 Ok(Run { record, metrics })
             });
             match read {
@@ -76,6 +76,6 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
 
 /// Position of a model (or a model's label) in the registry (unknown names last).
 fn model_rank(name: &str) -> usize {
-    let name = record::model_of_label(name);
+    let name = run_record::model_of_label(name);
     lra_models::MODELS.iter().position(|m| m.name == name).unwrap_or(usize::MAX)
 }

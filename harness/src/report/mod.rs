@@ -3,17 +3,18 @@
 //!
 //! One file per output: [`load`] reads the folder, [`table1`] and [`table2`] make LRA's
 //! two tables, [`csv_tables`] the CSV files, [`plots`] the figures and [`document`] the
-//! two documents; [`write`] below runs them in that order.
+//! two documents, with [`format`] what they all write the same way; [`write`] below runs
+//! them in that order.
 
 mod csv_tables;
 mod document;
+mod format;
 mod load;
 pub mod plots;
 pub mod published;
 mod table1;
 mod table2;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -21,8 +22,8 @@ use anyhow::Context;
 pub use load::{Inputs, Run, load};
 pub use table1::{Cell, Column, Table1, is_baseline, is_control, tables1};
 
-use crate::bench::Scope;
-use crate::record::{self, RunRecord, write_atomically};
+use crate::records::bench_record::Scope;
+use crate::records::files::write_atomically;
 use document::Shown;
 
 /// What `write` produced.
@@ -120,70 +121,23 @@ fn figures(inputs: &Inputs, tables1: &[Table1], files: &mut Files) -> anyhow::Re
     Ok((figures, figure3_note))
 }
 
-/// A row of this harness's: `local (ours)`, `local (as LRA ran it; ours)`.
-fn ours(label: &str) -> String {
-    match label.strip_suffix(')').filter(|_| label.contains(" (")) {
-        Some(head) => format!("{head}; ours)"),
-        None => format!("{label} (ours)"),
-    }
-}
-
-/// `text`, cut to `max` characters with an ellipsis.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max { text.to_string() } else { format!("{}…", text.chars().take(max).collect::<String>()) }
-}
-
-/// A number of bytes in MiB, or GiB from 1 GiB on.
-pub fn bytes_label(bytes: u64) -> String {
-    let mib = bytes as f64 / (1u64 << 20) as f64;
-    if mib >= 1024.0 { format!("{:.2} GiB", mib / 1024.0) } else { format!("{mib:.1} MiB") }
-}
-
-/// A run's model sizes and mechanism settings in a line: `d 64 (qkv 64), 4 heads, 2
-/// layers, ff 128, cls, sinusoidal; block_size 16`.
-pub fn hyperparameters(record: &RunRecord) -> String {
-    let m = &record.config.task.model;
-    let mut text = format!(
-        "d {} (qkv {}), {} heads, {} layers, ff {}, {}, {}",
-        m.d_model,
-        m.qkv_dim,
-        m.heads,
-        m.layers,
-        m.d_ff,
-        serde_json::to_value(m.pooling).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default(),
-        serde_json::to_value(m.positions).map(|v| v.as_str().unwrap_or_default().to_string()).unwrap_or_default(),
-    );
-    if let Ok(serde_json::Value::Object(mechanism)) = serde_json::to_value(&record.config.attention) {
-        for settings in mechanism.values().filter_map(|v| v.as_object()) {
-            // The variant is in the model's label.
-            let listed: Vec<String> =
-                settings.iter().filter(|(name, _)| *name != "variant").map(|(name, value)| format!("{name} {value}")).collect();
-            let _ = write!(text, "; {}", listed.join(", "));
-        }
-    }
-    text
-}
-
-/// The command that reproduces a run's numbers.
-pub fn reproduce_command(results: &Path, record: &RunRecord) -> String {
-    format!("lra run --config {}", record::run_dir(results, &record.run_id).join("config.json").display())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::run_record::{self, RunRecord};
+    use crate::report::format::hyperparameters;
 
     #[test]
     fn the_report_names_each_runs_model_sizes_and_mechanism_settings() {
-        let config = crate::config::RunConfig::resolve(
+        let config = crate::records::run_config::RunConfig::resolve(
             lra_tasks::Task::Pathfinder,
             lra_tasks::Preset::Quick,
             "local",
             0,
-            crate::device::DeviceName::Flex,
+            crate::records::device_name::DeviceName::Flex,
         )
         .unwrap();
-        let record = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+        let record = RunRecord::failed(&config, run_record::Failure::Crashed { detail: String::new() }, 0.0);
         assert_eq!(hyperparameters(&record), "d 64 (qkv 32), 4 heads, 1 layers, ff 64, mean, sinusoidal; block_size 9");
     }
 
@@ -218,15 +172,15 @@ mod tests {
 
     /// A finished ListOps run of `model` at `tiny` (seed `seed`) with test accuracy `accuracy`.
     fn finished(model: &str, seed: u64, accuracy: f64) -> RunRecord {
-        let config = crate::config::RunConfig::resolve(
+        let config = crate::records::run_config::RunConfig::resolve(
             lra_tasks::Task::Listops,
             lra_tasks::Preset::Tiny,
             model,
             seed,
-            crate::device::DeviceName::Flex,
+            crate::records::device_name::DeviceName::Flex,
         )
         .unwrap();
-        let mut r = RunRecord::failed(&config, record::Failure::Crashed { detail: String::new() }, 0.0);
+        let mut r = RunRecord::failed(&config, run_record::Failure::Crashed { detail: String::new() }, 0.0);
         (r.outcome.failure, r.outcome.test_accuracy) = (None, Some(accuracy));
         r
     }
@@ -267,7 +221,7 @@ mod tests {
             let mut r = finished(model, 0, accuracy.unwrap_or(0.0));
             r.task = task.into();
             if accuracy.is_none() {
-                (r.outcome.failure, r.outcome.test_accuracy) = (Some(record::Failure::TimedOut { seconds: 60.0 }), None);
+                (r.outcome.failure, r.outcome.test_accuracy) = (Some(run_record::Failure::TimedOut { seconds: 60.0 }), None);
             }
             Run { record: r, metrics: Vec::new() }
         };
@@ -300,9 +254,10 @@ mod tests {
         for (variant, accuracy) in [(lra_models::Variant::Lra, 0.3), (lra_models::Variant::Paper, 0.4)] {
             let mut r = finished("sinkhorn", 0, accuracy);
             r.config = r.config.with_variant(variant).unwrap();
-            r.run_id = record::run_id(&r.config);
+            r.run_id = run_record::run_id(&r.config);
             (r.outcome.test_majority_rate, r.outcome.test_examples) = (Some(0.1), Some(1000));
-            record::write_json_atomically(&record::run_dir(dir.path(), &r.run_id).join("result.json"), &r).unwrap();
+            crate::records::files::write_json_atomically(&run_record::run_dir(dir.path(), &r.run_id).join("result.json"), &r)
+                .unwrap();
         }
         let inputs = load(dir.path()).unwrap();
         let tables = tables1(&inputs.runs);
@@ -349,7 +304,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut crashed = finished("linformer", 0, 0.0);
         (crashed.outcome.failure, crashed.outcome.test_accuracy) =
-            (Some(record::Failure::Crashed { detail: "signal 9".into() }), None);
+            (Some(run_record::Failure::Crashed { detail: "signal 9".into() }), None);
         // The control's record (keyed on the name alone: its configuration does not matter here).
         let mut control = validated(finished("transformer", 0, 0.2), Some(30));
         (control.model, control.run_id) = (lra_models::CONTROL.into(), "control".into());
@@ -360,7 +315,8 @@ mod tests {
             validated(finished("local", 0, 0.45), Some(20)),
             crashed,
         ] {
-            record::write_json_atomically(&record::run_dir(dir.path(), &r.run_id).join("result.json"), &r).unwrap();
+            crate::records::files::write_json_atomically(&run_record::run_dir(dir.path(), &r.run_id).join("result.json"), &r)
+                .unwrap();
         }
         let out = dir.path().join("report");
         write(dir.path(), &out).unwrap();

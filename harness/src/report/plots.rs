@@ -4,8 +4,9 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::{Inputs, Run, Table1, is_control};
-use crate::bench::{BenchRecord, Scope};
+use super::load::{Inputs, Run};
+use super::table1::{Table1, is_control};
+use crate::records::bench_record::{BenchRecord, Scope};
 
 /// One plot in both formats.
 pub struct Figure {
@@ -538,7 +539,7 @@ struct Style {
 /// The style of `model`, fixed by its place in the registry so that it is the same in
 /// every plot.
 fn style_of(label: &str) -> Style {
-    let model = crate::record::model_of_label(label);
+    let model = crate::records::run_record::model_of_label(label);
     let rank = lra_models::MODELS.iter().position(|m| m.name == model).unwrap_or(lra_models::MODELS.len());
     // A model's paper form beside its LRA form: the same colour, the other line style.
     let paper = label.ends_with(&format!("({})", lra_models::Variant::Paper.label()));
@@ -627,9 +628,10 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
         (
             &left,
             "seconds per step",
-            (|m: &crate::bench::Measurement| m.step_seconds) as fn(&crate::bench::Measurement) -> Option<f64>,
+            (|m: &crate::records::bench_record::Measurement| m.step_seconds)
+                as fn(&crate::records::bench_record::Measurement) -> Option<f64>,
         ),
-        (&right, "peak memory (MiB)", |m: &crate::bench::Measurement| {
+        (&right, "peak memory (MiB)", |m: &crate::records::bench_record::Measurement| {
             m.peak_memory_bytes.map(|b| b as f64 / (1u64 << 20) as f64)
         }),
     ] {
@@ -694,11 +696,11 @@ impl Panel {
     /// everywhere, a member in a colour of its own within the panel (a model's paper form
     /// in its LRA form's colour, dashed).
     fn style(&self, label: &str) -> Style {
-        match crate::record::model_of_label(label) {
+        match crate::records::run_record::model_of_label(label) {
             lra_models::BASELINE => BASELINE_STYLE,
             lra_models::CONTROL => CONTROL_STYLE,
             model => {
-                let mut models: Vec<&str> = self.models.iter().map(|m| crate::record::model_of_label(m)).collect();
+                let mut models: Vec<&str> = self.models.iter().map(|m| crate::records::run_record::model_of_label(m)).collect();
                 models.dedup();
                 let rank = models.iter().position(|m| *m == model).unwrap_or(0);
                 let paper = label.ends_with(&format!("({})", lra_models::Variant::Paper.label()));
@@ -711,7 +713,7 @@ impl Panel {
 /// The family a model's panel is named after: the survey's family without its gloss
 /// (`memory (inducing points)` is `memory`), `other` for a model the registry lacks.
 fn family(label: &str) -> &'static str {
-    lra_models::model_info(crate::record::model_of_label(label))
+    lra_models::model_info(crate::records::run_record::model_of_label(label))
         .map_or("other", |m| m.family.split(" (").next().unwrap_or(m.family))
 }
 
@@ -722,7 +724,7 @@ fn family(label: &str) -> &'static str {
 fn panels(labels: &[String]) -> Vec<Panel> {
     let mut families: Vec<Panel> = Vec::new();
     for label in labels {
-        if matches!(crate::record::model_of_label(label), lra_models::BASELINE | lra_models::CONTROL) {
+        if matches!(crate::records::run_record::model_of_label(label), lra_models::BASELINE | lra_models::CONTROL) {
             continue;
         }
         let title = family(label);
@@ -732,8 +734,11 @@ fn panels(labels: &[String]) -> Vec<Panel> {
             None => families.push(Panel { title: title.to_string(), models: vec![label.clone()] }),
         }
     }
-    let alone =
-        |p: &Panel| p.models.iter().all(|m| crate::record::model_of_label(m) == crate::record::model_of_label(&p.models[0]));
+    let alone = |p: &Panel| {
+        p.models
+            .iter()
+            .all(|m| crate::records::run_record::model_of_label(m) == crate::records::run_record::model_of_label(&p.models[0]))
+    };
     let (single, mut panels): (Vec<Panel>, Vec<Panel>) = families.into_iter().partition(alone);
     if single.len() > 1 {
         panels.push(Panel { title: "other families".into(), models: single.into_iter().flat_map(|p| p.models).collect() });
@@ -885,7 +890,7 @@ impl CurvesLayout {
         let test = same(runs.iter().map(|r| r.record.outcome.test_majority_rate).collect());
         let majority = validation.or(test);
         let mut key = Vec::new();
-        let ran = |name: &str| labels.iter().any(|l| crate::record::model_of_label(l) == name);
+        let ran = |name: &str| labels.iter().any(|l| crate::records::run_record::model_of_label(l) == name);
         if ran(lra_models::BASELINE) {
             key.push((Sample::Line(BASELINE_STYLE), format!("{} (baseline), in every panel", lra_models::BASELINE)));
         }
@@ -1001,7 +1006,7 @@ both_backends!(Curves, |root, task: lra_tasks::Task, runs: Vec<Run>, layout: Cur
             line(&mut accuracy_chart, vec![(0, level), (max_step, level)], Style { colour: BLACK, dashed: false }, 1, 0.4)?;
         }
         // The control under the baseline, the baseline under the family's own models.
-        let rank = |run: &Run| match crate::record::model_of_label(&run.record.model) {
+        let rank = |run: &Run| match crate::records::run_record::model_of_label(&run.record.model) {
             lra_models::CONTROL => 0,
             lra_models::BASELINE => 1,
             _ => 2,
@@ -1096,7 +1101,7 @@ mod tests {
         for m in lra_models::MODELS.iter() {
             if m.mechanism.has_variants() {
                 for variant in [lra_models::Variant::Lra, lra_models::Variant::Paper] {
-                    labels.push(crate::record::model_label(m.name, Some(variant)));
+                    labels.push(crate::records::run_record::model_label(m.name, Some(variant)));
                 }
             } else {
                 labels.push(m.name.to_string());
@@ -1168,7 +1173,7 @@ mod tests {
         assert!(grouped.len() <= 9, "{grouped:#?}");
         for label in &labels {
             let holding = grouped.iter().filter(|p| p.models.contains(label)).count();
-            let shared = matches!(crate::record::model_of_label(label), lra_models::BASELINE | lra_models::CONTROL);
+            let shared = matches!(crate::records::run_record::model_of_label(label), lra_models::BASELINE | lra_models::CONTROL);
             assert_eq!(holding, if shared { 0 } else { 1 }, "{label}");
         }
         for panel in &grouped {
@@ -1187,21 +1192,21 @@ mod tests {
     /// of panels as tall as its layout says; Figure 3 draws the crowd.
     #[test]
     fn every_model_is_drawn_in_the_curves_and_in_figure3() {
-        use crate::record::{Failure, MetricsRow, RunRecord};
+        use crate::records::run_record::{Failure, MetricsRow, RunRecord};
         let resolve = |model: &str, seed: u64| {
-            crate::config::RunConfig::resolve(
+            crate::records::run_config::RunConfig::resolve(
                 lra_tasks::Task::Listops,
                 lra_tasks::Preset::Tiny,
                 model,
                 seed,
-                crate::device::DeviceName::Flex,
+                crate::records::device_name::DeviceName::Flex,
             )
             .unwrap()
         };
         let template = RunRecord::failed(&resolve(lra_models::BASELINE, 0), Failure::Crashed { detail: String::new() }, 0.0);
         let mut runs = Vec::new();
         for (i, label) in every_model().iter().enumerate() {
-            let model = crate::record::model_of_label(label);
+            let model = crate::records::run_record::model_of_label(label);
             let seeds = if model == lra_models::BASELINE { 0..3 } else { 0..1 };
             for seed in seeds {
                 let mut record = template.clone();

@@ -180,13 +180,13 @@ pub const TABLE2: &[PublishedSpeed] = &[
 /// LRA's Table 1 row of `model`, a model's name or its label in the report: both forms of
 /// a mechanism ("as LRA ran it", "as in the paper") stand beside the one published figure.
 pub fn accuracy_of(model: &str) -> Option<&'static PublishedAccuracy> {
-    let name = crate::record::model_of_label(model);
+    let name = crate::records::run_record::model_of_label(model);
     TABLE1.iter().find(|p| p.our_name == Some(name))
 }
 
 /// LRA's Table 2 row of `model` (a name or a label, as [`accuracy_of`]).
 pub fn speed_of(model: &str) -> Option<&'static PublishedSpeed> {
-    let name = crate::record::model_of_label(model);
+    let name = crate::records::run_record::model_of_label(model);
     TABLE2.iter().find(|p| p.our_name == name)
 }
 

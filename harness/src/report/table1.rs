@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 
 use lra_tasks::Task;
 
-use super::document::Table;
-use super::{Run, ours, published, shorten};
-use crate::chance;
-use crate::record::model_of_label;
+use super::format::{Table, ours, shorten};
+use super::load::Run;
+use super::published;
+use crate::records::chance;
+use crate::records::run_record::model_of_label;
 
 /// The task of a record's task name, if it is one of LRA's.
 fn task_of(name: &str) -> Option<Task> {

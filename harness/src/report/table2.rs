@@ -1,8 +1,8 @@
 //! Table 2: steps per second, peak memory and MFU of each benchmark, beside LRA's.
 
-use super::document::Table;
-use super::{bytes_label, ours, published};
-use crate::bench::{BenchRecord, Scope};
+use super::format::{Table, bytes_label, ours};
+use super::published;
+use crate::records::bench_record::{BenchRecord, Scope};
 
 /// Table 2 of one benchmark: speed, memory and MFU per model and length, LRA's published
 /// row under each model it has.
@@ -89,8 +89,8 @@ fn length_label(length: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{Measurement, cell_settings, step_record};
-    use crate::peak::Utilisation;
+    use crate::records::bench_record::{Measurement, cell_settings, step_record};
+    use crate::records::machine::Utilisation;
     use lra_models::Variant;
 
     fn measured(model: &str, steps_per_second: f64, relative_speed: f64) -> Measurement {

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use lra_harness::train::Progress;
+use lra_harness::execute::train::Progress;
 
 /// Training progress that reports nothing.
 #[allow(dead_code)]

@@ -27,7 +27,7 @@ use serde::Serialize;
 use lra_datasets::{Example, Splits, npy, staging};
 use lra_tasks::{DataConfig, Downsample, PAD_TOKEN, Preset, Task, TaskConfig};
 
-use crate::record::json_bytes;
+use crate::records::files::json_bytes;
 
 /// The splits, in the order and with the names of the files.
 pub const SPLITS: [&str; 3] = ["train", "validation", "test"];

@@ -2,7 +2,7 @@
 
 use lra_tasks::{Preset, Task, TaskConfig};
 
-use crate::cli::ListWhat;
+use crate::cli::args::ListWhat;
 
 pub fn list(what: ListWhat) -> anyhow::Result<()> {
     match what {
@@ -38,7 +38,7 @@ pub fn list(what: ListWhat) -> anyhow::Result<()> {
             }
         }
         ListWhat::Devices => {
-            for line in crate::device::describe_all() {
+            for line in crate::execute::device::describe_all() {
                 println!("{line}");
             }
         }

@@ -12,13 +12,13 @@ use burn::tensor::activation::log_softmax;
 
 use lra_datasets::rng::SeededRng;
 use lra_datasets::{Example, Splits};
-use lra_models::{Auxiliary, Classifier, ClassifierConfig};
-use lra_tasks::{Pooling, Positions, TaskConfig, TrainingConfig};
+use lra_models::{Auxiliary, Classifier};
+use lra_tasks::TrainingConfig;
 
-use crate::config::RunConfig;
-use crate::device::OpenDevice;
-use crate::measure::{HeapPeak, peak_rss_bytes};
-use crate::record::{AuxiliaryRecord, Failure, MetricsRow, Outcome};
+use crate::execute::device::OpenDevice;
+use crate::execute::memory::{HeapPeak, peak_rss_bytes};
+use crate::records::run_config::RunConfig;
+use crate::records::run_record::{AuxiliaryRecord, Failure, MetricsRow, Outcome};
 
 /// What the loop reports as it goes (a progress bar, or log lines).
 pub trait Progress {
@@ -33,32 +33,6 @@ pub fn optimizer(training: &TrainingConfig) -> AdamWConfig {
         .with_beta_2(training.beta_2 as f32)
         .with_epsilon(training.epsilon as f32)
         .with_weight_decay(training.weight_decay as f32)
-}
-
-/// Operations of one training step of `config`'s model at its batch size.
-pub fn step_flops(config: &RunConfig) -> f64 {
-    classifier_config(config).training_step_flops(config.task.training.batch_size)
-}
-
-/// The model's configuration for a run.
-pub fn classifier_config(config: &RunConfig) -> ClassifierConfig {
-    let TaskConfig { max_length, vocab_size, classes, model: m, .. } = &config.task;
-    let info = lra_models::model_info(&config.model).expect("the configuration was validated");
-    ClassifierConfig::new(*vocab_size, *classes, *max_length, m.d_model, m.heads, m.layers, m.d_ff, m.d_head_mlp, info.mechanism)
-        .with_pooling(match m.pooling {
-            Pooling::Cls => lra_models::Pooling::Cls,
-            Pooling::Mean => lra_models::Pooling::Mean,
-        })
-        .with_positions(match m.positions {
-            Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
-            Positions::Learned => lra_models::Positions::Learned,
-            Positions::None => lra_models::Positions::None,
-        })
-        .with_dropout(m.dropout)
-        .with_attention_dropout(m.attention_dropout)
-        .with_paired(config.task.name.paired())
-        .with_qkv_dim(Some(m.qkv_dim))
-        .with_settings(Some(config.attention.clone()))
 }
 
 /// A batch on a device: token ids `[batch, max_length]` (0 = padding), the second
@@ -255,7 +229,7 @@ pub fn train(
 
     let heap = HeapPeak::start();
     let mut pool = PoolPeak { device: plain.clone(), peak: 0 };
-    let mut model = classifier_config(config).init(&train_device);
+    let mut model = config.classifier_config().init(&train_device);
     let parameters = model.num_params();
     let mut optimizer = optimizer(t).init();
 
@@ -275,7 +249,8 @@ pub fn train(
     let mut auxiliary_account = AuxiliaryAccount::default();
     let mut steps_done = 0;
     // When the run left chance, by the report's rule on the validation split.
-    let (validation_rate, validation_examples) = (crate::chance::majority_rate(&splits.validation), splits.validation.len());
+    let (validation_rate, validation_examples) =
+        (crate::records::chance::majority_rate(&splits.validation), splits.validation.len());
     let mut left_chance_step = None;
 
     for step in 1..=t.steps {
@@ -346,7 +321,7 @@ pub fn train(
                 best_step = Some(step);
                 best_model = Some(model.clone());
             }
-            if left_chance_step.is_none() && crate::chance::above_chance(acc, validation_examples, validation_rate) {
+            if left_chance_step.is_none() && crate::records::chance::above_chance(acc, validation_examples, validation_rate) {
                 left_chance_step = Some(step);
             }
             progress.evaluated(step, acc, best_val.unwrap_or(acc));
@@ -413,6 +388,7 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lra_models::ClassifierConfig;
 
     /// A one-layer classifier and its gradients for one batch, on an autodiff device.
     fn model_and_grads() -> (Classifier, GradientsParams) {
@@ -445,21 +421,22 @@ mod tests {
     fn the_record_says_when_validation_first_left_chance() {
         use lra_tasks::{Preset, Task};
         let mut config =
-            RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, crate::device::DeviceName::Flex).unwrap();
+            RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, crate::records::device_name::DeviceName::Flex)
+                .unwrap();
         (config.task.training.steps, config.task.training.eval_every) = (40, 5);
         let example = |label: u32| Example { tokens: vec![label + 1; 8], second: None, label };
         let split = |n: u32| -> Vec<Example> { (0..n).map(|i| example(i % 2)).collect() };
-        let device = crate::device::open(crate::device::DeviceName::Flex).unwrap();
+        let device = crate::execute::device::open(crate::records::device_name::DeviceName::Flex).unwrap();
         let learnable = Splits { train: split(256), validation: split(100), test: split(100) };
         let constant = Splits { validation: vec![example(1); 100], ..learnable.clone() };
         for (splits, leaves) in [(learnable, true), (constant, false)] {
             let (outcome, metrics) = train(&config, &splits, &device, &mut Silent);
             assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
-            let rate = crate::chance::majority_rate(&splits.validation);
+            let rate = crate::records::chance::majority_rate(&splits.validation);
             assert_eq!((outcome.validation_majority_rate, outcome.validation_examples), (Some(rate), Some(100)));
             let first = metrics
                 .iter()
-                .find(|row| row.val_acc.is_some_and(|acc| crate::chance::above_chance(acc, 100, rate)))
+                .find(|row| row.val_acc.is_some_and(|acc| crate::records::chance::above_chance(acc, 100, rate)))
                 .map(|row| row.step);
             assert_eq!(outcome.left_chance_step, first, "{metrics:?}");
             assert_eq!(outcome.left_chance_step.is_some(), leaves, "{metrics:?}");

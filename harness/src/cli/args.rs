@@ -1,4 +1,5 @@
-//! The command line: `lra run | list | data`.
+//! The command line's types: every subcommand, its flags and its help, with examples
+//! (`after_help`) that a test parses.
 
 use std::path::PathBuf;
 
@@ -7,10 +8,16 @@ use clap::{Args, Parser, Subcommand};
 use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
-use crate::device::DeviceName;
+use crate::records::device_name::DeviceName;
 
 #[derive(Debug, Parser)]
-#[command(name = "lra", version, about = "Train and compare efficient Transformers on the Long Range Arena")]
+#[command(
+    name = "lra",
+    version,
+    about = "Train and compare efficient Transformers on the Long Range Arena",
+    arg_required_else_help = true,
+    after_help = START_HERE
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,29 +26,116 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train one model on one task and write its run record.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Print the resolved configuration of a run, as its config.json would hold it.
+    #[command(after_help = CONFIG_EXAMPLES)]
     Config(ConfigArgs),
     /// Train every model on every task (each run in its own process), then write the report.
+    #[command(after_help = SWEEP_EXAMPLES)]
     Sweep(SweepArgs),
     /// Time and measure the memory of training steps per model and sequence length (LRA's Table 2).
+    #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
     /// One benchmark measurement in this process (what `lra bench` runs in each child).
     #[command(hide = true)]
     BenchCell(BenchCellArgs),
     /// Write the comparison report (Markdown, HTML, CSV, plots) from a results folder.
+    #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Prepare, inspect, preview, export or fetch a task's data.
+    #[command(after_help = DATA_EXAMPLES)]
     Data {
         #[command(subcommand)]
         action: DataAction,
     },
     /// List models, tasks, presets or devices.
+    #[command(after_help = LIST_EXAMPLES)]
     List {
         #[arg(value_enum)]
         what: ListWhat,
     },
 }
+
+/// What `lra` alone and `lra --help` end with: the one command to start with.
+const START_HERE: &str = "\
+Start here (from a clone: `cargo run --release -- sweep`):
+  lra sweep
+      every model on every task at the quick preset (about 35 minutes on 2 cores), then a
+      step benchmark and the comparison report in reports/report.html; resumable.
+
+One run, in under a minute:
+  lra run --task listops --model transformer
+
+Each command's --help ends with examples; the manual is in docs/ and results/README.md.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  lra run --task listops --model transformer
+  lra run --task text --model performer --preset lra --seed 1 --device wgpu
+  lra run --config results/runs/<run-id>/config.json --seed 2";
+
+const CONFIG_EXAMPLES: &str = "\
+Examples:
+  lra config --task image --model linformer
+  lra config --task retrieval --model local --preset lra --explain
+  lra config --task listops --model reformer --variant paper";
+
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  lra sweep
+  lra sweep --preset tiny --models transformer,linear,bag --tasks listops --out reports/tiny
+  lra sweep --preset lra --device cuda --slurm --gres gpu:1 --time 24:00:00 --wait";
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  lra bench --lengths 1024,2048 --batch 1 --models transformer,linear,local
+  lra bench --scope layer --lengths 4096 --batch 2
+  lra bench --device wgpu --batch 32 --cell-timeout 120";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  lra report
+  lra report --results results --out reports";
+
+const DATA_EXAMPLES: &str = "\
+Examples:
+  lra data inspect --task listops
+  lra data preview --task pathfinder --out pathfinder.png
+  lra data export --task text --format npy --out exported/text
+  lra data fetch lra --data data";
+
+const DATA_GENERATE_EXAMPLES: &str = "\
+Examples:
+  lra data generate --task pathfinder
+  lra data generate --task listops --preset lra --seed 1";
+
+const DATA_INSPECT_EXAMPLES: &str = "\
+Examples:
+  lra data inspect --task retrieval
+  lra data inspect --task image --preset tiny";
+
+const DATA_PREVIEW_EXAMPLES: &str = "\
+Examples:
+  lra data preview --task pathfinder
+  lra data preview --task image --count 12 --columns 4 --out image.png";
+
+const DATA_EXPORT_EXAMPLES: &str = "\
+Examples:
+  lra data export --task listops --format tsv --out exported/listops
+  lra data export --task image --format npy --examples 100 --out exported/image";
+
+const DATA_FETCH_EXAMPLES: &str = "\
+Examples:
+  lra data fetch lra
+  lra data fetch imdb --data data
+  lra data fetch cifar10 --url https://mirror.example.org/cifar-10-binary.tar.gz";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  lra list models
+  lra list tasks
+  lra list devices";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -211,7 +305,7 @@ pub struct BenchArgs {
     pub device: DeviceName,
     /// What to time: a whole training step, or one attention layer (forward and backward).
     #[arg(long, value_enum, default_value = "step")]
-    pub scope: crate::bench::Scope,
+    pub scope: crate::records::bench_record::Scope,
     /// lra (LRA's Text settings and code) or paper (the mechanism's defaults), for the
     /// models whose mechanism has both forms.
     #[arg(long, default_value_t = Variant::Lra)]
@@ -241,7 +335,7 @@ pub struct BenchCellArgs {
     #[arg(long)]
     pub device: DeviceName,
     #[arg(long, value_enum)]
-    pub scope: crate::bench::Scope,
+    pub scope: crate::records::bench_record::Scope,
     #[arg(long)]
     pub variant: Variant,
     #[arg(long)]
@@ -261,10 +355,13 @@ pub struct ReportArgs {
 #[derive(Debug, Subcommand)]
 pub enum DataAction {
     /// Prepare a task's splits into the data folder's cache (as `lra run` does on first use).
+    #[command(after_help = DATA_GENERATE_EXAMPLES)]
     Generate(DataArgs),
     /// Print, per split, the count, length distribution and label balance.
+    #[command(after_help = DATA_INSPECT_EXAMPLES)]
     Inspect(DataArgs),
     /// Write a PNG grid of samples with their labels (image tasks: pathfinder, pathx, image).
+    #[command(after_help = DATA_PREVIEW_EXAMPLES)]
     Preview {
         #[command(flatten)]
         data: DataArgs,
@@ -279,6 +376,7 @@ pub enum DataAction {
     /// Write a prepared task into the folder --out: `npy`, the arrays a run trains,
     /// validates and tests on (token ids as the model sees them, labels, task.json), for
     /// any framework; `tsv`, the released format (ListOps and AAN TSVs).
+    #[command(after_help = DATA_EXPORT_EXAMPLES)]
     Export {
         #[command(flatten)]
         data: DataArgs,
@@ -292,6 +390,7 @@ pub enum DataAction {
         examples: Option<usize>,
     },
     /// Download, check and unpack a released archive: lra, imdb or cifar10.
+    #[command(after_help = DATA_FETCH_EXAMPLES)]
     Fetch {
         name: String,
         #[arg(long, default_value = "data")]
@@ -358,5 +457,33 @@ mod tests {
         }
         let parsed = Cli::try_parse_from(["lra", "data", "export", "--task", "text", "--out", "x", "--examples", "0"]);
         assert!(parsed.unwrap_err().to_string().contains("at least 1"));
+    }
+
+    /// Every example that a command's help shows is a command line that parses.
+    #[test]
+    fn every_help_example_parses() {
+        use clap::CommandFactory;
+        fn examples(command: &clap::Command, out: &mut Vec<String>) {
+            if let Some(help) = command.get_after_help() {
+                out.extend(help.to_string().lines().filter_map(|l| l.trim().strip_prefix("lra ").map(str::to_string)));
+            }
+            for sub in command.get_subcommands() {
+                examples(sub, out);
+            }
+        }
+        let mut all = Vec::new();
+        let cli = Cli::command();
+        examples(&cli, &mut all);
+        let shown = |name: &str| cli.find_subcommand(name).and_then(|c| c.get_after_help()).is_some();
+        for name in ["run", "config", "sweep", "bench", "report", "data", "list"] {
+            assert!(shown(name), "{name} has no examples");
+        }
+        assert!(all.len() >= 25, "{all:?}");
+        for example in all {
+            let words = std::iter::once("lra").chain(example.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(words) {
+                panic!("`lra {example}` does not parse: {e}");
+            }
+        }
     }
 }

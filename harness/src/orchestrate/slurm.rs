@@ -21,9 +21,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
-use crate::record::{self, Failure, RunRecord, write_atomically};
-use crate::sweep::{Recorded, recorded, run_arguments, shell_line};
+use crate::orchestrate::sweep::{Recorded, recorded, run_arguments, shell_line};
+use crate::records::files::{write_atomically, write_json_atomically};
+use crate::records::run_config::RunConfig;
+use crate::records::run_record::{self, Failure, RunRecord};
 
 /// The `sbatch` settings of the array.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +53,7 @@ pub struct MissingRun {
 pub fn missing_runs(results: &Path, configs: Vec<RunConfig>, in_flight: &HashSet<String>) -> Vec<MissingRun> {
     configs
         .into_iter()
-        .filter(|config| !in_flight.contains(&record::run_id(config)))
+        .filter(|config| !in_flight.contains(&run_record::run_id(config)))
         .filter_map(|config| match recorded(results, &config) {
             Recorded::Ok | Recorded::Stale => None,
             Recorded::No => Some(MissingRun { config, failed_before: false }),
@@ -126,7 +127,7 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
     s += "# Each task's stdout and stderr go to slurm-<job>_<task>.{out,err} in its run folder.\nset -euo pipefail\n\n";
     s += "case \"$SLURM_ARRAY_TASK_ID\" in\n";
     for (i, run) in runs.iter().enumerate() {
-        let dir = record::run_dir(&paths.results, &record::run_id(&run.config));
+        let dir = run_record::run_dir(&paths.results, &run_record::run_id(&run.config));
         let recorded = if run.failed_before { Recorded::Failed } else { Recorded::No };
         let args = run_arguments(&run.config, recorded, &paths.results, &paths.data);
         // Literal parts in single quotes; only the job id is expanded.
@@ -262,8 +263,8 @@ fn submission_path(results: &Path, name: &str) -> PathBuf {
 /// Remembers the submission `name` of `runs` as job `job_id`.
 pub fn save_submission(results: &Path, name: &str, job_id: &str, runs: &[MissingRun]) -> anyhow::Result<()> {
     let submission =
-        Submission { job_id: job_id.to_string(), runs: runs.iter().map(|run| record::run_id(&run.config)).collect() };
-    record::write_json_atomically(&submission_path(results, name), &submission)
+        Submission { job_id: job_id.to_string(), runs: runs.iter().map(|run| run_record::run_id(&run.config)).collect() };
+    write_json_atomically(&submission_path(results, name), &submission)
 }
 
 /// Every submission remembered under `results` (unreadable files are skipped).
@@ -332,7 +333,7 @@ fn accounted_end(tools: &Tools, id: &str, index: usize) -> Option<(String, f64)>
 /// what Slurm wrote into its output file (`CANCELLED ... DUE TO TIME LIMIT`, an
 /// `oom_kill` event), else its last line.
 fn lost_cause(accounted: Option<(String, f64)>, output: &str, seconds: f64) -> Failure {
-    let last = crate::child::last_line(output);
+    let last = crate::orchestrate::child::last_line(output);
     match accounted {
         Some((state, seconds)) => match state.as_str() {
             "TIMEOUT" | "DEADLINE" => Failure::TimedOut { seconds },
@@ -357,8 +358,11 @@ pub fn record_lost(results: &Path, tools: &Tools) -> anyhow::Result<Vec<String>>
     for submission in submissions(results) {
         let listed = listed_tasks(tools, &submission.job_id);
         for (index, run_id) in submission.runs.iter().enumerate() {
-            let dir = record::run_dir(results, run_id);
-            if listed.contains(&index) || dir.join("result.json").exists() || crate::claim::held_elsewhere(&dir).is_some() {
+            let dir = run_record::run_dir(results, run_id);
+            if listed.contains(&index)
+                || dir.join("result.json").exists()
+                || crate::records::claim::held_elsewhere(&dir).is_some()
+            {
                 continue;
             }
             let Ok(config) = RunConfig::load(&dir.join("config.json")) else { continue };
@@ -373,7 +377,7 @@ pub fn record_lost(results: &Path, tools: &Tools) -> anyhow::Result<Vec<String>>
             };
             let failure = lost_cause(accounted_end(tools, &submission.job_id, index), &output, seconds);
             let record = RunRecord::failed(&config, failure, seconds);
-            record::write_json_atomically(&dir.join("result.json"), &record)?;
+            write_json_atomically(&dir.join("result.json"), &record)?;
             recorded_lost.push(run_id.clone());
         }
     }
@@ -400,7 +404,7 @@ fn last_words(output: &Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::DeviceName;
+    use crate::records::device_name::DeviceName;
     use lra_tasks::{Preset, Task};
 
     fn runs() -> Vec<MissingRun> {
@@ -439,10 +443,10 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
         for (i, run) in runs.iter().enumerate() {
-            let dir = format!("/shared/my results/runs/{}", record::run_id(&run.config));
+            let dir = format!("/shared/my results/runs/{}", run_record::run_id(&run.config));
             let branch: Vec<&str> = text.lines().skip_while(|l| !l.starts_with(&format!("  {i})"))).take(3).collect();
             assert!(branch[1].contains(&format!("mkdir -p '{dir}'")), "{branch:?}");
-            let config = format!("/shared/my results/configs/{}.json", record::run_id(&run.config));
+            let config = format!("/shared/my results/configs/{}.json", run_record::run_id(&run.config));
             assert!(branch[2].starts_with(&format!("    exec /opt/lra/bin/lra run --config '{config}'")), "{branch:?}");
             assert!(branch[2].contains("--results '/shared/my results' --data /shared/data"), "{branch:?}");
             assert!(branch[2].contains(&format!(">'{dir}/slurm-'\"${{SLURM_ARRAY_JOB_ID}}\"'_{i}.out'")), "{branch:?}");
@@ -479,7 +483,7 @@ mod tests {
         }
         assert!(!dir.path().join("pwned").exists() && !dir.path().join("pwned2").exists(), "{text}");
         // The run folders were made under the literal name, with the task's log inside.
-        let run_dir = record::run_dir(&results, &record::run_id(&runs[0].config));
+        let run_dir = run_record::run_dir(&results, &run_record::run_id(&runs[0].config));
         assert!(run_dir.join("slurm-7_0.out").is_file());
         // A newline would end the directive block: refused, naming the option.
         let bad = SlurmOptions { time: Some("1:00:00\n#SBATCH --mem=1T".into()), ..SlurmOptions::default() };
@@ -492,9 +496,9 @@ mod tests {
     fn missing_runs_are_the_absent_and_the_failed_ones() {
         let dir = tempfile::tempdir().unwrap();
         let configs: Vec<RunConfig> = runs().into_iter().map(|r| r.config).collect();
-        let failed = record::RunRecord::failed(&configs[1], record::Failure::Panicked { message: "boom".into() }, 1.0);
-        let failed_path = record::result_path(dir.path(), &configs[1]);
-        crate::record::write_json_atomically(&failed_path, &failed).unwrap();
+        let failed = RunRecord::failed(&configs[1], run_record::Failure::Panicked { message: "boom".into() }, 1.0);
+        let failed_path = run_record::result_path(dir.path(), &configs[1]);
+        write_json_atomically(&failed_path, &failed).unwrap();
         let missing = missing_runs(dir.path(), configs.clone(), &HashSet::new());
         assert_eq!(missing.len(), 2);
         assert!(!missing[0].failed_before && missing[1].failed_before);
@@ -522,27 +526,27 @@ mod tests {
         // (their config.json is there), 4 never did.
         let squeue = stand_in(dir.path(), "squeue", "77_0\n77_1");
         for (i, out) in [(2, "slurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***"), (3, "training")] {
-            let run = record::run_dir(&results, &record::run_id(&configs[i]));
-            record::write_json_atomically(&run.join("config.json"), &configs[i]).unwrap();
+            let run = run_record::run_dir(&results, &run_record::run_id(&configs[i]));
+            write_json_atomically(&run.join("config.json"), &configs[i]).unwrap();
             std::fs::write(run.join(format!("slurm-77_{i}.err")), out).unwrap();
         }
         let no_accounting = stand_in(dir.path(), "sacct", "");
         let tools = Tools { squeue: squeue.clone(), sacct: no_accounting };
         let flying = in_flight(&results, &tools);
-        assert_eq!(flying, [0, 1].iter().map(|&i| record::run_id(&configs[i])).collect());
+        assert_eq!(flying, [0, 1].iter().map(|&i| run_record::run_id(&configs[i])).collect());
         let missing = missing_runs(&results, configs.clone(), &flying);
         assert_eq!(missing.len(), 3, "the two listed tasks are not submitted again");
 
         let lost = record_lost(&results, &tools).unwrap();
-        assert_eq!(lost, [2, 3].iter().map(|&i| record::run_id(&configs[i])).collect::<Vec<_>>());
+        assert_eq!(lost, [2, 3].iter().map(|&i| run_record::run_id(&configs[i])).collect::<Vec<_>>());
         let failure =
-            |i: usize| record::read_record(&record::result_path(&results, &configs[i])).unwrap().outcome.failure.unwrap();
+            |i: usize| run_record::read_record(&run_record::result_path(&results, &configs[i])).unwrap().outcome.failure.unwrap();
         assert!(matches!(failure(2), Failure::TimedOut { .. }), "{:?}", failure(2));
         assert!(matches!(failure(3), Failure::Crashed { ref detail } if detail.contains("no accounting")), "{:?}", failure(3));
-        assert!(!record::result_path(&results, &configs[4]).exists(), "a task that never started is resubmitted instead");
+        assert!(!run_record::result_path(&results, &configs[4]).exists(), "a task that never started is resubmitted instead");
 
         // Where accounting is on, Slurm's state says why.
-        std::fs::remove_file(record::result_path(&results, &configs[3])).unwrap();
+        std::fs::remove_file(run_record::result_path(&results, &configs[3])).unwrap();
         let accounted = Tools { squeue, sacct: stand_in(dir.path(), "sacct-oom", "OUT_OF_MEMORY|42") };
         record_lost(&results, &accounted).unwrap();
         assert!(

@@ -15,11 +15,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
-use crate::child;
-use crate::claim;
-use crate::config::RunConfig;
-use crate::device::{Backend, DeviceName};
-use crate::record::{self, Failure, RunRecord};
+use crate::orchestrate::child;
+use crate::records::claim;
+use crate::records::device_name::{Backend, DeviceName};
+use crate::records::files::write_json_atomically;
+use crate::records::run_config::RunConfig;
+use crate::records::run_record::{self, Failure, RunRecord};
 
 /// Seeds of the baseline in a sweep that does not say how many (`--seeds`): enough for
 /// its spread over seeds, the report's noise floor, at a third of what every model's would
@@ -88,12 +89,14 @@ pub enum Recorded {
 
 /// What `results` holds for `config`.
 pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
-    let path = record::result_path(results, config);
+    let path = run_record::result_path(results, config);
     if !path.is_file() {
         return Recorded::No;
     }
-    match record::read_record(&path) {
-        Ok(record) if record.is_ok() && record.environment.git_commit != crate::environment::build_commit() => Recorded::Stale,
+    match run_record::read_record(&path) {
+        Ok(record) if record.is_ok() && record.environment.git_commit != crate::records::environment::build_commit() => {
+            Recorded::Stale
+        }
         Ok(record) if record.is_ok() => Recorded::Ok,
         _ => Recorded::Failed,
     }
@@ -102,7 +105,7 @@ pub fn recorded(results: &Path, config: &RunConfig) -> Recorded {
 /// Where the sweep hands a child its resolved configuration:
 /// `results/configs/<run-id>.json` ([`hand_over`] writes it).
 pub fn handed_config_path(results: &Path, config: &RunConfig) -> PathBuf {
-    results.join("configs").join(format!("{}.json", record::run_id(config)))
+    results.join("configs").join(format!("{}.json", run_record::run_id(config)))
 }
 
 /// Writes `config` where [`run_arguments`] points the child, so that the child runs the
@@ -110,7 +113,7 @@ pub fn handed_config_path(results: &Path, config: &RunConfig) -> PathBuf {
 /// differ (the data folder may have gained the released files meanwhile) and the run id
 /// with it.
 pub fn hand_over(config: &RunConfig, results: &Path) -> anyhow::Result<()> {
-    record::write_json_atomically(&handed_config_path(results, config), config)
+    write_json_atomically(&handed_config_path(results, config), config)
 }
 
 /// The `lra run` arguments that run `config` (handed over by [`hand_over`]) into
@@ -172,8 +175,8 @@ pub fn run_child(
     threads: Option<usize>,
 ) -> anyhow::Result<RunEnd> {
     let started = Instant::now();
-    let run_id = record::run_id(config);
-    let dir = record::run_dir(results, &run_id);
+    let run_id = run_record::run_id(config);
+    let dir = run_record::run_dir(results, &run_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log_path = dir.join("run.log");
     let log = std::fs::OpenOptions::new()
@@ -199,23 +202,23 @@ pub fn run_child(
     // The child wrote its own record (even if the time ran out as it did so): keep it.
     let written = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok().filter(|m| Some(*m) != replaced);
     let record = match status {
-        _ if written.is_some() => record::read_record(&result_path)?,
+        _ if written.is_some() => run_record::read_record(&result_path)?,
         // The child found the run recorded (by another process, after this one looked).
-        Some(status) if status.success() && result_path.is_file() => record::read_record(&result_path)?,
-        Some(status) if status.code() == Some(i32::from(crate::run::EXIT_CLAIMED)) => {
+        Some(status) if status.success() && result_path.is_file() => run_record::read_record(&result_path)?,
+        Some(status) if status.code() == Some(i32::from(crate::execute::run::EXIT_CLAIMED)) => {
             let holder = child::last_line_of(&log_path);
             return Ok(RunEnd::Elsewhere { holder });
         }
         Some(status) => {
             let failure = child::classify(status, &child::last_line_of(&log_path), oom.fired());
             let record = RunRecord::failed(config, failure, started.elapsed().as_secs_f64());
-            record::write_json_atomically(&result_path, &record)?;
+            write_json_atomically(&result_path, &record)?;
             record
         }
         None => {
             let seconds = started.elapsed().as_secs_f64();
             let record = RunRecord::failed(config, Failure::TimedOut { seconds }, seconds);
-            record::write_json_atomically(&result_path, &record)?;
+            write_json_atomically(&result_path, &record)?;
             record
         }
     };
@@ -238,7 +241,7 @@ pub struct Ran {
 /// second run would share.
 pub fn default_jobs(device: DeviceName) -> usize {
     match device.backend() {
-        Backend::Flex | Backend::Ndarray => crate::environment::cores().min(2),
+        Backend::Flex | Backend::Ndarray => crate::records::machine::cores().min(2),
         Backend::Wgpu | Backend::Cuda => 1,
     }
 }
@@ -247,7 +250,7 @@ pub fn default_jobs(device: DeviceName) -> usize {
 /// cores when several run at once (more threads than cores only slow every run down),
 /// unless the user chose them (`RAYON_NUM_THREADS` set); `None`: the run's own default.
 pub fn threads_per_run(jobs: usize, user_set: bool) -> Option<usize> {
-    (jobs > 1 && !user_set).then(|| (crate::environment::cores() / jobs).max(1))
+    (jobs > 1 && !user_set).then(|| (crate::records::machine::cores() / jobs).max(1))
 }
 
 /// Runs every configuration not yet recorded, `jobs` at a time.
@@ -339,7 +342,7 @@ mod tests {
 
     #[test]
     fn several_jobs_share_the_cores_unless_the_user_chose_the_threads() {
-        let cores = crate::environment::cores();
+        let cores = crate::records::machine::cores();
         assert_eq!(threads_per_run(1, false), None, "one run at a time takes every core");
         for jobs in 2..=2 * cores {
             let threads = threads_per_run(jobs, false).expect("several runs get a share");
@@ -386,9 +389,9 @@ mod tests {
         let mut written = RunRecord::failed(&config, Failure::Crashed { detail: "the child's own record".into() }, 1.0);
         written.outcome.failure = None;
         let template = dir.path().join("record.json");
-        record::write_json_atomically(&template, &written).unwrap();
+        write_json_atomically(&template, &written).unwrap();
         // A child that writes its record, then overstays the time limit.
-        let result = record::result_path(&results, &config);
+        let result = run_record::result_path(&results, &config);
         let script = dir.path().join("child.sh");
         std::fs::write(&script, format!("#!/bin/sh\ncp '{}' '{}'\nsleep 5\n", template.display(), result.display())).unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -396,7 +399,7 @@ mod tests {
             run_child(&script, &config, Recorded::No, &results, dir.path(), Some(Duration::from_millis(1500)), None).unwrap();
         let RunEnd::Recorded { record, .. } = end else { panic!("{end:?}") };
         assert!(record.is_ok(), "{:?}", record.outcome.failure);
-        assert!(record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
+        assert!(run_record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
     }
 
     /// The child gets the configuration the sweep resolved, as a file, and no flag it could
@@ -409,7 +412,7 @@ mod tests {
             .with_variant(Variant::Paper)
             .unwrap();
         hand_over(&config, dir.path()).unwrap();
-        let path = dir.path().join("configs").join(format!("{}.json", record::run_id(&config)));
+        let path = dir.path().join("configs").join(format!("{}.json", run_record::run_id(&config)));
         assert_eq!(RunConfig::load(&path).unwrap(), config);
         let arguments = run_arguments(&config, Recorded::No, dir.path(), Path::new("d"));
         assert_eq!(arguments[..3], ["run".to_string(), "--config".into(), path.display().to_string()]);

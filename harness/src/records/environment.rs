@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::DriverInfo;
-use crate::peak::Peak;
+use crate::records::device_name::build_features;
+use crate::records::machine::{Peak, compute_threads, cores};
 
 /// The machine and software a run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,23 +33,22 @@ pub struct Environment {
     pub lra_version: String,
 }
 
+/// What a CUDA run's record says of the software under it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    /// The NVIDIA kernel driver (`/proc/driver/nvidia/version`), e.g. `550.54.15`.
+    pub driver_version: Option<String>,
+    /// The CUDA version the driver supports (`cuDriverGetVersion`), e.g. `12.4`.
+    pub cuda_driver_api: Option<String>,
+    /// The NVRTC that compiles the kernels (`nvrtcVersion`), e.g. `12.4`.
+    pub nvrtc_version: Option<String>,
+    /// The toolkit whose headers the kernels are compiled against.
+    pub toolkit_path: Option<String>,
+}
+
 /// The burn release this harness is built against (pinned in the workspace Cargo.toml;
 /// a test checks Cargo.lock agrees).
 pub const BURN_VERSION: &str = "0.22.1";
-
-/// The cores this process may run on (1 where the system will not say).
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// The threads the CPU backends compute on: `RAYON_NUM_THREADS` where it is set (a sweep
-/// running several jobs sets it for each run, so that they share the cores instead of
-/// fighting over them), at most the cores; every core otherwise.
-pub fn compute_threads() -> usize {
-    let cores = cores();
-    let set = std::env::var("RAYON_NUM_THREADS").ok().and_then(|value| value.trim().parse::<usize>().ok());
-    set.filter(|&threads| threads > 0).map_or(cores, |threads| threads.min(cores))
-}
 
 pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>, peak: Option<Peak>) -> Environment {
     let mut system = sysinfo::System::new();
@@ -69,7 +68,7 @@ pub fn capture(device_adapter: &str, gpu_driver: Option<&DriverInfo>, peak: Opti
         os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         device_adapter: device_adapter.to_string(),
         gpu_driver: gpu_driver.cloned(),
-        build_features: crate::device::build_features().into_iter().map(String::from).collect(),
+        build_features: build_features().into_iter().map(String::from).collect(),
         peak,
         burn_version: BURN_VERSION.to_string(),
         git_commit: build_commit().to_string(),

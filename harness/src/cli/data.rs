@@ -10,9 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lra_datasets::{DataError, Example, Splits, aan, fetch, listops, pathfinder};
 use lra_tasks::{DataConfig, Task, TaskConfig};
 
-use crate::cli::{DataAction, DataArgs};
-use crate::export;
-use crate::record::write_atomically;
+use crate::cli::args::{DataAction, DataArgs};
+use crate::execute::export;
+use crate::records::files::write_atomically;
 
 /// The task configuration the data options name, released files preferred.
 fn resolve(args: &DataArgs) -> anyhow::Result<TaskConfig> {

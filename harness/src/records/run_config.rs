@@ -5,12 +5,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use lra_models::{Mechanism, MechanismSettings, Variant};
+use lra_models::{ClassifierConfig, Mechanism, MechanismSettings, Variant};
 use lra_tasks::lra::{self as lra_values, Origin};
-use lra_tasks::{Pooling, Preset, Task, TaskConfig};
+use lra_tasks::{Pooling, Positions, Preset, Task, TaskConfig};
 
-use crate::cli::ConfigArgs;
-use crate::device::DeviceName;
+use crate::records::device_name::DeviceName;
 
 /// Everything that decides a run. Saved as `config.json`; `lra run --config` reads it
 /// back (unknown fields are refused, so a typo cannot silently fall back to a default).
@@ -140,6 +139,43 @@ impl RunConfig {
         Ok(config)
     }
 
+    /// The model this configuration trains.
+    pub fn classifier_config(&self) -> ClassifierConfig {
+        let TaskConfig { max_length, vocab_size, classes, model: m, .. } = &self.task;
+        let info = lra_models::model_info(&self.model).expect("the configuration was validated");
+        ClassifierConfig::new(
+            *vocab_size,
+            *classes,
+            *max_length,
+            m.d_model,
+            m.heads,
+            m.layers,
+            m.d_ff,
+            m.d_head_mlp,
+            info.mechanism,
+        )
+        .with_pooling(match m.pooling {
+            Pooling::Cls => lra_models::Pooling::Cls,
+            Pooling::Mean => lra_models::Pooling::Mean,
+        })
+        .with_positions(match m.positions {
+            Positions::Sinusoidal => lra_models::Positions::Sinusoidal,
+            Positions::Learned => lra_models::Positions::Learned,
+            Positions::None => lra_models::Positions::None,
+        })
+        .with_dropout(m.dropout)
+        .with_attention_dropout(m.attention_dropout)
+        .with_paired(self.task.name.paired())
+        .with_qkv_dim(Some(m.qkv_dim))
+        .with_settings(Some(self.attention.clone()))
+    }
+
+    /// The operations of one training step of this configuration, counted from the
+    /// model's shape ([`ClassifierConfig::training_step_flops`]).
+    pub fn step_flops(&self) -> f64 {
+        self.classifier_config().training_step_flops(self.task.training.batch_size)
+    }
+
     /// Checks the values that serde's types cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         lra_models::check_model_name(&self.model).map_err(anyhow::Error::msg)?;
@@ -221,28 +257,6 @@ impl RunConfig {
         }
         Ok(())
     }
-}
-
-/// `lra config`: the resolved configuration, as the run's `config.json` would hold it,
-/// or with `--explain` each value beside where it comes from.
-pub fn config_command(args: &ConfigArgs) -> anyhow::Result<()> {
-    let config = crate::run::resolve_config(&args.choice)?;
-    if !args.explain {
-        print!("{}", String::from_utf8(crate::record::json_bytes(&config)?)?);
-        return Ok(());
-    }
-    let explained = explain(&config)?;
-    let width = explained.values.iter().map(|v| v.path.len() + v.value.len() + 3).max().unwrap_or(0);
-    for value in &explained.values {
-        println!("{:<width$}  {}", format!("{} = {}", value.path, value.value), value.source);
-    }
-    if !explained.differences.is_empty() {
-        println!("\nWhere this differs from LRA's released code, beyond the values above:");
-        for (path, why) in &explained.differences {
-            println!("- {path}: {why}");
-        }
-    }
-    Ok(())
 }
 
 /// One value of a resolved configuration and where it comes from.
@@ -428,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = RunConfig::resolve(Task::Listops, Preset::Quick, "transformer", 7, DeviceName::Ndarray).unwrap();
         let path = dir.path().join("config.json");
-        crate::record::write_json_atomically(&path, &config).unwrap();
+        crate::records::files::write_json_atomically(&path, &config).unwrap();
         assert_eq!(RunConfig::load(&path).unwrap(), config);
     }
 
@@ -587,7 +601,7 @@ mod tests {
     fn an_unknown_hyperparameter_in_a_configuration_file_is_refused_by_name_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
-        let text = String::from_utf8(crate::record::json_bytes(&config).unwrap()).unwrap();
+        let text = String::from_utf8(crate::records::files::json_bytes(&config).unwrap()).unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, text.replace("\"block_size\"", "\"block_sise\"")).unwrap();
         let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
@@ -665,7 +679,7 @@ mod tests {
                 for model in lra_models::MODELS {
                     let config = RunConfig::resolve(task, preset, model.name, 0, DeviceName::Flex).unwrap();
                     // What training builds from the configuration, and what that computes.
-                    let classifier = crate::train::classifier_config(&config);
+                    let classifier = config.classifier_config();
                     let computed = classifier.computed();
                     assert_eq!(
                         (computed.pooling, computed.positions),
@@ -712,26 +726,5 @@ mod tests {
         }
         let documented = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(documented == generated, "docs/lra-configuration.md is stale: regenerate with LRA_WRITE_DOCS=1 cargo test");
-    }
-
-    #[test]
-    fn the_run_id_changes_with_anything_that_decides_the_run() {
-        let base = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Flex).unwrap();
-        let id = crate::record::run_id(&base);
-        assert_eq!(id, crate::record::run_id(&base.clone()));
-        assert_eq!(id.len(), 12);
-        let mut other_seed = base.clone();
-        other_seed.seed = 2;
-        let mut other_device = base.clone();
-        other_device.device = DeviceName::Ndarray;
-        let mut other_lr = base.clone();
-        other_lr.task.training.weight_decay = 0.5;
-        let mut other_attention = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
-        let local_id = crate::record::run_id(&other_attention);
-        other_attention.attention = MechanismSettings::Local(LocalSettings { variant: Variant::Paper, block_size: 3 });
-        assert_ne!(crate::record::run_id(&other_attention), local_id);
-        for changed in [other_seed, other_device, other_lr] {
-            assert_ne!(crate::record::run_id(&changed), id);
-        }
     }
 }

@@ -1,20 +1,20 @@
-//! `lra run`: resolve the configuration, prepare the data, train, write the record.
+//! One run: a configuration's data prepared, the model trained, and its run folder written
+//! (`config.json`, `metrics.csv`, `result.json`) under the run's claim.
 
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::claim;
-use crate::cli::{RunArgs, RunChoice};
-use crate::config::RunConfig;
-use crate::device::{DeviceName, open};
-use crate::record::{self, Failure, Outcome, RunRecord};
-use crate::train::{self, Progress};
+use crate::execute::device::open;
+use crate::execute::train::{self, Progress};
+use crate::records::claim;
+use crate::records::files::{write_atomically, write_json_atomically};
+use crate::records::run_config::RunConfig;
+use crate::records::run_record::{self, Failure, Outcome, RunRecord};
 
 /// Exit code of a run that was recorded as failed (diverged, panicked, ...).
 pub const EXIT_RUN_FAILED: u8 = 1;
@@ -42,87 +42,15 @@ pub enum Executed {
     Elsewhere(claim::Holder),
 }
 
-/// The configuration a `lra run` (or `lra config`) command line asks for.
-pub fn resolve_config(args: &RunChoice) -> anyhow::Result<RunConfig> {
-    let device = args.device;
-    let mut config = match &args.config {
-        Some(path) => {
-            if args.task.is_some() || args.model.is_some() || args.preset.is_some() || args.variant.is_some() {
-                bail!("--config gives the task, model, preset and variant; pass only --seed or --device beside it");
-            }
-            RunConfig::load(path)?
-        }
-        None => {
-            let (Some(task), Some(model)) = (args.task, &args.model) else {
-                bail!("`lra run` needs --task and --model (or --config FILE); see `lra list tasks` and `lra list models`");
-            };
-            let preset = args.preset.unwrap_or_default();
-            let config = RunConfig::resolve(task, preset, model, 0, DeviceName::Flex)?.prefer_released(&args.data);
-            match args.variant {
-                Some(variant) => config.with_variant(variant)?,
-                None => config,
-            }
-        }
-    };
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    if let Some(device) = device {
-        config.device = device;
-    }
-    config.validate()?;
-    Ok(config)
-}
-
-pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let config = resolve_config(&args.choice)?;
-    let replace = match (args.force, args.rerun_stale, args.rerun_failed) {
-        (true, _, _) => Replace::Always,
-        (false, true, _) => Replace::FailedOrStale,
-        (false, false, true) => Replace::Failed,
-        (false, false, false) => Replace::Never,
-    };
-    let record = match execute(&config, &args.results, &args.choice.data, replace, args.quiet)? {
-        Executed::Recorded(record) => *record,
-        Executed::Elsewhere(holder) => {
-            eprintln!("another process is training this configuration ({holder}); nothing done");
-            return Ok(ExitCode::from(EXIT_CLAIMED));
-        }
-    };
-    let dir = record::run_dir(&args.results, &record.run_id);
-    match &record.outcome.failure {
-        None => {
-            println!(
-                "{} {} seed {}: test accuracy {:.4} (final weights; best validation {:.4} at step {}, whose test accuracy is {:.4}), {:.2} steps/s, peak memory {:.1} MiB",
-                record.task,
-                record.model,
-                record.seed,
-                record.outcome.test_accuracy.unwrap_or(f64::NAN),
-                record.outcome.best_val_accuracy.unwrap_or(f64::NAN),
-                record.outcome.best_step.unwrap_or(0),
-                record.outcome.best_val_test_accuracy.unwrap_or(f64::NAN),
-                record.outcome.train_steps_per_second,
-                record.outcome.peak_memory_bytes as f64 / (1 << 20) as f64,
-            );
-            println!("recorded in {}", dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(failure) => {
-            eprintln!("run failed: {failure}; recorded in {}", dir.display());
-            Ok(ExitCode::from(EXIT_RUN_FAILED))
-        }
-    }
-}
-
 /// Runs `config` and writes its folder, holding the run's claim while it does; returns
 /// the record (the existing one where the folder holds one that `replace` keeps), or who
 /// else is running it.
 pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Replace, quiet: bool) -> anyhow::Result<Executed> {
     let started = Instant::now();
     // Before the run's folder exists: a device that cannot run leaves nothing behind.
-    crate::device::check(config.device).map_err(anyhow::Error::msg)?;
-    let run_id = record::run_id(config);
-    let dir = record::run_dir(results, &run_id);
+    crate::execute::device::check(config.device).map_err(anyhow::Error::msg)?;
+    let run_id = run_record::run_id(config);
+    let dir = run_record::run_dir(results, &run_id);
     let result_path = dir.join("result.json");
     let _claim = match claim::take(&dir)? {
         Ok(claim) => claim,
@@ -130,12 +58,12 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
     };
     // Read under the claim: a record written meanwhile by another process counts.
     if result_path.exists() {
-        let existing = record::read_record(&result_path);
+        let existing = run_record::read_record(&result_path);
         let keep = match (replace, &existing) {
             (Replace::Always, _) => false,
             (Replace::Failed, Ok(record)) => record.is_ok(),
             (Replace::FailedOrStale, Ok(record)) => {
-                record.is_ok() && record.environment.git_commit == crate::environment::build_commit()
+                record.is_ok() && record.environment.git_commit == crate::records::environment::build_commit()
             }
             (Replace::Failed | Replace::FailedOrStale, Err(_)) => false,
             (Replace::Never, _) => true,
@@ -163,7 +91,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
             splits.test.len()
         );
     }
-    record::write_json_atomically(&dir.join("config.json"), config)?;
+    write_json_atomically(&dir.join("config.json"), config)?;
     // One line at the start and one at the end of every training, in the run's log.
     eprintln!("[run {run_id}] training");
 
@@ -181,23 +109,23 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
             .unwrap_or_else(|| "unknown panic".into());
         let outcome = Outcome {
             memory_source: "not measured (the run failed)".into(),
-            peak_rss_bytes: crate::measure::peak_rss_bytes(),
+            peak_rss_bytes: crate::execute::memory::peak_rss_bytes(),
             ..Outcome::failed(Failure::Panicked { message }, 0.0)
         };
         (outcome, Vec::new())
     });
     // What the run knows beside training: its test split, and its time from the start.
-    outcome.test_majority_rate = Some(crate::chance::majority_rate(&splits.test));
+    outcome.test_majority_rate = Some(crate::records::chance::majority_rate(&splits.test));
     outcome.test_examples = Some(splits.test.len());
     outcome.wall_seconds = started.elapsed().as_secs_f64();
 
-    record::write_atomically(&dir.join("metrics.csv"), &record::metrics_csv(&metrics)?)?;
-    let peak = crate::peak::of(config.device, &device.adapter);
+    write_atomically(&dir.join("metrics.csv"), &run_record::metrics_csv(&metrics)?)?;
+    let peak = crate::records::machine::peak_of(config.device, &device.adapter);
     let utilisation =
-        crate::peak::Utilisation::of(train::step_flops(config), Some(outcome.train_steps_per_second), peak.as_ref());
-    let environment = crate::environment::capture(&device.adapter, device.driver.as_ref(), peak);
+        crate::records::machine::Utilisation::of(config.step_flops(), Some(outcome.train_steps_per_second), peak.as_ref());
+    let environment = crate::records::environment::capture(&device.adapter, device.driver.as_ref(), peak);
     let record = RunRecord::new(config, outcome, utilisation, environment);
-    record::write_json_atomically(&result_path, &record)?;
+    write_json_atomically(&result_path, &record)?;
     eprintln!("[run {}] recorded", record.run_id);
     Ok(Executed::Recorded(Box::new(record)))
 }

@@ -1,4 +1,5 @@
-//! The device's peak f32 rate, the denominator of model FLOPs utilisation (MFU), with how
+//! The machine a run computes on: its cores, the threads the CPU backends use, and the
+//! device's peak f32 rate, the denominator of model FLOPs utilisation (MFU), with how
 //! it was derived (recorded beside it, so a reader can judge the figure).
 //!
 //! A CPU's peak is computed from what the machine says of itself: cores x clock x f32
@@ -9,7 +10,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Backend, DeviceName};
+use crate::records::device_name::{Backend, DeviceName};
+
+/// The cores this process may run on (1 where the system will not say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The threads the CPU backends compute on: `RAYON_NUM_THREADS` where it is set (a sweep
+/// running several jobs sets it for each run, so that they share the cores instead of
+/// fighting over them), at most the cores; every core otherwise.
+pub fn compute_threads() -> usize {
+    let cores = cores();
+    let set = std::env::var("RAYON_NUM_THREADS").ok().and_then(|value| value.trim().parse::<usize>().ok());
+    set.filter(|&threads| threads > 0).map_or(cores, |threads| threads.min(cores))
+}
 
 /// A peak rate and how it was derived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +55,7 @@ const PUBLISHED_GPU_TFLOPS: &[(&str, f64)] = &[
 ];
 
 /// The peak of `device` (whose adapter is named `adapter`), where it can be derived.
-pub fn of(device: DeviceName, adapter: &str) -> Option<Peak> {
+pub fn peak_of(device: DeviceName, adapter: &str) -> Option<Peak> {
     match device.backend() {
         Backend::Flex | Backend::Ndarray => cpu(),
         Backend::Wgpu | Backend::Cuda => gpu(adapter),
@@ -49,7 +64,7 @@ pub fn of(device: DeviceName, adapter: &str) -> Option<Peak> {
 
 fn cpu() -> Option<Peak> {
     // The cores the run computes on: all of them, or its share in a sweep of several jobs.
-    let cores = crate::environment::compute_threads();
+    let cores = compute_threads();
     let mhz = clock_mhz().filter(|&f| f > 0)?;
     let (lanes, isa) = vector_lanes();
     let per_fma = if has_fma() { 2.0 } else { 1.0 };
@@ -154,12 +169,12 @@ mod tests {
 
     #[test]
     fn a_cpu_peak_is_the_product_its_derivation_states() {
-        let Some(peak) = of(DeviceName::Flex, "CPU (flex)") else {
+        let Some(peak) = peak_of(DeviceName::Flex, "CPU (flex)") else {
             // A machine whose clock is not reported has no derivable peak: nothing to check.
             assert_eq!(clock_mhz().unwrap_or(0), 0);
             return;
         };
-        let cores = crate::environment::compute_threads() as f64;
+        let cores = compute_threads() as f64;
         let (lanes, _) = vector_lanes();
         let per_core = peak.flops_per_second / cores / lanes as f64 / FMA_UNITS;
         // What is left is the clock times 1 or 2 operations per FMA: a plausible clock.
@@ -169,10 +184,10 @@ mod tests {
 
     #[test]
     fn gpu_peaks_are_found_by_name_the_most_specific_first() {
-        assert_eq!(of(DeviceName::Cuda(0), "NVIDIA H100 PCIe").unwrap().flops_per_second, 51.2e12);
-        assert_eq!(of(DeviceName::Cuda(0), "NVIDIA H100 80GB HBM3").unwrap().flops_per_second, 67.0e12);
-        assert!(of(DeviceName::Wgpu(None), "llvmpipe (LLVM 15.0.6, 256 bits)").is_none());
-        let h200 = of(DeviceName::Cuda(0), "NVIDIA H200");
+        assert_eq!(peak_of(DeviceName::Cuda(0), "NVIDIA H100 PCIe").unwrap().flops_per_second, 51.2e12);
+        assert_eq!(peak_of(DeviceName::Cuda(0), "NVIDIA H100 80GB HBM3").unwrap().flops_per_second, 67.0e12);
+        assert!(peak_of(DeviceName::Wgpu(None), "llvmpipe (LLVM 15.0.6, 256 bits)").is_none());
+        let h200 = peak_of(DeviceName::Cuda(0), "NVIDIA H200");
         assert_eq!(Utilisation::of(33.5e12, Some(1.0), h200.as_ref()).mfu, Some(0.5));
         let unmeasured = Utilisation::of(1e9, Some(0.0), h200.as_ref());
         assert_eq!((unmeasured.achieved_flops_per_second, unmeasured.mfu), (None, None));

@@ -1,5 +1,6 @@
-//! The handlers of `lra sweep`, `lra bench`, `lra bench-cell` and `lra report`: parse
-//! names, then hand over to the module that does the work.
+//! `lra sweep`: the grid of runs from the command line, handed to
+//! [`crate::orchestrate::sweep`] (or [`crate::orchestrate::slurm`]), then the benchmark and
+//! the report.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -10,23 +11,13 @@ use anyhow::bail;
 use lra_models::Variant;
 use lra_tasks::{Preset, SweepBenchmark, Task};
 
-use crate::bench::{self, BenchSpec, CellSpec};
-use crate::cli::{BenchArgs, BenchCellArgs, ReportArgs, SweepArgs};
-use crate::device::DeviceName;
-use crate::slurm;
-use crate::sweep::{self, SweepSpec};
-
-fn model_names(requested: &Option<Vec<String>>) -> anyhow::Result<Vec<String>> {
-    match requested {
-        Some(names) => {
-            for name in names {
-                lra_models::check_model_name(name).map_err(anyhow::Error::msg)?;
-            }
-            Ok(names.clone())
-        }
-        None => Ok(lra_models::MODELS.iter().map(|m| m.name.to_string()).collect()),
-    }
-}
+use crate::cli::args::SweepArgs;
+use crate::cli::bench::{model_names, transformer_first};
+use crate::orchestrate::bench::{self, BenchSpec};
+use crate::orchestrate::slurm;
+use crate::orchestrate::sweep::{self, SweepSpec};
+use crate::records::bench_record::Scope;
+use crate::records::device_name::DeviceName;
 
 pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let preset = args.preset;
@@ -52,8 +43,8 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     // Locally the device must be usable here; on Slurm it is the nodes', so only the build
     // is checked (the binary is the one the nodes run).
     match args.slurm {
-        true => crate::device::check_built(spec.device),
-        false => crate::device::check(spec.device),
+        true => crate::execute::device::check_built(spec.device),
+        false => crate::execute::device::check(spec.device),
     }
     .map_err(anyhow::Error::msg)?;
     let configs = sweep::plan(&spec)?;
@@ -81,7 +72,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "sweep: kept {kept_stale} records of another commit than this binary's ({}); the report warns where a table \
              mixes commits (--rerun-stale runs them again)",
-            crate::environment::build_commit()
+            crate::records::environment::build_commit()
         );
     }
     let exe = sweep::current_exe()?;
@@ -131,7 +122,7 @@ fn write_sweep_report(args: &SweepArgs) -> anyhow::Result<()> {
 }
 
 /// `lra sweep --slurm`: submit the missing runs as one job array (or print its script).
-fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> anyhow::Result<ExitCode> {
+fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::records::run_config::RunConfig>) -> anyhow::Result<ExitCode> {
     if args.max_parallel == Some(0) || args.cpus_per_task == Some(0) {
         bail!("--max-parallel and --cpus-per-task must be at least 1");
     }
@@ -184,7 +175,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::config::RunConfig>) -> a
     if args.dry_run {
         hand_over()?;
         let path = slurm::script_path(&paths.results, &name);
-        crate::record::write_atomically(&path, script.as_bytes())?;
+        crate::records::files::write_atomically(&path, script.as_bytes())?;
         eprintln!("sweep: job script for {} runs written to {} (not submitted)", missing.len(), path.display());
         print!("{script}");
         return Ok(ExitCode::SUCCESS);
@@ -218,7 +209,7 @@ fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, vari
         lengths,
         batch,
         device,
-        scope: bench::Scope::Step,
+        scope: Scope::Step,
         variant,
         warmup_steps: 1,
         timed_steps,
@@ -227,110 +218,13 @@ fn sweep_bench(preset: Preset, mut models: Vec<String>, device: DeviceName, vari
     }
 }
 
-/// What `lra bench` with `args` measures, of `models`.
-fn bench_spec(args: &BenchArgs, models: Vec<String>) -> BenchSpec {
-    BenchSpec {
-        models,
-        lengths: args.lengths.clone(),
-        batch: args.batch,
-        device: args.device,
-        scope: args.scope,
-        variant: args.variant,
-        warmup_steps: args.warmup_steps,
-        timed_steps: args.timed_steps,
-        cell_timeout: Duration::from_secs_f64(args.cell_timeout),
-        budget: args.budget.map(Duration::from_secs_f64),
-    }
-}
-
-/// The models `lra bench` measures at `scope`: those named, refused where the scope
-/// cannot time them; all otherwise, less those it cannot (said on stderr).
-fn bench_models(requested: &Option<Vec<String>>, scope: bench::Scope) -> anyhow::Result<Vec<String>> {
-    let mut models = Vec::new();
-    for name in model_names(requested)? {
-        match bench::scope_refusal(&name, scope)? {
-            Some(refusal) if requested.is_some() => bail!("--models {name}: {refusal}"),
-            Some(refusal) => eprintln!("bench: {name} left out: {refusal}"),
-            None => models.push(name),
-        }
-    }
-    Ok(models)
-}
-
-/// Ratios are to the Transformer: measure it first.
-fn transformer_first(models: &mut Vec<String>) {
-    if let Some(i) = models.iter().position(|m| m == lra_models::BASELINE) {
-        let t = models.remove(i);
-        models.insert(0, t);
-    }
-}
-
-pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.lengths.is_empty() || args.lengths.contains(&0) || args.batch == 0 || args.timed_steps == 0 {
-        bail!("--lengths, --batch and --timed-steps must be positive");
-    }
-    crate::device::check(args.device).map_err(anyhow::Error::msg)?;
-    let mut models = bench_models(&args.models, args.scope)?;
-    transformer_first(&mut models);
-    let spec = bench_spec(args, models);
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let record = bench::run(&sweep::current_exe()?, &spec, &args.results, command, None)?;
-    println!("benchmark {} ({} measurements):", record.bench_id, record.measurements.len());
-    for m in &record.measurements {
-        println!("{}", bench::describe(m));
-    }
-    println!("recorded in {}", bench::bench_dir(&args.results).join(format!("{}.json", record.bench_id)).display());
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn bench_cell(args: &BenchCellArgs) -> anyhow::Result<ExitCode> {
-    let spec = CellSpec {
-        model: args.model.clone(),
-        length: args.length,
-        batch: args.batch,
-        device: args.device,
-        scope: args.scope,
-        variant: args.variant,
-        warmup_steps: args.warmup_steps,
-        timed_steps: args.timed_steps,
-    };
-    let measurement = bench::measure_cell(&spec)?;
-    println!("{}", serde_json::to_string(&measurement)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let written = crate::report::write(&args.results, &args.out)?;
-    println!(
-        "report written to {} ({} runs, {} failed, {} files)",
-        args.out.display(),
-        written.runs,
-        written.failed_runs,
-        written.files.len()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::{Cli, Command};
-
-    #[test]
-    fn a_layer_benchmark_of_every_model_leaves_out_those_whose_layers_are_the_transformers_or_absent() {
-        let all: Vec<&str> = lra_models::MODELS.iter().map(|m| m.name).collect();
-        let step = bench_models(&None, bench::Scope::Step).unwrap();
-        assert_eq!(step, all);
-        let layer = bench_models(&None, bench::Scope::Layer).unwrap();
-        let left_out: Vec<&str> = all.iter().copied().filter(|m| !layer.iter().any(|l| l == m)).collect();
-        assert_eq!(left_out, ["funnel", "perceiver", "switch", lra_models::CONTROL]);
-        let named = bench_models(&Some(vec!["local".into(), "funnel".into()]), bench::Scope::Layer).unwrap_err();
-        assert!(named.to_string().starts_with("--models funnel: funnel changes the stack"), "{named}");
-        let control = bench_models(&Some(vec![lra_models::CONTROL.into()]), bench::Scope::Layer).unwrap_err();
-        assert!(control.to_string().starts_with("--models bag: bag has no attention layer"), "{control}");
-    }
+    use crate::cli::args::{Cli, Command};
+    use crate::cli::bench::bench_spec;
 
     /// The command a sweep records for its benchmark measures that benchmark: parsed back,
     /// it gives the same specification.

@@ -5,15 +5,15 @@
 //! `result.json` (the [`RunRecord`]), written last: a folder without `result.json` is an
 //! unfinished run.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::RunConfig;
-use crate::environment::Environment;
+use crate::records::environment::Environment;
+use crate::records::machine::Utilisation;
+use crate::records::run_config::RunConfig;
 
 /// Why a run or a benchmark cell failed; `null` in its record when it succeeded. Runs and
 /// cells share these words: a record says `"status": "failed"` and names the failure.
@@ -139,7 +139,7 @@ pub struct RunRecord {
     /// One training step's operations (`ClassifierConfig::training_step_flops`), the
     /// achieved rate and the MFU.
     #[serde(flatten)]
-    pub utilisation: crate::peak::Utilisation,
+    pub utilisation: Utilisation,
     pub data_source: String,
     pub config: RunConfig,
     pub environment: Environment,
@@ -181,7 +181,7 @@ pub struct Outcome {
     #[serde(default)]
     pub validation_examples: Option<usize>,
     /// The first validation step whose accuracy was above chance by the report's rule
-    /// ([`crate::chance::above_chance`] against the validation split's majority rate and
+    /// ([`crate::records::chance::above_chance`] against the validation split's majority rate and
     /// size). `None` when the run never left chance, and when the record does not say
     /// (earlier versions): [`Outcome::left_chance_known`] tells the two apart. Written as
     /// `null` for the first and left out for the second, so that a record of an earlier
@@ -302,12 +302,7 @@ pub struct AuxiliaryRecord {
 
 impl RunRecord {
     /// The record of `config`'s run with `outcome`, in `environment`.
-    pub fn new(
-        config: &RunConfig,
-        outcome: Outcome,
-        utilisation: crate::peak::Utilisation,
-        environment: Environment,
-    ) -> RunRecord {
+    pub fn new(config: &RunConfig, outcome: Outcome, utilisation: Utilisation, environment: Environment) -> RunRecord {
         RunRecord {
             run_id: run_id(config),
             task: config.task.name.name().to_string(),
@@ -326,14 +321,14 @@ impl RunRecord {
     /// The record of a run that ended before it could write its own, written by whoever
     /// started it.
     pub fn failed(config: &RunConfig, failure: Failure, wall_seconds: f64) -> RunRecord {
-        let mut environment = crate::environment::capture("unknown (the run did not finish)", None, None);
+        let mut environment = crate::records::environment::capture("unknown (the run did not finish)", None, None);
         // The threads are the run's, which this process does not know (a sweep gives each
         // run its share of the cores; Slurm, another machine's).
         environment.threads = None;
         RunRecord::new(
             config,
             Outcome::failed(failure, wall_seconds),
-            crate::peak::Utilisation::of(crate::train::step_flops(config), None, None),
+            Utilisation::of(config.step_flops(), None, None),
             environment,
         )
     }
@@ -384,37 +379,6 @@ pub fn result_path(results: &Path, config: &RunConfig) -> PathBuf {
     run_dir(results, &run_id(config)).join("result.json")
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced,
-/// then renamed over `path`, so a reader sees the old file or the new one, never half.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Named after this process, so that what a killed writer left is removed by the next.
-    lra_datasets::staging::remove_stale(dir, ".writing");
-    let mut temp = tempfile::Builder::new()
-        .prefix(&lra_datasets::staging::prefix(".writing"))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    temp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    temp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
-    temp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
-    // The rename is durable once the folder that holds it is.
-    #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(())
-}
-
-pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    write_atomically(path, &json_bytes(value)?)
-}
-
-/// `value` as the harness writes JSON files: pretty, with a final newline.
-pub fn json_bytes(value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsRow {
@@ -453,24 +417,19 @@ pub fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_writes_replace_the_file_and_leave_no_temporary_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nested").join("result.json");
-        write_atomically(&path, b"first").unwrap();
-        write_atomically(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let entries: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
-        assert_eq!(entries.len(), 1);
-    }
+    use crate::records::device_name::DeviceName;
+    use crate::records::files::json_bytes;
+    use crate::records::files::write_atomically;
+    use lra_models::attention::local::LocalSettings;
+    use lra_models::{MechanismSettings, Variant};
+    use lra_tasks::{Preset, Task};
 
     /// Records written before the outcome was a type of its own (and the status a field
     /// beside the failure), by the code at ef29a9e and 7a71cbc: the Transformer's, whose
     /// settings are its name alone, and BigBird's, whose settings have fields.
     const EARLIER_RECORDS: [&str; 2] = [
-        include_str!("../tests/data/result-of-the-transformer-of-an-earlier-version.json"),
-        include_str!("../tests/data/result-of-bigbird-of-an-earlier-version.json"),
+        include_str!("../../tests/data/result-of-the-transformer-of-an-earlier-version.json"),
+        include_str!("../../tests/data/result-of-bigbird-of-an-earlier-version.json"),
     ];
 
     /// They are read and written again with the same fields in the same order and the
@@ -595,7 +554,7 @@ mod tests {
     /// machine use that it cannot know: not the threads, not the adapter, not the peak.
     #[test]
     fn a_failed_run_recorded_by_another_process_claims_no_threads() {
-        use crate::device::DeviceName;
+        use crate::records::device_name::DeviceName;
         use lra_tasks::{Preset, Task};
         let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
         let record = RunRecord::failed(&config, Failure::TimedOut { seconds: 5.0 }, 5.0);
@@ -617,5 +576,26 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("step,loss,lr,train_acc,examples_per_s,val_acc\n"), "{text}");
         assert_eq!(read_metrics_csv(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn the_run_id_changes_with_anything_that_decides_the_run() {
+        let base = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 1, DeviceName::Flex).unwrap();
+        let id = run_id(&base);
+        assert_eq!(id, run_id(&base.clone()));
+        assert_eq!(id.len(), 12);
+        let mut other_seed = base.clone();
+        other_seed.seed = 2;
+        let mut other_device = base.clone();
+        other_device.device = DeviceName::Ndarray;
+        let mut other_lr = base.clone();
+        other_lr.task.training.weight_decay = 0.5;
+        let mut other_attention = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 1, DeviceName::Flex).unwrap();
+        let local_id = run_id(&other_attention);
+        other_attention.attention = MechanismSettings::Local(LocalSettings { variant: Variant::Paper, block_size: 3 });
+        assert_ne!(run_id(&other_attention), local_id);
+        for changed in [other_seed, other_device, other_lr] {
+            assert_ne!(run_id(&changed), id);
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::record::Failure;
+use crate::records::run_record::Failure;
 
 /// `command` set up as a child of the harness: its own process group (a Ctrl-C in the
 /// terminal reaches the harness, which then takes the group down) and, on Linux, killed by

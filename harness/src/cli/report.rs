@@ -1,0 +1,17 @@
+//! `lra report`: the comparison report of a results folder.
+
+use std::process::ExitCode;
+
+use crate::cli::args::ReportArgs;
+
+pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let written = crate::report::write(&args.results, &args.out)?;
+    println!(
+        "report written to {} ({} runs, {} failed, {} files)",
+        args.out.display(),
+        written.runs,
+        written.failed_runs,
+        written.files.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

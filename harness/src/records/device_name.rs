@@ -1,0 +1,169 @@
+//! The devices a run can name, as the command line, `config.json` and the records write
+//! them: plain names, with no backend behind them (opening one is
+//! [`crate::execute::device`]'s).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A device on the command line and in configurations: `flex`, `ndarray`, `wgpu` (the
+/// system's preferred adapter), `wgpu:N` (the N-th discrete GPU), `cuda` (= `cuda:0`) or
+/// `cuda:N`. Written in `config.json` by its [`Display`](fmt::Display) name, so it is part
+/// of the run id (`cuda` and `cuda:0` are one name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceName {
+    /// burn's pure-Rust CPU backend (the default: fastest CPU backend here).
+    Flex,
+    /// The ndarray CPU backend (deprecated in burn, kept for comparison).
+    Ndarray,
+    /// wgpu: Vulkan, Metal or DX12 (also software Vulkan, e.g. Mesa's lavapipe). `None`:
+    /// the adapter wgpu prefers; `Some(n)`: the n-th discrete GPU.
+    Wgpu(Option<usize>),
+    /// An NVIDIA GPU through CUDA, by its driver index.
+    Cuda(usize),
+}
+
+/// The backends a device name can select, and what a build needs for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Flex,
+    Ndarray,
+    Wgpu,
+    Cuda,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu, Backend::Cuda];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this binary was built with the backend.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Backend::Flex | Backend::Ndarray | Backend::Wgpu => true,
+            Backend::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+}
+
+/// The cargo features this binary was built with that change what devices do (kernel
+/// fusion changes how the GPU backends compute, so records name it).
+pub fn build_features() -> Vec<&'static str> {
+    let mut features = vec!["flex", "ndarray", "wgpu"];
+    if cfg!(feature = "cuda") {
+        features.push("cuda");
+    }
+    if cfg!(feature = "fusion") {
+        features.push("fusion");
+    }
+    features
+}
+
+impl DeviceName {
+    pub fn backend(self) -> Backend {
+        match self {
+            DeviceName::Flex => Backend::Flex,
+            DeviceName::Ndarray => Backend::Ndarray,
+            DeviceName::Wgpu(_) => Backend::Wgpu,
+            DeviceName::Cuda(_) => Backend::Cuda,
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<DeviceName, String> {
+        let unknown = || {
+            format!("unknown device `{name}`; the devices are: flex, ndarray, wgpu, wgpu:N (the N-th discrete GPU), cuda, cuda:N")
+        };
+        let (backend, index) = match name.split_once(':') {
+            Some((backend, index)) => {
+                let index = index
+                    .parse::<usize>()
+                    .map_err(|_| format!("device `{name}`: the part after `:` must be a device number (e.g. `{backend}:1`)"))?;
+                (backend, Some(index))
+            }
+            None => (name, None),
+        };
+        match (backend, index) {
+            ("flex", None) => Ok(DeviceName::Flex),
+            ("ndarray", None) => Ok(DeviceName::Ndarray),
+            ("wgpu", index) => Ok(DeviceName::Wgpu(index)),
+            ("cuda", index) => Ok(DeviceName::Cuda(index.unwrap_or(0))),
+            ("flex" | "ndarray", Some(_)) => Err(format!("device `{name}`: the CPU backends take no device number")),
+            _ => Err(unknown()),
+        }
+    }
+}
+
+impl fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceName::Flex => f.write_str("flex"),
+            DeviceName::Ndarray => f.write_str("ndarray"),
+            DeviceName::Wgpu(None) => f.write_str("wgpu"),
+            DeviceName::Wgpu(Some(n)) => write!(f, "wgpu:{n}"),
+            DeviceName::Cuda(0) => f.write_str("cuda"),
+            DeviceName::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl FromStr for DeviceName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<DeviceName, String> {
+        DeviceName::parse(name)
+    }
+}
+
+impl Serialize for DeviceName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DeviceName, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        DeviceName::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_as_they_print_and_cuda_is_cuda_0() {
+        for (text, name) in [
+            ("flex", DeviceName::Flex),
+            ("ndarray", DeviceName::Ndarray),
+            ("wgpu", DeviceName::Wgpu(None)),
+            ("wgpu:1", DeviceName::Wgpu(Some(1))),
+            ("cuda", DeviceName::Cuda(0)),
+            ("cuda:3", DeviceName::Cuda(3)),
+        ] {
+            assert_eq!(DeviceName::parse(text), Ok(name));
+            assert_eq!(name.to_string(), text);
+            let json = serde_json::to_string(&name).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<DeviceName>(&json).unwrap(), name);
+        }
+        assert_eq!(DeviceName::parse("cuda:0"), Ok(DeviceName::Cuda(0)));
+        assert_eq!(DeviceName::Cuda(0).to_string(), "cuda");
+    }
+
+    #[test]
+    fn bad_names_say_what_is_wrong() {
+        assert!(DeviceName::parse("tpu").unwrap_err().contains("the devices are: flex, ndarray, wgpu"));
+        assert!(DeviceName::parse("cuda:x").unwrap_err().contains("device number"));
+        assert!(DeviceName::parse("flex:1").unwrap_err().contains("no device number"));
+        assert!(serde_json::from_str::<DeviceName>("\"gpu\"").unwrap_err().to_string().contains("unknown device `gpu`"));
+    }
+}
