@@ -23,11 +23,15 @@ use crate::DataError;
 
 mod download;
 mod extract;
+mod paths;
+#[cfg(test)]
+mod test_archives;
 #[cfg(test)]
 mod test_server;
 
 use download::download;
 use extract::extract;
+use paths::with_suffix;
 
 /// A public archive the harness knows how to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +152,6 @@ pub fn first_seen_digest_path(archive: &Path) -> PathBuf {
     with_suffix(archive, ".sha256")
 }
 
-/// `path` with `suffix` appended to its file name (`a.tar.gz` -> `a.tar.gz.part`).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
 /// The digest an archive must have: the published one, else the one its first fetch
 /// recorded beside it, else none (the first fetch).
 pub fn expected_digest(known: &KnownArchive, archive: &Path) -> Result<Option<String>, DataError> {
@@ -240,56 +237,13 @@ fn sha256_of_file(path: &Path) -> Result<String, DataError> {
 
 #[cfg(test)]
 mod tests {
+    use super::test_archives::{GOOD_FILES, good_tar, gzip, hostile_tar, names_in};
     use super::test_server::{Serving, serve};
-    use std::io::Write;
 
     use super::*;
 
     fn digest(bytes: &[u8]) -> String {
         Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    const GOOD_FILES: [(&str, &[u8]); 3] =
-        [("data/a.txt", b"first file\n"), ("data/sub/b.bin", &[0, 1, 2, 255]), ("data/empty", b"")];
-
-    /// A `.tar` of [`GOOD_FILES`] (plus a folder entry).
-    pub(super) fn good_tar() -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut folder = tar::Header::new_gnu();
-        folder.set_entry_type(tar::EntryType::Directory);
-        folder.set_mode(0o755);
-        folder.set_size(0);
-        builder.append_data(&mut folder, "data/sub/", &[][..]).unwrap();
-        for (path, contents) in GOOD_FILES {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(contents.len() as u64);
-            header.set_mode(0o644);
-            builder.append_data(&mut header, path, contents).unwrap();
-        }
-        builder.into_inner().unwrap()
-    }
-
-    pub(super) fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    /// A `.tar` with one entry whose raw name (and link target) is written as given,
-    /// bypassing the builder's own path checks, as a hostile archive would.
-    pub(super) fn hostile_tar(name: &str, kind: tar::EntryType, link: Option<&str>, contents: &[u8]) -> Vec<u8> {
-        let mut header = tar::Header::new_old();
-        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(link) = link {
-            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        }
-        header.set_entry_type(kind);
-        header.set_mode(0o644);
-        header.set_size(contents.len() as u64);
-        header.set_cksum();
-        let mut builder = tar::Builder::new(Vec::new());
-        builder.append(&header, contents).unwrap();
-        builder.into_inner().unwrap()
     }
 
     /// The files under `root`, relative, with their contents.
@@ -309,13 +263,6 @@ mod tests {
         }
         found.sort();
         found
-    }
-
-    pub(super) fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
     }
 
     #[test]

@@ -80,10 +80,10 @@ impl Crate {
             return Some(here);
         }
         let reexports = reexports(&self.code[&current]);
-        if let Some(target) = reexports.iter().find(|(alias, _)| alias == name) {
-            if let Some(file) = self.resolve(&current, &target.1, depth + 1) {
-                return Some(file);
-            }
+        if let Some(target) = reexports.iter().find(|(alias, _)| alias == name)
+            && let Some(file) = self.resolve(&current, &target.1, depth + 1)
+        {
+            return Some(file);
         }
         for (_, glob) in reexports.iter().filter(|(alias, _)| alias == "*") {
             let mut path = glob[..glob.len() - 1].to_vec();

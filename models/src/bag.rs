@@ -24,68 +24,16 @@
 //! Padding: padded tokens are left out of the mean and read by no token, so the encoding
 //! is that of the real tokens alone, wherever the padding stands.
 
-use burn::prelude::*;
-use serde::{Deserialize, Serialize};
+mod settings;
 
-use crate::attention::flops::LayerShape;
-use crate::attention::settings::{ModelCard, Settings};
-use crate::attention::{AttentionConfig, AttentionLayer};
-
-/// The registry's one-line summary of the cost above (`lra list models`, the report).
-pub const COST: &str = "O(n) time, O(n) memory (no attention: each token's feed-forward layers alone)";
-
-/// The control has no settings of its own (`"attention": "bag"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BagSettings;
-
-impl Settings for BagSettings {
-    type Layer = NoAttention;
-    const MODEL: ModelCard = ModelCard {
-        name: crate::CONTROL,
-        title: "Bag of token features, the control: no attention, no positions (Deep Sets, Zaheer et al. 2017)",
-        family: "control",
-        cost: COST,
-    };
-    const ATTENDS: bool = false;
-
-    fn defaults(_max_length: usize) -> BagSettings {
-        BagSettings
-    }
-
-    // No attention: the blocks' feed-forward layers are the classifier's to count.
-    fn forward_flops(&self, _shape: &LayerShape) -> f64 {
-        0.0
-    }
-
-    fn init(&self, _layer: &AttentionConfig, _device: &Device) -> NoAttention {
-        NoAttention {}
-    }
-}
-
-/// The attention sub-layer the control does not have: no parameters, and blocks built
-/// for a mechanism that does not attend never call it (`EncoderBlock::forward_with`).
-#[derive(Module, Debug)]
-pub struct NoAttention {}
-
-impl NoAttention {
-    /// What a removed sub-layer adds to the residual stream: nothing. `x: [batch, len,
-    /// d_model]`, `padding: [batch, len]` -> zeros `[batch, len, d_model]`.
-    pub fn forward(&self, x: Tensor<3>, _padding: Tensor<2, Bool>) -> Tensor<3> {
-        x.zeros_like()
-    }
-}
-
-impl AttentionLayer for NoAttention {
-    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        self.forward(x, padding)
-    }
-}
+pub use settings::{BagSettings, COST, NoAttention};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use burn::module::Module;
+    use burn::prelude::*;
     use burn::tensor::TensorData;
 
     use crate::attention::checks::{assert_close, assert_finite_gradients, values};

@@ -15,9 +15,9 @@ use crate::attention::softmax::dropout;
 use crate::attention::{AttentionConfig, Mechanism, MechanismSettings};
 use crate::auxiliary::Auxiliary;
 use crate::encoder::{EncoderBlock, EncoderBlockConfig};
-use crate::funnel::{self, FunnelSettings};
-use crate::layer_norm::layer_norm;
-use crate::perceiver::{self, PerceiverSettings};
+use crate::funnel::FunnelSettings;
+use crate::layer_norm::{LAYER_NORM_EPSILON, layer_norm};
+use crate::perceiver::PerceiverSettings;
 
 /// Token id reserved for padding.
 pub const PAD_ID: i64 = 0;
@@ -37,10 +37,10 @@ pub enum Pooling {
 pub enum Stack {
     /// Every block on the whole sequence, each with the model's attention.
     Blocks,
-    /// The sequence mean-pooled between stages ([`funnel`]).
+    /// The sequence mean-pooled between stages ([`funnel`](crate::funnel)).
     Funnel(FunnelSettings),
     /// A latent array of `latents` vectors reads the sequence in the first block; the
-    /// others attend among the latents ([`perceiver`]).
+    /// others attend among the latents ([`perceiver`](crate::perceiver)).
     Perceiver { latents: usize },
 }
 
@@ -102,9 +102,6 @@ pub struct ClassifierConfig {
 /// LeCun-normal: N(0, 1 / fan_in).
 const LECUN: Initializer = Initializer::KaimingNormal { gain: 1.0, fan_out_only: false };
 
-/// Layer norm epsilon of LRA's (flax) layers.
-pub const LAYER_NORM_EPSILON: f64 = 1e-6;
-
 impl ClassifierConfig {
     /// This configuration as the classifier computes it: a model whose blocks do not attend
     /// (the control, [`crate::bag`]) pools by the mean of the real tokens and reads no
@@ -157,13 +154,13 @@ impl ClassifierConfig {
             // resolved above.
             Stack::Blocks => self.layers as f64 * (settings.forward_flops(&shape) + feed_forward(positions)),
             Stack::Funnel(funnel_settings) => {
-                funnel::block_positions(&funnel_settings, self.layers, attention.leading, positions)
+                crate::funnel::block_positions(&funnel_settings, self.layers, attention.leading, positions)
                     .into_iter()
                     .map(full_block)
                     .sum()
             }
             Stack::Perceiver { latents } => {
-                perceiver::block_positions(latents, self.layers, positions).into_iter().map(full_block).sum()
+                crate::perceiver::block_positions(latents, self.layers, positions).into_iter().map(full_block).sum()
             }
         };
         let pooled = if self.paired { 4 * self.d_model } else { self.d_model };
@@ -205,9 +202,11 @@ impl ClassifierConfig {
             // A Perceiver's first block reads the sequence from the latents: its keys and
             // values have a layer norm of their own.
             blocks: (0..self.layers)
-                .map(|index| block.clone().with_context_norm(latents.is_some() && perceiver::reads_sequence(index)).init(device))
+                .map(|index| {
+                    block.clone().with_context_norm(latents.is_some() && crate::perceiver::reads_sequence(index)).init(device)
+                })
                 .collect(),
-            latents: latents.map(|m| perceiver::init_latents(m, self.d_model, device)),
+            latents: latents.map(|m| crate::perceiver::init_latents(m, self.d_model, device)),
             final_norm: LayerNormConfig::new(self.d_model).with_epsilon(LAYER_NORM_EPSILON).init(device),
             // LRA's head: flax's default Dense, a LeCun-normal kernel and a zero bias.
             head_hidden: dense(if self.paired { 4 * self.d_model } else { self.d_model }, self.d_head_mlp, LECUN, device),
@@ -324,13 +323,14 @@ impl Classifier {
                 (x, padding, self.pooling)
             }
             Stack::Funnel(funnel_settings) => {
-                let (x, padding) = funnel::encode(&self.blocks, funnel_settings, usize::from(self.cls.is_some()), x, padding);
+                let (x, padding) =
+                    crate::funnel::encode(&self.blocks, funnel_settings, usize::from(self.cls.is_some()), x, padding);
                 (x, padding, self.pooling)
             }
             // The paper's classifier averages the latents.
             Stack::Perceiver { .. } => {
                 let latents = self.latents.as_ref().expect("a Perceiver has latents").val();
-                let z = perceiver::encode(&self.blocks, latents, x, padding);
+                let z = crate::perceiver::encode(&self.blocks, latents, x, padding);
                 let m = z.dims()[1];
                 (z, Tensor::full([batch, m], false, &device), Pooling::Mean)
             }

@@ -2,17 +2,14 @@
 //! feed-forward sub-layers, each with dropout and a residual connection. The control's
 //! blocks ([`crate::bag`]) have the feed-forward sub-layer alone.
 
-use burn::module::Initializer;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
-use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
 use crate::attention::{Attention, AttentionConfig};
 use crate::auxiliary::Auxiliary;
-use crate::classifier::LAYER_NORM_EPSILON;
-use crate::gelu::gelu_tanh;
-use crate::layer_norm::layer_norm;
+use crate::feed_forward::DenseFeedForward;
+use crate::layer_norm::{LAYER_NORM_EPSILON, layer_norm};
 use crate::switch::{SwitchConfig, SwitchFeedForward};
 
 #[derive(Config, Debug)]
@@ -50,34 +47,6 @@ impl EncoderBlockConfig {
             },
             dropout: DropoutConfig::new(self.dropout).init(),
         }
-    }
-}
-
-const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
-
-/// The dense feed-forward layer of LRA's Transformer (its MlpBlock): `Dense -> GELU ->
-/// Dense`, Xavier-uniform kernels, zero biases.
-#[derive(Module, Debug)]
-pub struct DenseFeedForward {
-    pub input: Linear,
-    pub output: Linear,
-    pub dropout: Dropout,
-}
-
-impl DenseFeedForward {
-    pub fn new(d_model: usize, d_ff: usize, dropout: f64, device: &Device) -> Self {
-        Self {
-            input: dense(d_model, d_ff, XAVIER, device),
-            output: dense(d_ff, d_model, XAVIER, device),
-            dropout: DropoutConfig::new(dropout).init(),
-        }
-    }
-
-    /// `[.., d_model]` -> `[.., d_model]`.
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
-        let hidden = gelu_tanh(self.input.forward(x));
-        self.output.forward(dropout(hidden, &self.dropout))
     }
 }
 

@@ -23,156 +23,19 @@
 //! Padding: a window averages its real positions only, and a window with none is padding,
 //! so real tokens' windows, and every real output, are those of the same tokens unpadded.
 
-use burn::prelude::*;
-use serde::{Deserialize, Serialize};
+mod settings;
+mod stack;
 
-use crate::attention::AttentionConfig;
-use crate::attention::blocks::append_zeros;
-use crate::attention::flops::LayerShape;
-use crate::attention::settings::{ModelCard, Settings, at_least_one, fit, within};
-use crate::encoder::EncoderBlock;
-
-/// The Funnel Transformer's own settings in a run's configuration
-/// (`"attention": {"funnel": {"stride": 2, "stage_layers": 1}}`): the pooling between
-/// stages; its blocks attend in full.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunnelSettings {
-    /// `r`, the window and stride of the mean pooling between stages.
-    pub stride: usize,
-    /// Blocks per stage; the sequence is pooled before every stage after the first.
-    pub stage_layers: usize,
-}
-
-impl FunnelSettings {
-    /// Whether block `index` starts a stage after the first, so that the sequence is
-    /// pooled before it.
-    fn pools_before(&self, index: usize) -> bool {
-        index > 0 && index.is_multiple_of(self.stage_layers.max(1)) && self.stride > 1
-    }
-}
-
-impl Settings for FunnelSettings {
-    type Layer = crate::attention::full::FullAttention;
-    const MODEL: ModelCard =
-        ModelCard { name: "funnel", title: "Funnel Transformer (Dai et al. 2020)", family: "downsampling", cost: COST };
-    const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the stack (the sequence pooled between blocks)");
-
-    fn defaults(_max_length: usize) -> FunnelSettings {
-        FunnelSettings {
-            // The paper's `r = 2`: windows of two positions, the sequence halved at each stage.
-            stride: 2,
-            // One block per stage: the sequence pooled before every block after the first.
-            stage_layers: 1,
-        }
-    }
-
-    fn fitted_to(self, positions: usize) -> FunnelSettings {
-        FunnelSettings { stride: fit(self.stride, positions), ..self }
-    }
-
-    fn check(&self, positions: usize) -> Result<(), String> {
-        within("stride", self.stride, positions)?;
-        at_least_one("stage_layers", self.stage_layers)
-    }
-
-    // Its blocks are full attention; what it saves is in the stack
-    // (`ClassifierConfig::training_step_flops`).
-    fn forward_flops(&self, shape: &LayerShape) -> f64 {
-        crate::attention::full::forward_flops(shape)
-    }
-
-    // The funnel changes the sequence between blocks (the classifier's stack); each block
-    // attends in full.
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> crate::attention::full::FullAttention {
-        crate::attention::full::FullSettings.init(layer, device)
-    }
-}
-
-/// Positions after pooling `len` (the first `leading` kept) with `stride`.
-fn pooled_length(len: usize, leading: usize, stride: usize) -> usize {
-    let leading = leading.min(len);
-    leading + (len - leading).div_ceil(stride)
-}
-
-/// The registry's one-line summary of the cost above (`lra list models`, the report).
-pub const COST: &str = "O(n^2) time, O(n^2) memory in the first stage, then (n/2)^2, (n/4)^2, ...";
-
-/// Runs `blocks` as a funnel: `x: [batch, len, d_model]`, `padding: [batch, len]`, the
-/// first `leading` positions (the CLS vector) never pooled -> the last stage's sequence and
-/// its padding, `[batch, len', d_model]` and `[batch, len']`.
-pub fn encode(
-    blocks: &[EncoderBlock],
-    settings: &FunnelSettings,
-    leading: usize,
-    mut x: Tensor<3>,
-    mut padding: Tensor<2, Bool>,
-) -> (Tensor<3>, Tensor<2, Bool>) {
-    for (index, block) in blocks.iter().enumerate() {
-        if settings.pools_before(index) {
-            let (pooled, pooled_padding) = pool(x.clone(), padding.clone(), leading, settings.stride);
-            x = block.forward_cross(pooled, x, padding);
-            padding = pooled_padding;
-        } else {
-            x = block.forward(x, padding.clone());
-        }
-    }
-    (x, padding)
-}
-
-/// Mean pooling with window and stride `stride` over the positions after the first
-/// `leading`, which are kept in front: each window averages its real positions; a window
-/// without one is padding. `x: [batch, len, d]`, `padding: [batch, len]` ->
-/// `[batch, leading + ceil((len - leading) / stride), d]` and its padding.
-pub fn pool(x: Tensor<3>, padding: Tensor<2, Bool>, leading: usize, stride: usize) -> (Tensor<3>, Tensor<2, Bool>) {
-    let [batch, len, d] = x.dims();
-    let leading = leading.min(len);
-    let rest = len - leading;
-    if rest == 0 {
-        return (x, padding);
-    }
-    let windows = pooled_length(len, leading, stride) - leading;
-    let filled = windows * stride;
-    let real = append_zeros(padding.clone().slice([0..batch, leading..len]).bool_not().float(), 1, filled); // [batch, filled]
-    let body = append_zeros(x.clone().slice([0..batch, leading..len]), 1, filled);
-    let real = real.reshape([batch, windows, stride, 1]);
-    let count = real.clone().sum_dim(2); // [batch, windows, 1, 1]
-    let pooled = (body.reshape([batch, windows, stride, d]) * real).sum_dim(2).div(count.clone().clamp_min(1.0));
-    let pooled = pooled.reshape([batch, windows, d]);
-    let pooled_padding = count.equal_elem(0.0).reshape([batch, windows]);
-    match leading {
-        0 => (pooled, pooled_padding),
-        _ => (
-            Tensor::cat(vec![x.slice([0..batch, 0..leading]), pooled], 1),
-            Tensor::cat(vec![padding.slice([0..batch, 0..leading]), pooled_padding], 1),
-        ),
-    }
-}
-
-/// The query and key positions of each block's attention, for counting its work: the first
-/// stage's blocks over the whole sequence, a stage's first block from the pooled sequence
-/// over the unpooled one, then the pooled sequence over itself.
-pub fn block_positions(settings: &FunnelSettings, layers: usize, leading: usize, positions: usize) -> Vec<(usize, usize)> {
-    let mut current = positions;
-    (0..layers)
-        .map(|index| {
-            if settings.pools_before(index) {
-                let pooled = pooled_length(current, leading, settings.stride);
-                let pair = (pooled, current);
-                current = pooled;
-                pair
-            } else {
-                (current, current)
-            }
-        })
-        .collect()
-}
+pub use settings::{COST, FunnelSettings};
+pub use stack::{block_positions, encode, pool};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::prelude::*;
 
     use crate::attention::checks::{assert_close, padding_after, values};
+    use crate::attention::settings::Settings;
     use crate::classifier::{ClassifierConfig, PAD_ID, Pooling, Stack};
     use crate::{Mechanism, MechanismSettings};
     use burn::tensor::{Distribution, TensorData};

@@ -106,7 +106,7 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::checks::{assert_close, values};
+    use crate::numeric_checks::{assert_close, values};
     use burn::tensor::Distribution;
 
     /// Output and gradient equal burn's composed `gelu_approximate` (and JAX's definition:

@@ -24,8 +24,10 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::nn::LayerNorm;
 use burn::prelude::*;
 
-use crate::classifier::LAYER_NORM_EPSILON;
 use crate::cpu::{self, RowMajor, rows_per_task, runs_natively};
+
+/// Layer norm epsilon of LRA's (flax) layers.
+pub const LAYER_NORM_EPSILON: f64 = 1e-6;
 
 /// `norm` applied to `x: [..., d_model]`, through the fused operation on the CPU backends.
 /// Every layer norm of this crate is made with [`LAYER_NORM_EPSILON`] (burn keeps a
@@ -161,7 +163,7 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedLayerNorm for Autodiff<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::checks::{assert_close, values};
+    use crate::numeric_checks::{assert_close, values};
     use burn::module::Param;
     use burn::nn::LayerNormConfig;
     use burn::tensor::Distribution;

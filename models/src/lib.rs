@@ -8,40 +8,24 @@ pub mod attention;
 pub mod auxiliary;
 pub mod bag;
 pub mod classifier;
+#[cfg(test)]
+mod classifier_checks;
 pub mod cpu;
 pub mod encoder;
+pub mod feed_forward;
 pub mod funnel;
 pub mod gelu;
 pub mod layer_norm;
+pub mod model_names;
+#[cfg(test)]
+mod numeric_checks;
 pub mod perceiver;
 pub mod switch;
 
-pub use attention::{AttentionConfig, MODELS, Mechanism, MechanismSettings, Variant};
+pub use attention::{AttentionConfig, MODELS, Mechanism, MechanismSettings, ModelInfo, Variant};
 pub use auxiliary::Auxiliary;
 pub use classifier::{Classifier, ClassifierConfig, Pooling, Positions};
-
-/// A model the harness can train: a name on the command line and the attention it uses (a
-/// line of the registry in [`attention`], its [`attention::ModelCard`] and mechanism).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelInfo {
-    /// Name on the command line (`--model`).
-    pub name: &'static str,
-    /// The paper's name for the model.
-    pub title: &'static str,
-    /// Family in the taxonomy of "Efficient Transformers: A Survey" (Tay et al.).
-    pub family: &'static str,
-    /// Time and memory of one attention layer in the sequence length n.
-    pub cost: &'static str,
-    pub mechanism: Mechanism,
-}
-
-/// The name of the baseline every efficient model is compared with.
-pub const BASELINE: &str = "transformer";
-
-/// The name of the control model: the encoder without attention or positions, mean
-/// pooled (a bag of token features). Its row shows what each task gives away without
-/// relating positions; reports label it as a control, not as a contender.
-pub const CONTROL: &str = "bag";
+pub use model_names::{BASELINE, CONTROL};
 
 /// The model called `name`, or an error listing the valid names.
 pub fn model_info(name: &str) -> Result<&'static ModelInfo, String> {
@@ -77,7 +61,7 @@ mod tests {
     /// tested here without a line of its own.
     #[test]
     fn every_registered_model_in_each_form_trains_a_tiny_classifier_with_finite_gradients() {
-        use attention::checks::{assert_tiny_classifier_trains, assert_tiny_classifier_trains_with, tiny_lra_settings};
+        use crate::classifier_checks::{assert_tiny_classifier_trains, assert_tiny_classifier_trains_with, tiny_lra_settings};
         let mut unfitted = Vec::new();
         for model in MODELS {
             assert_tiny_classifier_trains(model.mechanism);
@@ -90,9 +74,32 @@ mod tests {
         }
         // Two LRA forms fix their blocks against the sequence in ways no fitting of their
         // defaults meets at 13 positions (Reformer: hash_rounds x buckets chunks of
-        // chunk_size; BigBird: enough blocks for its window, global and random ones); each
-        // file's own test trains that form at this size with settings chosen to fit.
+        // chunk_size; BigBird: enough blocks for its window, global and random ones); the
+        // two tests below train those forms at this size with settings chosen to fit.
         assert_eq!(unfitted, ["reformer", "bigbird"]);
+    }
+
+    #[test]
+    fn lra_reformer_trains_a_tiny_classifier_with_settings_chosen_to_fit() {
+        use crate::attention::reformer::ReformerSettings;
+        use crate::classifier_checks::assert_tiny_classifier_trains_with;
+        let settings =
+            MechanismSettings::Reformer(ReformerSettings { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 });
+        assert_tiny_classifier_trains_with(Mechanism::Reformer, Some(settings));
+    }
+
+    #[test]
+    fn lra_bigbird_trains_a_tiny_classifier_with_settings_chosen_to_fit() {
+        use crate::attention::bigbird::BigBirdSettings;
+        use crate::classifier_checks::assert_tiny_classifier_trains_with;
+        let settings = MechanismSettings::BigBird(BigBirdSettings {
+            variant: Variant::Lra,
+            block_size: 1,
+            window_blocks: 3,
+            global_blocks: 1,
+            random_blocks: 3,
+        });
+        assert_tiny_classifier_trains_with(Mechanism::BigBird, Some(settings));
     }
 
     /// Every registered model says what it is: a paper with its year, a family of the

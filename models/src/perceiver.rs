@@ -18,102 +18,16 @@
 //! Padding: padded keys are masked in the cross-attention, so the latents, and the
 //! classification, are those of the same tokens unpadded.
 
-use burn::module::{Initializer, Param};
-use burn::prelude::*;
-use serde::{Deserialize, Serialize};
+mod settings;
+mod stack;
 
-use crate::attention::AttentionConfig;
-use crate::attention::flops::LayerShape;
-use crate::attention::settings::{ModelCard, Scale, Settings, at_least_one};
-use crate::encoder::EncoderBlock;
-
-/// The Perceiver's own settings in a run's configuration
-/// (`"attention": {"perceiver": {"latents": 256}}`): the latent array; its blocks attend
-/// in full.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PerceiverSettings {
-    /// `m`, the latents.
-    pub latents: usize,
-}
-
-impl Settings for PerceiverSettings {
-    type Layer = crate::attention::full::FullAttention;
-    const MODEL: ModelCard = ModelCard {
-        name: "perceiver",
-        title: "Perceiver (Jaegle et al. 2021)",
-        family: "memory (latent bottleneck)",
-        cost: COST,
-    };
-    const CHANGE_OUTSIDE_ATTENTION: Option<&'static str> = Some("the stack (a latent array reads the sequence)");
-
-    fn defaults(_max_length: usize) -> PerceiverSettings {
-        // The paper uses 512 latents on ImageNet; 256 here, as Luna's memory.
-        PerceiverSettings { latents: 256 }
-    }
-
-    fn scaled(self, scale: &Scale) -> PerceiverSettings {
-        PerceiverSettings { latents: scale.slots(self.latents) }
-    }
-
-    fn check(&self, _positions: usize) -> Result<(), String> {
-        at_least_one("latents", self.latents)
-    }
-
-    // Its blocks are full attention; what it saves is in the stack
-    // (`ClassifierConfig::training_step_flops`).
-    fn forward_flops(&self, shape: &LayerShape) -> f64 {
-        crate::attention::full::forward_flops(shape)
-    }
-
-    // The latent array changes the sequence between blocks (the classifier's stack); each
-    // block attends in full.
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> crate::attention::full::FullAttention {
-        crate::attention::full::FullSettings.init(layer, device)
-    }
-}
-
-/// The registry's one-line summary of the cost above (`lra list models`, the report).
-pub const COST: &str = "O(n m) time, O(n m) memory (m = 256 latents), then O(m^2) per latent block";
-
-/// The latent array, `[m, d_model]`, drawn as the paper's code (a normal of scale 0.02).
-pub fn init_latents(latents: usize, d_model: usize, device: &Device) -> Param<Tensor<2>> {
-    Initializer::Normal { mean: 0.0, std: 0.02 }.init([latents, d_model], device)
-}
-
-/// Whether block `index` reads the sequence (its keys and values), rather than attending
-/// among the latents: the first block alone, the paper's single cross-attend.
-pub fn reads_sequence(index: usize) -> bool {
-    index == 0
-}
-
-/// Runs `blocks` as a Perceiver: the first cross-attends from `latents: [m, d_model]` to
-/// `x: [batch, len, d_model]` (`padding: [batch, len]`), the others are latent
-/// self-attention -> the final latents `[batch, m, d_model]`.
-pub fn encode(blocks: &[EncoderBlock], latents: Tensor<2>, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-    let [batch, _, d_model] = x.dims();
-    let m = latents.dims()[0];
-    let mut z = latents.unsqueeze::<3>().expand([batch, m, d_model]);
-    let no_padding = Tensor::<2, Bool>::full([batch, m], false, &x.device());
-    for (index, block) in blocks.iter().enumerate() {
-        z = match reads_sequence(index) {
-            true => block.forward_cross(z, x.clone(), padding.clone()),
-            false => block.forward(z, no_padding.clone()),
-        };
-    }
-    z
-}
-
-/// The query and key positions of each block's attention, for counting its work: the
-/// `latents` queries over the sequence's `positions` in the block that reads it, over
-/// the latents in the others.
-pub fn block_positions(latents: usize, layers: usize, positions: usize) -> Vec<(usize, usize)> {
-    (0..layers).map(|index| (latents, if reads_sequence(index) { positions } else { latents })).collect()
-}
+pub use settings::{COST, PerceiverSettings};
+pub use stack::{block_positions, encode, init_latents, reads_sequence};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::prelude::*;
 
     use crate::attention::checks::{Rows, assert_close, loop_attention, padding_after, values};
     use crate::attention::heads::split_heads;

@@ -31,12 +31,12 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{IndexingUpdateOp, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::attention::AttentionConfig;
 use crate::attention::flops::LayerShape;
 use crate::attention::heads::dense;
+use crate::attention::layer::LayerSizes;
 use crate::attention::settings::{ModelCard, Settings, at_least_one};
 use crate::auxiliary::Auxiliary;
-use crate::encoder::DenseFeedForward;
+use crate::feed_forward::DenseFeedForward;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory (full attention; one expert's feed-forward work per token)";
@@ -97,7 +97,7 @@ impl SwitchSettings {
 }
 
 impl Settings for SwitchSettings {
-    type Layer = crate::attention::full::FullAttention;
+    type Layer = crate::attention::full_layer::FullAttention;
     const MODEL: ModelCard = ModelCard {
         name: "switch",
         title: "Switch Transformer, top-1 experts (Fedus et al. 2021)",
@@ -133,7 +133,7 @@ impl Settings for SwitchSettings {
     }
 
     // The experts replace the block's feed-forward layer; each block attends in full.
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> crate::attention::full::FullAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> crate::attention::full_layer::FullAttention {
         crate::attention::full::FullSettings.init(layer, device)
     }
 }

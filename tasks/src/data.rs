@@ -511,10 +511,6 @@ fn truncate(mut splits: Splits, max_length: usize) -> Splits {
     splits
 }
 
-/// Pixel values 0-255 become tokens 1-256, so that token 0 keeps meaning padding for
-/// every task (a black pixel is not padding).
-pub const PIXEL_VOCAB: usize = 257;
-
 fn shift_pixels(mut splits: Splits) -> Splits {
     for example in splits.train.iter_mut().chain(&mut splits.validation).chain(&mut splits.test) {
         for token in &mut example.tokens {
@@ -527,63 +523,6 @@ fn shift_pixels(mut splits: Splits) -> Splits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Generated and stand-in data take the new seed, and so do the released files split
-    /// with a seed; the releases with fixed split files stay as they are.
-    #[test]
-    fn with_seed_reseeds_what_is_drawn_or_split_with_a_seed_and_leaves_fixed_releases_alone() {
-        let generated = crate::TaskConfig::resolve(crate::Task::Listops, crate::Preset::Tiny).data.with_seed(99);
-        assert!(matches!(generated, DataConfig::ListopsGenerated { seed: 99, .. }), "{generated:?}");
-        let text = DataConfig::TextReleased { seed: 1, limits: Limits::default(), validation_percent: Some(10) };
-        assert_eq!(
-            text.with_seed(99),
-            DataConfig::TextReleased { seed: 99, limits: Limits::default(), validation_percent: Some(10) }
-        );
-        let pathfinder = DataConfig::PathfinderReleased {
-            seed: 1,
-            size: 32,
-            difficulty: PathfinderDifficulty::Fourteen,
-            limits: Limits::default(),
-        };
-        assert_eq!(
-            pathfinder.with_seed(99),
-            DataConfig::PathfinderReleased {
-                seed: 99,
-                size: 32,
-                difficulty: PathfinderDifficulty::Fourteen,
-                limits: Limits::default(),
-            }
-        );
-        for fixed in [
-            DataConfig::ListopsReleased { limits: Limits::default() },
-            DataConfig::RetrievalReleased { limits: Limits::default() },
-            DataConfig::ImageReleased { limits: Limits::default() },
-        ] {
-            assert_eq!(fixed.clone().with_seed(99), fixed);
-        }
-    }
-
-    /// Every released source names an archive `lra data fetch` knows, and only those do.
-    #[test]
-    fn released_data_names_the_archive_that_holds_it() {
-        let limits = Limits::default();
-        let released = [
-            DataConfig::ListopsReleased { limits },
-            DataConfig::TextReleased { seed: 0, limits, validation_percent: Some(10) },
-            DataConfig::RetrievalReleased { limits },
-            DataConfig::ImageReleased { limits },
-            DataConfig::PathfinderReleased { seed: 0, size: 32, difficulty: PathfinderDifficulty::Fourteen, limits },
-        ];
-        for config in released {
-            let archive = config.released_archive().unwrap_or_else(|| panic!("{config:?}"));
-            assert!(lra_datasets::fetch::known_archive(archive).is_some(), "{config:?}: {archive}");
-            assert_eq!(config.source_label(), RELEASED);
-        }
-        for task in crate::Task::ALL {
-            let config = crate::TaskConfig::resolve(task, crate::Preset::Tiny).data;
-            assert_eq!(config.released_archive(), None, "{config:?}");
-        }
-    }
 
     #[test]
     fn the_cache_key_of_released_data_follows_its_files() {

@@ -19,6 +19,15 @@ pub(crate) fn resolve(task: Task, preset: Preset) -> TaskConfig {
     }
 }
 
+impl TaskConfig {
+    /// The configuration of `task` at `preset`: the task's own (LRA's Transformer
+    /// configuration at `lra`). [`lra::model_settings`](crate::lra::model_settings) holds what
+    /// LRA changed per model.
+    pub fn resolve(task: Task, preset: Preset) -> TaskConfig {
+        resolve(task, preset)
+    }
+}
+
 fn listops_config(preset: Preset) -> TaskConfig {
     let task = Task::Listops;
     let (max_length, data, model, training) = match preset {
@@ -330,7 +339,7 @@ fn pathfinder_config(task: Task, preset: Preset) -> TaskConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Downsample;
+    use crate::{Downsample, Limits, RELEASED};
 
     #[test]
     fn every_task_and_preset_resolves_to_a_consistent_configuration() {
@@ -393,5 +402,62 @@ mod tests {
         assert_eq!((c.max_length, c.model.d_model, c.model.heads, c.model.layers, c.model.d_ff), (2000, 512, 8, 4, 1024));
         assert_eq!((c.training.batch_size, c.training.steps), (32, 5000));
         assert_eq!(c.training.schedule, Schedule::Rsqrt { base: 0.05, warmup: 1000 });
+    }
+
+    /// Generated and stand-in data take the new seed, and so do the released files split
+    /// with a seed; the releases with fixed split files stay as they are.
+    #[test]
+    fn with_seed_reseeds_what_is_drawn_or_split_with_a_seed_and_leaves_fixed_releases_alone() {
+        let generated = TaskConfig::resolve(Task::Listops, Preset::Tiny).data.with_seed(99);
+        assert!(matches!(generated, DataConfig::ListopsGenerated { seed: 99, .. }), "{generated:?}");
+        let text = DataConfig::TextReleased { seed: 1, limits: Limits::default(), validation_percent: Some(10) };
+        assert_eq!(
+            text.with_seed(99),
+            DataConfig::TextReleased { seed: 99, limits: Limits::default(), validation_percent: Some(10) }
+        );
+        let pathfinder = DataConfig::PathfinderReleased {
+            seed: 1,
+            size: 32,
+            difficulty: PathfinderDifficulty::Fourteen,
+            limits: Limits::default(),
+        };
+        assert_eq!(
+            pathfinder.with_seed(99),
+            DataConfig::PathfinderReleased {
+                seed: 99,
+                size: 32,
+                difficulty: PathfinderDifficulty::Fourteen,
+                limits: Limits::default(),
+            }
+        );
+        for fixed in [
+            DataConfig::ListopsReleased { limits: Limits::default() },
+            DataConfig::RetrievalReleased { limits: Limits::default() },
+            DataConfig::ImageReleased { limits: Limits::default() },
+        ] {
+            assert_eq!(fixed.clone().with_seed(99), fixed);
+        }
+    }
+
+    /// Every released source names an archive `lra data fetch` knows, and only those do.
+    #[test]
+    fn released_data_names_the_archive_that_holds_it() {
+        let limits = Limits::default();
+        let released = [
+            DataConfig::ListopsReleased { limits },
+            DataConfig::TextReleased { seed: 0, limits, validation_percent: Some(10) },
+            DataConfig::RetrievalReleased { limits },
+            DataConfig::ImageReleased { limits },
+            DataConfig::PathfinderReleased { seed: 0, size: 32, difficulty: PathfinderDifficulty::Fourteen, limits },
+        ];
+        for config in released {
+            let archive = config.released_archive().unwrap_or_else(|| panic!("{config:?}"));
+            assert!(lra_datasets::fetch::known_archive(archive).is_some(), "{config:?}: {archive}");
+            assert_eq!(config.source_label(), RELEASED);
+        }
+        for task in Task::ALL {
+            let config = TaskConfig::resolve(task, Preset::Tiny).data;
+            assert_eq!(config.released_archive(), None, "{config:?}");
+        }
     }
 }

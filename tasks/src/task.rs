@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use lra_datasets::{bytes, cifar, listops};
 
-use crate::PIXEL_VOCAB;
+/// Pixel values 0-255 become tokens 1-256, so that token 0 keeps meaning padding for
+/// every task (a black pixel is not padding).
+pub const PIXEL_VOCAB: usize = 257;
 
 /// The tasks of the benchmark that this harness prepares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

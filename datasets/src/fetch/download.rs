@@ -18,7 +18,7 @@ pub(super) fn download(url: &str, destination: &Path, progress: &mut dyn FnMut(u
     if let Some(folder) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
     }
-    let partial = super::with_suffix(destination, ".part");
+    let partial = super::paths::with_suffix(destination, ".part");
     let agent = agent_for(url);
     let mut attempt = 1;
     loop {

@@ -122,8 +122,8 @@ fn make_symlink(_link_target: &Path, _destination: &Path) -> std::io::Result<()>
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_archives::{good_tar, gzip, hostile_tar, names_in};
     use super::*;
-    use crate::fetch::tests::{good_tar, gzip, hostile_tar, names_in};
 
     #[test]
     fn plain_tar_archives_and_links_that_stay_inside_are_extracted() {

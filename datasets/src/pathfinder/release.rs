@@ -12,7 +12,8 @@
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 
-use super::{Difficulty, split_counts, to_examples};
+use super::config::Difficulty;
+use super::splits::{split_counts, to_examples};
 use crate::rng::SeededRng;
 use crate::{DataError, Splits};
 
@@ -288,7 +289,8 @@ pub fn released_splits(dir: &Path, size: usize, seed: u64, limits: [Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pathfinder::{PathfinderConfig, generate_images};
+    use crate::pathfinder::config::PathfinderConfig;
+    use crate::pathfinder::generate::generate_images;
     use proptest::prelude::*;
 
     const SIZE: usize = 32;

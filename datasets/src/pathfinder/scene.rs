@@ -1,7 +1,7 @@
 //! A whole image: the sample's label, its two targets and their markers, the distractors,
 //! and the image rendered from them.
 
-use super::PathfinderConfig;
+use super::config::PathfinderConfig;
 use super::geometry::{Paddle, Pixel, as_point};
 use super::occupancy::Occupancy;
 use super::snakes::{Painter, draw};

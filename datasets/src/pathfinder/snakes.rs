@@ -2,7 +2,7 @@
 
 use std::f64::consts::{FRAC_PI_2, TAU};
 
-use super::PathfinderConfig;
+use super::config::PathfinderConfig;
 use super::geometry::{Paddle, Pixel, as_point, coverage, nearest_pixel, step_from, turn_between};
 use super::occupancy::{OVERLAP, Occupancy, TAKEN};
 use crate::rng::SeededRng;

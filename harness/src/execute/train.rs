@@ -395,7 +395,16 @@ mod tests {
         model_and_grads_on(Device::flex().autodiff())
     }
 
+    /// The CPU backend's random numbers come from one generator per process, which
+    /// `Device::seed` resets: tests that seed it and draw from it (initialisation,
+    /// dropout) hold this lock, so that tests running beside them cannot draw in between.
+    fn seeded() -> std::sync::MutexGuard<'static, ()> {
+        static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SEEDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn model_and_grads_on(device: Device) -> (Classifier, GradientsParams) {
+        let _seeded = seeded();
         device.seed(5);
         let model = ClassifierConfig::new(8, 3, 6, 8, 2, 1, 16, 8, lra_models::Mechanism::Full).init(&device);
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6, 2, 3, 4, 0, 0, 0], [2, 6]), &device);
@@ -419,6 +428,7 @@ mod tests {
     /// (nothing beats guessing it) never does.
     #[test]
     fn the_record_says_when_validation_first_left_chance() {
+        let _seeded = seeded();
         use lra_tasks::{Preset, Task};
         let mut config =
             RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, crate::records::device_name::DeviceName::Flex)
@@ -446,6 +456,7 @@ mod tests {
     /// Switch's load balance trains with the task's loss; the Transformer has none.
     #[test]
     fn the_training_loss_adds_the_auxiliary_losses_to_the_tasks() {
+        let _seeded = seeded();
         let device = Device::flex().autodiff();
         device.seed(6);
         let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6, 2, 3, 4, 0, 0, 0], [2, 6]), &device);

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use super::blocks::{Blocks, Leading, after_leading, block_attention, block_scores, joint_softmax, unblock};
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, fit, within};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n sqrt(n)) time, O(n sqrt(n)) memory";
@@ -106,7 +106,7 @@ impl Settings for AxialSettings {
         forward_flops(shape, self.row_length)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> AxialAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> AxialAttention {
         AxialAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_qkv_dim(layer.qkv_dim)
             .with_leading(layer.leading)
@@ -196,7 +196,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::*;
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
 
     const D_MODEL: usize = 16;
 

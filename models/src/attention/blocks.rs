@@ -14,8 +14,7 @@ use burn::nn::{Dropout, Linear};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::full::attention_weights;
-use super::heads::MASKED_SCORE;
+use super::heads::{MASKED_SCORE, attention_weights};
 use super::softmax::softmax_dropout;
 
 /// Queries, keys and values padded to whole blocks and cut into them.

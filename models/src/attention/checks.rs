@@ -1,31 +1,17 @@
 //! Checks that the tests of the mechanisms in this folder share: padding invisibility,
-//! finite gradients, a few training steps of a tiny classifier, and the explicit
-//! `[len, len]` reference of an attention pattern (allowed here, in tests only).
+//! finite gradients, and the explicit `[len, len]` reference of an attention pattern
+//! (allowed here, in tests only). With them, the checks of plain numbers
+//! ([`crate::numeric_checks`]); a tiny classifier's training is
+//! [`crate::classifier_checks`]'s, above the registry that every mechanism is below.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Gradients, TensorData};
 
-use crate::attention::full::FullAttention;
+use crate::attention::full_layer::FullAttention;
 use crate::attention::heads::{HeadProjections, MASKED_SCORE};
-use crate::attention::{Mechanism, MechanismSettings, Variant};
-use crate::classifier::{ClassifierConfig, PAD_ID};
-
-pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().iter::<f32>().collect()
-}
-
-/// Asserts `|got - expected| <= tolerance * max(1, |expected|)` elementwise.
-pub fn assert_close(got: &[f32], expected: &[f32], tolerance: f32, what: &str) {
-    assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
-    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!(g.is_finite(), "{what}: element {i} is {g}");
-        assert!((g - e).abs() <= tolerance * e.abs().max(1.0), "{what}: element {i}: {g} vs {e}");
-    }
-}
+pub use crate::numeric_checks::{assert_close, values};
 
 /// Asserts that two `[batch, len, d]` outputs agree at the real tokens (the first
 /// `real[b]` of row `b`).
@@ -185,77 +171,6 @@ pub fn assert_finite_gradients_but_idle<M: Module>(module: &M, grads: &Gradients
     let mut check = GradientCheck { grads, path: Vec::new(), checked: 0, idle };
     module.visit(&mut check);
     check.checked
-}
-
-/// A few AdamW steps of a tiny classifier using `mechanism` on one fixed batch of random
-/// tokens (some rows padded): every loss (the auxiliary ones added) is finite, every
-/// parameter's gradient is finite at every step, and the last loss is below the first. The
-/// mechanism's settings for the tiny sequence ([`MechanismSettings::tiny`]): its defaults
-/// fitted to it, or what its file sets for its parts to run there.
-pub fn assert_tiny_classifier_trains(mechanism: Mechanism) {
-    assert_tiny_classifier_trains_with(mechanism, Some(MechanismSettings::tiny(mechanism, TINY_LEN + 1)));
-}
-
-/// The mechanism as LRA's released code computes it, its defaults fitted to the tiny
-/// classifier's sequence (12 tokens and the CLS vector); `Err` says why they cannot fit it.
-pub fn tiny_lra_settings(mechanism: Mechanism) -> Result<MechanismSettings, String> {
-    let settings = MechanismSettings::defaults(mechanism, TINY_LEN + 1).fitted_to(TINY_LEN + 1).with_variant(Variant::Lra)?;
-    settings.check(TINY_LEN + 1)?;
-    Ok(settings)
-}
-
-const TINY_LEN: usize = 12;
-
-/// [`assert_tiny_classifier_trains`] with `settings` (the mechanism's defaults when `None`).
-pub fn assert_tiny_classifier_trains_with(mechanism: Mechanism, settings: Option<MechanismSettings>) {
-    let device = Device::flex().autodiff();
-    device.seed(5);
-    let (batch, len, vocab, classes) = (4, TINY_LEN, 10, 3);
-    if let Some(settings) = &settings {
-        assert_eq!(settings.check(len + 1), Ok(()), "settings for the tiny classifier");
-    }
-    let config = ClassifierConfig::new(vocab, classes, len, 16, 2, 1, 32, 16, mechanism)
-        .with_dropout(0.0)
-        .with_attention_dropout(0.0)
-        .with_settings(settings);
-    let mut model = config.init(&device);
-    let token_ids: Vec<i64> = (0..batch * len)
-        .map(|i| {
-            let (row, col) = (i / len, i % len);
-            if col >= len - 3 * row { PAD_ID } else { 1 + ((7 * row + 3 * col + col * col) % (vocab - 1)) as i64 }
-        })
-        .collect();
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(token_ids, [batch, len]), &device);
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [batch]), &device);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let mut optim = AdamWConfig::new().init();
-    let mut losses = Vec::new();
-    for step in 0..6 {
-        let (logits, auxiliary) = model.forward_with_auxiliary(tokens.clone());
-        // An expert no token went to has no gradient in this step (block by block).
-        let idle: Vec<String> = auxiliary
-            .expert_loads
-            .iter()
-            .enumerate()
-            .flat_map(|(block, loads)| {
-                let idle = loads.iter().enumerate().filter(|(_, load)| **load == 0.0);
-                idle.map(move |(expert, _)| format!("blocks.{block}.feed_forward.Switch.experts.{expert}."))
-            })
-            .collect();
-        let loss = loss_fn.forward(logits, labels.clone());
-        let loss = match auxiliary.loss() {
-            Some(auxiliary) => loss + auxiliary,
-            None => loss,
-        };
-        let value = loss.clone().into_scalar::<f32>();
-        assert!(value.is_finite(), "{mechanism:?}: loss {value} at step {step}");
-        losses.push(value);
-        let grads = loss.backward();
-        assert!(assert_finite_gradients_but_idle(&model, &grads, &idle) > 0, "{mechanism:?}: no parameter checked");
-        let grads = GradientsParams::from_grads(grads, &model);
-        model = optim.step(1e-2, model, grads);
-    }
-    assert!(losses[losses.len() - 1] < losses[0], "{mechanism:?}: losses {losses:?} did not fall");
 }
 
 /// The rows of a `[batch, heads, len, d]` tensor on the host, for references written as

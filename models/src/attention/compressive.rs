@@ -41,9 +41,9 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, dense, split_heads_of_blocks};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
 use super::transformer_xl::{TransformerXlAttention, TransformerXlConfig, segment_flops};
-use super::{AttentionConfig, AttentionLayer};
 use crate::auxiliary::Auxiliary;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -132,7 +132,7 @@ impl Settings for CompressiveSettings {
         forward_flops(shape, self.segment_length, self.compression_rate, self.compressed_segments)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> CompressiveAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> CompressiveAttention {
         CompressiveConfig::new(
             TransformerXlConfig::new(layer.d_model, layer.heads)
                 .with_qkv_dim(layer.qkv_dim)

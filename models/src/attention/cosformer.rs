@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time, O(n) memory";
@@ -75,7 +75,7 @@ impl Settings for CosformerSettings {
         forward_flops(shape)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> CosformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> CosformerAttention {
         CosformerConfig::new(layer.d_model, layer.heads).with_qkv_dim(layer.qkv_dim).init(device)
     }
 }

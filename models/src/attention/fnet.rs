@@ -25,8 +25,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)";
@@ -61,7 +61,7 @@ impl Settings for FnetSettings {
     }
 
     /// No attention width: the transform mixes tokens at `d_model`.
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> FnetMixing {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> FnetMixing {
         FnetConfig::new(layer.d_model).init(device)
     }
 }

@@ -7,42 +7,19 @@
 //!
 //! `Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V`, per head, with padded keys
 //! given a zero weight.
+//!
+//! The layer itself is [`super::full_layer`]'s; this file is the model's registry line.
 
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
-
-use super::flops::LayerShape;
-use super::heads::{HeadProjections, MASKED_SCORE, key_padding_mask};
-use super::settings::{ModelCard, Settings};
-use super::softmax::softmax_dropout;
-use super::{AttentionConfig, AttentionLayer};
-use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::flops::LayerShape;
+use super::full_layer::{FullAttention, FullAttentionConfig};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Settings};
+
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory";
-
-#[derive(Config, Debug)]
-pub struct FullAttentionConfig {
-    pub d_model: usize,
-    pub heads: usize,
-    /// Width of queries, keys and values (split among the heads); `d_model` when absent.
-    #[config(default = "None")]
-    pub qkv_dim: Option<usize>,
-    /// Dropout on the attention weights.
-    #[config(default = 0.1)]
-    pub dropout: f64,
-}
-
-impl FullAttentionConfig {
-    pub fn init(&self, device: &Device) -> FullAttention {
-        FullAttention {
-            projections: HeadProjections::new(self.d_model, self.qkv_dim.unwrap_or(self.d_model), self.heads, device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-        }
-    }
-}
 
 /// Full attention has no settings of its own (`"attention": "full"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +28,7 @@ pub struct FullSettings;
 impl Settings for FullSettings {
     type Layer = FullAttention;
     const MODEL: ModelCard = ModelCard {
-        name: crate::BASELINE,
+        name: crate::model_names::BASELINE,
         title: "Transformer (Vaswani et al. 2017)",
         family: "full attention (baseline)",
         cost: COST,
@@ -65,49 +42,9 @@ impl Settings for FullSettings {
         forward_flops(shape)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> FullAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> FullAttention {
         FullAttentionConfig::new(layer.d_model, layer.heads).with_qkv_dim(layer.qkv_dim).with_dropout(layer.dropout).init(device)
     }
-}
-
-#[derive(Module, Debug)]
-pub struct FullAttention {
-    pub projections: HeadProjections,
-    pub dropout: Dropout,
-}
-
-impl FullAttention {
-    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
-    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let (q, k, v) = self.projections.project(x);
-        // Without gradients (evaluation), burn's fused attention kernel: on flex one
-        // parallel pass, tiled with an online softmax at long lengths, no score matrix.
-        if !q.device().is_autodiff() {
-            let context = attention(q, k, v, Some(key_padding_mask(padding)), None, AttentionModuleOptions::default());
-            return self.projections.combine(context);
-        }
-        let weights = attention_weights(q, k, Some(padding), Some(&self.dropout));
-        self.projections.combine(weights.matmul(v))
-    }
-}
-
-/// `dropout(softmax(q k^T / sqrt(d_head)))` with padded keys masked:
-/// `q: [batch, heads, len_q, d_head]`, `k: [batch, heads, len_k, d_head]`,
-/// `key_padding: [batch, len_k]` -> `[batch, heads, len_q, len_k]`.
-pub fn attention_weights(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    key_padding: Option<Tensor<2, Bool>>,
-    dropout: Option<&Dropout>,
-) -> Tensor<4> {
-    let d_head = q.dims()[3];
-    // Scaling the queries costs a pass over `[len_q, d_head]`, not over the scores.
-    let mut scores = q.mul_scalar(1.0 / (d_head as f64).sqrt()).matmul(k.transpose());
-    // A batch without padding needs no masking pass.
-    if let Some(padding) = key_padding.filter(|padding| padding.clone().any().into_scalar()) {
-        scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
-    }
-    softmax_dropout(scores, dropout)
 }
 
 impl AttentionLayer for FullAttention {
@@ -139,7 +76,7 @@ pub fn cross_forward_flops(shape: &LayerShape, queries: f64, keys: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::heads::{merge_heads, split_heads};
+    use crate::attention::heads::{attention_weights, merge_heads, split_heads};
     use burn::tensor::{Distribution, TensorData};
 
     fn values(t: Tensor<3>) -> Vec<f32> {

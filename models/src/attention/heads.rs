@@ -1,12 +1,13 @@
 //! What every multi-head mechanism shares: the query, key, value and output
-//! projections, and splitting `d_model` into heads and back.
+//! projections, splitting `d_model` into heads and back, and softmax attention's weights
+//! ([`attention_weights`]).
 
 use burn::module::Initializer;
 use burn::module::Param;
 use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::full::attention_weights;
+use super::softmax::softmax_dropout;
 
 /// A score given to masked pairs before the softmax: large enough that its weight is
 /// exactly zero in f32, finite so that a fully masked row gives no NaN.
@@ -110,4 +111,23 @@ pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
 pub fn key_padding_mask(padding: Tensor<2, Bool>) -> Tensor<4, Bool> {
     let [batch, len] = padding.dims();
     padding.reshape([batch, 1, 1, len])
+}
+
+/// `dropout(softmax(q k^T / sqrt(d_head)))` with padded keys masked:
+/// `q: [batch, heads, len_q, d_head]`, `k: [batch, heads, len_k, d_head]`,
+/// `key_padding: [batch, len_k]` -> `[batch, heads, len_q, len_k]`.
+pub fn attention_weights(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    key_padding: Option<Tensor<2, Bool>>,
+    dropout: Option<&Dropout>,
+) -> Tensor<4> {
+    let d_head = q.dims()[3];
+    // Scaling the queries costs a pass over `[len_q, d_head]`, not over the scores.
+    let mut scores = q.mul_scalar(1.0 / (d_head as f64).sqrt()).matmul(k.transpose());
+    // A batch without padding needs no masking pass.
+    if let Some(padding) = key_padding.filter(|padding| padding.clone().any().into_scalar()) {
+        scores = scores.mask_fill(key_padding_mask(padding), MASKED_SCORE);
+    }
+    softmax_dropout(scores, dropout)
 }

@@ -24,11 +24,10 @@ use burn::prelude::*;
 use burn::tensor::activation::elu;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
-use super::settings::{ModelCard, Settings};
-use super::{AttentionConfig, AttentionLayer};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Settings, Variant};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time, O(n) memory";
@@ -88,7 +87,7 @@ impl Settings for LinearSettings {
         forward_flops(shape)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> LinearAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> LinearAttention {
         LinearAttentionConfig::new(layer.d_model, layer.heads).with_variant(self.variant).with_qkv_dim(layer.qkv_dim).init(device)
     }
 }

@@ -29,12 +29,10 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::flops::LayerShape;
-use super::full::attention_weights;
-use super::heads::HeadProjections;
-use super::settings::{ModelCard, Settings, fit, within};
-use super::{AttentionConfig, AttentionLayer};
+use super::heads::{HeadProjections, attention_weights};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Settings, Variant, fit, within};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n k) time, O(n k) memory (k = 256 projected length)";
@@ -126,7 +124,7 @@ impl Settings for LinformerSettings {
         forward_flops(shape, self.projected_length)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> LinformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> LinformerAttention {
         LinformerConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_variant(self.variant)
             .with_qkv_dim(layer.qkv_dim)
@@ -200,7 +198,7 @@ mod tests {
     use crate::attention::checks::{
         Rows, assert_close, assert_finite_gradients, assert_padding_is_invisible, attend, padding_after, values,
     };
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
     use burn::tensor::Distribution;
 
     #[test]

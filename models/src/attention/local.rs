@@ -26,15 +26,14 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::blocks::{
     Blocks, block_attention, block_count, contiguous_pair_mask, lra_filled, pad_positions, strided_groups, unblock,
     ungroup_strided,
 };
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
-use super::settings::{ModelCard, Scale, Settings, fit, within};
-use super::{AttentionConfig, AttentionLayer};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Scale, Settings, Variant, fit, within};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n b) time, O(n b) memory (blocks of b)";
@@ -121,7 +120,7 @@ impl Settings for LocalSettings {
         forward_flops(shape, self.variant, self.block_size)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> LocalAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> LocalAttention {
         LocalAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_variant(self.variant)
             .with_qkv_dim(layer.qkv_dim)
@@ -190,7 +189,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::*;
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
 
     const D_MODEL: usize = 16;
 

@@ -29,13 +29,11 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::blocks::{Blocks, any_of, block_scores, joint_softmax, mask_from_fn, neighbour_blocks, unblock};
 use super::flops::LayerShape;
-use super::full::attention_weights;
-use super::heads::{HeadProjections, MASKED_SCORE};
-use super::settings::{ModelCard, Scale, Settings, fit, within};
-use super::{AttentionConfig, AttentionLayer};
+use super::heads::{HeadProjections, MASKED_SCORE, attention_weights};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Scale, Settings, Variant, fit, within};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n (w + g)) time, O(n (w + g)) memory (window w, g global)";
@@ -133,7 +131,7 @@ impl Settings for LongformerSettings {
         forward_flops(shape, self.window, self.global_tokens)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> LongformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> LongformerAttention {
         LongformerAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_variant(self.variant)
             .with_qkv_dim(layer.qkv_dim)
@@ -241,7 +239,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::*;
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
 
     const D_MODEL: usize = 16;
 

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::heads::HeadProjections;
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n l) time, O(n l) memory (l = 256 memory slots)";
@@ -91,7 +91,7 @@ impl Settings for LunaSettings {
         forward_flops(shape, self.memory_length)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> LunaAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> LunaAttention {
         LunaConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_qkv_dim(layer.qkv_dim)
             .with_memory_length(self.memory_length)
@@ -143,7 +143,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, values};
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
     use burn::tensor::Distribution;
 
     #[test]

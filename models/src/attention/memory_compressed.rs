@@ -28,10 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use super::blocks::{compress, empty_windows};
 use super::flops::LayerShape;
-use super::full::attention_weights;
-use super::heads::{HeadProjections, dense, split_heads};
+use super::heads::{HeadProjections, attention_weights, dense, split_heads};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, fit, within};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2 / c) time, O(n^2 / c) memory (c = 3 compression)";
@@ -104,7 +103,7 @@ impl Settings for MemoryCompressedSettings {
         forward_flops(shape, self.compression)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> MemoryCompressedAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> MemoryCompressedAttention {
         MemoryCompressedConfig::new(layer.d_model, layer.heads)
             .with_qkv_dim(layer.qkv_dim)
             .with_compression(self.compression)

@@ -30,10 +30,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
-use super::full::attention_weights;
-use super::heads::HeadProjections;
+use super::heads::{HeadProjections, attention_weights};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n m) time, O(n m) memory (m = 64 landmarks)";
@@ -105,7 +104,7 @@ impl Settings for NystromformerSettings {
         forward_flops(shape, self.landmarks, self.pinv_iterations)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> NystromformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> NystromformerAttention {
         NystromformerConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_qkv_dim(layer.qkv_dim)
             .with_landmarks(self.landmarks)
@@ -216,7 +215,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, values};
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
     use burn::tensor::Distribution;
 
     #[test]

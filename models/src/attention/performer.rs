@@ -47,12 +47,11 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, check_heads};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::random;
-use super::settings::{ModelCard, Settings, at_least_one};
-use super::{AttentionConfig, AttentionLayer};
+use super::settings::{ModelCard, Settings, Variant, at_least_one};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n m) time, O(n m) memory (m = 256 random features)";
@@ -160,7 +159,7 @@ impl Settings for PerformerSettings {
         forward_flops(shape, self.kernel, self.features)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> PerformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> PerformerAttention {
         PerformerConfig::new(layer.d_model, layer.heads)
             .with_variant(self.variant)
             .with_kernel(self.kernel)

@@ -52,15 +52,14 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::blocks::{
     any_of, block_count, block_scores, log_sum_exp, lra_filled, mask_from_fn, pad_padding, pad_positions, shift_blocks,
 };
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, merge_heads, split_heads};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::random;
-use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
-use super::{AttentionConfig, AttentionLayer};
+use super::settings::{ModelCard, Scale, Settings, Variant, at_least_one, fit, within};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n log n) time, O(n c) memory per hash round (chunks of c)";
@@ -220,7 +219,7 @@ impl Settings for ReformerSettings {
         forward_flops(shape, self.variant, self.chunk_size, self.hash_rounds, self.buckets)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> ReformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> ReformerAttention {
         ReformerAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_variant(self.variant)
             .with_qkv_dim(layer.qkv_dim)
@@ -471,7 +470,6 @@ pub fn forward_flops(shape: &LayerShape, variant: Variant, chunk_size: usize, ha
 mod tests {
     use super::*;
     use crate::attention::checks::*;
-    use crate::attention::{Mechanism, MechanismSettings};
 
     const D_MODEL: usize = 16;
     const HEADS: usize = 2;
@@ -698,7 +696,7 @@ mod tests {
     }
 
     #[test]
-    fn lra_reformer_gradients_are_finite_and_a_tiny_classifier_trains() {
+    fn lra_reformer_gradients_are_finite() {
         let device = Device::flex().autodiff();
         let attention = ReformerAttentionConfig::new(D_MODEL, HEADS, 64)
             .with_chunk_size(10)
@@ -709,8 +707,5 @@ mod tests {
         let x = random_input(2, 13, D_MODEL, &device);
         let loss = attention.forward(x, padding_after(&[13, 9], 13, &device)).sum();
         assert_eq!(assert_finite_gradients(&attention, &loss.backward()), 2);
-        let settings =
-            MechanismSettings::Reformer(ReformerSettings { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 });
-        assert_tiny_classifier_trains_with(Mechanism::Reformer, Some(settings));
     }
 }

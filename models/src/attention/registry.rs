@@ -6,7 +6,9 @@
 /// [`Mechanism`](super::Mechanism), [`MechanismSettings`](super::MechanismSettings) (with
 /// its JSON form: `"attention": {"local": {"block_size": 50}}`, or the name alone for
 /// settings without fields), [`Attention`](super::Attention) and
-/// [`MODELS`](crate::MODELS), in the lines' order.
+/// [`MODELS`](crate::MODELS), in the lines' order. `MODELS` holds the invoking module's
+/// [`ModelInfo`](super::ModelInfo), named as the call site names it (as the enums the
+/// macro makes are).
 macro_rules! mechanisms {
     ($($name:ident = $tag:literal => $settings:ty,)*) => {
         /// Which mechanism an attention layer computes (its settings type says what it is).
@@ -41,9 +43,9 @@ macro_rules! mechanisms {
         }
 
         /// Every model, in the order the harness lists and sweeps them.
-        pub const MODELS: &[$crate::ModelInfo] = &[
+        pub const MODELS: &[ModelInfo] = &[
             $(
-                $crate::ModelInfo {
+                ModelInfo {
                     name: <$settings as $crate::attention::Settings>::MODEL.name,
                     title: <$settings as $crate::attention::Settings>::MODEL.title,
                     family: <$settings as $crate::attention::Settings>::MODEL.family,
@@ -158,7 +160,7 @@ macro_rules! mechanisms {
             }
 
             /// The layer, with `layer`'s sizes.
-            fn init(&self, layer: &$crate::attention::AttentionConfig, device: &burn::prelude::Device) -> Attention {
+            fn init(&self, layer: &$crate::attention::layer::LayerSizes, device: &burn::prelude::Device) -> Attention {
                 use $crate::attention::Settings;
                 match self {
                     $(MechanismSettings::$name(settings) => Attention::$name(settings.init(layer, device)),)*

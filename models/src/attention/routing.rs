@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use super::blocks::{Blocks, block_attention, block_count, neighbour_blocks, unblock};
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^1.5) time, O(n^1.5) memory (k = sqrt(n) clusters of n / k)";
@@ -136,7 +136,7 @@ impl Settings for RoutingSettings {
         forward_flops(shape, self.clusters)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> RoutingAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> RoutingAttention {
         RoutingAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_qkv_dim(layer.qkv_dim)
             .with_clusters(Some(self.clusters))

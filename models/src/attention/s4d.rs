@@ -55,8 +55,8 @@ use serde::{Deserialize, Serialize};
 use super::softmax::dropout;
 
 use super::flops::LayerShape;
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings};
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)";
@@ -199,7 +199,7 @@ impl Settings for S4dSettings {
         forward_flops(shape, self.state_size, self.bidirectional, None)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> S4d {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> S4d {
         // S4D has no attention width: it mixes tokens at d_model.
         S4dConfig::new(layer.d_model)
             .with_state_size(self.state_size)

@@ -28,10 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, dense};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one};
-use super::{AttentionConfig, AttentionLayer};
-use crate::classifier::LAYER_NORM_EPSILON;
-use crate::layer_norm::layer_norm;
+use crate::layer_norm::{LAYER_NORM_EPSILON, layer_norm};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n m) time, O(n m) memory (m = 32 inducing points)";
@@ -103,7 +102,7 @@ impl Settings for SetTransformerSettings {
         forward_flops(shape, self.inducing_points)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> SetTransformerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> SetTransformerAttention {
         SetTransformerConfig::new(layer.d_model, layer.heads)
             .with_qkv_dim(layer.qkv_dim)
             .with_inducing_points(self.inducing_points)

@@ -47,15 +47,14 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::blocks::{
     Blocks, any_of, block_attention, block_count, block_scores, contiguous_pair_mask, joint_softmax, log_sum_exp, mask_from_fn,
     strided_groups, unblock, ungroup_strided,
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
-use super::settings::{ModelCard, Scale, Settings, fit, within};
-use super::{AttentionConfig, AttentionLayer};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Scale, Settings, Variant, fit, within};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n b + (n/b)^2) time, O(n b + (n/b)^2) memory (blocks of b)";
@@ -190,7 +189,7 @@ impl Settings for SinkhornSettings {
         forward_flops(shape, self.variant, self.block_size, shape.positions)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> SinkhornAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> SinkhornAttention {
         SinkhornAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_variant(self.variant)
             .with_qkv_dim(layer.qkv_dim)
@@ -366,7 +365,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::*;
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
     use burn::tensor::TensorData;
 
     const D_MODEL: usize = 16;

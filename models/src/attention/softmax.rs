@@ -291,7 +291,7 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::checks::{assert_close, values};
+    use crate::numeric_checks::{assert_close, values};
     use burn::nn::DropoutConfig;
     use burn::tensor::Distribution;
 

@@ -45,15 +45,14 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::blocks::{
     Blocks, Leading, after_leading, any_of, block_scores, joint_softmax, key_mask, mask_from_fn, neighbour_blocks,
     outside_window, unblock,
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE};
-use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
-use super::{AttentionConfig, AttentionLayer};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Scale, Settings, Variant, at_least_one, fit, within};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n sqrt(n)) time, O(n sqrt(n)) memory";
@@ -161,7 +160,7 @@ impl Settings for SparseSettings {
         forward_flops(shape, self.variant, self.stride, self.summary)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> SparseAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> SparseAttention {
         SparseAttentionConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_variant(self.variant)
             .with_qkv_dim(layer.qkv_dim)
@@ -370,7 +369,7 @@ mod tests {
     use super::*;
 
     use crate::attention::checks::*;
-    use crate::attention::full::FullAttention;
+    use crate::attention::full_layer::FullAttention;
 
     const D_MODEL: usize = 16;
 

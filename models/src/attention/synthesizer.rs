@@ -41,12 +41,11 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::Variant;
 use super::flops::LayerShape;
 use super::heads::{MASKED_SCORE, attention_linear, check_heads, key_padding_mask, merge_heads, split_heads};
-use super::settings::{ModelCard, Settings, at_least_one};
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Settings, Variant, at_least_one};
 use super::softmax::softmax_dropout;
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n^2) time, O(n^2) memory";
@@ -189,7 +188,7 @@ impl Settings for SynthesizerSettings {
         forward_flops(shape, self.variant, self.kind, self.rank)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> SynthesizerAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> SynthesizerAttention {
         SynthesizerConfig::new(layer.d_model, layer.heads, layer.max_length)
             .with_qkv_dim(layer.qkv_dim)
             .with_variant(self.variant)

@@ -41,9 +41,9 @@ use super::blocks::{
 };
 use super::flops::LayerShape;
 use super::heads::{HeadProjections, MASKED_SCORE, attention_linear, split_heads, split_heads_of_blocks};
+use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, fit, within};
 use super::softmax::softmax_dropout;
-use super::{AttentionConfig, AttentionLayer};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n s) time, O(n s) memory (s = 256 segment length)";
@@ -122,7 +122,7 @@ impl Settings for TransformerXlSettings {
         forward_flops(shape, self.segment_length)
     }
 
-    fn init(&self, layer: &AttentionConfig, device: &Device) -> TransformerXlAttention {
+    fn init(&self, layer: &LayerSizes, device: &Device) -> TransformerXlAttention {
         TransformerXlConfig::new(layer.d_model, layer.heads)
             .with_qkv_dim(layer.qkv_dim)
             .with_segment_length(self.segment_length)
