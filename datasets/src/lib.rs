@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cifar;
 pub mod error;
 pub mod fetch;
+pub mod files;
 pub mod imdb;
 pub mod listops;
 pub mod npy;
