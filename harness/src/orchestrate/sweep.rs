@@ -177,13 +177,17 @@ pub fn run_child(
     let started = Instant::now();
     let run_id = run_record::run_id(config);
     let dir = run_record::run_dir(results, &run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::records::files::create_real_dir(&dir)?;
     let log_path = dir.join("run.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut log_options = std::fs::OpenOptions::new();
+    log_options.create(true).append(true);
+    // A `run.log` planted as a link would have the child's output appended to its target.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        log_options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let log = log_options.open(&log_path).with_context(|| format!("opening {} (a link is refused)", log_path.display()))?;
     let result_path = dir.join("result.json");
     if let Some(holder) = claim::held_elsewhere(&dir) {
         return Ok(RunEnd::Elsewhere { holder });
