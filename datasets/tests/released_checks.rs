@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lra_datasets::pathfinder::{read_release, write_release};
 use lra_datasets::{aan, cache, cifar, imdb, listops};
@@ -20,12 +20,14 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
 }
 
-/// Runs `f` and fails the test if it takes longer than a few seconds (a blocked open).
-fn promptly<T>(f: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let value = f();
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
-    value
+/// Runs `f` on a thread and fails the test if it has not ended within seconds: a read
+/// blocked on a FIFO fails the test instead of hanging it.
+fn promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(f());
+    });
+    receiver.recv_timeout(Duration::from_secs(10)).expect("the read blocked for 10 s (a FIFO waited on)")
 }
 
 /// A CIFAR record of class `label`, every byte of its image `value`.
@@ -40,20 +42,45 @@ fn a_fifo_in_place_of_a_tsv_or_metadata_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("basic_train.tsv");
     mkfifo(&fifo);
-    let error = promptly(|| listops::read_tsv(&fifo)).unwrap_err().to_string();
+    let error = promptly({
+        let f = fifo.clone();
+        move || listops::read_tsv(&f)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("basic_train.tsv") && error.contains("FIFO"), "{error}");
-    let error = promptly(|| aan::read_tsv(&fifo)).unwrap_err().to_string();
+    let error = promptly({
+        let f = fifo.clone();
+        move || aan::read_tsv(&f)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("FIFO"), "{error}");
-    let error = promptly(|| aan::read_examples(&fifo, 10)).unwrap_err().to_string();
+    let error = promptly({
+        let f = fifo.clone();
+        move || aan::read_examples(&f, 10)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("FIFO"), "{error}");
-    let error = promptly(|| cifar::read_batch(&fifo)).unwrap_err().to_string();
+    let error = promptly({
+        let f = fifo.clone();
+        move || cifar::read_batch(&f)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("FIFO"), "{error}");
 
     let release = dir.path().join("curv_baseline");
     write_release(&release, &[(vec![9u8; 16], 1)], 4, 10).unwrap();
     std::fs::remove_file(release.join("metadata/0.npy")).unwrap();
     mkfifo(&release.join("metadata/0.npy"));
-    let error = promptly(|| read_release(&release, 4)).unwrap_err().to_string();
+    let error = promptly({
+        let r = release.clone();
+        move || read_release(&r, 4)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("0.npy") && error.contains("FIFO"), "{error}");
 }
 
@@ -190,7 +217,12 @@ fn a_cache_that_is_a_fifo_is_refused_without_blocking_and_a_dangling_one_is_abse
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("listops.bin");
     mkfifo(&fifo);
-    let error = promptly(|| cache::load(&fifo, "p")).unwrap_err().to_string();
+    let error = promptly({
+        let f = fifo.clone();
+        move || cache::load(&f, "p")
+    })
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("listops.bin") && error.contains("FIFO"), "{error}");
     let dangling = dir.path().join("image.bin");
     symlink(dir.path().join("nowhere"), &dangling).unwrap();
