@@ -12,10 +12,10 @@
 //! A pair becomes `Example { tokens: text1, second: Some(text2), label }`. Lines must be
 //! UTF-8 (the release is), at most [`MAX_LINE_BYTES`] long; blank lines are skipped.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
-use crate::text::{bounded_lines, preview};
+use crate::text::{complete_lines, preview};
 use crate::{DataError, Example, Splits, bytes};
 
 /// One line of the released TSVs.
@@ -61,6 +61,13 @@ fn parse_line(line: &str) -> Result<Columns<'_>, String> {
             return Err(format!("label: expected 0 or 1, found `{}`", preview(fields[0])));
         }
     };
+    // An empty document would train as a pair of padding: the release has none, so one is a
+    // damaged row, refused rather than counted (a count nobody reads corrupts the benchmark).
+    for (name, text) in [("text1 (column 4)", fields[3]), ("text2 (column 5)", fields[4])] {
+        if text.trim().is_empty() {
+            return Err(format!("{name} is empty: an AAN pair needs both documents"));
+        }
+    }
     Ok(Columns { label, id1: fields[1], id2: fields[2], text1: fields[3], text2: fields[4] })
 }
 
@@ -77,7 +84,7 @@ fn for_each_line(
     max_line_bytes: usize,
     mut each: impl FnMut(Columns<'_>),
 ) -> Result<(), DataError> {
-    for (index, line) in bounded_lines(reader, max_line_bytes).enumerate() {
+    for (index, line) in complete_lines(reader, max_line_bytes).enumerate() {
         let number = index + 1;
         let line = line.map_err(|e| e.located(path, number))?;
         if line.trim().is_empty() {
@@ -90,8 +97,7 @@ fn for_each_line(
 
 /// Reads a released TSV into pairs (whole texts; for inspection and export).
 pub fn read_tsv(path: &Path) -> Result<Vec<Pair>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    read_tsv_from(BufReader::new(file), path)
+    read_tsv_from(crate::files::open_bounded(path, crate::files::limit::DATA_TEXT)?, path)
 }
 
 /// As [`read_tsv`], from any reader; `path` names the source in errors.
@@ -112,8 +118,7 @@ pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Pair>, Dat
 /// Reads a released TSV straight into examples, keeping only the tokens (the texts are
 /// dropped line by line, so the training file never sits in memory whole).
 pub fn read_examples(path: &Path, max_length: usize) -> Result<Vec<Example>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    read_examples_from(BufReader::new(file), path, max_length)
+    read_examples_from(crate::files::open_bounded(path, crate::files::limit::DATA_TEXT)?, path, max_length)
 }
 
 /// As [`read_examples`], from any reader; `path` names the source in errors.

@@ -67,12 +67,19 @@ pub fn save(path: &Path, params: &str, splits: &Splits) -> Result<(), DataError>
 /// The splits stored at `path` if it holds a sound cache made with `params`; `Ok(None)` if
 /// the file is absent, stale or corrupt. Errors only when the file exists but cannot be read.
 pub fn load(path: &Path, params: &str) -> Result<Option<Splits>, DataError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(DataError::io(path, e)),
-    };
+    // Absent (a dangling link included) is a cache not yet made; anything else but a
+    // regular file (a FIFO would block the run forever) is refused by `open_regular`.
+    if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(None);
+    }
+    let file = crate::files::open_regular(path)?;
     let length = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    if length > crate::files::limit::DATA_CACHE {
+        return Err(DataError::in_file(
+            path,
+            format!("{length} bytes, more than the {} a prepared-data cache may hold", crate::files::limit::DATA_CACHE),
+        ));
+    }
     read_cache(BufReader::new(file), length, params).map_err(|e| DataError::io(path, e))
 }
 

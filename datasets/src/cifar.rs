@@ -21,7 +21,7 @@
 //! sliced `tfds`'s copy, whose preparation shuffles the records, so its validation images
 //! are another 5,000 (a different, equally random draw of the same training set).
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use crate::{DataError, Example, Splits};
@@ -66,8 +66,16 @@ fn record_to_example(record: &[u8; RECORD_BYTES]) -> Option<Example> {
 
 /// Reads one batch file.
 pub fn read_batch(path: &Path) -> Result<Vec<Example>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    read_batch_from(BufReader::new(file), path)
+    let examples = read_batch_from(crate::files::open_bounded(path, crate::files::limit::DATA_BINARY)?, path)?;
+    // A short batch (an empty or cut file whose size is a multiple of a record) would just
+    // shrink the split, and the benchmark with it, without a word.
+    if examples.len() != RECORDS_PER_BATCH {
+        return Err(DataError::in_file(
+            path,
+            format!("holds {} records; a CIFAR-10 batch holds exactly {RECORDS_PER_BATCH}", examples.len()),
+        ));
+    }
+    Ok(examples)
 }
 
 /// As [`read_batch`], from any reader; `path` names the source in errors. Errors carry
@@ -222,17 +230,22 @@ mod tests {
     #[test]
     fn splits_take_the_last_tenth_of_training_records_for_validation() {
         let dir = tempfile::tempdir().unwrap();
-        // Four records per training file, labels 0..20 in file order; two test records.
+        // Whole batches (a short one is refused): file f's records have label f, except the
+        // last record of each file, which has label 9, to pin the order within a file.
         for (f, name) in TRAIN_FILES.iter().enumerate() {
-            let bytes: Vec<u8> = (0..4).flat_map(|i| record(((f * 4 + i) % 10) as u8, (9, 9, 9), (0, 0))).collect();
+            let mut bytes: Vec<u8> = record(f as u8, (9, 9, 9), (0, 0)).repeat(RECORDS_PER_BATCH - 1);
+            bytes.extend(record(9, (9, 9, 9), (0, 0)));
             std::fs::write(dir.path().join(name), bytes).unwrap();
         }
-        let test: Vec<u8> = (0..2).flat_map(|i| record(i, (0, 0, 0), (0, 0))).collect();
-        std::fs::write(dir.path().join(TEST_FILE), test).unwrap();
+        std::fs::write(dir.path().join(TEST_FILE), record(7, (0, 0, 0), (0, 0)).repeat(RECORDS_PER_BATCH)).unwrap();
         let splits = read_splits(dir.path()).unwrap();
-        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (18, 2, 2));
-        let validation_labels: Vec<u32> = splits.validation.iter().map(|e| e.label).collect();
-        assert_eq!(validation_labels, [8, 9]); // records 19 and 20 of data_batch_5
+        assert_eq!((splits.train.len(), splits.validation.len(), splits.test.len()), (45_000, 5_000, 10_000));
+        // Validation is the second half of data_batch_5, in file order.
+        assert!(splits.validation[..4_999].iter().all(|e| e.label == 4));
+        assert_eq!(splits.validation[4_999].label, 9);
+        assert_eq!(splits.train[9_999].label, 9);
+        assert_eq!(splits.train[44_999].label, 4);
+        assert!(splits.test.iter().all(|e| e.label == 7));
         assert_eq!(train_count(50_000), 45_000);
         std::fs::remove_file(dir.path().join(TEST_FILE)).unwrap();
         assert!(read_splits(dir.path()).unwrap_err().to_string().contains(TEST_FILE));

@@ -13,7 +13,6 @@
 //! climbs with `..` (a link may only point down, so no chain of links can climb out),
 //! and device or FIFO entries.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -159,11 +158,11 @@ pub fn expected_digest(known: &KnownArchive, archive: &Path) -> Result<Option<St
         return Ok(Some(published.to_string()));
     }
     let record = first_seen_digest_path(archive);
-    match std::fs::read_to_string(&record) {
-        Ok(text) => parse_digest(&text).map(Some).map_err(|e| DataError::in_file(&record, e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(DataError::io(&record, e)),
+    if std::fs::symlink_metadata(&record).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(None);
     }
+    let text = crate::files::read_text_bounded(&record, crate::files::limit::SMALL_TEXT)?;
+    parse_digest(&text).map(Some).map_err(|e| DataError::in_file(&record, e.to_string()))
 }
 
 /// Records `sha256` as the digest later fetches of `archive` must match.
@@ -222,7 +221,7 @@ fn parse_digest(digest: &str) -> Result<String, DataError> {
 
 /// The SHA-256 of a file, lowercase hex.
 fn sha256_of_file(path: &Path) -> Result<String, DataError> {
-    let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut file = crate::files::open_bounded(path, crate::files::limit::ARCHIVE)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     loop {

@@ -25,6 +25,54 @@ pub mod limit {
     /// A binary file of released data (a CIFAR-10 batch: 30,730,000 bytes; a Pathfinder
     /// PNG: a few kilobytes).
     pub const DATA_BINARY: u64 = 64 << 20;
+    /// A prepared-data cache file (`<data>/cache/*.bin`): every split of the largest task
+    /// tokenized, AAN's 4,000-token pairs being the largest (about 2.5 GB).
+    pub const DATA_CACHE: u64 = 8 << 30;
+    /// A downloaded archive (the LRA release is 7.7 GB) or its recorded digest.
+    pub const ARCHIVE: u64 = 32 << 30;
+    /// A small text file the harness keeps beside its data or jobs (a recorded digest, a
+    /// Slurm job record, a child's log read for its last line).
+    pub const SMALL_TEXT: u64 = 1 << 20;
+    /// A log a child or a Slurm job wrote (read whole to report its end).
+    pub const LOG: u64 = 64 << 20;
+}
+
+/// A reader of a regular file that fails, rather than ending quietly, once the file
+/// proves longer than its bound: a streaming reader stops as [`read_bounded`] does.
+#[derive(Debug)]
+pub struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // At the bound: one more byte means the file is too large.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    Err(std::io::Error::other(format!("larger than {} bytes, the most a file of its kind may hold", self.limit)))
+                }
+            };
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// `path` opened as [`open_regular`] does, buffered, and bounded to `limit` bytes: reading
+/// past the bound is an error.
+pub fn open_bounded(path: &Path, limit: u64) -> Result<std::io::BufReader<Bounded<File>>, DataError> {
+    let file = open_regular(path)?;
+    Ok(std::io::BufReader::with_capacity(1 << 16, Bounded { inner: file, left: limit, limit }))
 }
 
 /// `path` opened for reading, refused unless it is a regular file (after links). The file
@@ -126,6 +174,23 @@ mod tests {
             assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
             let error = read_bounded(&fifo, 10).unwrap_err().to_string();
             assert!(error.contains("not a regular file (a FIFO)"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_bounded_reader_fails_past_its_bound_and_not_at_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tsv");
+        std::fs::write(&path, b"12345").unwrap();
+        let mut text = String::new();
+        open_bounded(&path, 5).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "12345");
+        let error = open_bounded(&path, 4).unwrap().read_to_string(&mut String::new()).unwrap_err().to_string();
+        assert!(error.contains("larger than 4 bytes"), "{error}");
+        #[cfg(unix)]
+        {
+            let error = open_bounded(Path::new("/dev/zero"), 4).unwrap_err().to_string();
+            assert!(error.contains("character device"), "{error}");
         }
     }
 

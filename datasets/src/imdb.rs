@@ -19,7 +19,6 @@
 //! numbers compare with LRA's. [`Validation::HeldOutFromTrain`] instead holds out a
 //! seeded share of the training reviews, for model selection that never sees the test set.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::rng::SeededRng;
@@ -97,7 +96,9 @@ fn review_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| DataError::io(dir, e))?.path();
-        if path.extension().is_some_and(|ext| ext == "txt") && path.is_file() {
+        // Every `*.txt` entry is a review, whatever it is on disk: a dangling link, a device or
+        // a folder is refused when read, never skipped, so no review is lost unnoticed.
+        if path.extension().is_some_and(|ext| ext == "txt") {
             files.push(path);
         }
     }
@@ -109,11 +110,12 @@ fn review_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 fn read_review(path: &Path) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut text = Vec::new();
-    file.take(MAX_REVIEW_BYTES + 1).read_to_end(&mut text).map_err(|e| DataError::io(path, e))?;
-    if text.len() as u64 > MAX_REVIEW_BYTES {
-        return Err(DataError::in_file(path, format!("longer than {MAX_REVIEW_BYTES} bytes: not an IMDb review")));
+    let text = crate::files::read_bounded(path, MAX_REVIEW_BYTES)
+        .map_err(|e| DataError::in_file(path, format!("{}: not an IMDb review", e.message)))?;
+    // An empty review would train as padding alone under its folder's label: the release
+    // has none, so one is damage (a failed copy), refused rather than kept.
+    if strip_ascii_whitespace(&text).is_empty() {
+        return Err(DataError::in_file(path, "empty review (only whitespace): not an IMDb review"));
     }
     Ok(text)
 }

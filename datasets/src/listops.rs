@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -318,14 +318,13 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// Reads a released ListOps TSV; every line's target must be 0-9 and its source must be
 /// a well-formed expression whose value is the target.
 pub fn read_tsv(path: &Path) -> Result<Vec<Sample>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    read_tsv_from(BufReader::new(file), path)
+    read_tsv_from(crate::files::open_bounded(path, crate::files::limit::DATA_TEXT)?, path)
 }
 
 /// As [`read_tsv`], from any reader; `path` names the source in errors.
 pub fn read_tsv_from(reader: impl BufRead, path: &Path) -> Result<Vec<Sample>, DataError> {
     let mut samples = Vec::new();
-    for (index, line) in crate::text::bounded_lines(reader, MAX_LINE_BYTES).enumerate() {
+    for (index, line) in crate::text::complete_lines(reader, MAX_LINE_BYTES).enumerate() {
         let number = index + 1;
         let line = line.map_err(|e| e.located(path, number))?;
         if number == 1 {

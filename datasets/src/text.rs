@@ -7,6 +7,17 @@ use crate::DataError;
 /// Lines of `reader` without their `\n` / `\r\n`, each at most `max_bytes` long and valid
 /// UTF-8; a longer or invalid line is an error (the caller adds file and line).
 pub fn bounded_lines(reader: impl BufRead, max_bytes: usize) -> impl Iterator<Item = Result<String, DataError>> {
+    lines(reader, max_bytes, false)
+}
+
+/// As [`bounded_lines`], and a last line without its final newline is an error: every
+/// released TSV ends its rows with one, so a file that stops inside a row was cut short (an
+/// interrupted copy or download), and its last row would be read truncated.
+pub fn complete_lines(reader: impl BufRead, max_bytes: usize) -> impl Iterator<Item = Result<String, DataError>> {
+    lines(reader, max_bytes, true)
+}
+
+fn lines(reader: impl BufRead, max_bytes: usize, complete: bool) -> impl Iterator<Item = Result<String, DataError>> {
     let mut reader = reader;
     let mut done = false;
     std::iter::from_fn(move || {
@@ -30,6 +41,11 @@ pub fn bounded_lines(reader: impl BufRead, max_bytes: usize) -> impl Iterator<It
                 } else if bytes.len() > max_bytes {
                     done = true;
                     return Some(Err(DataError::new(format!("line longer than {max_bytes} bytes"))));
+                } else if complete {
+                    done = true;
+                    return Some(Err(DataError::new(
+                        "the file ends inside this line (no final newline): it was cut short, refusing a truncated row",
+                    )));
                 }
                 Some(
                     String::from_utf8(bytes).map_err(|e| {
@@ -68,6 +84,15 @@ mod tests {
         assert!(results[0].is_ok());
         assert!(results[1].as_ref().unwrap_err().message.contains("longer than 50"));
         assert_eq!(results.len(), 2);
+    }
+
+    #[test]
+    fn a_cut_last_line_is_an_error_only_where_lines_must_be_complete() {
+        let results: Vec<_> = complete_lines("a\nb".as_bytes(), 10).collect();
+        assert_eq!(results[0].as_ref().unwrap(), "a");
+        assert!(results[1].as_ref().unwrap_err().message.contains("no final newline"));
+        assert_eq!(complete_lines("a\nb\n".as_bytes(), 10).map(Result::unwrap).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(bounded_lines("a\nb".as_bytes(), 10).map(Result::unwrap).collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! place once every entry is written; entries that could land outside it are refused.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::{Component, Path, PathBuf};
 
 use crate::DataError;
@@ -39,7 +39,7 @@ pub(super) fn extract(archive: &Path, target: &Path, max_bytes: u64) -> Result<(
         .tempdir_in(folder)
         .map_err(|e| DataError::io(folder, e))?;
 
-    let mut file = BufReader::new(File::open(archive).map_err(|e| DataError::io(archive, e))?);
+    let mut file = crate::files::open_bounded(archive, crate::files::limit::ARCHIVE)?;
     // The gzip magic bytes, peeked in the buffer without consuming them. A read error here
     // is left to the tar reader, which reads the same file next and reports it.
     let gzipped = file.fill_buf().is_ok_and(|head| head.starts_with(&[0x1f, 0x8b]));

@@ -9,7 +9,7 @@
 //! LRA splits the images 80/10/10; here the split follows a seeded shuffle, so that it is
 //! the same on every machine.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, Cursor};
 use std::path::{Component, Path, PathBuf};
 
 use super::config::Difficulty;
@@ -197,10 +197,33 @@ fn list_release(dir: &Path) -> Result<Vec<(PathBuf, usize, MetadataRecord)>, Dat
     if metadata_files.is_empty() {
         return Err(DataError::in_file(&metadata_dir, "no metadata files (*.npy) found"));
     }
-    let mut listed = Vec::new();
+    let mut listed: Vec<(PathBuf, usize, MetadataRecord)> = Vec::new();
+    // Where each image was first listed: an image listed twice would be drawn into two
+    // splits by the shuffle (a training image in the test set), and one listed with two
+    // labels is a contradiction; both are refused, naming both lines.
+    let mut first_listed: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
     for path in metadata_files {
-        let file = std::fs::File::open(&path).map_err(|e| DataError::io(&path, e))?;
-        for (line, record) in read_metadata_from(BufReader::new(file), &path)? {
+        let reader = crate::files::open_bounded(&path, crate::files::limit::DATA_TEXT)?;
+        for (line, record) in read_metadata_from(reader, &path)? {
+            let image = Path::new(&record.folder).join(&record.file);
+            if let Some(&earlier) = first_listed.get(&image) {
+                let (earlier_path, earlier_line, earlier_record) = &listed[earlier];
+                let what = if earlier_record.label == record.label {
+                    "lists the same image again".to_string()
+                } else {
+                    format!("lists the same image with label {} (label {} there)", record.label, earlier_record.label)
+                };
+                return Err(DataError::at(
+                    &path,
+                    line,
+                    format!(
+                        "`{}` {what} as {}:{earlier_line}: an image listed twice could land in two splits",
+                        image.display(),
+                        earlier_path.display()
+                    ),
+                ));
+            }
+            first_listed.insert(image, listed.len());
             listed.push((path.clone(), line, record));
         }
     }
@@ -224,17 +247,9 @@ fn decode(
         let (metadata, line, record) = &listed[which[i as usize]];
         let path = record.image_path(dir);
         let listed_at = || format!("(listed at {}:{line})", metadata.display());
-        let mut bytes = Vec::new();
-        let file = std::fs::File::open(&path).map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
-        file.take(max_png_bytes(size) + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| DataError::in_file(&path, format!("{e} {}", listed_at())))?;
-        if bytes.len() as u64 > max_png_bytes(size) {
-            return Err(DataError::in_file(
-                &path,
-                format!("more than {} bytes: not a {size}x{size} PNG {}", max_png_bytes(size), listed_at()),
-            ));
-        }
+        let limit = max_png_bytes(size).min(crate::files::limit::DATA_BINARY);
+        let bytes = crate::files::read_bounded(&path, limit)
+            .map_err(|e| DataError::in_file(&path, format!("{}: not a {size}x{size} PNG {}", e.message, listed_at())))?;
         let pixels =
             decode_gray_png(&bytes, size).map_err(|e| DataError::in_file(&path, format!("{} {}", e.message, listed_at())))?;
         Ok((pixels, record.label))

@@ -71,6 +71,9 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
             for (name, split) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
                 println!("  {}", describe_split(name, split, config.classes));
             }
+            if let Some(skipped) = skipped_by_design(&config.data) {
+                println!("  skipped by design: {skipped}");
+            }
             Ok(())
         }
         DataAction::Preview { data, count, columns, out } => {
@@ -106,6 +109,24 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
             _ => bail!("unknown export format `{format}`; the formats are: npy, tsv"),
         },
         DataAction::Fetch { name, data, url } => fetch_archive(name, data, url.as_deref()),
+    }
+}
+
+/// What the reader of a released data set leaves out on purpose, and why. Anything else
+/// odd in released files (a cut row, an empty document, a short batch, an image listed
+/// twice) is refused with its file and line, never skipped.
+fn skipped_by_design(data: &DataConfig) -> Option<&'static str> {
+    match data {
+        DataConfig::ListopsReleased { .. } => Some("blank lines of the TSVs (they hold no sample)"),
+        DataConfig::RetrievalReleased { .. } => Some("blank lines of the TSVs (they hold no pair)"),
+        DataConfig::TextReleased { .. } => {
+            Some("entries of aclImdb/{train,test}/{pos,neg}/ not named *.txt (not reviews); every *.txt is read or refused")
+        }
+        DataConfig::PathfinderReleased { .. } => Some(
+            "all-black images (one in the release, pathfinder32/curv_baseline/imgs/0/sample_172.png: no path to \
+             judge) and blank metadata lines",
+        ),
+        _ => None,
     }
 }
 

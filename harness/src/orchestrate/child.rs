@@ -108,7 +108,8 @@ pub fn last_line(text: &str) -> String {
 
 /// The last non-empty line of the file at `path` (empty when it cannot be read).
 pub fn last_line_of(path: &Path) -> String {
-    last_line(&std::fs::read_to_string(path).unwrap_or_default())
+    // Bounded and regular only: a log replaced by a FIFO must not stall the sweep.
+    last_line(&lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::LOG).unwrap_or_default())
 }
 
 /// The count of out-of-memory kills in this process's memory control group, read before
@@ -129,7 +130,8 @@ impl OomWatch {
 
 /// `oom_kill` of this process's memory cgroup (v2 `memory.events`, v1 `memory.oom_control`).
 fn oom_kills() -> Option<u64> {
-    let groups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let small = |path: &Path| lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::SMALL_TEXT);
+    let groups = small(Path::new("/proc/self/cgroup")).unwrap_or_default();
     let path_of = |controller: &str| {
         groups.lines().find_map(|line| {
             let mut parts = line.splitn(3, ':');
@@ -147,7 +149,7 @@ fn oom_kills() -> Option<u64> {
     }
     candidates.push("/sys/fs/cgroup/memory/memory.oom_control".into());
     candidates.iter().find_map(|file| {
-        let text = std::fs::read_to_string(file).ok()?;
+        let text = small(file).ok()?;
         text.lines().find_map(|line| line.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok())
     })
 }

@@ -19,6 +19,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use lra_datasets::files::{limit, read_bounded, read_text_bounded};
 use serde::{Deserialize, Serialize};
 
 use crate::orchestrate::sweep::{Recorded, recorded, run_arguments, shell_line};
@@ -274,7 +275,7 @@ pub fn submissions(results: &Path) -> Vec<Submission> {
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .filter_map(|path| serde_json::from_slice(&std::fs::read(path).ok()?).ok())
+        .filter_map(|path| serde_json::from_slice(&read_bounded(&path, limit::BENCH_RECORD).ok()?).ok())
         .collect()
 }
 
@@ -369,7 +370,7 @@ pub fn record_lost(results: &Path, tools: &Tools) -> anyhow::Result<Vec<String>>
             // The task's stdout, then its stderr (where slurmstepd says why it cancelled).
             let file = |ext: &str| dir.join(format!("slurm-{}_{index}.{ext}", submission.job_id));
             let out = file("out");
-            let output = ["out", "err"].map(|ext| std::fs::read_to_string(file(ext)).unwrap_or_default()).join("\n");
+            let output = ["out", "err"].map(|ext| read_text_bounded(&file(ext), limit::LOG).unwrap_or_default()).join("\n");
             let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
             let seconds = match (modified(&dir.join("config.json")), modified(&out)) {
                 (Some(start), Some(end)) => end.duration_since(start).map(|d| d.as_secs_f64()).unwrap_or(0.0),

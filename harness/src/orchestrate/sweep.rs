@@ -71,7 +71,10 @@ pub fn plan(spec: &SweepSpec) -> anyhow::Result<Vec<RunConfig>> {
 pub fn remove_stale_staging(results: &Path) -> usize {
     let mut folders = vec![results.to_path_buf(), results.join("bench")];
     if let Ok(runs) = std::fs::read_dir(results.join("runs")) {
-        folders.extend(runs.flatten().map(|entry| entry.path()));
+        // A run folder planted as a link is not the results folder's to clean: what it points
+        // to is left alone (the run itself is refused when it is taken).
+        let real = |entry: &std::fs::DirEntry| entry.file_type().is_ok_and(|t| !t.is_symlink());
+        folders.extend(runs.flatten().filter(real).map(|entry| entry.path()));
     }
     folders.iter().map(|folder| lra_datasets::staging::remove_stale(folder, ".writing")).sum()
 }
@@ -177,13 +180,17 @@ pub fn run_child(
     let started = Instant::now();
     let run_id = run_record::run_id(config);
     let dir = run_record::run_dir(results, &run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::records::files::create_real_dir(&dir)?;
     let log_path = dir.join("run.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut log_options = std::fs::OpenOptions::new();
+    log_options.create(true).append(true);
+    // A `run.log` planted as a link would have the child's output appended to its target.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        log_options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let log = log_options.open(&log_path).with_context(|| format!("opening {} (a link is refused)", log_path.display()))?;
     let result_path = dir.join("result.json");
     if let Some(holder) = claim::held_elsewhere(&dir) {
         return Ok(RunEnd::Elsewhere { holder });
@@ -339,6 +346,26 @@ pub fn current_exe() -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn staging_left_behind_is_removed_but_not_through_a_linked_run_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let stale = format!(".writing-{dead}-x");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join(&stale), b"not ours").unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(results.join("runs").join("real")).unwrap();
+        std::fs::write(results.join("runs").join("real").join(&stale), b"ours").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, results.join("runs").join("linked")).unwrap();
+        assert_eq!(remove_stale_staging(&results), 1);
+        assert!(!results.join("runs").join("real").join(&stale).exists());
+        assert_eq!(std::fs::read(elsewhere.join(&stale)).unwrap(), b"not ours");
+    }
 
     #[test]
     fn several_jobs_share_the_cores_unless_the_user_chose_the_threads() {

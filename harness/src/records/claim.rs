@@ -23,21 +23,34 @@ pub type Holder = String;
 /// Takes the claim of the run folder `dir` (created if missing): `Ok(Err(holder))` when a
 /// live process holds it.
 pub fn take(dir: &Path) -> anyhow::Result<Result<Claim, Holder>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::records::files::create_real_dir(dir)?;
     let path = dir.join("claim");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    // A claim planted as a link would have its target, anywhere, truncated and overwritten
+    // below: the link itself is refused (O_NOFOLLOW), and so is anything but a regular file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let mut file = options.open(&path).map_err(|e| {
+        let linked = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if linked {
+            anyhow::anyhow!("{} is a symbolic link: refusing to take it as the run's claim (remove the link)", path.display())
+        } else {
+            anyhow::anyhow!("opening {}: {e}", path.display())
+        }
+    })?;
+    if !file.metadata().with_context(|| format!("opening {}", path.display()))?.is_file() {
+        anyhow::bail!("{} is not a regular file: refusing to take it as the run's claim", path.display());
+    }
     if !try_lock(&file).with_context(|| format!("locking {}", path.display()))? {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
         return Ok(Err(holder.trim().to_string()));
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = lra_datasets::files::read_text_bounded(Path::new("/proc/sys/kernel/hostname"), 4096).unwrap_or_default();
     file.set_len(0)?;
     file.rewind()?;
     write!(file, "pid {} on {}", std::process::id(), host.trim())?;
@@ -47,7 +60,8 @@ pub fn take(dir: &Path) -> anyhow::Result<Result<Claim, Holder>> {
 
 /// Whether a live process holds the claim of `dir` (without keeping it).
 pub fn held_elsewhere(dir: &Path) -> Option<Holder> {
-    if !dir.join("claim").is_file() {
+    let claim = std::fs::symlink_metadata(dir.join("claim"));
+    if !claim.is_ok_and(|m| m.is_file()) {
         return None;
     }
     match take(dir) {
@@ -104,6 +118,41 @@ mod tests {
         drop(first);
         assert!(held_elsewhere(&run).is_none());
         assert!(take(&run).unwrap().is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_claim_that_is_a_link_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("precious.txt");
+        std::fs::write(&outside, b"keep me").unwrap();
+        let run = dir.path().join("results").join("runs").join("abc");
+        std::fs::create_dir_all(&run).unwrap();
+        std::os::unix::fs::symlink(&outside, run.join("claim")).unwrap();
+        let error = take(&run).unwrap_err().to_string();
+        assert!(error.contains("claim is a symbolic link"), "{error}");
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
+        // A dangling link is refused too, and nothing is created at its target.
+        let dangling = dir.path().join("results").join("runs").join("def");
+        std::fs::create_dir_all(&dangling).unwrap();
+        let nowhere = dir.path().join("nowhere");
+        std::os::unix::fs::symlink(&nowhere, dangling.join("claim")).unwrap();
+        assert!(take(&dangling).is_err());
+        assert!(!nowhere.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_run_folder_that_is_a_link_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let runs = dir.path().join("results").join("runs");
+        std::fs::create_dir_all(&runs).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, runs.join("abc")).unwrap();
+        let error = take(&runs.join("abc")).unwrap_err().to_string();
+        assert!(error.contains("abc is a symbolic link"), "{error}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
     #[test]

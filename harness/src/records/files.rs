@@ -14,6 +14,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // Named after this process, so that what a killed writer left is removed by the next.
     lra_datasets::staging::remove_stale(dir, ".writing");
+    // The temporary file is created new (O_EXCL, a random name: a planted link there fails
+    // the creation), and the rename replaces a link planted at `path` instead of following it.
     let mut temp = tempfile::Builder::new()
         .prefix(&lra_datasets::staging::prefix(".writing"))
         .tempfile_in(dir)
@@ -24,6 +26,29 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     // The rename is durable once the folder that holds it is.
     #[cfg(unix)]
     std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
+
+/// Creates the folder `dir` (and those above it) and refuses it, naming it, if it or its
+/// parent is a symbolic link: a `runs/<id>` or `bench` folder planted as a link would send
+/// what the harness writes there (claims, logs, records) outside the results folder. The
+/// results folder itself, above these, may be a link (researchers link their storage).
+pub fn create_real_dir(dir: &Path) -> anyhow::Result<()> {
+    refuse_linked(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    refuse_linked(dir)
+}
+
+/// Refuses `dir` if it or its parent is a symbolic link (see [`create_real_dir`]).
+pub fn refuse_linked(dir: &Path) -> anyhow::Result<()> {
+    for folder in [Some(dir), dir.parent().filter(|p| !p.as_os_str().is_empty())].into_iter().flatten() {
+        if std::fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!(
+                "{} is a symbolic link: refusing to write through it, outside the results folder (remove the link)",
+                folder.display()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -51,5 +76,40 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         let entries: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(entries.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_at_the_final_name_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.json");
+        std::fs::write(&outside, b"precious").unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        let path = results.join("result.json");
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        write_atomically(&path, b"record").unwrap();
+        assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&path).unwrap(), b"record");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_folder_is_refused_naming_it_and_a_linked_results_folder_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(results.join("runs")).unwrap();
+        let run = results.join("runs").join("abc");
+        std::os::unix::fs::symlink(&elsewhere, &run).unwrap();
+        let error = create_real_dir(&run).unwrap_err().to_string();
+        assert!(error.contains("runs/abc is a symbolic link"), "{error}");
+        let linked_results = dir.path().join("linked-results");
+        std::os::unix::fs::symlink(&results, &linked_results).unwrap();
+        create_real_dir(&linked_results.join("runs").join("def")).unwrap();
+        assert!(results.join("runs").join("def").is_dir());
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 }
