@@ -12,7 +12,7 @@ use lra_harness::records::run_config::RunConfig;
 use lra_tasks::{Preset, Task};
 
 /// The cases of each property (the inputs tried per reader).
-const CASES: u32 = 256;
+const CASES: u32 = 1024;
 
 /// A valid configuration of each task, as `config.json` holds it.
 fn valid_texts() -> Vec<Vec<u8>> {
