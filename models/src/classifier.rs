@@ -168,6 +168,56 @@ impl ClassifierConfig {
         3.0 * (encoder + head)
     }
 
+    /// A low estimate of the bytes one training step on `batch` examples holds, to refuse
+    /// before anything runs a configuration that cannot fit. In f64 throughout: absurd
+    /// sizes give a huge number, never an overflow.
+    ///
+    /// Parameters `P`: the embedding (`vocab D`), learned positions (`n D`), per block the
+    /// attention's four projections (`4 D d`, `d` the query-key-value width) and the
+    /// feed-forward layer (`2 D F`), and the head; each held four times in f32 (weights,
+    /// gradients and Adam's two moments): `16 P` bytes. Activations kept for the backward,
+    /// in f32, per block on its `b n` rows (`2b` sequences for Retrieval's pairs): six
+    /// vectors of width `D` (input, two norms, attention output, two residuals), three of
+    /// `d` (queries, keys, values) and two of `F` (hidden, activation); and for full
+    /// attention (`full`, and the full blocks of Funnel and Perceiver) the `b h n m`
+    /// attention weights. A mechanism's own parameters and what it materialises beyond
+    /// this are left out, so a configuration refused by the estimate cannot run, while
+    /// one it passes still may not fit.
+    pub fn training_step_memory_bytes(&self, batch: usize) -> f64 {
+        let config = self.computed();
+        let attention = config.attention();
+        let f = |x: usize| x as f64;
+        let (d, dq, ff) = (f(self.d_model), f(self.qkv_dim.unwrap_or(self.d_model)), f(self.d_ff));
+        let n = f(attention.max_length);
+        let sequences = f(batch) * if self.paired { 2.0 } else { 1.0 };
+        let learned = if config.positions == Positions::Learned { n * d } else { 0.0 };
+        let pooled = if self.paired { 4.0 * d } else { d };
+        let head = pooled * f(self.d_head_mlp) + f(self.d_head_mlp) * f(self.classes);
+        let parameters = f(self.vocab_size) * d + learned + f(self.layers) * (4.0 * d * dq + 2.0 * d * ff) + head;
+        let rows = |positions: f64| sequences * positions * (6.0 * d + 3.0 * dq + 2.0 * ff);
+        // The attention weights, kept for the backward (the scores before the softmax and
+        // a dropout mask may be kept too, or not: the low estimate counts one matrix).
+        let scores = |queries: f64, keys: f64| sequences * f(self.heads) * queries * keys;
+        let full_block = |(queries, keys): (usize, usize)| rows(f(queries)) + scores(f(queries), f(keys));
+        let settings = attention.resolved_settings();
+        let activations: f64 = match Stack::of(&settings) {
+            Stack::Blocks => {
+                let square = if matches!(settings, MechanismSettings::Full(_)) { scores(n, n) } else { 0.0 };
+                f(self.layers) * (rows(n) + square)
+            }
+            Stack::Funnel(funnel_settings) => {
+                crate::funnel::block_positions(&funnel_settings, self.layers, attention.leading, attention.max_length)
+                    .into_iter()
+                    .map(full_block)
+                    .sum()
+            }
+            Stack::Perceiver { latents } => {
+                crate::perceiver::block_positions(latents, self.layers, attention.max_length).into_iter().map(full_block).sum()
+            }
+        };
+        4.0 * (4.0 * parameters + activations)
+    }
+
     pub fn init(&self, device: &Device) -> Classifier {
         let config = self.computed();
         let attention = config.attention();

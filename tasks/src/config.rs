@@ -212,7 +212,7 @@ impl TaskConfig {
             Some(d) => {
                 // The factor is checked before it divides: a configuration file may hold 0.
                 let small = d.side.checked_div(d.factor).unwrap_or(0);
-                if small == 0 || small * d.factor != d.side || d.side * d.side != pixels {
+                if small == 0 || small * d.factor != d.side || d.side.checked_mul(d.side) != Some(pixels) {
                     return Err(DataError::new(format!(
                         "downsample: side {} must be a multiple of factor {}, and side^2 the data's {pixels} pixels",
                         d.side, d.factor

@@ -307,6 +307,7 @@ impl DataConfig {
     /// Refuses generator settings that cannot work or would exhaust the machine, before
     /// anything is prepared.
     pub fn check(&self) -> Result<(), DataError> {
+        self.check_counts()?;
         if let Some((config, _)) = self.listops_generator() {
             listops::check_config(&config).map_err(|e| DataError::new(format!("data: {}", e.message)))?;
         }
@@ -335,6 +336,52 @@ impl DataConfig {
                     listops::MAX_EXAMPLES
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses counts of examples that no split can hold: every variant's counts and
+    /// limits at most `listops::MAX_EXAMPLES` in all (a count of 10^12 would only allocate
+    /// absurdly), a validation share of the IMDb training reviews in 1-99 %.
+    pub fn check_counts(&self) -> Result<(), DataError> {
+        let max = listops::MAX_EXAMPLES;
+        let refuse = |what: String| {
+            Err(DataError::new(format!("data: {what} must be at most {max} examples in all (listops::MAX_EXAMPLES)")))
+        };
+        match *self {
+            DataConfig::TextStandIn { train, validation, test, .. }
+            | DataConfig::RetrievalStandIn { train, validation, test, .. }
+            | DataConfig::ImageStandIn { train, validation, test, .. } => {
+                let total = train.checked_add(validation).and_then(|n| n.checked_add(test));
+                if train == 0 || validation == 0 || test == 0 || total.is_none_or(|n| n > max) {
+                    return Err(DataError::new(format!(
+                        "data: every split needs examples, at most {max} in all (train {train}, validation {validation}, \
+                         test {test})"
+                    )));
+                }
+            }
+            DataConfig::PathfinderGenerated { count, .. } if !(10..=max).contains(&count) => {
+                return Err(DataError::new(format!(
+                    "data: count {count} must be between 10 (an image in every split of 80/10/10) and {max}"
+                )));
+            }
+            DataConfig::ListopsReleased { limits }
+            | DataConfig::TextReleased { limits, .. }
+            | DataConfig::RetrievalReleased { limits }
+            | DataConfig::ImageReleased { limits }
+            | DataConfig::PathfinderReleased { limits, .. } => {
+                for (name, value) in [("train", limits.train), ("validation", limits.validation), ("test", limits.test)] {
+                    if let Some(value) = value.filter(|&v| v > max) {
+                        return refuse(format!("limits.{name} {value}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let DataConfig::TextReleased { validation_percent: Some(percent), .. } = *self
+            && !(1..=99).contains(&percent)
+        {
+            return Err(DataError::new(format!("data: validation_percent must be between 1 and 99, found {percent}")));
         }
         Ok(())
     }
@@ -550,5 +597,35 @@ mod tests {
             test: 1,
         };
         assert_eq!(generated.released_fingerprint(dir.path()), "none");
+    }
+
+    /// Every variant's counts of examples are bounded as ListOps' are: a trillion examples
+    /// is refused, naming the count and the bound, before anything is generated or read.
+    #[test]
+    fn every_variants_counts_of_examples_are_bounded() {
+        let huge = 1_000_000_000_000usize;
+        let limits = Limits { train: Some(huge), validation: None, test: None };
+        let refused = [
+            DataConfig::TextStandIn { seed: 0, train: huge, validation: 1, test: 1 },
+            DataConfig::RetrievalStandIn { seed: 0, train: 1, validation: huge, test: 1 },
+            DataConfig::ImageStandIn { seed: 0, train: 1, validation: 1, test: huge },
+            DataConfig::PathfinderGenerated { seed: 0, size: 32, difficulty: PathfinderDifficulty::Fourteen, count: huge },
+            DataConfig::ListopsReleased { limits },
+            DataConfig::TextReleased { seed: 0, limits, validation_percent: None },
+            DataConfig::RetrievalReleased { limits },
+            DataConfig::ImageReleased { limits },
+            DataConfig::PathfinderReleased { seed: 0, size: 32, difficulty: PathfinderDifficulty::Fourteen, limits },
+            DataConfig::TextGenerated { seed: 0, words: 3, margin: 1, train: huge, validation: 1, test: 1 },
+        ];
+        for config in refused {
+            let why = config.check().unwrap_err().message;
+            assert!(why.contains(&huge.to_string()) && why.contains(&listops::MAX_EXAMPLES.to_string()), "{config:?}: {why}");
+        }
+        let percent = DataConfig::TextReleased { seed: 0, limits: Limits::default(), validation_percent: Some(100) };
+        assert!(percent.check().unwrap_err().message.contains("validation_percent must be between 1 and 99, found 100"));
+        // The bound itself passes.
+        let at_bound = Limits { train: Some(listops::MAX_EXAMPLES), validation: None, test: None };
+        DataConfig::ListopsReleased { limits: at_bound }.check().unwrap();
+        DataConfig::TextStandIn { seed: 0, train: 8, validation: 1, test: 1 }.check().unwrap();
     }
 }

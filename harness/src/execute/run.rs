@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::execute::device::open;
 use crate::execute::train::{self, Progress};
 use crate::records::claim;
-use crate::records::files::{write_atomically, write_json_atomically};
+use crate::records::files::{json_bytes, write_atomically, write_json_atomically};
 use crate::records::run_config::RunConfig;
 use crate::records::run_record::{self, Failure, Outcome, RunRecord};
 
@@ -49,6 +49,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
     let started = Instant::now();
     // Before the run's folder exists: a device that cannot run leaves nothing behind.
     crate::execute::device::check(config.device).map_err(anyhow::Error::msg)?;
+    crate::execute::memory::check_fits(config)?;
     let run_id = run_record::run_id(config);
     let dir = run_record::run_dir(results, &run_id);
     let result_path = dir.join("result.json");
@@ -95,11 +96,17 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
     // One line at the start and one at the end of every training, in the run's log.
     eprintln!("[run {run_id}] training");
 
+    // An allocation that fails in training aborts the process (a global allocator cannot
+    // unwind): the failed record it leaves is rendered now, while memory is there.
+    let detail = "an allocation failed during training and the process aborted (record written by the allocator)";
+    let out_of_memory = RunRecord::failed(config, Failure::OutOfMemory { detail: detail.into() }, 0.0);
+    let armed = crate::execute::memory::arm_out_of_memory_record(json_bytes(&out_of_memory)?, &result_path)?;
     let mut progress = Reporter::new(config, quiet);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         inject_test_fault(config);
         train::train(config, &splits, &device, &mut progress)
     }));
+    drop(armed);
     progress.finish();
     let (mut outcome, metrics) = outcome.unwrap_or_else(|panic| {
         let message = panic
@@ -133,7 +140,8 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
 /// A fault switch for tests of failure handling: `LRA_TEST_FAULT=panic@<task>/<model>`
 /// makes that run panic as it starts training (recorded by the run itself), and
 /// `abort@<task>/<model>` aborts the process (as a crash or a kill would: the run
-/// cannot record anything, and whoever started it must).
+/// cannot record anything, and whoever started it must); `oom@<task>/<model>` asks for
+/// an allocation no machine can give (the allocator writes the prepared failed record).
 fn inject_test_fault(config: &RunConfig) {
     let Ok(fault) = std::env::var("LRA_TEST_FAULT") else { return };
     let target = format!("{}/{}", config.task.name.name(), config.model);
@@ -142,6 +150,11 @@ fn inject_test_fault(config: &RunConfig) {
         Some(("abort", t)) if t == target => {
             eprintln!("aborting: fault injected by LRA_TEST_FAULT for {target}");
             std::process::abort()
+        }
+        Some(("oom", t)) if t == target => {
+            // 64 TiB: more than any address space allows, so the allocator sees a null.
+            let impossible = vec![0u8; 1 << 46];
+            std::hint::black_box(impossible);
         }
         _ => {}
     }

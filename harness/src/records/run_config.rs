@@ -131,11 +131,18 @@ impl RunConfig {
     }
 
     /// Reads a configuration file; errors name the file, and the line, column and field.
+    /// The file is read with a bound (a FIFO, a device or a huge file is refused, not read
+    /// forever), and a value quoted in an error is cut ([`clip_quoted`]): a configuration
+    /// may hold a string of megabytes.
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration {}", path.display()))?;
-        let config: RunConfig = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
-        config.validate().with_context(|| format!("{}: invalid configuration", path.display()))?;
+        let text = lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::CONFIGURATION)
+            .map_err(|e| anyhow::anyhow!("reading the configuration: {}", clip_quoted(&e.to_string())))?;
+        let config: RunConfig = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), clip_quoted(&strip_position(&e)))
+        })?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{}: invalid configuration: {}", path.display(), clip_quoted(&format!("{e:#}"))))?;
         Ok(config)
     }
 
@@ -176,9 +183,18 @@ impl RunConfig {
         self.classifier_config().training_step_flops(self.task.training.batch_size)
     }
 
-    /// Checks the values that serde's types cannot.
+    /// A low estimate of the bytes one training step of this configuration holds
+    /// ([`ClassifierConfig::training_step_memory_bytes`]).
+    pub fn step_memory_bytes(&self) -> f64 {
+        self.classifier_config().training_step_memory_bytes(self.task.training.batch_size)
+    }
+
+    /// Checks the values that serde's types cannot: every value by its range (sizes below
+    /// [`limits`] where a larger one could only allocate absurdly, optimiser values where
+    /// the optimiser means something), naming the field, the value and the limit.
     pub fn validate(&self) -> anyhow::Result<()> {
-        lra_models::check_model_name(&self.model).map_err(anyhow::Error::msg)?;
+        lra_models::check_model_name(&self.model).map_err(|why| anyhow::anyhow!("{}", clip_quoted(&why)))?;
+        self.check_ranges()?;
         let t = &self.task;
         let m = &t.model;
         if m.heads == 0 || !m.qkv_dim.is_multiple_of(m.heads) {
@@ -254,6 +270,150 @@ impl RunConfig {
                 t.name.vocab_size(),
                 t.name.classes()
             );
+        }
+        Ok(())
+    }
+}
+
+/// Upper bounds of the sizes of a configuration: far above anything LRA or a GPU of
+/// today runs (Path-X is 16,384 positions, LRA's widest model 1,024), far below what
+/// would only allocate absurdly or overflow a count.
+pub mod limits {
+    /// `max_length` (positions of a sequence).
+    pub const MAX_LENGTH: usize = 1 << 20;
+    /// `d_model`, `qkv_dim`, `d_ff`, `d_head_mlp`.
+    pub const WIDTH: usize = 1 << 18;
+    /// `heads`.
+    pub const HEADS: usize = 1 << 12;
+    /// `layers`.
+    pub const LAYERS: usize = 1 << 10;
+    /// Training and evaluation batch sizes.
+    pub const BATCH: usize = 1 << 20;
+    /// `steps`, `warmup_steps_untimed`, `eval_every`, `log_every`, a schedule's `warmup`.
+    pub const STEPS: usize = 1 << 32;
+    /// Every whole-number setting of the mechanism (features, hash rounds, buckets,
+    /// blocks, ...) but its seed.
+    pub const MECHANISM_SETTING: u64 = 1 << 20;
+}
+
+/// The longest piece of a user's value an error quotes.
+pub const QUOTE_LIMIT: usize = 200;
+
+/// `text` with every quoted piece (between backticks or double quotes) longer than
+/// [`QUOTE_LIMIT`] characters cut to that, followed by `…` and how many characters were
+/// cut; a text still longer than four times the limit is cut the same way. Errors echo
+/// the values they refuse, and a configuration may hold megabytes in one.
+pub fn clip_quoted(text: &str) -> String {
+    let out = clip_quotes_in(text, &['`', '"']);
+    let total = out.chars().count();
+    if total <= 4 * QUOTE_LIMIT {
+        return out;
+    }
+    let kept: String = out.chars().take(4 * QUOTE_LIMIT).collect();
+    format!("{kept}… ({} characters cut)", total - 4 * QUOTE_LIMIT)
+}
+
+/// `text` with every piece between two of `quotes` longer than [`QUOTE_LIMIT`]
+/// characters cut to that, followed by `…` and how many characters were cut (an
+/// unclosed quote runs to the end).
+pub fn clip_quotes_in(text: &str, quotes: &[char]) -> String {
+    let mut out = String::with_capacity(text.len().min(8 * QUOTE_LIMIT));
+    let mut quote: Option<char> = None;
+    let (mut inside, mut cut) = (0usize, 0usize);
+    let flush = |out: &mut String, cut: &mut usize| {
+        if *cut > 0 {
+            out.push_str(&format!("… ({} characters cut)", *cut));
+            *cut = 0;
+        }
+    };
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => {
+                flush(&mut out, &mut cut);
+                out.push(c);
+                quote = None;
+            }
+            Some(_) if inside >= QUOTE_LIMIT => cut += 1,
+            Some(_) => {
+                inside += 1;
+                out.push(c);
+            }
+            None => {
+                if quotes.contains(&c) {
+                    quote = Some(c);
+                    inside = 0;
+                }
+                out.push(c);
+            }
+        }
+    }
+    flush(&mut out, &mut cut);
+    out
+}
+
+/// Refuses `value` of `name` when zero or above `limit`.
+fn check_size(name: &str, value: usize, limit: usize) -> anyhow::Result<()> {
+    if value == 0 || value > limit {
+        bail!("{name} must be between 1 and {limit}, found {value}");
+    }
+    Ok(())
+}
+
+impl RunConfig {
+    /// The range checks of [`RunConfig::validate`]: sizes, optimiser values, data counts.
+    fn check_ranges(&self) -> anyhow::Result<()> {
+        let t = &self.task;
+        let (m, tr) = (&t.model, &t.training);
+        for (name, value, limit) in [
+            ("task.max_length", t.max_length, limits::MAX_LENGTH),
+            ("task.model.d_model", m.d_model, limits::WIDTH),
+            ("task.model.qkv_dim", m.qkv_dim, limits::WIDTH),
+            ("task.model.d_ff", m.d_ff, limits::WIDTH),
+            ("task.model.d_head_mlp", m.d_head_mlp, limits::WIDTH),
+            ("task.model.heads", m.heads, limits::HEADS),
+            ("task.model.layers", m.layers, limits::LAYERS),
+            ("task.training.batch_size", tr.batch_size, limits::BATCH),
+            ("task.training.eval_batch_size", tr.eval_batch(), limits::BATCH),
+            ("task.training.steps", tr.steps, limits::STEPS),
+            ("task.training.eval_every", tr.eval_every, limits::STEPS),
+            ("task.training.log_every", tr.log_every, limits::STEPS),
+        ] {
+            check_size(name, value, limit)?;
+        }
+        if tr.warmup_steps_untimed > limits::STEPS {
+            bail!("task.training.warmup_steps_untimed must be at most {}, found {}", limits::STEPS, tr.warmup_steps_untimed);
+        }
+        let (base, warmup) = match tr.schedule {
+            lra_tasks::Schedule::Rsqrt { base, warmup } | lra_tasks::Schedule::Cosine { base, warmup } => (base, Some(warmup)),
+            lra_tasks::Schedule::Constant { base } => (base, None),
+        };
+        if !(base.is_finite() && base > 0.0) {
+            bail!("task.training.schedule.base (the learning rate) must be finite and above 0, found {base}");
+        }
+        if let Some(warmup) = warmup.filter(|&w| w > limits::STEPS) {
+            bail!("task.training.schedule.warmup must be at most {}, found {warmup}", limits::STEPS);
+        }
+        for (name, value) in [("task.training.beta_1", tr.beta_1), ("task.training.beta_2", tr.beta_2)] {
+            if !(0.0..1.0).contains(&value) {
+                bail!("{name} must be in [0, 1), found {value}");
+            }
+        }
+        if !(tr.epsilon.is_finite() && tr.epsilon > 0.0) {
+            bail!("task.training.epsilon must be finite and above 0, found {}", tr.epsilon);
+        }
+        if !(tr.weight_decay.is_finite() && tr.weight_decay >= 0.0) {
+            bail!("task.training.weight_decay must be finite and at least 0, found {}", tr.weight_decay);
+        }
+        if let Some(clip) = tr.gradient_clip_norm.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            bail!("task.training.gradient_clip_norm must be finite and above 0 when set (absent: no clipping), found {clip}");
+        }
+        let mut settings = Vec::new();
+        flatten("attention", &serde_json::to_value(&self.attention)?, &mut settings);
+        for (path, value) in settings {
+            let Some(number) = value.as_u64() else { continue };
+            if !path.ends_with(".seed") && number > limits::MECHANISM_SETTING {
+                bail!("{path} must be at most {}, found {number}", limits::MECHANISM_SETTING);
+            }
         }
         Ok(())
     }
@@ -726,5 +886,133 @@ mod tests {
         }
         let documented = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(documented == generated, "docs/lra-configuration.md is stale: regenerate with LRA_WRITE_DOCS=1 cargo test");
+    }
+
+    /// Each value the probe found accepted, or aborting the process, is refused by
+    /// `validate`, naming the field, the value and the limit.
+    #[test]
+    fn values_out_of_range_are_refused_naming_field_value_and_limit() {
+        let base = || RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
+        type Change = fn(&mut RunConfig);
+        let cases: [(&str, Change, &str); 14] = [
+            ("task.model.d_model", |c| c.task.model.d_model = 1_000_000_000, "1000000000"),
+            ("task.model.d_ff", |c| c.task.model.d_ff = 100_000_000_000, "100000000000"),
+            ("task.max_length", |c| c.task.max_length = 1_000_000_000, "1000000000"),
+            ("task.model.layers", |c| c.task.model.layers = 1 << 40, "1099511627776"),
+            ("task.training.batch_size", |c| c.task.training.batch_size = 1 << 40, "1099511627776"),
+            ("task.training.schedule.base", |c| c.task.training.schedule = lra_tasks::Schedule::Constant { base: -1.0 }, "-1"),
+            ("task.training.weight_decay", |c| c.task.training.weight_decay = -5.0, "-5"),
+            ("task.training.beta_1", |c| c.task.training.beta_1 = 2.0, "2"),
+            ("task.training.beta_2", |c| c.task.training.beta_2 = 1.0, "1"),
+            ("task.training.epsilon", |c| c.task.training.epsilon = -1.0, "-1"),
+            ("task.training.epsilon", |c| c.task.training.epsilon = 0.0, "0"),
+            ("task.training.gradient_clip_norm", |c| c.task.training.gradient_clip_norm = Some(0.0), "0"),
+            ("task.training.gradient_clip_norm", |c| c.task.training.gradient_clip_norm = Some(-1.0), "-1"),
+            (
+                "task.training.schedule.base",
+                |c| c.task.training.schedule = lra_tasks::Schedule::Constant { base: f64::NAN },
+                "NaN",
+            ),
+        ];
+        base().validate().unwrap();
+        for (field, change, value) in cases {
+            let mut config = base();
+            change(&mut config);
+            let why = format!("{:#}", config.validate().unwrap_err());
+            assert!(why.contains(field) && why.contains(&format!("found {value}")), "{field}: {why}");
+        }
+        // The mechanism's own sizes: Performer's features, Reformer's hash rounds.
+        let mut performer = RunConfig::resolve(Task::Listops, Preset::Tiny, "performer", 0, DeviceName::Flex).unwrap();
+        if let MechanismSettings::Performer(settings) = &mut performer.attention {
+            settings.features = 1_000_000_000;
+        }
+        let why = format!("{:#}", performer.validate().unwrap_err());
+        assert!(why.contains("attention.performer.features must be at most 1048576, found 1000000000"), "{why}");
+        let mut reformer = RunConfig::resolve(Task::Listops, Preset::Tiny, "reformer", 0, DeviceName::Flex).unwrap();
+        if let MechanismSettings::Reformer(settings) = &mut reformer.attention {
+            settings.hash_rounds = 1_000_000_000;
+        }
+        let why = format!("{:#}", reformer.validate().unwrap_err());
+        assert!(why.contains("attention.reformer.hash_rounds") && why.contains("1000000000"), "{why}");
+    }
+
+    /// Every model at every task and preset passes validation and its estimated step
+    /// memory is finite; the `lra` preset's estimates are those of models that fit an
+    /// accelerator of LRA's time for the short tasks.
+    #[test]
+    fn every_configurations_memory_estimate_is_finite_and_lras_is_plausible() {
+        for preset in Preset::ALL {
+            for task in Task::ALL {
+                for model in lra_models::MODELS {
+                    let config = RunConfig::resolve(task, preset, model.name, 0, DeviceName::Flex).unwrap();
+                    let bytes = config.step_memory_bytes();
+                    assert!(bytes.is_finite() && bytes > 0.0, "{preset:?} {task:?} {}: {bytes}", model.name);
+                    if preset != Preset::Lra {
+                        // The CPU presets (whose Path-X keeps its 16,384 positions: about
+                        // 32 GiB of scores for full attention) fit a large CPU machine.
+                        assert!(bytes < 64.0 * (1u64 << 30) as f64, "{preset:?} {task:?} {}: {bytes}", model.name);
+                    }
+                }
+            }
+        }
+        // LRA's ListOps Transformer: batch 32 of 2,001 positions and 8 heads; its attention
+        // weights alone are 4 GiB a block. More than a gigabyte, less than an 80 GB
+        // accelerator; and tiny ListOps, a few megabytes.
+        let lra = RunConfig::resolve(Task::Listops, Preset::Lra, "transformer", 0, DeviceName::Flex).unwrap();
+        let gib = lra.step_memory_bytes() / (1u64 << 30) as f64;
+        assert!((1.0..80.0).contains(&gib), "{gib} GiB");
+        let tiny = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
+        assert!(tiny.step_memory_bytes() < (1u64 << 30) as f64, "{}", tiny.step_memory_bytes());
+        // A linear mechanism holds no square: less than the Transformer's.
+        let linear = RunConfig::resolve(Task::Listops, Preset::Lra, "linear", 0, DeviceName::Flex).unwrap();
+        assert!(linear.step_memory_bytes() < lra.step_memory_bytes());
+        // Absurd sizes give a huge number, not an overflow.
+        let mut absurd = lra.clone();
+        absurd.task.model.d_model = usize::MAX;
+        absurd.task.training.batch_size = usize::MAX;
+        assert!(absurd.step_memory_bytes() > 1e30);
+    }
+
+    /// A configuration file with a one-megabyte string gives an error of a few hundred
+    /// characters that names the file and says how much was cut.
+    #[test]
+    fn a_megabyte_value_in_a_configuration_file_gives_a_short_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
+        let text = String::from_utf8(crate::records::files::json_bytes(&config).unwrap()).unwrap();
+        // A megabyte, in a file below the 1 MiB bound of configurations.
+        let huge = "x".repeat(1_000_000);
+        let path = dir.path().join("config.json");
+        for changed in [
+            text.replacen("\"transformer\"", &format!("\"{huge}\""), 1),
+            text.replacen("\"pooling\": \"", &format!("\"pooling\": \"{huge}"), 1),
+            text.replacen("\"seed\"", &format!("\"{huge}\""), 1),
+        ] {
+            assert_ne!(changed, text);
+            std::fs::write(&path, &changed).unwrap();
+            let why = format!("{:#}", RunConfig::load(&path).unwrap_err());
+            assert!(why.len() < 1200, "{} characters: {}", why.len(), &why[..2000.min(why.len())]);
+            assert!(why.contains("config.json") && why.contains("characters cut)"), "{why}");
+        }
+    }
+
+    #[test]
+    fn clipping_keeps_short_quotes_and_counts_what_it_cuts() {
+        assert_eq!(clip_quoted("unknown field `abc`"), "unknown field `abc`");
+        let long = format!("unknown variant `{}`, expected one of `a`", "y".repeat(250));
+        let clipped = clip_quoted(&long);
+        assert_eq!(clipped, format!("unknown variant `{}… (50 characters cut)`, expected one of `a`", "y".repeat(200)));
+    }
+
+    /// A device, a FIFO or a huge file is refused by the bounded reader, naming the file.
+    #[test]
+    fn a_configuration_that_is_not_a_small_regular_file_is_refused() {
+        let why = format!("{:#}", RunConfig::load(Path::new("/dev/zero")).unwrap_err());
+        assert!(why.contains("/dev/zero"), "{why}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("config.json");
+        std::fs::write(&big, vec![b' '; (lra_datasets::files::limit::CONFIGURATION + 1) as usize]).unwrap();
+        let why = format!("{:#}", RunConfig::load(&big).unwrap_err());
+        assert!(why.contains("config.json"), "{why}");
     }
 }
