@@ -34,9 +34,14 @@ pub struct Written {
     pub failed_runs: usize,
 }
 
-/// Writes the report of `results` into `out`.
+/// Writes the report of `results` into `out`; an error where `results` is no folder, and
+/// nothing written (no files in [`Written`]) where it holds no record of any kind.
 pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     let inputs = load(results)?;
+    if inputs.is_empty() {
+        // Nothing to report: no empty report written over an earlier one.
+        return Ok(Written { files: Vec::new(), runs: 0, failed_runs: 0 });
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut files = Files { out, written: Vec::new() };
 
