@@ -293,7 +293,7 @@ pub const MAX_LENGTH: usize = 1 << 24;
 /// and of bounded length, sizes at least 1 and in range, every time, speed, memory ratio
 /// and rate finite and positive.
 pub fn check(record: &BenchRecord) -> Result<(), String> {
-    use crate::records::run_record::{MAX_FAILURE_CHARS, MAX_NAME_CHARS, check_length, check_optional, check_utilisation};
+    use crate::records::run_record::{MAX_FAILURE_CHARS, MAX_NAME_CHARS, check_length, check_optional, check_utilisation, shown};
     for (field, name) in [("bench_id", &record.bench_id), ("device", &record.device)] {
         check_length(field, name, MAX_NAME_CHARS)?;
     }
@@ -337,7 +337,7 @@ pub fn check(record: &BenchRecord) -> Result<(), String> {
                 if v.is_finite() && v > 0.0 {
                     Ok(())
                 } else {
-                    Err(format!("field `{field}`: {v} is not a positive finite number"))
+                    Err(format!("field `{field}`: {} is not a positive finite number", shown(v)))
                 }
             })
             .map_err(cell)?;

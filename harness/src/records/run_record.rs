@@ -540,7 +540,8 @@ fn check_split(split: &str, rate: Option<f64>, examples: Option<usize>) -> Resul
     let whole = examples == 0 || (count >= 1.0 - 1e-6 && (count - count.round()).abs() <= 1e-6 * examples as f64);
     if (examples == 0 && rate != 0.0) || !whole {
         return Err(format!(
-            "field `{split}_majority_rate`: {rate} is no share of the {examples} examples of `{split}_examples`"
+            "field `{split}_majority_rate`: {} is no share of the {examples} examples of `{split}_examples`",
+            shown(rate)
         ));
     }
     Ok(())
@@ -558,9 +559,19 @@ pub(crate) fn check_length(field: &str, text: &str, most: usize) -> Result<(), S
     Ok(())
 }
 
+/// `value` for an error: in scientific notation where plain digits would run long
+/// (`1e307`, not 308 digits).
+pub(crate) fn shown(value: f64) -> String {
+    if value != 0.0 && value.is_finite() && !(1e-6..1e15).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
 pub(crate) fn check_finite(field: &str, value: f64) -> Result<(), String> {
     if !value.is_finite() {
-        return Err(format!("field `{field}`: {value} is not a finite number"));
+        return Err(format!("field `{field}`: {} is not a finite number", shown(value)));
     }
     Ok(())
 }
@@ -568,14 +579,14 @@ pub(crate) fn check_finite(field: &str, value: f64) -> Result<(), String> {
 pub(crate) fn check_non_negative(field: &str, value: f64) -> Result<(), String> {
     check_finite(field, value)?;
     if value < 0.0 {
-        return Err(format!("field `{field}`: {value} is negative"));
+        return Err(format!("field `{field}`: {} is negative", shown(value)));
     }
     Ok(())
 }
 
 pub(crate) fn check_fraction(field: &str, value: f64) -> Result<(), String> {
     if !(0.0..=1.0).contains(&value) {
-        return Err(format!("field `{field}`: {value} is not a fraction in [0, 1]"));
+        return Err(format!("field `{field}`: {} is not a fraction in [0, 1]", shown(value)));
     }
     Ok(())
 }
