@@ -138,7 +138,7 @@ fn metrics_and_benchmark_records_out_of_range_are_refused_naming_the_line_or_cel
 fn a_report_over_extreme_records_finishes_quickly_and_names_what_it_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let mut put = |name: &str, record: Value, metrics: Option<String>| {
+    let put = |name: &str, record: Value, metrics: Option<String>| {
         let folder = results.join("runs").join(name);
         write(&folder.join("result.json"), &serde_json::to_vec(&record).unwrap());
         if let Some(metrics) = metrics {
@@ -153,7 +153,7 @@ fn a_report_over_extreme_records_finishes_quickly_and_names_what_it_left_out() {
         let metrics = metrics_text().replace("\n3,2.35,", "\n3,NaN,").replace("\n4,2.3,", "\n4,1e300,");
         put(&format!("extreme{i}"), record, Some(metrics));
     }
-    let mut refused = |name: &str, field: &str, bad: Value| {
+    let refused = |name: &str, field: &str, bad: Value| {
         let mut record = value(TRANSFORMER);
         record[field] = bad;
         put(name, record, None);

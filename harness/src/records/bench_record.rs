@@ -347,9 +347,12 @@ pub fn check(record: &BenchRecord) -> Result<(), String> {
     Ok(())
 }
 
+/// A file left out, and why (naming the file and the field).
+pub type Refused = (PathBuf, String);
+
 /// Every benchmark record under `results/bench/`, the last written last, and the files left
 /// out as unreadable or invalid, each with why (naming the field).
-pub fn load_all(results: &Path) -> anyhow::Result<(Vec<BenchRecord>, Vec<(PathBuf, String)>)> {
+pub fn load_all(results: &Path) -> anyhow::Result<(Vec<BenchRecord>, Vec<Refused>)> {
     let dir = bench_dir(results);
     let (mut records, mut skipped) = (Vec::new(), Vec::new());
     if !dir.is_dir() {
