@@ -290,11 +290,13 @@ mod tests {
         assert!(note.starts_with("Warning") && note.contains("aaa, bbb") && note.contains("--rerun-stale"), "{note}");
     }
 
-    /// `record`, as a run of this version that validated on 100 examples with a majority
-    /// rate of 10% records it, leaving chance at `left` (`None`: never).
+    /// `record`, as a run of this version of 100 steps that validated on 100 examples with
+    /// a majority rate of 10% records it, leaving chance at `left` (`None`: never).
     fn validated(mut record: RunRecord, left: Option<usize>) -> RunRecord {
         (record.outcome.validation_majority_rate, record.outcome.validation_examples) = (Some(0.1), Some(100));
         record.outcome.left_chance_step = left;
+        // Within the run's steps, or the record is refused when read.
+        record.outcome.steps = 100;
         record
     }
 
