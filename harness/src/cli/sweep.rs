@@ -117,6 +117,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
 /// The report at the end of a sweep, from everything in its results folder.
 fn write_sweep_report(args: &SweepArgs) -> anyhow::Result<()> {
     let written = crate::report::write(&args.results, &args.out)?;
+    if written.files.is_empty() {
+        eprintln!("report: nothing recorded in {} yet: no report written", args.results.display());
+        return Ok(());
+    }
     eprintln!("report: {} ({} runs, {} failed)", args.out.join("report.html").display(), written.runs, written.failed_runs);
     Ok(())
 }

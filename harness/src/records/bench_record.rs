@@ -277,21 +277,90 @@ pub fn save(results: &Path, record: &BenchRecord) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The record at `path`; an unreadable one is an error naming the file.
+/// The record at `path` (bounded by [`lra_datasets::files::limit::BENCH_RECORD`]), checked
+/// ([`check`]); an unreadable or invalid one is an error naming the file and the field.
 pub fn load(path: &Path) -> anyhow::Result<BenchRecord> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark record", path.display()))
+    let text = lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::BENCH_RECORD)?;
+    let record: BenchRecord =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a benchmark record", path.display()))?;
+    check(&record).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    Ok(record)
 }
 
-/// Every benchmark record under `results/bench/`, the last written last; unreadable files are
-/// errors naming the file.
-pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
-    let dir = bench_dir(results);
-    let mut records = Vec::new();
-    if !dir.is_dir() {
-        return Ok(records);
+/// The longest sequence a benchmark may name (LRA's longest is Path-X's 16,384).
+pub const MAX_LENGTH: usize = 1 << 24;
+
+/// Why `record` cannot be reported, naming the field (and the cell): names of the registry
+/// and of bounded length, sizes at least 1 and in range, every time, speed, memory ratio
+/// and rate finite and positive.
+pub fn check(record: &BenchRecord) -> Result<(), String> {
+    use crate::records::run_record::{MAX_FAILURE_CHARS, MAX_NAME_CHARS, check_length, check_optional, check_utilisation, shown};
+    for (field, name) in [("bench_id", &record.bench_id), ("device", &record.device)] {
+        check_length(field, name, MAX_NAME_CHARS)?;
     }
-    let mut paths: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)?
+    check_length("command", &record.command, MAX_FAILURE_CHARS)?;
+    for (field, size) in [
+        ("batch", record.batch),
+        ("d_model", record.d_model),
+        ("heads", record.heads),
+        ("layers", record.layers),
+        ("d_ff", record.d_ff),
+        ("timed_steps", record.timed_steps),
+    ] {
+        if size == 0 || size > MAX_LENGTH {
+            return Err(format!("field `{field}`: {size} is not in [1, {MAX_LENGTH}]"));
+        }
+    }
+    for length in &record.lengths {
+        if *length == 0 || *length > MAX_LENGTH {
+            return Err(format!("field `lengths`: {length} is not in [1, {MAX_LENGTH}]"));
+        }
+    }
+    for (i, m) in record.measurements.iter().enumerate() {
+        let cell = |why: String| format!("measurements[{i}]: {why}");
+        check_length("model", &m.model, MAX_NAME_CHARS).map_err(cell)?;
+        lra_models::model_info(&m.model).map_err(|why| cell(format!("field `model`: {why}")))?;
+        if m.length == 0 || m.length > MAX_LENGTH {
+            return Err(cell(format!("field `length`: {} is not in [1, {MAX_LENGTH}]", m.length)));
+        }
+        if let Some(failure) = &m.failure {
+            check_length("failure", &failure.to_string(), MAX_FAILURE_CHARS).map_err(cell)?;
+        }
+        check_optional(m.memory_source.as_deref(), |s| check_length("memory_source", s, MAX_NAME_CHARS)).map_err(cell)?;
+        for (field, value) in [
+            ("step_seconds", m.step_seconds),
+            ("steps_per_second", m.steps_per_second),
+            ("tokens_per_second", m.tokens_per_second),
+            ("relative_speed", m.relative_speed),
+            ("relative_memory", m.relative_memory),
+        ] {
+            check_optional(value, |v| {
+                if v.is_finite() && v > 0.0 {
+                    Ok(())
+                } else {
+                    Err(format!("field `{field}`: {} is not a positive finite number", shown(v)))
+                }
+            })
+            .map_err(cell)?;
+        }
+        check_utilisation(&m.utilisation).map_err(cell)?;
+    }
+    Ok(())
+}
+
+/// A file left out, and why (naming the file and the field).
+pub type Refused = (PathBuf, String);
+
+/// Every benchmark record under `results/bench/`, the last written last, and the files left
+/// out as unreadable or invalid, each with why (naming the field).
+pub fn load_all(results: &Path) -> anyhow::Result<(Vec<BenchRecord>, Vec<Refused>)> {
+    let dir = bench_dir(results);
+    let (mut records, mut skipped) = (Vec::new(), Vec::new());
+    if !dir.is_dir() {
+        return Ok((records, skipped));
+    }
+    let mut paths: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|p| (std::fs::metadata(&p).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), p))
@@ -300,9 +369,12 @@ pub fn load_all(results: &Path) -> anyhow::Result<Vec<BenchRecord>> {
     paths.sort();
     let paths = paths.into_iter().map(|(_, p)| p);
     for path in paths {
-        records.push(load(&path)?);
+        match load(&path) {
+            Ok(record) => records.push(record),
+            Err(why) => skipped.push((path, format!("{why:#}"))),
+        }
     }
-    Ok(records)
+    Ok((records, skipped))
 }
 
 /// One line for the console.

@@ -399,19 +399,203 @@ pub fn metrics_csv(rows: &[MetricsRow]) -> anyhow::Result<Vec<u8>> {
     Ok(writer.into_inner()?)
 }
 
+/// Reads a run's `metrics.csv` (bounded by [`lra_datasets::files::limit::METRICS`]), each
+/// row checked ([`check_metrics_row`]); an error names the file, the line and the field.
 pub fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<MetricsRow>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut rows = Vec::new();
+    let text = lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::METRICS)?;
+    parse_metrics_csv(&text).map_err(|why| anyhow::anyhow!("{}:{why}", path.display()))
+}
+
+/// The rows of a `metrics.csv` text; an error starts with the line it is on.
+pub fn parse_metrics_csv(text: &str) -> Result<Vec<MetricsRow>, String> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut rows: Vec<MetricsRow> = Vec::new();
     for (i, row) in reader.deserialize().enumerate() {
-        rows.push(row.with_context(|| format!("{}:{}: not a metrics row", path.display(), i + 2))?);
+        let line = i + 2;
+        let row: MetricsRow = row.map_err(|e| format!("{line}: not a metrics row: {e}"))?;
+        check_metrics_row(&row).map_err(|why| format!("{line}: {why}"))?;
+        if let Some(last) = rows.last().filter(|last| last.step >= row.step) {
+            return Err(format!("{line}: field `step`: {} does not follow the step {} before it", row.step, last.step));
+        }
+        rows.push(row);
     }
     Ok(rows)
 }
 
-/// Reads a run record, naming the file on error.
+/// A metrics row's values in range: the accuracies fractions, the learning rate and
+/// speed finite and not negative. The loss may be anything, NaN included: a run that
+/// diverged logs the loss it diverged to (the plots leave such points out).
+pub fn check_metrics_row(row: &MetricsRow) -> Result<(), String> {
+    check_fraction("train_acc", row.train_acc)?;
+    check_optional(row.val_acc, |v| check_fraction("val_acc", v))?;
+    check_non_negative("lr", row.lr)?;
+    check_non_negative("examples_per_s", row.examples_per_s)?;
+    check_at_most("step", row.step, MAX_STEPS)
+}
+
+/// Reads a run record (bounded by [`lra_datasets::files::limit::RUN_RECORD`]) and checks it
+/// ([`check_record`]), naming the file, and the field, on error.
 pub fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a run record", path.display()))
+    let text = lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::RUN_RECORD)?;
+    let record: RunRecord = serde_json::from_str(&text).with_context(|| format!("{}: not a run record", path.display()))?;
+    check_record(&record).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    Ok(record)
+}
+
+/// The most characters a name in a record (run id, task, model, preset, device, data
+/// source, memory source) may have: the registry's longest is a few dozen.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The most characters a failure's text may have (a panic's message, a crash's detail).
+pub const MAX_FAILURE_CHARS: usize = 64 * 1024;
+/// The most examples a split may have: LRA's largest test split has 25,000; a count past
+/// this is a corrupt record, not a run.
+pub const MAX_SPLIT_EXAMPLES: usize = 10_000_000;
+/// The most steps a run may have (LRA's longest schedule has 50,000).
+pub const MAX_STEPS: usize = 1_000_000_000;
+
+/// Why `record` cannot be reported, naming the field: each fraction in [0, 1], each time,
+/// speed and loss finite and not negative, each count in range and consistent with the
+/// others (a split's majority rate a share of its examples, the best step within the steps
+/// run), each name known to the registry and of bounded length. Records of earlier
+/// versions, without the fields added since, pass.
+pub fn check_record(record: &RunRecord) -> Result<(), String> {
+    for (field, name) in [
+        ("run_id", &record.run_id),
+        ("task", &record.task),
+        ("model", &record.model),
+        ("preset", &record.preset),
+        ("device", &record.device),
+        ("data_source", &record.data_source),
+        ("memory_source", &record.outcome.memory_source),
+    ] {
+        check_length(field, name, MAX_NAME_CHARS)?;
+    }
+    lra_tasks::Task::parse(&record.task).map_err(|why| format!("field `task`: {why}"))?;
+    lra_tasks::Preset::parse(&record.preset).map_err(|why| format!("field `preset`: {why}"))?;
+    lra_models::model_info(&record.model).map_err(|why| format!("field `model`: {why}"))?;
+    let o = &record.outcome;
+    if let Some(failure) = &o.failure {
+        check_length("failure", &failure.to_string(), MAX_FAILURE_CHARS)?;
+        if let Failure::TimedOut { seconds } = failure {
+            check_non_negative("failure.seconds", *seconds)?;
+        }
+    }
+    for (field, value) in [
+        ("test_accuracy", o.test_accuracy),
+        ("best_val_accuracy", o.best_val_accuracy),
+        ("best_val_test_accuracy", o.best_val_test_accuracy),
+        ("test_majority_rate", o.test_majority_rate),
+        ("validation_majority_rate", o.validation_majority_rate),
+    ] {
+        check_optional(value, |v| check_fraction(field, v))?;
+    }
+    check_split("test", o.test_majority_rate, o.test_examples)?;
+    check_split("validation", o.validation_majority_rate, o.validation_examples)?;
+    check_at_most("steps", o.steps, MAX_STEPS)?;
+    for (field, step) in [("best_step", o.best_step), ("left_chance_step", o.left_chance_step)] {
+        check_optional(step, |step| {
+            if step > o.steps { Err(format!("field `{field}`: {step} is past the run's {} steps", o.steps)) } else { Ok(()) }
+        })?;
+    }
+    check_optional(o.final_train_loss, |v| check_non_negative("final_train_loss", v))?;
+    for (field, value) in [
+        ("train_seconds", o.train_seconds),
+        ("wall_seconds", o.wall_seconds),
+        ("train_steps_per_second", o.train_steps_per_second),
+        ("train_tokens_per_second", o.train_tokens_per_second),
+    ] {
+        check_non_negative(field, value)?;
+    }
+    if let Some(auxiliary) = &o.auxiliary {
+        check_finite("auxiliary.final_loss", auxiliary.final_loss)?;
+        for value in auxiliary.expert_load.iter().flatten() {
+            check_fraction("auxiliary.expert_load", *value)?;
+        }
+        for value in &auxiliary.dropped {
+            check_fraction("auxiliary.dropped", *value)?;
+        }
+    }
+    check_utilisation(&record.utilisation)
+}
+
+/// The operation counts and rates finite and not negative.
+pub fn check_utilisation(utilisation: &Utilisation) -> Result<(), String> {
+    for (field, value) in [
+        ("step_flops", utilisation.step_flops),
+        ("achieved_flops_per_second", utilisation.achieved_flops_per_second),
+        ("mfu", utilisation.mfu),
+    ] {
+        check_optional(value, |v| check_non_negative(field, v))?;
+    }
+    Ok(())
+}
+
+/// A split's size in range and its majority rate a share of it: the most common label's
+/// count over the examples, so at least one example's worth, and a whole number of them.
+fn check_split(split: &str, rate: Option<f64>, examples: Option<usize>) -> Result<(), String> {
+    let Some(examples) = examples else { return Ok(()) };
+    check_at_most(&format!("{split}_examples"), examples, MAX_SPLIT_EXAMPLES)?;
+    let Some(rate) = rate else { return Ok(()) };
+    let count = rate * examples as f64;
+    let whole = examples == 0 || (count >= 1.0 - 1e-6 && (count - count.round()).abs() <= 1e-6 * examples as f64);
+    if (examples == 0 && rate != 0.0) || !whole {
+        return Err(format!(
+            "field `{split}_majority_rate`: {} is no share of the {examples} examples of `{split}_examples`",
+            shown(rate)
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_optional<T>(value: Option<T>, check: impl FnOnce(T) -> Result<(), String>) -> Result<(), String> {
+    value.map_or(Ok(()), check)
+}
+
+pub(crate) fn check_length(field: &str, text: &str, most: usize) -> Result<(), String> {
+    // Counted up to one past the bound: a long text is not walked to its end.
+    if text.chars().take(most + 1).count() > most {
+        return Err(format!("field `{field}`: longer than {most} characters"));
+    }
+    Ok(())
+}
+
+/// `value` for an error: in scientific notation where plain digits would run long
+/// (`1e307`, not 308 digits).
+pub(crate) fn shown(value: f64) -> String {
+    if value != 0.0 && value.is_finite() && !(1e-6..1e15).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
+pub(crate) fn check_finite(field: &str, value: f64) -> Result<(), String> {
+    if !value.is_finite() {
+        return Err(format!("field `{field}`: {} is not a finite number", shown(value)));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_non_negative(field: &str, value: f64) -> Result<(), String> {
+    check_finite(field, value)?;
+    if value < 0.0 {
+        return Err(format!("field `{field}`: {} is negative", shown(value)));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_fraction(field: &str, value: f64) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("field `{field}`: {} is not a fraction in [0, 1]", shown(value)));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_at_most(field: &str, value: usize, most: usize) -> Result<(), String> {
+    if value > most {
+        return Err(format!("field `{field}`: {value} is over the most a record may hold, {most}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

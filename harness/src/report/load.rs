@@ -26,6 +26,12 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Whether the folder held nothing to report: no record, readable or not, and no run
+    /// folder.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.benches.is_empty() && self.skipped.is_empty() && self.unfinished.is_empty()
+    }
+
     /// How many of the runs failed.
     pub fn failed_runs(&self) -> usize {
         self.runs.iter().filter(|r| !r.record.is_ok()).count()
@@ -34,7 +40,15 @@ impl Inputs {
 
 /// Reads every run and benchmark under `results`.
 pub fn load(results: &Path) -> anyhow::Result<Inputs> {
-    let mut inputs = Inputs { benches: bench_record::load_all(results)?, ..Default::default() };
+    if !results.is_dir() {
+        anyhow::bail!("{}: no such results folder", results.display());
+    }
+    let (benches, skipped_benches) = bench_record::load_all(results)?;
+    let mut inputs = Inputs { benches, ..Default::default() };
+    for (path, why) in skipped_benches {
+        eprintln!("warning: left out of the report: {why}");
+        inputs.skipped.push((path, why));
+    }
     let runs_dir = results.join("runs");
     if runs_dir.is_dir() {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
@@ -45,13 +59,19 @@ pub fn load(results: &Path) -> anyhow::Result<Inputs> {
         dirs.sort();
         for dir in dirs {
             let result = dir.join("result.json");
-            if !result.is_file() {
+            // Whatever is there is read (and refused if it is no regular file, a link to
+            // `/dev/zero` say): only a folder without one is unfinished.
+            if result.symlink_metadata().is_err() {
                 inputs.unfinished.push(dir);
                 continue;
             }
             let read = run_record::read_record(&result).and_then(|record| {
                 let metrics_path = dir.join("metrics.csv");
-                let metrics = if metrics_path.is_file() { run_record::read_metrics_csv(&metrics_path)? } else { Vec::new() };
+                let metrics = if metrics_path.symlink_metadata().is_ok() {
+                    run_record::read_metrics_csv(&metrics_path)?
+                } else {
+                    Vec::new()
+                };
                 Ok(Run { record, metrics })
             });
             match read {

@@ -34,9 +34,14 @@ pub struct Written {
     pub failed_runs: usize,
 }
 
-/// Writes the report of `results` into `out`.
+/// Writes the report of `results` into `out`; an error where `results` is no folder, and
+/// nothing written (no files in [`Written`]) where it holds no record of any kind.
 pub fn write(results: &Path, out: &Path) -> anyhow::Result<Written> {
     let inputs = load(results)?;
+    if inputs.is_empty() {
+        // Nothing to report: no empty report written over an earlier one.
+        return Ok(Written { files: Vec::new(), runs: 0, failed_runs: 0 });
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut files = Files { out, written: Vec::new() };
 
@@ -285,11 +290,13 @@ mod tests {
         assert!(note.starts_with("Warning") && note.contains("aaa, bbb") && note.contains("--rerun-stale"), "{note}");
     }
 
-    /// `record`, as a run of this version that validated on 100 examples with a majority
-    /// rate of 10% records it, leaving chance at `left` (`None`: never).
+    /// `record`, as a run of this version of 100 steps that validated on 100 examples with
+    /// a majority rate of 10% records it, leaving chance at `left` (`None`: never).
     fn validated(mut record: RunRecord, left: Option<usize>) -> RunRecord {
         (record.outcome.validation_majority_rate, record.outcome.validation_examples) = (Some(0.1), Some(100));
         record.outcome.left_chance_step = left;
+        // Within the run's steps, or the record is refused when read.
+        record.outcome.steps = 100;
         record
     }
 

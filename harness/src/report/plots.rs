@@ -482,8 +482,12 @@ pub fn figure3(inputs: &Inputs, tables: &[Table1]) -> anyhow::Result<Option<(Fig
             );
         }
     }
-    // A speed's logarithm places its bubble: a run that measured none has no place.
-    bubbles.retain(|b| b.speed > 0.0 && b.speed.is_finite());
+    // A speed's logarithm places its bubble: a run that measured none has no place. (The
+    // records are checked when read; this guard keeps any value that would stretch an axis
+    // to infinity, and the plotting library with it, out of the figure all the same.)
+    bubbles.retain(|b| {
+        b.speed > 0.0 && b.speed.is_finite() && (0.0..=100.0).contains(&b.accuracy) && b.memory.is_finite() && b.memory >= 0.0
+    });
     if bubbles.is_empty() {
         return Ok(None);
     }
@@ -635,7 +639,7 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
             m.peak_memory_bytes.map(|b| b as f64 / (1u64 << 20) as f64)
         }),
     ] {
-        let values: Vec<f64> = bench.measurements.iter().filter_map(value).filter(|v| *v > 0.0).collect();
+        let values: Vec<f64> = bench.measurements.iter().filter_map(value).filter(|v| plottable_on_log(*v)).collect();
         if values.is_empty() {
             continue;
         }
@@ -654,7 +658,7 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
                 .measurements
                 .iter()
                 .filter(|m| m.label() == *model)
-                .filter_map(|m| value(m).filter(|v| *v > 0.0).map(|v| (m.length as f64, v)))
+                .filter_map(|m| value(m).filter(|v| plottable_on_log(*v)).map(|v| (m.length as f64, v)))
                 .collect();
             if points.is_empty() {
                 continue;
@@ -667,6 +671,21 @@ both_backends!(Scaling, |root, bench: BenchRecord| {
     let entries: Vec<(String, Style)> = models.iter().map(|m| (m.to_string(), style_of(m))).collect();
     legend(&legend_area, &entries)
 });
+
+/// Whether `value` has a place on a logarithmic axis: positive and finite.
+fn plottable_on_log(value: f64) -> bool {
+    value > 0.0 && value.is_finite()
+}
+
+/// The largest loss a curve plots: a cross-entropy past it is a run that diverged (its
+/// record says so), and would flatten every other curve of the panel to its axis.
+const MAX_PLOTTED_LOSS: f64 = 1e12;
+
+/// Whether a logged loss is drawn: finite, not negative, and no larger than
+/// [`MAX_PLOTTED_LOSS`] (a diverged run logs NaN or infinity).
+fn plottable_loss(loss: f64) -> bool {
+    (0.0..=MAX_PLOTTED_LOSS).contains(&loss)
+}
 
 /// Step time and peak memory against length, log-log, one line per model.
 pub fn scaling(bench: &BenchRecord) -> anyhow::Result<Figure> {
@@ -931,7 +950,8 @@ both_backends!(Curves, |root, task: lra_tasks::Task, runs: Vec<Run>, layout: Cur
     let loss_curves: Vec<Vec<(u32, f64)>> = runs
         .iter()
         .map(|r| {
-            let raw: Vec<(u32, f64)> = r.metrics.iter().filter(|m| m.loss.is_finite()).map(|m| (m.step as u32, m.loss)).collect();
+            let raw: Vec<(u32, f64)> =
+                r.metrics.iter().filter(|m| plottable_loss(m.loss)).map(|m| (m.step as u32, m.loss)).collect();
             smoothed(&raw, 0.8)
         })
         .collect();
@@ -942,8 +962,15 @@ both_backends!(Curves, |root, task: lra_tasks::Task, runs: Vec<Run>, layout: Cur
             fitted(losses.iter().cloned().fold(f64::MAX, f64::min), losses.iter().cloned().fold(f64::MIN, f64::max), 0.05, 1e-3)
         }
     };
-    let accuracy_curves: Vec<Vec<(u32, f64)>> =
-        runs.iter().map(|r| r.metrics.iter().filter_map(|m| m.val_acc.map(|a| (m.step as u32, 100.0 * a))).collect()).collect();
+    let accuracy_curves: Vec<Vec<(u32, f64)>> = runs
+        .iter()
+        .map(|r| {
+            r.metrics
+                .iter()
+                .filter_map(|m| m.val_acc.filter(|a| (0.0..=1.0).contains(a)).map(|a| (m.step as u32, 100.0 * a)))
+                .collect()
+        })
+        .collect();
     let accuracies: Vec<f64> = accuracy_curves.iter().flatten().map(|(_, a)| *a).chain(layout.majority).collect();
     let (acc_lo, acc_hi) = match accuracies.is_empty() {
         true => (0.0, 100.0),
