@@ -116,7 +116,11 @@ pub fn handed_config_path(results: &Path, config: &RunConfig) -> PathBuf {
 /// differ (the data folder may have gained the released files meanwhile) and the run id
 /// with it.
 pub fn hand_over(config: &RunConfig, results: &Path) -> anyhow::Result<()> {
-    write_json_atomically(&handed_config_path(results, config), config)
+    let path = handed_config_path(results, config);
+    if let Some(configs) = path.parent() {
+        crate::records::files::create_real_dir(configs, 1)?;
+    }
+    write_json_atomically(&path, config)
 }
 
 /// The `lra run` arguments that run `config` (handed over by [`hand_over`]) into
@@ -180,7 +184,7 @@ pub fn run_child(
     let started = Instant::now();
     let run_id = run_record::run_id(config);
     let dir = run_record::run_dir(results, &run_id);
-    crate::records::files::create_real_dir(&dir)?;
+    crate::records::files::create_real_dir(&dir, 2)?;
     let log_path = dir.join("run.log");
     let mut log_options = std::fs::OpenOptions::new();
     log_options.create(true).append(true);

@@ -272,7 +272,7 @@ pub fn record_path(results: &Path, bench_id: &str) -> PathBuf {
 /// Writes a benchmark record as `results/bench/<bench-id>.json`.
 pub fn save(results: &Path, record: &BenchRecord) -> anyhow::Result<PathBuf> {
     let path = record_path(results, &record.bench_id);
-    crate::records::files::create_real_dir(&bench_dir(results))?;
+    crate::records::files::create_real_dir(&bench_dir(results), 1)?;
     write_json_atomically(&path, record)?;
     Ok(path)
 }

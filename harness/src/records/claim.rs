@@ -23,7 +23,7 @@ pub type Holder = String;
 /// Takes the claim of the run folder `dir` (created if missing): `Ok(Err(holder))` when a
 /// live process holds it.
 pub fn take(dir: &Path) -> anyhow::Result<Result<Claim, Holder>> {
-    crate::records::files::create_real_dir(dir)?;
+    crate::records::files::create_real_dir(dir, 2)?;
     let path = dir.join("claim");
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);

@@ -29,19 +29,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the folder `dir` (and those above it) and refuses it, naming it, if it or its
-/// parent is a symbolic link: a `runs/<id>` or `bench` folder planted as a link would send
-/// what the harness writes there (claims, logs, records) outside the results folder. The
-/// results folder itself, above these, may be a link (researchers link their storage).
-pub fn create_real_dir(dir: &Path) -> anyhow::Result<()> {
-    refuse_linked(dir)?;
+/// Creates the folder `dir` (and those above it), `levels` folders below the results
+/// folder (`runs/<id>`: 2; `bench`, `configs`: 1), and refuses it, naming it, if any of
+/// those folders is a symbolic link: a `runs/<id>`, `bench` or `configs` folder planted as
+/// a link would send what the harness writes there (claims, logs, records) outside the
+/// results folder. The results folder itself, above these, may be a link (researchers
+/// link their storage).
+pub fn create_real_dir(dir: &Path, levels: usize) -> anyhow::Result<()> {
+    refuse_linked(dir, levels)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    refuse_linked(dir)
+    refuse_linked(dir, levels)
 }
 
-/// Refuses `dir` if it or its parent is a symbolic link (see [`create_real_dir`]).
-pub fn refuse_linked(dir: &Path) -> anyhow::Result<()> {
-    for folder in [Some(dir), dir.parent().filter(|p| !p.as_os_str().is_empty())].into_iter().flatten() {
+/// Refuses `dir` if it or any of the `levels - 1` folders above it is a symbolic link
+/// (see [`create_real_dir`]).
+pub fn refuse_linked(dir: &Path, levels: usize) -> anyhow::Result<()> {
+    for folder in dir.ancestors().take(levels).filter(|p| !p.as_os_str().is_empty()) {
         if std::fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
             anyhow::bail!(
                 "{} is a symbolic link: refusing to write through it, outside the results folder (remove the link)",
@@ -104,12 +107,18 @@ mod tests {
         std::fs::create_dir_all(results.join("runs")).unwrap();
         let run = results.join("runs").join("abc");
         std::os::unix::fs::symlink(&elsewhere, &run).unwrap();
-        let error = create_real_dir(&run).unwrap_err().to_string();
+        let error = create_real_dir(&run, 2).unwrap_err().to_string();
         assert!(error.contains("runs/abc is a symbolic link"), "{error}");
+        let configs = results.join("configs");
+        std::os::unix::fs::symlink(&elsewhere, &configs).unwrap();
+        let error = create_real_dir(&configs, 1).unwrap_err().to_string();
+        assert!(error.contains("configs is a symbolic link"), "{error}");
+        // The results folder may be a link, for the folders two levels below it and one.
         let linked_results = dir.path().join("linked-results");
         std::os::unix::fs::symlink(&results, &linked_results).unwrap();
-        create_real_dir(&linked_results.join("runs").join("def")).unwrap();
-        assert!(results.join("runs").join("def").is_dir());
+        create_real_dir(&linked_results.join("runs").join("def"), 2).unwrap();
+        create_real_dir(&linked_results.join("bench"), 1).unwrap();
+        assert!(results.join("runs").join("def").is_dir() && results.join("bench").is_dir());
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 }
