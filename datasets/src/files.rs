@@ -108,12 +108,8 @@ pub fn open_regular(path: &Path) -> Result<File, DataError> {
 
 /// The bytes of the regular file `path`, refused if it holds more than `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
-    let file = open_regular(path)?;
     let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| DataError::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(DataError::in_file(path, format!("larger than {} bytes, the most a file of its kind may hold", limit)));
-    }
+    open_bounded(path, limit)?.read_to_end(&mut bytes).map_err(|e| DataError::io(path, e))?;
     Ok(bytes)
 }
 

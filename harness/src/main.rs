@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use lra_harness::cli::args::Cli;
+use lra_harness::cli::errors::clip_quotes_in;
 use lra_harness::execute::memory::CountingAllocator;
-use lra_harness::records::run_config::clip_quotes_in;
 
 // Counting every heap allocation gives the CPU backends' exact peak memory.
 #[global_allocator]

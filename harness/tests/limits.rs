@@ -98,3 +98,28 @@ fn a_huge_value_on_the_command_line_is_quoted_short() {
         );
     }
 }
+
+/// A configuration file with a one-megabyte string (in a file below the 1 MiB bound of
+/// configurations) gives an error of a few hundred characters that names the file and
+/// says how much was cut, wherever the string stands: a model name, a value, a key.
+#[test]
+fn a_megabyte_value_in_a_configuration_file_gives_a_short_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = lra(&["config", "--task", "listops", "--model", "transformer", "--preset", "tiny"], None);
+    let text = text(&config.stdout);
+    let huge = "x".repeat(1_000_000);
+    let path = dir.path().join("config.json");
+    for changed in [
+        text.replacen("\"transformer\"", &format!("\"{huge}\""), 1),
+        text.replacen("\"pooling\": \"", &format!("\"pooling\": \"{huge}"), 1),
+        text.replacen("\"seed\"", &format!("\"{huge}\""), 1),
+    ] {
+        assert_ne!(changed, text);
+        std::fs::write(&path, &changed).unwrap();
+        let output = lra(&["config", "--config", path.to_str().unwrap()], None);
+        let stderr = self::text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{}", &stderr[..stderr.len().min(500)]);
+        assert!(stderr.len() < 1200, "{} bytes: {}", stderr.len(), &stderr[..stderr.len().min(2000)]);
+        assert!(stderr.contains("config.json") && stderr.contains("characters cut)"), "{stderr}");
+    }
+}

@@ -61,7 +61,7 @@ pub enum Command {
 const START_HERE: &str = "\
 Start here (from a clone: `cargo run --release -- sweep`):
   lra sweep
-      every model on every task at the quick preset (about 35 minutes on 2 cores), then a
+      every model on every task at the quick preset (about 34 minutes on 2 cores), then a
       step benchmark and the comparison report in reports/report.html; resumable.
 
 One run, in under a minute:

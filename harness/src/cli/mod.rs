@@ -6,6 +6,7 @@ pub mod args;
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod errors;
 pub mod list;
 pub mod report;
 pub mod run;

@@ -132,17 +132,14 @@ impl RunConfig {
 
     /// Reads a configuration file; errors name the file, and the line, column and field.
     /// The file is read with a bound (a FIFO, a device or a huge file is refused, not read
-    /// forever), and a value quoted in an error is cut ([`clip_quoted`]): a configuration
-    /// may hold a string of megabytes.
+    /// forever). Errors quote values whole: the command line cuts what it prints
+    /// (`cli::errors`).
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
         let text = lra_datasets::files::read_text_bounded(path, lra_datasets::files::limit::CONFIGURATION)
-            .map_err(|e| anyhow::anyhow!("reading the configuration: {}", clip_quoted(&e.to_string())))?;
-        let config: RunConfig = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), clip_quoted(&strip_position(&e)))
-        })?;
-        config
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{}: invalid configuration: {}", path.display(), clip_quoted(&format!("{e:#}"))))?;
+            .map_err(|e| anyhow::anyhow!("reading the configuration: {e}"))?;
+        let config: RunConfig = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line(), e.column(), strip_position(&e)))?;
+        config.validate().map_err(|e| anyhow::anyhow!("{}: invalid configuration: {e:#}", path.display()))?;
         Ok(config)
     }
 
@@ -193,7 +190,7 @@ impl RunConfig {
     /// [`limits`] where a larger one could only allocate absurdly, optimiser values where
     /// the optimiser means something), naming the field, the value and the limit.
     pub fn validate(&self) -> anyhow::Result<()> {
-        lra_models::check_model_name(&self.model).map_err(|why| anyhow::anyhow!("{}", clip_quoted(&why)))?;
+        lra_models::check_model_name(&self.model).map_err(anyhow::Error::msg)?;
         self.check_ranges()?;
         let t = &self.task;
         let m = &t.model;
@@ -294,61 +291,6 @@ pub mod limits {
     /// Every whole-number setting of the mechanism (features, hash rounds, buckets,
     /// blocks, ...) but its seed.
     pub const MECHANISM_SETTING: u64 = 1 << 20;
-}
-
-/// The longest piece of a user's value an error quotes.
-pub const QUOTE_LIMIT: usize = 200;
-
-/// `text` with every quoted piece (between backticks or double quotes) longer than
-/// [`QUOTE_LIMIT`] characters cut to that, followed by `…` and how many characters were
-/// cut; a text still longer than four times the limit is cut the same way. Errors echo
-/// the values they refuse, and a configuration may hold megabytes in one.
-pub fn clip_quoted(text: &str) -> String {
-    let out = clip_quotes_in(text, &['`', '"']);
-    let total = out.chars().count();
-    if total <= 4 * QUOTE_LIMIT {
-        return out;
-    }
-    let kept: String = out.chars().take(4 * QUOTE_LIMIT).collect();
-    format!("{kept}… ({} characters cut)", total - 4 * QUOTE_LIMIT)
-}
-
-/// `text` with every piece between two of `quotes` longer than [`QUOTE_LIMIT`]
-/// characters cut to that, followed by `…` and how many characters were cut (an
-/// unclosed quote runs to the end).
-pub fn clip_quotes_in(text: &str, quotes: &[char]) -> String {
-    let mut out = String::with_capacity(text.len().min(8 * QUOTE_LIMIT));
-    let mut quote: Option<char> = None;
-    let (mut inside, mut cut) = (0usize, 0usize);
-    let flush = |out: &mut String, cut: &mut usize| {
-        if *cut > 0 {
-            out.push_str(&format!("… ({} characters cut)", *cut));
-            *cut = 0;
-        }
-    };
-    for c in text.chars() {
-        match quote {
-            Some(q) if c == q => {
-                flush(&mut out, &mut cut);
-                out.push(c);
-                quote = None;
-            }
-            Some(_) if inside >= QUOTE_LIMIT => cut += 1,
-            Some(_) => {
-                inside += 1;
-                out.push(c);
-            }
-            None => {
-                if quotes.contains(&c) {
-                    quote = Some(c);
-                    inside = 0;
-                }
-                out.push(c);
-            }
-        }
-    }
-    flush(&mut out, &mut cut);
-    out
 }
 
 /// Refuses `value` of `name` when zero or above `limit`.
@@ -971,37 +913,6 @@ mod tests {
         absurd.task.model.d_model = usize::MAX;
         absurd.task.training.batch_size = usize::MAX;
         assert!(absurd.step_memory_bytes() > 1e30);
-    }
-
-    /// A configuration file with a one-megabyte string gives an error of a few hundred
-    /// characters that names the file and says how much was cut.
-    #[test]
-    fn a_megabyte_value_in_a_configuration_file_gives_a_short_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Flex).unwrap();
-        let text = String::from_utf8(crate::records::files::json_bytes(&config).unwrap()).unwrap();
-        // A megabyte, in a file below the 1 MiB bound of configurations.
-        let huge = "x".repeat(1_000_000);
-        let path = dir.path().join("config.json");
-        for changed in [
-            text.replacen("\"transformer\"", &format!("\"{huge}\""), 1),
-            text.replacen("\"pooling\": \"", &format!("\"pooling\": \"{huge}"), 1),
-            text.replacen("\"seed\"", &format!("\"{huge}\""), 1),
-        ] {
-            assert_ne!(changed, text);
-            std::fs::write(&path, &changed).unwrap();
-            let why = format!("{:#}", RunConfig::load(&path).unwrap_err());
-            assert!(why.len() < 1200, "{} characters: {}", why.len(), &why[..2000.min(why.len())]);
-            assert!(why.contains("config.json") && why.contains("characters cut)"), "{why}");
-        }
-    }
-
-    #[test]
-    fn clipping_keeps_short_quotes_and_counts_what_it_cuts() {
-        assert_eq!(clip_quoted("unknown field `abc`"), "unknown field `abc`");
-        let long = format!("unknown variant `{}`, expected one of `a`", "y".repeat(250));
-        let clipped = clip_quoted(&long);
-        assert_eq!(clipped, format!("unknown variant `{}… (50 characters cut)`, expected one of `a`", "y".repeat(200)));
     }
 
     /// A device, a FIFO or a huge file is refused by the bounded reader, naming the file.
