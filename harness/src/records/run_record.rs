@@ -447,11 +447,12 @@ pub fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
 pub const MAX_NAME_CHARS: usize = 200;
 /// The most characters a failure's text may have (a panic's message, a crash's detail).
 pub const MAX_FAILURE_CHARS: usize = 64 * 1024;
-/// The most examples a split may have: LRA's largest test split has 25,000; a count past
-/// this is a corrupt record, not a run.
-pub const MAX_SPLIT_EXAMPLES: usize = 10_000_000;
-/// The most steps a run may have (LRA's longest schedule has 50,000).
-pub const MAX_STEPS: usize = 1_000_000_000;
+/// The most examples a split may have: the most any data configuration may ask for
+/// (LRA's largest test split has 25,000); a count past this is a corrupt record, not a run.
+pub const MAX_SPLIT_EXAMPLES: usize = lra_datasets::listops::MAX_EXAMPLES;
+/// The most steps a run may have: the most a configuration may ask for (LRA's longest
+/// schedule has 50,000).
+pub const MAX_STEPS: usize = crate::records::run_config::limits::STEPS;
 
 /// Why `record` cannot be reported, naming the field: each fraction in [0, 1], each time,
 /// speed and loss finite and not negative, each count in range and consistent with the
