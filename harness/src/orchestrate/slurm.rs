@@ -275,7 +275,7 @@ pub fn submissions(results: &Path) -> Vec<Submission> {
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .filter_map(|path| serde_json::from_slice(&read_bounded(&path, limit::BENCH_RECORD).ok()?).ok())
+        .filter_map(|path| serde_json::from_slice(&read_bounded(&path, limit::SMALL_TEXT).ok()?).ok())
         .collect()
 }
 
