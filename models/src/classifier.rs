@@ -404,6 +404,16 @@ impl Classifier {
         }
     }
 
+    /// Fixes every per-pass draw of the attention layers to one draw made now
+    /// ([`AttentionLayer::draw_once`](crate::attention::AttentionLayer::draw_once)), so
+    /// that the model moved to another device computes the same function: the comparison
+    /// of backends uses it; training does not.
+    pub fn draw_once(&mut self) {
+        for block in &mut self.blocks {
+            block.attention.draw_once();
+        }
+    }
+
     /// Pooled encoding `[batch, d_model]` (`[batch, 4 * d_model]` when paired) -> logits
     /// `[batch, classes]`; no dropout in the head, as LRA's.
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {

@@ -28,13 +28,51 @@ pub fn tiny_lra_settings(mechanism: Mechanism) -> Result<MechanismSettings, Stri
     Ok(settings)
 }
 
-const TINY_LEN: usize = 12;
+/// The tiny classifier's sequence length (tokens, without the CLS vector).
+pub const TINY_LEN: usize = 12;
+
+/// LRA's form of `mechanism` for the tiny classifier: [`tiny_lra_settings`], or, for the
+/// two forms whose defaults no fitting fits to 13 positions (Reformer: hash_rounds x
+/// buckets chunks of chunk_size; BigBird: enough blocks for its window, global and random
+/// ones), settings chosen to fit.
+pub fn tiny_lra_settings_that_fit(mechanism: Mechanism) -> MechanismSettings {
+    use crate::attention::bigbird::BigBirdSettings;
+    use crate::attention::reformer::ReformerSettings;
+    match mechanism {
+        Mechanism::Reformer => {
+            MechanismSettings::Reformer(ReformerSettings { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 })
+        }
+        Mechanism::BigBird => MechanismSettings::BigBird(BigBirdSettings {
+            variant: Variant::Lra,
+            block_size: 1,
+            window_blocks: 3,
+            global_blocks: 1,
+            random_blocks: 3,
+        }),
+        _ => tiny_lra_settings(mechanism).unwrap_or_else(|why| panic!("{mechanism:?}: LRA's form does not fit: {why}")),
+    }
+}
+
+/// The tiny classifier's batch: 4 rows of `TINY_LEN` tokens in `1..10`, row `r` padded in
+/// its last `3 r` places, and labels in `0..3`.
+pub fn tiny_tokens(device: &Device) -> (Tensor<2, Int>, Tensor<1, Int>) {
+    let (batch, len, vocab) = (4, TINY_LEN, 10);
+    let token_ids: Vec<i64> = (0..batch * len)
+        .map(|i| {
+            let (row, col) = (i / len, i % len);
+            if col >= len - 3 * row { PAD_ID } else { 1 + ((7 * row + 3 * col + col * col) % (vocab - 1)) as i64 }
+        })
+        .collect();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(token_ids, [batch, len]), device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [batch]), device);
+    (tokens, labels)
+}
 
 /// [`assert_tiny_classifier_trains`] with `settings` (the mechanism's defaults when `None`).
 pub fn assert_tiny_classifier_trains_with(mechanism: Mechanism, settings: Option<MechanismSettings>) {
     let device = Device::flex().autodiff();
     device.seed(5);
-    let (batch, len, vocab, classes) = (4, TINY_LEN, 10, 3);
+    let (len, vocab, classes) = (TINY_LEN, 10, 3);
     if let Some(settings) = &settings {
         assert_eq!(settings.check(len + 1), Ok(()), "settings for the tiny classifier");
     }
@@ -43,14 +81,7 @@ pub fn assert_tiny_classifier_trains_with(mechanism: Mechanism, settings: Option
         .with_attention_dropout(0.0)
         .with_settings(settings);
     let mut model = config.init(&device);
-    let token_ids: Vec<i64> = (0..batch * len)
-        .map(|i| {
-            let (row, col) = (i / len, i % len);
-            if col >= len - 3 * row { PAD_ID } else { 1 + ((7 * row + 3 * col + col * col) % (vocab - 1)) as i64 }
-        })
-        .collect();
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(token_ids, [batch, len]), &device);
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1], [batch]), &device);
+    let (tokens, labels) = tiny_tokens(&device);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut optim = AdamWConfig::new().init();
     let mut losses = Vec::new();

@@ -11,6 +11,8 @@ pub mod classifier;
 #[cfg(test)]
 mod classifier_checks;
 pub mod cpu;
+#[cfg(test)]
+mod cross_backend;
 pub mod encoder;
 pub mod feed_forward;
 pub mod funnel;
@@ -75,31 +77,16 @@ mod tests {
         // Two LRA forms fix their blocks against the sequence in ways no fitting of their
         // defaults meets at 13 positions (Reformer: hash_rounds x buckets chunks of
         // chunk_size; BigBird: enough blocks for its window, global and random ones); the
-        // two tests below train those forms at this size with settings chosen to fit.
+        // test below trains those forms at this size with settings chosen to fit.
         assert_eq!(unfitted, ["reformer", "bigbird"]);
     }
 
     #[test]
-    fn lra_reformer_trains_a_tiny_classifier_with_settings_chosen_to_fit() {
-        use crate::attention::reformer::ReformerSettings;
-        use crate::classifier_checks::assert_tiny_classifier_trains_with;
-        let settings =
-            MechanismSettings::Reformer(ReformerSettings { variant: Variant::Lra, chunk_size: 10, hash_rounds: 1, buckets: 10 });
-        assert_tiny_classifier_trains_with(Mechanism::Reformer, Some(settings));
-    }
-
-    #[test]
-    fn lra_bigbird_trains_a_tiny_classifier_with_settings_chosen_to_fit() {
-        use crate::attention::bigbird::BigBirdSettings;
-        use crate::classifier_checks::assert_tiny_classifier_trains_with;
-        let settings = MechanismSettings::BigBird(BigBirdSettings {
-            variant: Variant::Lra,
-            block_size: 1,
-            window_blocks: 3,
-            global_blocks: 1,
-            random_blocks: 3,
-        });
-        assert_tiny_classifier_trains_with(Mechanism::BigBird, Some(settings));
+    fn lra_reformer_and_bigbird_train_a_tiny_classifier_with_settings_chosen_to_fit() {
+        use crate::classifier_checks::{assert_tiny_classifier_trains_with, tiny_lra_settings_that_fit};
+        for mechanism in [Mechanism::Reformer, Mechanism::BigBird] {
+            assert_tiny_classifier_trains_with(mechanism, Some(tiny_lra_settings_that_fit(mechanism)));
+        }
     }
 
     /// Every registered model says what it is: a paper with its year, a family of the
@@ -123,30 +110,26 @@ mod tests {
     /// length, gives real tokens outputs that what padding holds cannot move (the property
     /// each file tests in its stronger form where it has one: the same outputs as the real
     /// tokens alone). LRA's forms are left out: some let padding leak, as LRA's code does.
-    /// A layer that draws anew at every forward (the paper's Reformer: its rotations) has
-    /// no fixed output to compare; its file tests it with the draw fixed.
+    /// A layer that draws anew at every forward (the paper's Reformer: its rotations) is
+    /// compared with one draw ([`Attention::draw_once`](attention::Attention::draw_once)).
     #[test]
     fn every_registered_mechanism_keeps_padding_content_from_real_tokens() {
         use attention::checks::{assert_padding_content_is_invisible, padding_after, random_input, values};
         let device = Device::flex();
         device.seed(12);
         let (d_model, len, real) = (8, 37, [37, 23, 1]);
-        let mut drawn_anew = Vec::new();
         for model in MODELS {
             let settings = MechanismSettings::defaults(model.mechanism, len).fitted_to(len);
             let settings = settings.clone().with_variant(Variant::Paper).unwrap_or(settings);
-            let layer = AttentionConfig::new(d_model, 2, model.mechanism, len)
+            let mut layer = AttentionConfig::new(d_model, 2, model.mechanism, len)
                 .with_settings(Some(settings))
                 .with_dropout(0.0)
                 .init(&device);
+            layer.draw_once();
             let (x, padding) = (random_input(3, len, d_model, &device), padding_after(&real, len, &device));
-            if values(layer.forward(x.clone(), padding.clone())) != values(layer.forward(x, padding)) {
-                drawn_anew.push(model.name);
-                continue;
-            }
+            assert_eq!(values(layer.forward(x.clone(), padding.clone())), values(layer.forward(x, padding)), "{}", model.name);
             assert_padding_content_is_invisible(|x, padding| layer.forward(x, padding), d_model, &real, len, &device);
         }
-        assert_eq!(drawn_anew, ["reformer"]);
     }
 
     /// The models whose attention layer is the Transformer's say where else they differ,

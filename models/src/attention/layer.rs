@@ -45,6 +45,14 @@ pub trait AttentionLayer {
         false
     }
 
+    /// Draws now, once, what the layer would otherwise draw at every forward pass
+    /// (the paper's Reformer: its rotations; LRA's Performer: the seed of its features,
+    /// which it takes from the queries' sum) and keeps it for every later pass. The kept
+    /// draw is host data, so a copy of the layer moved to another device computes with the
+    /// very same numbers: what a comparison of backends needs, since no two backends'
+    /// generators agree. Training never calls it.
+    fn draw_once(&mut self) {}
+
     /// The layer as full attention, where it is (a block that attends across two streams
     /// needs one).
     fn as_full(&self) -> Option<&FullAttention> {

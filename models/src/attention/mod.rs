@@ -213,6 +213,11 @@ impl Attention {
         self.layer_mut().on_training_step(step)
     }
 
+    /// See [`AttentionLayer::draw_once`].
+    pub fn draw_once(&mut self) {
+        self.layer_mut().draw_once()
+    }
+
     /// The layer as full attention, where it is.
     pub fn as_full(&self) -> Option<&full_layer::FullAttention> {
         self.layer().as_full()

@@ -115,6 +115,7 @@ impl PerformerConfig {
             redraw_every: self.redraw_every,
             kernel: self.kernel,
             variant: self.variant,
+            query_seed_once: None,
         }
     }
 }
@@ -184,6 +185,11 @@ pub struct PerformerAttention {
     pub kernel: PerformerKernel,
     #[module(skip)]
     pub variant: Variant,
+    /// LRA's variant: the feature seed of every pass once [`AttentionLayer::draw_once`]
+    /// has fixed it; `None` in training, where each pass takes it from its queries' sum
+    /// (whose last bits differ between backends).
+    #[module(skip)]
+    pub query_seed_once: Option<i32>,
 }
 
 impl PerformerAttention {
@@ -228,7 +234,7 @@ impl PerformerAttention {
     /// `[batch, heads, len, d]`, with `m` features drawn from the query's sum.
     fn lra_favor(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         let [m, d_head] = self.random_features.dims();
-        let seed = lra_query_seed(q.clone().sum().into_scalar::<f32>());
+        let seed = self.query_seed_once.unwrap_or_else(|| lra_query_seed(q.clone().sum().into_scalar::<f32>()));
         let features = random_features_tensor(m, d_head, seed as i64 as u64, 0, &q.device()).unsqueeze::<4>();
         let scale = (d_head as f64).powf(-0.25);
         let ratio = 1.0 / (m as f64).sqrt();
@@ -273,6 +279,14 @@ impl AttentionLayer for PerformerAttention {
 
     fn on_training_step(&mut self, step: usize) -> bool {
         self.redraw_on_schedule(step)
+    }
+
+    /// LRA's softmax kernel seeds its features from each pass's queries: fixed here to one
+    /// seed from the layer's own (the paper's form keeps its features between redraws).
+    fn draw_once(&mut self) {
+        if self.variant == Variant::Lra && self.kernel == PerformerKernel::Softmax {
+            self.query_seed_once = Some((self.seed % (1 << 31)) as i32);
+        }
     }
 }
 

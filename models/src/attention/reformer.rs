@@ -131,6 +131,7 @@ impl ReformerAttentionConfig {
             chunk_size: self.chunk_size,
             hash_rounds: self.hash_rounds,
             buckets,
+            drawn_once: None,
         }
     }
 }
@@ -245,6 +246,11 @@ pub struct ReformerAttention {
     pub chunk_size: usize,
     pub hash_rounds: usize,
     pub buckets: usize,
+    /// The rotations of every pass once [`AttentionLayer::draw_once`] has drawn them
+    /// (host data, so that a copy on another device uses the same); `None` in training,
+    /// which draws anew at every pass.
+    #[module(skip)]
+    pub drawn_once: Option<TensorData>,
 }
 
 impl ReformerAttention {
@@ -254,7 +260,10 @@ impl ReformerAttention {
             let (qk, v) = self.project(x);
             return self.lra_attend(qk, v, rotations.clone());
         }
-        let rotations = self.draw_rotations(x.dims()[2] / self.heads, &x.device());
+        let rotations = match &self.drawn_once {
+            Some(rotations) => Tensor::from_data(rotations.clone(), &x.device()),
+            None => self.draw_rotations(x.dims()[2] / self.heads, &x.device()),
+        };
         self.forward_with_rotations(x, padding, rotations)
     }
 
@@ -418,6 +427,14 @@ impl ReformerAttention {
 impl AttentionLayer for ReformerAttention {
     fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         self.forward(x, padding)
+    }
+
+    /// The paper's variant draws its rotations at every pass; LRA's are fixed already.
+    fn draw_once(&mut self) {
+        if self.lra_rotations.is_none() {
+            let d_head = self.query_key.weight.dims()[1] / self.heads;
+            self.drawn_once = Some(self.draw_rotations(d_head, &self.query_key.weight.device()).into_data());
+        }
     }
 }
 
