@@ -17,7 +17,7 @@ use crate::orchestrate::bench::{self, BenchSpec};
 use crate::orchestrate::slurm;
 use crate::orchestrate::sweep::{self, SweepSpec};
 use crate::records::bench_record::Scope;
-use crate::records::device_name::DeviceName;
+use crate::records::device_name::{Backend, DeviceName};
 
 pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let preset = args.preset;
@@ -33,20 +33,31 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         tasks,
         models: model_names(&args.models)?,
         seeds: args.seeds,
-        device: args.device,
+        device: args.device.name,
         data_dir: args.data.clone(),
         variant: args.variant,
     };
     if spec.seeds == Some(0) {
         bail!("--seeds must be at least 1");
     }
-    // Locally the device must be usable here; on Slurm it is the nodes', so only the build
-    // is checked (the binary is the one the nodes run).
-    match args.slurm {
-        true => crate::execute::device::check_built(spec.device),
-        false => crate::execute::device::check(spec.device),
+    if let (true, Some(devices)) = (args.slurm, &args.devices) {
+        let listed = devices.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        bail!(
+            "--devices {listed} with --slurm: Slurm places each array task on its own GPU (--gres gpu:1 by default), \
+             which the task sees as device 0; leave --devices out, and --max-parallel sets how many run at once"
+        );
     }
-    .map_err(anyhow::Error::msg)?;
+    // Locally the devices must be usable here; on Slurm they are the nodes', so only the
+    // build is checked (the binary is the one the nodes run).
+    crate::execute::device::check_built(spec.device).map_err(anyhow::Error::msg)?;
+    let placements = match args.slurm {
+        true => Vec::new(),
+        false => local_placements(args)?,
+    };
+    let jobs = match args.slurm {
+        true => 1,
+        false => sweep::jobs_of(args.jobs, spec.device, &placements).map_err(anyhow::Error::msg)?,
+    };
     let configs = sweep::plan(&spec)?;
     sweep::remove_stale_staging(&args.results);
     if args.slurm {
@@ -76,25 +87,25 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let exe = sweep::current_exe()?;
+    let slots = sweep::slots(jobs, &placements);
     if args.print_commands {
-        for (config, recorded) in &pending {
+        // On GPUs the lines take the devices in turn: run as many at once as there are
+        // devices, in order, and no two share one.
+        for (i, (config, recorded)) in pending.iter().enumerate() {
             sweep::hand_over(config, &args.results)?;
-            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, *recorded, &args.results, &args.data)));
+            let arguments = sweep::run_arguments(config, *recorded, &args.results, &args.data, slots[i % slots.len()]);
+            println!("{}", sweep::shell_line(&exe, &arguments));
         }
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
+    if !placements.is_empty() {
+        let on: Vec<String> = slots.iter().flatten().map(|device| device.exact()).collect();
+        eprintln!("sweep: {} at a time, one on each of {}", on.len(), on.join(", "));
+    }
 
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
-    let ran = sweep::run_all(
-        &exe,
-        pending,
-        &args.results,
-        &args.data,
-        args.jobs.unwrap_or_else(|| sweep::default_jobs(args.device)),
-        timeout,
-        std::io::stderr().is_terminal(),
-    )?;
+    let ran = sweep::run_all(&exe, pending, &args.results, &args.data, slots, timeout, std::io::stderr().is_terminal())?;
     let failed = ran.records.iter().filter(|r| !r.is_ok()).count();
     eprintln!("sweep: ran {} runs, {failed} failed", ran.records.len());
     if ran.elsewhere > 0 {
@@ -112,6 +123,27 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         write_sweep_report(args)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The GPUs a local sweep places its runs on ([`sweep::placements`]; none for a CPU
+/// device), each checked as far as this process can before anything is written.
+fn local_placements(args: &SweepArgs) -> anyhow::Result<Vec<DeviceName>> {
+    let device = args.device.name;
+    let placements =
+        sweep::placements(device, args.device.numbered, args.devices.as_deref(), crate::execute::device::cuda_device_count)
+            .map_err(anyhow::Error::msg)?;
+    let checked = match device.backend() {
+        Backend::Flex | Backend::Ndarray => vec![device],
+        Backend::Cuda => placements.clone(),
+        // wgpu is set up once per process, on one device: the first is checked here, the
+        // others by their own runs (a run that cannot open its device is recorded as
+        // failed, with the reason, before it writes anything else).
+        Backend::Wgpu => placements.iter().take(1).copied().collect(),
+    };
+    for device in checked {
+        crate::execute::device::check(device).map_err(anyhow::Error::msg)?;
+    }
+    Ok(placements)
 }
 
 /// The report at the end of a sweep, from everything in its results folder.
@@ -164,7 +196,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::records::run_config::Run
         time: args.time.clone(),
         cpus_per_task: args.cpus_per_task,
         memory: args.mem.clone(),
-        gres: args.gres.clone(),
+        gres: slurm::gres_of(args.device.name, args.gres.clone()),
         max_parallel: args.max_parallel,
     };
     let paths = slurm::Paths::resolve(&sweep::current_exe()?, &args.results, &args.data)?;

@@ -23,6 +23,7 @@ use lra_datasets::files::{limit, read_bounded, read_text_bounded};
 use serde::{Deserialize, Serialize};
 
 use crate::orchestrate::sweep::{Recorded, recorded, run_arguments, shell_line};
+use crate::records::device_name::DeviceName;
 use crate::records::files::{write_atomically, write_json_atomically};
 use crate::records::run_config::RunConfig;
 use crate::records::run_record::{self, Failure, RunRecord};
@@ -39,6 +40,15 @@ pub struct SlurmOptions {
     pub gres: Option<String>,
     /// At most this many tasks at once (`--array=...%K`).
     pub max_parallel: Option<usize>,
+}
+
+/// The generic resources each task asks for: `gres` where given, else one GPU (`gpu:1`)
+/// for a GPU device. Without it a task gets no GPU, or, where Slurm does not fence the
+/// devices, sees every GPU of its node and computes on the first, beside every other task
+/// there; with it Slurm gives each task a GPU of its own, which the task sees as device 0
+/// (CUDA_VISIBLE_DEVICES), so that the configuration's `cuda` is that GPU.
+pub fn gres_of(device: DeviceName, gres: Option<String>) -> Option<String> {
+    gres.or_else(|| device.is_gpu().then(|| "gpu:1".to_string()))
 }
 
 /// A run of the sweep that has no successful record yet.
@@ -130,7 +140,8 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
     for (i, run) in runs.iter().enumerate() {
         let dir = run_record::run_dir(&paths.results, &run_record::run_id(&run.config));
         let recorded = if run.failed_before { Recorded::Failed } else { Recorded::No };
-        let args = run_arguments(&run.config, recorded, &paths.results, &paths.data);
+        // No placement: Slurm gives each task its own GPU, which the task sees as device 0.
+        let args = run_arguments(&run.config, recorded, &paths.results, &paths.data, None);
         // Literal parts in single quotes; only the job id is expanded.
         let log = |ext: &str| {
             let prefix = dir.join("slurm-").display().to_string();

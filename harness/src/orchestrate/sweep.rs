@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -125,8 +125,16 @@ pub fn hand_over(config: &RunConfig, results: &Path) -> anyhow::Result<()> {
 
 /// The `lra run` arguments that run `config` (handed over by [`hand_over`]) into
 /// `results`, where it has `recorded` (a failed or stale record is replaced; one finished
-/// meanwhile by another process is kept).
-pub fn run_arguments(config: &RunConfig, recorded: Recorded, results: &Path, data_dir: &Path) -> Vec<String> {
+/// meanwhile by another process is kept), on the device it is `placed_on` where a sweep
+/// over GPUs placed it (`--placed-on`, the exact device: the configuration keeps the
+/// sweep's device, so that the run id does not depend on where the run was placed).
+pub fn run_arguments(
+    config: &RunConfig,
+    recorded: Recorded,
+    results: &Path,
+    data_dir: &Path,
+    placed_on: Option<DeviceName>,
+) -> Vec<String> {
     let mut arguments = vec![
         "run".into(),
         "--config".into(),
@@ -137,6 +145,9 @@ pub fn run_arguments(config: &RunConfig, recorded: Recorded, results: &Path, dat
         data_dir.display().to_string(),
         "--quiet".into(),
     ];
+    if let Some(device) = placed_on {
+        arguments.extend(["--placed-on".into(), device.exact()]);
+    }
     match recorded {
         Recorded::Failed => arguments.push("--rerun-failed".into()),
         Recorded::Stale => arguments.push("--rerun-stale".into()),
@@ -169,15 +180,18 @@ pub enum RunEnd {
     Elsewhere { holder: claim::Holder },
 }
 
-/// Runs `config` in a child process (`exe run ...`), its output appended to the run's
-/// `run.log`. When the child dies without writing `result.json` (killed, aborted, past
-/// `timeout`), the sweep writes the failed record itself, with the cause.
+/// Runs `config` in a child process (`exe run ...`), on the device it is `placed_on` where
+/// it has one of its own, its output appended to the run's `run.log`. When the child dies
+/// without writing `result.json` (killed, aborted, past `timeout`), the sweep writes the
+/// failed record itself, with the cause and the placement.
+#[allow(clippy::too_many_arguments)]
 pub fn run_child(
     exe: &Path,
     config: &RunConfig,
     recorded: Recorded,
     results: &Path,
     data_dir: &Path,
+    placed_on: Option<DeviceName>,
     timeout: Option<Duration>,
     threads: Option<usize>,
 ) -> anyhow::Result<RunEnd> {
@@ -200,7 +214,7 @@ pub fn run_child(
         return Ok(RunEnd::Elsewhere { holder });
     }
     hand_over(config, results)?;
-    let arguments = run_arguments(config, recorded, results, data_dir);
+    let arguments = run_arguments(config, recorded, results, data_dir, placed_on);
     let replaced = std::fs::metadata(&result_path).and_then(|m| m.modified()).ok();
     let oom = child::OomWatch::start();
     let mut command = Command::new(exe);
@@ -223,12 +237,20 @@ pub fn run_child(
         Some(status) => {
             let failure = child::classify(status, &child::last_line_of(&log_path), oom.fired());
             let record = RunRecord::failed(config, failure, started.elapsed().as_secs_f64());
+            let record = match placed_on {
+                Some(device) => record.placed_on(device),
+                None => record,
+            };
             write_json_atomically(&result_path, &record)?;
             record
         }
         None => {
             let seconds = started.elapsed().as_secs_f64();
             let record = RunRecord::failed(config, Failure::TimedOut { seconds }, seconds);
+            let record = match placed_on {
+                Some(device) => record.placed_on(device),
+                None => record,
+            };
             write_json_atomically(&result_path, &record)?;
             record
         }
@@ -245,15 +267,159 @@ pub struct Ran {
     pub elsewhere: usize,
 }
 
-/// Runs at once when `--jobs` is not given: on the CPU backends two where there are two
-/// cores or more. The runs a CPU sweeps are small, and one thread does more per core than
-/// two (a quick Text run: 35.8 s on one thread, 25.1 s on two, the same numbers), so two
-/// runs on a core each finish sooner than one on both. One at a time on a GPU, which a
-/// second run would share.
-pub fn default_jobs(device: DeviceName) -> usize {
+/// Runs at once when `--jobs` is not given, on `gpus` GPUs (none for a CPU device): on the
+/// CPU backends two where there are two cores or more. The runs a CPU sweeps are small,
+/// and one thread does more per core than two (a quick Text run: 35.8 s on one thread,
+/// 25.1 s on two, the same numbers), so two runs on a core each finish sooner than one on
+/// both. On GPUs one per device, which a second run would share.
+pub fn default_jobs(device: DeviceName, gpus: usize) -> usize {
     match device.backend() {
         Backend::Flex | Backend::Ndarray => crate::records::machine::cores().min(2),
-        Backend::Wgpu | Backend::Cuda => 1,
+        Backend::Wgpu | Backend::Cuda => gpus.max(1),
+    }
+}
+
+/// The GPUs a sweep on `device` places its runs on, one run on each at a time: those
+/// `--devices` names (`indices`); else, for `cuda`, every device the driver reports
+/// (`count`, asked only then); else the sweep's device alone. `numbered`: whether
+/// `--device` named a device number (`cuda:3`, `cuda:0`), which then is the one device.
+/// Empty for a CPU device, which its runs share, each on its share of the cores. An error
+/// names the flags and values at fault.
+pub fn placements(
+    device: DeviceName,
+    numbered: bool,
+    indices: Option<&[usize]>,
+    count: impl FnOnce() -> Result<usize, String>,
+) -> Result<Vec<DeviceName>, String> {
+    let listed = |indices: &[usize]| indices.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let Some(indices) = indices else {
+        return match device {
+            DeviceName::Flex | DeviceName::Ndarray => Ok(Vec::new()),
+            DeviceName::Cuda(_) if !numbered => match count()? {
+                0 => Err(format!("--device {device}: the driver reports no CUDA device")),
+                n => Ok((0..n).map(DeviceName::Cuda).collect()),
+            },
+            // `wgpu` alone is the system's adapter: one device.
+            DeviceName::Wgpu(_) | DeviceName::Cuda(_) => Ok(vec![device]),
+        };
+    };
+    if !device.is_gpu() {
+        return Err(format!(
+            "--devices {}: --device {device} computes on the CPU, where there are no devices to name; --jobs sets how \
+             many runs share it",
+            listed(indices)
+        ));
+    }
+    if numbered {
+        return Err(format!(
+            "--device {} and --devices {}: both name device numbers; give --device {} with --devices",
+            device.exact(),
+            listed(indices),
+            device.backend().name()
+        ));
+    }
+    if indices.is_empty() {
+        return Err("--devices: no device named".into());
+    }
+    for (i, index) in indices.iter().enumerate() {
+        if indices[..i].contains(index) {
+            return Err(format!(
+                "--devices {}: device {index} is named twice (one run at a time computes on a device)",
+                listed(indices)
+            ));
+        }
+    }
+    match device {
+        DeviceName::Cuda(_) => {
+            let count = count()?;
+            if let Some(index) = indices.iter().find(|&&index| index >= count) {
+                return Err(format!(
+                    "--devices {}: there is no cuda:{index}; the driver reports {count} CUDA device(s), numbered from 0",
+                    listed(indices)
+                ));
+            }
+            Ok(indices.iter().map(|&index| DeviceName::Cuda(index)).collect())
+        }
+        _ => Ok(indices.iter().map(|&index| DeviceName::Wgpu(Some(index))).collect()),
+    }
+}
+
+/// Runs at once: `jobs` (`--jobs`) where given, else [`default_jobs`]. On GPUs
+/// (`placements`) at most one per device: a second run on one would share it.
+pub fn jobs_of(jobs: Option<usize>, device: DeviceName, placements: &[DeviceName]) -> Result<usize, String> {
+    match jobs {
+        None => Ok(default_jobs(device, placements.len())),
+        Some(0) => Err("--jobs 0: at least one run must run at a time".into()),
+        Some(jobs) if !placements.is_empty() && jobs > placements.len() => Err(format!(
+            "--jobs {jobs}: more runs at once than the {} GPU(s) they are placed on ({}); two runs would share a device \
+             (--devices names the devices)",
+            placements.len(),
+            placements.iter().map(|d| d.exact()).collect::<Vec<_>>().join(", ")
+        )),
+        Some(jobs) => Ok(jobs),
+    }
+}
+
+/// The slots of a sweep of `jobs` runs at once, one per run that runs: on GPUs the first
+/// `jobs` of `placements`, each the device its run computes on; on the CPU (no placements)
+/// `jobs` slots without a device, the runs computing on the configuration's own.
+pub fn slots(jobs: usize, placements: &[DeviceName]) -> Vec<Option<DeviceName>> {
+    match placements.is_empty() {
+        true => vec![None; jobs.max(1)],
+        false => placements.iter().take(jobs.max(1)).copied().map(Some).collect(),
+    }
+}
+
+/// Slots that runs take one each while they run and give back as they end, whatever the
+/// end (a success, a failure, a time-out, an error): the devices of a sweep over several
+/// GPUs, so that no two runs compute on one device at once. A slot given back goes behind
+/// the free ones, so that every slot is taken in turn.
+#[derive(Debug)]
+pub struct Slots<T> {
+    free: Mutex<VecDeque<T>>,
+    given_back: Condvar,
+}
+
+impl<T> Slots<T> {
+    pub fn new(slots: impl IntoIterator<Item = T>) -> Slots<T> {
+        Slots { free: Mutex::new(slots.into_iter().collect()), given_back: Condvar::new() }
+    }
+
+    /// A free slot, once there is one; held until the [`Taken`] is dropped.
+    pub fn take(&self) -> Taken<'_, T> {
+        let mut free = self.free.lock().expect("slots lock");
+        loop {
+            if let Some(slot) = free.pop_front() {
+                return Taken { slots: self, slot: Some(slot) };
+            }
+            free = self.given_back.wait(free).expect("slots lock");
+        }
+    }
+}
+
+/// A slot taken from [`Slots`], given back when dropped (also as a panic unwinds).
+#[derive(Debug)]
+pub struct Taken<'a, T> {
+    slots: &'a Slots<T>,
+    slot: Option<T>,
+}
+
+impl<T> std::ops::Deref for Taken<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.slot.as_ref().expect("a taken slot is held until dropped")
+    }
+}
+
+impl<T> Drop for Taken<'_, T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            // A poisoned lock still holds the slots: the slot goes back all the same.
+            let mut free = self.slots.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            free.push_back(slot);
+            self.slots.given_back.notify_one();
+        }
     }
 }
 
@@ -264,16 +430,19 @@ pub fn threads_per_run(jobs: usize, user_set: bool) -> Option<usize> {
     (jobs > 1 && !user_set).then(|| (crate::records::machine::cores() / jobs).max(1))
 }
 
-/// Runs every configuration not yet recorded, `jobs` at a time.
+/// Runs every configuration not yet recorded, one per slot at a time ([`slots`]): each
+/// run takes a free slot and computes on its device, if it has one, until it ends.
 pub fn run_all(
     exe: &Path,
     pending: Vec<(RunConfig, Recorded)>,
     results: &Path,
     data_dir: &Path,
-    jobs: usize,
+    slots: Vec<Option<DeviceName>>,
     timeout: Option<Duration>,
     show_progress: bool,
 ) -> anyhow::Result<Ran> {
+    let jobs = slots.len().max(1);
+    let slots = Slots::new(slots);
     let total = pending.len();
     let queue = Mutex::new(VecDeque::from(pending));
     let finished = Mutex::new(Vec::new());
@@ -300,11 +469,15 @@ pub fn run_all(
     let errors = Mutex::new(Vec::new());
     let threads = threads_per_run(jobs, std::env::var_os("RAYON_NUM_THREADS").is_some());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
+        for _ in 0..jobs {
             scope.spawn(|| {
                 loop {
                     let Some((config, recorded)) = queue.lock().expect("queue lock").pop_front() else { break };
-                    match run_child(exe, &config, recorded, results, data_dir, timeout, threads) {
+                    // Held until the child has ended, however it ends.
+                    let slot = slots.take();
+                    let ended = run_child(exe, &config, recorded, results, data_dir, *slot, timeout, threads);
+                    drop(slot);
+                    match ended {
                         Ok(RunEnd::Elsewhere { holder }) => {
                             let what = format!("{} {} seed {}", config.task.name.name(), config.model, config.seed);
                             say(format!("LEFT {what}: another process is training it ({holder})"));
@@ -382,8 +555,9 @@ mod tests {
             assert!(jobs > cores || (threads + 1) * jobs > cores, "{jobs} jobs leave a whole share unused");
         }
         assert_eq!(threads_per_run(2, true), None, "RAYON_NUM_THREADS set by the user stands");
-        assert!(default_jobs(DeviceName::Flex) <= cores, "never more runs at once than cores");
-        assert_eq!(default_jobs(DeviceName::Wgpu(None)), 1, "a GPU is not shared");
+        assert!(default_jobs(DeviceName::Flex, 0) <= cores, "never more runs at once than cores");
+        assert_eq!(default_jobs(DeviceName::Wgpu(None), 1), 1, "a GPU is not shared");
+        assert_eq!(default_jobs(DeviceName::Cuda(0), 8), 8, "one run per GPU");
     }
 
     /// Without `--seeds` the baseline runs on three seeds, for the report's noise floor,
@@ -426,8 +600,8 @@ mod tests {
         let script = dir.path().join("child.sh");
         std::fs::write(&script, format!("#!/bin/sh\ncp '{}' '{}'\nsleep 5\n", template.display(), result.display())).unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let end =
-            run_child(&script, &config, Recorded::No, &results, dir.path(), Some(Duration::from_millis(1500)), None).unwrap();
+        let end = run_child(&script, &config, Recorded::No, &results, dir.path(), None, Some(Duration::from_millis(1500)), None)
+            .unwrap();
         let RunEnd::Recorded { record, .. } = end else { panic!("{end:?}") };
         assert!(record.is_ok(), "{:?}", record.outcome.failure);
         assert!(run_record::read_record(&result).unwrap().is_ok(), "the written record is not overwritten");
@@ -445,7 +619,7 @@ mod tests {
         hand_over(&config, dir.path()).unwrap();
         let path = dir.path().join("configs").join(format!("{}.json", run_record::run_id(&config)));
         assert_eq!(RunConfig::load(&path).unwrap(), config);
-        let arguments = run_arguments(&config, Recorded::No, dir.path(), Path::new("d"));
+        let arguments = run_arguments(&config, Recorded::No, dir.path(), Path::new("d"), None);
         assert_eq!(arguments[..3], ["run".to_string(), "--config".into(), path.display().to_string()]);
         for flag in ["--task", "--model", "--preset", "--seed", "--variant", "--device"] {
             assert!(!arguments.iter().any(|a| a == flag), "{flag} in {arguments:?}");
@@ -456,7 +630,7 @@ mod tests {
     fn a_child_replaces_a_failed_or_stale_record_and_nothing_else() {
         let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 0, DeviceName::Flex).unwrap();
         let flags = |recorded| {
-            let arguments = run_arguments(&config, recorded, Path::new("r"), Path::new("d"));
+            let arguments = run_arguments(&config, recorded, Path::new("r"), Path::new("d"), None);
             arguments.into_iter().filter(|a| a.starts_with("--rerun")).collect::<Vec<_>>()
         };
         assert_eq!(flags(Recorded::Failed), ["--rerun-failed"]);
