@@ -47,16 +47,25 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
              which the task sees as device 0; leave --devices out, and --max-parallel sets how many run at once"
         );
     }
-    // Locally the devices must be usable here; on Slurm they are the nodes', so only the
-    // build is checked (the binary is the one the nodes run).
-    crate::execute::device::check_built(spec.device).map_err(anyhow::Error::msg)?;
-    let placements = match args.slurm {
-        true => Vec::new(),
-        false => local_placements(args)?,
-    };
-    let jobs = match args.slurm {
-        true => 1,
-        false => sweep::jobs_of(args.jobs, spec.device, &placements).map_err(anyhow::Error::msg)?,
+    // Locally the devices must be usable here (checked once the flags are); on Slurm they
+    // are the nodes', so only the build is checked (the binary is the one the nodes run).
+    let (placements, jobs) = match args.slurm {
+        true => {
+            crate::execute::device::check_built(spec.device).map_err(anyhow::Error::msg)?;
+            (Vec::new(), 1)
+        }
+        false => {
+            let placements = sweep::placements(
+                spec.device,
+                args.device.numbered,
+                args.devices.as_deref(),
+                crate::execute::device::cuda_device_count,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let jobs = sweep::jobs_of(args.jobs, spec.device, &placements).map_err(anyhow::Error::msg)?;
+            check_devices(spec.device, &placements)?;
+            (placements, jobs)
+        }
     };
     let configs = sweep::plan(&spec)?;
     sweep::remove_stale_staging(&args.results);
@@ -125,16 +134,12 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The GPUs a local sweep places its runs on ([`sweep::placements`]; none for a CPU
-/// device), each checked as far as this process can before anything is written.
-fn local_placements(args: &SweepArgs) -> anyhow::Result<Vec<DeviceName>> {
-    let device = args.device.name;
-    let placements =
-        sweep::placements(device, args.device.numbered, args.devices.as_deref(), crate::execute::device::cuda_device_count)
-            .map_err(anyhow::Error::msg)?;
+/// Checks, as far as this process can before anything is written, that the sweep's
+/// device (`device`) and the GPUs its runs are placed on can run here.
+fn check_devices(device: DeviceName, placements: &[DeviceName]) -> anyhow::Result<()> {
     let checked = match device.backend() {
         Backend::Flex | Backend::Ndarray => vec![device],
-        Backend::Cuda => placements.clone(),
+        Backend::Cuda => placements.to_vec(),
         // wgpu is set up once per process, on one device: the first is checked here, the
         // others by their own runs (a run that cannot open its device is recorded as
         // failed, with the reason, before it writes anything else).
@@ -143,7 +148,7 @@ fn local_placements(args: &SweepArgs) -> anyhow::Result<Vec<DeviceName>> {
     for device in checked {
         crate::execute::device::check(device).map_err(anyhow::Error::msg)?;
     }
-    Ok(placements)
+    Ok(())
 }
 
 /// The report at the end of a sweep, from everything in its results folder.

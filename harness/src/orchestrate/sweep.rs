@@ -626,6 +626,218 @@ mod tests {
         }
     }
 
+    /// The GPUs of a sweep: those --devices names, else every CUDA device the driver
+    /// reports, else the one --device names; every contradiction refused, naming the flags.
+    #[test]
+    fn a_sweep_is_placed_on_the_named_gpus_or_every_cuda_device_and_bad_lists_are_refused() {
+        use DeviceName::{Cuda, Flex, Wgpu};
+        let four = || Ok(4);
+        let not_asked = || -> Result<usize, String> { panic!("the devices are not counted here") };
+        assert_eq!(placements(Cuda(0), false, None, four), Ok((0..4).map(Cuda).collect()));
+        assert_eq!(placements(Cuda(0), true, None, not_asked), Ok(vec![Cuda(0)]), "cuda:0 is one device");
+        assert_eq!(placements(Cuda(2), true, None, not_asked), Ok(vec![Cuda(2)]));
+        assert_eq!(placements(Cuda(0), false, Some(&[3, 1]), four), Ok(vec![Cuda(3), Cuda(1)]));
+        assert_eq!(placements(Wgpu(None), false, None, not_asked), Ok(vec![Wgpu(None)]), "the system's adapter");
+        assert_eq!(placements(Wgpu(Some(1)), true, None, not_asked), Ok(vec![Wgpu(Some(1))]));
+        assert_eq!(placements(Wgpu(None), false, Some(&[1, 0]), not_asked), Ok(vec![Wgpu(Some(1)), Wgpu(Some(0))]));
+        assert_eq!(placements(Flex, false, None, not_asked), Ok(vec![]), "the CPU is shared");
+        assert_eq!(placements(Cuda(0), false, None, || Err("no driver".into())), Err("no driver".into()));
+
+        let refused = |device, numbered, indices: &[usize], words: &[&str]| {
+            let why = placements(device, numbered, Some(indices), four).unwrap_err();
+            for word in words {
+                assert!(why.contains(word), "{word:?} not in {why:?}");
+            }
+        };
+        refused(Flex, false, &[0, 1], &["--devices 0,1", "--device flex", "CPU"]);
+        refused(DeviceName::Ndarray, false, &[0], &["--devices 0", "--device ndarray"]);
+        refused(Cuda(3), true, &[0, 1], &["--device cuda:3 and --devices 0,1", "--device cuda with --devices"]);
+        refused(Wgpu(Some(1)), true, &[0], &["--device wgpu:1 and --devices 0"]);
+        refused(Cuda(0), false, &[0, 1, 0], &["--devices 0,1,0", "device 0 is named twice"]);
+        refused(Wgpu(None), false, &[], &["--devices: no device named"]);
+        refused(Cuda(0), false, &[0, 4], &["--devices 0,4", "no cuda:4", "4 CUDA device(s)"]);
+        let none = placements(Cuda(0), false, None, || Ok(0)).unwrap_err();
+        assert!(none.contains("no CUDA device"), "{none}");
+
+        // Runs at once: one per GPU unless fewer are asked for; never more.
+        let gpus: Vec<DeviceName> = (0..4).map(Cuda).collect();
+        assert_eq!(jobs_of(None, Cuda(0), &gpus), Ok(4));
+        assert_eq!(jobs_of(Some(2), Cuda(0), &gpus), Ok(2));
+        assert_eq!(jobs_of(None, Wgpu(None), &[Wgpu(None)]), Ok(1));
+        let more = jobs_of(Some(5), Cuda(0), &gpus).unwrap_err();
+        assert!(more.contains("--jobs 5") && more.contains("4 GPU(s)") && more.contains("cuda:3"), "{more}");
+        assert!(jobs_of(Some(2), Wgpu(None), &[Wgpu(None)]).unwrap_err().contains("--jobs 2"));
+        assert!(jobs_of(Some(0), Flex, &[]).unwrap_err().contains("--jobs 0"));
+        assert_eq!(jobs_of(Some(5), Flex, &[]), Ok(5), "CPU runs share the cores");
+        assert_eq!(slots(2, &gpus), [Some(Cuda(0)), Some(Cuda(1))]);
+        assert_eq!(slots(4, &gpus).len(), 4);
+        assert_eq!(slots(3, &[]), [None, None, None]);
+    }
+
+    /// Many threads taking and giving back K slots: a slot is never held twice at once,
+    /// every slot is used, K are held at once, and a slot is given back when its holder
+    /// panics.
+    #[test]
+    fn a_slot_is_held_by_one_thread_at_a_time_and_given_back_however_its_run_ends() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const K: usize = 3;
+        let pool = Slots::new(0..K);
+        let holders: Vec<AtomicUsize> = (0..K).map(|_| AtomicUsize::new(0)).collect();
+        let uses: Vec<AtomicUsize> = (0..K).map(|_| AtomicUsize::new(0)).collect();
+        let (held, most_held) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..40 {
+                        let slot = pool.take();
+                        assert_eq!(holders[*slot].fetch_add(1, Ordering::SeqCst), 0, "slot {} held twice", *slot);
+                        uses[*slot].fetch_add(1, Ordering::SeqCst);
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        most_held.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(300));
+                        held.fetch_sub(1, Ordering::SeqCst);
+                        holders[*slot].fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert!(uses.iter().all(|n| n.load(Ordering::SeqCst) > 0), "every slot used: {uses:?}");
+        assert_eq!(uses.iter().map(|n| n.load(Ordering::SeqCst)).sum::<usize>(), 8 * 40);
+        assert_eq!(most_held.load(Ordering::SeqCst), K, "all slots held at once, never more");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = pool.take();
+            panic!("a run that panics holding its slot");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(pool.free.lock().unwrap().len(), K, "the slot came back");
+        let all: Vec<usize> = (0..K).map(|_| *pool.take()).collect();
+        assert_eq!(all.len(), K);
+    }
+
+    /// A sweep of N runs over K devices, through the real orchestration with a stand-in
+    /// `lra` that logs when it starts and ends on the device it was handed: never two runs
+    /// on one device at once, a device taken again only once its run ended (also a run
+    /// that failed, and one killed past its time), every device used, K runs at once, and
+    /// each record naming the device its run was placed on.
+    #[test]
+    fn a_sweep_over_k_devices_runs_k_at_once_and_never_two_on_one_device() {
+        const K: usize = 3;
+        let timeout = Duration::from_millis(1500);
+        let dir = tempfile::tempdir().unwrap();
+        let (results, log) = (dir.path().join("results"), dir.path().join("log"));
+        // Every run fails (exit 1) after 0.3 s but Linear's, which overstays the time limit.
+        let script = dir.path().join("lra.sh");
+        let text = format!(
+            r#"#!/bin/sh
+device=none
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --placed-on) device="$2"; shift ;;
+    --config) config="$2"; shift ;;
+  esac
+  shift
+done
+run=$(basename "$config" .json)
+echo "start $device $run $(date +%s%N)" >> '{log}'
+if grep -q '"model": *"linear"' "$config"; then sleep 10; fi
+sleep 0.3
+echo "end $device $run $(date +%s%N)" >> '{log}'
+exit 1
+"#,
+            log = log.display()
+        );
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let devices: Vec<DeviceName> = (0..K).map(|i| DeviceName::Wgpu(Some(i))).collect();
+        // The long runs first: a device given back before its run ended would be taken again
+        // while that run goes on.
+        let configs: Vec<RunConfig> = [("linear", 0..2), ("transformer", 0..5)]
+            .into_iter()
+            .flat_map(|(model, seeds)| seeds.map(move |seed| (model, seed)))
+            .map(|(model, seed)| RunConfig::resolve(Task::Listops, Preset::Tiny, model, seed, DeviceName::Wgpu(None)).unwrap())
+            .collect();
+        let pending = configs.iter().map(|c| (c.clone(), Recorded::No)).collect();
+        let ran = run_all(&script, pending, &results, dir.path(), slots(K, &devices), Some(timeout), false).unwrap();
+
+        let text = std::fs::read_to_string(&log).unwrap();
+        let at = |word: &str| -> Vec<(String, String, u128)> {
+            text.lines()
+                .filter_map(|line| {
+                    let parts: Vec<&str> = line.split(' ').collect();
+                    (parts[0] == word).then(|| (parts[1].to_string(), parts[2].to_string(), parts[3].parse().unwrap()))
+                })
+                .collect()
+        };
+        let (starts, ends) = (at("start"), at("end"));
+        assert_eq!(
+            starts.len(),
+            configs.len(),
+            "one start per run:
+{text}"
+        );
+        let exact: Vec<String> = devices.iter().map(|d| d.exact()).collect();
+        let mut placed = std::collections::HashMap::new();
+        for (device, run, _) in &starts {
+            assert!(exact.contains(device), "a run on {device}, not one of {exact:?}");
+            assert!(placed.insert(run.clone(), device.clone()).is_none(), "{run} started twice");
+        }
+        // Each run's time on its device: to its end, or (killed) at least to its time limit.
+        let killed_after = timeout.as_nanos() - Duration::from_millis(250).as_nanos();
+        let intervals: Vec<(String, u128, u128)> = starts
+            .iter()
+            .map(|(device, run, start)| {
+                let end = ends.iter().find(|(_, r, _)| r == run).map_or(start + killed_after, |(_, _, end)| *end);
+                (device.clone(), *start, end)
+            })
+            .collect();
+        for device in &exact {
+            let mut on: Vec<&(String, u128, u128)> = intervals.iter().filter(|(d, _, _)| d == device).collect();
+            assert!(
+                !on.is_empty(),
+                "{device} never used:
+{text}"
+            );
+            on.sort_by_key(|(_, start, _)| *start);
+            for pair in on.windows(2) {
+                assert!(
+                    pair[1].1 >= pair[0].2,
+                    "two runs on {device} at once:
+{text}"
+                );
+            }
+        }
+        let most_at_once = intervals
+            .iter()
+            .map(|(_, start, _)| intervals.iter().filter(|(_, s, e)| s <= start && start < e).count())
+            .max()
+            .unwrap();
+        assert_eq!(
+            most_at_once, K,
+            "{K} runs at once:
+{text}"
+        );
+        assert_eq!(ran.records.len(), configs.len());
+        for record in &ran.records {
+            assert_eq!(record.device, "wgpu", "the configuration keeps the sweep's device");
+            assert_eq!(record.placed_on.as_ref(), placed.get(&record.run_id), "{}", record.run_id);
+            let timed_out = matches!(record.outcome.failure, Some(Failure::TimedOut { .. }));
+            assert_eq!(timed_out, record.model == "linear", "{:?}", record.outcome.failure);
+        }
+    }
+
+    #[test]
+    fn a_child_is_told_the_exact_device_it_is_placed_on() {
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 0, DeviceName::Cuda(0)).unwrap();
+        let arguments = |placed| run_arguments(&config, Recorded::No, Path::new("r"), Path::new("d"), placed);
+        let placed = arguments(Some(DeviceName::Cuda(3)));
+        let at = placed.iter().position(|a| a == "--placed-on").expect("--placed-on given");
+        assert_eq!(placed[at + 1], "cuda:3");
+        assert_eq!(arguments(Some(DeviceName::Cuda(0)))[at + 1], "cuda:0", "the number, even the first");
+        assert!(!arguments(None).iter().any(|a| a == "--placed-on"));
+        // The handed configuration, and the run id, are those of the sweep's device.
+        assert_eq!(placed[2], handed_config_path(Path::new("r"), &config).display().to_string());
+    }
+
     #[test]
     fn a_child_replaces_a_failed_or_stale_record_and_nothing_else() {
         let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "local", 0, DeviceName::Flex).unwrap();
