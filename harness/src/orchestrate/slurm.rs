@@ -504,6 +504,32 @@ mod tests {
         assert!(bad_paths.check().unwrap_err().to_string().contains("--results"));
     }
 
+    /// A sweep on a GPU asks for one GPU per array task unless --gres says otherwise, and
+    /// hands no task a placement: Slurm gives each its own GPU, its device 0.
+    #[test]
+    fn each_task_of_a_gpu_sweep_asks_for_a_gpu_of_its_own() {
+        assert_eq!(gres_of(DeviceName::Cuda(0), None).as_deref(), Some("gpu:1"));
+        assert_eq!(gres_of(DeviceName::Wgpu(None), None).as_deref(), Some("gpu:1"));
+        assert_eq!(gres_of(DeviceName::Flex, None), None, "a CPU sweep asks for no GPU");
+        assert_eq!(gres_of(DeviceName::Cuda(0), Some("gpu:a100:1".into())).as_deref(), Some("gpu:a100:1"));
+        assert_eq!(gres_of(DeviceName::Cuda(0), Some("none".into())).as_deref(), Some("none"));
+
+        let paths = Paths { exe: "/opt/lra/bin/lra".into(), results: "/shared/results".into(), data: "/shared/data".into() };
+        let gpu_runs: Vec<MissingRun> = ["transformer", "linear"]
+            .iter()
+            .map(|model| MissingRun {
+                config: RunConfig::resolve(Task::Listops, Preset::Tiny, model, 0, DeviceName::Cuda(0)).unwrap(),
+                failed_before: false,
+            })
+            .collect();
+        let options = SlurmOptions { gres: gres_of(DeviceName::Cuda(0), None), ..SlurmOptions::default() };
+        let text = script(&gpu_runs, &paths, &options, "sweep-2");
+        assert_eq!(text.lines().filter(|l| l.starts_with("#SBATCH --gres")).collect::<Vec<_>>(), ["#SBATCH --gres=\"gpu:1\""]);
+        assert!(!text.contains("--placed-on"), "{text}");
+        let cpu = SlurmOptions { gres: gres_of(DeviceName::Flex, None), ..SlurmOptions::default() };
+        assert!(!script(&runs(), &paths, &cpu, "sweep-3").contains("--gres"));
+    }
+
     #[test]
     fn missing_runs_are_the_absent_and_the_failed_ones() {
         let dir = tempfile::tempdir().unwrap();
