@@ -110,7 +110,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
     if !placements.is_empty() {
         let on: Vec<String> = slots.iter().flatten().map(|device| device.exact()).collect();
-        eprintln!("sweep: {} at a time, one on each of {}", on.len(), on.join(", "));
+        match on.len() {
+            1 => eprintln!("sweep: one run at a time, on {}", on[0]),
+            n => eprintln!("sweep: {n} runs at a time, one on each of {}", on.join(", ")),
+        }
     }
 
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
