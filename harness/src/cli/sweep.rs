@@ -98,17 +98,16 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let exe = sweep::current_exe()?;
     let slots = sweep::slots(jobs, &placements);
     if args.print_commands {
-        // On GPUs the lines take the devices in turn: run as many at once as there are
-        // devices, in order, and no two share one.
-        for (i, (config, recorded)) in pending.iter().enumerate() {
+        for (config, _) in &pending {
             sweep::hand_over(config, &args.results)?;
-            let arguments = sweep::run_arguments(config, *recorded, &args.results, &args.data, slots[i % slots.len()]);
-            println!("{}", sweep::shell_line(&exe, &arguments));
+        }
+        for line in sweep::command_lines(&exe, &pending, &args.results, &args.data, &slots) {
+            println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
-    if !placements.is_empty() {
+    if !placements.is_empty() && !pending.is_empty() {
         let on: Vec<String> = slots.iter().flatten().map(|device| device.exact()).collect();
         match on.len() {
             1 => eprintln!("sweep: one run at a time, on {}", on[0]),

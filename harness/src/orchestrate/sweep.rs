@@ -156,6 +156,24 @@ pub fn run_arguments(
     arguments
 }
 
+/// The `lra run` line of each of `pending` (`--print-commands`), placed on the devices of
+/// `slots` in turn: run as many at once as there are slots, in order, and no two lines
+/// running together share a device.
+pub fn command_lines(
+    exe: &Path,
+    pending: &[(RunConfig, Recorded)],
+    results: &Path,
+    data_dir: &Path,
+    slots: &[Option<DeviceName>],
+) -> Vec<String> {
+    let placed = |i: usize| slots.get(i % slots.len().max(1)).copied().flatten();
+    pending
+        .iter()
+        .enumerate()
+        .map(|(i, (config, recorded))| shell_line(exe, &run_arguments(config, *recorded, results, data_dir, placed(i))))
+        .collect()
+}
+
 /// A shell-safe rendering of a command line.
 pub fn shell_line(program: &Path, args: &[String]) -> String {
     std::iter::once(program.display().to_string())
@@ -836,6 +854,25 @@ exit 1
         assert!(!arguments(None).iter().any(|a| a == "--placed-on"));
         // The handed configuration, and the run id, are those of the sweep's device.
         assert_eq!(placed[2], handed_config_path(Path::new("r"), &config).display().to_string());
+    }
+
+    /// The printed commands take the devices in turn; on the CPU they name none.
+    #[test]
+    fn printed_commands_are_placed_on_the_devices_in_turn() {
+        let pending: Vec<(RunConfig, Recorded)> = (0..5)
+            .map(|seed| {
+                (RunConfig::resolve(Task::Listops, Preset::Tiny, "local", seed, DeviceName::Cuda(0)).unwrap(), Recorded::No)
+            })
+            .collect();
+        let gpus = slots(2, &[DeviceName::Cuda(1), DeviceName::Cuda(3), DeviceName::Cuda(0)]);
+        let lines = command_lines(Path::new("lra"), &pending, Path::new("r"), Path::new("d"), &gpus);
+        let placed: Vec<&str> = lines.iter().map(|line| line.split("--placed-on ").nth(1).unwrap_or("none")).collect();
+        assert_eq!(placed, ["cuda:1", "cuda:3", "cuda:1", "cuda:3", "cuda:1"]);
+        for ((config, _), line) in pending.iter().zip(&lines) {
+            assert!(line.contains(&handed_config_path(Path::new("r"), config).display().to_string()), "{line}");
+        }
+        let cpu = command_lines(Path::new("lra"), &pending, Path::new("r"), Path::new("d"), &slots(2, &[]));
+        assert!(cpu.iter().all(|line| !line.contains("--placed-on")), "{cpu:?}");
     }
 
     #[test]
