@@ -42,13 +42,17 @@ pub struct SlurmOptions {
     pub max_parallel: Option<usize>,
 }
 
-/// The generic resources each task asks for: `gres` where given, else one GPU (`gpu:1`)
-/// for a GPU device. Without it a task gets no GPU, or, where Slurm does not fence the
+/// The generic resources each task asks for: `gres` where given (`none`: none, and no
+/// `--gres` line), else one GPU (`gpu:1`) for a GPU device. Without it a task gets no GPU, or, where Slurm does not fence the
 /// devices, sees every GPU of its node and computes on the first, beside every other task
 /// there; with it Slurm gives each task a GPU of its own, which the task sees as device 0
 /// (CUDA_VISIBLE_DEVICES), so that the configuration's `cuda` is that GPU.
 pub fn gres_of(device: DeviceName, gres: Option<String>) -> Option<String> {
-    gres.or_else(|| device.is_gpu().then(|| "gpu:1".to_string()))
+    match gres {
+        Some(gres) if gres == "none" => None,
+        Some(gres) => Some(gres),
+        None => device.is_gpu().then(|| "gpu:1".to_string()),
+    }
 }
 
 /// A run of the sweep that has no successful record yet.
@@ -512,7 +516,7 @@ mod tests {
         assert_eq!(gres_of(DeviceName::Wgpu(None), None).as_deref(), Some("gpu:1"));
         assert_eq!(gres_of(DeviceName::Flex, None), None, "a CPU sweep asks for no GPU");
         assert_eq!(gres_of(DeviceName::Cuda(0), Some("gpu:a100:1".into())).as_deref(), Some("gpu:a100:1"));
-        assert_eq!(gres_of(DeviceName::Cuda(0), Some("none".into())).as_deref(), Some("none"));
+        assert_eq!(gres_of(DeviceName::Wgpu(None), Some("none".into())), None, "e.g. wgpu on a software Vulkan");
 
         let paths = Paths { exe: "/opt/lra/bin/lra".into(), results: "/shared/results".into(), data: "/shared/data".into() };
         let gpu_runs: Vec<MissingRun> = ["transformer", "linear"]
