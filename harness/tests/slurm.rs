@@ -78,6 +78,12 @@ fn a_gpu_sweep_on_slurm_asks_for_a_gpu_per_task_and_refuses_devices() {
     let said = text(&out);
     assert!(said.contains("--devices 0,1 with --slurm: Slurm places each array task on its own GPU"), "{said}");
     assert!(!elsewhere.path().join("results").exists(), "nothing written to the results folder");
+    // A task's one GPU is its device 0: a higher number would name a GPU the task has not.
+    let numbered: Vec<&str> = gpu.iter().map(|&word| if word == "wgpu" { "wgpu:2" } else { word }).collect();
+    let out = lra(&numbered, elsewhere.path(), &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--device wgpu:2 with --slurm: each array task gets one GPU"), "{}", text(&out));
+    assert!(!elsewhere.path().join("results").exists(), "nothing written to the results folder");
 }
 
 #[test]

@@ -47,6 +47,15 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
              which the task sees as device 0; leave --devices out, and --max-parallel sets how many run at once"
         );
     }
+    let numbered_past_first = matches!(spec.device, DeviceName::Cuda(1..) | DeviceName::Wgpu(Some(1..)));
+    if args.slurm && args.gres.is_none() && numbered_past_first {
+        let backend = spec.device.backend().name();
+        bail!(
+            "--device {} with --slurm: each array task gets one GPU (--gres gpu:1), which it sees as {backend}:0; \
+             give --device {backend}, or --gres for more GPUs per task",
+            spec.device.exact()
+        );
+    }
     // Locally the devices must be usable here (checked once the flags are); on Slurm they
     // are the nodes', so only the build is checked (the binary is the one the nodes run).
     let (placements, jobs) = match args.slurm {
