@@ -76,6 +76,7 @@ fn a_tiny_run_writes_its_three_files_and_repeats_bit_for_bit() {
         (rb.outcome.test_accuracy, rb.outcome.best_val_accuracy, rb.outcome.final_train_loss)
     );
     check_record(&ra);
+    assert_eq!(ra.placed_on.as_deref(), Some("flex"), "a run records the device it computed on");
 
     // The saved configuration repeats the run into the same folder name.
     let third = tempfile::tempdir().unwrap();
@@ -238,6 +239,47 @@ fn a_cuda_device_that_cannot_run_here_is_refused_before_anything_is_written() {
     let cuda = stdout(&listed).lines().find(|l| l.starts_with("cuda ")).map(str::to_string).unwrap_or_default();
     let expected = if has_driver && cfg!(feature = "cuda") { "available" } else { "not " };
     assert!(cuda.contains(expected), "{}", stdout(&listed));
+}
+
+/// The GPUs of a sweep (--devices) and the device of a run (--placed-on): every
+/// contradiction refused with one line naming the flags and values, a non-zero exit, and
+/// nothing written under --results; no GPU is needed to refuse them.
+#[test]
+fn device_lists_and_placements_that_contradict_the_device_are_refused_before_anything_is_written() {
+    let results = tempfile::tempdir().unwrap();
+    let r = results.path().to_str().unwrap();
+    let sweep = |more: &[&str]| -> Vec<String> {
+        ["sweep", "--preset", "tiny", "--tasks", "listops", "--models", "transformer", "--results", r]
+            .iter()
+            .chain(more)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let cases: [(Vec<String>, &[&str]); 8] = [
+        (sweep(&["--device", "flex", "--devices", "0,1"]), &["--devices 0,1", "--device flex computes on the CPU"]),
+        (sweep(&["--device", "ndarray", "--devices", "0"]), &["--devices 0", "--device ndarray"]),
+        (sweep(&["--device", "cuda:3", "--devices", "0,1"]), &["--device cuda:3 and --devices 0,1"]),
+        (sweep(&["--device", "wgpu:1", "--devices", "0,1"]), &["--device wgpu:1 and --devices 0,1"]),
+        (sweep(&["--device", "wgpu", "--devices", "0,1,0"]), &["--devices 0,1,0", "device 0 is named twice"]),
+        (sweep(&["--device", "wgpu", "--devices", ""]), &["--devices"]),
+        (sweep(&["--device", "wgpu", "--devices", "1,0", "--jobs", "3"]), &["--jobs 3", "2 GPU(s)", "wgpu:1, wgpu:0"]),
+        (
+            ["run", "--task", "listops", "--model", "transformer", "--preset", "tiny", "--results", r, "--placed-on", "cuda:1"]
+                .map(String::from)
+                .to_vec(),
+            &["--placed-on cuda:1", "its device is `flex`"],
+        ),
+    ];
+    for (args, words) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_lra")).args(&args).output().unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        for word in words {
+            assert!(err.contains(word), "{args:?}: {word:?} not in {err}");
+        }
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0, "{args:?} wrote under --results");
+    }
 }
 
 #[test]

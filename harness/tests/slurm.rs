@@ -45,6 +45,47 @@ fn without_slurm_commands_the_error_says_so_and_nothing_is_written() {
     assert!(!dir.path().join("results").exists(), "nothing written to the results folder");
 }
 
+/// A sweep on a GPU hands Slurm tasks that each ask for a GPU of their own (no --gres
+/// given); --devices, which places runs on the GPUs of this machine, is refused beside
+/// --slurm. Neither needs Slurm: a dry run only writes the script.
+#[test]
+fn a_gpu_sweep_on_slurm_asks_for_a_gpu_per_task_and_refuses_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let gpu = [
+        "sweep",
+        "--slurm",
+        "--dry-run",
+        "--device",
+        "wgpu",
+        "--preset",
+        "tiny",
+        "--models",
+        "transformer",
+        "--tasks",
+        "listops",
+    ];
+    let out = lra(&gpu, dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let script = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(script.lines().any(|l| l == "#SBATCH --gres=\"gpu:1\""), "{script}");
+    assert!(!script.contains("--placed-on"), "{script}");
+    let given = lra(&[&gpu[..], &["--gres", "gpu:a100:1"]].concat(), dir.path(), &[]);
+    assert!(String::from_utf8_lossy(&given.stdout).lines().any(|l| l == "#SBATCH --gres=\"gpu:a100:1\""), "{}", text(&given));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = lra(&[&gpu[..], &["--devices", "0,1"]].concat(), elsewhere.path(), &[]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("--devices 0,1 with --slurm: Slurm places each array task on its own GPU"), "{said}");
+    assert!(!elsewhere.path().join("results").exists(), "nothing written to the results folder");
+    // A task's one GPU is its device 0: a higher number would name a GPU the task has not.
+    let numbered: Vec<&str> = gpu.iter().map(|&word| if word == "wgpu" { "wgpu:2" } else { word }).collect();
+    let out = lra(&numbered, elsewhere.path(), &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--device wgpu:2 with --slurm: each array task gets one GPU"), "{}", text(&out));
+    assert!(!elsewhere.path().join("results").exists(), "nothing written to the results folder");
+}
+
 #[test]
 #[ignore = "needs Slurm's client commands (Debian slurm-wlm)"]
 fn an_unreachable_controller_gives_a_clear_error_and_nothing_is_written() {

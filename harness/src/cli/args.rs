@@ -85,6 +85,7 @@ const SWEEP_EXAMPLES: &str = "\
 Examples:
   lra sweep
   lra sweep --preset tiny --models transformer,linear,bag --tasks listops --out reports/tiny
+  lra sweep --preset lra --device cuda --devices 0,1,2,3 --tasks text,retrieval
   lra sweep --preset lra --device cuda --slurm --gres gpu:1 --time 24:00:00 --wait";
 
 const BENCH_EXAMPLES: &str = "\
@@ -157,6 +158,12 @@ pub struct RunArgs {
     /// No progress bar (one line per evaluation instead).
     #[arg(long)]
     pub quiet: bool,
+    /// Compute on this device (e.g. cuda:3) instead of the configuration's own, which
+    /// must be of the same backend; the configuration and its run id are unchanged, and
+    /// the record says where the run was placed (`placed_on`). What `lra sweep` hands each
+    /// run when it spreads them over several GPUs.
+    #[arg(long, value_name = "DEVICE")]
+    pub placed_on: Option<DeviceName>,
 }
 
 #[derive(Debug, Args)]
@@ -225,12 +232,19 @@ pub struct SweepArgs {
     #[arg(long)]
     pub variant: Option<Variant>,
     /// Runs at once, each computing on its share of the cores (RAYON_NUM_THREADS, unless set);
-    /// on a CPU two where there are two cores or more, on a GPU one
+    /// on a CPU two where there are two cores or more; on GPUs one per device, and never more
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Device: flex, ndarray, wgpu, wgpu:N, cuda or cuda:N (`lra list devices`).
+    /// Device: flex, ndarray, wgpu, wgpu:N, cuda or cuda:N (`lra list devices`). `cuda`
+    /// places the runs on every GPU the driver reports, one run on each at a time; `cuda:N`
+    /// (`cuda:0` too) on that one.
     #[arg(long, default_value = "flex")]
-    pub device: DeviceName,
+    pub device: SweepDevice,
+    /// GPUs to place the runs on, by number (e.g. 0,1,2,3), one run on each at a time:
+    /// cuda:N with --device cuda, wgpu:N (the N-th discrete GPU) with --device wgpu. Each
+    /// run records where it ran (`placed_on`); its run id does not depend on it.
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub devices: Option<Vec<usize>>,
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
     /// Data folder (released files and the prepared-data cache).
@@ -281,12 +295,29 @@ pub struct SweepArgs {
     /// With --slurm: memory per run (`sbatch --mem`, e.g. 8G).
     #[arg(long, requires = "slurm")]
     pub mem: Option<String>,
-    /// With --slurm: generic resources per run (`sbatch --gres`, e.g. gpu:1).
+    /// With --slurm: generic resources per run (`sbatch --gres`, e.g. gpu:1); gpu:1 for a
+    /// GPU device when absent (`none` asks for none).
     #[arg(long, requires = "slurm")]
     pub gres: Option<String>,
     /// With --slurm: at most this many runs at once (`--array=...%K`).
     #[arg(long, requires = "slurm")]
     pub max_parallel: Option<usize>,
+}
+
+/// A sweep's `--device`: the device, and whether its name gave a device number (`cuda:0`
+/// is one GPU; `cuda`, the same device name, places the runs on every GPU there is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepDevice {
+    pub name: DeviceName,
+    pub numbered: bool,
+}
+
+impl std::str::FromStr for SweepDevice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SweepDevice, String> {
+        Ok(SweepDevice { name: DeviceName::parse(text)?, numbered: text.contains(':') })
+    }
 }
 
 #[derive(Debug, Args)]

@@ -51,7 +51,9 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
         (false, false, true) => Replace::Failed,
         (false, false, false) => Replace::Never,
     };
-    let record = match execute(&config, &args.results, &args.choice.data, replace, args.quiet)? {
+    let placed_on = args.placed_on.unwrap_or(config.device);
+    config.device.check_placement(placed_on).map_err(|why| anyhow::anyhow!("--placed-on {}: {why}", placed_on.exact()))?;
+    let record = match execute(&config, placed_on, &args.results, &args.choice.data, replace, args.quiet)? {
         Executed::Recorded(record) => *record,
         Executed::Elsewhere(holder) => {
             eprintln!("another process is training this configuration ({holder}); nothing done");

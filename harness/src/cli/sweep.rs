@@ -17,7 +17,7 @@ use crate::orchestrate::bench::{self, BenchSpec};
 use crate::orchestrate::slurm;
 use crate::orchestrate::sweep::{self, SweepSpec};
 use crate::records::bench_record::Scope;
-use crate::records::device_name::DeviceName;
+use crate::records::device_name::{Backend, DeviceName};
 
 pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let preset = args.preset;
@@ -33,20 +33,49 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         tasks,
         models: model_names(&args.models)?,
         seeds: args.seeds,
-        device: args.device,
+        device: args.device.name,
         data_dir: args.data.clone(),
         variant: args.variant,
     };
     if spec.seeds == Some(0) {
         bail!("--seeds must be at least 1");
     }
-    // Locally the device must be usable here; on Slurm it is the nodes', so only the build
-    // is checked (the binary is the one the nodes run).
-    match args.slurm {
-        true => crate::execute::device::check_built(spec.device),
-        false => crate::execute::device::check(spec.device),
+    if let (true, Some(devices)) = (args.slurm, &args.devices) {
+        let listed = devices.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        bail!(
+            "--devices {listed} with --slurm: Slurm places each array task on its own GPU (--gres gpu:1 by default), \
+             which the task sees as device 0; leave --devices out, and --max-parallel sets how many run at once"
+        );
     }
-    .map_err(anyhow::Error::msg)?;
+    let numbered_past_first = matches!(spec.device, DeviceName::Cuda(1..) | DeviceName::Wgpu(Some(1..)));
+    if args.slurm && args.gres.is_none() && numbered_past_first {
+        let backend = spec.device.backend().name();
+        bail!(
+            "--device {} with --slurm: each array task gets one GPU (--gres gpu:1), which it sees as {backend}:0; \
+             give --device {backend}, or --gres for more GPUs per task",
+            spec.device.exact()
+        );
+    }
+    // Locally the devices must be usable here (checked once the flags are); on Slurm they
+    // are the nodes', so only the build is checked (the binary is the one the nodes run).
+    let (placements, jobs) = match args.slurm {
+        true => {
+            crate::execute::device::check_built(spec.device).map_err(anyhow::Error::msg)?;
+            (Vec::new(), 1)
+        }
+        false => {
+            let placements = sweep::placements(
+                spec.device,
+                args.device.numbered,
+                args.devices.as_deref(),
+                crate::execute::device::cuda_device_count,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let jobs = sweep::jobs_of(args.jobs, spec.device, &placements).map_err(anyhow::Error::msg)?;
+            check_devices(spec.device, &placements)?;
+            (placements, jobs)
+        }
+    };
     let configs = sweep::plan(&spec)?;
     sweep::remove_stale_staging(&args.results);
     if args.slurm {
@@ -76,25 +105,27 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let exe = sweep::current_exe()?;
+    let slots = sweep::slots(jobs, &placements);
     if args.print_commands {
-        for (config, recorded) in &pending {
+        for (config, _) in &pending {
             sweep::hand_over(config, &args.results)?;
-            println!("{}", sweep::shell_line(&exe, &sweep::run_arguments(config, *recorded, &args.results, &args.data)));
+        }
+        for line in sweep::command_lines(&exe, &pending, &args.results, &args.data, &slots) {
+            println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("sweep: {total} runs, {} already recorded, {} to run", total - pending.len(), pending.len());
+    if !placements.is_empty() && !pending.is_empty() {
+        let on: Vec<String> = slots.iter().flatten().map(|device| device.exact()).collect();
+        match on.len() {
+            1 => eprintln!("sweep: one run at a time, on {}", on[0]),
+            n => eprintln!("sweep: {n} runs at a time, one on each of {}", on.join(", ")),
+        }
+    }
 
     let timeout = args.run_timeout.map(Duration::from_secs_f64);
-    let ran = sweep::run_all(
-        &exe,
-        pending,
-        &args.results,
-        &args.data,
-        args.jobs.unwrap_or_else(|| sweep::default_jobs(args.device)),
-        timeout,
-        std::io::stderr().is_terminal(),
-    )?;
+    let ran = sweep::run_all(&exe, pending, &args.results, &args.data, slots, timeout, std::io::stderr().is_terminal())?;
     let failed = ran.records.iter().filter(|r| !r.is_ok()).count();
     eprintln!("sweep: ran {} runs, {failed} failed", ran.records.len());
     if ran.elsewhere > 0 {
@@ -112,6 +143,23 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         write_sweep_report(args)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks, as far as this process can before anything is written, that the sweep's
+/// device (`device`) and the GPUs its runs are placed on can run here.
+fn check_devices(device: DeviceName, placements: &[DeviceName]) -> anyhow::Result<()> {
+    let checked = match device.backend() {
+        Backend::Flex | Backend::Ndarray => vec![device],
+        Backend::Cuda => placements.to_vec(),
+        // wgpu is set up once per process, on one device: the first is checked here, the
+        // others by their own runs (a run that cannot open its device is recorded as
+        // failed, with the reason, before it writes anything else).
+        Backend::Wgpu => placements.iter().take(1).copied().collect(),
+    };
+    for device in checked {
+        crate::execute::device::check(device).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }
 
 /// The report at the end of a sweep, from everything in its results folder.
@@ -164,7 +212,7 @@ fn sweep_on_slurm(args: &SweepArgs, configs: Vec<crate::records::run_config::Run
         time: args.time.clone(),
         cpus_per_task: args.cpus_per_task,
         memory: args.mem.clone(),
-        gres: args.gres.clone(),
+        gres: slurm::gres_of(args.device.name, args.gres.clone()),
         max_parallel: args.max_parallel,
     };
     let paths = slurm::Paths::resolve(&sweep::current_exe()?, &args.results, &args.data)?;

@@ -46,6 +46,14 @@ pub fn check_built(name: DeviceName) -> Result<(), String> {
     }
 }
 
+/// How many CUDA devices the driver reports (those CUDA_VISIBLE_DEVICES leaves, numbered
+/// from 0): the devices a sweep on `cuda` places its runs on when `--devices` does not
+/// name them. An error says why none can be counted (no `cuda` feature, no driver).
+pub fn cuda_device_count() -> Result<usize, String> {
+    check_built(DeviceName::Cuda(0))?;
+    cuda::count()
+}
+
 /// Opens the device, or says why it is not available (no panic: see [`check`]).
 pub fn open(name: DeviceName) -> Result<OpenDevice, String> {
     check(name)?;
@@ -158,6 +166,15 @@ mod cuda {
         Device::enumerate(DeviceType::Cuda).into_iter().collect()
     }
 
+    pub fn count() -> Result<usize, String> {
+        match driver_present() {
+            true => Ok(devices().len()),
+            false => Err("device `cuda`: the NVIDIA driver (libcuda.so) is not installed or not on the library path; \
+                          install the driver, or use --device flex"
+                .into()),
+        }
+    }
+
     pub fn check(index: usize) -> Result<(), String> {
         if !driver_present() {
             return Err(format!(
@@ -248,6 +265,10 @@ mod cuda {
 
     pub fn open(index: usize) -> Result<OpenDevice, String> {
         Err(check(index).unwrap_err())
+    }
+
+    pub fn count() -> Result<usize, String> {
+        Err("this lra binary was built without the `cuda` feature".into())
     }
 
     pub fn describe() -> String {

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::execute::device::open;
 use crate::execute::train::{self, Progress};
 use crate::records::claim;
+use crate::records::device_name::DeviceName;
 use crate::records::files::{json_bytes, write_atomically, write_json_atomically};
 use crate::records::run_config::RunConfig;
 use crate::records::run_record::{self, Failure, Outcome, RunRecord};
@@ -42,13 +43,22 @@ pub enum Executed {
     Elsewhere(claim::Holder),
 }
 
-/// Runs `config` and writes its folder, holding the run's claim while it does; returns
-/// the record (the existing one where the folder holds one that `replace` keeps), or who
-/// else is running it.
-pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Replace, quiet: bool) -> anyhow::Result<Executed> {
+/// Runs `config` on `placed_on` (its configuration's device, or another of the same
+/// backend where a sweep placed it) and writes its folder, holding the run's claim while
+/// it does; returns the record (the existing one where the folder holds one that `replace`
+/// keeps), or who else is running it.
+pub fn execute(
+    config: &RunConfig,
+    placed_on: DeviceName,
+    results: &Path,
+    data_dir: &Path,
+    replace: Replace,
+    quiet: bool,
+) -> anyhow::Result<Executed> {
     let started = Instant::now();
+    config.device.check_placement(placed_on).map_err(anyhow::Error::msg)?;
     // Before the run's folder exists: a device that cannot run leaves nothing behind.
-    crate::execute::device::check(config.device).map_err(anyhow::Error::msg)?;
+    crate::execute::device::check(placed_on).map_err(anyhow::Error::msg)?;
     crate::execute::memory::check_fits(config)?;
     let run_id = run_record::run_id(config);
     let dir = run_record::run_dir(results, &run_id);
@@ -74,7 +84,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
             return existing.map(|record| Executed::Recorded(Box::new(record)));
         }
     }
-    let device = open(config.device).map_err(anyhow::Error::msg)?;
+    let device = open(placed_on).map_err(anyhow::Error::msg)?;
     if let Some(how) = config.task.data.how_to_fetch() {
         eprintln!(
             "note: the released {} data is not under {}: training on a synthetic stand-in of the same shape (recorded as such). To use the real data: {how}",
@@ -99,7 +109,7 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
     // An allocation that fails in training aborts the process (a global allocator cannot
     // unwind): the failed record it leaves is rendered now, while memory is there.
     let detail = "an allocation failed during training and the process aborted (record written by the allocator)";
-    let out_of_memory = RunRecord::failed(config, Failure::OutOfMemory { detail: detail.into() }, 0.0);
+    let out_of_memory = RunRecord::failed(config, Failure::OutOfMemory { detail: detail.into() }, 0.0).placed_on(placed_on);
     let armed = crate::execute::memory::arm_out_of_memory_record(json_bytes(&out_of_memory)?, &result_path)?;
     let mut progress = Reporter::new(config, quiet);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -127,11 +137,11 @@ pub fn execute(config: &RunConfig, results: &Path, data_dir: &Path, replace: Rep
     outcome.wall_seconds = started.elapsed().as_secs_f64();
 
     write_atomically(&dir.join("metrics.csv"), &run_record::metrics_csv(&metrics)?)?;
-    let peak = crate::records::machine::peak_of(config.device, &device.adapter);
+    let peak = crate::records::machine::peak_of(placed_on, &device.adapter);
     let utilisation =
         crate::records::machine::Utilisation::of(config.step_flops(), Some(outcome.train_steps_per_second), peak.as_ref());
     let environment = crate::records::environment::capture(&device.adapter, device.driver.as_ref(), peak);
-    let record = RunRecord::new(config, outcome, utilisation, environment);
+    let record = RunRecord::new(config, outcome, utilisation, environment).placed_on(placed_on);
     write_json_atomically(&result_path, &record)?;
     eprintln!("[run {}] recorded", record.run_id);
     Ok(Executed::Recorded(Box::new(record)))

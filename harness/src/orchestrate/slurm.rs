@@ -23,6 +23,7 @@ use lra_datasets::files::{limit, read_bounded, read_text_bounded};
 use serde::{Deserialize, Serialize};
 
 use crate::orchestrate::sweep::{Recorded, recorded, run_arguments, shell_line};
+use crate::records::device_name::DeviceName;
 use crate::records::files::{write_atomically, write_json_atomically};
 use crate::records::run_config::RunConfig;
 use crate::records::run_record::{self, Failure, RunRecord};
@@ -39,6 +40,19 @@ pub struct SlurmOptions {
     pub gres: Option<String>,
     /// At most this many tasks at once (`--array=...%K`).
     pub max_parallel: Option<usize>,
+}
+
+/// The generic resources each task asks for: `gres` where given (`none`: none, and no
+/// `--gres` line), else one GPU (`gpu:1`) for a GPU device. Without it a task gets no GPU, or, where Slurm does not fence the
+/// devices, sees every GPU of its node and computes on the first, beside every other task
+/// there; with it Slurm gives each task a GPU of its own, which the task sees as device 0
+/// (CUDA_VISIBLE_DEVICES), so that the configuration's `cuda` is that GPU.
+pub fn gres_of(device: DeviceName, gres: Option<String>) -> Option<String> {
+    match gres {
+        Some(gres) if gres == "none" => None,
+        Some(gres) => Some(gres),
+        None => device.is_gpu().then(|| "gpu:1".to_string()),
+    }
 }
 
 /// A run of the sweep that has no successful record yet.
@@ -130,7 +144,8 @@ pub fn script(runs: &[MissingRun], paths: &Paths, options: &SlurmOptions, name: 
     for (i, run) in runs.iter().enumerate() {
         let dir = run_record::run_dir(&paths.results, &run_record::run_id(&run.config));
         let recorded = if run.failed_before { Recorded::Failed } else { Recorded::No };
-        let args = run_arguments(&run.config, recorded, &paths.results, &paths.data);
+        // No placement: Slurm gives each task its own GPU, which the task sees as device 0.
+        let args = run_arguments(&run.config, recorded, &paths.results, &paths.data, None);
         // Literal parts in single quotes; only the job id is expanded.
         let log = |ext: &str| {
             let prefix = dir.join("slurm-").display().to_string();
@@ -491,6 +506,32 @@ mod tests {
         assert!(bad.check().unwrap_err().to_string().contains("--time"));
         let bad_paths = Paths { results: "/tmp/a\nb".into(), ..paths };
         assert!(bad_paths.check().unwrap_err().to_string().contains("--results"));
+    }
+
+    /// A sweep on a GPU asks for one GPU per array task unless --gres says otherwise, and
+    /// hands no task a placement: Slurm gives each its own GPU, its device 0.
+    #[test]
+    fn each_task_of_a_gpu_sweep_asks_for_a_gpu_of_its_own() {
+        assert_eq!(gres_of(DeviceName::Cuda(0), None).as_deref(), Some("gpu:1"));
+        assert_eq!(gres_of(DeviceName::Wgpu(None), None).as_deref(), Some("gpu:1"));
+        assert_eq!(gres_of(DeviceName::Flex, None), None, "a CPU sweep asks for no GPU");
+        assert_eq!(gres_of(DeviceName::Cuda(0), Some("gpu:a100:1".into())).as_deref(), Some("gpu:a100:1"));
+        assert_eq!(gres_of(DeviceName::Wgpu(None), Some("none".into())), None, "e.g. wgpu on a software Vulkan");
+
+        let paths = Paths { exe: "/opt/lra/bin/lra".into(), results: "/shared/results".into(), data: "/shared/data".into() };
+        let gpu_runs: Vec<MissingRun> = ["transformer", "linear"]
+            .iter()
+            .map(|model| MissingRun {
+                config: RunConfig::resolve(Task::Listops, Preset::Tiny, model, 0, DeviceName::Cuda(0)).unwrap(),
+                failed_before: false,
+            })
+            .collect();
+        let options = SlurmOptions { gres: gres_of(DeviceName::Cuda(0), None), ..SlurmOptions::default() };
+        let text = script(&gpu_runs, &paths, &options, "sweep-2");
+        assert_eq!(text.lines().filter(|l| l.starts_with("#SBATCH --gres")).collect::<Vec<_>>(), ["#SBATCH --gres=\"gpu:1\""]);
+        assert!(!text.contains("--placed-on"), "{text}");
+        let cpu = SlurmOptions { gres: gres_of(DeviceName::Flex, None), ..SlurmOptions::default() };
+        assert!(!script(&runs(), &paths, &cpu, "sweep-3").contains("--gres"));
     }
 
     #[test]

@@ -77,6 +77,35 @@ impl DeviceName {
         }
     }
 
+    /// Whether the device is a GPU (wgpu or CUDA): one run at a time computes on it.
+    pub fn is_gpu(self) -> bool {
+        matches!(self.backend(), Backend::Wgpu | Backend::Cuda)
+    }
+
+    /// The name with the device number wherever there is one: `cuda:0` for `cuda`, which
+    /// [`Display`](fmt::Display) writes `cuda` (configurations keep that name, and their run
+    /// ids with it). What a record says a run was placed on.
+    pub fn exact(self) -> String {
+        match self {
+            DeviceName::Cuda(n) => format!("cuda:{n}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Says whether a run whose configuration names `self` may compute on `placed`: a
+    /// device of the same backend (a sweep places a `cuda` run on any `cuda:N`; the
+    /// configuration, and the run id, stay the same wherever it runs).
+    pub fn check_placement(self, placed: DeviceName) -> Result<(), String> {
+        match self.backend() == placed.backend() {
+            true => Ok(()),
+            false => Err(format!(
+                "`{}` is not a device of the configuration's backend (its device is `{self}`): a run is placed on a \
+                 device of its own backend",
+                placed.exact()
+            )),
+        }
+    }
+
     pub fn parse(name: &str) -> Result<DeviceName, String> {
         let unknown = || {
             format!("unknown device `{name}`; the devices are: flex, ndarray, wgpu, wgpu:N (the N-th discrete GPU), cuda, cuda:N")
@@ -157,6 +186,24 @@ mod tests {
         }
         assert_eq!(DeviceName::parse("cuda:0"), Ok(DeviceName::Cuda(0)));
         assert_eq!(DeviceName::Cuda(0).to_string(), "cuda");
+    }
+
+    #[test]
+    fn exact_names_carry_the_device_number_and_placements_keep_the_backend() {
+        assert_eq!(DeviceName::Cuda(0).exact(), "cuda:0");
+        assert_eq!(DeviceName::Cuda(3).exact(), "cuda:3");
+        assert_eq!(DeviceName::Wgpu(None).exact(), "wgpu");
+        assert_eq!(DeviceName::Wgpu(Some(1)).exact(), "wgpu:1");
+        for name in [DeviceName::Flex, DeviceName::Wgpu(None), DeviceName::Wgpu(Some(2)), DeviceName::Cuda(5)] {
+            assert_eq!(DeviceName::parse(&name.exact()), Ok(name));
+        }
+        assert_eq!(DeviceName::Cuda(0).check_placement(DeviceName::Cuda(3)), Ok(()));
+        assert_eq!(DeviceName::Wgpu(None).check_placement(DeviceName::Wgpu(Some(1))), Ok(()));
+        assert_eq!(DeviceName::Flex.check_placement(DeviceName::Flex), Ok(()));
+        let refused = DeviceName::Wgpu(None).check_placement(DeviceName::Cuda(1)).unwrap_err();
+        assert!(refused.contains("`cuda:1`") && refused.contains("`wgpu`"), "{refused}");
+        assert!(DeviceName::Flex.check_placement(DeviceName::Ndarray).is_err());
+        assert!(DeviceName::Cuda(0).is_gpu() && DeviceName::Wgpu(None).is_gpu() && !DeviceName::Flex.is_gpu());
     }
 
     #[test]

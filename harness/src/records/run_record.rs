@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::records::device_name::DeviceName;
 use crate::records::environment::Environment;
 use crate::records::machine::Utilisation;
 use crate::records::run_config::RunConfig;
@@ -133,7 +134,13 @@ pub struct RunRecord {
     pub model: String,
     pub preset: String,
     pub seed: u64,
+    /// The configuration's device, as its run id has it (`cuda`, `wgpu`).
     pub device: String,
+    /// The device the run computed on, with its number (`cuda:3`): where a sweep over
+    /// several GPUs placed it, which its configuration (and so its run id) does not say.
+    /// Absent in records of earlier versions, whose runs computed on `device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_on: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
     /// One training step's operations (`ClassifierConfig::training_step_flops`), the
@@ -310,6 +317,7 @@ impl RunRecord {
             preset: config.task.preset.name().to_string(),
             seed: config.seed,
             device: config.device.to_string(),
+            placed_on: None,
             outcome,
             utilisation,
             data_source: config.task.data.source_label().to_string(),
@@ -331,6 +339,17 @@ impl RunRecord {
             Utilisation::of(config.step_flops(), None, None),
             environment,
         )
+    }
+
+    /// The record, saying that the run computed on `device` (see [`RunRecord::placed_on`]).
+    pub fn placed_on(mut self, device: DeviceName) -> RunRecord {
+        self.placed_on = Some(device.exact());
+        self
+    }
+
+    /// The device the run computed on: where it was placed, else its configuration's.
+    pub fn computed_on(&self) -> &str {
+        self.placed_on.as_deref().unwrap_or(&self.device)
     }
 
     pub fn is_ok(&self) -> bool {
@@ -470,6 +489,11 @@ pub fn check_record(record: &RunRecord) -> Result<(), String> {
         ("memory_source", &record.outcome.memory_source),
     ] {
         check_length(field, name, MAX_NAME_CHARS)?;
+    }
+    if let Some(placed) = &record.placed_on {
+        check_length("placed_on", placed, MAX_NAME_CHARS)?;
+        let placed = DeviceName::parse(placed).map_err(|why| format!("field `placed_on`: {why}"))?;
+        record.config.device.check_placement(placed).map_err(|why| format!("field `placed_on`: {why}"))?;
     }
     lra_tasks::Task::parse(&record.task).map_err(|why| format!("field `task`: {why}"))?;
     lra_tasks::Preset::parse(&record.preset).map_err(|why| format!("field `preset`: {why}"))?;
@@ -747,6 +771,39 @@ mod tests {
         assert_eq!(record.environment.peak, None);
         assert_eq!(record.environment.device_adapter, "unknown (the run did not finish)");
         assert_eq!(record.run_id, run_id(&config));
+    }
+
+    /// A run placed on one of several GPUs says which, beside its configuration's device;
+    /// the placement is no part of the run id. A record without it (written before
+    /// placements, or by a run that names none) reads as it did, and a placement on another
+    /// backend than the configuration's, or no device at all, is refused.
+    #[test]
+    fn a_record_says_where_the_run_was_placed_and_the_run_id_does_not() {
+        let config = RunConfig::resolve(Task::Listops, Preset::Tiny, "transformer", 0, DeviceName::Cuda(0)).unwrap();
+        let unplaced = RunRecord::failed(&config, Failure::TimedOut { seconds: 5.0 }, 5.0);
+        let placed = unplaced.clone().placed_on(DeviceName::Cuda(3));
+        assert_eq!((placed.device.as_str(), placed.placed_on.as_deref()), ("cuda", Some("cuda:3")));
+        assert_eq!((placed.computed_on(), unplaced.computed_on()), ("cuda:3", "cuda"));
+        assert_eq!(placed.run_id, unplaced.run_id);
+        assert_eq!(placed.run_id, run_id(&config));
+        let json = serde_json::to_value(&placed).unwrap();
+        assert_eq!(json["placed_on"], "cuda:3");
+        let read: RunRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(read, placed);
+        check_record(&read).unwrap();
+        // Without a placement the field is left out, and reads back as absent.
+        let json_unplaced = serde_json::to_value(&unplaced).unwrap();
+        assert!(json_unplaced.get("placed_on").is_none(), "{json_unplaced}");
+        let read: RunRecord = serde_json::from_value(json_unplaced).unwrap();
+        assert_eq!(read.placed_on, None);
+        check_record(&read).unwrap();
+        for (bad, words) in [("wgpu:1", "not a device of the configuration's backend"), ("tpu", "unknown device")] {
+            let mut json = json.clone();
+            json["placed_on"] = bad.into();
+            let record: RunRecord = serde_json::from_value(json).unwrap();
+            let why = check_record(&record).unwrap_err();
+            assert!(why.starts_with("field `placed_on`") && why.contains(words), "{why}");
+        }
     }
 
     #[test]
