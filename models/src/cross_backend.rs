@@ -42,6 +42,9 @@ const S4D_GRADIENT_TOLERANCE: f32 = 5e-3;
 
 /// The two devices' results for one model in one form.
 struct Compared {
+    /// The loss on wgpu, printed in full so that two builds (with kernel fusion and
+    /// without) can be compared.
+    gpu_loss: f32,
     logits: f32,
     loss: f32,
     /// The parameter whose gradient differs most, relative to its largest magnitude.
@@ -57,7 +60,10 @@ fn every_registered_model_in_each_form_computes_on_wgpu_what_it_computes_on_the_
     );
     let gpu = gpu.autodiff();
     let mut failures = Vec::new();
-    println!("{:<18} {:<6} {:>10} {:>10} {:>10}  parameter", "model", "form", "logits", "loss", "gradient");
+    println!(
+        "{:<18} {:<6} {:>14} {:>10} {:>10} {:>10}  parameter",
+        "model", "form", "loss on wgpu", "logits", "loss", "gradient"
+    );
     for model in MODELS {
         let mut forms = vec![("paper", MechanismSettings::tiny(model.mechanism, TINY_LEN + 1))];
         if model.mechanism.lra_variant().is_some() {
@@ -66,8 +72,14 @@ fn every_registered_model_in_each_form_computes_on_wgpu_what_it_computes_on_the_
         for (form, settings) in forms {
             let compared = compare(model.mechanism, settings, &gpu);
             println!(
-                "{:<18} {form:<6} {:>10.2e} {:>10.2e} {:>10.2e}  {} (of {})",
-                model.name, compared.logits, compared.loss, compared.gradient.1, compared.gradient.0, compared.parameters
+                "{:<18} {form:<6} {:>14.9} {:>10.2e} {:>10.2e} {:>10.2e}  {} (of {})",
+                model.name,
+                compared.gpu_loss,
+                compared.logits,
+                compared.loss,
+                compared.gradient.1,
+                compared.gradient.0,
+                compared.parameters
             );
             let gradient_tolerance = match model.mechanism {
                 Mechanism::S4d => S4D_GRADIENT_TOLERANCE,
@@ -118,6 +130,7 @@ fn compare(mechanism: Mechanism, settings: MechanismSettings, gpu: &Device) -> C
         .map(|((name, a), (_, b))| (name.clone(), relative_difference(a, b, 1e-3)))
         .fold((String::new(), 0.0f32), |worst, this| if this.1 > worst.1 { this } else { worst });
     Compared {
+        gpu_loss: gpu_loss[0],
         logits: relative_difference(&cpu_logits, &gpu_logits, 1.0),
         loss: relative_difference(&cpu_loss, &gpu_loss, 1.0),
         gradient,
