@@ -75,7 +75,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let record = bench::run(&current_exe()?, &spec, &args.results, command, None)?;
     println!("benchmark {} ({} measurements):", record.bench_id, record.measurements.len());
     for m in &record.measurements {
-        println!("{}", describe(m));
+        println!("{}", describe(m, record.software_rendered()));
     }
     println!("recorded in {}", bench_dir(&args.results).join(format!("{}.json", record.bench_id)).display());
     Ok(ExitCode::SUCCESS)

@@ -214,9 +214,10 @@ pub fn run(
             if let Some(failure) = measurement.failure.as_ref().filter(|f| rules_out_longer(f)) {
                 failed_at = Some((length, failure.kind_words()));
             }
-            eprintln!("{}", describe(&measurement));
+            let software_rendered = record.software_rendered();
+            eprintln!("{}", describe(&measurement, software_rendered));
             record.measurements.push(measurement);
-            relate_to_transformer(&mut record.measurements);
+            relate_to_transformer(&mut record.measurements, software_rendered);
             save(results, &record)?;
         }
     }

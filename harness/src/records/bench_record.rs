@@ -189,6 +189,15 @@ pub struct BenchRecord {
     pub command: String,
 }
 
+impl BenchRecord {
+    /// Whether the device was a software renderer (e.g. Mesa's lavapipe without a GPU):
+    /// its peak device memory is what a GPU would hold for the same kernels, its times are
+    /// the CPU's.
+    pub fn software_rendered(&self) -> bool {
+        crate::records::device_name::is_software_renderer(&self.environment.device_adapter)
+    }
+}
+
 /// What one child measures.
 #[derive(Debug, Clone)]
 pub struct CellSpec {
@@ -244,8 +253,10 @@ pub fn step_record(bench_id: &str, lengths: Vec<usize>, measurements: Vec<Measur
     }
 }
 
-/// Fills in each cell's speed and memory relative to the Transformer at its length.
-pub fn relate_to_transformer(measurements: &mut [Measurement]) {
+/// Fills in each cell's speed and memory relative to the Transformer at its length; no
+/// speed ratio where the device is a `software_rendered` GPU (see
+/// [`BenchRecord::software_rendered`]), whose times are the CPU's.
+pub fn relate_to_transformer(measurements: &mut [Measurement], software_rendered: bool) {
     let baseline: Vec<(usize, Option<f64>, Option<u64>)> = measurements
         .iter()
         .filter(|m| m.model == lra_models::BASELINE)
@@ -253,7 +264,7 @@ pub fn relate_to_transformer(measurements: &mut [Measurement]) {
         .collect();
     for m in measurements.iter_mut() {
         if let Some((_, speed, memory)) = baseline.iter().find(|(length, _, _)| *length == m.length) {
-            m.relative_speed = m.steps_per_second.zip(*speed).map(|(a, b)| a / b);
+            m.relative_speed = m.steps_per_second.zip(*speed).map(|(a, b)| a / b).filter(|_| !software_rendered);
             m.relative_memory = m.peak_memory_bytes.zip(*memory).filter(|(_, b)| *b > 0).map(|(a, b)| a as f64 / b as f64);
         }
     }
@@ -377,8 +388,8 @@ pub fn load_all(results: &Path) -> anyhow::Result<(Vec<BenchRecord>, Vec<Refused
     Ok((records, skipped))
 }
 
-/// One line for the console.
-pub fn describe(m: &Measurement) -> String {
+/// One line for the console; a `software_rendered` device's time is marked as such.
+pub fn describe(m: &Measurement, software_rendered: bool) -> String {
     match (m.steps_per_second, m.peak_memory_bytes) {
         (Some(speed), Some(memory)) => format!(
             "{:<26} n={:<6} {:>9.3} steps/s {:>10.1} MiB {:>9}{}",
@@ -396,6 +407,9 @@ pub fn describe(m: &Measurement) -> String {
             },
             match (m.relative_speed, m.relative_memory) {
                 (Some(s), Some(r)) => format!("  ({s:.2}x speed, {r:.2}x memory of the Transformer)"),
+                (None, Some(r)) if software_rendered => {
+                    format!("  ({r:.2}x memory of the Transformer; time software-rendered, no speed ratio)")
+                }
                 _ => String::new(),
             }
         ),

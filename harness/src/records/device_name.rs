@@ -54,6 +54,15 @@ impl Backend {
     }
 }
 
+/// Whether an adapter, by the name its driver gives, is a software renderer: the CPU
+/// running the GPU's kernels (Mesa's llvmpipe/lavapipe, Google's SwiftShader, Microsoft's
+/// WARP). Its device memory is what a GPU would hold for the same kernels; its times are
+/// the CPU's, so benchmarks give no speed ratios for it.
+pub fn is_software_renderer(adapter: &str) -> bool {
+    let adapter = adapter.to_ascii_lowercase();
+    ["llvmpipe", "lavapipe", "swiftshader", "software rasterizer", "basic render driver"].iter().any(|n| adapter.contains(n))
+}
+
 /// The cargo features this binary was built with that change what devices do (kernel
 /// fusion changes how the GPU backends compute, so records name it).
 pub fn build_features() -> Vec<&'static str> {
@@ -204,6 +213,16 @@ mod tests {
         assert!(refused.contains("`cuda:1`") && refused.contains("`wgpu`"), "{refused}");
         assert!(DeviceName::Flex.check_placement(DeviceName::Ndarray).is_err());
         assert!(DeviceName::Cuda(0).is_gpu() && DeviceName::Wgpu(None).is_gpu() && !DeviceName::Flex.is_gpu());
+    }
+
+    #[test]
+    fn software_renderers_are_told_from_gpus_by_their_adapter_names() {
+        for software in ["llvmpipe (LLVM 15.0.6, 256 bits)", "SwiftShader Device (Subzero)", "Microsoft Basic Render Driver"] {
+            assert!(is_software_renderer(software), "{software}");
+        }
+        for gpu in ["NVIDIA H100 80GB HBM3", "AMD Radeon RX 7900 XTX (RADV NAVI31)", "Apple M2 Max", "CPU (flex)"] {
+            assert!(!is_software_renderer(gpu), "{gpu}");
+        }
     }
 
     #[test]

@@ -146,6 +146,13 @@ fn table2_section(b: &BenchRecord) -> Section {
         },
         b.command
     );
+    let intro = match b.software_rendered() {
+        true => format!(
+            "{intro}. The adapter is a software renderer: the CPU ran the GPU's kernels, so the peak device memory is what a \
+             GPU would hold for them, and the times are the CPU's, not a GPU's (no speed ratios are given)"
+        ),
+        false => intro,
+    };
     (
         format!("Table 2: speed, peak memory and MFU ({})", b.bench_id),
         format!("{intro}\n\n{}", t.markdown()),

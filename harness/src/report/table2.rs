@@ -130,4 +130,21 @@ mod tests {
         assert_eq!(rows[2][1..], ["3.000 (1.50x)", "512.0 MiB (1.00x)", "–"]);
         assert_eq!(rows[3][1..], ["9.2 (1.1x)", "0.42 GB (0.49x)", "–"]);
     }
+
+    /// A software renderer's times are the CPU's: its table gives memory ratios, and no
+    /// speed ratio, where a GPU's gives both.
+    #[test]
+    fn a_software_rendered_benchmark_relates_memory_but_not_time() {
+        use crate::records::bench_record::relate_to_transformer;
+        for software_rendered in [false, true] {
+            let mut cells = vec![measured("transformer", 2.0, 0.0), measured("local", 3.0, 0.0)];
+            cells[1].peak_memory_bytes = Some(256 << 20);
+            relate_to_transformer(&mut cells, software_rendered);
+            assert_eq!(cells[1].relative_memory, Some(0.5));
+            assert_eq!(cells[1].relative_speed, (!software_rendered).then_some(1.5));
+            let rows = speed_table(&step_record("b", vec![1024], cells)).rows;
+            let expected_speed = if software_rendered { "3.000" } else { "3.000 (1.50x)" };
+            assert_eq!(rows[2][1..3], [expected_speed, "256.0 MiB (0.50x)"]);
+        }
+    }
 }
