@@ -103,3 +103,42 @@ fn a_cpu_device_is_refused_and_nothing_is_written() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// Every step past its limit (a second: less than a process takes to compile its kernels):
+/// the summary says so of each, the check goes on to the end, and its exit code says that
+/// nothing could be measured.
+#[test]
+fn a_check_whose_every_step_times_out_says_so_and_exits_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("check");
+    let data = dir.path().join("data");
+    let output = lra(&[
+        "gpu-check",
+        "--smoke",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--cell-timeout",
+        "1",
+        "--run-timeout",
+        "1",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nothing could be measured on wgpu"), "{stderr}");
+    let summary = gpu_check::load(&out.join("summary.json")).unwrap();
+    assert_eq!(summary.bench.rows.len(), MODELS.len());
+    for row in &summary.bench.rows {
+        assert_eq!(row.status, "timed out: after 1 s", "{row:?}");
+        assert_eq!((row.steps_per_second, row.peak_memory_bytes), (None, None));
+    }
+    for run in [&summary.quick_run, &summary.short_run] {
+        assert!(run.status.starts_with("timed out: after "), "{run:?}");
+        assert_eq!(run.train_steps_per_second, None);
+    }
+    assert_eq!(summary.projection, None);
+    let markdown = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(markdown.contains("- transformer at length 64: timed out: after 1 s"), "{markdown}");
+    assert!(markdown.contains("Not projected: the shortened run measured no speed (timed out: after "), "{markdown}");
+}
