@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::cli::args::GpuCheckArgs;
 use crate::orchestrate::gpu_check::{self, GpuCheckSpec, Sizes, refuse_cpu};
 use crate::orchestrate::sweep::current_exe;
@@ -17,6 +19,8 @@ pub fn gpu_check(args: &GpuCheckArgs) -> anyhow::Result<ExitCode> {
     // Before anything is written: a CPU device or one that cannot be opened is an error.
     refuse_cpu(args.device)?;
     let device = crate::execute::device::open(args.device).map_err(anyhow::Error::msg)?;
+    // An --out that cannot be written is found now, not after an hour of measurements.
+    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}: creating the folder", args.out.display()))?;
     let spec = GpuCheckSpec {
         device: args.device,
         out: args.out.clone(),
