@@ -211,4 +211,87 @@ mod tests {
         assert_eq!((rows[1].published_steps_per_second, rows[1].published_memory_gb), (Some(1.4), Some(9.48)));
         assert_eq!((rows[2].published_steps_per_second, rows[2].published_memory_gb), (None, None));
     }
+
+    /// At LRA's lengths the summary's table has LRA's row under ours (the Transformer at
+    /// 1K: 8.1 steps/s in 0.85 GB), a failed cell is listed with its failure, each run has
+    /// its row, and the projection is called one, with its total.
+    #[test]
+    fn a_summary_at_lras_lengths_shows_lras_figures_and_every_part() {
+        use crate::records::environment::capture;
+        use crate::records::gpu_check::{BenchSummary, DeviceReport, Projection};
+        let spec = |model: &str, length: usize| CellSpec {
+            model: model.into(),
+            variant: Variant::Lra,
+            length,
+            batch: 32,
+            device: DeviceName::Cuda(0),
+            scope: Scope::Step,
+            warmup_steps: 1,
+            timed_steps: 3,
+        };
+        let mut ok = failed_cell(&spec("transformer", 1024), Failure::NotRun { reason: "x".into() });
+        ok.failure = None;
+        ok.steps_per_second = Some(20.0);
+        ok.peak_memory_bytes = Some(3 << 29);
+        let oom = failed_cell(&spec("transformer", 4096), Failure::OutOfMemory { detail: "CUDA_ERROR_OUT_OF_MEMORY".into() });
+        let record = step_record("gpu-check-step-cuda0-b32", vec![1024, 4096], vec![ok, oom]);
+        let run = |preset: &str, steps: usize, status: &str| RunSummary {
+            task: "listops".into(),
+            model: "transformer".into(),
+            preset: preset.into(),
+            steps,
+            preset_steps: 5000,
+            run_id: Some("abc".into()),
+            record: Some("r/runs/abc/result.json".into()),
+            status: status.into(),
+            test_accuracy: Some(0.375),
+            train_steps_per_second: Some(12.5),
+            peak_memory_bytes: Some(1 << 30),
+            wall_seconds: Some(90.0),
+        };
+        let summary = GpuCheckSummary {
+            smoke: false,
+            command: "lra gpu-check --device cuda".into(),
+            device: DeviceReport {
+                name: "cuda".into(),
+                backend: "cuda".into(),
+                adapter: "NVIDIA H100 80GB HBM3".into(),
+                driver: "NVIDIA driver 550.54.15".into(),
+            },
+            environment: capture("NVIDIA H100 80GB HBM3", None, None),
+            bench: BenchSummary {
+                bench_id: Some(record.bench_id.clone()),
+                record: Some("r/bench/gpu-check-step-cuda0-b32.json".into()),
+                lengths: vec![1024, 4096],
+                batch: 32,
+                rows: bench_rows(&record),
+                error: None,
+            },
+            quick_run: run("quick", 5000, "ok"),
+            short_run: run("lra", 300, "ok"),
+            projection: Some(Projection {
+                preset: "lra".into(),
+                runs: 140,
+                reference: "listops transformer (preset lra, 300 steps)".into(),
+                reference_steps_per_second: 12.5,
+                reference_step_flops: 1e12,
+                seconds: 3.0 * 86400.0,
+                per_task: Vec::new(),
+                method: "a projection, not a measurement: ...".into(),
+            }),
+            wall_seconds: 1800.0,
+        };
+        let text = markdown(&summary, Some(&record));
+        assert!(text.starts_with("# GPU check: NVIDIA H100 80GB HBM3 (`cuda`)\n"), "{text}");
+        assert!(!text.contains("Smoke sizes"), "{text}");
+        assert!(text.contains("| transformer (ours) | 20.000 | FAIL"), "{text}");
+        assert!(text.contains("| Transformer (published, LRA Table 2, TPU v3) | 8.1 | 1.4 | 0.85 GB | 9.48 GB |"), "{text}");
+        assert!(text.contains("- transformer at length 4096: out of memory: CUDA_ERROR_OUT_OF_MEMORY"), "{text}");
+        assert!(
+            text.contains("| listops transformer (preset lra, 300 steps) | ok | 0.3750 | 12.500 | 1.00 GiB | 90 s |"),
+            "{text}"
+        );
+        assert!(text.contains("Cut from the preset's 5000 steps"), "{text}");
+        assert!(text.contains("**3.0 days** for 140 runs (a projection, not a measurement)"), "{text}");
+    }
 }
