@@ -40,8 +40,8 @@ pub enum Command {
     /// One benchmark measurement in this process (what `lra bench` runs in each child).
     #[command(hide = true)]
     BenchCell(BenchCellArgs),
-    /// The first measurements of a GPU in one command: its driver, the step benchmark beside
-    /// LRA's Table 2, a quick run, and the time of a full LRA sweep projected from 300 steps.
+    /// Measure a GPU in one command: its driver, the step benchmark beside LRA's Table 2, a
+    /// quick run, and the time of a full LRA sweep projected from 300 steps.
     #[command(after_help = GPU_CHECK_EXAMPLES)]
     GpuCheck(GpuCheckArgs),
     /// Write the comparison report (Markdown, HTML, CSV, plots) from a results folder.
@@ -70,6 +70,9 @@ Start here (from a clone: `cargo run --release -- sweep`):
 
 One run, in under a minute:
   lra run --task listops --model transformer
+
+The first time on a GPU: its driver, its speed, and what a full LRA sweep would take there:
+  lra gpu-check --device cuda
 
 Each command's --help ends with examples; the manual is in docs/ and results/README.md.";
 
