@@ -190,7 +190,7 @@ pub fn project(sweep: &[RunConfig], reference: &RunConfig, steps_per_second: f64
     }
 }
 
-/// `listops transformer (preset lra, 300 of 5000 steps)`.
+/// `listops transformer (preset lra, 300 steps)`.
 fn describe_run(config: &RunConfig) -> String {
     format!(
         "{} {} (preset {}, {} steps)",
