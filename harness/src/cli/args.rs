@@ -40,6 +40,10 @@ pub enum Command {
     /// One benchmark measurement in this process (what `lra bench` runs in each child).
     #[command(hide = true)]
     BenchCell(BenchCellArgs),
+    /// Measure a GPU in one command: its driver, the step benchmark beside LRA's Table 2, a
+    /// quick run, and the time of a full LRA sweep projected from 300 steps.
+    #[command(after_help = GPU_CHECK_EXAMPLES)]
+    GpuCheck(GpuCheckArgs),
     /// Write the comparison report (Markdown, HTML, CSV, plots) from a results folder.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
@@ -67,6 +71,9 @@ Start here (from a clone: `cargo run --release -- sweep`):
 One run, in under a minute:
   lra run --task listops --model transformer
 
+The first time on a GPU: its driver, its speed, and what a full LRA sweep would take there:
+  lra gpu-check --device cuda
+
 Each command's --help ends with examples; the manual is in docs/ and results/README.md.";
 
 const RUN_EXAMPLES: &str = "\
@@ -93,6 +100,12 @@ Examples:
   lra bench --lengths 1024,2048 --batch 1 --models transformer,linear,local
   lra bench --scope layer --lengths 4096 --batch 2
   lra bench --device wgpu --batch 32 --cell-timeout 120";
+
+const GPU_CHECK_EXAMPLES: &str = "\
+Examples:
+  lra gpu-check
+  lra gpu-check --device cuda:1 --out gpu-check/h100
+  lra gpu-check --smoke --device wgpu --out /tmp/gpu-check-smoke";
 
 const REPORT_EXAMPLES: &str = "\
 Examples:
@@ -376,6 +389,30 @@ pub struct BenchCellArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GpuCheckArgs {
+    /// The GPU: wgpu, wgpu:N, cuda or cuda:N (`lra list devices`); the CPU devices are refused.
+    #[arg(long, default_value = "wgpu")]
+    pub device: DeviceName,
+    /// Where summary.md, summary.json and the records (results/) go; a check run again
+    /// into the same folder measures only what is missing there.
+    #[arg(long, default_value = "gpu-check")]
+    pub out: PathBuf,
+    /// Data folder (released files and the prepared-data cache).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Tiny sizes (one short length at batch 2, the tiny run, 3 steps): a test of the
+    /// command that finishes on a software Vulkan driver in minutes.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Limit for each benchmark measurement, in seconds (past it: recorded as timed out).
+    #[arg(long, default_value_t = 600.0, value_parser = positive_seconds)]
+    pub cell_timeout: f64,
+    /// Limit for each of the two runs, in seconds (past it: recorded as timed out).
+    #[arg(long, default_value_t = 3600.0, value_parser = positive_seconds)]
+    pub run_timeout: f64,
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -506,7 +543,7 @@ mod tests {
         let cli = Cli::command();
         examples(&cli, &mut all);
         let shown = |name: &str| cli.find_subcommand(name).and_then(|c| c.get_after_help()).is_some();
-        for name in ["run", "config", "sweep", "bench", "report", "data", "list"] {
+        for name in ["run", "config", "sweep", "bench", "gpu-check", "report", "data", "list"] {
             assert!(shown(name), "{name} has no examples");
         }
         assert!(all.len() >= 25, "{all:?}");

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod errors;
+pub mod gpu_check;
 pub mod list;
 pub mod report;
 pub mod run;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::bench(&args),
         Command::BenchCell(args) => bench::bench_cell(&args),
         Command::Report(args) => report::report(&args),
+        Command::GpuCheck(args) => gpu_check::gpu_check(&args),
         Command::Data { action } => data::command(&action).map(|()| ExitCode::SUCCESS),
         Command::List { what } => list::list(what).map(|()| ExitCode::SUCCESS),
     }

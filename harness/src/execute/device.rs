@@ -96,6 +96,46 @@ fn wgpu_device(name: DeviceName) -> Result<Device, String> {
     device.clone()
 }
 
+/// The loaded NVIDIA kernel driver's version, from
+/// `NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 ...`.
+fn kernel_driver_version() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
+    let line = text.lines().find(|l| l.starts_with("NVRM version"))?;
+    let after = line.split("Kernel Module").nth(1)?;
+    after.split_whitespace().next().map(str::to_string)
+}
+
+/// What is known of the driver under `device`, in words: for CUDA, the kernel driver,
+/// CUDA and NVRTC versions; for every GPU backend, what the runtime compiles kernels for
+/// (for wgpu, the adapter's vendor and device ids) and, where an NVIDIA kernel driver is
+/// loaded, its version (wgpu reports no driver version of its own).
+pub fn driver_words(device: &OpenDevice) -> String {
+    let mut parts = Vec::new();
+    match &device.driver {
+        Some(info) => {
+            let known = |value: &Option<String>| value.clone().unwrap_or_else(|| "unknown".into());
+            parts.push(format!(
+                "NVIDIA driver {}, CUDA {} (driver API), NVRTC {}, toolkit {}",
+                known(&info.driver_version),
+                known(&info.cuda_driver_api),
+                known(&info.nvrtc_version),
+                known(&info.toolkit_path)
+            ));
+        }
+        None => match kernel_driver_version() {
+            Some(version) => parts.push(format!("NVIDIA kernel driver {version}")),
+            None => parts.push("no driver version reported".into()),
+        },
+    }
+    if let Some(identity) = device.device.identity() {
+        parts.push(format!("kernels compiled for `{}`", identity.fingerprint));
+        if let Some(pci) = identity.physical.and_then(|p| p.pci_address) {
+            parts.push(format!("PCI {pci}"));
+        }
+    }
+    parts.join("; ")
+}
+
 /// What `lra list devices` prints: each backend, whether it is built in, and the devices
 /// present now.
 pub fn describe_all() -> Vec<String> {
@@ -237,19 +277,11 @@ mod cuda {
             (ok == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then(|| format!("{major}.{minor}"))
         });
         DriverInfo {
-            driver_version: kernel_driver_version(),
+            driver_version: super::kernel_driver_version(),
             cuda_driver_api: driver_api.flatten(),
             nvrtc_version: nvrtc.flatten(),
             toolkit_path: cubecl::cuda::install::cuda_path().map(|p| p.display().to_string()),
         }
-    }
-
-    /// `NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 ...`
-    fn kernel_driver_version() -> Option<String> {
-        let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
-        let line = text.lines().find(|l| l.starts_with("NVRM version"))?;
-        let after = line.split("Kernel Module").nth(1)?;
-        after.split_whitespace().next().map(str::to_string)
     }
 }
 

@@ -4,5 +4,6 @@
 
 pub mod bench;
 pub mod child;
+pub mod gpu_check;
 pub mod slurm;
 pub mod sweep;

@@ -9,6 +9,7 @@ pub mod claim;
 pub mod device_name;
 pub mod environment;
 pub mod files;
+pub mod gpu_check;
 pub mod machine;
 pub mod run_config;
 pub mod run_record;

@@ -9,6 +9,7 @@
 mod csv_tables;
 mod document;
 mod format;
+pub mod gpu_check;
 mod load;
 pub mod plots;
 pub mod published;
