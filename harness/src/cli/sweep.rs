@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use lra_models::Variant;
-use lra_tasks::{Preset, SweepBenchmark, Task};
+use lra_tasks::{Preset, SweepBenchmark};
 
 use crate::cli::args::SweepArgs;
 use crate::cli::bench::{model_names, transformer_first};
@@ -23,10 +23,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let preset = args.preset;
     let tasks = match &args.tasks {
         Some(tasks) => tasks.clone(),
-        // Path-X (16,384 tokens) only when asked for: no model learns it in a CPU
-        // budget (LRA reports FAIL for every model), and full attention alone needs
-        // gigabytes per example there.
-        None => Task::ALL.into_iter().filter(|t| *t != Task::Pathx).collect(),
+        None => sweep::default_tasks(),
     };
     let spec = SweepSpec {
         preset,

@@ -122,7 +122,7 @@ pub fn short_config(sizes: &Sizes, device: DeviceName, data: &Path) -> anyhow::R
 pub fn default_sweep(preset: Preset, device: DeviceName, data: &Path) -> anyhow::Result<Vec<RunConfig>> {
     sweep::plan(&SweepSpec {
         preset,
-        tasks: Task::ALL.into_iter().filter(|t| *t != Task::Pathx).collect(),
+        tasks: sweep::default_tasks(),
         models: lra_models::MODELS.iter().map(|m| m.name.to_string()).collect(),
         seeds: None,
         device,
@@ -258,11 +258,13 @@ fn train(exe: &Path, spec: &GpuCheckSpec, results: &Path, config: &RunConfig, pr
     let recorded = sweep::recorded(results, config);
     let record = match recorded {
         sweep::Recorded::Ok => run_record::read_record(&run_record::result_path(results, config)),
-        _ => match sweep::run_child(exe, config, recorded, results, &spec.data, Some(spec.run_timeout), None) {
-            Ok(RunEnd::Recorded { record, .. }) => Ok(*record),
-            Ok(RunEnd::Elsewhere { holder }) => Err(anyhow::anyhow!("another process is training this run ({holder})")),
-            Err(error) => Err(error),
-        },
+        _ => {
+            match sweep::run_child(exe, config, recorded, results, &spec.data, Some(spec.device), Some(spec.run_timeout), None) {
+                Ok(RunEnd::Recorded { record, .. }) => Ok(*record),
+                Ok(RunEnd::Elsewhere { holder }) => Err(anyhow::anyhow!("another process is training this run ({holder})")),
+                Err(error) => Err(error),
+            }
+        }
     };
     summary.record = Some(run_record::result_path(results, config).display().to_string());
     match record {
