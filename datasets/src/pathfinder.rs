@@ -70,6 +70,7 @@ mod release;
 mod scene;
 mod snakes;
 mod splits;
+mod stats;
 
 pub use config::{Difficulty, PathfinderConfig};
 pub use generate::{PathfinderSample, generate, generate_images, generate_range, generate_sample, generated_splits};
@@ -79,6 +80,10 @@ pub use release::{
     release_dir, released_splits, write_release,
 };
 pub use splits::{split_80_10_10, split_counts, to_example, to_examples};
+pub use stats::{
+    DASH_THRESHOLD, HISTOGRAM_BINS, ImageStats, LIT_THRESHOLDS, Marker, MarkerDetector, SourceStats, Summary, components,
+    generated_stats, released_stats,
+};
 
 #[cfg(test)]
 mod cpu_tests {

@@ -181,7 +181,7 @@ pub struct ReleasedImages {
 
 /// The images listed in `dir/metadata/*.npy`, in metadata order (batches by number, then
 /// line), each with the metadata file and line that list it.
-fn list_release(dir: &Path) -> Result<Vec<(PathBuf, usize, MetadataRecord)>, DataError> {
+pub(super) fn list_release(dir: &Path) -> Result<Vec<(PathBuf, usize, MetadataRecord)>, DataError> {
     let metadata_dir = dir.join("metadata");
     let entries = std::fs::read_dir(&metadata_dir).map_err(|e| DataError::io(&metadata_dir, e))?;
     let mut metadata_files = Vec::new();
@@ -236,7 +236,7 @@ fn max_png_bytes(size: usize) -> u64 {
 }
 
 /// Decodes the images of `listed` at `which` (on all cores), in that order.
-fn decode(
+pub(super) fn decode(
     dir: &Path,
     size: usize,
     listed: &[(PathBuf, usize, MetadataRecord)],
