@@ -97,7 +97,8 @@ pub enum PathfinderDifficulty {
 }
 
 impl PathfinderDifficulty {
-    fn generator(self) -> Difficulty {
+    /// The generator's (and the release's) form of the difficulty.
+    pub fn generator(self) -> Difficulty {
         match self {
             PathfinderDifficulty::Baseline => Difficulty::Baseline,
             PathfinderDifficulty::Nine => Difficulty::Nine,

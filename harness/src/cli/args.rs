@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use lra_datasets::pathfinder::Difficulty;
 use lra_models::Variant;
 use lra_tasks::{Preset, Task};
 
@@ -117,6 +118,7 @@ Examples:
   lra data inspect --task listops
   lra data preview --task pathfinder --out pathfinder.png
   lra data export --task text --format npy --out exported/text
+  lra data stats --task pathfinder --count 200
   lra data fetch lra --data data";
 
 const DATA_GENERATE_EXAMPLES: &str = "\
@@ -133,6 +135,14 @@ const DATA_PREVIEW_EXAMPLES: &str = "\
 Examples:
   lra data preview --task pathfinder
   lra data preview --task image --count 12 --columns 4 --out image.png";
+
+const DATA_STATS_EXAMPLES: &str = "\
+Examples:
+  lra data stats --task pathfinder --count 200
+  lra data stats --task pathx --count 50 --seed 1 --json pathx-stats.json
+  lra data stats --task pathfinder --difficulty baseline
+  lra data stats --released data/lra_release/pathfinder32/curv_contour_length_14 --size 32
+  lra data stats --released original/pathx --size 128 --count 500 --json original-stats.json";
 
 const DATA_EXPORT_EXAMPLES: &str = "\
 Examples:
@@ -441,6 +451,11 @@ pub enum DataAction {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print per-image statistics of Pathfinder images (dashes, lit fractions, grey
+    /// levels, markers, label balance), of this generator (--task) or of a folder in the
+    /// released layout (--released), to compare the two.
+    #[command(after_help = DATA_STATS_EXAMPLES)]
+    Stats(StatsArgs),
     /// Write a prepared task into the folder --out: `npy`, the arrays a run trains,
     /// validates and tests on (token ids as the model sees them, labels, task.json), for
     /// any framework; `tsv`, the released format (ListOps and AAN TSVs).
@@ -482,6 +497,67 @@ pub struct DataArgs {
     pub seed: Option<u64>,
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
+}
+
+/// The images `lra data stats` measures: the generator's (`--task`) or a released
+/// folder's (`--released DIR --size N`).
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The generator of pathfinder (32x32) or pathx (128x128).
+    #[arg(long, required_unless_present = "released", conflicts_with = "released")]
+    pub task: Option<Task>,
+    /// The preset whose generator settings are used: lra, tiny and quick's pathx draw at
+    /// LRA's settings; quick's pathfinder is the CPU grid.
+    #[arg(long, default_value = "lra")]
+    pub preset: Preset,
+    /// Contour length of the generated images: baseline (6 paddles), 9 or 14 (the
+    /// preset's when absent: 14).
+    #[arg(long, value_parser = difficulty, conflicts_with = "released")]
+    pub difficulty: Option<Difficulty>,
+    /// Seed of the generated images (the preset's when absent).
+    #[arg(long, conflicts_with = "released")]
+    pub seed: Option<u64>,
+    /// A folder in the released layout (`metadata/*.npy`, `imgs/<batch>/sample_<i>.png`),
+    /// e.g. data/lra_release/pathfinder32/curv_contour_length_14.
+    #[arg(long, value_name = "DIR", requires = "size")]
+    pub released: Option<PathBuf>,
+    /// Side of the released images: 32, 64 or 128.
+    #[arg(long, value_parser = image_side, requires = "released")]
+    pub size: Option<usize>,
+    /// Images to measure: the first N (generated: default 1000; released: every listed
+    /// image when absent, all-black ones left out).
+    #[arg(long, value_name = "N", value_parser = positive_images)]
+    pub count: Option<usize>,
+    /// Also write the statistics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// A Pathfinder difficulty by its contour length (`baseline` is 6).
+fn difficulty(text: &str) -> Result<Difficulty, String> {
+    match text {
+        "baseline" | "6" => Ok(Difficulty::Baseline),
+        "9" => Ok(Difficulty::Nine),
+        "14" => Ok(Difficulty::Fourteen),
+        _ => Err(format!("`{text}` is not a difficulty: baseline (6), 9 or 14")),
+    }
+}
+
+/// The side of LRA's Pathfinder images.
+fn image_side(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(side @ (32 | 64 | 128)) => Ok(side),
+        _ => Err(format!("`{text}` is not a side of LRA's Pathfinder images: 32, 64 or 128")),
+    }
+}
+
+/// A count of images of at least one (statistics of no image are a mistake).
+fn positive_images(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 images: give at least 1".to_string()),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a count of images")),
+    }
 }
 
 /// A duration in seconds: a finite number above zero (a time limit of zero, a negative

@@ -1,4 +1,4 @@
-//! `lra data generate|inspect|preview|export|fetch`: the data side of the harness.
+//! `lra data generate|inspect|preview|stats|export|fetch`: the data side of the harness.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use lra_datasets::pathfinder::{HISTOGRAM_BINS, LIT_THRESHOLDS, PathfinderConfig, SourceStats, Summary};
 use lra_datasets::{DataError, Example, Splits, aan, fetch, listops, pathfinder};
 use lra_tasks::{DataConfig, Task, TaskConfig};
 
-use crate::cli::args::{DataAction, DataArgs};
+use crate::cli::args::{DataAction, DataArgs, StatsArgs};
 use crate::execute::export;
 use crate::records::files::write_atomically;
 
@@ -102,6 +103,7 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        DataAction::Stats(args) => stats(args),
         DataAction::Export { data, format, out, examples } => match format.as_str() {
             "npy" => export_npy(&resolve(data)?, &data.data, out, *examples),
             "tsv" if examples.is_some() => bail!("--examples is for --format npy; the TSV export writes every example"),
@@ -110,6 +112,192 @@ pub fn command(action: &DataAction) -> anyhow::Result<()> {
         },
         DataAction::Fetch { name, data, url } => fetch_archive(name, data, url.as_deref()),
     }
+}
+
+/// Images `lra data stats` generates when --count is absent: enough for means to a few
+/// per cent, in seconds.
+const DEFAULT_STATS_COUNT: usize = 1000;
+
+/// `lra data stats`: per-image statistics of this generator's images or of a folder in
+/// the released layout, printed as a table and, with --json, written as JSON.
+fn stats(args: &StatsArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (source, stats) = match (&args.released, args.size, args.task) {
+        (Some(dir), Some(size), _) => {
+            let stats = pathfinder::released_stats(dir, size, args.count)
+                .with_context(|| format!("measuring the released images in {} (--size {size})", dir.display()))?;
+            let source = serde_json::json!({ "released": dir.display().to_string(), "size": size });
+            (source, stats)
+        }
+        (None, _, Some(task)) => {
+            let (generator, seed, difficulty) = stats_generator(task, args)?;
+            let count = args.count.unwrap_or(DEFAULT_STATS_COUNT);
+            let stats = pathfinder::generated_stats(&generator, seed, count)
+                .with_context(|| format!("measuring {count} generated {} images", task.name()))?;
+            let source = serde_json::json!({
+                "task": task.name(),
+                "preset": args.preset.name(),
+                "difficulty": difficulty,
+                "contour_length": generator.contour_length,
+                "seed": seed,
+                "size": generator.size,
+            });
+            (source, stats)
+        }
+        _ => bail!("give --task pathfinder|pathx (this generator's images) or --released DIR --size 32|64|128"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    print!("{}", stats_table(&describe_source(&source), &stats, seconds));
+    if let Some(path) = &args.json {
+        let mut json = stats_json(&stats);
+        json["source"] = source;
+        let mut bytes = serde_json::to_vec_pretty(&json)?;
+        bytes.push(b'\n');
+        write_atomically(path, &bytes)?;
+        println!("written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The generator settings `args` name: the preset's Pathfinder data, at --difficulty when
+/// given; with the seed and the difficulty's name (`cpu grid` for the CPU Pathfinder).
+fn stats_generator(task: Task, args: &StatsArgs) -> anyhow::Result<(PathfinderConfig, u64, String)> {
+    if !matches!(task, Task::Pathfinder | Task::Pathx) {
+        bail!("--task {}: statistics are of Pathfinder images; the tasks are pathfinder and pathx", task.name());
+    }
+    let config = TaskConfig::resolve(task, args.preset);
+    let seed = args.seed.or(config.data.seed()).unwrap_or(0);
+    match config.data {
+        DataConfig::PathfinderGenerated { size, difficulty, .. } => {
+            let difficulty = args.difficulty.unwrap_or(difficulty.generator());
+            let name = match difficulty {
+                pathfinder::Difficulty::Baseline => "baseline",
+                pathfinder::Difficulty::Nine => "9",
+                pathfinder::Difficulty::Fourteen => "14",
+            };
+            Ok((PathfinderConfig::lra(size, difficulty)?, seed, name.to_string()))
+        }
+        DataConfig::PathfinderSmall { size, contour_length, distractors, .. } => {
+            if args.difficulty.is_some() {
+                bail!(
+                    "--difficulty sets the contour length of LRA's generator; the {} preset's {} data is the CPU grid \
+                     ({size}x{size}, contours of {contour_length} paddles): use --preset lra for LRA's settings",
+                    args.preset.name(),
+                    task.name()
+                );
+            }
+            Ok((PathfinderConfig::cpu(size, contour_length, distractors)?, seed, "cpu grid".to_string()))
+        }
+        other => bail!("the {} preset's {} data is not generated ({})", args.preset.name(), task.name(), other.source_label()),
+    }
+}
+
+/// One line naming the measured images.
+fn describe_source(source: &serde_json::Value) -> String {
+    match source.get("released") {
+        Some(dir) => format!("released images in {}", dir.as_str().unwrap_or_default()),
+        None => format!(
+            "{} generator ({} preset, difficulty {}: contours of {} paddles, seed {})",
+            source["task"].as_str().unwrap_or_default(),
+            source["preset"].as_str().unwrap_or_default(),
+            source["difficulty"].as_str().unwrap_or_default(),
+            source["contour_length"],
+            source["seed"]
+        ),
+    }
+}
+
+/// The statistics as a table: one row per statistic (mean, std, min, median, max over
+/// images), the histograms, and how dashes and markers were told apart.
+fn stats_table(source: &str, s: &SourceStats, seconds: f64) -> String {
+    let mut out = String::new();
+    let skipped = match s.skipped_empty {
+        0 => String::new(),
+        n => format!(" ({n} all-black left out)"),
+    };
+    out.push_str(&format!(
+        "{source}: {} images of {}x{}{skipped}, label 1 in {:.1}% ({:.1} s)\n",
+        s.images,
+        s.size,
+        s.size,
+        100.0 * s.label_one_share,
+        seconds
+    ));
+    out.push_str(&format!("  {:<38} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "statistic", "mean", "std", "min", "median", "max"));
+    let mut row = |name: String, summary: Option<&Summary>, decimals: usize| match summary {
+        Some(x) => out.push_str(&format!(
+            "  {name:<38} {:>9.decimals$} {:>9.decimals$} {:>9.decimals$} {:>9.decimals$} {:>9.decimals$}\n",
+            x.mean, x.std, x.min, x.median, x.max
+        )),
+        None => out.push_str(&format!("  {name:<38} {:>9}\n", "none")),
+    };
+    let counted = |what: &str, summary: &Option<Summary>| format!("{what} ({})", summary.map_or(0, |x| x.count));
+    row("dashes per image".into(), Some(&s.dashes), 2);
+    row("dash size (px), median per image".into(), s.dash_size_median.as_ref(), 2);
+    row("dash size (px), mean per image".into(), s.dash_size_mean.as_ref(), 2);
+    row(counted("dash size (px), all dashes", &s.dash_size), s.dash_size.as_ref(), 2);
+    for (threshold, summary) in LIT_THRESHOLDS.iter().zip(&s.lit_fractions) {
+        row(format!("lit fraction > {threshold}"), Some(summary), 4);
+    }
+    row("grey levels per image".into(), Some(&s.grey_levels), 2);
+    row("markers found per image".into(), Some(&s.markers_found), 2);
+    row(counted("marker size (px), markers", &s.marker_size), s.marker_size.as_ref(), 2);
+    row(counted("marker distance (px), images", &s.marker_distance), s.marker_distance.as_ref(), 2);
+    let width = 256 / HISTOGRAM_BINS;
+    let bins: Vec<String> =
+        (0..HISTOGRAM_BINS).map(|b| format!("{:>7}", format!("{}-{}", b * width, b * width + width - 1))).collect();
+    let shares = |h: &[f64]| h.iter().map(|v| format!("{v:>7.4}")).collect::<Vec<_>>().join(" ");
+    out.push_str(&format!("  grey-level histogram (share of pixels) {}\n", bins.join(" ")));
+    out.push_str(&format!("    all pixels                           {}\n", shares(&s.histogram)));
+    out.push_str(&format!("    non-black pixels                     {}\n", shares(&s.histogram_non_black)));
+    out.push_str(&format!(
+        "  dashes: 8-connected components > {} without the markers'; markers: opening of the pixels >= {} by a disc of {} \
+         pixels, the two largest\n",
+        pathfinder::DASH_THRESHOLD,
+        s.detector.threshold,
+        s.detector.element.len()
+    ));
+    out
+}
+
+/// A summary as JSON; `null` where there is none.
+fn summary_json(summary: Option<&Summary>) -> serde_json::Value {
+    match summary {
+        Some(x) => serde_json::json!({
+            "count": x.count, "mean": x.mean, "std": x.std, "min": x.min, "median": x.median, "max": x.max,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// The statistics as JSON (without their source, which the caller adds).
+fn stats_json(s: &SourceStats) -> serde_json::Value {
+    let width = 256 / HISTOGRAM_BINS;
+    let lit: serde_json::Map<String, serde_json::Value> =
+        LIT_THRESHOLDS.iter().zip(&s.lit_fractions).map(|(t, x)| (format!("gt_{t}"), summary_json(Some(x)))).collect();
+    serde_json::json!({
+        "size": s.size,
+        "images": s.images,
+        "skipped_all_black": s.skipped_empty,
+        "label_one_share": s.label_one_share,
+        "dashes_per_image": summary_json(Some(&s.dashes)),
+        "dash_size_median_per_image": summary_json(s.dash_size_median.as_ref()),
+        "dash_size_mean_per_image": summary_json(s.dash_size_mean.as_ref()),
+        "dash_size_all_dashes": summary_json(s.dash_size.as_ref()),
+        "lit_fraction": lit,
+        "grey_levels_per_image": summary_json(Some(&s.grey_levels)),
+        "histogram_bins": (0..HISTOGRAM_BINS).map(|b| format!("{}-{}", b * width, b * width + width - 1)).collect::<Vec<_>>(),
+        "histogram_all_pixels": s.histogram,
+        "histogram_non_black": s.histogram_non_black,
+        "markers_found_per_image": summary_json(Some(&s.markers_found)),
+        "marker_size_pixels": summary_json(s.marker_size.as_ref()),
+        "marker_distance_pixels": summary_json(s.marker_distance.as_ref()),
+        "method": {
+            "dash_threshold": pathfinder::DASH_THRESHOLD,
+            "marker_threshold": s.detector.threshold,
+            "marker_element_pixels": s.detector.element.len(),
+        },
+    })
 }
 
 /// What the reader of a released data set leaves out on purpose, and why. Anything else
