@@ -196,14 +196,19 @@ fn stats_generator(task: Task, args: &StatsArgs) -> anyhow::Result<(PathfinderCo
 fn describe_source(source: &serde_json::Value) -> String {
     match source.get("released") {
         Some(dir) => format!("released images in {}", dir.as_str().unwrap_or_default()),
-        None => format!(
-            "{} generator ({} preset, difficulty {}: contours of {} paddles, seed {})",
-            source["task"].as_str().unwrap_or_default(),
-            source["preset"].as_str().unwrap_or_default(),
-            source["difficulty"].as_str().unwrap_or_default(),
-            source["contour_length"],
-            source["seed"]
-        ),
+        None => {
+            let difficulty = match source["difficulty"].as_str().unwrap_or_default() {
+                "cpu grid" => "the CPU grid".to_string(),
+                name => format!("difficulty {name}"),
+            };
+            format!(
+                "{} generator ({} preset, {difficulty}: contours of {} paddles, seed {})",
+                source["task"].as_str().unwrap_or_default(),
+                source["preset"].as_str().unwrap_or_default(),
+                source["contour_length"],
+                source["seed"]
+            )
+        }
     }
 }
 
