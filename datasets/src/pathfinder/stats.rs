@@ -192,7 +192,7 @@ impl MarkerDetector {
             })
             .collect();
         // Stable: equal sizes keep the order of their first core pixel.
-        markers.sort_by(|a, b| b.size.cmp(&a.size));
+        markers.sort_by_key(|marker| std::cmp::Reverse(marker.size));
         markers
     }
 }
