@@ -175,33 +175,7 @@ mod tests {
 
     /// Groups of lit pixels, joining pixels up to `gap` apart (the gap between dashes).
     fn chains(lit: &[bool], size: usize, gap: i32) -> usize {
-        let mut seen = vec![false; lit.len()];
-        let mut count = 0;
-        for start in 0..lit.len() {
-            if !lit[start] || seen[start] {
-                continue;
-            }
-            count += 1;
-            seen[start] = true;
-            let mut stack = vec![start];
-            while let Some(at) = stack.pop() {
-                let (row, column) = ((at / size) as i32, (at % size) as i32);
-                for dy in -gap..=gap {
-                    for dx in -gap..=gap {
-                        let (r, c) = (row + dy, column + dx);
-                        if r < 0 || c < 0 || r >= size as i32 || c >= size as i32 {
-                            continue;
-                        }
-                        let next = r as usize * size + c as usize;
-                        if lit[next] && !seen[next] {
-                            seen[next] = true;
-                            stack.push(next);
-                        }
-                    }
-                }
-            }
-        }
-        count
+        super::stats::components_within(lit, size, i64::from(gap)).len()
     }
 
     /// Whether a lit pixel lies under the marker disc at `centre`.

@@ -64,6 +64,13 @@ impl Summary {
 /// The 8-connected components of the pixels where `mask` is set, each as its row-major
 /// pixel indices, in the order of their first pixel.
 pub fn components(mask: &[bool], size: usize) -> Vec<Vec<usize>> {
+    components_within(mask, size, 1)
+}
+
+/// The groups of pixels where `mask` is set, joining pixels up to `reach` apart in rows and
+/// columns (1: 8-connected components; more: dashes across the gaps between them), each as
+/// its row-major pixel indices, in the order of their first pixel.
+pub fn components_within(mask: &[bool], size: usize, reach: i64) -> Vec<Vec<usize>> {
     let mut seen = vec![false; mask.len()];
     let mut found = Vec::new();
     for start in 0..mask.len().min(size * size) {
@@ -76,15 +83,17 @@ pub fn components(mask: &[bool], size: usize) -> Vec<Vec<usize>> {
         while next < component.len() {
             let (row, column) = ((component[next] / size) as i64, (component[next] % size) as i64);
             next += 1;
-            for (dy, dx) in [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)] {
-                let (r, c) = (row + dy, column + dx);
-                if r < 0 || c < 0 || r >= size as i64 || c >= size as i64 {
-                    continue;
-                }
-                let index = r as usize * size + c as usize;
-                if mask[index] && !seen[index] {
-                    seen[index] = true;
-                    component.push(index);
+            for dy in -reach..=reach {
+                for dx in -reach..=reach {
+                    let (r, c) = (row + dy, column + dx);
+                    if r < 0 || c < 0 || r >= size as i64 || c >= size as i64 {
+                        continue;
+                    }
+                    let index = r as usize * size + c as usize;
+                    if mask[index] && !seen[index] {
+                        seen[index] = true;
+                        component.push(index);
+                    }
                 }
             }
         }
