@@ -66,6 +66,7 @@ mod generate;
 mod geometry;
 mod occupancy;
 mod preview;
+mod raster;
 mod release;
 mod scene;
 mod snakes;

@@ -77,6 +77,12 @@ pub struct PathfinderConfig {
     /// (the original tries forever). LRA's settings need tens (size 32 and 128) to
     /// thousands (size 64) of attempts per image, each failing early and cheaply.
     pub max_target_attempts: usize,
+    /// How many times finer the grid is on which paddles and markers are drawn before
+    /// being shrunk to pixels with a Lanczos filter, as the original draws (2 at every
+    /// LRA size); this gives the released images their faint halo around every stroke and
+    /// their many grey levels. 0 draws each pixel with the exact fraction of it a stroke
+    /// or disc covers instead (the CPU grids).
+    pub antialias_scale: usize,
     /// Reproduce a defect of the original code that shaped the released images. It looks
     /// for room for a first paddle by dilating the mask with a kernel that is off centre by
     /// a pixel down and right, and OpenCV pads a dilation with -infinity; when the kernel
@@ -115,6 +121,7 @@ impl PathfinderConfig {
             max_distractor_retries: 4,
             min_free_fraction: 0.01,
             max_target_attempts: 1_000_000,
+            antialias_scale: 2,
             release_seed_quirk: true,
         };
         let config = match size {
@@ -172,6 +179,8 @@ impl PathfinderConfig {
             distractor_count: distractors,
             seed_distance: size / 6,
             marker_radius: 1.0,
+            // The CPU grids keep the exact coverage raster their reports were made with.
+            antialias_scale: 0,
             ..base
         };
         let inner = size.saturating_sub(2 * config.padding);

@@ -4,6 +4,7 @@
 use super::config::PathfinderConfig;
 use super::geometry::{Paddle, Pixel, as_point};
 use super::occupancy::Occupancy;
+use super::raster::{marker_disc, paddle_block};
 use super::snakes::{Painter, draw};
 use crate::DataError;
 use crate::rng::SeededRng;
@@ -16,6 +17,8 @@ pub(super) struct Scene {
     pub(super) distractors: Vec<Vec<Paddle>>,
     pub(super) markers: [Pixel; 2],
     pub(super) marker_contours: [usize; 2],
+    /// The paddle margin drawn for this image.
+    pub(super) margin: usize,
 }
 
 /// The seeded stream of sample `index`: the index in the low 32 bits, above it the size
@@ -85,7 +88,7 @@ pub(super) fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -
             }
         }
     }
-    Ok(Scene { label, markers, marker_contours, targets: targets.map(|snake| snake.paddles), distractors })
+    Ok(Scene { label, markers, marker_contours, margin, targets: targets.map(|snake| snake.paddles), distractors })
 }
 
 /// The parts of an image, which [`render`] can draw separately.
@@ -109,6 +112,9 @@ pub(super) fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer])
             canvas[index] = canvas[index].max(paddle.contrast * covered);
         }
     };
+    if config.antialias_scale > 0 {
+        return render_supersampled(config, scene, layers, scene.margin);
+    }
     let half_stroke = config.paddle_thickness as f64 / 2.0;
     for layer in layers {
         match *layer {
@@ -120,6 +126,38 @@ pub(super) fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer])
                     // of 1.0 multiplies each coverage exactly).
                     let disc = Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0 };
                     draw_band(&mut canvas, &disc, config.marker_radius as f64);
+                }
+            }
+        }
+    }
+    canvas
+}
+
+/// As [`render`] on the supersampled grid: each paddle's block (its 8-bit resampled
+/// intensities times its contrast) and each marker disc, the brightest of all per pixel.
+fn render_supersampled(config: &PathfinderConfig, scene: &Scene, layers: &[Layer], margin: usize) -> Vec<f32> {
+    let size = config.size;
+    let scale = config.antialias_scale;
+    let mut canvas = vec![0.0f32; size * size];
+    let draw_paddle = |canvas: &mut Vec<f32>, paddle: &Paddle| {
+        let (top, left, side, values) =
+            paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, scale);
+        for (k, &value) in values.iter().enumerate() {
+            let (row, column) = (top + (k / side) as i64, left + (k % side) as i64);
+            if value > 0.0 && (0..size as i64).contains(&row) && (0..size as i64).contains(&column) {
+                let index = row as usize * size + column as usize;
+                canvas[index] = canvas[index].max(paddle.contrast * value);
+            }
+        }
+    };
+    for layer in layers {
+        match *layer {
+            Layer::Target(k) => scene.targets[k].iter().for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Distractors => scene.distractors.iter().flatten().for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Markers => {
+                for &centre in &scene.markers {
+                    let disc = marker_disc(size, centre, config.marker_radius, scale);
+                    canvas.iter_mut().zip(disc).for_each(|(pixel, value)| *pixel = pixel.max(value));
                 }
             }
         }

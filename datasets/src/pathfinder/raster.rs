@@ -1,0 +1,238 @@
+//! Supersampled drawing, as the original generator draws: each paddle is stroked on a grid
+//! `antialias_scale` times finer, then shrunk to pixels with an 8-bit Lanczos resampling
+//! (support of 3 output pixels), and each marker disc likewise. The resampling spreads a
+//! faint halo (a few levels of 255) around every stroke and, with its rounding, gives the
+//! images their range of grey levels; an exact coverage raster has neither.
+
+use std::f64::consts::PI;
+
+use super::geometry::Paddle;
+
+/// Fixed-point precision of the 8-bit resampling's weights (32-bit accumulators with
+/// room for 8 bits of value and two of headroom).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 { 1.0 } else { (PI * x).sin() / (PI * x) }
+}
+
+fn lanczos(x: f64) -> f64 {
+    if (-3.0..3.0).contains(&x) { sinc(x) * sinc(x / 3.0) } else { 0.0 }
+}
+
+/// For each output index: the first input index it reads and its fixed-point weights.
+/// An output pixel is centred at `(i + 0.5) * scale` of the input; the filter is widened
+/// by the scale when shrinking, and its taps are normalised to sum to one.
+fn weights(input: usize, output: usize) -> Vec<(usize, Vec<i64>)> {
+    let scale = input as f64 / output as f64;
+    let filter_scale = scale.max(1.0);
+    let support = 3.0 * filter_scale;
+    (0..output)
+        .map(|i| {
+            let centre = (i as f64 + 0.5) * scale;
+            // Truncation towards zero, then clamping, as the reference implementation.
+            let first = ((centre - support + 0.5) as i64).max(0) as usize;
+            let end = ((centre + support + 0.5) as i64).min(input as i64) as usize;
+            let raw: Vec<f64> = (first..end).map(|x| lanczos((x as f64 - centre + 0.5) / filter_scale)).collect();
+            let total: f64 = raw.iter().sum();
+            let fixed = raw
+                .iter()
+                .map(|&w| {
+                    let w = if total != 0.0 { w / total } else { w };
+                    let scaled = w * (1u64 << PRECISION_BITS) as f64;
+                    (if scaled < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i64
+                })
+                .collect();
+            (first, fixed)
+        })
+        .collect()
+}
+
+fn to_byte(accumulated: i64) -> u8 {
+    (accumulated >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes a `side` x `side` 8-bit image to `out` x `out`: rows first, into an 8-bit
+/// intermediate (so negative lobes are clipped before the second pass), then columns.
+pub(super) fn resize_lanczos(pixels: &[u8], side: usize, out: usize) -> Vec<u8> {
+    let taps = weights(side, out);
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let mut across = vec![0u8; side * out];
+    for row in 0..side {
+        let line = &pixels[row * side..(row + 1) * side];
+        for (column, (first, w)) in taps.iter().enumerate() {
+            let sum: i64 = w.iter().enumerate().map(|(k, &w)| line[first + k] as i64 * w).sum();
+            across[row * out + column] = to_byte(half + sum);
+        }
+    }
+    let mut result = vec![0u8; out * out];
+    for (row, (first, w)) in taps.iter().enumerate() {
+        for column in 0..out {
+            let sum: i64 = w.iter().enumerate().map(|(k, &w)| across[(first + k) * out + column] as i64 * w).sum();
+            result[row * out + column] = to_byte(half + sum);
+        }
+    }
+    result
+}
+
+/// Lights the pixels of a `side` x `side` grid on the stroke from `start` to `end`
+/// (`(row, column)`, whole pixels) of `width` pixels, as the reference drawing library
+/// strokes a line: one pixel per step along the longer axis for a width of 1; otherwise a
+/// quadrilateral whose long sides are offset across the line by the half-width rounded
+/// to whole pixels along each axis, filled scanline by scanline from the nearest pixel of
+/// each crossing (so diagonal strokes come out wider than axis-aligned ones).
+fn stroke(grid: &mut [u8], side: usize, start: (i64, i64), end: (i64, i64), width: usize) {
+    let mut span = |y: i64, x0: i64, x1: i64| {
+        if !(0..side as i64).contains(&y) {
+            return;
+        }
+        for x in x0.max(0)..=x1.min(side as i64 - 1) {
+            grid[y as usize * side + x as usize] = 255;
+        }
+    };
+    let (y0, x0, y1, x1) = (start.0, start.1, end.0, end.1);
+    let (dy, dx) = (y1 - y0, x1 - x0);
+    if width <= 1 || (dx == 0 && dy == 0) {
+        let steps = dy.abs().max(dx.abs()).max(1);
+        for i in 0..=steps {
+            let t = i as f64 / steps as f64;
+            let (y, x) = (y0 + (t * dy as f64).round() as i64, x0 + (t * dx as f64).round() as i64);
+            span(y, x, x);
+        }
+        return;
+    }
+    let round_up = |f: f64| (f + 0.5).floor() as i64;
+    let round_down = |f: f64| (f - 0.5).ceil() as i64;
+    let hypotenuse = ((dx * dx + dy * dy) as f64).sqrt();
+    let half = (width as f64 - 1.0) / 2.0;
+    let (ratio_max, ratio_min) = (round_up(half) as f64 / hypotenuse, round_down(half) as f64 / hypotenuse);
+    let dxmin = round_down(ratio_min * dy as f64);
+    let dxmax = round_down(ratio_max * dy as f64);
+    let dymin = round_down(ratio_min * dx as f64);
+    let dymax = round_down(ratio_max * dx as f64);
+    // Vertices as (x, y).
+    let v = [(x0 - dxmin, y0 + dymax), (x1 - dxmin, y1 + dymax), (x1 + dxmax, y1 - dymin), (x0 + dxmax, y0 - dymin)];
+    struct Edge {
+        x0: i64,
+        y0: i64,
+        ymin: i64,
+        ymax: i64,
+        slope: f64,
+    }
+    let mut edges = Vec::new();
+    for k in 0..4 {
+        let ((ax, ay), (bx, by)) = (v[k], v[(k + 1) % 4]);
+        if ay == by {
+            // Horizontal edges are drawn as they are.
+            span(ay, ax.min(bx), ax.max(bx));
+            continue;
+        }
+        edges.push(Edge { x0: ax, y0: ay, ymin: ay.min(by), ymax: ay.max(by), slope: (bx - ax) as f64 / (by - ay) as f64 });
+    }
+    let ymin = edges.iter().map(|e| e.ymin).min().unwrap_or(0).max(0);
+    let ymax = edges.iter().map(|e| e.ymax).max().unwrap_or(-1).min(side as i64);
+    for y in ymin..=ymax {
+        let mut crossings: Vec<f64> = Vec::with_capacity(8);
+        for e in &edges {
+            if y >= e.ymin && y <= e.ymax {
+                // Single precision, as the reference computes its crossings.
+                crossings.push(((y - e.y0) as f32 * e.slope as f32 + e.x0 as f32) as f64);
+            }
+            // A crossing at an edge's lower end is counted twice, which keeps the
+            // polygon's outline consistent where edges meet.
+            if y == e.ymax && y < ymax {
+                if let Some(&last) = crossings.last() {
+                    crossings.push(last);
+                }
+            }
+        }
+        crossings.sort_by(|a, b| a.partial_cmp(b).expect("finite crossings"));
+        for pair in crossings.chunks_exact(2) {
+            span(y, round_up(pair[0]), round_down(pair[1]));
+        }
+    }
+}
+
+/// One paddle's intensities: `(top, left, side, values)`, a `side` x `side` block of the
+/// image starting at pixel `(top, left)` (possibly off the image), values in `[0, 1]`
+/// before the paddle's contrast. The paddle is drawn from whichever end lies on a whole
+/// pixel, as the original draws a paddle from its anchor: the block is centred there and
+/// spans `length + ceil(thickness) + margin` pixels each way.
+pub(super) fn paddle_block(
+    paddle: &Paddle,
+    length: usize,
+    thickness: f32,
+    margin: usize,
+    scale: usize,
+) -> (i64, i64, usize, Vec<f32>) {
+    let whole = |p: (f64, f64)| (p.0 - p.0.round()).abs() < 1e-9 && (p.1 - p.1.round()).abs() < 1e-9;
+    let (anchor, other) = if whole(paddle.to) { (paddle.to, paddle.from) } else { (paddle.from, paddle.to) };
+    let orientation = (other.0 - anchor.0).atan2(other.1 - anchor.1);
+    let reach = length + thickness.ceil() as usize + margin;
+    let fine_side = 2 * reach * scale + 1;
+    let fine_centre = (reach * scale) as i64;
+    let fine_length = (length * scale) as f64;
+    // The far end on the fine grid, rounded up as the original rounds translated points.
+    let fine_end =
+        (fine_centre + (fine_length * orientation.sin()).ceil() as i64, fine_centre + (fine_length * orientation.cos()).ceil() as i64);
+    let width = (thickness as f64 * scale as f64).round().max(1.0) as usize;
+    let mut fine = vec![0u8; fine_side * fine_side];
+    stroke(&mut fine, fine_side, (fine_centre, fine_centre), fine_end, width);
+    let side = 2 * reach + 1;
+    let coarse = resize_lanczos(&fine, fine_side, side);
+    let anchor = (anchor.0.round() as i64, anchor.1.round() as i64);
+    (anchor.0 - reach as i64, anchor.1 - reach as i64, side, coarse.iter().map(|&v| v as f32 / 255.0).collect())
+}
+
+/// A marker disc of `radius` pixels centred on pixel `centre` of a `size` x `size` image,
+/// drawn on the grid `scale` times finer over the whole image and shrunk: values in `[0, 1]`.
+pub(super) fn marker_disc(size: usize, centre: (i32, i32), radius: f32, scale: usize) -> Vec<f32> {
+    let fine_side = size * scale;
+    let (cy, cx) = (centre.0 as i64 * scale as i64, centre.1 as i64 * scale as i64);
+    let reach = radius as f64 * scale as f64;
+    let mut fine = vec![0u8; fine_side * fine_side];
+    for y in 0..fine_side as i64 {
+        for x in 0..fine_side as i64 {
+            let (dy, dx) = ((y - cy) as f64, (x - cx) as f64);
+            if dy * dy + dx * dx <= reach * reach {
+                fine[y as usize * fine_side + x as usize] = 255;
+            }
+        }
+    }
+    resize_lanczos(&fine, fine_side, size).iter().map(|&v| v as f32 / 255.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_keeps_flat_images_flat_and_halves_a_block() {
+        let flat = vec![200u8; 16 * 16];
+        assert!(resize_lanczos(&flat, 16, 8).iter().all(|&v| v == 200));
+        // A lit square of 4x4 fine pixels shrinks to a 2x2 core at full brightness, with
+        // a faint halo and nothing far away.
+        let mut fine = vec![0u8; 32 * 32];
+        for y in 12..16 {
+            for x in 12..16 {
+                fine[y * 32 + x] = 255;
+            }
+        }
+        let coarse = resize_lanczos(&fine, 32, 16);
+        assert!(coarse[6 * 16 + 6] > 200 && coarse[7 * 16 + 7] > 200);
+        assert_eq!(coarse[0], 0);
+        assert!(coarse.iter().filter(|&&v| v > 0).count() > 4, "the Lanczos filter spreads beyond the block");
+    }
+
+    #[test]
+    fn a_paddle_block_is_centred_on_its_whole_pixel_end_and_lit_along_the_paddle() {
+        let paddle = Paddle { from: (10.0, 10.0), to: (10.0, 15.0), contrast: 1.0 };
+        let (top, left, side, values) = paddle_block(&paddle, 5, 1.5, 2, 2);
+        assert_eq!(side, 2 * (5 + 2 + 2) + 1);
+        assert_eq!((top, left), (10 - 9, 15 - 9));
+        let at = |row: i64, column: i64| values[((row - top) as usize) * side + (column - left) as usize];
+        assert!(at(10, 12) > 0.8, "the middle of the paddle is lit");
+        assert!(at(2, 12) == 0.0, "far across the paddle stays dark");
+        assert!(at(12, 12) > 0.0 && at(12, 12) < 0.5, "the halo beside the stroke is faint");
+    }
+}
