@@ -20,6 +20,7 @@ use std::path::Path;
 use super::config::{Difficulty, PathfinderConfig};
 use super::generate::generate_sample;
 use super::release;
+use super::raster::marker_disc;
 use crate::DataError;
 
 /// A pixel belongs to a dash when brighter than this.
@@ -150,9 +151,44 @@ impl MarkerDetector {
         MarkerDetector { element, threshold }
     }
 
+    /// The detector for markers drawn on a grid `scale` times finer and shrunk with the
+    /// Lanczos filter, as the original draws them: there a marker of radius 1.5 is a 2x2
+    /// core at nearly full brightness in a dimmer ring, which no plus of 5 bright pixels
+    /// fits. The element is the pixels of such an ideal marker at 80% of full brightness
+    /// or more (4 at 32, 15 at 64, 21 at 128); the threshold lies midway between the
+    /// brightest pixel of the ideal marker outside the element and 85% of its dimmest
+    /// inside, because an image is scaled to its brightest pixel and at size 32 a paddle
+    /// (contrast 1.5) can outshine the markers, which then show at about 94% brightness.
+    pub fn for_supersampled(radius: f32, scale: usize) -> MarkerDetector {
+        let size = 4 * (radius.ceil() as usize + 4);
+        let centre = (size / 2) as i32;
+        let ideal = marker_disc(size, (centre, centre), radius, scale);
+        let (mut element, mut dimmest_inside, mut brightest_outside) = (Vec::new(), 1.0f32, 0.0f32);
+        for (index, &value) in ideal.iter().enumerate() {
+            let offset = ((index / size) as i32 - centre, (index % size) as i32 - centre);
+            if value >= 0.8 {
+                element.push(offset);
+                dimmest_inside = dimmest_inside.min(value);
+            } else {
+                brightest_outside = brightest_outside.max(value);
+            }
+        }
+        let threshold = (255.0 * (0.85 * dimmest_inside + brightest_outside) / 2.0).round().clamp(1.0, 255.0) as u8;
+        MarkerDetector { element, threshold }
+    }
+
+    /// The detector for the markers `config` draws.
+    pub fn for_config(config: &PathfinderConfig) -> MarkerDetector {
+        if config.antialias_scale > 0 {
+            MarkerDetector::for_supersampled(config.marker_radius, config.antialias_scale)
+        } else {
+            MarkerDetector::for_radius(config.marker_radius)
+        }
+    }
+
     /// The detector for the markers of LRA's images of side `size` (32, 64 or 128).
     pub fn for_size(size: usize) -> Result<MarkerDetector, DataError> {
-        Ok(MarkerDetector::for_radius(PathfinderConfig::lra(size, Difficulty::default())?.marker_radius))
+        Ok(MarkerDetector::for_config(&PathfinderConfig::lra(size, Difficulty::default())?))
     }
 
     /// The marker candidates of a `size` x `size` image, largest first (then in the order
@@ -360,7 +396,7 @@ pub fn generated_stats(config: &PathfinderConfig, seed: u64, count: usize) -> Re
     if count == 0 {
         return Err(DataError::new("statistics need at least one image, not 0"));
     }
-    let detector = MarkerDetector::for_radius(config.marker_radius);
+    let detector = MarkerDetector::for_config(config);
     let measured = crate::parallel::map_indices(0..count as u64, crate::parallel::available_threads(), |index| {
         let sample = generate_sample(config, seed, index)?;
         Ok((ImageStats::measure(&sample.pixels, config.size, &detector)?, sample.label))
@@ -554,7 +590,7 @@ mod tests {
     fn markers_found_in_generated_images_are_the_drawn_ones() {
         for (size, count) in [(32, 40), (128, 6)] {
             let config = PathfinderConfig::lra(size, Difficulty::Fourteen).unwrap();
-            let detector = MarkerDetector::for_radius(config.marker_radius);
+            let detector = MarkerDetector::for_config(config);
             let mut exact = 0;
             for index in 0..count {
                 let sample = generate_sample(&config, 3, index).unwrap();
