@@ -83,6 +83,11 @@ pub struct PathfinderConfig {
     /// their many grey levels. 0 draws each pixel with the exact fraction of it a stroke
     /// or disc covers instead (the CPU grids).
     pub antialias_scale: usize,
+    /// Round as the original does: translated points (a paddle's far end, each pivot) up,
+    /// the points of the circle of candidate ends down. The half-pixel shifts decide at
+    /// size 32 whether consecutive paddles, 2 pixels apart, touch. Off: every point to
+    /// the nearest pixel (the CPU grids).
+    pub original_rounding: bool,
     /// Reproduce a defect of the original code that shaped the released images. It looks
     /// for room for a first paddle by dilating the mask with a kernel that is off centre by
     /// a pixel down and right, and OpenCV pads a dilation with -infinity; when the kernel
@@ -122,6 +127,7 @@ impl PathfinderConfig {
             min_free_fraction: 0.01,
             max_target_attempts: 1_000_000,
             antialias_scale: 2,
+            original_rounding: true,
             release_seed_quirk: true,
         };
         let config = match size {
@@ -181,6 +187,7 @@ impl PathfinderConfig {
             marker_radius: 1.0,
             // The CPU grids keep the exact coverage raster their reports were made with.
             antialias_scale: 0,
+            original_rounding: false,
             ..base
         };
         let inner = size.saturating_sub(2 * config.padding);

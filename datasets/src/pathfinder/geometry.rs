@@ -22,6 +22,18 @@ pub(super) fn nearest_pixel(point: Point) -> Pixel {
     (point.0.round() as i32, point.1.round() as i32)
 }
 
+/// `point` moved `distance` along `orientation` and rounded up, as the original rounds
+/// every translated point (pivots and paddle ends).
+pub(super) fn ceil_pixel(point: Point) -> Pixel {
+    (point.0.ceil() as i32, point.1.ceil() as i32)
+}
+
+/// The opposite orientation, kept in `[-pi, pi)` as the original flips it.
+pub(super) fn reversed(orientation: f64) -> f64 {
+    use std::f64::consts::PI;
+    if orientation + PI < PI { orientation + PI } else { orientation - PI }
+}
+
 pub(super) fn as_point(pixel: Pixel) -> Point {
     (pixel.0 as f64, pixel.1 as f64)
 }

@@ -3,7 +3,7 @@
 use std::f64::consts::{FRAC_PI_2, TAU};
 
 use super::config::PathfinderConfig;
-use super::geometry::{Paddle, Pixel, as_point, coverage, nearest_pixel, step_from, turn_between};
+use super::geometry::{Paddle, Pixel, as_point, ceil_pixel, coverage, nearest_pixel, reversed, step_from, turn_between};
 use super::occupancy::{OVERLAP, Occupancy, TAKEN};
 use crate::rng::SeededRng;
 
@@ -48,8 +48,10 @@ impl<'a> Painter<'a> {
             (-m..=m).flat_map(|dy| (-m..=m).map(move |dx| (dy, dx))).filter(|(dy, dx)| dy * dy + dx * dx <= m * m).collect();
         let radius = (config.paddle_length + margin) as f64;
         let steps = (TAU * radius).ceil() as usize;
-        let mut offsets: Vec<Pixel> =
-            (0..steps).map(|k| nearest_pixel(step_from((0.0, 0.0), k as f64 / radius, radius))).collect();
+        // The original truncates the circle's points (floor, inside the image); the CPU
+        // grids round them to the nearest pixel.
+        let round = |point: (f64, f64)| if config.original_rounding { (point.0.floor() as i32, point.1.floor() as i32) } else { nearest_pixel(point) };
+        let mut offsets: Vec<Pixel> = (0..steps).map(|k| round(step_from((0.0, 0.0), k as f64 / radius, radius))).collect();
         offsets.sort_unstable();
         offsets.dedup();
         let circle = offsets.into_iter().map(|(dy, dx)| ((dy, dx), (dy as f64).atan2(dx as f64))).collect();
@@ -156,8 +158,13 @@ impl<'a> Painter<'a> {
                     nearest_pixel(step_from(as_point(other), bearing, self.config.seed_distance as f64))
                 }
             };
-            let head = nearest_pixel(step_from(as_point(start), orientation, self.length));
-            let pivot = nearest_pixel(step_from(as_point(head), orientation, -(self.length + self.margin)));
+            let (head, pivot) = if self.config.original_rounding {
+                let head = ceil_pixel(step_from(as_point(start), orientation, self.length));
+                (head, ceil_pixel(step_from(as_point(head), reversed(orientation), self.length + self.margin)))
+            } else {
+                let head = nearest_pixel(step_from(as_point(start), orientation, self.length));
+                (head, nearest_pixel(step_from(as_point(head), orientation, -(self.length + self.margin))))
+            };
             if self.inside(head) && self.inside(pivot) {
                 let paddle = Paddle { from: as_point(start), to: step_from(as_point(start), orientation, self.length), contrast };
                 return Some(Snake { paddles: vec![paddle], pivot, orientation, origin: start, far_end: head });
@@ -169,7 +176,8 @@ impl<'a> Painter<'a> {
     /// Adds one paddle to `snake`; false when it is stuck. `others`: latest paddles of
     /// other snakes, not yet marked.
     fn extend(&self, rng: &mut SeededRng, mask: &mut Occupancy, snake: &mut Snake, contrast: f32, others: &[Paddle]) -> bool {
-        let pivot = nearest_pixel(step_from(as_point(snake.pivot), snake.orientation, self.length + 2.0 * self.margin));
+        let next = step_from(as_point(snake.pivot), snake.orientation, self.length + 2.0 * self.margin);
+        let pivot = if self.config.original_rounding { ceil_pixel(next) } else { nearest_pixel(next) };
         let continuity = self.config.continuity as f64;
         let mut candidates = Vec::with_capacity(self.circle.len());
         let mut weights = Vec::with_capacity(self.circle.len());
