@@ -184,6 +184,59 @@ pub(super) fn paddle_block(
     (anchor.0 - reach as i64, anchor.1 - reach as i64, side, coarse.iter().map(|&v| v as f32 / 255.0).collect())
 }
 
+/// Where a first paddle from pixel `(0, 0)` along `orientation` needs room, as the
+/// original finds it: the paddle's clearance zone drawn supersampled (the stroke dilated
+/// by a disc of `margin * scale` fine pixels) and shrunk, of which only the pixels left at
+/// full intensity count, placed in a window of `length + margin` pixels each way whose
+/// centre is one pixel down and right of the paddle's start. The original dilates the
+/// mask with this window as a kernel anchored at its centre, so the offsets returned are
+/// those of the mask pixels that must be free, relative to the start: one pixel down and
+/// right of the zone itself.
+pub(super) fn clearance_footprint(length: usize, thickness: f32, margin: usize, scale: usize, orientation: f64) -> Vec<(i32, i32)> {
+    let reach = length + thickness.ceil() as usize + margin;
+    let fine_side = 2 * reach * scale + 1;
+    let fine_centre = (reach * scale) as i64;
+    let fine_length = (length * scale) as f64;
+    let fine_end =
+        (fine_centre + (fine_length * orientation.sin()).ceil() as i64, fine_centre + (fine_length * orientation.cos()).ceil() as i64);
+    let width = (thickness as f64 * scale as f64).round().max(1.0) as usize;
+    let mut fine = vec![0u8; fine_side * fine_side];
+    stroke(&mut fine, fine_side, (fine_centre, fine_centre), fine_end, width);
+    let radius = (margin * scale) as i64;
+    let mut dilated = vec![0u8; fine.len()];
+    for y in 0..fine_side as i64 {
+        for x in 0..fine_side as i64 {
+            if fine[y as usize * fine_side + x as usize] == 0 {
+                continue;
+            }
+            for dy in -radius..=radius {
+                for dx in -radius..=radius {
+                    let (ty, tx) = (y + dy, x + dx);
+                    if dy * dy + dx * dx <= radius * radius
+                        && (0..fine_side as i64).contains(&ty)
+                        && (0..fine_side as i64).contains(&tx)
+                    {
+                        dilated[ty as usize * fine_side + tx as usize] = 255;
+                    }
+                }
+            }
+        }
+    }
+    let side = 2 * reach + 1;
+    let coarse = resize_lanczos(&dilated, fine_side, side);
+    // The window spans offsets -(length + margin + 1) ..= length + margin - 1 from the start.
+    let window = (length + margin) as i32;
+    let mut offsets = Vec::new();
+    for (index, &value) in coarse.iter().enumerate() {
+        let offset = ((index / side) as i32 - reach as i32, (index % side) as i32 - reach as i32);
+        let inside = |o: i32| (-window - 1..window).contains(&o);
+        if value == 255 && inside(offset.0) && inside(offset.1) {
+            offsets.push((offset.0 + 1, offset.1 + 1));
+        }
+    }
+    offsets
+}
+
 /// A marker disc of `radius` pixels centred on pixel `centre` of a `size` x `size` image,
 /// drawn on the grid `scale` times finer over the whole image and shrunk: values in `[0, 1]`.
 pub(super) fn marker_disc(size: usize, centre: (i32, i32), radius: f32, scale: usize) -> Vec<f32> {

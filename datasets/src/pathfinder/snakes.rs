@@ -5,6 +5,7 @@ use std::f64::consts::{FRAC_PI_2, TAU};
 use super::config::PathfinderConfig;
 use super::geometry::{Paddle, Pixel, as_point, ceil_pixel, coverage, nearest_pixel, reversed, step_from, turn_between};
 use super::occupancy::{OVERLAP, Occupancy, TAKEN};
+use super::raster::clearance_footprint;
 use crate::rng::SeededRng;
 
 /// A snake being drawn.
@@ -91,6 +92,16 @@ impl<'a> Painter<'a> {
     /// The offsets, from a first paddle's start, of the pixels its clearance zone covers
     /// entirely: where the paddle would need room.
     fn footprint(&self, orientation: f64) -> Vec<Pixel> {
+        let config = self.config;
+        if config.antialias_scale > 0 {
+            return clearance_footprint(
+                config.paddle_length,
+                config.paddle_thickness,
+                self.margin as usize,
+                config.antialias_scale,
+                orientation,
+            );
+        }
         let paddle = Paddle { from: (0.0, 0.0), to: step_from((0.0, 0.0), orientation, self.length), contrast: 0.0 };
         let reach = (self.clearance - 0.5).max(0.5);
         let r = (self.length + reach).ceil() as i32;
@@ -147,7 +158,14 @@ impl<'a> Painter<'a> {
             let start = match near {
                 None => {
                     let footprint = self.footprint(orientation);
-                    let reaches_up_and_left = footprint.iter().any(|o| o.0 < 0) && footprint.iter().any(|o| o.1 < 0);
+                    // With the supersampled footprint (already shifted a pixel down and
+                    // right) the bottom-right corner pixel reads no mask pixel unless
+                    // some offset lies neither below nor right of the start.
+                    let reaches_up_and_left = if self.config.antialias_scale > 0 {
+                        footprint.iter().any(|o| o.0 <= 0 && o.1 <= 0)
+                    } else {
+                        footprint.iter().any(|o| o.0 < 0) && footprint.iter().any(|o| o.1 < 0)
+                    };
                     if self.config.release_seed_quirk && !reaches_up_and_left {
                         return None;
                     }
