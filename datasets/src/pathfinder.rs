@@ -174,6 +174,13 @@ mod tests {
         quantize(values, brightest).into_iter().map(|p| p > 0).collect()
     }
 
+    /// The pixels of the strokes themselves: brighter than 16 of 255, leaving out the
+    /// faint halo (mostly 1 to 8) that resampling spreads around every stroke at LRA's
+    /// sizes; a thin, dim paddle at size 32 may peak well below the dash level of 64.
+    fn stroked(values: &[f32], brightest: f32) -> Vec<bool> {
+        quantize(values, brightest).into_iter().map(|p| p > 16).collect()
+    }
+
     /// Groups of lit pixels, joining pixels up to `gap` apart (the gap between dashes).
     fn chains(lit: &[bool], size: usize, gap: i32) -> usize {
         let mut seen = vec![false; lit.len()];
@@ -234,12 +241,20 @@ mod tests {
                 assert_eq!(composed, image, "size {size} sample {index}");
 
                 let contours: Vec<Vec<bool>> =
-                    (0..2).map(|k| lit(&render(&config, &scene, &[Layer::Target(k)]), brightest)).collect();
+                    (0..2).map(|k| stroked(&render(&config, &scene, &[Layer::Target(k)]), brightest)).collect();
                 for (k, contour) in contours.iter().enumerate() {
                     assert_eq!(chains(contour, size, gap), 1, "size {size} sample {index}: contour {k} is broken");
                 }
+                // A contour joins a marker where its stroke proper (above the dash level,
+                // 64) runs under the disc: the faint fringe of a neighbouring stroke does
+                // not join, nor does it in the released images.
+                let strokes: Vec<Vec<bool>> = (0..2)
+                    .map(|k| {
+                        quantize(&render(&config, &scene, &[Layer::Target(k)]), brightest).into_iter().map(|p| p > 64).collect()
+                    })
+                    .collect();
                 let touches =
-                    |marker: usize, k: usize| under_marker(&contours[k], size, scene.markers[marker], config.marker_radius);
+                    |marker: usize, k: usize| under_marker(&strokes[k], size, scene.markers[marker], config.marker_radius);
                 let [origin_contour, far_contour] = scene.marker_contours;
                 assert!(touches(0, origin_contour) && touches(1, far_contour), "size {size} sample {index}");
                 let one_contour_joins = (0..2).any(|k| touches(0, k) && touches(1, k));
@@ -250,8 +265,9 @@ mod tests {
 
     #[test]
     fn consecutive_paddles_turn_less_than_the_continuity_allows_and_stay_off_the_border() {
-        for size in [32, 128] {
-            let config = lra(size);
+        let cpu = PathfinderConfig::cpu(16, 3, 1).unwrap();
+        for config in [lra(32), lra(128), cpu] {
+            let size = config.size;
             let limit = FRAC_PI_2 / config.continuity as f64;
             for index in 0..20 {
                 let scene = generate_scene(&config, 13, index).unwrap();
@@ -262,6 +278,21 @@ mod tests {
                         let turn = turn_between(heading(&pair[0]), heading(&pair[1]));
                         assert!(turn < limit + 1e-9, "size {size}: turn {turn} beyond {limit}");
                     }
+                    // Every stroke ends within a pixel of the image (rounded as the
+                    // original rounds, a paddle from a pivot next to the border may end
+                    // a fraction of a pixel beyond it, and is cut there).
+                    for p in paddles {
+                        for (row, column) in [p.from, p.to] {
+                            let inside = |v: f64| (-1.0..=size as f64).contains(&v);
+                            assert!(inside(row) && inside(column), "size {size} sample {index}: paddle end ({row}, {column})");
+                        }
+                    }
+                }
+                if config.antialias_scale > 0 {
+                    // Resampled strokes spread a pixel or two, into the border as in the
+                    // released images (about one image in ten at 32 and 128 has a border
+                    // pixel above 64); only the exact raster keeps the border dark.
+                    continue;
                 }
                 let drawn = lit(&render(&config, &scene, &[Layer::Target(0), Layer::Target(1), Layer::Distractors]), 1.0);
                 let padding = config.padding;
@@ -306,9 +337,12 @@ mod tests {
             let sample = generate_sample(&lra(size), 0, 0).unwrap();
             assert_eq!(sample.pixels.len(), size * size);
             assert_eq!(sample.pixels.iter().max(), Some(&255));
-            // Mostly background: contours are thin.
+            // Mostly background: contours are thin. With the faint halo of resampling up
+            // to half of a 32x32 image is lit above 0, as in the released images.
             let lit = sample.pixels.iter().filter(|&&p| p > 0).count();
-            assert!(lit > size && lit < size * size / 3, "size {size}: {lit} lit pixels");
+            assert!(lit > size && lit < size * size / 2, "size {size}: {lit} lit pixels");
+            let bright = sample.pixels.iter().filter(|&&p| p > 64).count();
+            assert!(bright > size && bright < size * size / 5, "size {size}: {bright} pixels above 64");
         }
     }
 
