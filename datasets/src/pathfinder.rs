@@ -36,11 +36,18 @@
 //!    (the original saved through scipy's `imsave`, which stretches to the byte range).
 //!
 //! Where this code departs from the original:
-//! - Paddles, clearance zones and markers are rasterised by their exact box-filtered
-//!   coverage instead of being drawn at `antialias_scale` times the size and resampled
-//!   with a Lanczos filter: the same look, at a fraction of the cost.
-//! - Points are rounded to the nearest pixel; the original rounds pivots up and paddle
-//!   ends down, which shifts every contour by up to half a pixel per paddle.
+//! - The occupancy mask that keeps paddles apart is rasterised by exact box-filtered
+//!   coverage; the original draws it supersampled and resamples it. What the images show
+//!   is drawn as the original draws it at LRA's sizes (see
+//!   [`PathfinderConfig::antialias_scale`]): each paddle stroked on a grid twice as fine
+//!   and shrunk with an 8-bit Lanczos filter, each marker likewise, and a first paddle
+//!   needs room where the resampled clearance zone is fully covered. An exact raster
+//!   lacked the faint halo around every stroke (half the lit pixels of Path-X) and most
+//!   grey levels. The CPU grids keep the exact raster.
+//! - At LRA's sizes points are rounded as the original rounds them (pivots and paddle
+//!   ends up, candidate ends down, see [`PathfinderConfig::original_rounding`]): at size
+//!   32 the half-pixel shifts decide whether consecutive dashes touch. The CPU grids
+//!   round to the nearest pixel.
 //! - Every new paddle is checked against the other target's latest paddle, and both
 //!   targets' last paddles are marked as taken before distractors are placed; the
 //!   original misses both, so a distractor or the other target could touch a target.
