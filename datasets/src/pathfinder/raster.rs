@@ -23,7 +23,17 @@ fn lanczos(x: f64) -> f64 {
 /// For each output index: the first input index it reads and its fixed-point weights.
 /// An output pixel is centred at `(i + 0.5) * scale` of the input; the filter is widened
 /// by the scale when shrinking, and its taps are normalised to sum to one.
-fn weights(input: usize, output: usize) -> Vec<(usize, Vec<i64>)> {
+type Taps = std::rc::Rc<Vec<(usize, Vec<i64>)>>;
+
+/// [`compute_weights`], kept per thread: an image resamples the same few sizes many times.
+fn weights(input: usize, output: usize) -> Taps {
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<(usize, usize), Taps>> = Default::default();
+    }
+    CACHE.with(|cache| cache.borrow_mut().entry((input, output)).or_insert_with(|| compute_weights(input, output).into()).clone())
+}
+
+fn compute_weights(input: usize, output: usize) -> Vec<(usize, Vec<i64>)> {
     let scale = input as f64 / output as f64;
     let filter_scale = scale.max(1.0);
     let support = 3.0 * filter_scale;
@@ -192,7 +202,29 @@ pub(super) fn paddle_block(
 /// mask with this window as a kernel anchored at its centre, so the offsets returned are
 /// those of the mask pixels that must be free, relative to the start: one pixel down and
 /// right of the zone itself.
-pub(super) fn clearance_footprint(length: usize, thickness: f32, margin: usize, scale: usize, orientation: f64) -> Vec<(i32, i32)> {
+pub(super) fn clearance_footprint(
+    length: usize,
+    thickness: f32,
+    margin: usize,
+    scale: usize,
+    orientation: f64,
+) -> std::rc::Rc<Vec<(i32, i32)>> {
+    type Key = (usize, u32, usize, usize, u64);
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<Key, std::rc::Rc<Vec<(i32, i32)>>>> = Default::default();
+    }
+    // First paddles point in whole degrees, so a thread sees a few hundred footprints.
+    let key = (length, thickness.to_bits(), margin, scale, orientation.to_bits());
+    CACHE.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| compute_footprint(length, thickness, margin, scale, orientation).into())
+            .clone()
+    })
+}
+
+fn compute_footprint(length: usize, thickness: f32, margin: usize, scale: usize, orientation: f64) -> Vec<(i32, i32)> {
     let reach = length + thickness.ceil() as usize + margin;
     let fine_side = 2 * reach * scale + 1;
     let fine_centre = (reach * scale) as i64;

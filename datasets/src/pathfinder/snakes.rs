@@ -100,7 +100,8 @@ impl<'a> Painter<'a> {
                 self.margin as usize,
                 config.antialias_scale,
                 orientation,
-            );
+            )
+            .to_vec();
         }
         let paddle = Paddle { from: (0.0, 0.0), to: step_from((0.0, 0.0), orientation, self.length), contrast: 0.0 };
         let reach = (self.clearance - 0.5).max(0.5);
