@@ -97,7 +97,10 @@ pub struct PathfinderConfig {
     /// column left of its start fails outright. Only thin paddles are affected: in
     /// Pathfinder-32 the first paddle of the first target always points up and to the
     /// left, and only one or two of the five distractors survive; from a margin of 2
-    /// (Path-X) on, the zone always reaches.
+    /// (Path-X) on, the zone always reaches. With `antialias_scale` set, the zone is the
+    /// original's own (the supersampled clearance zone's pixels left at full intensity,
+    /// a pixel down and right), and it must hold a pixel neither below nor right of the
+    /// start, as the dilation's bottom-right corner needs.
     pub release_seed_quirk: bool,
 }
 
