@@ -107,8 +107,11 @@ pub struct Marker {
 
 /// Finds the markers of an image by a morphological opening.
 ///
-/// A marker is a filled disc of radius `R` (1.5 pixels at size 32, 2.5 at 64, 3 at 128)
-/// drawn at full brightness; a pixel at distance `d` from its centre is covered by
+/// For markers drawn supersampled, as the original and this generator at LRA's sizes draw
+/// them, see [`MarkerDetector::for_supersampled`] ([`MarkerDetector::for_size`] uses it);
+/// what follows describes the detector for exactly rasterised markers
+/// ([`MarkerDetector::for_radius`], the CPU grids). There a marker is a filled disc of
+/// radius `R` drawn at full brightness; a pixel at distance `d` from its centre is covered by
 /// `clamp(R + 0.5 - d, 0, 1)` of it. The detector's structuring element is the disc of
 /// the pixels within `max(1, R - 0.5)` of a centre (the fully covered ones: a plus of 5
 /// pixels at 32, 13 pixels at 64, 21 at 128); its threshold lies midway between the
