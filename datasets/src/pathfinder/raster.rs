@@ -150,10 +150,11 @@ fn stroke(grid: &mut [u8], side: usize, start: (i64, i64), end: (i64, i64), widt
             }
             // A crossing at an edge's lower end is counted twice, which keeps the
             // polygon's outline consistent where edges meet.
-            if y == e.ymax && y < ymax {
-                if let Some(&last) = crossings.last() {
-                    crossings.push(last);
-                }
+            if y == e.ymax
+                && y < ymax
+                && let Some(&last) = crossings.last()
+            {
+                crossings.push(last);
             }
         }
         crossings.sort_by(|a, b| a.partial_cmp(b).expect("finite crossings"));
@@ -183,8 +184,10 @@ pub(super) fn paddle_block(
     let fine_centre = (reach * scale) as i64;
     let fine_length = (length * scale) as f64;
     // The far end on the fine grid, rounded up as the original rounds translated points.
-    let fine_end =
-        (fine_centre + (fine_length * orientation.sin()).ceil() as i64, fine_centre + (fine_length * orientation.cos()).ceil() as i64);
+    let fine_end = (
+        fine_centre + (fine_length * orientation.sin()).ceil() as i64,
+        fine_centre + (fine_length * orientation.cos()).ceil() as i64,
+    );
     let width = (thickness as f64 * scale as f64).round().max(1.0) as usize;
     let mut fine = vec![0u8; fine_side * fine_side];
     stroke(&mut fine, fine_side, (fine_centre, fine_centre), fine_end, width);
@@ -210,8 +213,9 @@ pub(super) fn clearance_footprint(
     orientation: f64,
 ) -> std::rc::Rc<Vec<(i32, i32)>> {
     type Key = (usize, u32, usize, usize, u64);
+    type Footprints = std::collections::HashMap<Key, std::rc::Rc<Vec<(i32, i32)>>>;
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<Key, std::rc::Rc<Vec<(i32, i32)>>>> = Default::default();
+        static CACHE: std::cell::RefCell<Footprints> = Default::default();
     }
     // First paddles point in whole degrees, so a thread sees a few hundred footprints.
     let key = (length, thickness.to_bits(), margin, scale, orientation.to_bits());
@@ -229,8 +233,10 @@ fn compute_footprint(length: usize, thickness: f32, margin: usize, scale: usize,
     let fine_side = 2 * reach * scale + 1;
     let fine_centre = (reach * scale) as i64;
     let fine_length = (length * scale) as f64;
-    let fine_end =
-        (fine_centre + (fine_length * orientation.sin()).ceil() as i64, fine_centre + (fine_length * orientation.cos()).ceil() as i64);
+    let fine_end = (
+        fine_centre + (fine_length * orientation.sin()).ceil() as i64,
+        fine_centre + (fine_length * orientation.cos()).ceil() as i64,
+    );
     let width = (thickness as f64 * scale as f64).round().max(1.0) as usize;
     let mut fine = vec![0u8; fine_side * fine_side];
     stroke(&mut fine, fine_side, (fine_centre, fine_centre), fine_end, width);
@@ -318,7 +324,8 @@ mod tests {
         let at = |row: i64, column: i64| values[((row - top) as usize) * side + (column - left) as usize];
         assert!(at(10, 12) > 0.8, "the middle of the paddle is lit");
         assert!(at(2, 12) == 0.0, "far across the paddle stays dark");
-        let halo = (top..top + side as i64).filter(|&row| (row - 10).abs() >= 2).any(|row| at(row, 12) > 0.0 && at(row, 12) < 0.05);
+        let halo =
+            (top..top + side as i64).filter(|&row| (row - 10).abs() >= 2).any(|row| at(row, 12) > 0.0 && at(row, 12) < 0.05);
         assert!(halo, "a faint halo spreads beyond the stroke");
     }
 }

@@ -140,8 +140,7 @@ fn render_supersampled(config: &PathfinderConfig, scene: &Scene, layers: &[Layer
     let scale = config.antialias_scale;
     let mut canvas = vec![0.0f32; size * size];
     let draw_paddle = |canvas: &mut Vec<f32>, paddle: &Paddle| {
-        let (top, left, side, values) =
-            paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, scale);
+        let (top, left, side, values) = paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, scale);
         for (k, &value) in values.iter().enumerate() {
             let (row, column) = (top + (k / side) as i64, left + (k % side) as i64);
             if value > 0.0 && (0..size as i64).contains(&row) && (0..size as i64).contains(&column) {

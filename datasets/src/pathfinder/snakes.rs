@@ -51,7 +51,9 @@ impl<'a> Painter<'a> {
         let steps = (TAU * radius).ceil() as usize;
         // The original truncates the circle's points (floor, inside the image); the CPU
         // grids round them to the nearest pixel.
-        let round = |point: (f64, f64)| if config.original_rounding { (point.0.floor() as i32, point.1.floor() as i32) } else { nearest_pixel(point) };
+        let round = |point: (f64, f64)| {
+            if config.original_rounding { (point.0.floor() as i32, point.1.floor() as i32) } else { nearest_pixel(point) }
+        };
         let mut offsets: Vec<Pixel> = (0..steps).map(|k| round(step_from((0.0, 0.0), k as f64 / radius, radius))).collect();
         offsets.sort_unstable();
         offsets.dedup();

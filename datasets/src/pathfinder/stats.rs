@@ -19,8 +19,8 @@ use std::path::Path;
 
 use super::config::{Difficulty, PathfinderConfig};
 use super::generate::generate_sample;
-use super::release;
 use super::raster::marker_disc;
+use super::release;
 use crate::DataError;
 
 /// A pixel belongs to a dash when brighter than this.
