@@ -80,8 +80,10 @@ pub struct PathfinderConfig {
     /// How many times finer the grid is on which paddles and markers are drawn before
     /// being shrunk to pixels with a Lanczos filter, as the original draws (2 at every
     /// LRA size); this gives the released images their faint halo around every stroke and
-    /// their many grey levels. 0 draws each pixel with the exact fraction of it a stroke
-    /// or disc covers instead (the CPU grids).
+    /// their many grey levels. The occupancy mask is made the same way, of each paddle's
+    /// stroke dilated by the margin on the fine grid. 0 draws each pixel, and marks the
+    /// mask, with the exact fraction of it a stroke, disc or clearance band covers instead
+    /// (the CPU grids).
     pub antialias_scale: usize,
     /// Round as the original does: translated points (a paddle's far end, each pivot) up,
     /// the points of the circle of candidate ends down. The half-pixel shifts decide at

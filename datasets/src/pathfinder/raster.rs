@@ -164,47 +164,131 @@ fn stroke(grid: &mut [u8], side: usize, start: (i64, i64), end: (i64, i64), widt
     }
 }
 
-/// One paddle's intensities: `(top, left, side, values)`, a `side` x `side` block of the
-/// image starting at pixel `(top, left)` (possibly off the image), values in `[0, 1]`
-/// before the paddle's contrast. The paddle is drawn from whichever end lies on a whole
-/// pixel, as the original draws a paddle from its anchor: the block is centred there and
-/// spans `length + ceil(thickness) + margin` pixels each way.
-pub(super) fn paddle_block(
-    paddle: &Paddle,
-    length: usize,
-    thickness: f32,
-    margin: usize,
-    scale: usize,
-) -> (i64, i64, usize, Vec<f32>) {
-    let whole = |p: (f64, f64)| (p.0 - p.0.round()).abs() < 1e-9 && (p.1 - p.1.round()).abs() < 1e-9;
-    let (anchor, other) = if whole(paddle.to) { (paddle.to, paddle.from) } else { (paddle.from, paddle.to) };
-    let orientation = (other.0 - anchor.0).atan2(other.1 - anchor.1);
-    let reach = length + thickness.ceil() as usize + margin;
+/// How far a paddle's block reaches from its anchor: `length + ceil(thickness) + margin`.
+fn reach_of(length: usize, thickness: f32, margin: usize) -> usize {
+    length + thickness.ceil() as usize + margin
+}
+
+/// A paddle stroked on the fine grid from its centre along `orientation`: the grid and
+/// its side, `2 * reach * scale + 1`.
+fn fine_stroke(length: usize, thickness: f32, margin: usize, scale: usize, orientation: f64) -> (Vec<u8>, usize) {
+    let reach = reach_of(length, thickness, margin);
     let fine_side = 2 * reach * scale + 1;
     let fine_centre = (reach * scale) as i64;
     let fine_length = (length * scale) as f64;
-    // The far end on the fine grid, rounded up as the original rounds translated points.
+    // The far end on the fine grid, rounded up as the original rounds translated points:
+    // after the sum, so that a displacement below half a unit in the last place of the
+    // centre (the cosine of a right angle) moves nothing.
     let fine_end = (
-        fine_centre + (fine_length * orientation.sin()).ceil() as i64,
-        fine_centre + (fine_length * orientation.cos()).ceil() as i64,
+        (fine_centre as f64 + fine_length * orientation.sin()).ceil() as i64,
+        (fine_centre as f64 + fine_length * orientation.cos()).ceil() as i64,
     );
     let width = (thickness as f64 * scale as f64).round().max(1.0) as usize;
     let mut fine = vec![0u8; fine_side * fine_side];
     stroke(&mut fine, fine_side, (fine_centre, fine_centre), fine_end, width);
-    let side = 2 * reach + 1;
-    let coarse = resize_lanczos(&fine, fine_side, side);
-    let anchor = (anchor.0.round() as i64, anchor.1.round() as i64);
-    (anchor.0 - reach as i64, anchor.1 - reach as i64, side, coarse.iter().map(|&v| v as f32 / 255.0).collect())
+    (fine, fine_side)
+}
+
+/// A block of the image: `side` x `side` pixels from `(top, left)` (possibly off the
+/// image), 8-bit values.
+pub(super) struct Block {
+    pub(super) top: i64,
+    pub(super) left: i64,
+    pub(super) side: usize,
+    pub(super) values: std::rc::Rc<Vec<u8>>,
+}
+
+impl Block {
+    /// The value at `(row, column)` in `[0, 1]`; 0 outside the block.
+    pub(super) fn at(&self, (row, column): (i32, i32)) -> f32 {
+        let (y, x) = (row as i64 - self.top, column as i64 - self.left);
+        let side = self.side as i64;
+        if (0..side).contains(&y) && (0..side).contains(&x) { self.values[(y * side + x) as usize] as f32 / 255.0 } else { 0.0 }
+    }
+
+    /// The pixels of a `size` x `size` image the block lights, with their values in `[0, 1]`.
+    pub(super) fn lit_pixels(&self, size: usize) -> impl Iterator<Item = ((i32, i32), f32)> + '_ {
+        let side = self.side;
+        self.values.iter().enumerate().filter(|&(_, &v)| v > 0).filter_map(move |(k, &v)| {
+            let (row, column) = (self.top + (k / side) as i64, self.left + (k % side) as i64);
+            let inside = (0..size as i64).contains(&row) && (0..size as i64).contains(&column);
+            inside.then_some(((row as i32, column as i32), v as f32 / 255.0))
+        })
+    }
+}
+
+/// One paddle's intensities before its contrast, as a block centred on its anchor (the
+/// original draws a paddle from its anchor) spanning `length + ceil(thickness) + margin`
+/// pixels each way.
+pub(super) fn paddle_block(paddle: &Paddle, length: usize, thickness: f32, margin: usize, scale: usize) -> Block {
+    let (anchor, orientation) = ((paddle.anchor.0 as i64, paddle.anchor.1 as i64), paddle.bearing);
+    let reach = reach_of(length, thickness, margin);
+    let (fine, fine_side) = fine_stroke(length, thickness, margin, scale, orientation);
+    let values = resize_lanczos(&fine, fine_side, 2 * reach + 1).into();
+    Block { top: anchor.0 - reach as i64, left: anchor.1 - reach as i64, side: 2 * reach + 1, values }
+}
+
+/// A paddle's clearance zone as the original marks it in its occupancy mask: the stroke
+/// dilated on the fine grid by a disc of `margin * scale` fine pixels, then shrunk as the
+/// stroke is; placed as [`paddle_block`] places the stroke.
+pub(super) fn clearance_block(paddle: &Paddle, length: usize, thickness: f32, margin: usize, scale: usize) -> Block {
+    let (anchor, orientation) = ((paddle.anchor.0 as i64, paddle.anchor.1 as i64), paddle.bearing);
+    let reach = reach_of(length, thickness, margin) as i64;
+    let values = clearance_zone(length, thickness, margin, scale, orientation);
+    Block { top: anchor.0 - reach, left: anchor.1 - reach, side: 2 * reach as usize + 1, values }
+}
+
+/// The shrunk clearance zone of a paddle from the centre of its block, kept per thread:
+/// paddles point in a few hundred orientations (whole degrees, or the pixels of the
+/// circle of candidate ends).
+fn clearance_zone(length: usize, thickness: f32, margin: usize, scale: usize, orientation: f64) -> std::rc::Rc<Vec<u8>> {
+    type Key = (usize, u32, usize, usize, u64);
+    type Zones = std::collections::HashMap<Key, std::rc::Rc<Vec<u8>>>;
+    thread_local! {
+        static CACHE: std::cell::RefCell<Zones> = Default::default();
+    }
+    let key = (length, thickness.to_bits(), margin, scale, orientation.to_bits());
+    CACHE.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| {
+                let (fine, fine_side) = fine_stroke(length, thickness, margin, scale, orientation);
+                let dilated = dilate_by_disc(&fine, fine_side, (margin * scale) as i64);
+                resize_lanczos(&dilated, fine_side, 2 * reach_of(length, thickness, margin) + 1).into()
+            })
+            .clone()
+    })
+}
+
+/// Every pixel of a `side` x `side` grid within `radius` of a lit one, lit.
+fn dilate_by_disc(fine: &[u8], side: usize, radius: i64) -> Vec<u8> {
+    let mut dilated = vec![0u8; fine.len()];
+    for y in 0..side as i64 {
+        for x in 0..side as i64 {
+            if fine[y as usize * side + x as usize] == 0 {
+                continue;
+            }
+            for dy in -radius..=radius {
+                for dx in -radius..=radius {
+                    let (ty, tx) = (y + dy, x + dx);
+                    if dy * dy + dx * dx <= radius * radius && (0..side as i64).contains(&ty) && (0..side as i64).contains(&tx) {
+                        dilated[ty as usize * side + tx as usize] = 255;
+                    }
+                }
+            }
+        }
+    }
+    dilated
 }
 
 /// Where a first paddle from pixel `(0, 0)` along `orientation` needs room, as the
-/// original finds it: the paddle's clearance zone drawn supersampled (the stroke dilated
-/// by a disc of `margin * scale` fine pixels) and shrunk, of which only the pixels left at
-/// full intensity count, placed in a window of `length + margin` pixels each way whose
-/// centre is one pixel down and right of the paddle's start. The original dilates the
-/// mask with this window as a kernel anchored at its centre, so the offsets returned are
-/// those of the mask pixels that must be free, relative to the start: one pixel down and
-/// right of the zone itself.
+/// original finds it: of the paddle's clearance zone ([`clearance_block`]) only the
+/// pixels left at full intensity count, placed in a window of `length + margin` pixels
+/// each way whose centre is one pixel down and right of the paddle's start. The original
+/// dilates the mask with this window as a kernel anchored at its centre, so the offsets
+/// returned are those of the mask pixels that must be free, relative to the start: one
+/// pixel down and right of the zone itself.
 pub(super) fn clearance_footprint(
     length: usize,
     thickness: f32,
@@ -229,39 +313,9 @@ pub(super) fn clearance_footprint(
 }
 
 fn compute_footprint(length: usize, thickness: f32, margin: usize, scale: usize, orientation: f64) -> Vec<(i32, i32)> {
-    let reach = length + thickness.ceil() as usize + margin;
-    let fine_side = 2 * reach * scale + 1;
-    let fine_centre = (reach * scale) as i64;
-    let fine_length = (length * scale) as f64;
-    let fine_end = (
-        fine_centre + (fine_length * orientation.sin()).ceil() as i64,
-        fine_centre + (fine_length * orientation.cos()).ceil() as i64,
-    );
-    let width = (thickness as f64 * scale as f64).round().max(1.0) as usize;
-    let mut fine = vec![0u8; fine_side * fine_side];
-    stroke(&mut fine, fine_side, (fine_centre, fine_centre), fine_end, width);
-    let radius = (margin * scale) as i64;
-    let mut dilated = vec![0u8; fine.len()];
-    for y in 0..fine_side as i64 {
-        for x in 0..fine_side as i64 {
-            if fine[y as usize * fine_side + x as usize] == 0 {
-                continue;
-            }
-            for dy in -radius..=radius {
-                for dx in -radius..=radius {
-                    let (ty, tx) = (y + dy, x + dx);
-                    if dy * dy + dx * dx <= radius * radius
-                        && (0..fine_side as i64).contains(&ty)
-                        && (0..fine_side as i64).contains(&tx)
-                    {
-                        dilated[ty as usize * fine_side + tx as usize] = 255;
-                    }
-                }
-            }
-        }
-    }
+    let reach = reach_of(length, thickness, margin);
     let side = 2 * reach + 1;
-    let coarse = resize_lanczos(&dilated, fine_side, side);
+    let coarse = clearance_zone(length, thickness, margin, scale, orientation);
     // The window spans offsets -(length + margin + 1) ..= length + margin - 1 from the start.
     let window = (length + margin) as i32;
     let mut offsets = Vec::new();
@@ -317,15 +371,34 @@ mod tests {
 
     #[test]
     fn a_paddle_block_is_centred_on_its_whole_pixel_end_and_lit_along_the_paddle() {
-        let paddle = Paddle { from: (10.0, 10.0), to: (10.0, 15.0), contrast: 1.0 };
-        let (top, left, side, values) = paddle_block(&paddle, 5, 1.5, 2, 2);
-        assert_eq!(side, 2 * (5 + 2 + 2) + 1);
-        assert_eq!((top, left), (10 - 9, 15 - 9));
-        let at = |row: i64, column: i64| values[((row - top) as usize) * side + (column - left) as usize];
-        assert!(at(10, 12) > 0.8, "the middle of the paddle is lit");
-        assert!(at(2, 12) == 0.0, "far across the paddle stays dark");
-        let halo =
-            (top..top + side as i64).filter(|&row| (row - 10).abs() >= 2).any(|row| at(row, 12) > 0.0 && at(row, 12) < 0.05);
+        let paddle = Paddle { from: (10.0, 10.0), to: (10.0, 15.0), contrast: 1.0, anchor: (10, 15), bearing: PI };
+        let block = paddle_block(&paddle, 5, 1.5, 2, 2);
+        assert_eq!(block.side, 2 * (5 + 2 + 2) + 1);
+        assert_eq!((block.top, block.left), (10 - 9, 15 - 9));
+        assert!(block.at((10, 12)) > 0.8, "the middle of the paddle is lit");
+        assert!(block.at((2, 12)) == 0.0, "far across the paddle stays dark");
+        let (top, side) = (block.top as i32, block.side as i32);
+        let halo = (top..top + side).filter(|&row| (row - 10).abs() >= 2).any(|row| {
+            let value = block.at((row, 12));
+            value > 0.0 && value < 0.05
+        });
         assert!(halo, "a faint halo spreads beyond the stroke");
+    }
+
+    #[test]
+    fn a_clearance_zone_covers_the_stroke_and_reaches_the_margin_beyond_it() {
+        let paddle = Paddle { from: (10.0, 10.0), to: (10.0, 15.0), contrast: 1.0, anchor: (10, 15), bearing: PI };
+        let stroke = paddle_block(&paddle, 5, 1.5, 2, 2);
+        let zone = clearance_block(&paddle, 5, 1.5, 2, 2);
+        assert_eq!((zone.top, zone.left, zone.side), (stroke.top, stroke.left, stroke.side));
+        for column in 10..=15 {
+            // Full but for the resampling's ringing (a few levels of 255).
+            assert!(zone.at((10, column)) >= 0.95, "the stroke itself is covered");
+            assert!(zone.at((12, column)) >= 0.95, "two pixels across the stroke lie within the margin");
+        }
+        assert!(zone.at((15, 12)) < 0.05, "five pixels across lie beyond it");
+        let (size, total) = (32, |b: &Block| b.lit_pixels(32).map(|(_, v)| v).sum::<f32>());
+        assert!(total(&zone) > 2.0 * total(&stroke), "the zone is the stroke widened by the margin each side");
+        assert!(zone.lit_pixels(size).all(|(_, v)| v > 0.0 && v <= 1.0));
     }
 }

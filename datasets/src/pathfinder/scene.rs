@@ -33,14 +33,29 @@ pub(super) fn sample_stream(config: &PathfinderConfig, index: u64) -> Result<u64
 }
 
 /// Whether a marker disc at `centre` would cover a pixel of any of `paddles`' strokes.
-fn disc_touches(config: &PathfinderConfig, centre: Pixel, paddles: &[Paddle]) -> bool {
+/// Drawn supersampled, a stroke is what shows above the dash level (64 of 255) in the
+/// image: a pixel whose value times the paddle's contrast exceeds 64/255 (an upper bound,
+/// since every image holds a marker at full intensity, so its brightest is at least 1).
+/// Drawn exactly, the pixels within half a pixel of the stroke's band.
+fn disc_touches(config: &PathfinderConfig, centre: Pixel, paddles: &[Paddle], margin: usize) -> bool {
+    const DASH_LEVEL: f32 = 64.0 / 255.0;
     let radius = config.marker_radius as f64;
-    let stroke_reach = config.paddle_thickness as f64 / 2.0 + 0.5;
     let r = radius.floor() as i32;
-    (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).any(|(dy, dx)| {
-        let pixel = as_point((centre.0 + dy, centre.1 + dx));
-        ((dy * dy + dx * dx) as f64) <= radius * radius && paddles.iter().any(|p| p.distance_to(pixel) < stroke_reach)
-    })
+    let disc: Vec<Pixel> = (-r..=r)
+        .flat_map(|dy| (-r..=r).map(move |dx| (dy, dx)))
+        .filter(|&(dy, dx)| ((dy * dy + dx * dx) as f64) <= radius * radius)
+        .map(|(dy, dx)| (centre.0 + dy, centre.1 + dx))
+        .collect();
+    if config.antialias_scale > 0 {
+        // A block reaches `length + ceil(thickness) + margin` from its anchor.
+        let reach = (config.paddle_length as f64 + config.paddle_thickness.ceil() as f64 + margin as f64) * 2f64.sqrt();
+        return paddles.iter().filter(|p| p.distance_to(as_point(centre)) <= reach + radius).any(|paddle| {
+            let block = paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, config.antialias_scale);
+            disc.iter().any(|&pixel| block.at(pixel) * paddle.contrast > DASH_LEVEL)
+        });
+    }
+    let stroke_reach = config.paddle_thickness as f64 / 2.0 + 0.5;
+    disc.iter().any(|&pixel| paddles.iter().any(|p| p.distance_to(as_point(pixel)) < stroke_reach))
 }
 
 /// The label of sample `index`: the first draw of its stream, a fair coin; the rest of the
@@ -66,7 +81,7 @@ pub(super) fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -
             continue;
         };
         let markers = [targets[origin_contour].origin, targets[far_contour].far_end];
-        let ambiguous = (0..2).any(|m| disc_touches(config, markers[m], &targets[1 - marker_contours[m]].paddles));
+        let ambiguous = (0..2).any(|m| disc_touches(config, markers[m], &targets[1 - marker_contours[m]].paddles, margin));
         if !ambiguous {
             placed = Some((mask, targets, markers));
             break;
@@ -124,7 +139,8 @@ pub(super) fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer])
                 for &centre in &scene.markers {
                     // A disc is a paddle of length zero, drawn at full intensity (a contrast
                     // of 1.0 multiplies each coverage exactly).
-                    let disc = Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0 };
+                    let disc =
+                        Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0, anchor: centre, bearing: 0.0 };
                     draw_band(&mut canvas, &disc, config.marker_radius as f64);
                 }
             }
@@ -140,13 +156,10 @@ fn render_supersampled(config: &PathfinderConfig, scene: &Scene, layers: &[Layer
     let scale = config.antialias_scale;
     let mut canvas = vec![0.0f32; size * size];
     let draw_paddle = |canvas: &mut Vec<f32>, paddle: &Paddle| {
-        let (top, left, side, values) = paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, scale);
-        for (k, &value) in values.iter().enumerate() {
-            let (row, column) = (top + (k / side) as i64, left + (k % side) as i64);
-            if value > 0.0 && (0..size as i64).contains(&row) && (0..size as i64).contains(&column) {
-                let index = row as usize * size + column as usize;
-                canvas[index] = canvas[index].max(paddle.contrast * value);
-            }
+        let block = paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, scale);
+        for ((row, column), value) in block.lit_pixels(size) {
+            let index = row as usize * size + column as usize;
+            canvas[index] = canvas[index].max(paddle.contrast * value);
         }
     };
     for layer in layers {

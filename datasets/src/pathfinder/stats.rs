@@ -676,12 +676,15 @@ mod tests {
     /// The means of the original generator's images (`snakes2.py` of Linsley et al. run
     /// unmodified under Python 2.7 with the settings LRA's builders pass per size, one
     /// seeded batch per folder), measured with `lra data stats --released`: 1,000 images
-    /// per difficulty at 32, 200 at 128. Per image: dashes, mean dash size, the share of
-    /// pixels above 0, 32, 64, 128 and 192, grey levels and markers found.
-    const ORIGINAL_MEANS: [(usize, Difficulty, [f64; 9]); 6] = [
+    /// per difficulty at 32, 200 at 64 and 128. Per image: dashes, mean dash size, the
+    /// share of pixels above 0, 32, 64, 128 and 192, grey levels and markers found.
+    const ORIGINAL_MEANS: [(usize, Difficulty, [f64; 9]); 9] = [
         (32, Difficulty::Baseline, [5.473, 7.321, 0.2266, 0.08922, 0.07594, 0.05163, 0.01712, 60.53, 2.0]),
         (32, Difficulty::Nine, [7.096, 8.034, 0.2664, 0.1084, 0.09357, 0.06334, 0.01746, 63.29, 1.996]),
         (32, Difficulty::Fourteen, [11.95, 6.933, 0.3409, 0.1446, 0.1255, 0.0845, 0.01884, 64.09, 1.994]),
+        (64, Difficulty::Baseline, [11.25, 15.34, 0.1979, 0.08177, 0.06611, 0.03549, 0.01009, 132.2, 2.0]),
+        (64, Difficulty::Nine, [10.29, 19.55, 0.2194, 0.09236, 0.07457, 0.03975, 0.0101, 136.2, 2.0]),
+        (64, Difficulty::Fourteen, [14.87, 17.2, 0.2602, 0.1103, 0.08881, 0.04657, 0.01039, 145.3, 2.0]),
         (128, Difficulty::Baseline, [43.13, 10.58, 0.1097, 0.04255, 0.03264, 0.02423, 0.01249, 168.5, 2.0]),
         (128, Difficulty::Nine, [47.95, 10.57, 0.1201, 0.04677, 0.03569, 0.02651, 0.01362, 169.4, 2.0]),
         (128, Difficulty::Fourteen, [56.05, 10.48, 0.1375, 0.05431, 0.04062, 0.03024, 0.01558, 172.1, 2.0]),
@@ -705,19 +708,18 @@ mod tests {
         ]
     }
 
-    /// The largest relative deviation from the original's mean each statistic is allowed.
-    /// 5% but where this generator is measured to differ more (700 to 1,000 images a
-    /// side): at size 32 its contours of 0.5-pixel strokes carry about 8% more faint
-    /// pixels (above 0, 32 and 64, not above 128) and their dashes merge into fewer,
-    /// larger components less predictably (mean dash size +10 to +17%); the brightest
-    /// levels (above 192) lie 5 to 9% lower at both sizes, where strokes cross.
+    /// The largest relative deviation from the original's mean each statistic is allowed:
+    /// 5%, but for the dashes of the smaller sizes, whose contours fill more of the image.
+    /// There the departures that keep the two contours apart (each contour's last paddle
+    /// marked taken, a paddle refused on the other contour's latest, no marker touching the
+    /// other contour) leave dashes unmerged that the original merges: measured +6 to +9%
+    /// dashes at 32 (1,000 images a side), +4 to +14% at 64 with mean dash sizes down to
+    /// -7.5% (100 to 200 images), against within 5% of the original's with the three
+    /// departures turned off.
     fn tolerance(size: usize, statistic: usize) -> f64 {
         match (size, STATISTICS[statistic]) {
-            (32, "dashes") => 0.12,
-            (32, "mean dash size") => 0.22,
-            (32, "lit > 0" | "lit > 32" | "lit > 64") => 0.15,
-            (32, "lit > 192") => 0.14,
-            (_, "lit > 192") => 0.09,
+            (32 | 64, "dashes") => 0.18,
+            (64, "mean dash size") => 0.10,
             _ => 0.05,
         }
     }
@@ -727,7 +729,7 @@ mod tests {
         let mut failures = Vec::new();
         for (size, difficulty, original) in ORIGINAL_MEANS {
             let config = PathfinderConfig::lra(size, difficulty).unwrap();
-            let count = if size == 32 { 100 } else { 40 };
+            let count = if size == 128 { 40 } else { 100 };
             let ours = means(&generated_stats(&config, 11, count).unwrap());
             for k in 0..STATISTICS.len() {
                 let deviation = ours[k] / original[k] - 1.0;
