@@ -34,8 +34,10 @@ use crate::{DataError, Example, Splits};
 
 pub const MAGIC: &[u8; 8] = b"LRA-DATA";
 /// Bumped whenever the layout or the meaning of the stored data changes (2: released
-/// Pathfinder splits are drawn from the listed images, each cut to the preset's count).
-pub const FORMAT_VERSION: u32 = 2;
+/// Pathfinder splits are drawn from the listed images, each cut to the preset's count;
+/// 3: Pathfinder images at LRA's sizes are drawn supersampled and resampled, rounded
+/// and placed as the original generator does).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Magic, version and params length come first; the body length and checksum after the params.
 const FIXED_HEADER: u64 = 8 + 4 + 4;

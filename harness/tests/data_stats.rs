@@ -86,7 +86,7 @@ fn bad_input_is_refused_naming_the_flag_or_the_file() {
     write_release(&release, &generate_images(&config, 3, 3).unwrap(), 32, 5).unwrap();
     let release = release.to_str().unwrap();
     let not_a_release = dir.path().to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 8] = [
+    let cases: [(&[&str], &[&str]); 10] = [
         (&["--released", not_a_release, "--size", "32"], &[not_a_release, "no metadata/ folder"]),
         (&["--released", release, "--size", "128"], &["sample_0.png", "expected 128x128", "--size 128"]),
         (&["--released", release, "--size", "48"], &["--size", "32, 64 or 128"]),
@@ -95,6 +95,8 @@ fn bad_input_is_refused_naming_the_flag_or_the_file() {
         (&["--task", "text"], &["--task text", "pathfinder and pathx"]),
         (&["--task", "pathfinder", "--difficulty", "7"], &["--difficulty", "baseline (6), 9 or 14"]),
         (&["--task", "pathfinder", "--preset", "quick", "--difficulty", "9"], &["--difficulty", "--preset lra"]),
+        (&["--task", "pathfinder", "--preset", "quick", "--size", "64"], &["--size 64", "CPU grid", "--preset lra"]),
+        (&["--task", "pathx", "--size", "100"], &["--size", "32, 64 or 128"]),
     ];
     for (args, needles) in cases {
         let mut all = vec!["data", "stats"];

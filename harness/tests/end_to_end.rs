@@ -32,8 +32,11 @@ fn only_run(results: &Path) -> PathBuf {
     runs.into_iter().next().unwrap()
 }
 
+/// A tiny ListOps run recording under `results`, its data prepared under `results/data`
+/// (not in the working directory).
 fn tiny_run(results: &Path, extra: &[&str]) -> Output {
-    let results = results.to_str().unwrap();
+    let data = results.join("data");
+    let (results, data) = (results.to_str().unwrap(), data.to_str().unwrap());
     let mut args = vec![
         "run",
         "--task",
@@ -46,6 +49,8 @@ fn tiny_run(results: &Path, extra: &[&str]) -> Output {
         "1",
         "--results",
         results,
+        "--data",
+        data,
         "--quiet",
     ];
     args.extend_from_slice(extra);

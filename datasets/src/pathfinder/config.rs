@@ -77,6 +77,19 @@ pub struct PathfinderConfig {
     /// (the original tries forever). LRA's settings need tens (size 32 and 128) to
     /// thousands (size 64) of attempts per image, each failing early and cheaply.
     pub max_target_attempts: usize,
+    /// How many times finer the grid is on which paddles and markers are drawn before
+    /// being shrunk to pixels with a Lanczos filter, as the original draws (2 at every
+    /// LRA size); this gives the released images their faint halo around every stroke and
+    /// their many grey levels. The occupancy mask is made the same way, of each paddle's
+    /// stroke dilated by the margin on the fine grid. 0 draws each pixel, and marks the
+    /// mask, with the exact fraction of it a stroke, disc or clearance band covers instead
+    /// (the CPU grids).
+    pub antialias_scale: usize,
+    /// Round as the original does: translated points (a paddle's far end, each pivot) up,
+    /// the points of the circle of candidate ends down. The half-pixel shifts decide at
+    /// size 32 whether consecutive paddles, 2 pixels apart, touch. Off: every point to
+    /// the nearest pixel (the CPU grids).
+    pub original_rounding: bool,
     /// Reproduce a defect of the original code that shaped the released images. It looks
     /// for room for a first paddle by dilating the mask with a kernel that is off centre by
     /// a pixel down and right, and OpenCV pads a dilation with -infinity; when the kernel
@@ -86,7 +99,10 @@ pub struct PathfinderConfig {
     /// column left of its start fails outright. Only thin paddles are affected: in
     /// Pathfinder-32 the first paddle of the first target always points up and to the
     /// left, and only one or two of the five distractors survive; from a margin of 2
-    /// (Path-X) on, the zone always reaches.
+    /// (Path-X) on, the zone always reaches. With `antialias_scale` set, the zone is the
+    /// original's own (the supersampled clearance zone's pixels left at full intensity,
+    /// a pixel down and right), and it must hold a pixel neither below nor right of the
+    /// start, as the dilation's bottom-right corner needs.
     pub release_seed_quirk: bool,
 }
 
@@ -115,6 +131,8 @@ impl PathfinderConfig {
             max_distractor_retries: 4,
             min_free_fraction: 0.01,
             max_target_attempts: 1_000_000,
+            antialias_scale: 2,
+            original_rounding: true,
             release_seed_quirk: true,
         };
         let config = match size {
@@ -172,6 +190,9 @@ impl PathfinderConfig {
             distractor_count: distractors,
             seed_distance: size / 6,
             marker_radius: 1.0,
+            // The CPU grids keep the exact coverage raster their reports were made with.
+            antialias_scale: 0,
+            original_rounding: false,
             ..base
         };
         let inner = size.saturating_sub(2 * config.padding);

@@ -22,6 +22,25 @@ pub(super) fn nearest_pixel(point: Point) -> Pixel {
     (point.0.round() as i32, point.1.round() as i32)
 }
 
+/// `point` moved `distance` along `orientation` and rounded up, as the original rounds
+/// every translated point (pivots and paddle ends).
+pub(super) fn ceil_pixel(point: Point) -> Pixel {
+    (point.0.ceil() as i32, point.1.ceil() as i32)
+}
+
+/// The opposite orientation, kept in `[-pi, pi)` as the original flips a first paddle's.
+pub(super) fn reversed(orientation: f64) -> f64 {
+    use std::f64::consts::PI;
+    if orientation + PI < PI { orientation + PI } else { orientation - PI }
+}
+
+/// The opposite orientation as the original flips a later paddle's, from its head back
+/// towards its pivot (a test of the sign, not of the sum as [`reversed`]).
+pub(super) fn flipped(orientation: f64) -> f64 {
+    use std::f64::consts::PI;
+    if orientation < 0.0 { orientation + PI } else { orientation - PI }
+}
+
 pub(super) fn as_point(pixel: Pixel) -> Point {
     (pixel.0 as f64, pixel.1 as f64)
 }
@@ -44,6 +63,12 @@ pub(super) struct Paddle {
     pub(super) from: Point,
     pub(super) to: Point,
     pub(super) contrast: f32,
+    /// The whole pixel the original strokes the paddle from (the start of a first
+    /// paddle, the head of a later one), and the orientation it strokes it in, with the
+    /// original's own arithmetic: drawn supersampled, an orientation one rounding away
+    /// from a right angle moves a fine pixel.
+    pub(super) anchor: Pixel,
+    pub(super) bearing: f64,
 }
 
 impl Paddle {

@@ -1,6 +1,39 @@
 //! The occupancy mask: how much of each pixel the clearance zones of paddles cover.
 
-use super::geometry::{Paddle, Pixel};
+use super::geometry::{Paddle, Pixel, as_point, coverage};
+use super::raster::Block;
+
+/// The clearance zone of one paddle: how much of each pixel it covers.
+pub(super) enum Zone {
+    /// A band of half-width `half_width` around the stroke, each pixel covered by the
+    /// fraction of it inside (the exact raster).
+    Band { paddle: Paddle, half_width: f64 },
+    /// The original's: the stroke dilated on a finer grid and shrunk ([`Block`]).
+    Resampled(Block),
+}
+
+impl Zone {
+    /// How much of `pixel` the zone covers.
+    pub(super) fn at(&self, pixel: Pixel) -> f32 {
+        match self {
+            Zone::Band { paddle, half_width } => coverage(*half_width, paddle.distance_to(as_point(pixel))) as f32,
+            Zone::Resampled(block) => block.at(pixel),
+        }
+    }
+
+    /// The most the zone covers of any pixel within `margin` of `pixel` (`neighbourhood`:
+    /// the offsets within `margin`), as the mask dilated by a disc sees it.
+    pub(super) fn near(&self, pixel: Pixel, margin: f64, neighbourhood: &[Pixel]) -> f32 {
+        match self {
+            Zone::Band { paddle, half_width } => {
+                coverage(*half_width, (paddle.distance_to(as_point(pixel)) - margin).max(0.0)) as f32
+            }
+            Zone::Resampled(block) => {
+                neighbourhood.iter().map(|&(dy, dx)| block.at((pixel.0 + dy, pixel.1 + dx))).fold(0.0, f32::max)
+            }
+        }
+    }
+}
 
 /// A pixel whose mask exceeds this is taken (the original's `ceil(mask - 0.3)`).
 pub(super) const TAKEN: f32 = 0.3;
@@ -54,11 +87,20 @@ impl Occupancy {
         }
     }
 
-    /// Marks a paddle's clearance zone (half-width `clearance` around its stroke).
-    pub(super) fn mark(&mut self, paddle: &Paddle, clearance: f64) {
-        for (index, zone) in paddle.covered_pixels(clearance, self.size) {
-            if zone > 0.0 {
-                self.raise(index, zone);
+    /// Marks a paddle's clearance zone.
+    pub(super) fn mark(&mut self, zone: &Zone) {
+        match zone {
+            Zone::Band { paddle, half_width } => {
+                for (index, covered) in paddle.covered_pixels(*half_width, self.size) {
+                    if covered > 0.0 {
+                        self.raise(index, covered);
+                    }
+                }
+            }
+            Zone::Resampled(block) => {
+                for ((row, column), covered) in block.lit_pixels(self.size) {
+                    self.raise(row as usize * self.size + column as usize, covered);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 use super::config::PathfinderConfig;
 use super::geometry::{Paddle, Pixel, as_point};
 use super::occupancy::Occupancy;
+use super::raster::{marker_disc, paddle_block};
 use super::snakes::{Painter, draw};
 use crate::DataError;
 use crate::rng::SeededRng;
@@ -16,6 +17,8 @@ pub(super) struct Scene {
     pub(super) distractors: Vec<Vec<Paddle>>,
     pub(super) markers: [Pixel; 2],
     pub(super) marker_contours: [usize; 2],
+    /// The paddle margin drawn for this image.
+    pub(super) margin: usize,
 }
 
 /// The seeded stream of sample `index`: the index in the low 32 bits, above it the size
@@ -30,14 +33,29 @@ pub(super) fn sample_stream(config: &PathfinderConfig, index: u64) -> Result<u64
 }
 
 /// Whether a marker disc at `centre` would cover a pixel of any of `paddles`' strokes.
-fn disc_touches(config: &PathfinderConfig, centre: Pixel, paddles: &[Paddle]) -> bool {
+/// Drawn supersampled, a stroke is what shows above the dash level (64 of 255) in the
+/// image: a pixel whose value times the paddle's contrast exceeds 64/255 (an upper bound,
+/// since every image holds a marker at full intensity, so its brightest is at least 1).
+/// Drawn exactly, the pixels within half a pixel of the stroke's band.
+fn disc_touches(config: &PathfinderConfig, centre: Pixel, paddles: &[Paddle], margin: usize) -> bool {
+    const DASH_LEVEL: f32 = 64.0 / 255.0;
     let radius = config.marker_radius as f64;
-    let stroke_reach = config.paddle_thickness as f64 / 2.0 + 0.5;
     let r = radius.floor() as i32;
-    (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).any(|(dy, dx)| {
-        let pixel = as_point((centre.0 + dy, centre.1 + dx));
-        ((dy * dy + dx * dx) as f64) <= radius * radius && paddles.iter().any(|p| p.distance_to(pixel) < stroke_reach)
-    })
+    let disc: Vec<Pixel> = (-r..=r)
+        .flat_map(|dy| (-r..=r).map(move |dx| (dy, dx)))
+        .filter(|&(dy, dx)| ((dy * dy + dx * dx) as f64) <= radius * radius)
+        .map(|(dy, dx)| (centre.0 + dy, centre.1 + dx))
+        .collect();
+    if config.antialias_scale > 0 {
+        // A block reaches `length + ceil(thickness) + margin` from its anchor.
+        let reach = (config.paddle_length as f64 + config.paddle_thickness.ceil() as f64 + margin as f64) * 2f64.sqrt();
+        return paddles.iter().filter(|p| p.distance_to(as_point(centre)) <= reach + radius).any(|paddle| {
+            let block = paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, config.antialias_scale);
+            disc.iter().any(|&pixel| block.at(pixel) * paddle.contrast > DASH_LEVEL)
+        });
+    }
+    let stroke_reach = config.paddle_thickness as f64 / 2.0 + 0.5;
+    disc.iter().any(|&pixel| paddles.iter().any(|p| p.distance_to(as_point(pixel)) < stroke_reach))
 }
 
 /// The label of sample `index`: the first draw of its stream, a fair coin; the rest of the
@@ -63,7 +81,7 @@ pub(super) fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -
             continue;
         };
         let markers = [targets[origin_contour].origin, targets[far_contour].far_end];
-        let ambiguous = (0..2).any(|m| disc_touches(config, markers[m], &targets[1 - marker_contours[m]].paddles));
+        let ambiguous = (0..2).any(|m| disc_touches(config, markers[m], &targets[1 - marker_contours[m]].paddles, margin));
         if !ambiguous {
             placed = Some((mask, targets, markers));
             break;
@@ -85,7 +103,7 @@ pub(super) fn generate_scene(config: &PathfinderConfig, seed: u64, index: u64) -
             }
         }
     }
-    Ok(Scene { label, markers, marker_contours, targets: targets.map(|snake| snake.paddles), distractors })
+    Ok(Scene { label, markers, marker_contours, margin, targets: targets.map(|snake| snake.paddles), distractors })
 }
 
 /// The parts of an image, which [`render`] can draw separately.
@@ -109,6 +127,9 @@ pub(super) fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer])
             canvas[index] = canvas[index].max(paddle.contrast * covered);
         }
     };
+    if config.antialias_scale > 0 {
+        return render_supersampled(config, scene, layers, scene.margin);
+    }
     let half_stroke = config.paddle_thickness as f64 / 2.0;
     for layer in layers {
         match *layer {
@@ -118,8 +139,37 @@ pub(super) fn render(config: &PathfinderConfig, scene: &Scene, layers: &[Layer])
                 for &centre in &scene.markers {
                     // A disc is a paddle of length zero, drawn at full intensity (a contrast
                     // of 1.0 multiplies each coverage exactly).
-                    let disc = Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0 };
+                    let disc =
+                        Paddle { from: as_point(centre), to: as_point(centre), contrast: 1.0, anchor: centre, bearing: 0.0 };
                     draw_band(&mut canvas, &disc, config.marker_radius as f64);
+                }
+            }
+        }
+    }
+    canvas
+}
+
+/// As [`render`] on the supersampled grid: each paddle's block (its 8-bit resampled
+/// intensities times its contrast) and each marker disc, the brightest of all per pixel.
+fn render_supersampled(config: &PathfinderConfig, scene: &Scene, layers: &[Layer], margin: usize) -> Vec<f32> {
+    let size = config.size;
+    let scale = config.antialias_scale;
+    let mut canvas = vec![0.0f32; size * size];
+    let draw_paddle = |canvas: &mut Vec<f32>, paddle: &Paddle| {
+        let block = paddle_block(paddle, config.paddle_length, config.paddle_thickness, margin, scale);
+        for ((row, column), value) in block.lit_pixels(size) {
+            let index = row as usize * size + column as usize;
+            canvas[index] = canvas[index].max(paddle.contrast * value);
+        }
+    };
+    for layer in layers {
+        match *layer {
+            Layer::Target(k) => scene.targets[k].iter().for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Distractors => scene.distractors.iter().flatten().for_each(|p| draw_paddle(&mut canvas, p)),
+            Layer::Markers => {
+                for &centre in &scene.markers {
+                    let disc = marker_disc(size, centre, config.marker_radius, scale);
+                    canvas.iter_mut().zip(disc).for_each(|(pixel, value)| *pixel = pixel.max(value));
                 }
             }
         }

@@ -3,8 +3,9 @@
 use std::f64::consts::{FRAC_PI_2, TAU};
 
 use super::config::PathfinderConfig;
-use super::geometry::{Paddle, Pixel, as_point, coverage, nearest_pixel, step_from, turn_between};
-use super::occupancy::{OVERLAP, Occupancy, TAKEN};
+use super::geometry::{Paddle, Pixel, as_point, ceil_pixel, coverage, flipped, nearest_pixel, reversed, step_from, turn_between};
+use super::occupancy::{OVERLAP, Occupancy, TAKEN, Zone};
+use super::raster::{clearance_block, clearance_footprint};
 use crate::rng::SeededRng;
 
 /// A snake being drawn.
@@ -48,8 +49,12 @@ impl<'a> Painter<'a> {
             (-m..=m).flat_map(|dy| (-m..=m).map(move |dx| (dy, dx))).filter(|(dy, dx)| dy * dy + dx * dx <= m * m).collect();
         let radius = (config.paddle_length + margin) as f64;
         let steps = (TAU * radius).ceil() as usize;
-        let mut offsets: Vec<Pixel> =
-            (0..steps).map(|k| nearest_pixel(step_from((0.0, 0.0), k as f64 / radius, radius))).collect();
+        // The original truncates the circle's points (floor, inside the image); the CPU
+        // grids round them to the nearest pixel.
+        let round = |point: (f64, f64)| {
+            if config.original_rounding { (point.0.floor() as i32, point.1.floor() as i32) } else { nearest_pixel(point) }
+        };
+        let mut offsets: Vec<Pixel> = (0..steps).map(|k| round(step_from((0.0, 0.0), k as f64 / radius, radius))).collect();
         offsets.sort_unstable();
         offsets.dedup();
         let circle = offsets.into_iter().map(|(dy, dx)| ((dy, dx), (dy as f64).atan2(dx as f64))).collect();
@@ -71,25 +76,55 @@ impl<'a> Painter<'a> {
     /// The mask as a new paddle sees it: with the latest paddles of other snakes, which
     /// are not yet marked (a snake's own latest paddle stays unmarked so that the next
     /// one may sit close to it).
-    fn crowding(&self, mask: &Occupancy, others: &[Paddle], pixel: Pixel) -> f32 {
-        others
-            .iter()
-            .fold(mask.at(pixel), |most, other| most.max(coverage(self.clearance, other.distance_to(as_point(pixel))) as f32))
+    fn crowding(&self, mask: &Occupancy, others: &[Zone], pixel: Pixel) -> f32 {
+        others.iter().fold(mask.at(pixel), |most, other| most.max(other.at(pixel)))
     }
 
     /// The most crowded pixel within `margin` of `pixel` (the mask dilated by a disc).
-    fn crowding_around(&self, mask: &Occupancy, others: &[Paddle], pixel: Pixel) -> f32 {
+    fn crowding_around(&self, mask: &Occupancy, others: &[Zone], pixel: Pixel) -> f32 {
         let marked = self.neighbourhood.iter().map(|&(dy, dx)| mask.at((pixel.0 + dy, pixel.1 + dx))).fold(0.0f32, f32::max);
-        others.iter().fold(marked, |most, other| {
-            let nearest = (other.distance_to(as_point(pixel)) - self.margin).max(0.0);
-            most.max(coverage(self.clearance, nearest) as f32)
-        })
+        others.iter().fold(marked, |most, other| most.max(other.near(pixel, self.margin, &self.neighbourhood)))
+    }
+
+    /// A paddle's clearance zone: at LRA's sizes the original's supersampled one, on the
+    /// CPU grids the exact band.
+    fn zone(&self, paddle: &Paddle) -> Zone {
+        let config = self.config;
+        if config.antialias_scale > 0 {
+            let margin = self.margin as usize;
+            Zone::Resampled(clearance_block(
+                paddle,
+                config.paddle_length,
+                config.paddle_thickness,
+                margin,
+                config.antialias_scale,
+            ))
+        } else {
+            Zone::Band { paddle: *paddle, half_width: self.clearance }
+        }
     }
 
     /// The offsets, from a first paddle's start, of the pixels its clearance zone covers
     /// entirely: where the paddle would need room.
     fn footprint(&self, orientation: f64) -> Vec<Pixel> {
-        let paddle = Paddle { from: (0.0, 0.0), to: step_from((0.0, 0.0), orientation, self.length), contrast: 0.0 };
+        let config = self.config;
+        if config.antialias_scale > 0 {
+            return clearance_footprint(
+                config.paddle_length,
+                config.paddle_thickness,
+                self.margin as usize,
+                config.antialias_scale,
+                orientation,
+            )
+            .to_vec();
+        }
+        let paddle = Paddle {
+            from: (0.0, 0.0),
+            to: step_from((0.0, 0.0), orientation, self.length),
+            contrast: 0.0,
+            anchor: (0, 0),
+            bearing: orientation,
+        };
         let reach = (self.clearance - 0.5).max(0.5);
         let r = (self.length + reach).ceil() as i32;
         (-r..=r)
@@ -141,11 +176,18 @@ impl<'a> Painter<'a> {
         contrast: f32,
     ) -> Option<Snake> {
         for _ in 0..=self.config.max_paddle_retries {
-            let orientation = random_degree(rng);
+            let orientation = random_degree(rng, self.config.original_rounding);
             let start = match near {
                 None => {
                     let footprint = self.footprint(orientation);
-                    let reaches_up_and_left = footprint.iter().any(|o| o.0 < 0) && footprint.iter().any(|o| o.1 < 0);
+                    // With the supersampled footprint (already shifted a pixel down and
+                    // right) the bottom-right corner pixel reads no mask pixel unless
+                    // some offset lies neither below nor right of the start.
+                    let reaches_up_and_left = if self.config.antialias_scale > 0 {
+                        footprint.iter().any(|o| o.0 <= 0 && o.1 <= 0)
+                    } else {
+                        footprint.iter().any(|o| o.0 < 0) && footprint.iter().any(|o| o.1 < 0)
+                    };
                     if self.config.release_seed_quirk && !reaches_up_and_left {
                         return None;
                     }
@@ -156,10 +198,16 @@ impl<'a> Painter<'a> {
                     nearest_pixel(step_from(as_point(other), bearing, self.config.seed_distance as f64))
                 }
             };
-            let head = nearest_pixel(step_from(as_point(start), orientation, self.length));
-            let pivot = nearest_pixel(step_from(as_point(head), orientation, -(self.length + self.margin)));
+            let (head, pivot) = if self.config.original_rounding {
+                let head = ceil_pixel(step_from(as_point(start), orientation, self.length));
+                (head, ceil_pixel(step_from(as_point(head), reversed(orientation), self.length + self.margin)))
+            } else {
+                let head = nearest_pixel(step_from(as_point(start), orientation, self.length));
+                (head, nearest_pixel(step_from(as_point(head), orientation, -(self.length + self.margin))))
+            };
             if self.inside(head) && self.inside(pivot) {
-                let paddle = Paddle { from: as_point(start), to: step_from(as_point(start), orientation, self.length), contrast };
+                let to = step_from(as_point(start), orientation, self.length);
+                let paddle = Paddle { from: as_point(start), to, contrast, anchor: start, bearing: orientation };
                 return Some(Snake { paddles: vec![paddle], pivot, orientation, origin: start, far_end: head });
             }
         }
@@ -168,8 +216,9 @@ impl<'a> Painter<'a> {
 
     /// Adds one paddle to `snake`; false when it is stuck. `others`: latest paddles of
     /// other snakes, not yet marked.
-    fn extend(&self, rng: &mut SeededRng, mask: &mut Occupancy, snake: &mut Snake, contrast: f32, others: &[Paddle]) -> bool {
-        let pivot = nearest_pixel(step_from(as_point(snake.pivot), snake.orientation, self.length + 2.0 * self.margin));
+    fn extend(&self, rng: &mut SeededRng, mask: &mut Occupancy, snake: &mut Snake, contrast: f32, others: &[Zone]) -> bool {
+        let next = step_from(as_point(snake.pivot), snake.orientation, self.length + 2.0 * self.margin);
+        let pivot = if self.config.original_rounding { ceil_pixel(next) } else { nearest_pixel(next) };
         let continuity = self.config.continuity as f64;
         let mut candidates = Vec::with_capacity(self.circle.len());
         let mut weights = Vec::with_capacity(self.circle.len());
@@ -192,10 +241,11 @@ impl<'a> Painter<'a> {
         }
         for _ in 0..=self.config.max_paddle_retries {
             let (head, orientation) = candidates[pick_weighted(rng, &weights, total)];
-            let paddle = Paddle { from: step_from(as_point(head), orientation, -self.length), to: as_point(head), contrast };
+            let from = step_from(as_point(head), orientation, -self.length);
+            let paddle = Paddle { from, to: as_point(head), contrast, anchor: head, bearing: flipped(orientation) };
             if !self.overlaps(mask, others, &paddle) {
                 let previous = *snake.last();
-                mask.mark(&previous, self.clearance);
+                mask.mark(&self.zone(&previous));
                 snake.paddles.push(paddle);
                 snake.pivot = pivot;
                 snake.orientation = orientation;
@@ -207,7 +257,12 @@ impl<'a> Painter<'a> {
     }
 
     /// Whether the paddle's clearance zone lands on a taken pixel.
-    fn overlaps(&self, mask: &Occupancy, others: &[Paddle], paddle: &Paddle) -> bool {
+    fn overlaps(&self, mask: &Occupancy, others: &[Zone], paddle: &Paddle) -> bool {
+        if let Zone::Resampled(block) = self.zone(paddle) {
+            // As the original: only the pixels of the image count (its border is taken).
+            let size = self.config.size;
+            return block.lit_pixels(size).any(|(pixel, zone)| self.crowding(mask, others, pixel) + zone >= OVERLAP);
+        }
         // Pixels outside the image count as taken, so look one pixel past its edges.
         let reach = self.clearance + 0.5;
         paddle.pixels_within(reach, -1, self.config.size as i32).any(|pixel| {
@@ -230,14 +285,14 @@ impl<'a> Painter<'a> {
         for _ in 1..config.contour_length {
             let factor = draw(rng, &config.paddle_contrasts);
             for k in 0..2 {
-                let other = *targets[1 - k].last();
+                let other = self.zone(targets[1 - k].last());
                 if !self.extend(rng, mask, &mut targets[k], factor * snake_contrasts[k], &[other]) {
                     return None;
                 }
             }
         }
         for target in &targets {
-            mask.mark(target.last(), self.clearance);
+            mask.mark(&self.zone(target.last()));
         }
         Some(targets)
     }
@@ -258,15 +313,17 @@ impl<'a> Painter<'a> {
                 return None;
             }
         }
-        mask.mark(snake.last(), self.clearance);
+        mask.mark(&self.zone(snake.last()));
         mask.commit();
         Some(snake.paddles)
     }
 }
 
-/// A uniformly random whole degree in `[-180, 180)`, in radians.
-fn random_degree(rng: &mut SeededRng) -> f64 {
-    (rng.below(360) as f64 - 180.0).to_radians()
+/// A uniformly random whole degree in `[-180, 180)`, in radians: with the original's
+/// arithmetic (`degrees * pi / 180`) where `original`, else with `to_radians`.
+fn random_degree(rng: &mut SeededRng, original: bool) -> f64 {
+    let degrees = rng.below(360) as f64 - 180.0;
+    if original { degrees * std::f64::consts::PI / 180.0 } else { degrees.to_radians() }
 }
 
 /// One value of a list (no draw for a single value, so that a one-value list leaves the

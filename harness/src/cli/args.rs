@@ -141,6 +141,7 @@ Examples:
   lra data stats --task pathfinder --count 200
   lra data stats --task pathx --count 50 --seed 1 --json pathx-stats.json
   lra data stats --task pathfinder --difficulty baseline
+  lra data stats --task pathfinder --size 64 --count 200
   lra data stats --released data/lra_release/pathfinder32/curv_contour_length_14 --size 32
   lra data stats --released original/pathx --size 128 --count 500 --json original-stats.json";
 
@@ -521,8 +522,10 @@ pub struct StatsArgs {
     /// e.g. data/lra_release/pathfinder32/curv_contour_length_14.
     #[arg(long, value_name = "DIR", requires = "size")]
     pub released: Option<PathBuf>,
-    /// Side of the released images: 32, 64 or 128.
-    #[arg(long, value_parser = image_side, requires = "released")]
+    /// Side of the images, 32, 64 or 128: of the released folder; with --task, the side
+    /// LRA's generator draws at (the preset's when absent; 64 is LRA's Pathfinder-64,
+    /// which it released but did not report).
+    #[arg(long, value_parser = image_side)]
     pub size: Option<usize>,
     /// Images to measure: the first N (generated: default 1000; released: every listed
     /// image when absent, all-black ones left out).

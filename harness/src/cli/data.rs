@@ -169,6 +169,7 @@ fn stats_generator(task: Task, args: &StatsArgs) -> anyhow::Result<(PathfinderCo
     let seed = args.seed.or(config.data.seed()).unwrap_or(0);
     match config.data {
         DataConfig::PathfinderGenerated { size, difficulty, .. } => {
+            let size = args.size.unwrap_or(size);
             let difficulty = args.difficulty.unwrap_or(difficulty.generator());
             let name = match difficulty {
                 pathfinder::Difficulty::Baseline => "baseline",
@@ -178,6 +179,14 @@ fn stats_generator(task: Task, args: &StatsArgs) -> anyhow::Result<(PathfinderCo
             Ok((PathfinderConfig::lra(size, difficulty)?, seed, name.to_string()))
         }
         DataConfig::PathfinderSmall { size, contour_length, distractors, .. } => {
+            if let Some(asked) = args.size {
+                bail!(
+                    "--size {asked} picks a size of LRA's generator; the {} preset's {} data is the CPU grid \
+                     ({size}x{size}): use --preset lra for LRA's settings",
+                    args.preset.name(),
+                    task.name()
+                );
+            }
             if args.difficulty.is_some() {
                 bail!(
                     "--difficulty sets the contour length of LRA's generator; the {} preset's {} data is the CPU grid \
