@@ -15,9 +15,11 @@ pub mod cpu;
 mod cross_backend;
 pub mod encoder;
 pub mod feed_forward;
+pub mod fourier;
 pub mod funnel;
 pub mod gelu;
 pub mod layer_norm;
+pub mod long_conv;
 pub mod model_names;
 #[cfg(test)]
 mod numeric_checks;

@@ -3,16 +3,16 @@
 //! Paper: Lee-Thorp, Ainslie, Eckstein, Ontañón, "FNet: Mixing Tokens with Fourier
 //! Transforms", NAACL 2022.
 //! Family: token mixing (no attention weights, no parameters).
-//! Cost here: O(n^2 d + n d^2) time and O(n^2 + d^2) memory in the sequence length n: the
-//! two discrete Fourier transforms are computed exactly as products with cosine and sine
-//! tables. The paper uses the FFT, O(n d log(n d)); burn 0.22.1 has an FFT only in the
-//! optional `burn-signal` crate (not enabled in this workspace) and only for power-of-two
-//! lengths, while LRA's lengths are not powers of two.
+//! Cost here: O(n d log(n d)) time and O(n d) memory in the sequence length n on the CPU
+//! backends, by the FFT as in the paper ([`crate::fourier`], a fused operation). On wgpu
+//! and cuda, where burn 0.22.1 has no FFT (only in the optional `burn-signal` crate, for
+//! power-of-two lengths), the two transforms are computed exactly as products with cosine
+//! and sine tables: O(n^2 d + n d^2) time, O(n^2 + d^2) memory.
 //!
 //! The layer computes `y = Re(F_seq (F_hidden x))` (Section 3.2, eq. 3): a DFT along the
 //! hidden dimension, then along the sequence, keeping the real part. With
 //! `F = C - i S` (`C[a, b] = cos(2 pi a b / N)`, `S[a, b] = sin(2 pi a b / N)`) and `x` real,
-//! `Re(F_n x F_d) = C_n x C_d - S_n x S_d`: four real matrix products.
+//! `Re(F_n x F_d) = C_n x C_d - S_n x S_d`: four real matrix products (the GPU path).
 //!
 //! Padding: the transform mixes every position of the padded length, so it cannot mask
 //! exactly; padded positions are zeroed before mixing. Real tokens' outputs therefore do
@@ -27,9 +27,11 @@ use serde::{Deserialize, Serialize};
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings};
+use crate::cpu::runs_natively;
+use crate::fourier::fourier_mixing;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
-pub const COST: &str = "O(n^2) time, O(n^2) memory (exact DFT by matrix products; O(n log n) with an FFT)";
+pub const COST: &str = "O(n log n) time, O(n) memory (FFT on the CPU; exact DFT by matrix products on wgpu/cuda)";
 
 #[derive(Config, Debug)]
 pub struct FnetConfig {
@@ -79,6 +81,16 @@ impl FnetMixing {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let x = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
+        if runs_natively(&x) {
+            return fourier_mixing(x);
+        }
+        self.by_products(x)
+    }
+
+    /// The transform as products with the cosine and sine tables (wgpu, cuda):
+    /// `x: [batch, len, d_model]` -> `[batch, len, d_model]`.
+    fn by_products(&self, x: Tensor<3>) -> Tensor<3> {
+        let [_, len, _] = x.dims();
         let (sequence_cos, sequence_sin) = dft_tables(len, &x.device());
         let cos_part = sequence_cos.unsqueeze::<3>().matmul(x.clone()).matmul(self.hidden_cos.clone().unsqueeze::<3>());
         let sin_part = sequence_sin.unsqueeze::<3>().matmul(x).matmul(self.hidden_sin.clone().unsqueeze::<3>());
@@ -102,12 +114,16 @@ fn dft_tables(n: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
     (angle.clone().cos(), angle.sin())
 }
 
-/// Work of one forward ([`super::flops`]): the two-dimensional Fourier transform as
-/// products with the cosine and sine tables, along the sequence (`[n, n] x [n, D]`) and
-/// along the hidden dimension (`[n, D] x [D, D]`), each twice: `4 b n^2 D + 4 b n D^2`.
+/// Work of one forward ([`super::flops`]'s convention, extended to transforms), by the
+/// FFT as the CPU computes it: per example `n` real transforms of length `D` and `D/2 + 1`
+/// complex ones of length `n`, counting `5 N log2 N` operations for a complex transform of
+/// length `N` and half that for a real one. (The GPU path's products compute
+/// `4 b n^2 D + 4 b n D^2`.)
 pub fn forward_flops(shape: &LayerShape) -> f64 {
     let (n, d_model) = (shape.n(), shape.d_model as f64);
-    shape.products(2.0, n, n, d_model) + shape.products(2.0, n, d_model, d_model)
+    let rows = n * 2.5 * d_model * d_model.log2();
+    let columns = (d_model / 2.0 + 1.0).floor() * 5.0 * n * n.max(2.0).log2();
+    shape.batch as f64 * (rows + columns)
 }
 
 #[cfg(test)]
@@ -142,11 +158,14 @@ mod tests {
         let (batch, len, d_model) = (2, 7, 6);
         let mixing = FnetConfig::new(d_model).init(&device);
         let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
-        let got = values(mixing.forward(x.clone(), Tensor::<2, Bool>::full([batch, len], false, &device)));
+        let no_padding = Tensor::<2, Bool>::full([batch, len], false, &device);
+        let by_fft = values(mixing.forward(x.clone(), no_padding.clone()));
+        let by_products = values(mixing.by_products(x.clone()));
         let x = values(x);
         let expected: Vec<f32> =
             (0..batch).flat_map(|b| naive_fourier_mixing(&x[b * len * d_model..(b + 1) * len * d_model], len, d_model)).collect();
-        assert_close(&got, &expected, 1e-4, "FNet vs naive DFT");
+        assert_close(&by_fft, &expected, 1e-4, "FNet by FFT vs naive DFT");
+        assert_close(&by_products, &expected, 1e-4, "FNet by products vs naive DFT");
     }
 
     #[test]
