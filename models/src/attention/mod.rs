@@ -40,6 +40,7 @@ pub mod random;
 pub mod reformer;
 mod registry;
 pub mod routing;
+pub mod lru;
 pub mod s4d;
 pub mod set_transformer;
 pub mod settings;
@@ -75,6 +76,7 @@ registry::mechanisms! {
     Nystromformer = "nystromformer" => nystromformer::NystromformerSettings,
     Luna = "luna" => luna::LunaSettings,
     S4d = "s4d" => s4d::S4dSettings,
+    Lru = "lru" => lru::LruSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,
     TransformerXl = "transformer_xl" => transformer_xl::TransformerXlSettings,
