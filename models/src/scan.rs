@@ -77,7 +77,7 @@ pub fn linear_recurrence(a: Complex<1>, b: Complex<3>) -> Complex<3> {
         b.re.into_dispatch(),
         b.im.into_dispatch(),
     ));
-    let part = |index: usize| packed.clone().slice([index..index + 1]).reshape([batch, len, channels]);
+    let part = |index: usize| packed.clone().narrow(0, index, 1).reshape([batch, len, channels]);
     Complex { re: part(0), im: part(1) }
 }
 
@@ -101,10 +101,7 @@ pub fn recurrence_by_doubling(a: Complex<1>, b: Complex<3>) -> Complex<3> {
         let re = h.re + power.re.clone() * moved_re.clone() - power.im.clone() * moved_im.clone();
         let im = h.im + power.re.clone() * moved_im + power.im.clone() * moved_re;
         h = Complex { re, im };
-        power = Complex {
-            re: power.re.clone().square() - power.im.clone().square(),
-            im: (power.re * power.im).mul_scalar(2.0),
-        };
+        power = Complex { re: power.re.clone().square() - power.im.clone().square(), im: (power.re * power.im).mul_scalar(2.0) };
         span *= 2;
     }
     h
@@ -119,9 +116,7 @@ fn channels_per_task(len: usize, channels: usize) -> usize {
 /// The tasks of a sequence loop: every (example, block of channels).
 fn tasks(batch: usize, channels: usize, block: usize) -> Vec<(usize, std::ops::Range<usize>)> {
     (0..batch)
-        .flat_map(|example| {
-            (0..channels.div_ceil(block)).map(move |k| (example, k * block..((k + 1) * block).min(channels)))
-        })
+        .flat_map(|example| (0..channels.div_ceil(block)).map(move |k| (example, k * block..((k + 1) * block).min(channels))))
         .collect()
 }
 
@@ -237,7 +232,9 @@ fn forward<B: RowMajor>(
     let shape = b_re.shape();
     let (batch, len, channels) = (shape[0], shape[1], shape[2]);
     let values = B::with_values(a_re, |ar| {
-        B::with_values(a_im, |ai| B::with_values(b_re, |br| B::with_values(b_im, |bi| forward_values(ar, ai, br, bi, batch, len))))
+        B::with_values(a_im, |ai| {
+            B::with_values(b_re, |br| B::with_values(b_im, |bi| forward_values(ar, ai, br, bi, batch, len)))
+        })
     });
     B::from_values(values, Shape::from([2, batch, len, channels]))
 }
@@ -274,7 +271,9 @@ impl<B: RowMajor> Backward<B, 4> for ScanBackward {
         let shape = h.shape();
         let (batch, len, channels) = (shape[1], shape[2], shape[3]);
         let (db, da_re, da_im) = B::with_values(a_re, |ar| {
-            B::with_values(a_im, |ai| B::with_values(h, |h| B::with_values(output_grad, |g| backward_values(ar, ai, h, g, batch, len))))
+            B::with_values(a_im, |ai| {
+                B::with_values(h, |h| B::with_values(output_grad, |g| backward_values(ar, ai, h, g, batch, len)))
+            })
         });
         let (db_re, db_im) = db.split_at(batch * len * channels);
         let part = |values: &[f32]| B::from_values(values.to_vec(), Shape::from([batch, len, channels]));
@@ -386,7 +385,11 @@ mod tests {
                 let run = |fused: bool| {
                     let a = Complex { re: a.re.clone().detach().require_grad(), im: a.im.clone().detach().require_grad() };
                     let b = Complex { re: b.re.clone().detach().require_grad(), im: b.im.clone().detach().require_grad() };
-                    let h = if fused { linear_recurrence(a.clone(), b.clone()) } else { recurrence_by_doubling(a.clone(), b.clone()) };
+                    let h = if fused {
+                        linear_recurrence(a.clone(), b.clone())
+                    } else {
+                        recurrence_by_doubling(a.clone(), b.clone())
+                    };
                     let grads = (h.re.clone() * g_re.clone() + h.im.clone() * g_im.clone()).sum().backward();
                     // With one step `a` never acts, and the doubling scan gives it no gradient: zeros.
                     let grad = |t: &Tensor<1>| t.grad(&grads).map(values).unwrap_or_else(|| vec![0.0; channels]);

@@ -304,7 +304,8 @@ mod tests {
     /// layer's parameters, in the order the steps are given; returns every `x_t`,
     /// `[len][N]`. `u: [len][d_model]`.
     fn states(layer: &Lru, u: &[Vec<f32>]) -> Vec<Vec<C64>> {
-        let (nu_log, theta_log, gamma_log) = (values(layer.nu_log.val()), values(layer.theta_log.val()), values(layer.gamma_log.val()));
+        let (nu_log, theta_log, gamma_log) =
+            (values(layer.nu_log.val()), values(layer.theta_log.val()), values(layer.gamma_log.val()));
         let (b_real, b_imag) = (values(layer.b_real.val()), values(layer.b_imag.val()));
         let n = nu_log.len();
         let mut x = vec![(0.0, 0.0); n];
@@ -329,7 +330,14 @@ mod tests {
     /// `Re(C x)` of one state, `C^T` given as `[N, d_model]` parts.
     fn readout(c: (&Param<Tensor<2>>, &Param<Tensor<2>>), x: &[C64], d_model: usize) -> Vec<f64> {
         let (c_real, c_imag) = (values(c.0.val()), values(c.1.val()));
-        (0..d_model).map(|h| x.iter().enumerate().map(|(k, x)| c_real[k * d_model + h] as f64 * x.0 - c_imag[k * d_model + h] as f64 * x.1).sum()).collect()
+        (0..d_model)
+            .map(|h| {
+                x.iter()
+                    .enumerate()
+                    .map(|(k, x)| c_real[k * d_model + h] as f64 * x.0 - c_imag[k * d_model + h] as f64 * x.1)
+                    .sum()
+            })
+            .collect()
     }
 
     /// The layer's `y` for one sequence `u: [len][d_model]` from plain loops: the forward
@@ -387,7 +395,8 @@ mod tests {
         let device = Device::flex();
         device.seed(72);
         let (r_min, r_max, max_phase) = (0.4, 0.8, 0.5);
-        let layer = LruConfig::new(4).with_state_size(200).with_r_min(r_min).with_r_max(r_max).with_max_phase(max_phase).init(&device);
+        let layer =
+            LruConfig::new(4).with_state_size(200).with_r_min(r_min).with_r_max(r_max).with_max_phase(max_phase).init(&device);
         let lambda = layer.lambda();
         let (re, im) = (values(lambda.re), values(lambda.im));
         let gamma: Vec<f32> = values(layer.gamma_log.val()).iter().map(|g| g.exp()).collect();
