@@ -107,10 +107,12 @@ pub fn recurrence_by_doubling(a: Complex<1>, b: Complex<3>) -> Complex<3> {
     h
 }
 
-/// Channels per parallel task: enough steps of them to fill [`TASK_ELEMENTS`], whole
-/// vector registers, at most all of them.
+/// Channels per parallel task: enough steps of them to fill [`TASK_ELEMENTS`], in whole
+/// cache lines (16 f32: a step's read of `b` then uses every byte it brings in), at most
+/// all of them.
 fn channels_per_task(len: usize, channels: usize) -> usize {
-    (TASK_ELEMENTS / len.max(1)).next_multiple_of(8).clamp(8, channels.max(8))
+    const LINE: usize = 16;
+    (TASK_ELEMENTS / len.max(1)).next_multiple_of(LINE).clamp(LINE, channels.next_multiple_of(LINE).max(LINE))
 }
 
 /// The tasks of a sequence loop: every (example, block of channels).
