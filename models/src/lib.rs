@@ -24,6 +24,7 @@ pub mod model_names;
 #[cfg(test)]
 mod numeric_checks;
 pub mod perceiver;
+pub mod scan;
 pub mod switch;
 
 pub use attention::{AttentionConfig, MODELS, Mechanism, MechanismSettings, ModelInfo, Variant};

@@ -1,5 +1,5 @@
 //! LRA's published figures (Tay et al., ICLR 2021, Tables 1 and 2; later rows from the
-//! S4 paper's Table 10), shown beside ours and always labelled as published.
+//! S4 paper's Table 10 and the LRU paper's own), shown beside ours and always labelled as published.
 
 /// Test accuracy (%) per task, in the order ListOps, Text, Retrieval, Image, Pathfinder,
 /// Path-X; `None` is FAIL. `our_name` is the harness's model name where it has the model.
@@ -12,6 +12,7 @@ pub struct PublishedAccuracy {
 
 const LRA: &str = "LRA paper, Table 1";
 const S4: &str = "S4 paper, Table 10";
+const LRU: &str = "LRU paper (Orvieto et al., ICML 2023), Table 3";
 
 pub const TABLE1: &[PublishedAccuracy] = &[
     PublishedAccuracy {
@@ -103,6 +104,12 @@ pub const TABLE1: &[PublishedAccuracy] = &[
         our_name: None,
         source: S4,
         accuracy: [Some(59.60), Some(86.82), Some(90.90), Some(88.65), Some(94.20), Some(96.35)],
+    },
+    PublishedAccuracy {
+        row: "LRU",
+        our_name: Some("lru"),
+        source: LRU,
+        accuracy: [Some(60.2), Some(89.4), Some(89.9), Some(89.0), Some(95.1), Some(94.2)],
     },
 ];
 

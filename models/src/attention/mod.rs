@@ -32,6 +32,7 @@ pub mod linear;
 pub mod linformer;
 pub mod local;
 pub mod longformer;
+pub mod lru;
 pub mod luna;
 pub mod memory_compressed;
 pub mod nystromformer;
@@ -75,6 +76,7 @@ registry::mechanisms! {
     Nystromformer = "nystromformer" => nystromformer::NystromformerSettings,
     Luna = "luna" => luna::LunaSettings,
     S4d = "s4d" => s4d::S4dSettings,
+    Lru = "lru" => lru::LruSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,
     TransformerXl = "transformer_xl" => transformer_xl::TransformerXlSettings,

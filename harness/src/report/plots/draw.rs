@@ -101,7 +101,7 @@ pub(super) fn legend_rows(entries: usize) -> (u32, u32) {
 
 /// Colours that stay apart on white (no pale yellow), in the registry's order; after
 /// them the same colours again with dashed lines.
-pub(super) const COLOURS: [RGBColor; 13] = [
+pub(super) const COLOURS: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(230, 97, 1),
     RGBColor(44, 160, 44),
@@ -115,6 +115,7 @@ pub(super) const COLOURS: [RGBColor; 13] = [
     RGBColor(0, 0, 128),
     RGBColor(0, 128, 96),
     RGBColor(190, 0, 120),
+    RGBColor(255, 170, 90),
 ];
 
 /// How one model is drawn in every plot.
