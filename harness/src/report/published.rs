@@ -12,7 +12,7 @@ pub struct PublishedAccuracy {
 
 const LRA: &str = "LRA paper, Table 1";
 const S4: &str = "S4 paper, Table 10";
-const LRU: &str = "LRU paper (Orvieto et al., ICML 2023), Table 3";
+const LRU: &str = "LRU paper (Orvieto et al., ICML 2023), its LRA table";
 
 pub const TABLE1: &[PublishedAccuracy] = &[
     PublishedAccuracy {
