@@ -86,18 +86,6 @@ pub fn fft_length(n: usize) -> usize {
     best
 }
 
-/// Work of one [`convolve`] over `batch` sequences of `channels` x `n` ([`crate::attention::flops`]'s
-/// convention, extended to transforms): a real FFT of length `N` counted as `2.5 N log2 N`
-/// operations (half a complex one's `5 N log2 N`); per sequence and channel a forward and
-/// an inverse transform and the spectra's product (`6` per bin), per channel the kernel's
-/// transform.
-pub fn forward_flops(batch: usize, channels: usize, n: usize) -> f64 {
-    let length = fft_length(n) as f64;
-    let transform = 2.5 * length * length.log2();
-    let bins = length / 2.0 + 1.0;
-    channels as f64 * (batch as f64 * (2.0 * transform + 6.0 * bins) + transform)
-}
-
 /// The real FFTs of one length, planned once.
 struct Plans {
     length: usize,
@@ -115,10 +103,15 @@ impl Plans {
         self.length / 2 + 1
     }
 
-    /// The spectrum of `values` zero-padded to the FFT length, placed from `at`.
-    fn spectrum(&self, values: &[f32], at: usize, work: &mut Work) -> Vec<Complex32> {
+    /// The spectrum of `values` zero-padded to the FFT length.
+    fn spectrum(&self, values: &[f32], work: &mut Work) -> Vec<Complex32> {
         work.real.iter_mut().for_each(|v| *v = 0.0);
-        work.real[at..at + values.len()].copy_from_slice(values);
+        work.real[..values.len()].copy_from_slice(values);
+        self.transform(work)
+    }
+
+    /// The spectrum of the signal in `work.real` (which the transform overwrites).
+    fn transform(&self, work: &mut Work) -> Vec<Complex32> {
         let mut out = vec![Complex32::new(0.0, 0.0); self.bins()];
         self.forward.process_with_scratch(&mut work.real, &mut out, &mut work.scratch).expect("buffers of the planned sizes");
         out
@@ -159,17 +152,26 @@ fn kernel_spectrum(plans: &Plans, kernel: &[f32], n: usize, work: &mut Work) -> 
     work.real[..n].copy_from_slice(&kernel[n - 1..]);
     let length = plans.length;
     work.real[length - (n - 1)..].copy_from_slice(&kernel[..n - 1]);
-    let mut out = vec![Complex32::new(0.0, 0.0); plans.bins()];
-    plans.forward.process_with_scratch(&mut work.real, &mut out, &mut work.scratch).expect("buffers of the planned sizes");
+    plans.transform(work)
+}
+
+/// Rows computed per channel (`[channels][batch * n]`) laid out as `[batch, channels, n]`.
+fn batch_major(per_channel: &[Vec<f32>], batch: usize, n: usize) -> Vec<f32> {
+    let channels = per_channel.len();
+    let mut out = vec![0.0f32; batch * channels * n];
+    for (c, rows) in per_channel.iter().enumerate() {
+        for b in 0..batch {
+            out[(b * channels + c) * n..(b * channels + c + 1) * n].copy_from_slice(&rows[b * n..(b + 1) * n]);
+        }
+    }
     out
 }
 
 /// The forward on plain numbers: `u: [batch, channels, n]`, `kernel: [channels, 2n - 1]`.
 fn forward_values(u: &[f32], kernel: &[f32], batch: usize, channels: usize, n: usize) -> Vec<f32> {
     let plans = Plans::new(fft_length(n));
-    let mut out = vec![0.0f32; batch * channels * n];
     // One task per channel: its kernel's spectrum serves every sequence of the batch.
-    let mut per_channel: Vec<Vec<f32>> = (0..channels)
+    let per_channel: Vec<Vec<f32>> = (0..channels)
         .into_par_iter()
         .map(|c| {
             let mut work = Work::new(&plans);
@@ -177,19 +179,14 @@ fn forward_values(u: &[f32], kernel: &[f32], batch: usize, channels: usize, n: u
             let mut rows = vec![0.0f32; batch * n];
             for b in 0..batch {
                 let row = &u[(b * channels + c) * n..(b * channels + c + 1) * n];
-                let product = plans.spectrum(row, 0, &mut work).iter().zip(&taps).map(|(x, k)| x * k).collect();
+                let product = plans.spectrum(row, &mut work).iter().zip(&taps).map(|(x, k)| x * k).collect();
                 plans.signal(product, &mut work);
                 rows[b * n..(b + 1) * n].copy_from_slice(&work.real[..n]);
             }
             rows
         })
         .collect();
-    for (c, rows) in per_channel.iter_mut().enumerate() {
-        for b in 0..batch {
-            out[(b * channels + c) * n..(b * channels + c + 1) * n].copy_from_slice(&rows[b * n..(b + 1) * n]);
-        }
-    }
-    out
+    batch_major(&per_channel, batch, n)
 }
 
 /// The backward on plain numbers: the gradients of `u` and of `kernel` from the output's,
@@ -206,8 +203,8 @@ fn backward_values(u: &[f32], kernel: &[f32], grad: &[f32], batch: usize, channe
             let mut correlation = vec![Complex32::new(0.0, 0.0); plans.bins()];
             for b in 0..batch {
                 let at = (b * channels + c) * n;
-                let g = plans.spectrum(&grad[at..at + n], 0, &mut work);
-                let x = plans.spectrum(&u[at..at + n], 0, &mut work);
+                let g = plans.spectrum(&grad[at..at + n], &mut work);
+                let x = plans.spectrum(&u[at..at + n], &mut work);
                 for ((sum, g), x) in correlation.iter_mut().zip(&g).zip(&x) {
                     *sum += g * x.conj();
                 }
@@ -222,15 +219,8 @@ fn backward_values(u: &[f32], kernel: &[f32], grad: &[f32], batch: usize, channe
             (grad_u, grad_kernel)
         })
         .collect();
-    let mut grad_u = vec![0.0f32; batch * channels * n];
-    let mut grad_kernel = Vec::with_capacity(channels * (2 * n - 1));
-    for (c, (rows, taps)) in per_channel.into_iter().enumerate() {
-        for b in 0..batch {
-            grad_u[(b * channels + c) * n..(b * channels + c + 1) * n].copy_from_slice(&rows[b * n..(b + 1) * n]);
-        }
-        grad_kernel.extend(taps);
-    }
-    (grad_u, grad_kernel)
+    let (rows, taps): (Vec<Vec<f32>>, Vec<Vec<f32>>) = per_channel.into_iter().unzip();
+    (batch_major(&rows, batch, n), taps.concat())
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
