@@ -3,10 +3,11 @@
 //! Paper: Gu, Gupta, Goel, Ré, "On the Parameterization and Initialization of Diagonal
 //! State Space Models", NeurIPS 2022.
 //! Family: recurrence (beyond attention: a linear time-invariant state space model).
-//! Cost here: O(n^(3/2) d + n N d) time and O(n N d) memory per sequence in the sequence
-//! length n, with N the state size and d = d_model channels (see "Convolution" below). The
-//! paper computes the convolution by FFT, O(n log n); burn 0.22.1 has an FFT only in the
-//! optional `burn-signal` crate (not enabled in this workspace), for power-of-two lengths.
+//! Cost here: O(n d log n + n N d) time and O(n d) memory per sequence in the sequence
+//! length n, with N the state size and d = d_model channels: the convolution by FFT, as
+//! the paper computes it, on the CPU backends (see "Convolution" below); on wgpu and cuda,
+//! where burn has no FFT, O(n^(3/2) d + n N d) time and O(n N d) memory (see "Without an
+//! FFT").
 //!
 //! Each of the `d_model` channels is a single-input single-output state space model with
 //! `N/2` complex modes (their conjugates make the state size `N` and the output real):
@@ -31,13 +32,20 @@
 //! `D` standard normal; `log dt` uniform in `[log dt_min, log dt_max]`. All are trained.
 //! As in S4 blocks, the output is `Linear(dropout(GELU(y)))`.
 //!
-//! Convolution: the length is cut into chunks of `T` steps (`T = ceil(sqrt(n))` unless set).
-//! Within a chunk the convolution is a `[T, T]` Toeplitz product with `K[0..T]`; across
-//! chunks the state carries the past: each chunk's contribution to the state at its end is
+//! Convolution: the kernels `K` and `K'` are made for the input's length, then applied
+//! together by FFT ([`crate::long_conv`]: `K` at the lags `0..n`, `K'` at `-1..-n`), in
+//! O(n log n). The Vandermonde sum is taken `T` steps at a time (`T = ceil(sqrt(n))`
+//! unless set): `A_bar^(jT + i) = A_bar^(jT) A_bar^i`, so that `K[jT + i]` is entry
+//! `(j, i)` of one `[n/T, N/2] x [N/2, T]` complex product per channel, and no
+//! `[d, N/2, n]` tensor of powers is ever made.
+//!
+//! Without an FFT (wgpu, cuda): the length is cut into chunks of `T` steps. Within a chunk
+//! the convolution is a `[T, T]` Toeplitz product with `K[0..T]`; across chunks the state
+//! carries the past: each chunk's contribution to the state at its end is
 //! `sum_tau A_bar^(T-1-tau) u[tau]`, the state entering chunk `j` sums those of earlier
-//! chunks decayed by `A_bar^(T (j-1-i))` (a scan over the chunks), and it reaches step `t` of the chunk as
-//! `2 Re(C B_bar A_bar^(t+1) state)`. This is exactly the convolution, without its `[n, n]`
-//! Toeplitz matrix.
+//! chunks decayed by `A_bar^(T (j-1-i))` (a scan over the chunks), and it reaches step `t`
+//! of the chunk as `2 Re(C B_bar A_bar^(t+1) state)`. This is exactly the convolution,
+//! without its `[n, n]` Toeplitz matrix.
 //!
 //! Padding: padded positions are zeroed before the convolution. The system is linear with
 //! a zero initial state and no bias, so zeros contribute nothing in either direction: a
@@ -53,13 +61,15 @@ use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
 
 use super::softmax::dropout;
+use crate::cpu::runs_natively;
+use crate::long_conv;
 
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
-pub const COST: &str = "O(n^1.5) time, O(n) memory (chunked convolution; O(n log n) with an FFT)";
+pub const COST: &str = "O(n log n) time, O(n) memory (convolution by FFT)";
 
 /// Initialisation of the imaginary parts of `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +109,7 @@ pub struct S4dConfig {
     pub dt_min: f64,
     #[config(default = 0.1)]
     pub dt_max: f64,
-    /// Chunk length `T` of the convolution; `None`: `ceil(sqrt(len))`.
+    /// Chunk length `T` of the kernel's Vandermonde sum; `None`: `ceil(sqrt(len))`.
     pub chunk_length: Option<usize>,
     /// Add the backward kernel (its own `C'`); `false` gives the causal layer.
     #[config(default = true)]
@@ -310,6 +320,22 @@ impl S4d {
     /// kernel's `sum_{s > t} K'[s - t - 1] u_s` when bidirectional):
     /// `u: [batch, len, d_model]` -> `[batch, len, d_model]`.
     pub fn convolve(&self, u: Tensor<3>) -> Tensor<3> {
+        if !runs_natively(&u) {
+            return self.convolve_by_chunks(u);
+        }
+        let [_, len, channels] = u.dims();
+        let causal = self.kernel(self.discrete_modes(self.c_real.val(), self.c_imag.val()), len);
+        // K'[m] weighs the step m + 1 later: lag -(m + 1), as `two_sided` places it.
+        let anticausal =
+            self.c_backward.as_ref().map(|(c_real, c_imag)| self.kernel(self.discrete_modes(c_real.val(), c_imag.val()), len));
+        let kernel = long_conv::two_sided(causal, anticausal);
+        let mixed = long_conv::convolve(u.clone().swap_dims(1, 2), kernel).swap_dims(1, 2);
+        mixed + u * self.skip.val().reshape([1, 1, channels])
+    }
+
+    /// [`S4d::convolve`] without an FFT (wgpu, cuda): chunk by chunk, see "Without an FFT"
+    /// above.
+    fn convolve_by_chunks(&self, u: Tensor<3>) -> Tensor<3> {
         let [batch, len, channels] = u.dims();
         let forward = self.causal_convolution(u.clone(), self.discrete_modes(self.c_real.val(), self.c_imag.val()));
         let mut y = forward + u.clone() * self.skip.val().reshape([1, 1, channels]);
@@ -324,6 +350,22 @@ impl S4d {
             y = y + after;
         }
         y
+    }
+
+    /// The kernel `K[l] = 2 Re(sum_n weight_n A_bar_n^l)` for `l = 0..len`, `T` steps at a
+    /// time (see "Convolution" above): `[d_model, len]`.
+    fn kernel(&self, modes: DiscreteModes, len: usize) -> Tensor<2> {
+        let device = modes.log_decay.device();
+        let chunk = self.chunk_length.unwrap_or_else(|| (len as f64).sqrt().ceil() as usize).clamp(1, len.max(1));
+        let chunks = len.div_ceil(chunk);
+        let steps =
+            |count: usize, every: usize| Tensor::<1, Int>::arange(0..count as i64, &device).float().mul_scalar(every as f64);
+        let within = modes.powers(steps(chunk, 1)); // A_bar^i: [d_model, N/2, T]
+        let starts = modes.weight3().mul(modes.powers(steps(chunks, chunk))); // weight A_bar^(jT): [d_model, N/2, J]
+        let (starts_re, starts_im) = (starts.re.swap_dims(1, 2), starts.im.swap_dims(1, 2)); // [d_model, J, N/2]
+        let kernel = (starts_re.matmul(within.re) - starts_im.matmul(within.im)).mul_scalar(2.0); // [d_model, J, T]
+        let [channels, _, _] = kernel.dims();
+        kernel.reshape([channels, chunks * chunk]).slice([0..channels, 0..len])
     }
 
     /// The causal convolution `K * u` of the modes' kernel, without the skip term:
@@ -448,23 +490,20 @@ fn carry_states(
     Complex { re: from_chunks(entering.re), im: from_chunks(entering.im) }
 }
 
-/// Work of one forward ([`super::flops`]), per direction of the chunked convolution
-/// (chunks of `T`, `C` of them, `H = N / 2` complex modes, `D` channels): the Toeplitz
-/// product within chunks `2 b D n' T`, each chunk's contribution to the state and the
-/// state's effect on the next chunk `8 b D n' H`, and the carry between chunks (a complex
-/// multiply-add per chunk and mode in each of the scan's `ceil(log2 C)` steps)
-/// `8 b D H C ceil(log2 C)`; then the output layer `2 b n D^2`.
+/// Work of one forward ([`super::flops`]): per direction, the kernel's Vandermonde sum
+/// (two real products `[J, H] x [H, T]` per channel, `H = N / 2` modes, `J T >= n` the
+/// steps filled) `4 D H J T`; the convolution by FFT, counting a real FFT of length `N`
+/// as `2.5 N log2 N` operations (half a complex one's `5 N log2 N`): per sequence and
+/// channel one forward and one inverse transform and the spectra's product, per channel
+/// the kernel's transform; then the output layer `2 b n D^2`.
 pub fn forward_flops(shape: &LayerShape, state_size: usize, bidirectional: bool, chunk_length: Option<usize>) -> f64 {
     let n = shape.positions.max(1);
     let chunk = chunk_length.unwrap_or_else(|| (n as f64).sqrt().ceil() as usize).clamp(1, n);
-    let chunks = super::blocks::block_count(n, chunk) as f64;
-    let (b, d_model, t, h) = (shape.batch as f64, shape.d_model as f64, chunk as f64, (state_size / 2) as f64);
-    let filled = chunks * t;
-    let scan_steps = chunks.log2().ceil();
-    let per_direction =
-        2.0 * b * d_model * filled * t + 8.0 * b * d_model * filled * h + 8.0 * b * d_model * h * chunks * scan_steps;
+    let filled = (super::blocks::block_count(n, chunk) * chunk) as f64;
+    let (d_model, h) = (shape.d_model as f64, (state_size / 2) as f64);
     let directions = if bidirectional { 2.0 } else { 1.0 };
-    directions * per_direction + shape.products(1.0, shape.n(), d_model, d_model)
+    let kernels = directions * 4.0 * d_model * h * filled;
+    kernels + crate::long_conv::forward_flops(shape.batch, shape.d_model, n) + shape.products(1.0, shape.n(), d_model, d_model)
 }
 
 #[cfg(test)]
@@ -565,11 +604,21 @@ mod tests {
         // Change only the last step.
         let changed = u.clone().slice_assign([0..1, 8..9, 0..4], Tensor::ones([1, 1, 4], &device));
         let first = |layer: &S4d, u: Tensor<3>| values(layer.convolve(u).slice([0..1, 0..1, 0..4]));
-        let moved =
-            first(&layer, u.clone()).iter().zip(first(&layer, changed.clone())).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(moved > 1e-4, "bidirectional: position 0 must see the last step (moved {moved})");
+        let moved = |layer: &S4d| {
+            first(layer, u.clone()).iter().zip(first(layer, changed.clone())).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+        };
+        let seen = moved(&layer);
+        assert!(seen > 1e-4, "bidirectional: position 0 must see the last step (moved {seen})");
         layer.c_backward = None;
-        assert_eq!(first(&layer, u), first(&layer, changed), "causal: position 0 sees only itself");
+        // By FFT every output is computed from every input, so "nothing" is up to rounding:
+        // well below the change the bidirectional layer shows.
+        let scale = first(&layer, u.clone()).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(moved(&layer) <= 1e-6 * scale, "causal: position 0 sees only itself (moved {})", moved(&layer));
+        assert_eq!(
+            values(layer.convolve_by_chunks(u.clone()).slice([0..1, 0..1, 0..4])),
+            values(layer.convolve_by_chunks(changed).slice([0..1, 0..1, 0..4])),
+            "chunk by chunk, exactly"
+        );
     }
 
     #[test]
@@ -591,15 +640,55 @@ mod tests {
                     // B's initial value is real; make it complex so that the test sees it.
                     layer.b_imag = Param::from_tensor(Tensor::random([channels, 4], Distribution::Normal(0.0, 1.0), &device));
                     let u = Tensor::<3>::random([1, len, channels], Distribution::Normal(0.0, 1.0), &device);
-                    let got = values(layer.convolve(u.clone()));
-                    let expected = bidirectional_recurrence(&layer, &values(u.clone()), len, channels);
-                    assert_close(&got, &expected, 1e-4, &format!("{init:?} {discretization:?} chunk {chunk_length:?}"));
-                    // The causal layer: the same forward recurrence, without the backward pass.
-                    layer.c_backward = None;
-                    let got = values(layer.convolve(u.clone()));
-                    let expected = bidirectional_recurrence(&layer, &values(u), len, channels);
-                    assert_close(&got, &expected, 1e-4, &format!("causal {init:?} {discretization:?} chunk {chunk_length:?}"));
+                    // By FFT (the CPU's path) and chunk by chunk (the GPU's), both directions
+                    // and then the causal layer: the same forward recurrence, without the
+                    // backward pass.
+                    for causal in [false, true] {
+                        if causal {
+                            layer.c_backward = None;
+                        }
+                        let expected = bidirectional_recurrence(&layer, &values(u.clone()), len, channels);
+                        let what = format!("causal {causal} {init:?} {discretization:?} chunk {chunk_length:?}");
+                        assert_close(&values(layer.convolve(u.clone())), &expected, 1e-4, &format!("FFT, {what}"));
+                        assert_close(&values(layer.convolve_by_chunks(u.clone())), &expected, 1e-4, &format!("chunks, {what}"));
+                    }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn s4d_gradients_by_fft_equal_those_chunk_by_chunk() {
+        // Every parameter's gradient and the input's, through the FFT (the CPU's path) and
+        // chunk by chunk (the GPU's), on the same weights: lengths with ragged chunks.
+        for (len, chunk_length) in [(13, None), (50, Some(8))] {
+            let device = Device::flex().autodiff();
+            device.seed(85);
+            let layer = S4dConfig::new(6).with_state_size(16).with_chunk_length(chunk_length).init(&device);
+            let u = Tensor::<3>::random([2, len, 6], Distribution::Normal(0.0, 1.0), &device);
+            let weights = Tensor::<3>::random([2, len, 6], Distribution::Normal(0.0, 1.0), &device);
+            let gradients = |by_fft: bool| {
+                let u = u.clone().require_grad();
+                let y = if by_fft { layer.convolve(u.clone()) } else { layer.convolve_by_chunks(u.clone()) };
+                let grads = (y * weights.clone()).sum().backward();
+                let mut all = vec![("input".to_string(), values(u.grad(&grads).unwrap()))];
+                all.push(("log_dt".to_string(), values(layer.log_dt.val().grad(&grads).unwrap())));
+                all.push(("skip".to_string(), values(layer.skip.val().grad(&grads).unwrap())));
+                let named = [
+                    ("log_a_real", &layer.log_a_real),
+                    ("a_imag", &layer.a_imag),
+                    ("b_real", &layer.b_real),
+                    ("b_imag", &layer.b_imag),
+                    ("c_real", &layer.c_real),
+                    ("c_imag", &layer.c_imag),
+                    ("c_backward.0", &layer.c_backward.as_ref().unwrap().0),
+                    ("c_backward.1", &layer.c_backward.as_ref().unwrap().1),
+                ];
+                all.extend(named.iter().map(|(name, p)| (name.to_string(), values(p.val().grad(&grads).unwrap()))));
+                all
+            };
+            for ((name, by_fft), (_, by_chunks)) in gradients(true).iter().zip(gradients(false)) {
+                assert_close(by_fft, &by_chunks, 1e-5, &format!("d/d{name}, length {len}"));
             }
         }
     }
