@@ -63,8 +63,8 @@
 //! second output head giving each long convolution an anticausal filter of its own,
 //! `h'`, applied strictly after each step (`crate::long_conv::two_sided`),
 //! `(h * z)_t = sum_{s <= t} h[t - s] z_s + sum_{s > t} h'[s - t - 1] z_s`, with the same
-//! window. (The official long convolutions run both ways likewise: a filter network of
-//! twice the channels, the second half reversed in time, `fftconv_ref`'s `k_rev`.)
+//! window. (The official `fftconv_ref` likewise takes an optional second kernel for the
+//! lags before 0, `k_rev`; there it also adds to lag 0.)
 //! `bidirectional: false` gives the paper's causal operator. The short filters stay causal.
 //!
 //! Padding (placed at the end of each sequence): the input is zeroed at padded positions,
