@@ -27,6 +27,7 @@ pub mod fnet;
 pub mod full;
 pub mod full_layer;
 pub mod heads;
+pub mod hyena;
 pub mod layer;
 pub mod linear;
 pub mod linformer;
@@ -77,6 +78,7 @@ registry::mechanisms! {
     Luna = "luna" => luna::LunaSettings,
     S4d = "s4d" => s4d::S4dSettings,
     Lru = "lru" => lru::LruSettings,
+    Hyena = "hyena" => hyena::HyenaSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,
     TransformerXl = "transformer_xl" => transformer_xl::TransformerXlSettings,

@@ -1,0 +1,715 @@
+//! Hyena: gated long convolutions whose filters are implicit, the output of a small network
+//! of the position.
+//!
+//! Paper: Poli, Massaroli, Nguyen, Fu, Dao, Baccus, Bengio, Ermon, Ré, "Hyena Hierarchy:
+//! Towards Larger Convolutional Language Models", ICML 2023.
+//! Family: long convolution (implicit filters with data-controlled gating; beyond
+//! attention, beside the state-space models of the recurrence family).
+//! Cost here: O(N d n log n) time and O(N d n) memory per sequence in the length n (`N`
+//! the order, `d = d_model`): `N` long convolutions by FFT (`crate::long_conv`, on the
+//! CPU; burn's direct `conv1d`, O(n^2), elsewhere), the projections O(N d^2 n), the
+//! implicit filters O(n F (F + N d)) once per batch (`F` the filter network's width).
+//!
+//! The operator of order `N` (Section 3.1, Definition 3.1, and the forward pass of
+//! Section 3.4, Algorithms 1 to 3), over inputs `u_t: [d_model]`:
+//!
+//! - Projection (Algorithm 1): a linear map of `u` to `N + 1` streams of `d_model`
+//!   channels, each channel then through a short depthwise convolution (`short_filter_size`
+//!   taps, 3 in the paper), causal: `s_t = b + sum_{k < S} w_k ⊙ p_{t-k}`. The streams are
+//!   `v, x^1, ..., x^N` in that order (the official code puts `v` last; the order of the
+//!   channels of a projection changes nothing).
+//! - The recurrence (Definition 3.1): `z^1 = v`, `z^{n+1}_t = x^n_t (h^n * z^n)_t` for
+//!   `n = 1..N`, `y = z^{N+1}`: long convolutions interleaved with gates, the operator
+//!   `H(u) = D_x^N S_h^N ... D_x^1 S_h^1` of Section 3.2 applied to `v` without forming a
+//!   matrix. The layer's output is `out_proj(y)`, a linear map back to `d_model`.
+//!
+//! Order semantics: this follows the paper's definition, `N` long filters and `N` gates.
+//! The official code (HazyResearch/safari, `src/models/sequence/hyena.py`,
+//! `HyenaOperator.forward`) computes, for its `order = N`, `N - 1` long convolutions, the
+//! first gate applied before the first convolution: `x^0 ⊙ h * (x^1 ⊙ v)` at order 2.
+//!
+//! The implicit filters (Section 3.3, Algorithm 2): `h_t = Window(t) · FFN(PE(t))`, one
+//! filter per order and channel (`N d` of them), all from one network:
+//!
+//! - `PE(l)`, the positional encoding of lag `l` (as the official `PositionalEmbedding`):
+//!   `t = l / L` with `L = max_length`, then `cos(2 pi f_k l / L)` and `-sin(2 pi f_k l / L)`
+//!   for `K = positional_bands` frequencies `f_k` evenly spaced from `1e-4` to `K - 1`:
+//!   `2K + 1` features. They are fixed here (the official code trains them at a learning
+//!   rate of its own, `lr_pos_emb`).
+//! - `FFN`: `Linear(2K + 1, F)`, then two `Linear(F, F)`, each followed by `Sin`, the sine
+//!   activation with a trained frequency per unit, `sin(omega ⊙ x)` (one `omega: [F]`
+//!   shared by the three activations, as the official `Sin` module is), then
+//!   `Linear(F, N d)` without bias (`F = filter_width`, 64 in the paper).
+//! - `Window(t) = exp(-alpha_c t)` per channel, the rates `alpha_c` evenly spaced over the
+//!   `N d` channels (the official `ExponentialModulation`, fixed as there) so that the
+//!   window falls to `1e-2` at `t = fast_decay` on the fastest channel and at
+//!   `t = slow_decay` on the slowest (0.3 and 1.5 there).
+//! - A bias: the official code adds `bias ⊙ z` to each long convolution
+//!   (`HyenaFilter.forward`, through `fftconv_ref`'s `u * D`), a trained weight per order
+//!   and channel (standard normal at initialisation), which is the filter's lag 0 raised
+//!   by `bias`; here it is added to lag 0 of the filter.
+//!
+//! The defaults are the official code's Pile configuration
+//! (`configs/experiment/pile/hyena.yaml`: 33 positional features, so 16 bands, width 64,
+//! sine frequency 14, short filters of 3) with the order of the paper, 2; they are cheap
+//! at LRA's sizes. The paper reports no Long Range Arena results (its experiments,
+//! Section 4, are associative recall, language modelling on WikiText103 and The Pile,
+//! SuperGLUE, runtime, and ImageNet and CIFAR-10 classification), so it has no LRA row
+//! in the published table and no LRA configuration.
+//!
+//! Bidirectional (the default): Hyena is causal, for language. A classifier reading a CLS
+//! token at position 0 gets nothing from a causal layer but that position, so, as S4D and
+//! the LRU here, the layer by default also reads the future: the filter network has a
+//! second output head giving each long convolution an anticausal filter of its own,
+//! `h'`, applied strictly after each step (`crate::long_conv::two_sided`),
+//! `(h * z)_t = sum_{s <= t} h[t - s] z_s + sum_{s > t} h'[s - t - 1] z_s`, with the same
+//! window. (The official `fftconv_ref` likewise takes an optional second kernel for the
+//! lags before 0, `k_rev`; there it also adds to lag 0.)
+//! `bidirectional: false` gives the paper's causal operator. The short filters stay causal.
+//!
+//! Padding (placed at the end of each sequence): the input is zeroed at padded positions,
+//! but the projection's and the short filter's biases make the streams non-zero there
+//! again, and the anticausal filter reads later steps. So every `z^n` is zeroed at padded
+//! positions before its long convolution: the convolution is linear, so real tokens then
+//! sum over real tokens only. The causal short filter reads only earlier steps, real for
+//! a real token when padding comes last, and the gates are pointwise. A sequence padded at
+//! its end thus gives its real tokens exactly the outputs of the same sequence without
+//! padding: the filters depend on the lag and `max_length`, never on the padded length.
+//! The layer takes no heads.
+
+use std::f64::consts::PI;
+
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use serde::{Deserialize, Serialize};
+
+use super::softmax::dropout;
+
+use super::flops::LayerShape;
+use super::layer::{AttentionLayer, LayerSizes};
+use super::settings::{ModelCard, Settings, at_least_one, fit, within};
+use crate::long_conv::{convolve, fft_length, two_sided};
+
+/// The registry's one-line summary of the cost above (`lra list models`, the report).
+pub const COST: &str = "O(n log n) time, O(n) memory (gated long convolutions by FFT)";
+
+/// The window's value at `t = fast_decay` (`slow_decay`) on its fastest (slowest) channel.
+const WINDOW_TARGET: f64 = 1e-2;
+
+/// `Linear(F, F)` layers between the filter network's first and last (the official
+/// `num_inner_mlps`).
+const INNER_LAYERS: usize = 2;
+
+#[derive(Config, Debug)]
+pub struct HyenaConfig {
+    /// Input and output width.
+    pub d_model: usize,
+    /// The longest sequence: lags are measured in units of it.
+    pub max_length: usize,
+    /// Dropout before the output projection.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// `N`: long convolutions and gates, each with its own filter.
+    #[config(default = 2)]
+    pub order: usize,
+    /// `F`, the width of the filter network.
+    #[config(default = 64)]
+    pub filter_width: usize,
+    /// `K`: frequencies of the positional encoding (`2K + 1` features with `t`).
+    #[config(default = 16)]
+    pub positional_bands: usize,
+    /// Initial frequency `omega` of the filter network's sine activations.
+    #[config(default = 14.0)]
+    pub sine_frequency: f64,
+    /// Taps of the short causal depthwise filter on each stream.
+    #[config(default = 3)]
+    pub short_filter_size: usize,
+    /// Where (in units of `max_length`) the fastest channel's window reaches 1e-2.
+    #[config(default = 0.3)]
+    pub fast_decay: f64,
+    /// Where the slowest channel's window reaches 1e-2.
+    #[config(default = 1.5)]
+    pub slow_decay: f64,
+    /// Add the anticausal filters; `false` gives the causal operator.
+    #[config(default = true)]
+    pub bidirectional: bool,
+}
+
+impl HyenaConfig {
+    pub fn init(&self, device: &Device) -> Hyena {
+        let shape = FilterShape {
+            order: self.order,
+            filter_width: self.filter_width,
+            positional_bands: self.positional_bands,
+            sine_frequency: self.sine_frequency,
+            short_filter_size: self.short_filter_size,
+            fast_decay: self.fast_decay,
+            slow_decay: self.slow_decay,
+        };
+        if let Err(problem) = shape.check() {
+            panic!("Hyena: {problem}");
+        }
+        let (d_model, width) = (self.d_model, self.filter_width);
+        let streams = (self.order + 1) * d_model;
+        let directions = if self.bidirectional { 2 } else { 1 };
+        // PyTorch's defaults, as the official code's layers have them: uniform within
+        // 1/sqrt(fan_in), here the short filter's taps.
+        let tap = 1.0 / (self.short_filter_size as f64).sqrt();
+        let short = Initializer::Uniform { min: -tap, max: tap };
+        let mut layers = vec![LinearConfig::new(2 * self.positional_bands + 1, width).init(device)];
+        layers.extend((0..INNER_LAYERS).map(|_| LinearConfig::new(width, width).init(device)));
+        Hyena {
+            input: LinearConfig::new(d_model, streams).init(device),
+            short_filter: short.init([self.short_filter_size, streams], device),
+            short_bias: short.init([streams], device),
+            filter: ImplicitFilter {
+                layers,
+                frequency: Initializer::Constant { value: self.sine_frequency }.init([width], device),
+                head: LinearConfig::new(width, directions * self.order * d_model).with_bias(false).init(device),
+                bias: Initializer::Normal { mean: 0.0, std: 1.0 }.init([self.order, d_model], device),
+                max_length: self.max_length.max(1),
+                positional_bands: self.positional_bands,
+                fast_decay: self.fast_decay,
+                slow_decay: self.slow_decay,
+                bidirectional: self.bidirectional,
+            },
+            output: LinearConfig::new(d_model, d_model).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            order: self.order,
+        }
+    }
+}
+
+/// Hyena's own settings in a run's configuration (`"attention": {"hyena": {...}}`): its
+/// order, its filters (network, positional encoding, window, short filter) and direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HyenaSettings {
+    pub order: usize,
+    pub filter_width: usize,
+    pub positional_bands: usize,
+    pub sine_frequency: f64,
+    pub short_filter_size: usize,
+    pub fast_decay: f64,
+    pub slow_decay: f64,
+    pub bidirectional: bool,
+}
+
+/// The settings that shape the filters, checked together by the config and the settings.
+struct FilterShape {
+    order: usize,
+    filter_width: usize,
+    positional_bands: usize,
+    sine_frequency: f64,
+    short_filter_size: usize,
+    fast_decay: f64,
+    slow_decay: f64,
+}
+
+impl FilterShape {
+    /// Refuses an order, width, band count or short filter of 0, a sine frequency that is
+    /// not positive, and decay times that are not `0 < fast_decay <= slow_decay`.
+    fn check(&self) -> Result<(), String> {
+        at_least_one("order", self.order)?;
+        at_least_one("filter_width", self.filter_width)?;
+        at_least_one("positional_bands", self.positional_bands)?;
+        at_least_one("short_filter_size", self.short_filter_size)?;
+        if !(self.sine_frequency.is_finite() && self.sine_frequency > 0.0) {
+            return Err(format!("sine_frequency ({}) must be positive", self.sine_frequency));
+        }
+        match 0.0 < self.fast_decay && self.fast_decay <= self.slow_decay && self.slow_decay.is_finite() {
+            true => Ok(()),
+            false => Err(format!(
+                "fast_decay ({}) and slow_decay ({}) must satisfy 0 < fast_decay <= slow_decay",
+                self.fast_decay, self.slow_decay
+            )),
+        }
+    }
+}
+
+impl HyenaSettings {
+    fn shape(&self) -> FilterShape {
+        FilterShape {
+            order: self.order,
+            filter_width: self.filter_width,
+            positional_bands: self.positional_bands,
+            sine_frequency: self.sine_frequency,
+            short_filter_size: self.short_filter_size,
+            fast_decay: self.fast_decay,
+            slow_decay: self.slow_decay,
+        }
+    }
+}
+
+impl Settings for HyenaSettings {
+    type Layer = Hyena;
+    const MODEL: ModelCard = ModelCard {
+        name: "hyena",
+        title: "Hyena, gated implicit long convolutions (Poli et al. 2023)",
+        family: "long convolution (implicit filters with gating)",
+        cost: COST,
+    };
+
+    fn defaults(_max_length: usize) -> HyenaSettings {
+        let c = HyenaConfig::new(1, 1);
+        HyenaSettings {
+            order: c.order,
+            filter_width: c.filter_width,
+            positional_bands: c.positional_bands,
+            sine_frequency: c.sine_frequency,
+            short_filter_size: c.short_filter_size,
+            fast_decay: c.fast_decay,
+            slow_decay: c.slow_decay,
+            bidirectional: c.bidirectional,
+        }
+    }
+
+    /// The short filter cut to the sequence: taps beyond it would read only zeros.
+    fn fitted_to(self, positions: usize) -> HyenaSettings {
+        HyenaSettings { short_filter_size: fit(self.short_filter_size, positions), ..self }
+    }
+
+    fn check(&self, positions: usize) -> Result<(), String> {
+        self.shape()
+            .check()
+            .and_then(|()| within("short_filter_size", self.short_filter_size, positions))
+            .map_err(|problem| format!("{problem} (sequences of {positions} positions)"))
+    }
+
+    fn forward_flops(&self, shape: &LayerShape) -> f64 {
+        forward_flops(shape, self)
+    }
+
+    fn init(&self, layer: &LayerSizes, device: &Device) -> Hyena {
+        // Hyena has no attention width: it mixes tokens at d_model.
+        HyenaConfig::new(layer.d_model, layer.max_length)
+            .with_order(self.order)
+            .with_filter_width(self.filter_width)
+            .with_positional_bands(self.positional_bands)
+            .with_sine_frequency(self.sine_frequency)
+            .with_short_filter_size(self.short_filter_size)
+            .with_fast_decay(self.fast_decay)
+            .with_slow_decay(self.slow_decay)
+            .with_bidirectional(self.bidirectional)
+            .with_dropout(layer.dropout)
+            .init(device)
+    }
+}
+
+/// The implicit filters of every order and channel (Section 3.3): `Window(t) · FFN(PE(t))`,
+/// and the bias at lag 0.
+#[derive(Module, Debug)]
+pub struct ImplicitFilter {
+    /// `Linear(2K + 1, F)` then `Linear(F, F)` twice, each followed by the sine.
+    pub layers: Vec<Linear>,
+    /// `omega: [F]`, the sine activations' frequencies.
+    pub frequency: Param<Tensor<1>>,
+    /// `Linear(F, directions N d)` without bias: the causal filters' `N d` channels, then
+    /// (bidirectional) the anticausal filters'.
+    pub head: Linear,
+    /// `bias: [N, d_model]`, added to lag 0 of the causal filters.
+    pub bias: Param<Tensor<2>>,
+    #[module(skip)]
+    pub max_length: usize,
+    #[module(skip)]
+    pub positional_bands: usize,
+    #[module(skip)]
+    pub fast_decay: f64,
+    #[module(skip)]
+    pub slow_decay: f64,
+    #[module(skip)]
+    pub bidirectional: bool,
+}
+
+/// `count` values evenly spaced from `first` to `last` (`first` alone when `count` is 1), as
+/// torch's `linspace`.
+fn evenly_spaced(first: f64, last: f64, count: usize) -> Vec<f64> {
+    let step = if count > 1 { (last - first) / (count - 1) as f64 } else { 0.0 };
+    (0..count).map(|i| first + step * i as f64).collect()
+}
+
+impl ImplicitFilter {
+    /// `PE(l)` for the lags `l = 0..n`: `[n, 2K + 1]`, the columns `t = l / L`, then the
+    /// `K` cosines, then the `K` negated sines.
+    pub fn positional_encoding(&self, n: usize, device: &Device) -> Tensor<2> {
+        let bands = self.positional_bands;
+        let frequencies = evenly_spaced(1e-4, (bands - 1) as f64, bands);
+        let length = self.max_length as f64;
+        let mut features = Vec::with_capacity(n * (2 * bands + 1));
+        for l in 0..n {
+            let angle = 2.0 * PI * l as f64 / length;
+            features.push((l as f64 / length) as f32);
+            features.extend(frequencies.iter().map(|f| (f * angle).cos() as f32));
+            features.extend(frequencies.iter().map(|f| -(f * angle).sin() as f32));
+        }
+        Tensor::from_data(TensorData::new(features, [n, 2 * bands + 1]), device)
+    }
+
+    /// `alpha_c: [N d]`, the window's decay rates, `ln(1/target) / slow_decay` up to
+    /// `ln(1/target) / fast_decay`.
+    pub fn decay_rates(&self, channels: usize) -> Vec<f64> {
+        let rate = -WINDOW_TARGET.ln();
+        evenly_spaced(rate / self.slow_decay, rate / self.fast_decay, channels)
+    }
+
+    /// The filters' responses without the bias, `Window(t) · FFN(PE(t))` for the lags
+    /// `0..n`: `[directions N d, n]`, the rows of the causal filters (order-major, then
+    /// channel) before those of the anticausal ones, whose column `m` is lag `-(m + 1)`.
+    pub fn responses(&self, n: usize, device: &Device) -> Tensor<2> {
+        let omega = self.frequency.val().unsqueeze::<2>(); // [1, F]
+        let mut hidden = self.positional_encoding(n, device);
+        for layer in &self.layers {
+            hidden = (layer.forward(hidden) * omega.clone()).sin();
+        }
+        let values = self.head.forward(hidden); // [n, directions N d]
+        let [_, rows] = values.dims();
+        let directions = if self.bidirectional { 2 } else { 1 };
+        let channels = rows / directions;
+        // Window(t) = exp(-alpha_c t), the same rates for both directions' channels.
+        let rates: Vec<f32> = self.decay_rates(channels).repeat(directions).iter().map(|&a| a as f32).collect();
+        let rates = Tensor::<2>::from_data(TensorData::new(rates, [1, rows]), device);
+        let t = Tensor::<1, Int>::arange(0..n as i64, device).float().div_scalar(self.max_length as f64).reshape([n, 1]);
+        let window = (t * rates).neg().exp();
+        (values * window).transpose()
+    }
+
+    /// The long convolutions' kernels, one per order, `[d_model, 2n - 1]` each (lags
+    /// `-(n - 1)..=n - 1`, as `crate::long_conv::convolve` takes them): the causal
+    /// responses with the bias at lag 0, and (bidirectional) the anticausal responses.
+    pub fn kernels(&self, n: usize, device: &Device) -> Vec<Tensor<2>> {
+        let responses = self.responses(n, device);
+        let [order, d_model] = self.bias.dims();
+        let rows = |first: usize| responses.clone().slice([first..first + d_model, 0..n]);
+        (0..order)
+            .map(|i| {
+                let lag0 =
+                    rows(i * d_model).slice([0..d_model, 0..1]) + self.bias.val().slice([i..i + 1, 0..d_model]).transpose();
+                let causal = match n {
+                    1 => lag0,
+                    _ => Tensor::cat(vec![lag0, rows(i * d_model).slice([0..d_model, 1..n])], 1),
+                };
+                match (self.bidirectional, n) {
+                    // One step has no other lag.
+                    (_, 1) | (false, _) => two_sided_or_alone(causal, None),
+                    (true, _) => two_sided_or_alone(causal, Some(rows((order + i) * d_model))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// [`two_sided`], but a one-step kernel is its lag 0 alone (`[channels, 1]`).
+fn two_sided_or_alone(causal: Tensor<2>, anticausal: Option<Tensor<2>>) -> Tensor<2> {
+    match causal.dims()[1] {
+        1 => causal,
+        _ => two_sided(causal, anticausal),
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Hyena {
+    /// `d_model -> (N + 1) d_model`: the streams `v, x^1, ..., x^N`, side by side.
+    pub input: Linear,
+    /// `w: [S, (N + 1) d_model]`, row `k` weighing the projection `k` steps earlier.
+    pub short_filter: Param<Tensor<2>>,
+    /// `b: [(N + 1) d_model]`, the short filter's bias.
+    pub short_bias: Param<Tensor<1>>,
+    pub filter: ImplicitFilter,
+    /// `out_proj`: `d_model -> d_model`.
+    pub output: Linear,
+    pub dropout: Dropout,
+    #[module(skip)]
+    pub order: usize,
+}
+
+impl Hyena {
+    /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        let [batch, len, _] = x.dims();
+        let real = padding.bool_not().float().reshape([batch, len, 1]);
+        let streams = self.streams(x * real.clone());
+        let y = self.recurrence(streams.swap_dims(1, 2), real.reshape([batch, 1, len]));
+        self.output.forward(dropout(y.swap_dims(1, 2), &self.dropout))
+    }
+
+    /// Algorithm 1: the projection and the short causal filter,
+    /// `u: [batch, len, d_model]` -> `[batch, len, (N + 1) d_model]`.
+    pub fn streams(&self, u: Tensor<3>) -> Tensor<3> {
+        let projected = self.input.forward(u);
+        let [batch, len, channels] = projected.dims();
+        let taps = self.short_filter.dims()[0];
+        let mut filtered = self.short_bias.val().reshape([1, 1, channels]).expand([batch, len, channels]);
+        // Tap k: the projection delayed by k steps (zeros before the sequence).
+        for k in 0..taps.min(len) {
+            let delayed = match k {
+                0 => projected.clone(),
+                _ => Tensor::cat(
+                    vec![
+                        Tensor::zeros([batch, k, channels], &projected.device()),
+                        projected.clone().slice([0..batch, 0..len - k, 0..channels]),
+                    ],
+                    1,
+                ),
+            };
+            filtered = filtered + delayed * self.short_filter.val().slice([k..k + 1, 0..channels]).reshape([1, 1, channels]);
+        }
+        filtered
+    }
+
+    /// Definition 3.1: `z^1 = v`, `z^{n+1} = x^n ⊙ (h^n * z^n)`, each `z^n` zeroed at
+    /// padded positions before its convolution. `streams: [batch, (N + 1) d_model, len]`,
+    /// `real: [batch, 1, len]` (1 at real tokens) -> `y = z^{N+1}: [batch, d_model, len]`.
+    pub fn recurrence(&self, streams: Tensor<3>, real: Tensor<3>) -> Tensor<3> {
+        let [batch, channels, len] = streams.dims();
+        let d_model = channels / (self.order + 1);
+        let stream = |i: usize| streams.clone().slice([0..batch, i * d_model..(i + 1) * d_model, 0..len]);
+        let mut z = stream(0);
+        for (n, kernel) in self.filter.kernels(len, &streams.device()).into_iter().enumerate() {
+            z = stream(n + 1) * convolve(z * real.clone(), kernel);
+        }
+        z
+    }
+}
+
+impl AttentionLayer for Hyena {
+    fn attend(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        self.forward(x, padding)
+    }
+}
+
+/// Work of one forward ([`super::flops`]), `D = d_model`, order `N`, `M` the FFT length:
+/// the projection to `N + 1` streams `2 b n D (N + 1) D` and the output layer `2 b n D^2`;
+/// the short filters `2 b n (N + 1) D S`; the filter network on the `n` lags, once per
+/// batch, `2 n F (2K + 1 + 2F + directions N D)`; each of the `N` long convolutions by
+/// FFT, per sequence and channel a real transform and its inverse (`2.5 M log2 M` each, as
+/// [`super::fnet`] counts them) and the product of spectra (`6 (M/2 + 1)`), plus the
+/// kernel's transform per channel.
+pub fn forward_flops(shape: &LayerShape, settings: &HyenaSettings) -> f64 {
+    let (b, n, d_model) = (shape.batch as f64, shape.n(), shape.d_model as f64);
+    let order = settings.order as f64;
+    let (width, features) = (settings.filter_width as f64, (2 * settings.positional_bands + 1) as f64);
+    let directions = if settings.bidirectional { 2.0 } else { 1.0 };
+    let m = fft_length(shape.positions.max(1)) as f64;
+    let transform = 2.5 * m * m.max(2.0).log2();
+    let projections = shape.products(1.0, n, d_model, (order + 1.0) * d_model) + shape.products(1.0, n, d_model, d_model);
+    let short = 2.0 * b * n * (order + 1.0) * d_model * settings.short_filter_size as f64;
+    let network = 2.0 * n * width * (features + INNER_LAYERS as f64 * width + directions * order * d_model);
+    let convolutions = order * d_model * (b * (2.0 * transform + 6.0 * (m / 2.0 + 1.0)) + transform);
+    projections + short + network + convolutions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, values};
+    use burn::tensor::Distribution;
+
+    /// A linear layer's `y = x W + b` on plain numbers; `W: [in, out]` row-major.
+    fn linear(layer: &Linear, x: &[f64]) -> Vec<f64> {
+        let weight = values(layer.weight.val());
+        let outputs = weight.len() / x.len();
+        let bias = layer.bias.as_ref().map(|b| values(b.val()));
+        (0..outputs)
+            .map(|o| {
+                let sum: f64 = x.iter().enumerate().map(|(i, v)| v * weight[i * outputs + o] as f64).sum();
+                sum + bias.as_ref().map_or(0.0, |b| b[o] as f64)
+            })
+            .collect()
+    }
+
+    /// The implicit filters by their definition, `Window(t) FFN(PE(t))` for every lag
+    /// `0..n`, from the layer's parameters in f64: `[lag][directions N d]`.
+    fn filters_by_definition(filter: &ImplicitFilter, n: usize) -> Vec<Vec<f64>> {
+        let omega: Vec<f64> = values(filter.frequency.val()).iter().map(|&w| w as f64).collect();
+        let bands = filter.positional_bands;
+        let length = filter.max_length as f64;
+        (0..n)
+            .map(|l| {
+                let t = l as f64 / length;
+                // PE: t, the cosines, the negated sines, at frequencies 1e-4, ..., K - 1.
+                let frequency = |k: usize| {
+                    if bands == 1 { 1e-4 } else { 1e-4 + k as f64 * (bands as f64 - 1.0 - 1e-4) / (bands as f64 - 1.0) }
+                };
+                let mut hidden: Vec<f64> = std::iter::once(t)
+                    .chain((0..bands).map(|k| (2.0 * PI * frequency(k) * l as f64 / length).cos()))
+                    .chain((0..bands).map(|k| -(2.0 * PI * frequency(k) * l as f64 / length).sin()))
+                    .collect();
+                for layer in &filter.layers {
+                    hidden = linear(layer, &hidden).iter().zip(&omega).map(|(v, w)| (w * v).sin()).collect();
+                }
+                let out = linear(&filter.head, &hidden);
+                let channels = out.len() / if filter.bidirectional { 2 } else { 1 };
+                // The window: rates from ln(100) / slow_decay to ln(100) / fast_decay.
+                let (slow, fast) = (100f64.ln() / filter.slow_decay, 100f64.ln() / filter.fast_decay);
+                out.iter()
+                    .enumerate()
+                    .map(|(c, v)| {
+                        let c = c % channels;
+                        let rate = if channels == 1 { slow } else { slow + (fast - slow) * c as f64 / (channels - 1) as f64 };
+                        v * (-rate * t).exp()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hyena_implicit_filter_equals_window_times_ffn_of_the_positional_encoding() {
+        let device = Device::flex();
+        device.seed(91);
+        for (bidirectional, bands, max_length, n) in [(true, 16, 20, 20), (false, 1, 30, 9), (true, 3, 7, 12)] {
+            let layer = HyenaConfig::new(3, max_length)
+                .with_filter_width(8)
+                .with_positional_bands(bands)
+                .with_bidirectional(bidirectional)
+                .init(&device);
+            let got = values(layer.filter.responses(n, &device));
+            let by_definition = filters_by_definition(&layer.filter, n);
+            let rows = by_definition[0].len();
+            assert_eq!(rows, if bidirectional { 2 } else { 1 } * 2 * 3);
+            // responses is [rows, n].
+            let expected: Vec<f32> = (0..rows).flat_map(|c| by_definition.iter().map(move |lag| lag[c] as f32)).collect();
+            assert_close(&got, &expected, 1e-4, &format!("bidirectional {bidirectional}, {bands} bands, n {n}"));
+        }
+    }
+
+    /// The whole layer on one sequence `u: [len][d_model]` in plain f64 loops: the
+    /// projection, the short causal filter, the recurrence by direct convolutions with the
+    /// layer's filters (and the bias at lag 0), the gates, the output projection.
+    fn plain_layer(layer: &Hyena, u: &[Vec<f32>]) -> Vec<f32> {
+        let len = u.len();
+        let d_model = u[0].len();
+        let order = layer.order;
+        let channels = (order + 1) * d_model;
+        let projected: Vec<Vec<f64>> =
+            u.iter().map(|row| linear(&layer.input, &row.iter().map(|&v| v as f64).collect::<Vec<_>>())).collect();
+        let taps = values(layer.short_filter.val());
+        let short_bias = values(layer.short_bias.val());
+        let taps_count = taps.len() / channels;
+        let streams: Vec<Vec<f64>> = (0..len)
+            .map(|t| {
+                (0..channels)
+                    .map(|c| {
+                        short_bias[c] as f64
+                            + (0..taps_count.min(t + 1)).map(|k| taps[k * channels + c] as f64 * projected[t - k][c]).sum::<f64>()
+                    })
+                    .collect()
+            })
+            .collect();
+        let responses = filters_by_definition(&layer.filter, len); // [lag][directions N d]
+        let bias = values(layer.filter.bias.val());
+        let mut z: Vec<Vec<f64>> = streams.iter().map(|row| row[..d_model].to_vec()).collect();
+        for n in 0..order {
+            let causal = |c: usize, lag: usize| {
+                responses[lag][n * d_model + c] + if lag == 0 { bias[n * d_model + c] as f64 } else { 0.0 }
+            };
+            let convolved: Vec<Vec<f64>> = (0..len)
+                .map(|t| {
+                    (0..d_model)
+                        .map(|c| {
+                            let past: f64 = (0..=t).map(|s| causal(c, t - s) * z[s][c]).sum();
+                            let future: f64 = match layer.filter.bidirectional {
+                                true => (t + 1..len).map(|s| responses[s - t - 1][(order + n) * d_model + c] * z[s][c]).sum(),
+                                false => 0.0,
+                            };
+                            past + future
+                        })
+                        .collect()
+                })
+                .collect();
+            z = (0..len).map(|t| (0..d_model).map(|c| streams[t][(n + 1) * d_model + c] * convolved[t][c]).collect()).collect();
+        }
+        z.iter().flat_map(|row| linear(&layer.output, row)).map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn hyena_operator_equals_its_definition_by_direct_convolutions_in_both_directions() {
+        let (batch, len, d_model) = (2, 11, 4);
+        for (order, bidirectional, short) in [(2, true, 3), (2, false, 3), (1, true, 1), (3, true, 4)] {
+            let device = Device::flex();
+            device.seed(92);
+            let layer = HyenaConfig::new(d_model, 16)
+                .with_order(order)
+                .with_filter_width(8)
+                .with_positional_bands(4)
+                .with_short_filter_size(short)
+                .with_bidirectional(bidirectional)
+                .init(&device);
+            let x = Tensor::<3>::random([batch, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+            let got = values(layer.forward(x.clone(), Tensor::<2, Bool>::full([batch, len], false, &device)));
+            let expected: Vec<f32> = values(x)
+                .chunks(len * d_model)
+                .flat_map(|sequence| plain_layer(&layer, &sequence.chunks(d_model).map(<[f32]>::to_vec).collect::<Vec<_>>()))
+                .collect();
+            assert_close(&got, &expected, 1e-4, &format!("order {order}, bidirectional {bidirectional}, short filter {short}"));
+        }
+    }
+
+    #[test]
+    fn hyena_the_causal_layer_gives_position_0_only_itself_and_the_bidirectional_one_everything() {
+        let device = Device::flex();
+        device.seed(93);
+        let (len, d_model) = (9, 4);
+        let x = Tensor::<3>::random([1, len, d_model], Distribution::Normal(0.0, 1.0), &device);
+        // Change every step after the first.
+        let changed = x.clone().slice_assign([0..1, 1..len, 0..d_model], Tensor::ones([1, len - 1, d_model], &device));
+        let no_padding = || Tensor::<2, Bool>::full([1, len], false, &device);
+        for bidirectional in [true, false] {
+            let layer = HyenaConfig::new(d_model, len).with_filter_width(8).with_bidirectional(bidirectional).init(&device);
+            let first = |x: Tensor<3>| values(layer.forward(x, no_padding()).slice([0..1, 0..1, 0..d_model]));
+            let moved = first(x.clone()).iter().zip(first(changed.clone())).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            match bidirectional {
+                true => assert!(moved > 1e-4, "bidirectional: position 0 must see the later steps (moved {moved})"),
+                false => assert_eq!(moved, 0.0, "causal: position 0 sees only itself"),
+            }
+        }
+    }
+
+    #[test]
+    fn hyena_padding_at_the_end_does_not_change_real_tokens() {
+        for bidirectional in [true, false] {
+            let device = Device::flex();
+            device.seed(94);
+            let layer = HyenaConfig::new(8, 10).with_filter_width(8).with_bidirectional(bidirectional).init(&device);
+            assert_padding_is_invisible(|x, padding| layer.forward(x, padding), 8, &[3, 7, 10], 10, &device);
+        }
+    }
+
+    #[test]
+    fn hyena_gradients_are_finite_for_every_parameter() {
+        for bidirectional in [true, false] {
+            let device = Device::flex().autodiff();
+            device.seed(95);
+            let layer = HyenaConfig::new(8, 7).with_filter_width(8).with_bidirectional(bidirectional).init(&device);
+            let x = Tensor::<3>::random([2, 7, 8], Distribution::Normal(0.0, 1.0), &device);
+            let grads = layer.forward(x, padding_after(&[7, 4], 7, &device)).sum().backward();
+            // input 2, short filter 2, filter network 3 x 2 + omega + head + bias, output 2.
+            assert_eq!(assert_finite_gradients(&layer, &grads), 15, "bidirectional {bidirectional}");
+        }
+    }
+
+    #[test]
+    fn hyena_check_refuses_empty_filters_and_orders_naming_them_and_the_length() {
+        let defaults = HyenaSettings::defaults(100);
+        assert_eq!(defaults.check(100), Ok(()));
+        let refused = [
+            ("order", HyenaSettings { order: 0, ..defaults.clone() }),
+            ("filter_width", HyenaSettings { filter_width: 0, ..defaults.clone() }),
+            ("positional_bands", HyenaSettings { positional_bands: 0, ..defaults.clone() }),
+            ("short_filter_size", HyenaSettings { short_filter_size: 0, ..defaults.clone() }),
+            ("short_filter_size", HyenaSettings { short_filter_size: 101, ..defaults.clone() }),
+            ("sine_frequency", HyenaSettings { sine_frequency: 0.0, ..defaults.clone() }),
+            ("fast_decay", HyenaSettings { fast_decay: 2.0, ..defaults.clone() }),
+        ];
+        for (setting, settings) in refused {
+            let problem = settings.check(100).unwrap_err();
+            assert!(problem.contains(setting) && problem.contains("100"), "{setting}: {problem}");
+        }
+        // Fitting cuts the short filter to a sequence shorter than it.
+        assert_eq!(defaults.clone().fitted_to(2).check(2), Ok(()));
+        assert!(defaults.check(2).is_err());
+    }
+}
