@@ -90,7 +90,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, fit, within};
-use crate::long_conv::{convolve, fft_length, two_sided};
+use crate::long_conv::{convolve, two_sided};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n log n) time, O(n) memory (gated long convolutions by FFT)";
@@ -479,24 +479,20 @@ impl AttentionLayer for Hyena {
     }
 }
 
-/// Work of one forward ([`super::flops`]), `D = d_model`, order `N`, `M` the FFT length:
+/// Work of one forward ([`super::flops`]), `D = d_model`, order `N`:
 /// the projection to `N + 1` streams `2 b n D (N + 1) D` and the output layer `2 b n D^2`;
 /// the short filters `2 b n (N + 1) D S`; the filter network on the `n` lags, once per
 /// batch, `2 n F (2K + 1 + 2F + directions N D)`; each of the `N` long convolutions by
-/// FFT, per sequence and channel a real transform and its inverse (`2.5 M log2 M` each, as
-/// [`super::fnet`] counts them) and the product of spectra (`6 (M/2 + 1)`), plus the
-/// kernel's transform per channel.
+/// FFT as [`crate::long_conv::forward_flops`] counts them.
 pub fn forward_flops(shape: &LayerShape, settings: &HyenaSettings) -> f64 {
     let (b, n, d_model) = (shape.batch as f64, shape.n(), shape.d_model as f64);
     let order = settings.order as f64;
     let (width, features) = (settings.filter_width as f64, (2 * settings.positional_bands + 1) as f64);
     let directions = if settings.bidirectional { 2.0 } else { 1.0 };
-    let m = fft_length(shape.positions.max(1)) as f64;
-    let transform = 2.5 * m * m.max(2.0).log2();
     let projections = shape.products(1.0, n, d_model, (order + 1.0) * d_model) + shape.products(1.0, n, d_model, d_model);
     let short = 2.0 * b * n * (order + 1.0) * d_model * settings.short_filter_size as f64;
     let network = 2.0 * n * width * (features + INNER_LAYERS as f64 * width + directions * order * d_model);
-    let convolutions = order * d_model * (b * (2.0 * transform + 6.0 * (m / 2.0 + 1.0)) + transform);
+    let convolutions = order * crate::long_conv::forward_flops(shape.batch, shape.d_model, shape.positions.max(1));
     projections + short + network + convolutions
 }
 
