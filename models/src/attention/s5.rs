@@ -171,7 +171,7 @@ impl S5Config {
         for j in 0..blocks {
             for m in 0..kept {
                 for c in 0..h {
-                    let sum = (0..block).fold(Cx::ZERO, |sum, r| sum.add(v_kept(r, m).conj().scale(b[(j * block + r) * h + c])));
+                    let sum = (0..block).fold(Cx::ZERO, |sum, r| sum + v_kept(r, m).conj().scale(b[(j * block + r) * h + c]));
                     // Stored as B~ᵀ: [H, P/2].
                     b_real[c * states + j * kept + m] = sum.re as f32;
                     b_imag[c * states + j * kept + m] = sum.im as f32;
@@ -188,7 +188,7 @@ impl S5Config {
                     for m in 0..kept {
                         let sum = (0..block).fold(Cx::ZERO, |sum, r| {
                             let k = c * p + j * block + r;
-                            sum.add(Cx { re: re[k], im: im[k] }.mul(v_kept(r, m)))
+                            sum + Cx { re: re[k], im: im[k] } * v_kept(r, m)
                         });
                         c_real[(j * kept + m) * h + c] = sum.re as f32;
                         c_imag[(j * kept + m) * h + c] = sum.im as f32;
@@ -418,20 +418,26 @@ pub struct Cx {
 impl Cx {
     pub const ZERO: Cx = Cx { re: 0.0, im: 0.0 };
 
-    pub fn add(self, other: Cx) -> Cx {
-        Cx { re: self.re + other.re, im: self.im + other.im }
-    }
-
-    pub fn mul(self, other: Cx) -> Cx {
-        Cx { re: self.re * other.re - self.im * other.im, im: self.re * other.im + self.im * other.re }
-    }
-
     pub fn conj(self) -> Cx {
         Cx { re: self.re, im: -self.im }
     }
 
     pub fn scale(self, factor: f64) -> Cx {
         Cx { re: self.re * factor, im: self.im * factor }
+    }
+}
+
+impl std::ops::Add for Cx {
+    type Output = Cx;
+    fn add(self, other: Cx) -> Cx {
+        Cx { re: self.re + other.re, im: self.im + other.im }
+    }
+}
+
+impl std::ops::Mul for Cx {
+    type Output = Cx;
+    fn mul(self, other: Cx) -> Cx {
+        Cx { re: self.re * other.re - self.im * other.im, im: self.re * other.im + self.im * other.re }
     }
 }
 
@@ -570,12 +576,12 @@ mod tests {
                 };
                 // (Lambda_bar - 1) / Lambda.
                 let norm = lambda.re * lambda.re + lambda.im * lambda.im;
-                let factor = Cx { re: lambda_bar.re - 1.0, im: lambda_bar.im }.mul(lambda.conj()).scale(1.0 / norm);
+                let factor = (Cx { re: lambda_bar.re - 1.0, im: lambda_bar.im } * lambda.conj()).scale(1.0 / norm);
                 let driven = step.iter().enumerate().fold(Cx::ZERO, |sum, (h, &value)| {
                     let b = Cx { re: b_real[h * n + k] as f64, im: b_imag[h * n + k] as f64 };
-                    sum.add(factor.mul(b).scale(value as f64))
+                    sum + (factor * b).scale(value as f64)
                 });
-                x[k] = lambda_bar.mul(x[k]).add(driven);
+                x[k] = lambda_bar * x[k] + driven;
             }
             all.push(x.clone());
         }
@@ -671,13 +677,13 @@ mod tests {
             for k in 0..n {
                 let eigenvalue = Cx { re: -0.5, im: w[k] };
                 for row in 0..n {
-                    let av = (0..n).fold(Cx::ZERO, |sum, col| sum.add(v[col * n + k].scale(a[row * n + col])));
-                    let lv = eigenvalue.mul(v[row * n + k]);
+                    let av = (0..n).fold(Cx::ZERO, |sum, col| sum + v[col * n + k].scale(a[row * n + col]));
+                    let lv = eigenvalue * v[row * n + k];
                     let residual = ((av.re - lv.re).powi(2) + (av.im - lv.im).powi(2)).sqrt();
                     assert!(residual < 1e-10 * scale, "n {n}, eigenpair {k}, row {row}: residual {residual}");
                 }
                 for other in 0..n {
-                    let inner = (0..n).fold(Cx::ZERO, |sum, row| sum.add(v[row * n + k].conj().mul(v[row * n + other])));
+                    let inner = (0..n).fold(Cx::ZERO, |sum, row| sum + v[row * n + k].conj() * v[row * n + other]);
                     let expected = if k == other { 1.0 } else { 0.0 };
                     assert!(
                         (inner.re - expected).abs() < 1e-10 && inner.im.abs() < 1e-10,
@@ -718,8 +724,8 @@ mod tests {
             for m in 0..kept {
                 let state = j * kept + m;
                 for h in 0..d_model {
-                    let vb = (0..block)
-                        .fold(Cx::ZERO, |sum, r| sum.add(v[r * block + m].conj().scale(b[(j * block + r) * d_model + h])));
+                    let vb =
+                        (0..block).fold(Cx::ZERO, |sum, r| sum + v[r * block + m].conj().scale(b[(j * block + r) * d_model + h]));
                     let at = h * states + state;
                     assert!(
                         (vb.re - b_real[at] as f64).abs() < 1e-5 && (vb.im - b_imag[at] as f64).abs() < 1e-5,
@@ -727,7 +733,7 @@ mod tests {
                     );
                     let cv = (0..block).fold(Cx::ZERO, |sum, r| {
                         let at = h * state_size + j * block + r;
-                        sum.add(Cx { re: c_re[at], im: c_im[at] }.mul(v[r * block + m]))
+                        sum + Cx { re: c_re[at], im: c_im[at] } * v[r * block + m]
                     });
                     let at = state * d_model + h;
                     assert!(
