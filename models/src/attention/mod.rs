@@ -43,6 +43,7 @@ pub mod reformer;
 mod registry;
 pub mod routing;
 pub mod s4d;
+pub mod s5;
 pub mod set_transformer;
 pub mod settings;
 pub mod sinkhorn;
@@ -78,6 +79,7 @@ registry::mechanisms! {
     Luna = "luna" => luna::LunaSettings,
     S4d = "s4d" => s4d::S4dSettings,
     Lru = "lru" => lru::LruSettings,
+    S5 = "s5" => s5::S5Settings,
     Hyena = "hyena" => hyena::HyenaSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,
