@@ -412,52 +412,78 @@ struct ScanSizes {
 
 impl ScanSizes {
     /// The tasks: every (example, block of channels), a block holding about
-    /// [`TASK_ELEMENTS`] numbers of state over the whole length.
+    /// [`TASK_ELEMENTS`] inputs over the whole length, in whole cache lines of channels
+    /// (the inner loops run over a block's channels), `states` times as many states.
     fn tasks(self) -> Vec<(usize, std::ops::Range<usize>)> {
-        tasks(self.batch, self.channels, channels_per_task(self.len * self.states, self.channels))
+        tasks(self.batch, self.channels, channels_per_task(self.len, self.channels))
+    }
+}
+
+/// One task's block of channels, laid out for vector loops over the channels: the
+/// block's `a` transposed, `[states, width]`, and its range.
+struct Block {
+    channels: std::ops::Range<usize>,
+    a: Vec<f32>,
+}
+
+impl Block {
+    fn new(a: &[f32], channels: std::ops::Range<usize>, states: usize) -> Block {
+        let a = (0..states).flat_map(|n| channels.clone().map(move |d| a[d * states + n])).collect();
+        Block { channels, a }
+    }
+
+    fn width(&self) -> usize {
+        self.channels.len()
     }
 }
 
 /// One step of the forward recurrence for the channels of `block` at step `t` of
-/// `example`: updates their states `h` (`[width, states]`) and returns through `out` each
-/// channel's `y_t`.
+/// `example`: updates their states `h` (`[states, width]`, the channels side by side so
+/// that the inner loops run over them) and writes each channel's `y_t` into `y`
+/// (`[width]`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn selective_step(
-    (delta, a, b, c, x): (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    (delta, b, c, x): (&[f32], &[f32], &[f32], &[f32]),
     sizes: ScanSizes,
-    example: usize,
-    t: usize,
-    block: &std::ops::Range<usize>,
+    (example, t): (usize, usize),
+    block: &Block,
     h: &mut [f32],
-    mut out: impl FnMut(usize, f32),
+    y: &mut [f32],
 ) {
-    let states = sizes.states;
-    let row = (example * sizes.len + t) * sizes.channels;
+    let (states, width) = (sizes.states, block.width());
+    let row = (example * sizes.len + t) * sizes.channels + block.channels.start;
     let step = (example * sizes.len + t) * states;
-    let (b_t, c_t) = (&b[step..step + states], &c[step..step + states]);
-    for (j, channel) in block.clone().enumerate() {
-        let (dt, drive) = (delta[row + channel], delta[row + channel] * x[row + channel]);
-        let a_j = &a[channel * states..(channel + 1) * states];
-        let h_j = &mut h[j * states..(j + 1) * states];
-        for n in 0..states {
-            h_j[n] = exp(dt * a_j[n]) * h_j[n] + drive * b_t[n];
+    // Slices of exactly `width` numbers, so that the loops below need no bounds checks
+    // and vectorise.
+    let (dt, x_t, y) = (&delta[row..row + width], &x[row..row + width], &mut y[..width]);
+    y.fill(0.0);
+    for n in 0..states {
+        let (a_n, h_n) = (&block.a[n * width..(n + 1) * width], &mut h[n * width..(n + 1) * width]);
+        let (b_n, c_n) = (b[step + n], c[step + n]);
+        for j in 0..width {
+            h_n[j] = exp(dt[j] * a_n[j]) * h_n[j] + dt[j] * x_t[j] * b_n;
+            y[j] += c_n * h_n[j];
         }
-        out(j, dot(h_j, c_t));
     }
 }
 
 /// The forward loop: `y` as `[batch, len, channels]` row-major numbers.
 fn selective_forward_values(inputs: (&[f32], &[f32], &[f32], &[f32], &[f32]), sizes: ScanSizes) -> Vec<f32> {
-    let (len, channels) = (sizes.len, sizes.channels);
+    let (delta, a, b, c, x) = inputs;
+    let (len, channels, states) = (sizes.len, sizes.channels, sizes.states);
     let mut y = vec![0.0f32; sizes.batch * len * channels];
     let shared = Shared(y.as_mut_ptr());
-    sizes.tasks().into_par_iter().for_each(|(example, block)| {
-        let mut h = vec![0.0f32; block.len() * sizes.states];
+    sizes.tasks().into_par_iter().for_each(|(example, channels_of_task)| {
+        let block = Block::new(a, channels_of_task, states);
+        let width = block.width();
+        let (mut h, mut y_t) = (vec![0.0f32; states * width], vec![0.0f32; width]);
         for t in 0..len {
-            let row = (example * len + t) * channels + block.start;
-            // SAFETY: `row + j` is this task's (example, t, channel) entry.
-            selective_step(inputs, sizes, example, t, &block, &mut h, |j, value| unsafe { shared.write(row + j, value) });
+            selective_step((delta, b, c, x), sizes, (example, t), &block, &mut h, &mut y_t);
+            let row = (example * len + t) * channels + block.channels.start;
+            for (j, &value) in y_t.iter().enumerate() {
+                // SAFETY: `row + j` is this task's (example, t, channel) entry.
+                unsafe { shared.write(row + j, value) };
+            }
         }
     });
     y
@@ -472,9 +498,13 @@ struct SelectiveGradients {
     x: Vec<f32>,
 }
 
+/// What one task of the backward gives back for the sums over tasks: its example, its
+/// channels, its share of `da` (`[states, width]`) and of `db`, `dc` (`[len, states]`).
+type TaskShare = (usize, std::ops::Range<usize>, Vec<f32>, Vec<f32>, Vec<f32>);
+
 /// The backward loop (see the top comment), from the inputs and the output's gradient
 /// `g` (`[batch, len, channels]`). Each task first reruns its forward, keeping its own
-/// states `[len, width, states]` (freed at its end), then runs the reverse recurrence.
+/// states `[len, states, width]` (freed at its end), then runs the reverse recurrence.
 fn selective_backward_values(
     inputs: (&[f32], &[f32], &[f32], &[f32], &[f32]),
     g: &[f32],
@@ -485,16 +515,17 @@ fn selective_backward_values(
     let mut d_delta = vec![0.0f32; batch * len * channels];
     let mut d_x = vec![0.0f32; batch * len * channels];
     let (delta_out, x_out) = (Shared(d_delta.as_mut_ptr()), Shared(d_x.as_mut_ptr()));
-    let partial: Vec<(usize, std::ops::Range<usize>, Vec<f32>, Vec<f32>, Vec<f32>)> = sizes
+    let partial: Vec<TaskShare> = sizes
         .tasks()
         .into_par_iter()
-        .map(|(example, block)| {
-            let width = block.len();
-            let size = width * states;
+        .map(|(example, channels_of_task)| {
+            let block = Block::new(a, channels_of_task, states);
+            let width = block.width();
+            let size = states * width;
             let mut kept = vec![0.0f32; len * size];
-            let mut h = vec![0.0f32; size];
+            let (mut h, mut y_t) = (vec![0.0f32; size], vec![0.0f32; width]);
             for t in 0..len {
-                selective_step(inputs, sizes, example, t, &block, &mut h, |_, _| ());
+                selective_step((delta, b, c, x), sizes, (example, t), &block, &mut h, &mut y_t);
                 kept[t * size..(t + 1) * size].copy_from_slice(&h);
             }
             let zero = vec![0.0f32; size];
@@ -502,50 +533,64 @@ fn selective_backward_values(
             let mut carry = vec![0.0f32; size];
             let mut d_a = vec![0.0f32; size];
             let (mut d_b, mut d_c) = (vec![0.0f32; len * states], vec![0.0f32; len * states]);
+            let (mut d_delta_t, mut d_x_t) = (vec![0.0f32; width], vec![0.0f32; width]);
+            let (mut d_h, mut drive) = (vec![0.0f32; width], vec![0.0f32; width]);
             for t in (0..len).rev() {
-                let row = (example * len + t) * channels;
+                let row = (example * len + t) * channels + block.channels.start;
                 let step = (example * len + t) * states;
-                let (b_t, c_t) = (&b[step..step + states], &c[step..step + states]);
+                // Slices of exactly `width` numbers: no bounds checks in the loop over them.
+                let (dt, x_t, g_t) = (&delta[row..row + width], &x[row..row + width], &g[row..row + width]);
+                let (d_delta_t, d_x_t) = (&mut d_delta_t[..width], &mut d_x_t[..width]);
+                let (d_h, drive) = (&mut d_h[..width], &mut drive[..width]);
                 let h_t = &kept[t * size..(t + 1) * size];
                 let h_before = if t > 0 { &kept[(t - 1) * size..t * size] } else { &zero[..] };
-                let (d_b_t, d_c_t) = (&mut d_b[t * states..(t + 1) * states], &mut d_c[t * states..(t + 1) * states]);
-                for (j, channel) in block.clone().enumerate() {
-                    let (dt, x_t, g_t) = (delta[row + channel], x[row + channel], g[row + channel]);
-                    let a_j = &a[channel * states..(channel + 1) * states];
-                    let at = j * states..(j + 1) * states;
-                    let (h_j, before_j) = (&h_t[at.clone()], &h_before[at.clone()]);
-                    let (carry_j, d_a_j) = (&mut carry[at.clone()], &mut d_a[at]);
-                    let (mut d_delta_t, mut d_x_t) = (0.0f32, 0.0f32);
-                    for n in 0..states {
-                        let decay = exp(dt * a_j[n]);
+                d_delta_t.fill(0.0);
+                d_x_t.fill(0.0);
+                drive.iter_mut().enumerate().for_each(|(j, v)| *v = dt[j] * x_t[j]);
+                for n in 0..states {
+                    let at = n * width..(n + 1) * width;
+                    let (a_n, h_n, before_n) = (&block.a[at.clone()], &h_t[at.clone()], &h_before[at.clone()]);
+                    let (carry_n, d_a_n) = (&mut carry[at.clone()], &mut d_a[at]);
+                    let (b_n, c_n) = (b[step + n], c[step + n]);
+                    for j in 0..width {
+                        let decay = exp(dt[j] * a_n[j]);
                         // dL/dh_t: read out by c_t, and carried into h_{t+1}.
-                        let d_h = g_t * c_t[n] + carry_j[n];
-                        d_c_t[n] += g_t * h_j[n];
-                        // Through the decay exp(delta a), of derivative a decay (delta) and delta decay (a).
-                        let through_decay = d_h * before_j[n] * decay;
-                        d_a_j[n] += through_decay * dt;
+                        let d_h_j = g_t[j] * c_n + carry_n[j];
+                        // Through the decay exp(delta a): a decay (for delta), delta decay (for a).
+                        let through_decay = d_h_j * before_n[j] * decay;
+                        d_a_n[j] += through_decay * dt[j];
                         // Through the input delta b x.
-                        d_delta_t += through_decay * a_j[n] + d_h * b_t[n] * x_t;
-                        d_b_t[n] += d_h * dt * x_t;
-                        d_x_t += d_h * dt * b_t[n];
-                        carry_j[n] = decay * d_h;
+                        d_delta_t[j] += through_decay * a_n[j] + d_h_j * b_n * x_t[j];
+                        d_x_t[j] += d_h_j * dt[j] * b_n;
+                        carry_n[j] = decay * d_h_j;
+                        d_h[j] = d_h_j;
                     }
-                    // SAFETY: `row + channel` is this task's (example, t, channel) entry.
+                    // The channels' sums: dc_t = sum_d g_t h_t, db_t = sum_d dh_t delta_t x_t.
+                    d_c[t * states + n] = dot(g_t, h_n);
+                    d_b[t * states + n] = dot(d_h, drive);
+                }
+                for j in 0..width {
+                    // SAFETY: `row + j` is this task's (example, t, channel) entry.
                     unsafe {
-                        delta_out.write(row + channel, d_delta_t);
-                        x_out.write(row + channel, d_x_t);
+                        delta_out.write(row + j, d_delta_t[j]);
+                        x_out.write(row + j, d_x_t[j]);
                     }
                 }
             }
-            (example, block, d_a, d_b, d_c)
+            (example, block.channels, d_a, d_b, d_c)
         })
         .collect();
-    // Sum the tasks' shares: of `a` over the examples, of `b` and `c` over the channel blocks.
+    // Sum the tasks' shares: of `a` over the examples, of `b` and `c` over the blocks.
     let mut d_a = vec![0.0f32; channels * states];
     let (mut d_b, mut d_c) = (vec![0.0f32; batch * len * states], vec![0.0f32; batch * len * states]);
     for (example, block, a_part, b_part, c_part) in partial {
+        let width = block.len();
+        for (j, d) in block.enumerate() {
+            for n in 0..states {
+                d_a[d * states + n] += a_part[n * width + j];
+            }
+        }
         let add = |total: &mut [f32], part: &[f32]| total.iter_mut().zip(part).for_each(|(total, part)| *total += part);
-        add(&mut d_a[block.start * states..block.end * states], &a_part);
         add(&mut d_b[example * len * states..(example + 1) * len * states], &b_part);
         add(&mut d_c[example * len * states..(example + 1) * len * states], &c_part);
     }
