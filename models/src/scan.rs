@@ -401,6 +401,9 @@ pub fn selective_scan_by_doubling(delta: Tensor<3>, a: Tensor<2>, b: Tensor<3>, 
     (h * per_state(c)).sum_dim(3).reshape([batch, len, channels])
 }
 
+/// The selective scan's inputs as row-major numbers: `delta`, `a`, `b`, `c`, `x`.
+type ScanInputs<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+
 /// The sizes of a selective scan: `[batch, len, channels]` and the states per channel.
 #[derive(Clone, Copy)]
 struct ScanSizes {
@@ -468,7 +471,7 @@ fn selective_step(
 }
 
 /// The forward loop: `y` as `[batch, len, channels]` row-major numbers.
-fn selective_forward_values(inputs: (&[f32], &[f32], &[f32], &[f32], &[f32]), sizes: ScanSizes) -> Vec<f32> {
+fn selective_forward_values(inputs: ScanInputs, sizes: ScanSizes) -> Vec<f32> {
     let (delta, a, b, c, x) = inputs;
     let (len, channels, states) = (sizes.len, sizes.channels, sizes.states);
     let mut y = vec![0.0f32; sizes.batch * len * channels];
@@ -506,7 +509,7 @@ type TaskShare = (usize, std::ops::Range<usize>, Vec<f32>, Vec<f32>, Vec<f32>);
 /// `g` (`[batch, len, channels]`). Each task first reruns its forward, keeping its own
 /// states `[len, states, width]` (freed at its end), then runs the reverse recurrence.
 fn selective_backward_values(
-    inputs: (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    inputs: ScanInputs,
     g: &[f32],
     sizes: ScanSizes,
 ) -> SelectiveGradients {
