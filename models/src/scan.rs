@@ -508,11 +508,7 @@ type TaskShare = (usize, std::ops::Range<usize>, Vec<f32>, Vec<f32>, Vec<f32>);
 /// The backward loop (see the top comment), from the inputs and the output's gradient
 /// `g` (`[batch, len, channels]`). Each task first reruns its forward, keeping its own
 /// states `[len, states, width]` (freed at its end), then runs the reverse recurrence.
-fn selective_backward_values(
-    inputs: ScanInputs,
-    g: &[f32],
-    sizes: ScanSizes,
-) -> SelectiveGradients {
+fn selective_backward_values(inputs: ScanInputs, g: &[f32], sizes: ScanSizes) -> SelectiveGradients {
     let (delta, a, b, c, x) = inputs;
     let ScanSizes { batch, len, channels, states } = sizes;
     let mut d_delta = vec![0.0f32; batch * len * channels];
