@@ -35,6 +35,7 @@ pub mod local;
 pub mod longformer;
 pub mod lru;
 pub mod luna;
+pub mod mamba;
 pub mod memory_compressed;
 pub mod nystromformer;
 pub mod performer;
@@ -80,6 +81,7 @@ registry::mechanisms! {
     S4d = "s4d" => s4d::S4dSettings,
     Lru = "lru" => lru::LruSettings,
     S5 = "s5" => s5::S5Settings,
+    Mamba = "mamba" => mamba::MambaSettings,
     Hyena = "hyena" => hyena::HyenaSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,
