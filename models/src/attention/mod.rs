@@ -34,6 +34,7 @@ pub mod local;
 pub mod longformer;
 pub mod lru;
 pub mod luna;
+pub mod mega;
 pub mod memory_compressed;
 pub mod nystromformer;
 pub mod performer;
@@ -77,6 +78,7 @@ registry::mechanisms! {
     Luna = "luna" => luna::LunaSettings,
     S4d = "s4d" => s4d::S4dSettings,
     Lru = "lru" => lru::LruSettings,
+    Mega = "mega" => mega::MegaSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,
     TransformerXl = "transformer_xl" => transformer_xl::TransformerXlSettings,
