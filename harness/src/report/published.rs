@@ -13,6 +13,7 @@ pub struct PublishedAccuracy {
 const LRA: &str = "LRA paper, Table 1";
 const S4: &str = "S4 paper, Table 10";
 const LRU: &str = "LRU paper (Orvieto et al., ICML 2023), its LRA table";
+const MEGA: &str = "Mega paper (Ma et al., ICLR 2023), Table 2";
 
 pub const TABLE1: &[PublishedAccuracy] = &[
     PublishedAccuracy {
@@ -110,6 +111,20 @@ pub const TABLE1: &[PublishedAccuracy] = &[
         our_name: Some("lru"),
         source: LRU,
         accuracy: [Some(60.2), Some(89.4), Some(89.9), Some(89.0), Some(95.1), Some(94.2)],
+    },
+    // Mega with full attention: this harness runs Mega-chunk by default (the row below);
+    // `"chunk": null` in its settings gives this form.
+    PublishedAccuracy {
+        row: "Mega",
+        our_name: None,
+        source: MEGA,
+        accuracy: [Some(63.14), Some(90.43), Some(91.25), Some(90.44), Some(96.01), Some(97.98)],
+    },
+    PublishedAccuracy {
+        row: "Mega-chunk",
+        our_name: Some("mega"),
+        source: MEGA,
+        accuracy: [Some(58.76), Some(90.19), Some(90.97), Some(85.80), Some(94.41), Some(93.81)],
     },
 ];
 
