@@ -101,7 +101,7 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, silu};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,8 @@ use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
 use super::softmax::{dropout, softmax_dropout};
 use crate::long_conv::{convolve, fft_length, two_sided};
+
+pub use fused_silu::silu;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n c) time and memory for attention in chunks of c, O(n log n) for the moving average (FFT)";
@@ -325,8 +327,10 @@ impl Mega {
         let values = silu(self.value.forward(x.clone())); // [batch, len, v]
         let from_ema = self.from_ema.forward(ema); // [batch, len, d + z + v + d]
         let update = sigmoid(from_ema.clone().narrow(2, 0, d_model));
-        let shared = silu(from_ema.clone().narrow(2, d_model, z_dim));
-        let reset = silu(from_ema.clone().narrow(2, d_model + z_dim, value_dim));
+        // Z and the reset gate lie side by side: one SiLU for both.
+        let shared_and_reset = silu(from_ema.clone().narrow(2, d_model, z_dim + value_dim));
+        let shared = shared_and_reset.clone().narrow(2, 0, z_dim);
+        let reset = shared_and_reset.narrow(2, z_dim, value_dim);
         let candidate_from_ema = from_ema.narrow(2, d_model + z_dim + value_dim, d_model);
 
         let scale = self.qk_scale.val().reshape([2, 1, 1, z_dim]);
@@ -338,7 +342,8 @@ impl Mega {
 
         let candidate = silu(candidate_from_ema + self.output.forward(attended * reset));
         let candidate = dropout(candidate, &self.dropout);
-        update.clone() * candidate + (update.neg().add_scalar(1.0)) * x
+        // phi ⊙ H + (1 - phi) ⊙ X, as X + phi ⊙ (H - X): one pass fewer.
+        x.clone() + update * (candidate - x)
     }
 
     /// The EMA's kernels for the lags `0..=len`: `[directions * d_model, len + 1]`, row `r`
@@ -440,6 +445,97 @@ pub fn forward_flops(shape: &LayerShape, settings: &MegaSettings) -> f64 {
     let fft = fft_length(n) as f64;
     let convolution = (2.0 * b + 1.0) * d_model * 2.5 * fft * fft.log2();
     projections + attention + kernels + convolution
+}
+
+/// SiLU, `x sigmoid(x)`, as one operation with its own backward on the CPU backends (flex,
+/// ndarray): burn composes it from a sigmoid and a product, each a pass with its own saved
+/// tensor under autodiff, and the layer applies it to five of its activations. The forward
+/// is one parallel pass, the backward keeps only `x`:
+/// `d silu / dx = s (1 + x (1 - s))`, `s = sigmoid(x)`. Other backends (wgpu, cuda) use
+/// burn's composition.
+mod fused_silu {
+    // ndarray is deprecated in burn, and kept selectable here.
+    #![allow(deprecated)]
+
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+    use burn::prelude::*;
+
+    use crate::cpu::{self, RowMajor, TASK_ELEMENTS, runs_natively};
+
+    /// SiLU element-wise.
+    pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+        if !runs_natively(&x) {
+            return burn::tensor::activation::silu(x);
+        }
+        Tensor::from_dispatch(<Dispatch as FusedSilu>::silu(x.into_dispatch()))
+    }
+
+    #[inline(always)]
+    fn sigmoid(x: f32) -> f32 {
+        1.0 / (1.0 + cpu::exp(-x))
+    }
+
+    /// `f(x, g)` over the pairs of `x` and `other`, in parallel tasks of [`TASK_ELEMENTS`].
+    fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+        let ([out], _) = cpu::par_blocks(x.len(), TASK_ELEMENTS, |start, [out]| {
+            let range = start..start + out.len();
+            out.iter_mut().zip(x[range.clone()].iter().zip(&other[range])).for_each(|(y, (&x, &g))| *y = f(x, g));
+        });
+        out
+    }
+
+    fn forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
+        B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid(x)))
+    }
+
+    #[backend_extension(Flex, NdArray, Autodiff)]
+    pub trait FusedSilu: Backend {
+        /// SiLU element-wise.
+        fn silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    }
+
+    impl<B: RowMajor> FusedSilu for B {
+        fn silu(x: FloatTensor<B>) -> FloatTensor<B> {
+            forward::<B>(x)
+        }
+    }
+
+    /// The backward node: it keeps `x`.
+    #[derive(Debug)]
+    struct SiluBackward;
+
+    impl<B: RowMajor> Backward<B, 1> for SiluBackward {
+        type State = FloatTensor<B>;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let x = ops.state;
+            unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
+                B::map_values(x, |x| {
+                    B::with_values(output_grad, |dy| {
+                        zip_map(x, dy, |x, dy| {
+                            let s = sigmoid(x);
+                            dy * s * (1.0 + x * (1.0 - s))
+                        })
+                    })
+                })
+            });
+        }
+    }
+
+    impl<B: RowMajor, C: CheckpointStrategy> FusedSilu for Autodiff<B, C> {
+        fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            let (x, node) = x.into_parts();
+            match SiluBackward.prepare::<C>([node]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish(x.clone(), forward::<B>(x)),
+                OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -712,6 +808,29 @@ mod tests {
             let grads = layer.forward(x, padding_after(&[7, 2], 7, &device)).sum().backward();
             // 5 of the EMA, 2 of each of the three projections, scale, offset and bias.
             assert_eq!(assert_finite_gradients(&layer, &grads), 14, "{function:?}");
+        }
+    }
+
+    /// The fused SiLU and its gradient equal burn's composed ones, on both CPU backends,
+    /// far into both tails.
+    // ndarray is deprecated in burn, and kept selectable here.
+    #[allow(deprecated)]
+    #[test]
+    fn mega_fused_silu_and_its_gradient_equal_the_composed_ones() {
+        for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+            device.seed(96);
+            let shape = [3, 70, 130];
+            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 6.0), &device);
+            let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let run = |fused: bool| {
+                let x = x.clone().detach().require_grad();
+                let y = if fused { super::silu(x.clone()) } else { burn::tensor::activation::silu(x.clone()) };
+                let grads = (y.clone() * g.clone()).sum().backward();
+                (values(y), values(x.grad(&grads).unwrap()))
+            };
+            let ((y_fused, g_fused), (y_composed, g_composed)) = (run(true), run(false));
+            assert_close(&y_fused, &y_composed, 1e-5, "silu");
+            assert_close(&g_fused, &g_composed, 1e-4, "its gradient");
         }
     }
 
