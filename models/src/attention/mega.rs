@@ -19,9 +19,9 @@
 //!    `h^(j)_t = alpha_j ⊙ u^(j)_t + (1 - alpha_j ⊙ delta_j) ⊙ h^(j)_{t-1}`,
 //!    `y_t = sum_j eta_j h^(j)_t`, with `alpha = sigmoid(.)`, `delta = sigmoid(.)` in (0, 1)
 //!    (the damping). From a zero state it unrolls into the causal convolution with the kernel
-//!    `K[l] = sum_j eta_j alpha_j (1 - alpha_j delta_j)^l beta_j` (Section 3.4, "computing
-//!    EMA as a convolution"), which is computed here for every lag in one product and applied
-//!    by FFT. As the released code does (`fairseq/modules/exponential_moving_average.py`),
+//!    `K[l] = sum_j eta_j alpha_j (1 - alpha_j delta_j)^l beta_j` (the convolution form the
+//!    paper computes it in, by FFT), built here for every lag in one product and applied by
+//!    FFT. As the released code does (`fairseq/modules/exponential_moving_average.py`),
 //!    the output is `X' = SiLU(y + omega ⊙ x)` with a learned `omega: [d]`, and the kernel
 //!    there carries a factor `sqrt(1/h)`, folded here into `eta`'s initialisation.
 //! 2. Bidirectional, as the released code runs it on LRA (`mega_sentence_encoder_layer.py`
@@ -36,8 +36,8 @@
 //!    `V = SiLU(X W_v + b_v): [n, v]`, and `O = f(Q K^T / tau + b_rel) V` with
 //!    - `f` softmax with `tau = sqrt(z)` (the default), or the Laplace function
 //!      `f(x) = 1/2 (1 + erf((x - mu) / (sigma sqrt 2)))`, `mu = sqrt(1/2)`,
-//!      `sigma = sqrt(1 / (4 pi))`, with `tau` the number of real keys (Section 3.2 and its
-//!      appendix on the Laplace function): the released LRA scripts
+//!      `sigma = sqrt(1 / (4 pi))`, with `tau` the number of real keys (Section 3.2; `tau`
+//!      as the released `element_attention` divides): the released LRA scripts
 //!      (`examples/mega/README.lra.md`) use softmax for ListOps, Text and Retrieval and
 //!      Laplace for Image, Pathfinder and Path-X;
 //!    - `b_rel` the "simple" relative positional bias of the released code
