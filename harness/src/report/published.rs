@@ -17,6 +17,7 @@ const LRU: &str = "LRU paper (Orvieto et al., ICML 2023), its LRA table";
 /// S5's LRA table (the paper's Table 1): the figures agree with the results Papers with Code
 /// extracted from the paper and with its abstract (87.4% on average, 98.5% on Path-X).
 const S5: &str = "S5 paper (Smith et al., ICLR 2023), Table 1";
+const MEGA: &str = "Mega paper (Ma et al., ICLR 2023), Table 2";
 
 pub const TABLE1: &[PublishedAccuracy] = &[
     PublishedAccuracy {
@@ -120,6 +121,20 @@ pub const TABLE1: &[PublishedAccuracy] = &[
         our_name: Some("s5"),
         source: S5,
         accuracy: [Some(62.15), Some(89.31), Some(91.40), Some(88.00), Some(95.33), Some(98.58)],
+    },
+    // Mega with full attention: this harness runs Mega-chunk by default (the row below);
+    // `"chunk": null` in its settings gives this form.
+    PublishedAccuracy {
+        row: "Mega",
+        our_name: None,
+        source: MEGA,
+        accuracy: [Some(63.14), Some(90.43), Some(91.25), Some(90.44), Some(96.01), Some(97.98)],
+    },
+    PublishedAccuracy {
+        row: "Mega-chunk",
+        our_name: Some("mega"),
+        source: MEGA,
+        accuracy: [Some(58.76), Some(90.19), Some(90.97), Some(85.80), Some(94.41), Some(93.81)],
     },
 ];
 

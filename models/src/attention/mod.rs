@@ -36,6 +36,7 @@ pub mod longformer;
 pub mod lru;
 pub mod luna;
 pub mod mamba;
+pub mod mega;
 pub mod memory_compressed;
 pub mod nystromformer;
 pub mod performer;
@@ -82,6 +83,7 @@ registry::mechanisms! {
     Lru = "lru" => lru::LruSettings,
     S5 = "s5" => s5::S5Settings,
     Mamba = "mamba" => mamba::MambaSettings,
+    Mega = "mega" => mega::MegaSettings,
     Hyena = "hyena" => hyena::HyenaSettings,
     MemoryCompressed = "memory_compressed" => memory_compressed::MemoryCompressedSettings,
     SetTransformer = "set_transformer" => set_transformer::SetTransformerSettings,

@@ -91,7 +91,7 @@ pub(super) const LEGEND_WIDTH: u32 = 240;
 pub(super) const LEGEND_TOP: i32 = 40;
 
 /// The legend's row spacing and font size for `entries` rows: 22 and 15 while they fit the
-/// plot's height, closer and smaller beyond (the 25 models, both forms of ten of them),
+/// plot's height, closer and smaller beyond (the 30 models, both forms of ten of them),
 /// never below a legible 10.
 pub(super) fn legend_rows(entries: usize) -> (u32, u32) {
     let room = HEIGHT - LEGEND_TOP as u32 - 10;
@@ -101,7 +101,7 @@ pub(super) fn legend_rows(entries: usize) -> (u32, u32) {
 
 /// Colours that stay apart on white (no pale yellow), in the registry's order; after
 /// them the same colours again with dashed lines.
-pub(super) const COLOURS: [RGBColor; 14] = [
+pub(super) const COLOURS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(230, 97, 1),
     RGBColor(44, 160, 44),
@@ -116,6 +116,8 @@ pub(super) const COLOURS: [RGBColor; 14] = [
     RGBColor(0, 128, 96),
     RGBColor(190, 0, 120),
     RGBColor(255, 170, 90),
+    RGBColor(100, 60, 200),
+    RGBColor(160, 200, 40),
 ];
 
 /// How one model is drawn in every plot.
