@@ -6,9 +6,9 @@ use burn::module::Initializer;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 
+use crate::activation::gelu_tanh;
 use crate::attention::heads::dense;
 use crate::attention::softmax::dropout;
-use crate::gelu::gelu_tanh;
 
 const XAVIER: Initializer = Initializer::XavierUniform { gain: 1.0 };
 

@@ -4,6 +4,7 @@
 //! The crate knows nothing of files, tasks or the command line: it turns token ids into
 //! class logits, given a [`ClassifierConfig`].
 
+pub mod activation;
 pub mod attention;
 pub mod auxiliary;
 pub mod bag;
@@ -17,7 +18,6 @@ pub mod encoder;
 pub mod feed_forward;
 pub mod fourier;
 pub mod funnel;
-pub mod gelu;
 pub mod layer_norm;
 pub mod long_conv;
 pub mod model_names;

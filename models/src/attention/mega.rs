@@ -116,9 +116,9 @@ use super::heads::MASKED_SCORE;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
 use super::softmax::{dropout, softmax_dropout};
-use crate::long_conv::{convolve, fft_length, two_sided};
+use crate::long_conv::{convolve, two_sided};
 
-pub use fused_silu::silu;
+use crate::activation::silu;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n c) time and memory for attention in chunks of c, O(n log n) for the moving average (FFT)";
@@ -443,18 +443,16 @@ impl AttentionLayer for Mega {
     }
 }
 
-/// Work of one forward ([`super::flops`], extended to transforms as FNet's: `2.5 N log2 N`
-/// operations for a real transform of length `N`), with `D = d_model`, `v` the value
+/// Work of one forward ([`super::flops`]), with `D = d_model`, `v` the value
 /// width, `z`, `h`, chunks of `c` (`C` of them, `n' = C c`): the projections
 /// `2 b n D (v + D + z + v + D) + 2 b n v D`; the attention within chunks `2 b n' c (z + v)`;
-/// the EMA's kernels `2 R h (n + 1)` for `R` kernel rows; its convolution by FFT, a
-/// transform of each channel's input and of its output per example and one of each
-/// kernel, `(2 b + 1) D 2.5 N log2 N` for the FFT length `N`.
+/// the EMA's kernels `2 R h (n + 1)` for `R` kernel rows; its convolution by FFT as
+/// [`crate::long_conv::forward_flops`] counts it.
 pub fn forward_flops(shape: &LayerShape, settings: &MegaSettings) -> f64 {
     let n = shape.positions.max(1);
     let chunk = settings.chunk.unwrap_or(n).clamp(1, n);
     let chunks = block_count(n, chunk) as f64;
-    let (b, d_model) = (shape.batch as f64, shape.d_model as f64);
+    let d_model = shape.d_model as f64;
     let (z, h) = (settings.z_dim as f64, settings.ema_dim as f64);
     let value = (settings.value_expansion * shape.d_model) as f64;
     let rows = if settings.bidirectional { 2.0 * d_model } else { d_model };
@@ -462,100 +460,8 @@ pub fn forward_flops(shape: &LayerShape, settings: &MegaSettings) -> f64 {
         + shape.products(1.0, shape.n(), value, d_model);
     let attention = shape.products(chunks, chunk as f64, z + value, chunk as f64);
     let kernels = 2.0 * rows * h * (shape.n() + 1.0);
-    let fft = fft_length(n) as f64;
-    let convolution = (2.0 * b + 1.0) * d_model * 2.5 * fft * fft.log2();
+    let convolution = crate::long_conv::forward_flops(shape.batch, shape.d_model, n);
     projections + attention + kernels + convolution
-}
-
-/// SiLU, `x sigmoid(x)`, as one operation with its own backward on the CPU backends (flex,
-/// ndarray): burn composes it from a sigmoid and a product, each a pass with its own saved
-/// tensor under autodiff, and the layer applies it to five of its activations. The forward
-/// is one parallel pass, the backward keeps only `x`:
-/// `d silu / dx = s (1 + x (1 - s))`, `s = sigmoid(x)`. Other backends (wgpu, cuda) use
-/// burn's composition.
-mod fused_silu {
-    // ndarray is deprecated in burn, and kept selectable here.
-    #![allow(deprecated)]
-
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
-    use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
-    use burn::prelude::*;
-
-    use crate::cpu::{self, RowMajor, TASK_ELEMENTS, runs_natively};
-
-    /// SiLU element-wise.
-    pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-        if !runs_natively(&x) {
-            return burn::tensor::activation::silu(x);
-        }
-        Tensor::from_dispatch(<Dispatch as FusedSilu>::silu(x.into_dispatch()))
-    }
-
-    #[inline(always)]
-    fn sigmoid(x: f32) -> f32 {
-        1.0 / (1.0 + cpu::exp(-x))
-    }
-
-    /// `f(x, g)` over the pairs of `x` and `other`, in parallel tasks of [`TASK_ELEMENTS`].
-    fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-        let ([out], _) = cpu::par_blocks(x.len(), TASK_ELEMENTS, |start, [out]| {
-            let range = start..start + out.len();
-            out.iter_mut().zip(x[range.clone()].iter().zip(&other[range])).for_each(|(y, (&x, &g))| *y = f(x, g));
-        });
-        out
-    }
-
-    fn forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
-        B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid(x)))
-    }
-
-    #[backend_extension(Flex, NdArray, Autodiff)]
-    pub trait FusedSilu: Backend {
-        /// SiLU element-wise.
-        fn silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
-    }
-
-    impl<B: RowMajor> FusedSilu for B {
-        fn silu(x: FloatTensor<B>) -> FloatTensor<B> {
-            forward::<B>(x)
-        }
-    }
-
-    /// The backward node: it keeps `x`.
-    #[derive(Debug)]
-    struct SiluBackward;
-
-    impl<B: RowMajor> Backward<B, 1> for SiluBackward {
-        type State = FloatTensor<B>;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-            let x = ops.state;
-            unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
-                B::map_values(x, |x| {
-                    B::with_values(output_grad, |dy| {
-                        zip_map(x, dy, |x, dy| {
-                            let s = sigmoid(x);
-                            dy * s * (1.0 + x * (1.0 - s))
-                        })
-                    })
-                })
-            });
-        }
-    }
-
-    impl<B: RowMajor, C: CheckpointStrategy> FusedSilu for Autodiff<B, C> {
-        fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            let (x, node) = x.into_parts();
-            match SiluBackward.prepare::<C>([node]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(x.clone(), forward::<B>(x)),
-                OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x)),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -833,27 +739,6 @@ mod tests {
 
     /// The fused SiLU and its gradient equal burn's composed ones, on both CPU backends,
     /// far into both tails.
-    // ndarray is deprecated in burn, and kept selectable here.
-    #[allow(deprecated)]
-    #[test]
-    fn mega_fused_silu_and_its_gradient_equal_the_composed_ones() {
-        for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
-            device.seed(96);
-            let shape = [3, 70, 130];
-            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 6.0), &device);
-            let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-            let run = |fused: bool| {
-                let x = x.clone().detach().require_grad();
-                let y = if fused { super::silu(x.clone()) } else { burn::tensor::activation::silu(x.clone()) };
-                let grads = (y.clone() * g.clone()).sum().backward();
-                (values(y), values(x.grad(&grads).unwrap()))
-            };
-            let ((y_fused, g_fused), (y_composed, g_composed)) = (run(true), run(false));
-            assert_close(&y_fused, &y_composed, 1e-5, "silu");
-            assert_close(&g_fused, &g_composed, 1e-4, "its gradient");
-        }
-    }
-
     #[test]
     fn mega_check_refuses_empty_and_overlong_settings_naming_them_and_the_length() {
         let defaults = MegaSettings::defaults(100);

@@ -1,5 +1,7 @@
-//! GELU in its tanh form, the feed-forward activation of LRA's Transformer block.
+//! Activations as one fused operation each on the CPU backends: GELU in its tanh form,
+//! the feed-forward activation of LRA's Transformer block, and SiLU (Mega's gates).
 //!
+//! GELU:
 //! LRA's `MlpBlock` (`lra_benchmarks/models/layers/common_layers.py`) calls flax's
 //! `nn.gelu`, which is JAX's `gelu` with its default `approximate=True`:
 //!
@@ -38,11 +40,17 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedGelu>::gelu_tanh(x.into_dispatch()))
 }
 
+/// `sigmoid(x)`.
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + cpu::exp(-x))
+}
+
 /// `(s, u')` at `x`: `s = sigmoid(2u)` and the derivative of `u`.
 #[inline(always)]
 fn sigmoid_and_slope(x: f32) -> (f32, f32) {
     let u = SQRT_2_OVER_PI * (x + CUBIC * x * x * x);
-    let s = 1.0 / (1.0 + cpu::exp(-2.0 * u));
+    let s = sigmoid(2.0 * u);
     (s, SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x * x))
 }
 
@@ -55,7 +63,7 @@ fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
     out
 }
 
-fn forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
+fn gelu_forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
     B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid_and_slope(x).0))
 }
 
@@ -67,7 +75,7 @@ pub trait FusedGelu: Backend {
 
 impl<B: RowMajor> FusedGelu for B {
     fn gelu_tanh(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x)
+        gelu_forward::<B>(x)
     }
 }
 
@@ -97,8 +105,67 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x, node) = x.into_parts();
         match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(x.clone(), forward::<B>(x)),
-            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x)),
+            OpsKind::Tracked(prep) => prep.finish(x.clone(), gelu_forward::<B>(x)),
+            OpsKind::UnTracked(prep) => prep.finish(gelu_forward::<B>(x)),
+        }
+    }
+}
+
+/// SiLU, `x sigmoid(x)`, element-wise. burn composes it from a sigmoid and a product, each a
+/// pass with its own saved tensor under autodiff; here, on the CPU backends, the forward is
+/// one parallel pass and the backward keeps only `x`: `d silu / dx = s (1 + x (1 - s))`,
+/// `s = sigmoid(x)`. Other backends (wgpu, cuda) use burn's composition.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !runs_natively(&x) {
+        return burn::tensor::activation::silu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedSilu>::silu(x.into_dispatch()))
+}
+
+fn silu_forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid(x)))
+}
+
+#[backend_extension(Flex, NdArray, Autodiff)]
+pub trait FusedSilu: Backend {
+    /// SiLU element-wise.
+    fn silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl<B: RowMajor> FusedSilu for B {
+    fn silu(x: FloatTensor<B>) -> FloatTensor<B> {
+        silu_forward::<B>(x)
+    }
+}
+
+/// The backward node: it keeps `x`.
+#[derive(Debug)]
+struct SiluBackward;
+
+impl<B: RowMajor> Backward<B, 1> for SiluBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let x = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
+            B::map_values(x, |x| {
+                B::with_values(output_grad, |dy| {
+                    zip_map(x, dy, |x, dy| {
+                        let s = sigmoid(x);
+                        dy * s * (1.0 + x * (1.0 - s))
+                    })
+                })
+            })
+        });
+    }
+}
+
+impl<B: RowMajor, C: CheckpointStrategy> FusedSilu for Autodiff<B, C> {
+    fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x, node) = x.into_parts();
+        match SiluBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(x.clone(), silu_forward::<B>(x)),
+            OpsKind::UnTracked(prep) => prep.finish(silu_forward::<B>(x)),
         }
     }
 }
@@ -130,5 +197,24 @@ mod tests {
         }
         let one = values(gelu_tanh(Tensor::<1>::from_floats([1.0, -1.0, 0.0], &Device::flex())));
         assert!((one[0] - 0.841_192).abs() < 1e-6 && (one[1] + 0.158_808).abs() < 1e-6 && one[2] == 0.0, "{one:?}");
+    }
+
+    #[test]
+    fn the_fused_silu_and_its_gradient_equal_the_composed_ones() {
+        for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+            device.seed(96);
+            let shape = [3, 70, 130];
+            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 6.0), &device);
+            let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let run = |fused: bool| {
+                let x = x.clone().detach().require_grad();
+                let y = if fused { silu(x.clone()) } else { burn::tensor::activation::silu(x.clone()) };
+                let grads = (y.clone() * g.clone()).sum().backward();
+                (values(y), values(x.grad(&grads).unwrap()))
+            };
+            let ((y_fused, g_fused), (y_composed, g_composed)) = (run(true), run(false));
+            assert_close(&y_fused, &y_composed, 1e-5, "silu");
+            assert_close(&g_fused, &g_composed, 1e-4, "its gradient");
+        }
     }
 }
