@@ -25,6 +25,7 @@ pub mod model_names;
 mod numeric_checks;
 pub mod perceiver;
 pub mod scan;
+pub mod softplus;
 pub mod switch;
 
 pub use attention::{AttentionConfig, MODELS, Mechanism, MechanismSettings, ModelInfo, Variant};

@@ -74,7 +74,6 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softplus};
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +81,7 @@ use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one};
 use crate::scan::selective_scan;
+use crate::softplus::{silu, softplus};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time and memory (a selective state space, run as a scan)";
@@ -300,7 +300,7 @@ impl MambaBranch {
         let b = projected.clone().narrow(2, rank, states);
         let c = projected.narrow(2, rank + states, states);
         // Delta = 0 makes a padded step the identity: exp(0 A) = 1, 0 B x = 0.
-        let delta = softplus(self.dt_proj.forward(low_rank), 1.0) * real;
+        let delta = softplus(self.dt_proj.forward(low_rank)) * real;
         (delta, b, c)
     }
 
