@@ -80,6 +80,7 @@ use serde::{Deserialize, Serialize};
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one};
+use crate::depthwise::causal_depthwise_conv;
 use crate::scan::selective_scan;
 use crate::softplus::{silu, softplus};
 
@@ -307,11 +308,7 @@ impl MambaBranch {
     /// The causal depthwise convolution, `[batch, len, E d_model]` -> the same:
     /// `out_t = bias + sum_k w[k] u_{t - (width - 1) + k}`, zeros before the start.
     pub fn convolve(&self, u: Tensor<3>) -> Tensor<3> {
-        let [batch, len, inner] = u.dims();
-        let width = self.conv_weight.dims()[1];
-        let padded = Tensor::cat(vec![Tensor::zeros([batch, width - 1, inner], &u.device()), u], 1);
-        let tap = |k: usize| padded.clone().narrow(1, k, len) * self.conv_weight.val().narrow(1, k, 1).reshape([1, 1, inner]);
-        (1..width).fold(tap(0), |total, k| total + tap(k)) + self.conv_bias.val().reshape([1, 1, inner])
+        causal_depthwise_conv(u, self.conv_weight.val(), self.conv_bias.val())
     }
 }
 
