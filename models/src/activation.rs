@@ -1,17 +1,21 @@
-//! Activations as one fused operation each on the CPU backends: GELU in its tanh form,
-//! the feed-forward activation of LRA's Transformer block, and SiLU (Mega's gates).
+//! Activations as one fused operation each on the CPU backends: GELU in its tanh form (the
+//! feed-forward activation of LRA's Transformer block), SiLU (Mega's and Mamba's gates) and
+//! softplus (Mamba's step sizes).
 //!
-//! GELU:
-//! LRA's `MlpBlock` (`lra_benchmarks/models/layers/common_layers.py`) calls flax's
-//! `nn.gelu`, which is JAX's `gelu` with its default `approximate=True`:
+//! burn composes each from several operations (GELU from eight, softplus from six, SiLU
+//! from a sigmoid and a product), each a pass over the tensor and, under autodiff, a node
+//! keeping its own tensors. Here, on the CPU backends (flex, ndarray), each is one parallel
+//! pass and its backward keeps only `x`. Other backends (wgpu, cuda) use burn's
+//! compositions.
 //!
-//! `gelu(x) = x/2 (1 + tanh(u)) = x sigmoid(2u)`, `u = sqrt(2/pi) (x + 0.044715 x^3)`.
-//!
-//! burn's `gelu_approximate` composes it from eight operations, each with its own pass and,
-//! under autodiff, its own saved tensor. Here, on the CPU backends (flex, ndarray), the
-//! forward is one parallel pass and the backward keeps only `x`:
-//! `d gelu / dx = s + 2 x s (1 - s) u'`, `s = sigmoid(2u)`, `u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)`.
-//! Other backends (wgpu, cuda) use burn's composition.
+//! - GELU: LRA's `MlpBlock` (`lra_benchmarks/models/layers/common_layers.py`) calls flax's
+//!   `nn.gelu`, which is JAX's `gelu` with its default `approximate=True`:
+//!   `gelu(x) = x/2 (1 + tanh(u)) = x sigmoid(2u)`, `u = sqrt(2/pi) (x + 0.044715 x^3)`;
+//!   `d gelu / dx = s + 2 x s (1 - s) u'`, `s = sigmoid(2u)`,
+//!   `u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)`.
+//! - SiLU: `silu(x) = x sigmoid(x)`; `d silu / dx = s (1 + x (1 - s))`, `s = sigmoid(x)`.
+//! - Softplus: `softplus(x) = log(1 + exp(x))`, and `x` itself above 20 (burn's and
+//!   PyTorch's threshold with `beta = 1`); its derivative `sigmoid(x)` (1 above 20).
 
 // ndarray is deprecated in burn, and kept selectable here.
 #![allow(deprecated)]
@@ -23,21 +27,74 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::prelude::*;
-use burn::tensor::activation::gelu_approximate;
 
 use crate::cpu::{self, RowMajor, TASK_ELEMENTS, runs_natively};
 
 /// `sqrt(2 / pi)`.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-/// The cubic term's coefficient.
+/// GELU's cubic term's coefficient.
 const CUBIC: f32 = 0.044_715;
+/// Above this, softplus is the identity (as burn's `softplus` with `beta = 1`).
+const SOFTPLUS_THRESHOLD: f32 = 20.0;
 
 /// GELU, tanh form, element-wise.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !runs_natively(&x) {
-        return gelu_approximate(x);
+        return burn::tensor::activation::gelu_approximate(x);
     }
-    Tensor::from_dispatch(<Dispatch as FusedGelu>::gelu_tanh(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedActivations>::gelu_tanh(x.into_dispatch()))
+}
+
+/// SiLU, `x sigmoid(x)`, element-wise.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !runs_natively(&x) {
+        return burn::tensor::activation::silu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedActivations>::silu(x.into_dispatch()))
+}
+
+/// Softplus, `log(1 + exp(x))` (the identity above 20), element-wise.
+pub fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !runs_natively(&x) {
+        return burn::tensor::activation::softplus(x, 1.0);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedActivations>::softplus(x.into_dispatch()))
+}
+
+/// The three functions, each with its value and its derivative at `x`.
+#[derive(Debug, Clone, Copy)]
+enum Activation {
+    GeluTanh,
+    Silu,
+    Softplus,
+}
+
+impl Activation {
+    #[inline(always)]
+    fn value(self, x: f32) -> f32 {
+        match self {
+            Activation::GeluTanh => x * gelu_sigmoid_and_slope(x).0,
+            Activation::Silu => x * sigmoid(x),
+            Activation::Softplus if x > SOFTPLUS_THRESHOLD => x,
+            Activation::Softplus => cpu::exp(x).ln_1p(),
+        }
+    }
+
+    #[inline(always)]
+    fn slope(self, x: f32) -> f32 {
+        match self {
+            Activation::GeluTanh => {
+                let (s, u_slope) = gelu_sigmoid_and_slope(x);
+                s + 2.0 * x * s * (1.0 - s) * u_slope
+            }
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Softplus if x > SOFTPLUS_THRESHOLD => 1.0,
+            Activation::Softplus => sigmoid(x),
+        }
+    }
 }
 
 /// `sigmoid(x)`.
@@ -46,9 +103,9 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + cpu::exp(-x))
 }
 
-/// `(s, u')` at `x`: `s = sigmoid(2u)` and the derivative of `u`.
+/// GELU's `(s, u')` at `x`: `s = sigmoid(2u)` and the derivative of `u`.
 #[inline(always)]
-fn sigmoid_and_slope(x: f32) -> (f32, f32) {
+fn gelu_sigmoid_and_slope(x: f32) -> (f32, f32) {
     let u = SQRT_2_OVER_PI * (x + CUBIC * x * x * x);
     let s = sigmoid(2.0 * u);
     (s, SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x * x))
@@ -63,110 +120,71 @@ fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
     out
 }
 
-fn gelu_forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
-    B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid_and_slope(x).0))
+fn forward<B: RowMajor>(x: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
+    B::map_values(x, |x| zip_map(x, x, |x, _| activation.value(x)))
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
-pub trait FusedGelu: Backend {
+pub trait FusedActivations: Backend {
     /// GELU, tanh form, element-wise.
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
-}
-
-impl<B: RowMajor> FusedGelu for B {
-    fn gelu_tanh(x: FloatTensor<B>) -> FloatTensor<B> {
-        gelu_forward::<B>(x)
-    }
-}
-
-/// The backward node: it keeps `x`.
-#[derive(Debug)]
-struct GeluBackward;
-
-impl<B: RowMajor> Backward<B, 1> for GeluBackward {
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
-            B::map_values(x, |x| {
-                B::with_values(output_grad, |dy| {
-                    zip_map(x, dy, |x, dy| {
-                        let (s, slope) = sigmoid_and_slope(x);
-                        dy * (s + 2.0 * x * s * (1.0 - s) * slope)
-                    })
-                })
-            })
-        });
-    }
-}
-
-impl<B: RowMajor, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
-    fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, node) = x.into_parts();
-        match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(x.clone(), gelu_forward::<B>(x)),
-            OpsKind::UnTracked(prep) => prep.finish(gelu_forward::<B>(x)),
-        }
-    }
-}
-
-/// SiLU, `x sigmoid(x)`, element-wise. burn composes it from a sigmoid and a product, each a
-/// pass with its own saved tensor under autodiff; here, on the CPU backends, the forward is
-/// one parallel pass and the backward keeps only `x`: `d silu / dx = s (1 + x (1 - s))`,
-/// `s = sigmoid(x)`. Other backends (wgpu, cuda) use burn's composition.
-pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !runs_natively(&x) {
-        return burn::tensor::activation::silu(x);
-    }
-    Tensor::from_dispatch(<Dispatch as FusedSilu>::silu(x.into_dispatch()))
-}
-
-fn silu_forward<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
-    B::map_values(x, |x| zip_map(x, x, |x, _| x * sigmoid(x)))
-}
-
-#[backend_extension(Flex, NdArray, Autodiff)]
-pub trait FusedSilu: Backend {
-    /// SiLU element-wise.
+    /// SiLU, element-wise.
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Softplus (`beta = 1`, threshold 20), element-wise.
+    fn softplus(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-impl<B: RowMajor> FusedSilu for B {
+impl<B: RowMajor> FusedActivations for B {
+    fn gelu_tanh(x: FloatTensor<B>) -> FloatTensor<B> {
+        forward::<B>(x, Activation::GeluTanh)
+    }
+
     fn silu(x: FloatTensor<B>) -> FloatTensor<B> {
-        silu_forward::<B>(x)
+        forward::<B>(x, Activation::Silu)
+    }
+
+    fn softplus(x: FloatTensor<B>) -> FloatTensor<B> {
+        forward::<B>(x, Activation::Softplus)
     }
 }
 
 /// The backward node: it keeps `x`.
 #[derive(Debug)]
-struct SiluBackward;
+struct ActivationBackward(Activation);
 
-impl<B: RowMajor> Backward<B, 1> for SiluBackward {
+impl<B: RowMajor> Backward<B, 1> for ActivationBackward {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let x = ops.state;
+        let (x, activation) = (ops.state, self.0);
         unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
-            B::map_values(x, |x| {
-                B::with_values(output_grad, |dy| {
-                    zip_map(x, dy, |x, dy| {
-                        let s = sigmoid(x);
-                        dy * s * (1.0 + x * (1.0 - s))
-                    })
-                })
-            })
+            B::map_values(x, |x| B::with_values(output_grad, |dy| zip_map(x, dy, |x, dy| dy * activation.slope(x))))
         });
     }
 }
 
-impl<B: RowMajor, C: CheckpointStrategy> FusedSilu for Autodiff<B, C> {
+fn tracked<B: RowMajor, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    activation: Activation,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (x, node) = x.into_parts();
+    match ActivationBackward(activation).prepare::<C>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(x.clone(), forward::<B>(x, activation)),
+        OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x, activation)),
+    }
+}
+
+impl<B: RowMajor, C: CheckpointStrategy> FusedActivations for Autodiff<B, C> {
+    fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        tracked::<B, C>(x, Activation::GeluTanh)
+    }
+
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, node) = x.into_parts();
-        match SiluBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(x.clone(), silu_forward::<B>(x)),
-            OpsKind::UnTracked(prep) => prep.finish(silu_forward::<B>(x)),
-        }
+        tracked::<B, C>(x, Activation::Silu)
+    }
+
+    fn softplus(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        tracked::<B, C>(x, Activation::Softplus)
     }
 }
 
@@ -176,45 +194,39 @@ mod tests {
     use crate::numeric_checks::{assert_close, values};
     use burn::tensor::Distribution;
 
-    /// Output and gradient equal burn's composed `gelu_approximate` (and JAX's definition:
-    /// gelu(1) = 0.841192), on both CPU backends, far into both tails.
+    /// Outputs and gradients equal burn's compositions on both CPU backends, far into both
+    /// tails (a standard deviation of 12, across softplus's threshold at 20).
     #[test]
-    fn the_fused_gelu_and_its_gradient_equal_the_composed_ones() {
+    fn the_fused_activations_and_their_gradients_equal_the_composed_ones() {
+        type Pair = (fn(Tensor<3>) -> Tensor<3>, fn(Tensor<3>) -> Tensor<3>, &'static str);
+        let pairs: [Pair; 3] = [
+            (gelu_tanh, burn::tensor::activation::gelu_approximate, "gelu"),
+            (silu, burn::tensor::activation::silu, "silu"),
+            (softplus, |x| burn::tensor::activation::softplus(x, 1.0), "softplus"),
+        ];
         for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
-            device.seed(4);
+            device.seed(5);
             let shape = [3, 70, 130];
-            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 4.0), &device);
+            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 12.0), &device);
             let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-            let run = |fused: bool| {
-                let x = x.clone().detach().require_grad();
-                let y = if fused { gelu_tanh(x.clone()) } else { gelu_approximate(x.clone()) };
-                let grads = (y.clone() * g.clone()).sum().backward();
-                (values(y), values(x.grad(&grads).unwrap()))
-            };
-            let ((y_fused, g_fused), (y_composed, g_composed)) = (run(true), run(false));
-            assert_close(&y_fused, &y_composed, 1e-5, "gelu");
-            assert_close(&g_fused, &g_composed, 1e-4, "its gradient");
+            for (fused, composed, name) in pairs {
+                let run = |f: fn(Tensor<3>) -> Tensor<3>| {
+                    let x = x.clone().detach().require_grad();
+                    let y = f(x.clone());
+                    let grads = (y.clone() * g.clone()).sum().backward();
+                    (values(y), values(x.grad(&grads).unwrap()))
+                };
+                let ((y_fused, g_fused), (y_composed, g_composed)) = (run(fused), run(composed));
+                assert_close(&y_fused, &y_composed, 1e-5, name);
+                assert_close(&g_fused, &g_composed, 1e-4, &format!("{name}'s gradient"));
+            }
         }
-        let one = values(gelu_tanh(Tensor::<1>::from_floats([1.0, -1.0, 0.0], &Device::flex())));
-        assert!((one[0] - 0.841_192).abs() < 1e-6 && (one[1] + 0.158_808).abs() < 1e-6 && one[2] == 0.0, "{one:?}");
     }
 
+    /// JAX's definition at three points: gelu(1) = 0.841192, gelu(-1) = -0.158808, gelu(0) = 0.
     #[test]
-    fn the_fused_silu_and_its_gradient_equal_the_composed_ones() {
-        for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
-            device.seed(96);
-            let shape = [3, 70, 130];
-            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 6.0), &device);
-            let g = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-            let run = |fused: bool| {
-                let x = x.clone().detach().require_grad();
-                let y = if fused { silu(x.clone()) } else { burn::tensor::activation::silu(x.clone()) };
-                let grads = (y.clone() * g.clone()).sum().backward();
-                (values(y), values(x.grad(&grads).unwrap()))
-            };
-            let ((y_fused, g_fused), (y_composed, g_composed)) = (run(true), run(false));
-            assert_close(&y_fused, &y_composed, 1e-5, "silu");
-            assert_close(&g_fused, &g_composed, 1e-4, "its gradient");
-        }
+    fn the_fused_gelu_is_jax_tanh_form() {
+        let one = values(gelu_tanh(Tensor::<1>::from_floats([1.0, -1.0, 0.0], &Device::flex())));
+        assert!((one[0] - 0.841_192).abs() < 1e-6 && (one[1] + 0.158_808).abs() < 1e-6 && one[2] == 0.0, "{one:?}");
     }
 }

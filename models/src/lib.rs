@@ -14,6 +14,7 @@ mod classifier_checks;
 pub mod cpu;
 #[cfg(test)]
 mod cross_backend;
+pub mod depthwise;
 pub mod encoder;
 pub mod feed_forward;
 pub mod fourier;
