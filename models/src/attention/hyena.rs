@@ -89,7 +89,7 @@ use super::softmax::dropout;
 
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
-use super::settings::{ModelCard, Settings, at_least_one, fit, within};
+use super::settings::{ModelCard, Settings, at_least_one, fit, in_sequences_of, within};
 use crate::long_conv::{convolve, two_sided};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -138,17 +138,27 @@ pub struct HyenaConfig {
 }
 
 impl HyenaConfig {
+    /// Refuses an order, width, band count or short filter of 0, a sine frequency that is
+    /// not positive, and decay times that are not `0 < fast_decay <= slow_decay`.
+    fn check(&self) -> Result<(), String> {
+        at_least_one("order", self.order)?;
+        at_least_one("filter_width", self.filter_width)?;
+        at_least_one("positional_bands", self.positional_bands)?;
+        at_least_one("short_filter_size", self.short_filter_size)?;
+        if !(self.sine_frequency.is_finite() && self.sine_frequency > 0.0) {
+            return Err(format!("sine_frequency ({}) must be positive", self.sine_frequency));
+        }
+        match 0.0 < self.fast_decay && self.fast_decay <= self.slow_decay && self.slow_decay.is_finite() {
+            true => Ok(()),
+            false => Err(format!(
+                "fast_decay ({}) and slow_decay ({}) must satisfy 0 < fast_decay <= slow_decay",
+                self.fast_decay, self.slow_decay
+            )),
+        }
+    }
+
     pub fn init(&self, device: &Device) -> Hyena {
-        let shape = FilterShape {
-            order: self.order,
-            filter_width: self.filter_width,
-            positional_bands: self.positional_bands,
-            sine_frequency: self.sine_frequency,
-            short_filter_size: self.short_filter_size,
-            fast_decay: self.fast_decay,
-            slow_decay: self.slow_decay,
-        };
-        if let Err(problem) = shape.check() {
+        if let Err(problem) = self.check() {
             panic!("Hyena: {problem}");
         }
         let (d_model, width) = (self.d_model, self.filter_width);
@@ -197,49 +207,18 @@ pub struct HyenaSettings {
     pub bidirectional: bool,
 }
 
-/// The settings that shape the filters, checked together by the config and the settings.
-struct FilterShape {
-    order: usize,
-    filter_width: usize,
-    positional_bands: usize,
-    sine_frequency: f64,
-    short_filter_size: usize,
-    fast_decay: f64,
-    slow_decay: f64,
-}
-
-impl FilterShape {
-    /// Refuses an order, width, band count or short filter of 0, a sine frequency that is
-    /// not positive, and decay times that are not `0 < fast_decay <= slow_decay`.
-    fn check(&self) -> Result<(), String> {
-        at_least_one("order", self.order)?;
-        at_least_one("filter_width", self.filter_width)?;
-        at_least_one("positional_bands", self.positional_bands)?;
-        at_least_one("short_filter_size", self.short_filter_size)?;
-        if !(self.sine_frequency.is_finite() && self.sine_frequency > 0.0) {
-            return Err(format!("sine_frequency ({}) must be positive", self.sine_frequency));
-        }
-        match 0.0 < self.fast_decay && self.fast_decay <= self.slow_decay && self.slow_decay.is_finite() {
-            true => Ok(()),
-            false => Err(format!(
-                "fast_decay ({}) and slow_decay ({}) must satisfy 0 < fast_decay <= slow_decay",
-                self.fast_decay, self.slow_decay
-            )),
-        }
-    }
-}
-
 impl HyenaSettings {
-    fn shape(&self) -> FilterShape {
-        FilterShape {
-            order: self.order,
-            filter_width: self.filter_width,
-            positional_bands: self.positional_bands,
-            sine_frequency: self.sine_frequency,
-            short_filter_size: self.short_filter_size,
-            fast_decay: self.fast_decay,
-            slow_decay: self.slow_decay,
-        }
+    /// The layer's config with these settings (dropout at its default).
+    fn config(&self, d_model: usize, max_length: usize) -> HyenaConfig {
+        HyenaConfig::new(d_model, max_length)
+            .with_order(self.order)
+            .with_filter_width(self.filter_width)
+            .with_positional_bands(self.positional_bands)
+            .with_sine_frequency(self.sine_frequency)
+            .with_short_filter_size(self.short_filter_size)
+            .with_fast_decay(self.fast_decay)
+            .with_slow_decay(self.slow_decay)
+            .with_bidirectional(self.bidirectional)
     }
 }
 
@@ -272,10 +251,10 @@ impl Settings for HyenaSettings {
     }
 
     fn check(&self, positions: usize) -> Result<(), String> {
-        self.shape()
+        self.config(1, positions)
             .check()
             .and_then(|()| within("short_filter_size", self.short_filter_size, positions))
-            .map_err(|problem| format!("{problem} (sequences of {positions} positions)"))
+            .map_err(in_sequences_of(positions))
     }
 
     fn forward_flops(&self, shape: &LayerShape) -> f64 {
@@ -284,17 +263,7 @@ impl Settings for HyenaSettings {
 
     fn init(&self, layer: &LayerSizes, device: &Device) -> Hyena {
         // Hyena has no attention width: it mixes tokens at d_model.
-        HyenaConfig::new(layer.d_model, layer.max_length)
-            .with_order(self.order)
-            .with_filter_width(self.filter_width)
-            .with_positional_bands(self.positional_bands)
-            .with_sine_frequency(self.sine_frequency)
-            .with_short_filter_size(self.short_filter_size)
-            .with_fast_decay(self.fast_decay)
-            .with_slow_decay(self.slow_decay)
-            .with_bidirectional(self.bidirectional)
-            .with_dropout(layer.dropout)
-            .init(device)
+        self.config(layer.d_model, layer.max_length).with_dropout(layer.dropout).init(device)
     }
 }
 

@@ -64,7 +64,7 @@ use super::softmax::dropout;
 
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
-use super::settings::{ModelCard, Settings};
+use super::settings::{ModelCard, Settings, in_sequences_of};
 use crate::scan::{Complex, linear_recurrence};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -184,8 +184,7 @@ impl Settings for LruSettings {
     }
 
     fn check(&self, positions: usize) -> Result<(), String> {
-        check_ring(self.state_size, self.r_min, self.r_max, self.max_phase)
-            .map_err(|problem| format!("{problem} (sequences of {positions} positions)"))
+        check_ring(self.state_size, self.r_min, self.r_max, self.max_phase).map_err(in_sequences_of(positions))
     }
 
     fn forward_flops(&self, shape: &LayerShape) -> f64 {

@@ -82,7 +82,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
-use super::settings::{ModelCard, Settings, at_least_one};
+use super::settings::{ModelCard, Settings, at_least_one, in_sequences_of};
 use crate::activation::{silu, softplus};
 use crate::depthwise::causal_depthwise_conv;
 use crate::scan::selective_scan;
@@ -235,7 +235,7 @@ impl Settings for MambaSettings {
 
     fn check(&self, positions: usize) -> Result<(), String> {
         check_sizes(self.state_size, self.expand, self.conv_kernel, self.dt_rank, self.dt_min, self.dt_max)
-            .map_err(|problem| format!("{problem} (sequences of {positions} positions)"))
+            .map_err(in_sequences_of(positions))
     }
 
     fn forward_flops(&self, shape: &LayerShape) -> f64 {

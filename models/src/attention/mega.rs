@@ -114,7 +114,7 @@ use super::blocks::{Blocks, block_count, block_scores, unblock};
 use super::flops::LayerShape;
 use super::heads::MASKED_SCORE;
 use super::layer::{AttentionLayer, LayerSizes};
-use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, within};
+use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, in_sequences_of, within};
 use super::softmax::{dropout, softmax_dropout};
 use crate::long_conv::{convolve, two_sided};
 
@@ -252,7 +252,7 @@ impl Settings for MegaSettings {
     }
 
     fn check(&self, positions: usize) -> Result<(), String> {
-        let in_context = |problem: String| format!("{problem} (sequences of {positions} positions)");
+        let in_context = in_sequences_of(positions);
         match self.chunk {
             Some(0) => return Err(in_context("chunk must be at least 1".into())),
             Some(chunk) => within("chunk", chunk, positions)?,

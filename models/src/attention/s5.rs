@@ -119,7 +119,7 @@ use super::softmax::dropout;
 
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
-use super::settings::{ModelCard, Settings, at_least_one};
+use super::settings::{ModelCard, Settings, at_least_one, in_sequences_of};
 use crate::scan::{Complex, linear_recurrence};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -284,8 +284,7 @@ impl Settings for S5Settings {
     }
 
     fn check(&self, positions: usize) -> Result<(), String> {
-        check_sizes(self.state_size, self.blocks, self.dt_min, self.dt_max)
-            .map_err(|problem| format!("{problem} (sequences of {positions} positions)"))
+        check_sizes(self.state_size, self.blocks, self.dt_min, self.dt_max).map_err(in_sequences_of(positions))
     }
 
     fn forward_flops(&self, shape: &LayerShape) -> f64 {

@@ -145,6 +145,11 @@ pub fn at_least_one(name: &str, value: usize) -> Result<(), String> {
     }
 }
 
+/// A problem with a mechanism's settings, placed: `problem (sequences of N positions)`.
+pub fn in_sequences_of(positions: usize) -> impl Fn(String) -> String + Copy {
+    move |problem| format!("{problem} (sequences of {positions} positions)")
+}
+
 /// Refuses a length of 0 or one longer than the sequence, naming both.
 pub fn within(name: &str, value: usize, positions: usize) -> Result<(), String> {
     at_least_one(name, value)?;
