@@ -27,6 +27,7 @@ mod numeric_checks;
 pub mod perceiver;
 pub mod scan;
 pub mod switch;
+pub mod vandermonde;
 
 pub use attention::{AttentionConfig, MODELS, Mechanism, MechanismSettings, ModelInfo, Variant};
 pub use auxiliary::Auxiliary;

@@ -103,10 +103,10 @@
 //! Published LRA accuracy: the paper's Table 2, rows Mega and Mega-chunk
 //! (`harness/src/report/published.rs`).
 
+use crate::activation::sigmoid;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 

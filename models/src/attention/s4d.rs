@@ -37,7 +37,9 @@
 //! O(n log n). The Vandermonde sum is taken `T` steps at a time (`T = ceil(sqrt(n))`
 //! unless set): `A_bar^(jT + i) = A_bar^(jT) A_bar^i`, so that `K[jT + i]` is entry
 //! `(j, i)` of one `[n/T, N/2] x [N/2, T]` complex product per channel, and no
-//! `[d, N/2, n]` tensor of powers is ever made.
+//! `[d, N/2, n]` tensor of powers is ever made. On the CPU backends the kernel is one
+//! fused operation with its own backward ([`crate::vandermonde`]), which keeps only the
+//! modes; burn's composition would keep every power and product it makes.
 //!
 //! Without an FFT (wgpu, cuda): the length is cut into chunks of `T` steps. Within a chunk
 //! the convolution is a `[T, T]` Toeplitz product with `K[0..T]`; across chunks the state
@@ -53,11 +55,12 @@
 //! sequence without padding. It takes no heads or length (each channel has its own
 //! kernel, built for each input's length); `dropout` applies after the GELU, as in S4.
 
+use crate::activation::gelu_erf;
+use crate::vandermonde;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
 
 use super::softmax::dropout;
@@ -296,10 +299,8 @@ struct DiscreteModes {
 impl DiscreteModes {
     /// `A_bar^e` for every exponent: `exponents: [E]` -> `[d_model, N/2, E]`.
     fn powers(&self, exponents: Tensor<1>) -> Complex<3> {
-        let e = exponents.unsqueeze::<3>(); // [1, 1, E]
-        let magnitude = (self.log_decay.clone().unsqueeze_dim::<3>(2) * e.clone()).exp();
-        let angle = self.angle.clone().unsqueeze_dim::<3>(2) * e;
-        Complex { re: magnitude.clone() * angle.clone().cos(), im: magnitude * angle.sin() }
+        let (re, im) = vandermonde::powers(self.log_decay.clone(), self.angle.clone(), exponents);
+        Complex { re, im }
     }
 
     /// `weight` broadcast against powers: `[d_model, N/2, 1]`.
@@ -313,7 +314,7 @@ impl S4d {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
-        self.output.forward(dropout(gelu(self.convolve(u)), &self.dropout))
+        self.output.forward(dropout(gelu_erf(self.convolve(u)), &self.dropout))
     }
 
     /// The state space convolution with its skip term, `y = K * u + D u` (plus the backward
@@ -355,17 +356,14 @@ impl S4d {
     /// The kernel `K[l] = 2 Re(sum_n weight_n A_bar_n^l)` for `l = 0..len`, `T` steps at a
     /// time (see "Convolution" above): `[d_model, len]`.
     fn kernel(&self, modes: DiscreteModes, len: usize) -> Tensor<2> {
-        let device = modes.log_decay.device();
-        let chunk = self.chunk_length.unwrap_or_else(|| (len as f64).sqrt().ceil() as usize).clamp(1, len.max(1));
-        let chunks = len.div_ceil(chunk);
-        let steps =
-            |count: usize, every: usize| Tensor::<1, Int>::arange(0..count as i64, &device).float().mul_scalar(every as f64);
-        let within = modes.powers(steps(chunk, 1)); // A_bar^i: [d_model, N/2, T]
-        let starts = modes.weight3().mul(modes.powers(steps(chunks, chunk))); // weight A_bar^(jT): [d_model, N/2, J]
-        let (starts_re, starts_im) = (starts.re.swap_dims(1, 2), starts.im.swap_dims(1, 2)); // [d_model, J, N/2]
-        let kernel = (starts_re.matmul(within.re) - starts_im.matmul(within.im)).mul_scalar(2.0); // [d_model, J, T]
-        let [channels, _, _] = kernel.dims();
-        kernel.reshape([channels, chunks * chunk]).slice([0..channels, 0..len])
+        let DiscreteModes { log_decay, angle, weight } = modes;
+        let modes = vandermonde::Modes { log_decay, angle, weight_re: weight.re, weight_im: weight.im };
+        vandermonde::kernel(modes, len, self.chunk(len))
+    }
+
+    /// `T`, the steps per chunk at `len` positions: `chunk_length`, or `ceil(sqrt(len))`.
+    fn chunk(&self, len: usize) -> usize {
+        self.chunk_length.unwrap_or_else(|| (len as f64).sqrt().ceil() as usize).clamp(1, len.max(1))
     }
 
     /// The causal convolution `K * u` of the modes' kernel, without the skip term:
@@ -373,7 +371,7 @@ impl S4d {
     fn causal_convolution(&self, u: Tensor<3>, modes: DiscreteModes) -> Tensor<3> {
         let [batch, len, channels] = u.dims();
         let device = u.device();
-        let chunk = self.chunk_length.unwrap_or_else(|| (len as f64).sqrt().ceil() as usize).clamp(1, len.max(1));
+        let chunk = self.chunk(len);
         let chunks = len.div_ceil(chunk);
         let steps = |range: std::ops::Range<i64>| Tensor::<1, Int>::arange(range, &device).float();
 

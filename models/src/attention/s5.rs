@@ -108,10 +108,11 @@
 //!
 //! The paper's LRA accuracies (its Table 1) are in `harness/src/report/published.rs`.
 
+use crate::activation::gelu_erf;
+use crate::activation::sigmoid;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -334,7 +335,7 @@ impl S5 {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
-        let g = dropout(gelu(self.ssm(u)), &self.dropout);
+        let g = dropout(gelu_erf(self.ssm(u)), &self.dropout);
         g.clone() * sigmoid(self.gate.forward(g))
     }
 
