@@ -191,7 +191,7 @@ fn normal_cdf_and_density(x: f32) -> (f32, f32) {
 fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     let ([out], _) = cpu::par_blocks(x.len(), TASK_ELEMENTS, |start, [out]| {
         let range = start..start + out.len();
-        out.iter_mut().zip(x[range.clone()].iter().zip(&other[range])).for_each(|(y, (&x, &g))| *y = f(x, g));
+        cpu::zip_into(out, &x[range.clone()], &other[range], &f);
     });
     out
 }
