@@ -62,8 +62,9 @@ pub fn gelu_erf<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// The exact GELU in burn's operations, `x (1 + erf(x / sqrt 2)) / 2`, differentiated
-/// through `erf`. (burn's own `activation::gelu` has this value, but its backward is the
-/// tanh form's derivative, off by up to about 2e-3.)
+/// through `erf`. (burn's own `activation::gelu` has this value, but its backends differ on
+/// its backward: flex differentiates the exact form, ndarray and wgpu take the tanh form's
+/// derivative, up to about 2e-3 apart.)
 fn gelu_erf_composed<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone() * ((x / std::f32::consts::SQRT_2).erf() + 1.0) * 0.5
 }
