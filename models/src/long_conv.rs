@@ -1,7 +1,7 @@
 //! Long convolutions: every channel of a sequence convolved with a kernel as long as the
 //! sequence, in O(n log n) by the FFT.
 //!
-//! `y[b, c, t] = sum_s kernel[c, t - s + (n - 1)] u[b, c, s]` for `t, s < n`: the kernel
+//! `y[b, t, c] = sum_s kernel[c, t - s + (n - 1)] u[b, s, c]` for `t, s < n`: the kernel
 //! holds one weight per lag `t - s` from `-(n - 1)` to `n - 1` (`2n - 1` of them, lag 0 at
 //! index `n - 1`). A causal kernel (state spaces run forward, Hyena's filters) is zero at
 //! the negative lags; a bidirectional one (S4D and Mega run both ways on LRA) is not.
@@ -13,7 +13,10 @@
 //!
 //! On the CPU backends this is one fused operation with its own backward, on real FFTs
 //! ([`realfft`], built on [`rustfft`]), parallel over channels; its backward keeps only
-//! the operation's inputs. The transforms run in f64: an FFT's rounding error is relative
+//! the operation's inputs. It takes and gives the layers' layout, channels last, and
+//! transposes to and from rows of one channel itself, in cache-sized tiles: burn's copy of
+//! a swapped view costs several times more, and the view's copy would be kept for the
+//! backward. The transforms run in f64: an FFT's rounding error is relative
 //! to the largest value of the whole signal, so in f32 an output much smaller than the
 //! largest (a gradient summing lags that nearly cancel, a decayed state) keeps few correct
 //! digits where a direct sum keeps them all; in f64 every output is the exact sum rounded
@@ -41,10 +44,10 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::cpu::{RowMajor, runs_natively};
 
-/// The long convolution above: `u: [batch, channels, n]`, `kernel: [channels, 2n - 1]`
-/// (lags `-(n - 1)..=n - 1`) -> `[batch, channels, n]`.
+/// The long convolution above: `u: [batch, n, channels]`, `kernel: [channels, 2n - 1]`
+/// (lags `-(n - 1)..=n - 1`) -> `[batch, n, channels]`.
 pub fn convolve(u: Tensor<3>, kernel: Tensor<2>) -> Tensor<3> {
-    let [_, channels, n] = u.dims();
+    let [_, n, channels] = u.dims();
     assert_eq!(kernel.dims(), [channels, 2 * n - 1], "a kernel of 2n - 1 lags per channel for n = {n}");
     if !runs_natively(&u) {
         return direct(u, kernel);
@@ -66,11 +69,35 @@ pub fn two_sided(causal: Tensor<2>, anticausal: Option<Tensor<2>>) -> Tensor<2> 
 }
 
 /// burn's depthwise `conv1d` (a cross-correlation, hence the reversed kernel), padded so
-/// that output `t` sums inputs `t - (n - 1)..=t + (n - 1)`.
+/// that output `t` sums inputs `t - (n - 1)..=t + (n - 1)`; it takes channels first.
 fn direct(u: Tensor<3>, kernel: Tensor<2>) -> Tensor<3> {
-    let [_, channels, n] = u.dims();
+    let [_, n, channels] = u.dims();
     let weight = kernel.flip([1]).reshape([channels, 1, 2 * n - 1]);
-    conv1d(u, weight, None, ConvOptions::new([1], [n - 1], [1], channels))
+    conv1d(u.swap_dims(1, 2), weight, None, ConvOptions::new([1], [n - 1], [1], channels)).swap_dims(1, 2)
+}
+
+/// Each of `batch` row-major `[rows, cols]` matrices transposed to `[cols, rows]`, a tile
+/// at a time (a tile's rows and columns stay in cache).
+fn transpose(values: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut out = vec![0.0f32; values.len()];
+    if values.is_empty() {
+        return out;
+    }
+    let matrix = rows * cols;
+    debug_assert_eq!(values.len(), batch * matrix);
+    out.par_chunks_mut(matrix).zip(values.par_chunks(matrix)).for_each(|(out, m)| {
+        for r0 in (0..rows).step_by(TILE) {
+            for c0 in (0..cols).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    for c in c0..(c0 + TILE).min(cols) {
+                        out[c * rows + r] = m[r * cols + c];
+                    }
+                }
+            }
+        }
+    });
+    out
 }
 
 /// The smallest FFT length at least `2n - 1` with no prime factor above 3, which rustfft
@@ -251,15 +278,17 @@ fn backward_values(u: &[f32], kernel: &[f32], grad: &[f32], batch: usize, channe
 
 #[backend_extension(Flex, NdArray, Autodiff)]
 pub trait FftConvolution: Backend {
-    /// [`convolve`]: `u: [batch, channels, n]`, `kernel: [channels, 2n - 1]`.
+    /// [`convolve`]: `u: [batch, n, channels]`, `kernel: [channels, 2n - 1]`.
     fn long_convolution(u: FloatTensor<Self>, kernel: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
+/// `u: [batch, n, channels]` -> `[batch, n, channels]`, by rows of one channel.
 fn forward<B: RowMajor>(u: FloatTensor<B>, kernel: FloatTensor<B>) -> FloatTensor<B> {
     let shape = u.shape();
-    let [batch, channels, n] = [shape[0], shape[1], shape[2]];
-    let y = B::with_values(u, |u| B::with_values(kernel, |k| forward_values(u, k, batch, channels, n)));
-    B::from_values(y, shape)
+    let [batch, n, channels] = [shape[0], shape[1], shape[2]];
+    let rows = B::with_values(u, |u| transpose(u, batch, n, channels));
+    let y = B::with_values(kernel, |k| forward_values(&rows, k, batch, channels, n));
+    B::from_values(transpose(&y, batch, channels, n), shape)
 }
 
 impl<B: RowMajor> FftConvolution for B {
@@ -279,10 +308,11 @@ impl<B: RowMajor> Backward<B, 2> for LongConvolutionBackward {
         let (u, kernel) = ops.state;
         let grad = grads.consume::<B>(&ops.node);
         let (u_shape, kernel_shape) = (u.shape(), kernel.shape());
-        let [batch, channels, n] = [u_shape[0], u_shape[1], u_shape[2]];
-        let (grad_u, grad_kernel) = B::with_values(u, |u| {
-            B::with_values(kernel, |k| B::with_values(grad, |g| backward_values(u, k, g, batch, channels, n)))
-        });
+        let [batch, n, channels] = [u_shape[0], u_shape[1], u_shape[2]];
+        let (u, grad) =
+            (B::with_values(u, |u| transpose(u, batch, n, channels)), B::with_values(grad, |g| transpose(g, batch, n, channels)));
+        let (grad_u, grad_kernel) = B::with_values(kernel, |k| backward_values(&u, k, &grad, batch, channels, n));
+        let grad_u = transpose(&grad_u, batch, channels, n);
         let [u_node, kernel_node] = ops.parents;
         if let Some(node) = u_node {
             grads.register::<B>(node.id, B::from_values(grad_u, u_shape));
@@ -326,6 +356,15 @@ mod tests {
             }
         }
         y
+    }
+
+    /// [`convolve`] and [`direct`] on `[batch, channels, n]`, the layout of [`by_definition`].
+    fn fused_rows(u: Tensor<3>, kernel: Tensor<2>) -> Tensor<3> {
+        convolve(u.swap_dims(1, 2), kernel).swap_dims(1, 2)
+    }
+
+    fn direct_rows(u: Tensor<3>, kernel: Tensor<2>) -> Tensor<3> {
+        direct(u.swap_dims(1, 2), kernel).swap_dims(1, 2)
     }
 
     /// Each value the exact one rounded once to f32, to within the f64 transforms' error.
@@ -378,9 +417,9 @@ mod tests {
             let u = Tensor::<3>::random([batch, channels, n], Distribution::Normal(0.0, 1.0), &device);
             let kernel = Tensor::<2>::random([channels, 2 * n - 1], Distribution::Normal(0.0, 1.0), &device);
             let want = by_definition(&values(u.clone()), &values(kernel.clone()), batch, channels, n);
-            assert_rounded(&values(convolve(u.clone(), kernel.clone())), &want, "fft");
-            assert_near(&values(direct(u.clone(), kernel.clone())), &want, "conv1d");
-            let on_ndarray = convolve(u.to_device(&Device::ndarray()), kernel.to_device(&Device::ndarray()));
+            assert_rounded(&values(fused_rows(u.clone(), kernel.clone())), &want, "fft");
+            assert_near(&values(direct_rows(u.clone(), kernel.clone())), &want, "conv1d");
+            let on_ndarray = fused_rows(u.to_device(&Device::ndarray()), kernel.to_device(&Device::ndarray()));
             assert_rounded(&values(on_ndarray), &want, "fft on ndarray");
         }
     }
@@ -408,7 +447,7 @@ mod tests {
         let bumped = u.clone()
             + Tensor::<3>::zeros([1, channels, n], &device)
                 .slice_assign([0..1, 0..channels, n - 1..n], Tensor::ones([1, channels, 1], &device));
-        let (a, b) = (values(convolve(u, kernel.clone())), values(convolve(bumped, kernel)));
+        let (a, b) = (values(fused_rows(u, kernel.clone())), values(fused_rows(bumped, kernel)));
         for ch in 0..channels {
             for t in 0..n - 1 {
                 let i = ch * n + t;
@@ -426,7 +465,7 @@ mod tests {
             let weights = Tensor::<3>::random([batch, channels, n], Distribution::Normal(0.0, 1.0), &device);
             let gradients = |fused: bool| {
                 let (u, kernel) = (u.clone().require_grad(), kernel.clone().require_grad());
-                let y = if fused { convolve(u.clone(), kernel.clone()) } else { direct(u.clone(), kernel.clone()) };
+                let y = if fused { fused_rows(u.clone(), kernel.clone()) } else { direct_rows(u.clone(), kernel.clone()) };
                 let grads = (y * weights.clone()).sum().backward();
                 (values(u.grad(&grads).unwrap()), values(kernel.grad(&grads).unwrap()))
             };

@@ -17,7 +17,8 @@
 //!   channels, each channel then through a short depthwise convolution (`short_filter_size`
 //!   taps, 3 in the paper), causal: `s_t = b + sum_{k < S} w_k ⊙ p_{t-k}`. The streams are
 //!   `v, x^1, ..., x^N` in that order (the official code puts `v` last; the order of the
-//!   channels of a projection changes nothing).
+//!   channels of a projection changes nothing). The short filter is Mamba's causal
+//!   depthwise convolution (`crate::depthwise`, one fused operation on the CPU).
 //! - The recurrence (Definition 3.1): `z^1 = v`, `z^{n+1}_t = x^n_t (h^n * z^n)_t` for
 //!   `n = 1..N`, `y = z^{N+1}`: long convolutions interleaved with gates, the operator
 //!   `H(u) = D_x^N S_h^N ... D_x^1 S_h^1` of Section 3.2 applied to `v` without forming a
@@ -90,6 +91,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, fit, in_sequences_of, within};
+use crate::depthwise::causal_depthwise_conv;
 use crate::long_conv::{convolve, two_sided};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -399,41 +401,26 @@ impl Hyena {
         let [batch, len, _] = x.dims();
         let real = padding.bool_not().float().reshape([batch, len, 1]);
         let streams = self.streams(x * real.clone());
-        let y = self.recurrence(streams.swap_dims(1, 2), real.reshape([batch, 1, len]));
-        self.output.forward(dropout(y.swap_dims(1, 2), &self.dropout))
+        let y = self.recurrence(streams, real);
+        self.output.forward(dropout(y, &self.dropout))
     }
 
     /// Algorithm 1: the projection and the short causal filter,
     /// `u: [batch, len, d_model]` -> `[batch, len, (N + 1) d_model]`.
     pub fn streams(&self, u: Tensor<3>) -> Tensor<3> {
-        let projected = self.input.forward(u);
-        let [batch, len, channels] = projected.dims();
-        let taps = self.short_filter.dims()[0];
-        let mut filtered = self.short_bias.val().reshape([1, 1, channels]).expand([batch, len, channels]);
-        // Tap k: the projection delayed by k steps (zeros before the sequence).
-        for k in 0..taps.min(len) {
-            let delayed = match k {
-                0 => projected.clone(),
-                _ => Tensor::cat(
-                    vec![
-                        Tensor::zeros([batch, k, channels], &projected.device()),
-                        projected.clone().slice([0..batch, 0..len - k, 0..channels]),
-                    ],
-                    1,
-                ),
-            };
-            filtered = filtered + delayed * self.short_filter.val().slice([k..k + 1, 0..channels]).reshape([1, 1, channels]);
-        }
-        filtered
+        // Tap k of the short filter weighs the projection k steps earlier (zeros before the
+        // sequence): the causal depthwise convolution's tap `taps - 1 - k`.
+        let weight = self.short_filter.val().transpose().flip([1]); // [channels, taps]
+        causal_depthwise_conv(self.input.forward(u), weight, self.short_bias.val())
     }
 
     /// Definition 3.1: `z^1 = v`, `z^{n+1} = x^n ⊙ (h^n * z^n)`, each `z^n` zeroed at
-    /// padded positions before its convolution. `streams: [batch, (N + 1) d_model, len]`,
-    /// `real: [batch, 1, len]` (1 at real tokens) -> `y = z^{N+1}: [batch, d_model, len]`.
+    /// padded positions before its convolution. `streams: [batch, len, (N + 1) d_model]`,
+    /// `real: [batch, len, 1]` (1 at real tokens) -> `y = z^{N+1}: [batch, len, d_model]`.
     pub fn recurrence(&self, streams: Tensor<3>, real: Tensor<3>) -> Tensor<3> {
-        let [batch, channels, len] = streams.dims();
+        let [batch, len, channels] = streams.dims();
         let d_model = channels / (self.order + 1);
-        let stream = |i: usize| streams.clone().slice([0..batch, i * d_model..(i + 1) * d_model, 0..len]);
+        let stream = |i: usize| streams.clone().slice([0..batch, 0..len, i * d_model..(i + 1) * d_model]);
         let mut z = stream(0);
         for (n, kernel) in self.filter.kernels(len, &streams.device()).into_iter().enumerate() {
             z = stream(n + 1) * convolve(z * real.clone(), kernel);

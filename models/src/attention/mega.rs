@@ -389,7 +389,7 @@ impl Mega {
         // The backward EMA weighs the step `m` later by its K'[m], m >= 1 (`two_sided`'s
         // anticausal entry m - 1).
         let anticausal = self.bidirectional.then(|| kernels.slice([d_model..2 * d_model, 1..len + 1]));
-        convolve(x.swap_dims(1, 2), two_sided(causal, anticausal)).swap_dims(1, 2)
+        convolve(x, two_sided(causal, anticausal))
     }
 
     /// The attention `O = f(Q K^T / tau + b_rel) V` within chunks: `queries, keys:

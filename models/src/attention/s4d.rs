@@ -330,7 +330,7 @@ impl S4d {
         let anticausal =
             self.c_backward.as_ref().map(|(c_real, c_imag)| self.kernel(self.discrete_modes(c_real.val(), c_imag.val()), len));
         let kernel = long_conv::two_sided(causal, anticausal);
-        let mixed = long_conv::convolve(u.clone().swap_dims(1, 2), kernel).swap_dims(1, 2);
+        let mixed = long_conv::convolve(u.clone(), kernel);
         mixed + u * self.skip.val().reshape([1, 1, channels])
     }
 
