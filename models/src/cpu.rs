@@ -84,6 +84,25 @@ pub fn zip_into(out: &mut [f32], x: &[f32], other: &[f32], f: &impl Fn(f32, f32)
     zip_each(out, x, other, f)
 }
 
+/// `work()`, compiled for AVX2 where the processor has it, as [`zip_into`]'s loop: for a
+/// task's whole body (the scans' loops over time), written as one closure so that it is
+/// inlined into the AVX2 function (what it calls out of line stays baseline code).
+#[inline(always)]
+pub fn vectorised<R>(work: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { with_avx2(work) };
+    }
+    work()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn with_avx2<R>(work: impl FnOnce() -> R) -> R {
+    work()
+}
+
 #[inline(always)]
 fn zip_each(out: &mut [f32], x: &[f32], other: &[f32], f: &impl Fn(f32, f32) -> f32) {
     out.iter_mut().zip(x.iter().zip(other)).for_each(|(y, (&x, &o))| *y = f(x, o));
