@@ -171,7 +171,8 @@ fn forward_values(inputs: [&[f32]; 4], sizes: Sizes) -> Vec<f32> {
 fn backward_values(inputs: [&[f32]; 4], grad: &[f32], sizes: Sizes) -> [Vec<f32>; 4] {
     let [log_decay, angle, w_re, w_im] = inputs;
     let Sizes { modes, len, chunk, .. } = sizes;
-    let per_channel: Vec<[Vec<f32>; 4]> = (0..sizes.channels)
+    // Per channel, per mode: the gradients of its four inputs.
+    let per_channel: Vec<Vec<[f32; 4]>> = (0..sizes.channels)
         .into_par_iter()
         .map(|c| {
             let powers = channel_powers(row(log_decay, c, modes), row(angle, c, modes), sizes);
@@ -179,30 +180,28 @@ fn backward_values(inputs: [&[f32]; 4], grad: &[f32], sizes: Sizes) -> [Vec<f32>
             let mut g = vec![0.0f32; sizes.chunks() * chunk];
             g[..len].copy_from_slice(&grad[c * len..(c + 1) * len]);
             let lg: Vec<f32> = g.iter().enumerate().map(|(l, g)| l as f32 * g).collect();
-            let mut grads = [vec![0.0f32; modes], vec![0.0f32; modes], vec![0.0f32; modes], vec![0.0f32; modes]];
-            for m in 0..modes {
-                let (p_re, p_im) = (&powers.within_re[m * chunk..][..chunk], &powers.within_im[m * chunk..][..chunk]);
-                // S1 = sum_j z^(jT) sum_i G[jT + i] z^i, and S2 likewise with l G.
-                let (mut s1, mut s2) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
-                for (j, (g, lg)) in g.chunks_exact(chunk).zip(lg.chunks_exact(chunk)).enumerate() {
-                    let (q_re, q_im) = powers.starts[j * modes + m];
-                    let (r_re, r_im) = (dot(g, p_re) as f64, dot(g, p_im) as f64);
-                    let (r2_re, r2_im) = (dot(lg, p_re) as f64, dot(lg, p_im) as f64);
-                    s1 = (s1.0 + q_re * r_re - q_im * r_im, s1.1 + q_re * r_im + q_im * r_re);
-                    s2 = (s2.0 + q_re * r2_re - q_im * r2_im, s2.1 + q_re * r2_im + q_im * r2_re);
-                }
-                let (w_re, w_im) = (row(w_re, c, modes)[m] as f64, row(w_im, c, modes)[m] as f64);
-                // w S2.
-                let (ws2_re, ws2_im) = (w_re * s2.0 - w_im * s2.1, w_re * s2.1 + w_im * s2.0);
-                grads[0][m] = (2.0 * ws2_re) as f32;
-                grads[1][m] = (-2.0 * ws2_im) as f32;
-                grads[2][m] = (2.0 * s1.0) as f32;
-                grads[3][m] = (-2.0 * s1.1) as f32;
-            }
-            grads
+            let (w_re, w_im) = (row(w_re, c, modes), row(w_im, c, modes));
+            (0..modes)
+                .map(|m| {
+                    let (p_re, p_im) = (&powers.within_re[m * chunk..][..chunk], &powers.within_im[m * chunk..][..chunk]);
+                    // S1 = sum_j z^(jT) sum_i G[jT + i] z^i, and S2 likewise with l G.
+                    let (mut s1, mut s2) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+                    for (j, (g, lg)) in g.chunks_exact(chunk).zip(lg.chunks_exact(chunk)).enumerate() {
+                        let (q_re, q_im) = powers.starts[j * modes + m];
+                        let (r_re, r_im) = (dot(g, p_re) as f64, dot(g, p_im) as f64);
+                        let (r2_re, r2_im) = (dot(lg, p_re) as f64, dot(lg, p_im) as f64);
+                        s1 = (s1.0 + q_re * r_re - q_im * r_im, s1.1 + q_re * r_im + q_im * r_re);
+                        s2 = (s2.0 + q_re * r2_re - q_im * r2_im, s2.1 + q_re * r2_im + q_im * r2_re);
+                    }
+                    let (w_re, w_im) = (w_re[m] as f64, w_im[m] as f64);
+                    // w S2.
+                    let (ws2_re, ws2_im) = (w_re * s2.0 - w_im * s2.1, w_re * s2.1 + w_im * s2.0);
+                    [2.0 * ws2_re, -2.0 * ws2_im, 2.0 * s1.0, -2.0 * s1.1].map(|v| v as f32)
+                })
+                .collect()
         })
         .collect();
-    std::array::from_fn(|input| per_channel.iter().flat_map(|grads| grads[input].iter().copied()).collect())
+    std::array::from_fn(|input| per_channel.iter().flat_map(|modes| modes.iter().map(move |grads| grads[input])).collect())
 }
 
 fn sizes<B: Backend>(log_decay: &FloatTensor<B>, len: usize, chunk: usize) -> Sizes {
