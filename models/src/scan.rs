@@ -97,8 +97,23 @@ impl<const D: usize> Complex<D> {
 ///
 /// The fused sequential loop on the CPU backends, [`recurrence_by_doubling`] elsewhere.
 pub fn linear_recurrence(a: Complex<1>, b: Complex<3>) -> Complex<3> {
+    recurrence(a, b, false)
+}
+
+/// The same recurrence run from the end, `h_t = a ⊙ h_{t+1} + b_t` from `h_len = 0`: the
+/// backward direction of a bidirectional layer. On the CPU backends the fused loop runs
+/// backwards in time (the same numbers as flipping `b`, scanning and flipping back, without
+/// the copies of the flips); elsewhere it is exactly that.
+pub fn linear_recurrence_from_end(a: Complex<1>, b: Complex<3>) -> Complex<3> {
+    recurrence(a, b, true)
+}
+
+fn recurrence(a: Complex<1>, b: Complex<3>, from_end: bool) -> Complex<3> {
     if !(runs_natively(&b.re) && runs_natively(&a.re)) {
-        return recurrence_by_doubling(a, b);
+        return match from_end {
+            false => recurrence_by_doubling(a, b),
+            true => recurrence_by_doubling(a, b.flip_time()).flip_time(),
+        };
     }
     let [batch, len, channels] = b.re.dims();
     let packed = Tensor::<4>::from_dispatch(<Dispatch as FusedScan>::diagonal_scan(
@@ -106,6 +121,7 @@ pub fn linear_recurrence(a: Complex<1>, b: Complex<3>) -> Complex<3> {
         a.im.into_dispatch(),
         b.re.into_dispatch(),
         b.im.into_dispatch(),
+        from_end,
     ));
     let part = |index: usize| packed.clone().narrow(0, index, 1).reshape([batch, len, channels]);
     Complex { re: part(0), im: part(1) }
@@ -169,9 +185,21 @@ impl Shared {
     }
 }
 
+/// Step `k` of a scan over `len` steps: time `k`, or `len - 1 - k` from the end.
+fn time_of(k: usize, len: usize, from_end: bool) -> usize {
+    if from_end { len - 1 - k } else { k }
+}
+
 /// The forward loop: `h` as `[2, batch, len, channels]` row-major numbers (real parts,
-/// then imaginary ones).
-fn forward_values(a_re: &[f32], a_im: &[f32], b_re: &[f32], b_im: &[f32], batch: usize, len: usize) -> Vec<f32> {
+/// then imaginary ones), run from the end when `from_end`.
+fn forward_values(
+    a_re: &[f32],
+    a_im: &[f32],
+    b_re: &[f32],
+    b_im: &[f32],
+    (batch, len): (usize, usize),
+    from_end: bool,
+) -> Vec<f32> {
     let channels = a_re.len();
     let size = batch * len * channels;
     let mut out = vec![0.0f32; 2 * size];
@@ -180,8 +208,8 @@ fn forward_values(a_re: &[f32], a_im: &[f32], b_re: &[f32], b_im: &[f32], batch:
         let width = block.len();
         let (ar, ai) = (&a_re[block.clone()], &a_im[block.clone()]);
         let (mut hr, mut hi) = (vec![0.0f32; width], vec![0.0f32; width]);
-        for t in 0..len {
-            let row = (example * len + t) * channels + block.start;
+        for k in 0..len {
+            let row = (example * len + time_of(k, len, from_end)) * channels + block.start;
             let (br, bi) = (&b_re[row..row + width], &b_im[row..row + width]);
             for j in 0..width {
                 let (r, i) = (hr[j], hi[j]);
@@ -202,8 +230,16 @@ fn forward_values(a_re: &[f32], a_im: &[f32], b_re: &[f32], b_im: &[f32], batch:
 
 /// The backward loop (see the top comment): from `a`, the output `h` (`[2, batch, len,
 /// channels]`) and its gradient `g` (same layout), returns `db` in `h`'s layout and
-/// `da` as `(re, im)`, each `[channels]`.
-fn backward_values(a_re: &[f32], a_im: &[f32], h: &[f32], g: &[f32], batch: usize, len: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+/// `da` as `(re, im)`, each `[channels]`. The steps are taken in the forward's order
+/// reversed, so `from_end` runs them forwards in time.
+fn backward_values(
+    a_re: &[f32],
+    a_im: &[f32],
+    h: &[f32],
+    g: &[f32],
+    (batch, len): (usize, usize),
+    from_end: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = a_re.len();
     let size = batch * len * channels;
     let (h_re, h_im) = h.split_at(size);
@@ -217,10 +253,10 @@ fn backward_values(a_re: &[f32], a_im: &[f32], h: &[f32], g: &[f32], batch: usiz
             let (ar, ai) = (&a_re[block.clone()], &a_im[block.clone()]);
             let (mut dr, mut di) = (vec![0.0f32; width], vec![0.0f32; width]);
             let (mut da_re, mut da_im) = (vec![0.0f32; width], vec![0.0f32; width]);
-            for t in (0..len).rev() {
-                let row = (example * len + t) * channels + block.start;
+            for k in (0..len).rev() {
+                let row = (example * len + time_of(k, len, from_end)) * channels + block.start;
                 let (gr, gi) = (&g_re[row..row + width], &g_im[row..row + width]);
-                // d_t = g_t + conj(a) d_{t+1}.
+                // d_t = g_t + conj(a) d_{t+1} (from the end: d_{t-1}).
                 for j in 0..width {
                     let (r, i) = (dr[j], di[j]);
                     dr[j] = gr[j] + ar[j] * r + ai[j] * i;
@@ -233,9 +269,9 @@ fn backward_values(a_re: &[f32], a_im: &[f32], h: &[f32], g: &[f32], batch: usiz
                         shared.write(size + row + j, di[j]);
                     }
                 }
-                // da += d_t conj(h_{t-1}).
-                if t > 0 {
-                    let previous = row - channels;
+                // da += d_t conj(h_{t-1}) (from the end: h_{t+1}), the state before this step.
+                if k > 0 {
+                    let previous = (example * len + time_of(k - 1, len, from_end)) * channels + block.start;
                     let (pr, pi) = (&h_re[previous..previous + width], &h_im[previous..previous + width]);
                     for j in 0..width {
                         da_re[j] += dr[j] * pr[j] + di[j] * pi[j];
@@ -260,12 +296,13 @@ fn forward<B: RowMajor>(
     a_im: FloatTensor<B>,
     b_re: FloatTensor<B>,
     b_im: FloatTensor<B>,
+    from_end: bool,
 ) -> FloatTensor<B> {
     let shape = b_re.shape();
     let (batch, len, channels) = (shape[0], shape[1], shape[2]);
     let values = B::with_values(a_re, |ar| {
         B::with_values(a_im, |ai| {
-            B::with_values(b_re, |br| B::with_values(b_im, |bi| forward_values(ar, ai, br, bi, batch, len)))
+            B::with_values(b_re, |br| B::with_values(b_im, |bi| forward_values(ar, ai, br, bi, (batch, len), from_end)))
         })
     });
     B::from_values(values, Shape::from([2, batch, len, channels]))
@@ -275,24 +312,33 @@ fn forward<B: RowMajor>(
 pub trait FusedScan: Backend {
     /// `h_t = a h_{t-1} + b_t` (complex, `a: [channels]` real and imaginary parts,
     /// `b: [batch, len, channels]` likewise) -> `[2, batch, len, channels]`, the real
-    /// parts of `h` then the imaginary ones.
+    /// parts of `h` then the imaginary ones; `from_end`: `h_t = a h_{t+1} + b_t`.
     fn diagonal_scan(
         a_re: FloatTensor<Self>,
         a_im: FloatTensor<Self>,
         b_re: FloatTensor<Self>,
         b_im: FloatTensor<Self>,
+        from_end: bool,
     ) -> FloatTensor<Self>;
 }
 
 impl<B: RowMajor> FusedScan for B {
-    fn diagonal_scan(a_re: FloatTensor<B>, a_im: FloatTensor<B>, b_re: FloatTensor<B>, b_im: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(a_re, a_im, b_re, b_im)
+    fn diagonal_scan(
+        a_re: FloatTensor<B>,
+        a_im: FloatTensor<B>,
+        b_re: FloatTensor<B>,
+        b_im: FloatTensor<B>,
+        from_end: bool,
+    ) -> FloatTensor<B> {
+        forward::<B>(a_re, a_im, b_re, b_im, from_end)
     }
 }
 
 /// The backward node: it keeps `a` and the output `h`.
 #[derive(Debug)]
-struct ScanBackward;
+struct ScanBackward {
+    from_end: bool,
+}
 
 impl<B: RowMajor> Backward<B, 4> for ScanBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
@@ -304,7 +350,7 @@ impl<B: RowMajor> Backward<B, 4> for ScanBackward {
         let (batch, len, channels) = (shape[1], shape[2], shape[3]);
         let (db, da_re, da_im) = B::with_values(a_re, |ar| {
             B::with_values(a_im, |ai| {
-                B::with_values(h, |h| B::with_values(output_grad, |g| backward_values(ar, ai, h, g, batch, len)))
+                B::with_values(h, |h| B::with_values(output_grad, |g| backward_values(ar, ai, h, g, (batch, len), self.from_end)))
             })
         });
         let (db_re, db_im) = db.split_at(batch * len * channels);
@@ -330,18 +376,20 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
         a_im: FloatTensor<Self>,
         b_re: FloatTensor<Self>,
         b_im: FloatTensor<Self>,
+        from_end: bool,
     ) -> FloatTensor<Self> {
         let (a_re, a_re_node) = a_re.into_parts();
         let (a_im, a_im_node) = a_im.into_parts();
         let (b_re, b_re_node) = b_re.into_parts();
         let (b_im, b_im_node) = b_im.into_parts();
         // Compute-bound: the node keeps `h` rather than rerunning the loop.
-        match ScanBackward.prepare::<C>([a_re_node, a_im_node, b_re_node, b_im_node]).compute_bound().stateful() {
+        let node = ScanBackward { from_end };
+        match node.prepare::<C>([a_re_node, a_im_node, b_re_node, b_im_node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let h = forward::<B>(a_re.clone(), a_im.clone(), b_re, b_im);
+                let h = forward::<B>(a_re.clone(), a_im.clone(), b_re, b_im, from_end);
                 prep.finish((a_re, a_im, h.clone()), h)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(a_re, a_im, b_re, b_im)),
+            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(a_re, a_im, b_re, b_im, from_end)),
         }
     }
 }
@@ -763,9 +811,15 @@ mod tests {
                 let fused = linear_recurrence(a.clone(), b.clone());
                 assert_close(&values(fused.re), &expected.0, 1e-4, &format!("fused, real, {what}"));
                 assert_close(&values(fused.im), &expected.1, 1e-4, &format!("fused, imaginary, {what}"));
-                let doubled = recurrence_by_doubling(a, b);
+                let doubled = recurrence_by_doubling(a.clone(), b.clone());
                 assert_close(&values(doubled.re), &expected.0, 1e-4, &format!("doubling, real, {what}"));
                 assert_close(&values(doubled.im), &expected.1, 1e-4, &format!("doubling, imaginary, {what}"));
+                // From the end: the loop run backwards in time gives exactly the forward loop
+                // over the reversed sequence, reversed.
+                let from_end = linear_recurrence_from_end(a.clone(), b.clone());
+                let by_flips = linear_recurrence(a, b.flip_time()).flip_time();
+                assert_eq!(values(from_end.re), values(by_flips.re), "from the end, real, {what}");
+                assert_eq!(values(from_end.im), values(by_flips.im), "from the end, imaginary, {what}");
             }
         }
     }
@@ -781,13 +835,14 @@ mod tests {
                 let (a, b) = inputs(&device, batch, len, channels);
                 let g_re = Tensor::<3>::random([batch, len, channels], Distribution::Normal(0.0, 1.0), &device);
                 let g_im = Tensor::<3>::random([batch, len, channels], Distribution::Normal(0.0, 1.0), &device);
-                let run = |fused: bool| {
+                let run = |fused: bool, from_end: bool| {
                     let a = Complex { re: a.re.clone().detach().require_grad(), im: a.im.clone().detach().require_grad() };
                     let b = Complex { re: b.re.clone().detach().require_grad(), im: b.im.clone().detach().require_grad() };
-                    let h = if fused {
-                        linear_recurrence(a.clone(), b.clone())
-                    } else {
-                        recurrence_by_doubling(a.clone(), b.clone())
+                    let h = match (fused, from_end) {
+                        (true, false) => linear_recurrence(a.clone(), b.clone()),
+                        (true, true) => linear_recurrence_from_end(a.clone(), b.clone()),
+                        (false, false) => recurrence_by_doubling(a.clone(), b.clone()),
+                        (false, true) => recurrence_by_doubling(a.clone(), b.clone().flip_time()).flip_time(),
                     };
                     let grads = (h.re.clone() * g_re.clone() + h.im.clone() * g_im.clone()).sum().backward();
                     // With one step `a` never acts, and the doubling scan gives it no gradient: zeros.
@@ -795,11 +850,25 @@ mod tests {
                     let grad3 = |t: &Tensor<3>| values(t.grad(&grads).expect("a gradient"));
                     [values(h.re), values(h.im), grad(&a.re), grad(&a.im), grad3(&b.re), grad3(&b.im)]
                 };
-                let (fused, doubled) = (run(true), run(false));
-                let names = ["h real", "h imaginary", "da real", "da imaginary", "db real", "db imaginary"];
-                for ((got, expected), name) in fused.iter().zip(&doubled).zip(names) {
-                    // da sums batch x len terms of size up to about 1 / (1 - |a|).
-                    assert_close(got, expected, 1e-3, &format!("{name}, batch {batch}, len {len}, channels {channels}"));
+                // From the end, the fused loop run backwards in time gives the gradients of
+                // the fused loop over the reversed sequence, bit for bit.
+                let flipped = {
+                    let a = Complex { re: a.re.clone().detach().require_grad(), im: a.im.clone().detach().require_grad() };
+                    let b = Complex { re: b.re.clone().detach().require_grad(), im: b.im.clone().detach().require_grad() };
+                    let h = linear_recurrence(a.clone(), b.clone().flip_time()).flip_time();
+                    let grads = (h.re * g_re.clone() + h.im * g_im.clone()).sum().backward();
+                    let grad = |t: &Tensor<1>| t.grad(&grads).map(values).unwrap_or_else(|| vec![0.0; channels]);
+                    [grad(&a.re), grad(&a.im), values(b.re.grad(&grads).unwrap()), values(b.im.grad(&grads).unwrap())]
+                };
+                assert_eq!(run(true, true)[2..], flipped, "gradients from the end, batch {batch}, len {len}");
+                for from_end in [false, true] {
+                    let (fused, doubled) = (run(true, from_end), run(false, from_end));
+                    let names = ["h real", "h imaginary", "da real", "da imaginary", "db real", "db imaginary"];
+                    for ((got, expected), name) in fused.iter().zip(&doubled).zip(names) {
+                        // da sums batch x len terms of size up to about 1 / (1 - |a|).
+                        let what = format!("{name}, from the end: {from_end}, batch {batch}, len {len}, channels {channels}");
+                        assert_close(got, expected, 1e-3, &what);
+                    }
                 }
             }
         }

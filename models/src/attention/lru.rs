@@ -65,7 +65,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, in_sequences_of};
-use crate::scan::{Complex, linear_recurrence};
+use crate::scan::{Complex, linear_recurrence, linear_recurrence_from_end};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time and memory (a diagonal linear recurrence, run as a scan)";
@@ -261,7 +261,7 @@ impl Lru {
             // Run from the end: position t of the flipped-back result holds
             // x'_t = sum_{s >= t} lambda^(s - t) gamma B u_s; position t reads x'_{t+1}
             // (zero after the last step).
-            let from_end = linear_recurrence(self.lambda(), driven.flip_time()).flip_time();
+            let from_end = linear_recurrence_from_end(self.lambda(), driven);
             let later =
                 |x: Tensor<3>| Tensor::cat(vec![x.narrow(1, 1, len - 1), Tensor::zeros([batch, 1, states], &u.device())], 1);
             read.extend([later(from_end.re), later(from_end.im)]);

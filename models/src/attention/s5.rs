@@ -121,7 +121,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, in_sequences_of};
-use crate::scan::{Complex, linear_recurrence};
+use crate::scan::{Complex, linear_recurrence, linear_recurrence_from_end};
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n) time and memory (one multi-input multi-output diagonal state space, run as a scan)";
@@ -385,7 +385,7 @@ impl S5 {
         if let Some((c_real, c_imag)) = &self.c_backward {
             // Run from the end: position k of the flipped-back result holds
             // x'_k = sum_{s >= k} Lambda_bar^(s - k) B_bar u_s, the current step included.
-            let from_end = linear_recurrence(lambda_bar, driven.flip_time()).flip_time();
+            let from_end = linear_recurrence_from_end(lambda_bar, driven);
             y = y + read(from_end, (c_real, c_imag));
         }
         y
