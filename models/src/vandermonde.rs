@@ -19,7 +19,8 @@
 //! On the CPU backends (flex, ndarray) the operation is one parallel pass over the
 //! channels, and its backward keeps only the four `[channels, M]` inputs: burn's
 //! composition ([`kernel_composed`], used elsewhere) keeps every power, product and sum it
-//! makes, about 50 MiB per kernel at 4K positions and 256 channels.
+//! makes: S4D's step at 4K positions (Text sizes, batch 2, eight kernels) peaked at 868 MiB
+//! with it and 610 MiB with this.
 
 // ndarray is deprecated in burn, and kept selectable here.
 #![allow(deprecated)]
