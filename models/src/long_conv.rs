@@ -208,19 +208,26 @@ fn kernel_spectrum(plans: &Plans, kernel: &[f32], n: usize, work: &mut Work) -> 
     plans.transform(work)
 }
 
-/// Rows computed per channel (`[channels][batch * n]`) laid out as `[batch, channels, n]`.
-fn batch_major(per_channel: &[Vec<f32>], batch: usize, n: usize) -> Vec<f32> {
+/// Rows computed per channel (`[channels][batch * n]`) laid out as the layers' `[batch, n,
+/// channels]`, in one pass: a tile of steps at a time, every channel's few cache lines of
+/// it read while the tile's rows are written.
+fn channels_last(per_channel: &[Vec<f32>], batch: usize, n: usize) -> Vec<f32> {
+    const TILE: usize = 64;
     let channels = per_channel.len();
-    let mut out = vec![0.0f32; batch * channels * n];
-    for (c, rows) in per_channel.iter().enumerate() {
-        for b in 0..batch {
-            out[(b * channels + c) * n..(b * channels + c + 1) * n].copy_from_slice(&rows[b * n..(b + 1) * n]);
+    let mut out = vec![0.0f32; batch * n * channels];
+    for start in (0..batch * n).step_by(TILE) {
+        let end = (start + TILE).min(batch * n);
+        for (c, rows) in per_channel.iter().enumerate() {
+            for (step, &value) in rows[start..end].iter().enumerate() {
+                out[(start + step) * channels + c] = value;
+            }
         }
     }
     out
 }
 
-/// The forward on plain numbers: `u: [batch, channels, n]`, `kernel: [channels, 2n - 1]`.
+/// The forward on plain numbers: `u: [batch, channels, n]`, `kernel: [channels, 2n - 1]`
+/// -> `[batch, n, channels]`.
 fn forward_values(u: &[f32], kernel: &[f32], batch: usize, channels: usize, n: usize) -> Vec<f32> {
     let plans = Plans::new(fft_length(n));
     // One task per channel: its kernel's spectrum serves every sequence of the batch.
@@ -239,11 +246,11 @@ fn forward_values(u: &[f32], kernel: &[f32], batch: usize, channels: usize, n: u
             rows
         })
         .collect();
-    batch_major(&per_channel, batch, n)
+    channels_last(&per_channel, batch, n)
 }
 
-/// The backward on plain numbers: the gradients of `u` and of `kernel` from the output's,
-/// `grad: [batch, channels, n]`.
+/// The backward on plain numbers: the gradients of `u` (`[batch, n, channels]`) and of
+/// `kernel` from the output's, `u` and `grad` given as `[batch, channels, n]`.
 fn backward_values(u: &[f32], kernel: &[f32], grad: &[f32], batch: usize, channels: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
     let plans = Plans::new(fft_length(n));
     let length = plans.length;
@@ -273,7 +280,7 @@ fn backward_values(u: &[f32], kernel: &[f32], grad: &[f32], batch: usize, channe
         })
         .collect();
     let (rows, taps): (Vec<Vec<f32>>, Vec<Vec<f32>>) = per_channel.into_iter().unzip();
-    (batch_major(&rows, batch, n), taps.concat())
+    (channels_last(&rows, batch, n), taps.concat())
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
@@ -288,7 +295,7 @@ fn forward<B: RowMajor>(u: FloatTensor<B>, kernel: FloatTensor<B>) -> FloatTenso
     let [batch, n, channels] = [shape[0], shape[1], shape[2]];
     let rows = B::with_values(u, |u| transpose(u, batch, n, channels));
     let y = B::with_values(kernel, |k| forward_values(&rows, k, batch, channels, n));
-    B::from_values(transpose(&y, batch, channels, n), shape)
+    B::from_values(y, shape)
 }
 
 impl<B: RowMajor> FftConvolution for B {
@@ -312,7 +319,6 @@ impl<B: RowMajor> Backward<B, 2> for LongConvolutionBackward {
         let (u, grad) =
             (B::with_values(u, |u| transpose(u, batch, n, channels)), B::with_values(grad, |g| transpose(g, batch, n, channels)));
         let (grad_u, grad_kernel) = B::with_values(kernel, |k| backward_values(&u, k, &grad, batch, channels, n));
-        let grad_u = transpose(&grad_u, batch, channels, n);
         let [u_node, kernel_node] = ops.parents;
         if let Some(node) = u_node {
             grads.register::<B>(node.id, B::from_values(grad_u, u_shape));
