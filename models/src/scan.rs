@@ -45,10 +45,11 @@
 //!
 //! - On the CPU backends one fused operation, a loop over time in parallel tasks over the
 //!   batch and blocks of channels, each task carrying its block's `[width, states]` states.
-//!   Its backward keeps only the five inputs: each task reruns its forward keeping its own
-//!   block's states (`len x width x states` numbers, about `TASK_ELEMENTS x states`,
-//!   freed when the task ends, so memory beyond the inputs is bounded by the threads
-//!   running, not by the batch), then runs the reverse-time recurrence below.
+//!   Its backward keeps the five inputs and the states at the start of every chunk of
+//!   `CHUNK_STEPS` (128) steps, which the forward writes (`1 / 128` of the states); each
+//!   task then takes its chunks from the last, recomputes a chunk's states and decays from
+//!   the state at its start (`CHUNK_STEPS x width x states` numbers of each, in the core's
+//!   cache) and runs the reverse-time recurrence below over the chunk.
 //! - Elsewhere the doubling scan in burn's ops ([`selective_scan_by_doubling`]), over
 //!   `[batch, len, channels, states]` tensors (`O(len log len)` work, `O(len channels
 //!   states)` memory), differentiated by autodiff.
@@ -524,18 +525,127 @@ fn selective_step(
     }
 }
 
-/// The forward loop: `y` as `[batch, len, channels]` row-major numbers.
-fn selective_forward_values(inputs: ScanInputs, sizes: ScanSizes) -> Vec<f32> {
+/// The states of one step, as [`selective_step`] computes them but without the output:
+/// from the states `before` to `after` (both `[states, width]`), writing the decays
+/// `exp(delta_t a)` into `decay` (`[states, width]`) for the reverse recurrence.
+#[inline(always)]
+fn selective_states(
+    (delta, b, x): (&[f32], &[f32], &[f32]),
+    sizes: ScanSizes,
+    (example, t): (usize, usize),
+    block: &Block,
+    (before, after, decay): (&[f32], &mut [f32], &mut [f32]),
+) {
+    let (states, width) = (sizes.states, block.width());
+    let row = (example * sizes.len + t) * sizes.channels + block.channels.start;
+    let step = (example * sizes.len + t) * states;
+    let (dt, x_t) = (&delta[row..row + width], &x[row..row + width]);
+    let (dt, x_t) = (&dt[..width], &x_t[..width]);
+    for n in 0..states {
+        let at = n * width..(n + 1) * width;
+        // Each exactly `width` long, so that the loop below has no bounds checks.
+        let (a_n, before_n) = (&block.a[at.clone()][..width], &before[at.clone()][..width]);
+        let (after_n, decay_n) = (&mut after[at.clone()][..width], &mut decay[at][..width]);
+        let b_n = b[step + n];
+        for j in 0..width {
+            decay_n[j] = exp(dt[j] * a_n[j]);
+            after_n[j] = decay_n[j] * before_n[j] + dt[j] * x_t[j] * b_n;
+        }
+    }
+}
+
+/// The read-only operands of [`reverse_state`]: the step's `delta`, `x` and output
+/// gradient (`[width]` each), then the state's `a`, `h_{t-1}` and decay `exp(delta_t a)`
+/// (`[width]` each) and its `b_t`, `c_t`.
+type ReverseInputs<'a> = ((&'a [f32], &'a [f32], &'a [f32]), (&'a [f32], &'a [f32], &'a [f32], f32, f32));
+
+/// One state's reverse-time step at step `t` over a block's channels (see the top
+/// comment): updates the carry `exp(delta_{t+1} a) dh_{t+1}` to `exp(delta_t a) dh_t`,
+/// adds the state's terms to `da`, `ddelta_t`, `dx_t`, and writes `dh_t` (`[width]` each).
+#[inline(always)]
+fn reverse_state(
+    read: ReverseInputs,
+    carry_n: &mut [f32],
+    d_a_n: &mut [f32],
+    d_delta_t: &mut [f32],
+    d_x_t: &mut [f32],
+    d_h: &mut [f32],
+) {
+    let width = read.0.0.len();
+    let whole = width - width % LANES;
+    for j in (0..whole).step_by(LANES) {
+        reverse_lanes::<LANES>(read, j, (carry_n, d_a_n, d_delta_t, d_x_t, d_h));
+    }
+    for j in whole..width {
+        reverse_lanes::<1>(read, j, (carry_n, d_a_n, d_delta_t, d_x_t, d_h));
+    }
+}
+
+/// [`reverse_state`] for the `L` channels from `j`: every operand read into an array
+/// first and every result written back last, so that the compiler, which cannot tell the
+/// slices apart, has no load to move past a store and makes each array a vector register.
+#[inline(always)]
+fn reverse_lanes<const L: usize>(
+    ((dt, x_t, g_t), (a_n, before_n, decay_n, b_n, c_n)): ReverseInputs,
+    j: usize,
+    (carry_n, d_a_n, d_delta_t, d_x_t, d_h): (&mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32]),
+) {
+    let lanes = |values: &[f32]| -> [f32; L] { values[j..j + L].try_into().expect("L numbers") };
+    let (dt, x_t, g_t, a_n, before_n, decay) = (lanes(dt), lanes(x_t), lanes(g_t), lanes(a_n), lanes(before_n), lanes(decay_n));
+    let (mut carry, mut d_a, mut d_delta, mut d_x) = (lanes(carry_n), lanes(d_a_n), lanes(d_delta_t), lanes(d_x_t));
+    let mut d_h_t = [0.0f32; L];
+    for i in 0..L {
+        // dL/dh_t: read out by c_t, and carried into h_{t+1}.
+        let d_h_i = g_t[i] * c_n + carry[i];
+        // Through the decay exp(delta a): a decay (for delta), delta decay (for a).
+        let through_decay = d_h_i * before_n[i] * decay[i];
+        d_a[i] += through_decay * dt[i];
+        // Through the input delta b x.
+        d_delta[i] += through_decay * a_n[i] + d_h_i * b_n * x_t[i];
+        d_x[i] += d_h_i * dt[i] * b_n;
+        carry[i] = decay[i] * d_h_i;
+        d_h_t[i] = d_h_i;
+    }
+    carry_n[j..j + L].copy_from_slice(&carry);
+    d_a_n[j..j + L].copy_from_slice(&d_a);
+    d_delta_t[j..j + L].copy_from_slice(&d_delta);
+    d_x_t[j..j + L].copy_from_slice(&d_x);
+    d_h[j..j + L].copy_from_slice(&d_h_t);
+}
+
+/// Vector lanes of the AVX2 build (8 f32).
+const LANES: usize = 8;
+
+/// Steps in a chunk of the selective scan's backward: the forward keeps the state at the
+/// start of every chunk, and the backward recomputes one chunk's states (and decays) at a
+/// time from it, `CHUNK_STEPS x states x width` numbers of each that stay in the core's
+/// cache while the reverse recurrence reads them back.
+const CHUNK_STEPS: usize = 128;
+
+/// The forward loop: `y` as `[batch, len, channels]` row-major numbers and, when
+/// `keep_starts`, the state at the start of every chunk of [`CHUNK_STEPS`] steps
+/// (`h_{t-1}` for `t` a multiple of it; zeros for the first) in [`chunk_starts_at`]'s
+/// layout (empty otherwise).
+fn selective_forward_values(inputs: ScanInputs, sizes: ScanSizes, keep_starts: bool) -> (Vec<f32>, Vec<f32>) {
     let (delta, a, b, c, x) = inputs;
     let (len, channels, states) = (sizes.len, sizes.channels, sizes.states);
     let mut y = vec![0.0f32; sizes.batch * len * channels];
-    let shared = Shared(y.as_mut_ptr());
+    let mut starts = vec![0.0f32; if keep_starts { sizes.batch * channels * len.div_ceil(CHUNK_STEPS) * states } else { 0 }];
+    let (shared, shared_starts) = (Shared(y.as_mut_ptr()), Shared(starts.as_mut_ptr()));
     sizes.tasks().into_par_iter().for_each(|(example, channels_of_task)| {
         vectorised(|| {
+            let start_of_task = chunk_starts_at(sizes, example, channels_of_task.start);
             let block = Block::new(a, channels_of_task, states);
             let width = block.width();
             let (mut h, mut y_t) = (vec![0.0f32; states * width], vec![0.0f32; width]);
             for t in 0..len {
+                if keep_starts && t % CHUNK_STEPS == 0 {
+                    let at = start_of_task + t / CHUNK_STEPS * h.len();
+                    for (i, &value) in h.iter().enumerate() {
+                        // SAFETY: `at + i` lies in this task's region of the chunk starts.
+                        unsafe { shared_starts.write(at + i, value) };
+                    }
+                }
                 selective_step((delta, b, c, x), sizes, (example, t), &block, &mut h, &mut y_t);
                 let row = (example * len + t) * channels + block.channels.start;
                 for (j, &value) in y_t.iter().enumerate() {
@@ -545,7 +655,15 @@ fn selective_forward_values(inputs: ScanInputs, sizes: ScanSizes) -> Vec<f32> {
             }
         })
     });
-    y
+    (y, starts)
+}
+
+/// Where the chunk starts of the task over `example` and the channels from `first` lie:
+/// each task's are `[chunks, states, width]` (its channels side by side, as its states),
+/// at `(example channels + first) chunks states`, so that the tasks' regions tile
+/// `[batch, channels, chunks, states]` numbers.
+fn chunk_starts_at(sizes: ScanSizes, example: usize, first: usize) -> usize {
+    (example * sizes.channels + first) * sizes.len.div_ceil(CHUNK_STEPS) * sizes.states
 }
 
 /// The gradients of the selective scan's inputs, each in its input's layout.
@@ -561,10 +679,12 @@ struct SelectiveGradients {
 /// channels, its share of `da` (`[states, width]`) and of `db`, `dc` (`[len, states]`).
 type TaskShare = (usize, std::ops::Range<usize>, Vec<f32>, Vec<f32>, Vec<f32>);
 
-/// The backward loop (see the top comment), from the inputs and the output's gradient
-/// `g` (`[batch, len, channels]`). Each task first reruns its forward, keeping its own
-/// states `[len, states, width]` (freed at its end), then runs the reverse recurrence.
-fn selective_backward_values(inputs: ScanInputs, g: &[f32], sizes: ScanSizes) -> SelectiveGradients {
+/// The backward loop (see the top comment), from the inputs, the forward's chunk starts
+/// ([`selective_forward_values`]) and the output's gradient `g` (`[batch, len,
+/// channels]`). Each task runs its chunks from the last: it recomputes a chunk's states
+/// and decays from the state kept at its start (`[CHUNK_STEPS, states, width]` each,
+/// reused chunk after chunk), then runs the reverse-time recurrence over the chunk.
+fn selective_backward_values(inputs: ScanInputs, starts: &[f32], g: &[f32], sizes: ScanSizes) -> SelectiveGradients {
     let (delta, a, b, c, x) = inputs;
     let ScanSizes { batch, len, channels, states } = sizes;
     let mut d_delta = vec![0.0f32; batch * len * channels];
@@ -575,61 +695,62 @@ fn selective_backward_values(inputs: ScanInputs, g: &[f32], sizes: ScanSizes) ->
         .into_par_iter()
         .map(|(example, channels_of_task)| {
             vectorised(|| {
+                let start_of_task = chunk_starts_at(sizes, example, channels_of_task.start);
                 let block = Block::new(a, channels_of_task, states);
                 let width = block.width();
                 let size = states * width;
-                let mut kept = vec![0.0f32; len * size];
-                let (mut h, mut y_t) = (vec![0.0f32; size], vec![0.0f32; width]);
-                for t in 0..len {
-                    selective_step((delta, b, c, x), sizes, (example, t), &block, &mut h, &mut y_t);
-                    kept[t * size..(t + 1) * size].copy_from_slice(&h);
-                }
-                let zero = vec![0.0f32; size];
+                let chunk_len = CHUNK_STEPS.min(len);
+                let (mut kept, mut decays) = (vec![0.0f32; chunk_len * size], vec![0.0f32; chunk_len * size]);
                 // exp(delta_{t+1} a) dL/dh_{t+1}, what step t + 1 hands back to step t.
                 let mut carry = vec![0.0f32; size];
                 let mut d_a = vec![0.0f32; size];
                 let (mut d_b, mut d_c) = (vec![0.0f32; len * states], vec![0.0f32; len * states]);
                 let (mut d_delta_t, mut d_x_t) = (vec![0.0f32; width], vec![0.0f32; width]);
                 let (mut d_h, mut drive) = (vec![0.0f32; width], vec![0.0f32; width]);
-                for t in (0..len).rev() {
-                    let row = (example * len + t) * channels + block.channels.start;
-                    let step = (example * len + t) * states;
-                    // Slices of exactly `width` numbers: no bounds checks in the loop over them.
-                    let (dt, x_t, g_t) = (&delta[row..row + width], &x[row..row + width], &g[row..row + width]);
-                    let (d_delta_t, d_x_t) = (&mut d_delta_t[..width], &mut d_x_t[..width]);
-                    let (d_h, drive) = (&mut d_h[..width], &mut drive[..width]);
-                    let h_t = &kept[t * size..(t + 1) * size];
-                    let h_before = if t > 0 { &kept[(t - 1) * size..t * size] } else { &zero[..] };
-                    d_delta_t.fill(0.0);
-                    d_x_t.fill(0.0);
-                    drive.iter_mut().enumerate().for_each(|(j, v)| *v = dt[j] * x_t[j]);
-                    for n in 0..states {
-                        let at = n * width..(n + 1) * width;
-                        let (a_n, h_n, before_n) = (&block.a[at.clone()], &h_t[at.clone()], &h_before[at.clone()]);
-                        let (carry_n, d_a_n) = (&mut carry[at.clone()], &mut d_a[at]);
-                        let (b_n, c_n) = (b[step + n], c[step + n]);
-                        for j in 0..width {
-                            let decay = exp(dt[j] * a_n[j]);
-                            // dL/dh_t: read out by c_t, and carried into h_{t+1}.
-                            let d_h_j = g_t[j] * c_n + carry_n[j];
-                            // Through the decay exp(delta a): a decay (for delta), delta decay (for a).
-                            let through_decay = d_h_j * before_n[j] * decay;
-                            d_a_n[j] += through_decay * dt[j];
-                            // Through the input delta b x.
-                            d_delta_t[j] += through_decay * a_n[j] + d_h_j * b_n * x_t[j];
-                            d_x_t[j] += d_h_j * dt[j] * b_n;
-                            carry_n[j] = decay * d_h_j;
-                            d_h[j] = d_h_j;
-                        }
-                        // The channels' sums: dc_t = sum_d g_t h_t, db_t = sum_d dh_t delta_t x_t.
-                        d_c[t * states + n] = dot(g_t, h_n);
-                        d_b[t * states + n] = dot(d_h, drive);
+                for chunk in (0..len.div_ceil(CHUNK_STEPS)).rev() {
+                    let first = chunk * CHUNK_STEPS;
+                    let steps = first..(first + CHUNK_STEPS).min(len);
+                    // h_{first - 1}, kept by the forward.
+                    let start = &starts[start_of_task + chunk * size..start_of_task + (chunk + 1) * size];
+                    for t in steps.clone() {
+                        let k = t - first;
+                        let (done, rest) = kept.split_at_mut(k * size);
+                        let before = if k == 0 { start } else { &done[(k - 1) * size..] };
+                        let decay = &mut decays[k * size..(k + 1) * size];
+                        selective_states((delta, b, x), sizes, (example, t), &block, (before, &mut rest[..size], decay));
                     }
-                    for j in 0..width {
-                        // SAFETY: `row + j` is this task's (example, t, channel) entry.
-                        unsafe {
-                            delta_out.write(row + j, d_delta_t[j]);
-                            x_out.write(row + j, d_x_t[j]);
+                    for t in steps.rev() {
+                        let k = t - first;
+                        let row = (example * len + t) * channels + block.channels.start;
+                        let step = (example * len + t) * states;
+                        // Slices of exactly `width` numbers: no bounds checks in the loop over them.
+                        let (dt, x_t, g_t) = (&delta[row..row + width], &x[row..row + width], &g[row..row + width]);
+                        let (d_delta_t, d_x_t) = (&mut d_delta_t[..width], &mut d_x_t[..width]);
+                        let (d_h, drive) = (&mut d_h[..width], &mut drive[..width]);
+                        let (h_t, decay_t) = (&kept[k * size..(k + 1) * size], &decays[k * size..(k + 1) * size]);
+                        let h_before = if k > 0 { &kept[(k - 1) * size..k * size] } else { start };
+                        d_delta_t.fill(0.0);
+                        d_x_t.fill(0.0);
+                        drive.iter_mut().enumerate().for_each(|(j, v)| *v = dt[j] * x_t[j]);
+                        for n in 0..states {
+                            let at = n * width..(n + 1) * width;
+                            // Each exactly `width` long, so that the loop below has no bounds checks.
+                            let (a_n, h_n, before_n) = (&block.a[at.clone()], &h_t[at.clone()], &h_before[at.clone()]);
+                            let (a_n, h_n, before_n, decay_n) =
+                                (&a_n[..width], &h_n[..width], &before_n[..width], &decay_t[at.clone()][..width]);
+                            let (carry_n, d_a_n) = (&mut carry[at.clone()][..width], &mut d_a[at][..width]);
+                            let read = ((dt, x_t, g_t), (a_n, before_n, decay_n, b[step + n], c[step + n]));
+                            reverse_state(read, carry_n, d_a_n, d_delta_t, d_x_t, d_h);
+                            // The channels' sums: dc_t = sum_d g_t h_t, db_t = sum_d dh_t delta_t x_t.
+                            d_c[t * states + n] = dot(g_t, h_n);
+                            d_b[t * states + n] = dot(d_h, drive);
+                        }
+                        for j in 0..width {
+                            // SAFETY: `row + j` is this task's (example, t, channel) entry.
+                            unsafe {
+                                delta_out.write(row + j, d_delta_t[j]);
+                                x_out.write(row + j, d_x_t[j]);
+                            }
                         }
                     }
                 }
@@ -665,18 +786,21 @@ fn selective_sizes<B: Backend>(x: &FloatTensor<B>, a: &FloatTensor<B>) -> ScanSi
     ScanSizes { batch: x[0], len: x[1], channels: x[2], states: a[1] }
 }
 
-/// The forward on a CPU backend: `y: [batch, len, channels]`.
+/// The forward on a CPU backend: `y: [batch, len, channels]` and, when `keep_starts`, the
+/// chunk starts for the backward (a 1-d tensor; empty otherwise).
 fn selective_forward<B: RowMajor>(
     delta: FloatTensor<B>,
     a: FloatTensor<B>,
     b: FloatTensor<B>,
     c: FloatTensor<B>,
     x: FloatTensor<B>,
-) -> FloatTensor<B> {
+    keep_starts: bool,
+) -> (FloatTensor<B>, FloatTensor<B>) {
     let sizes = selective_sizes::<B>(&x, &a);
     let (delta, a, b, c, x) = (owned::<B>(delta), owned::<B>(a), owned::<B>(b), owned::<B>(c), owned::<B>(x));
-    let y = selective_forward_values((&delta, &a, &b, &c, &x), sizes);
-    B::from_values(y, Shape::from([sizes.batch, sizes.len, sizes.channels]))
+    let (y, starts) = selective_forward_values((&delta, &a, &b, &c, &x), sizes, keep_starts);
+    let starts_len = starts.len();
+    (B::from_values(y, Shape::from([sizes.batch, sizes.len, sizes.channels])), B::from_values(starts, Shape::from([starts_len])))
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
@@ -700,25 +824,26 @@ impl<B: RowMajor> FusedSelectiveScan for B {
         c: FloatTensor<B>,
         x: FloatTensor<B>,
     ) -> FloatTensor<B> {
-        selective_forward::<B>(delta, a, b, c, x)
+        selective_forward::<B>(delta, a, b, c, x, false).0
     }
 }
 
-/// The backward node of the selective scan: it keeps the five inputs, no state (the
-/// backward reruns the forward, one block of channels at a time).
+/// The backward node of the selective scan: it keeps the five inputs and the state at the
+/// start of every chunk of [`CHUNK_STEPS`] steps (the backward recomputes the others, one
+/// chunk of one block of channels at a time).
 #[derive(Debug)]
 struct SelectiveScanBackward;
 
 impl<B: RowMajor> Backward<B, 5> for SelectiveScanBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let (delta, a, b, c, x) = ops.state;
+        let (delta, a, b, c, x, starts) = ops.state;
         let output_grad = grads.consume::<B>(&ops.node);
         let sizes = selective_sizes::<B>(&x, &a);
         let (delta, a, b, c, x) = (owned::<B>(delta), owned::<B>(a), owned::<B>(b), owned::<B>(c), owned::<B>(x));
-        let g = owned::<B>(output_grad);
-        let found = selective_backward_values((&delta, &a, &b, &c, &x), &g, sizes);
+        let (g, starts) = (owned::<B>(output_grad), owned::<B>(starts));
+        let found = selective_backward_values((&delta, &a, &b, &c, &x), &starts, &g, sizes);
         let ScanSizes { batch, len, channels, states } = sizes;
         let [delta_node, a_node, b_node, c_node, x_node] = ops.parents;
         let gradients = [
@@ -749,14 +874,15 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedSelectiveScan for Autodiff<B, C> {
         let (b, b_node) = b.into_parts();
         let (c, c_node) = c.into_parts();
         let (x, x_node) = x.into_parts();
-        // The node keeps the inputs, `O(len channels)`, and not the `O(len channels states)`
-        // states, which the backward recomputes.
+        // The node keeps the inputs, `O(len channels)`, and the chunk starts, `O(len
+        // channels states / CHUNK_STEPS)`, not the `O(len channels states)` states, which
+        // the backward recomputes.
         match SelectiveScanBackward.prepare::<C>([delta_node, a_node, b_node, c_node, x_node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = selective_forward::<B>(delta.clone(), a.clone(), b.clone(), c.clone(), x.clone());
-                prep.finish((delta, a, b, c, x), y)
+                let (y, starts) = selective_forward::<B>(delta.clone(), a.clone(), b.clone(), c.clone(), x.clone(), true);
+                prep.finish((delta, a, b, c, x, starts), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(selective_forward::<B>(delta, a, b, c, x)),
+            OpsKind::UnTracked(prep) => prep.finish(selective_forward::<B>(delta, a, b, c, x, false).0),
         }
     }
 }
@@ -938,10 +1064,10 @@ mod tests {
     }
 
     /// Ragged sizes `(batch, len, channels, states)`: one step, one state, lengths that are
-    /// not powers of two, channels not a multiple of the vector width, and more channels
-    /// than one task takes.
-    const SELECTIVE_SIZES: [(usize, usize, usize, usize); 5] =
-        [(1, 1, 3, 2), (2, 7, 5, 1), (3, 33, 9, 16), (1, 100, 1, 4), (2, 70, 300, 5)];
+    /// not powers of two, channels not a multiple of the vector width, more channels than
+    /// one task takes, and more steps than a chunk of the backward (the last one partial).
+    const SELECTIVE_SIZES: [(usize, usize, usize, usize); 6] =
+        [(1, 1, 3, 2), (2, 7, 5, 1), (3, 33, 9, 16), (1, 100, 1, 4), (2, 70, 300, 5), (2, 2 * CHUNK_STEPS + 45, 7, 3)];
 
     #[test]
     fn the_fused_and_the_doubling_selective_scans_equal_plain_loops() {

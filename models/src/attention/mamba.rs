@@ -7,9 +7,10 @@
 //! Cost here: O(n E d (N + d)) time per sequence (the projections, and the scan over
 //! `E d` channels of `N` states each), linear in the length n; memory O(n E d) in the
 //! layer's tensors: the `[n, E d, N]` states are never a tensor, on the CPU (the fused
-//! scan, `crate::scan::selective_scan`, whose backward reruns the forward in blocks of
-//! channels and keeps one block's states at a time). Elsewhere (wgpu, cuda) the scan is a
-//! log-depth doubling scan in tensor ops, O(n log n E d N) work and O(n E d N) memory.
+//! scan, `crate::scan::selective_scan`, whose forward keeps the states of every 128th
+//! step and whose backward recomputes the others 128 steps at a time). Elsewhere (wgpu,
+//! cuda) the scan is a log-depth doubling scan in tensor ops, O(n log n E d N) work and
+//! O(n E d N) memory.
 //!
 //! The selective SSM (Section 3.2, Algorithm 2 "SSM + Selection (S6)"), over inputs
 //! `x_t: [D]` (`D = E d_model` channels here), each channel with `N` real states:
