@@ -238,6 +238,23 @@ impl<B: RowMajor> FusedActivations for B {
 }
 
 /// The backward node: it keeps `x`.
+/// The tanh-form GELU of `x` on a CPU backend, the fused operation's forward.
+pub(crate) fn gelu_tanh_values<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
+    forward::<B>(x, Activation::GeluTanh)
+}
+
+/// The gradient of `x` from that of `gelu_tanh(x)`, `output_grad`, on a CPU backend: the
+/// fused operation's backward.
+pub(crate) fn gelu_tanh_backward<B: RowMajor>(x: FloatTensor<B>, output_grad: FloatTensor<B>) -> FloatTensor<B> {
+    backward::<B>(x, output_grad, Activation::GeluTanh)
+}
+
+fn backward<B: RowMajor>(x: FloatTensor<B>, output_grad: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
+    B::map_values(x, |x| {
+        B::with_values(output_grad, |dy| activation.zip_map(x, dy, |activation, x, dy| dy * activation.slope(x)))
+    })
+}
+
 #[derive(Debug)]
 struct ActivationBackward(Activation);
 
@@ -246,11 +263,7 @@ impl<B: RowMajor> Backward<B, 1> for ActivationBackward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let (x, activation) = (ops.state, self.0);
-        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| {
-            B::map_values(x, |x| {
-                B::with_values(output_grad, |dy| activation.zip_map(x, dy, |activation, x, dy| dy * activation.slope(x)))
-            })
-        });
+        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| backward::<B>(x, output_grad, activation));
     }
 }
 

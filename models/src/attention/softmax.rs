@@ -61,12 +61,13 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
         return dropout.forward(x);
     }
     let seed = random::seed_from_device(&x.device());
+    eprintln!("DEBUG composed {prob} {seed}");
     Tensor::from_dispatch(<Dispatch as FusedSoftmax>::dropout(x.into_dispatch(), prob, seed))
 }
 
 /// The dropout's probability where burn's [`Dropout`] would drop anything: in training
 /// (not frozen), on an autodiff device, above 0.
-fn active_probability(dropout: &Dropout, device: &Device) -> Option<f32> {
+pub(crate) fn active_probability(dropout: &Dropout, device: &Device) -> Option<f32> {
     (dropout.prob > 0.0 && dropout.training.is_enabled() && device.is_autodiff()).then_some(dropout.prob as f32)
 }
 
@@ -217,7 +218,7 @@ pub trait FusedSoftmax: Backend {
 }
 
 /// [`FusedSoftmax::dropout`] on a CPU backend.
-fn drop_tensor<B: RowMajor>(x: FloatTensor<B>, prob: f32, seed: u64) -> FloatTensor<B> {
+pub(crate) fn drop_tensor<B: RowMajor>(x: FloatTensor<B>, prob: f32, seed: u64) -> FloatTensor<B> {
     B::map_values(x, |x| drop_values(x, prob, seed))
 }
 
