@@ -70,16 +70,28 @@
 //!
 //! Padding (placed at the end of each sequence): the input is zeroed at padded positions,
 //! but the projection's and the short filter's biases make the streams non-zero there
-//! again, and the anticausal filter reads later steps. So every `z^n` is zeroed at padded
-//! positions before its long convolution: the convolution is linear, so real tokens then
-//! sum over real tokens only. The causal short filter reads only earlier steps, real for
-//! a real token when padding comes last, and the gates are pointwise. A sequence padded at
+//! again, and the anticausal filter reads later steps. So the streams are zeroed at padded
+//! positions after the short filter, and with them every `z^n` (`z^1 = v`, and each
+//! later one is gated by a stream), before its long convolution: the convolution is
+//! linear, so real tokens then sum over real tokens only. (Zeroing the streams once keeps
+//! no tensor beyond the streams themselves, where zeroing each `z^n` kept one per order.)
+//! The causal short filter reads only earlier steps, real for a real token when padding
+//! comes last, and the gates are pointwise. A sequence padded at
 //! its end thus gives its real tokens exactly the outputs of the same sequence without
 //! padding: the filters depend on the lag and `max_length`, never on the padded length.
 //! The layer takes no heads.
 
+// ndarray is deprecated in burn, and kept selectable here.
+#![allow(deprecated)]
+
 use std::f64::consts::PI;
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -91,6 +103,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, fit, in_sequences_of, within};
+use crate::cpu::{RowMajor, runs_natively};
 use crate::depthwise::causal_depthwise_conv;
 use crate::long_conv::{convolve, two_sided};
 
@@ -340,10 +353,7 @@ impl ImplicitFilter {
         let channels = rows / directions;
         // Window(t) = exp(-alpha_c t), the same rates for both directions' channels.
         let rates: Vec<f32> = self.decay_rates(channels).repeat(directions).iter().map(|&a| a as f32).collect();
-        let rates = Tensor::<2>::from_data(TensorData::new(rates, [1, rows]), device);
-        let t = Tensor::<1, Int>::arange(0..n as i64, device).float().div_scalar(self.max_length as f64).reshape([n, 1]);
-        let window = (t * rates).neg().exp();
-        (values * window).transpose()
+        windowed(values, Tensor::from_data(TensorData::new(rates, [rows]), device), self.max_length).transpose()
     }
 
     /// The long convolutions' kernels, one per order, `[d_model, 2n - 1]` each (lags
@@ -368,6 +378,72 @@ impl ImplicitFilter {
                 }
             })
             .collect()
+    }
+}
+
+/// `values ⊙ Window`, `Window[l, c] = exp(-rate_c l / L)` for the lags `l = 0..n` and
+/// `L = max_length`: `values: [n, channels]`, `rates: [channels]` -> `[n, channels]`.
+///
+/// On the CPU backends one fused operation whose backward recomputes the window (as
+/// cheap as reading it back) rather than keeping it: a product with the window as a tensor
+/// keeps that `[n, 2 N d_model]` tensor (16 MiB at 4K tokens, `d_model` 256) in every
+/// layer from the forward to the backward. Elsewhere burn's operations.
+pub fn windowed(values: Tensor<2>, rates: Tensor<1>, max_length: usize) -> Tensor<2> {
+    if !(runs_natively(&values) && runs_natively(&rates)) {
+        let [n, channels] = values.dims();
+        let device = values.device();
+        let t = Tensor::<1, Int>::arange(0..n as i64, &device).float().div_scalar(max_length as f64).reshape([n, 1]);
+        return values * (t * rates.reshape([1, channels])).neg().exp();
+    }
+    Tensor::from_dispatch(<Dispatch as FusedWindow>::windowed(values.into_dispatch(), rates.into_dispatch(), max_length))
+}
+
+/// The window, `[n, channels]` row-major, for the `rates` of the channels.
+fn window_values(n: usize, rates: &[f32], max_length: usize) -> Vec<f32> {
+    (0..n).flat_map(|l| rates.iter().map(move |rate| (-(l as f32 / max_length as f32) * rate).exp())).collect()
+}
+
+/// `values ⊙ Window` on a CPU backend.
+fn window_product<B: RowMajor>(values: FloatTensor<B>, rates: FloatTensor<B>, max_length: usize) -> FloatTensor<B> {
+    let n = values.shape()[0];
+    let window = B::with_values(rates, |rates| window_values(n, rates, max_length));
+    B::map_values(values, |values| values.iter().zip(&window).map(|(v, w)| v * w).collect())
+}
+
+#[backend_extension(Flex, NdArray, Autodiff)]
+pub trait FusedWindow: Backend {
+    /// [`windowed`]: `values: [n, channels]`, `rates: [channels]` -> `[n, channels]`.
+    fn windowed(values: FloatTensor<Self>, rates: FloatTensor<Self>, max_length: usize) -> FloatTensor<Self>;
+}
+
+impl<B: RowMajor> FusedWindow for B {
+    fn windowed(values: FloatTensor<B>, rates: FloatTensor<B>, max_length: usize) -> FloatTensor<B> {
+        window_product::<B>(values, rates, max_length)
+    }
+}
+
+/// The window's backward node: it keeps the rates and `L`; the gradient of `values` is the
+/// output's times the window, recomputed.
+#[derive(Debug)]
+struct WindowBackward;
+
+impl<B: RowMajor> Backward<B, 1> for WindowBackward {
+    type State = (FloatTensor<B>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (rates, max_length) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| window_product::<B>(output_grad, rates, max_length));
+    }
+}
+
+impl<B: RowMajor, C: CheckpointStrategy> FusedWindow for Autodiff<B, C> {
+    fn windowed(values: FloatTensor<Self>, rates: FloatTensor<Self>, max_length: usize) -> FloatTensor<Self> {
+        let (values, node) = values.into_parts();
+        let (rates, _) = rates.into_parts();
+        match WindowBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((rates.clone(), max_length), window_product::<B>(values, rates, max_length)),
+            OpsKind::UnTracked(prep) => prep.finish(window_product::<B>(values, rates, max_length)),
+        }
     }
 }
 
@@ -400,8 +476,9 @@ impl Hyena {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let real = padding.bool_not().float().reshape([batch, len, 1]);
-        let streams = self.streams(x * real.clone());
-        let y = self.recurrence(streams, real);
+        // Zeroed at padded positions once, every z^n is (see the top comment).
+        let streams = self.streams(x * real.clone()) * real;
+        let y = self.recurrence(streams);
         self.output.forward(dropout(y, &self.dropout))
     }
 
@@ -414,16 +491,15 @@ impl Hyena {
         causal_depthwise_conv(self.input.forward(u), weight, self.short_bias.val())
     }
 
-    /// Definition 3.1: `z^1 = v`, `z^{n+1} = x^n ⊙ (h^n * z^n)`, each `z^n` zeroed at
-    /// padded positions before its convolution. `streams: [batch, len, (N + 1) d_model]`,
-    /// `real: [batch, len, 1]` (1 at real tokens) -> `y = z^{N+1}: [batch, len, d_model]`.
-    pub fn recurrence(&self, streams: Tensor<3>, real: Tensor<3>) -> Tensor<3> {
+    /// Definition 3.1: `z^1 = v`, `z^{n+1} = x^n ⊙ (h^n * z^n)`.
+    /// `streams: [batch, len, (N + 1) d_model]` -> `y = z^{N+1}: [batch, len, d_model]`.
+    pub fn recurrence(&self, streams: Tensor<3>) -> Tensor<3> {
         let [batch, len, channels] = streams.dims();
         let d_model = channels / (self.order + 1);
         let stream = |i: usize| streams.clone().slice([0..batch, 0..len, i * d_model..(i + 1) * d_model]);
         let mut z = stream(0);
         for (n, kernel) in self.filter.kernels(len, &streams.device()).into_iter().enumerate() {
-            z = stream(n + 1) * convolve(z * real.clone(), kernel);
+            z = stream(n + 1) * convolve(z, kernel);
         }
         z
     }
@@ -458,6 +534,29 @@ mod tests {
 
     use crate::attention::checks::{assert_close, assert_finite_gradients, assert_padding_is_invisible, padding_after, values};
     use burn::tensor::Distribution;
+
+    /// The fused window equals `exp(-rate_c l / L)` times the values, and its gradient the
+    /// output's gradient times the same window (against plain f64 loops), on both CPU
+    /// backends.
+    #[test]
+    fn the_fused_window_and_its_gradient_equal_the_definition() {
+        let (n, channels, max_length) = (37, 5, 50);
+        for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+            device.seed(71);
+            let input = Tensor::<2>::random([n, channels], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let g = Tensor::<2>::random([n, channels], Distribution::Normal(0.0, 1.0), &device);
+            let rates = Tensor::<1>::random([channels], Distribution::Uniform(0.5, 20.0), &device);
+            let out = windowed(input.clone(), rates.clone(), max_length);
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let rates = values(rates);
+            let window: Vec<f64> = (0..n * channels)
+                .map(|i| (-((i / channels) as f64 / max_length as f64) * rates[i % channels] as f64).exp())
+                .collect();
+            let times_window = |x: Vec<f32>| -> Vec<f32> { x.iter().zip(&window).map(|(x, w)| (*x as f64 * w) as f32).collect() };
+            assert_close(&values(out), &times_window(values(input.clone())), 1e-6, "values");
+            assert_close(&values(input.grad(&grads).expect("a gradient")), &times_window(values(g)), 1e-6, "gradient");
+        }
+    }
 
     /// A linear layer's `y = x W + b` on plain numbers; `W: [in, out]` row-major.
     fn linear(layer: &Linear, x: &[f64]) -> Vec<f64> {
