@@ -91,7 +91,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -103,7 +103,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, fit, in_sequences_of, within};
-use crate::cpu::{RowMajor, runs_natively};
+use crate::cpu::{self, RowMajor, runs_natively};
 use crate::depthwise::causal_depthwise_conv;
 use crate::long_conv::{convolve, two_sided};
 
@@ -384,10 +384,11 @@ impl ImplicitFilter {
 /// `values ⊙ Window`, `Window[l, c] = exp(-rate_c l / L)` for the lags `l = 0..n` and
 /// `L = max_length`: `values: [n, channels]`, `rates: [channels]` -> `[n, channels]`.
 ///
-/// On the CPU backends one fused operation whose backward recomputes the window (as
-/// cheap as reading it back) rather than keeping it: a product with the window as a tensor
-/// keeps that `[n, 2 N d_model]` tensor (16 MiB at 4K tokens, `d_model` 256) in every
-/// layer from the forward to the backward. Elsewhere burn's operations.
+/// On the CPU backends one fused operation whose backward recomputes the window (an
+/// exponential per entry, once per layer and step) rather than keeping it: a product with
+/// the window as a tensor keeps that `[n, 2 N d_model]` tensor (16 MiB at 4K tokens,
+/// `d_model` 256) in every layer from the forward to the backward. Elsewhere burn's
+/// operations.
 pub fn windowed(values: Tensor<2>, rates: Tensor<1>, max_length: usize) -> Tensor<2> {
     if !(runs_natively(&values) && runs_natively(&rates)) {
         let [n, channels] = values.dims();
@@ -398,16 +399,22 @@ pub fn windowed(values: Tensor<2>, rates: Tensor<1>, max_length: usize) -> Tenso
     Tensor::from_dispatch(<Dispatch as FusedWindow>::windowed(values.into_dispatch(), rates.into_dispatch(), max_length))
 }
 
-/// The window, `[n, channels]` row-major, for the `rates` of the channels.
-fn window_values(n: usize, rates: &[f32], max_length: usize) -> Vec<f32> {
-    (0..n).flat_map(|l| rates.iter().map(move |rate| (-(l as f32 / max_length as f32) * rate).exp())).collect()
-}
-
-/// `values ⊙ Window` on a CPU backend.
+/// `values ⊙ Window` on a CPU backend, in parallel tasks of whole rows (lags).
 fn window_product<B: RowMajor>(values: FloatTensor<B>, rates: FloatTensor<B>, max_length: usize) -> FloatTensor<B> {
-    let n = values.shape()[0];
-    let window = B::with_values(rates, |rates| window_values(n, rates, max_length));
-    B::map_values(values, |values| values.iter().zip(&window).map(|(v, w)| v * w).collect())
+    let rates = B::with_values(rates, <[f32]>::to_vec);
+    let channels = rates.len();
+    B::map_values(values, |values| {
+        let ([out], _) = cpu::par_blocks(values.len(), cpu::rows_per_task(channels) * channels, |start, [out]| {
+            let rows = out.chunks_mut(channels).zip(values[start..].chunks(channels));
+            for (l, (out, values)) in (start / channels..).zip(rows) {
+                let t = l as f32 / max_length as f32;
+                for ((out, value), rate) in out.iter_mut().zip(values).zip(&rates) {
+                    *out = value * (-t * rate).exp();
+                }
+            }
+        });
+        out
+    })
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
