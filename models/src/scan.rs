@@ -559,6 +559,10 @@ fn selective_states(
 /// (`[width]` each) and its `b_t`, `c_t`.
 type ReverseInputs<'a> = ((&'a [f32], &'a [f32], &'a [f32]), (&'a [f32], &'a [f32], &'a [f32], f32, f32));
 
+/// What [`reverse_state`] updates: the carry, `da`, `ddelta_t`, `dx_t` and `dh_t`
+/// (`[width]` each).
+type ReverseOutputs<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+
 /// One state's reverse-time step at step `t` over a block's channels (see the top
 /// comment): updates the carry `exp(delta_{t+1} a) dh_{t+1}` to `exp(delta_t a) dh_t`,
 /// adds the state's terms to `da`, `ddelta_t`, `dx_t`, and writes `dh_t` (`[width]` each).
@@ -588,7 +592,7 @@ fn reverse_state(
 fn reverse_lanes<const L: usize>(
     ((dt, x_t, g_t), (a_n, before_n, decay_n, b_n, c_n)): ReverseInputs,
     j: usize,
-    (carry_n, d_a_n, d_delta_t, d_x_t, d_h): (&mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32]),
+    (carry_n, d_a_n, d_delta_t, d_x_t, d_h): ReverseOutputs,
 ) {
     let lanes = |values: &[f32]| -> [f32; L] { values[j..j + L].try_into().expect("L numbers") };
     let (dt, x_t, g_t, a_n, before_n, decay) = (lanes(dt), lanes(x_t), lanes(g_t), lanes(a_n), lanes(before_n), lanes(decay_n));
