@@ -540,7 +540,6 @@ fn selective_states(
     let row = (example * sizes.len + t) * sizes.channels + block.channels.start;
     let step = (example * sizes.len + t) * states;
     let (dt, x_t) = (&delta[row..row + width], &x[row..row + width]);
-    let (dt, x_t) = (&dt[..width], &x_t[..width]);
     for n in 0..states {
         let at = n * width..(n + 1) * width;
         // Each exactly `width` long, so that the loop below has no bounds checks.
@@ -567,14 +566,7 @@ type ReverseOutputs<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut 
 /// comment): updates the carry `exp(delta_{t+1} a) dh_{t+1}` to `exp(delta_t a) dh_t`,
 /// adds the state's terms to `da`, `ddelta_t`, `dx_t`, and writes `dh_t` (`[width]` each).
 #[inline(always)]
-fn reverse_state(
-    read: ReverseInputs,
-    carry_n: &mut [f32],
-    d_a_n: &mut [f32],
-    d_delta_t: &mut [f32],
-    d_x_t: &mut [f32],
-    d_h: &mut [f32],
-) {
+fn reverse_state(read: ReverseInputs, (carry_n, d_a_n, d_delta_t, d_x_t, d_h): ReverseOutputs) {
     let width = read.0.0.len();
     let whole = width - width % LANES;
     for j in (0..whole).step_by(LANES) {
@@ -744,7 +736,7 @@ fn selective_backward_values(inputs: ScanInputs, starts: &[f32], g: &[f32], size
                                 (&a_n[..width], &h_n[..width], &before_n[..width], &decay_t[at.clone()][..width]);
                             let (carry_n, d_a_n) = (&mut carry[at.clone()][..width], &mut d_a[at][..width]);
                             let read = ((dt, x_t, g_t), (a_n, before_n, decay_n, b[step + n], c[step + n]));
-                            reverse_state(read, carry_n, d_a_n, d_delta_t, d_x_t, d_h);
+                            reverse_state(read, (carry_n, d_a_n, d_delta_t, d_x_t, d_h));
                             // The channels' sums: dc_t = sum_d g_t h_t, db_t = sum_d dh_t delta_t x_t.
                             d_c[t * states + n] = dot(g_t, h_n);
                             d_b[t * states + n] = dot(d_h, drive);
