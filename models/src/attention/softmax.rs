@@ -61,7 +61,6 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
         return dropout.forward(x);
     }
     let seed = random::seed_from_device(&x.device());
-    eprintln!("DEBUG composed {prob} {seed}");
     Tensor::from_dispatch(<Dispatch as FusedSoftmax>::dropout(x.into_dispatch(), prob, seed))
 }
 
