@@ -7,8 +7,8 @@
 //! burn composes each from several operations (GELU from eight or five, softplus from six,
 //! SiLU from a sigmoid and a product), each a pass over the tensor and, under autodiff, a node
 //! keeping its own tensors. Here, on the CPU backends (flex, ndarray), each is one parallel
-//! pass and its backward keeps only `x`. Other backends (wgpu, cuda) use burn's
-//! compositions.
+//! pass and its backward keeps only `x` (the sigmoid: its output `s`). Other backends
+//! (wgpu, cuda) use burn's compositions.
 //!
 //! - GELU: LRA's `MlpBlock` (`lra_benchmarks/models/layers/common_layers.py`) calls flax's
 //!   `nn.gelu`, which is JAX's `gelu` with its default `approximate=True`:
@@ -93,9 +93,9 @@ pub fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedActivations>::softplus(x.into_dispatch()))
 }
 
-/// The three functions, each with its value and its derivative at `x`.
-#[derive(Debug, Clone, Copy)]
-enum Activation {
+/// The functions, each with its value and its derivative at `x`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
     GeluTanh,
     GeluErf,
     Silu,
@@ -104,6 +104,17 @@ enum Activation {
 }
 
 impl Activation {
+    /// The activation on a tensor (fused on the CPU backends, burn's composition elsewhere).
+    pub(crate) fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::GeluTanh => gelu_tanh(x),
+            Activation::GeluErf => gelu_erf(x),
+            Activation::Silu => silu(x),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Softplus => softplus(x),
+        }
+    }
+
     /// `f(activation, x, other)` over the pairs of `x` and `other`, one loop per activation
     /// with its variant a constant inside: the loop then holds no branch on the variant and
     /// vectorises (a variant read in the loop kept it scalar, a quarter of a step's time).
@@ -237,16 +248,19 @@ impl<B: RowMajor> FusedActivations for B {
     }
 }
 
-/// The backward node: it keeps `x`.
-/// The tanh-form GELU of `x` on a CPU backend, the fused operation's forward.
-pub(crate) fn gelu_tanh_values<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
-    forward::<B>(x, Activation::GeluTanh)
+/// `activation(x)` on a CPU backend: the fused operation's forward.
+pub(crate) fn activation_values<B: RowMajor>(x: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
+    forward::<B>(x, activation)
 }
 
-/// The gradient of `x` from that of `gelu_tanh(x)`, `output_grad`, on a CPU backend: the
+/// The gradient of `x` from that of `activation(x)`, `output_grad`, on a CPU backend: the
 /// fused operation's backward.
-pub(crate) fn gelu_tanh_backward<B: RowMajor>(x: FloatTensor<B>, output_grad: FloatTensor<B>) -> FloatTensor<B> {
-    backward::<B>(x, output_grad, Activation::GeluTanh)
+pub(crate) fn activation_backward<B: RowMajor>(
+    x: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    activation: Activation,
+) -> FloatTensor<B> {
+    backward::<B>(x, output_grad, activation)
 }
 
 fn backward<B: RowMajor>(x: FloatTensor<B>, output_grad: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
@@ -255,6 +269,16 @@ fn backward<B: RowMajor>(x: FloatTensor<B>, output_grad: FloatTensor<B>, activat
     })
 }
 
+/// The sigmoid's gradient from its output `s`, `dy s (1 - s)`: the same numbers as from
+/// its input, `s` being computed alike.
+fn sigmoid_backward_from_output<B: RowMajor>(s: FloatTensor<B>, output_grad: FloatTensor<B>) -> FloatTensor<B> {
+    B::map_values(s, |s| B::with_values(output_grad, |dy| zip_map(s, dy, |s, dy| dy * (s * (1.0 - s)))))
+}
+
+/// The backward node. It keeps the sigmoid's output (its derivative needs nothing else,
+/// and a gate's output is kept by the product it gates anyway) and the others' input, in
+/// a buffer of its own ([`RowMajor::compact`]): an input cut from a wider tensor, as
+/// Mega's gates are cut from one product, would otherwise keep all of it.
 #[derive(Debug)]
 struct ActivationBackward(Activation);
 
@@ -262,8 +286,11 @@ impl<B: RowMajor> Backward<B, 1> for ActivationBackward {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let (x, activation) = (ops.state, self.0);
-        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| backward::<B>(x, output_grad, activation));
+        let (kept, activation) = (ops.state, self.0);
+        unary::<B, _>(ops.parents, ops.node, grads, |output_grad| match activation {
+            Activation::Sigmoid => sigmoid_backward_from_output::<B>(kept, output_grad),
+            _ => backward::<B>(kept, output_grad, activation),
+        });
     }
 }
 
@@ -273,7 +300,15 @@ fn tracked<B: RowMajor, C: CheckpointStrategy>(
 ) -> FloatTensor<Autodiff<B, C>> {
     let (x, node) = x.into_parts();
     match ActivationBackward(activation).prepare::<C>([node]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(x.clone(), forward::<B>(x, activation)),
+        OpsKind::Tracked(prep) => {
+            let x = B::compact(x);
+            let y = forward::<B>(x.clone(), activation);
+            let kept = match activation {
+                Activation::Sigmoid => y.clone(),
+                _ => x,
+            };
+            prep.finish(kept, y)
+        }
         OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x, activation)),
     }
 }

@@ -28,6 +28,11 @@ pub trait RowMajor: Backend {
         let shape = tensor.shape();
         Self::from_values(Self::with_values(tensor, map), shape)
     }
+
+    /// `tensor` in a buffer of its own numbers alone: a view (a range of columns, say) is
+    /// copied out of the larger tensor it was cut from, so that keeping it for a backward
+    /// does not keep that whole tensor alive.
+    fn compact(tensor: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl RowMajor for Flex {
@@ -38,6 +43,11 @@ impl RowMajor for Flex {
 
     fn from_values(values: Vec<f32>, shape: Shape) -> FlexTensor {
         FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn compact(tensor: FlexTensor) -> FlexTensor {
+        // A copy unless the tensor covers its whole buffer, in order.
+        tensor.to_contiguous()
     }
 }
 
@@ -59,6 +69,15 @@ impl RowMajor for NdArray {
 
     fn from_values(values: Vec<f32>, shape: Shape) -> NdArrayTensor {
         NdArrayTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn compact(tensor: NdArrayTensor) -> NdArrayTensor {
+        let in_order = matches!(&tensor, NdArrayTensor::F32(storage) if storage.view().is_standard_layout());
+        if in_order {
+            return tensor;
+        }
+        let shape = tensor.shape();
+        Self::from_values(Self::with_values(tensor, <[f32]>::to_vec), shape)
     }
 }
 

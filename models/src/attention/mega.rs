@@ -118,7 +118,8 @@ use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, in_sequence
 use super::softmax::{dropout, softmax_dropout};
 use crate::long_conv::{convolve, two_sided};
 
-use crate::activation::silu;
+use crate::activation::{Activation, silu};
+use crate::feed_forward::DenseInput;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n c) time and memory for attention in chunks of c, O(n log n) for the moving average (FFT)";
@@ -328,9 +329,11 @@ impl Mega {
 
         // X' = SiLU(EMA(X) + omega ⊙ X).
         let skip = x.clone() * self.ema_skip.val().reshape([1, 1, d_model]);
-        let ema = dropout(silu(self.moving_average(x.clone()) + skip), &self.dropout);
+        // The dropout's seed drawn here, the product taken after the values' (the order of
+        // the composition); fused on the CPU, the product keeps the SiLU's input alone.
+        let ema = DenseInput::activated(self.moving_average(x.clone()) + skip, Activation::Silu, &self.dropout);
         let values = silu(self.value.forward(x.clone())); // [batch, len, v]
-        let from_ema = self.from_ema.forward(ema); // [batch, len, d + z + v + d]
+        let from_ema = ema.dense(&self.from_ema); // [batch, len, d + z + v + d]
         let update = sigmoid(from_ema.clone().narrow(2, 0, d_model));
         // Z and the reset gate lie side by side: one SiLU for both.
         let shared_and_reset = silu(from_ema.clone().narrow(2, d_model, z_dim + value_dim));
@@ -345,7 +348,8 @@ impl Mega {
         let keys = qk.narrow(0, 1, 1).reshape([batch, len, z_dim]);
         let attended = self.attend(queries, keys, values, padding);
 
-        let candidate = silu(candidate_from_ema + self.output.forward(attended * reset));
+        // U_h (O ⊙ gamma), fused on the CPU: its backward keeps O and gamma, not their product.
+        let candidate = silu(candidate_from_ema + DenseInput::gated(attended, reset).dense(&self.output));
         let candidate = dropout(candidate, &self.dropout);
         // phi ⊙ H + (1 - phi) ⊙ X, as X + phi ⊙ (H - X): one pass fewer.
         x.clone() + update * (candidate - x)
