@@ -77,6 +77,17 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedActivations>::silu(x.into_dispatch()))
 }
 
+/// SiLU of `x` cut from a wider tensor that nothing else keeps for the backward: on the
+/// CPU backends the backward keeps a copy of `x` alone ([`RowMajor::compact`]), where
+/// keeping `x` itself would keep all of the tensor it was cut from. (Where that tensor is
+/// kept anyway, [`silu`] keeps less.)
+pub fn silu_of_slice<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !runs_natively(&x) {
+        return burn::tensor::activation::silu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedActivations>::silu_of_slice(x.into_dispatch()))
+}
+
 /// The sigmoid, `1 / (1 + exp(-x))`, element-wise.
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !runs_natively(&x) {
@@ -220,6 +231,8 @@ pub trait FusedActivations: Backend {
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// SiLU, element-wise.
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// SiLU, element-wise; the backward keeps a compact copy of `x`.
+    fn silu_of_slice(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The sigmoid, element-wise.
     fn sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Softplus (`beta = 1`, threshold 20), element-wise.
@@ -236,6 +249,10 @@ impl<B: RowMajor> FusedActivations for B {
     }
 
     fn silu(x: FloatTensor<B>) -> FloatTensor<B> {
+        forward::<B>(x, Activation::Silu)
+    }
+
+    fn silu_of_slice(x: FloatTensor<B>) -> FloatTensor<B> {
         forward::<B>(x, Activation::Silu)
     }
 
@@ -276,9 +293,8 @@ fn sigmoid_backward_from_output<B: RowMajor>(s: FloatTensor<B>, output_grad: Flo
 }
 
 /// The backward node. It keeps the sigmoid's output (its derivative needs nothing else,
-/// and a gate's output is kept by the product it gates anyway) and the others' input, in
-/// a buffer of its own ([`RowMajor::compact`]): an input cut from a wider tensor, as
-/// Mega's gates are cut from one product, would otherwise keep all of it.
+/// and a gate's output is kept by the product it gates anyway) and the others' input
+/// (for [`silu_of_slice`], a compact copy).
 #[derive(Debug)]
 struct ActivationBackward(Activation);
 
@@ -297,11 +313,12 @@ impl<B: RowMajor> Backward<B, 1> for ActivationBackward {
 fn tracked<B: RowMajor, C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<B, C>>,
     activation: Activation,
+    compact: bool,
 ) -> FloatTensor<Autodiff<B, C>> {
     let (x, node) = x.into_parts();
     match ActivationBackward(activation).prepare::<C>([node]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let x = B::compact(x);
+            let x = if compact { B::compact(x) } else { x };
             let y = forward::<B>(x.clone(), activation);
             let kept = match activation {
                 Activation::Sigmoid => y.clone(),
@@ -315,23 +332,27 @@ fn tracked<B: RowMajor, C: CheckpointStrategy>(
 
 impl<B: RowMajor, C: CheckpointStrategy> FusedActivations for Autodiff<B, C> {
     fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked::<B, C>(x, Activation::GeluTanh)
+        tracked::<B, C>(x, Activation::GeluTanh, false)
     }
 
     fn gelu_erf(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked::<B, C>(x, Activation::GeluErf)
+        tracked::<B, C>(x, Activation::GeluErf, false)
     }
 
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked::<B, C>(x, Activation::Silu)
+        tracked::<B, C>(x, Activation::Silu, false)
+    }
+
+    fn silu_of_slice(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        tracked::<B, C>(x, Activation::Silu, true)
     }
 
     fn sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked::<B, C>(x, Activation::Sigmoid)
+        tracked::<B, C>(x, Activation::Sigmoid, false)
     }
 
     fn softplus(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked::<B, C>(x, Activation::Softplus)
+        tracked::<B, C>(x, Activation::Softplus, false)
     }
 }
 
@@ -346,10 +367,16 @@ mod tests {
     #[test]
     fn the_fused_activations_and_their_gradients_equal_the_composed_ones() {
         type Pair = (fn(Tensor<3>) -> Tensor<3>, fn(Tensor<3>) -> Tensor<3>, &'static str);
-        let pairs: [Pair; 5] = [
+        // SiLU of the first half of the columns, the second half passed through.
+        fn of_slice(x: Tensor<3>, f: fn(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+            let half = x.dims()[2] / 2;
+            Tensor::cat(vec![f(x.clone().narrow(2, 0, half)), x.narrow(2, half, half)], 2)
+        }
+        let pairs: [Pair; 6] = [
             (gelu_tanh, burn::tensor::activation::gelu_approximate, "gelu"),
             (gelu_erf, gelu_erf_composed, "exact gelu"),
             (silu, burn::tensor::activation::silu, "silu"),
+            (|x| of_slice(x, silu_of_slice), |x| of_slice(x, burn::tensor::activation::silu), "silu of a slice"),
             (sigmoid, burn::tensor::activation::sigmoid, "sigmoid"),
             (softplus, |x| burn::tensor::activation::softplus(x, 1.0), "softplus"),
         ];

@@ -135,13 +135,15 @@ impl<const D: usize> FusedInput<D> {
     /// input's or 1), fused.
     fn matmul(self, weight: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(match self {
-            FusedInput::Activated { hidden, activation, prob, seed } => <Dispatch as FusedFeedForward>::activation_dropout_matmul(
-                hidden.into_dispatch(),
-                weight.into_dispatch(),
-                activation,
-                prob,
-                seed,
-            ),
+            FusedInput::Activated { hidden, activation, prob, seed } => {
+                <Dispatch as FusedFeedForward>::activation_dropout_matmul(
+                    hidden.into_dispatch(),
+                    weight.into_dispatch(),
+                    activation,
+                    prob,
+                    seed,
+                )
+            }
             FusedInput::Gated { values, gate } => {
                 <Dispatch as FusedFeedForward>::gated_matmul(values.into_dispatch(), gate.into_dispatch(), weight.into_dispatch())
             }
@@ -437,7 +439,11 @@ mod tests {
                     Case::Gated(v, gate) => Case::Gated(rows(v), rows(gate)),
                 };
                 let g = g.clone().reshape([shape[0] * shape[1], d_model]);
-                assert_same(run(&layer, row_case.clone(), &g, true), run(&layer, row_case, &g, false), &format!("rows of {name}"));
+                assert_same(
+                    run(&layer, row_case.clone(), &g, true),
+                    run(&layer, row_case, &g, false),
+                    &format!("rows of {name}"),
+                );
             }
         }
     }

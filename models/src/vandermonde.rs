@@ -306,9 +306,36 @@ mod tests {
         ]
     }
 
-    /// The kernel at every lag equals the Vandermonde sum in plain f64 loops, and the fused
-    /// kernel and gradients equal burn's composition, for lengths that are and are not
-    /// whole chunks.
+    /// The gradients of `sum_{c,l} W[c,l] K[c,l]` in plain f64 loops, for `K[c,l] = 2 sum_m
+    /// Re(w_m z_m^l)`, `z^l = e^(l a) (cos l theta + i sin l theta)`: with `(r, i)` the parts of
+    /// `z^l`, `d/da = 2 sum_l W l (w_re r - w_im i)`, `d/dtheta = -2 sum_l W l (w_re i + w_im
+    /// r)`, `d/dw_re = 2 sum_l W r`, `d/dw_im = -2 sum_l W i`.
+    fn gradients_by_sum(inputs: &[Vec<f32>; 4], weight_of_lag: &[f32], len: usize) -> [Vec<f32>; 4] {
+        let [a, theta, w_re, w_im] = inputs;
+        let mut grads: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; a.len()]);
+        for i in 0..a.len() {
+            let c = i / 16;
+            let mut sums = [0.0f64; 4];
+            for l in 0..len {
+                let (re, im) = power(a[i], theta[i], l);
+                let (w, lag) = (2.0 * weight_of_lag[c * len + l] as f64, l as f64);
+                let (w_re, w_im) = (w_re[i] as f64, w_im[i] as f64);
+                sums[0] += w * lag * (w_re * re - w_im * im);
+                sums[1] -= w * lag * (w_re * im + w_im * re);
+                sums[2] += w * re;
+                sums[3] -= w * im;
+            }
+            for (grad, sum) in grads.iter_mut().zip(sums) {
+                grad[i] = sum as f32;
+            }
+        }
+        grads
+    }
+
+    /// The kernel at every lag and its gradients equal the Vandermonde sum and its
+    /// derivatives in plain f64 loops, and burn's composition (in f32, whose error grows
+    /// with the lag) comes within 1% of the largest gradient, for lengths that are and are
+    /// not whole chunks.
     #[test]
     fn the_fused_vandermonde_kernel_and_its_gradients_equal_the_sum_and_burns_composition() {
         for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
@@ -332,7 +359,8 @@ mod tests {
                 let (k_fused, g_fused) = run(kernel);
                 let (k_composed, g_composed) = run(kernel_composed);
 
-                let [a, theta, w_re, w_im] = inputs.clone().map(values);
+                let inputs = inputs.clone().map(values);
+                let [a, theta, w_re, w_im] = &inputs;
                 let by_sum: Vec<f32> = (0..64 * len)
                     .map(|at| {
                         let (c, l) = (at / len, at % len);
@@ -348,10 +376,14 @@ mod tests {
                     .collect();
                 assert_close(&k_fused, &by_sum, 1e-5, &format!("kernel at {len} lags, chunks of {chunk}"));
                 assert_close(&k_fused, &k_composed, 2e-4, "fused and composed kernels");
-                for (input, (fused, composed)) in
-                    ["log_decay", "angle", "weight_re", "weight_im"].iter().zip(g_fused.iter().zip(&g_composed))
-                {
-                    assert_close(fused, composed, 2e-3, &format!("{input}'s gradient at {len} lags"));
+                let grads_by_sum = gradients_by_sum(&inputs, &values(weight_of_lag.clone()), len);
+                let names = ["log_decay", "angle", "weight_re", "weight_im"];
+                for (input, ((fused, composed), by_sum)) in names.iter().zip(g_fused.iter().zip(&g_composed).zip(&grads_by_sum)) {
+                    let what = format!("{input}'s gradient at {len} lags");
+                    assert_close(fused, by_sum, 1e-4, &what);
+                    let largest = by_sum.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+                    let worst = composed.iter().zip(by_sum).fold(0.0f32, |m, (c, e)| m.max((c - e).abs()));
+                    assert!(worst <= 1e-2 * largest, "{what}, composed: off by {worst}, largest {largest}");
                 }
             }
         }

@@ -118,7 +118,7 @@ use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, in_sequence
 use super::softmax::{dropout, softmax_dropout};
 use crate::long_conv::{convolve, two_sided};
 
-use crate::activation::{Activation, silu};
+use crate::activation::{Activation, silu, silu_of_slice};
 use crate::feed_forward::DenseInput;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
@@ -335,8 +335,9 @@ impl Mega {
         let values = silu(self.value.forward(x.clone())); // [batch, len, v]
         let from_ema = ema.dense(&self.from_ema); // [batch, len, d + z + v + d]
         let update = sigmoid(from_ema.clone().narrow(2, 0, d_model));
-        // Z and the reset gate lie side by side: one SiLU for both.
-        let shared_and_reset = silu(from_ema.clone().narrow(2, d_model, z_dim + value_dim));
+        // Z and the reset gate lie side by side: one SiLU for both. Its backward keeps a copy
+        // of its input, so that no part of `from_ema` is kept (the sigmoid keeps its output).
+        let shared_and_reset = silu_of_slice(from_ema.clone().narrow(2, d_model, z_dim + value_dim));
         let shared = shared_and_reset.clone().narrow(2, 0, z_dim);
         let reset = shared_and_reset.narrow(2, z_dim, value_dim);
         let candidate_from_ema = from_ema.narrow(2, d_model + z_dim + value_dim, d_model);
