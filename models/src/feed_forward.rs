@@ -66,12 +66,16 @@ impl DenseFeedForward {
 /// CPU backends kept as its parts until [`DenseInput::dense`] multiplies it in one fused
 /// operation that keeps only those parts for its backward; elsewhere computed at once by
 /// the composition.
+// A value of one forward, built and consumed at once: boxing its larger variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum DenseInput<const D: usize> {
     Fused(FusedInput<D>),
     Composed(Tensor<D>),
 }
 
 /// The parts of a dense layer's input on the CPU backends.
+#[allow(clippy::large_enum_variant)] // as `DenseInput`
 pub(crate) enum FusedInput<const D: usize> {
     Activated { hidden: Tensor<D>, activation: Activation, prob: f32, seed: u64 },
     Gated { values: Tensor<D>, gate: Tensor<D> },
@@ -356,6 +360,7 @@ mod tests {
 
     /// The input of a case: `drop(f(hidden))` with the mask of a seed, or `values ⊙ gate`.
     #[derive(Clone)]
+    #[allow(clippy::large_enum_variant)] // as `DenseInput`
     enum Case<const D: usize> {
         Activated(Tensor<D>, Activation, (f32, u64)),
         Gated(Tensor<D>, Tensor<D>),
