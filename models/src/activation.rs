@@ -105,7 +105,7 @@ pub fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// The functions, each with its value and its derivative at `x`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Activation {
     GeluTanh,
     GeluErf,
@@ -219,7 +219,8 @@ fn zip_map(x: &[f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
     out
 }
 
-fn forward<B: RowMajor>(x: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
+/// `activation(x)` on a CPU backend: the fused operation's forward.
+pub(crate) fn activation_values<B: RowMajor>(x: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
     B::map_values(x, |x| activation.zip_map(x, x, |activation, x, _| activation.value(x)))
 }
 
@@ -241,33 +242,28 @@ pub trait FusedActivations: Backend {
 
 impl<B: RowMajor> FusedActivations for B {
     fn gelu_tanh(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x, Activation::GeluTanh)
+        activation_values::<B>(x, Activation::GeluTanh)
     }
 
     fn gelu_erf(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x, Activation::GeluErf)
+        activation_values::<B>(x, Activation::GeluErf)
     }
 
     fn silu(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x, Activation::Silu)
+        activation_values::<B>(x, Activation::Silu)
     }
 
     fn silu_of_slice(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x, Activation::Silu)
+        activation_values::<B>(x, Activation::Silu)
     }
 
     fn sigmoid(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x, Activation::Sigmoid)
+        activation_values::<B>(x, Activation::Sigmoid)
     }
 
     fn softplus(x: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(x, Activation::Softplus)
+        activation_values::<B>(x, Activation::Softplus)
     }
-}
-
-/// `activation(x)` on a CPU backend: the fused operation's forward.
-pub(crate) fn activation_values<B: RowMajor>(x: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
-    forward::<B>(x, activation)
 }
 
 /// The gradient of `x` from that of `activation(x)`, `output_grad`, on a CPU backend: the
@@ -277,10 +273,6 @@ pub(crate) fn activation_backward<B: RowMajor>(
     output_grad: FloatTensor<B>,
     activation: Activation,
 ) -> FloatTensor<B> {
-    backward::<B>(x, output_grad, activation)
-}
-
-fn backward<B: RowMajor>(x: FloatTensor<B>, output_grad: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
     B::map_values(x, |x| {
         B::with_values(output_grad, |dy| activation.zip_map(x, dy, |activation, x, dy| dy * activation.slope(x)))
     })
@@ -305,7 +297,7 @@ impl<B: RowMajor> Backward<B, 1> for ActivationBackward {
         let (kept, activation) = (ops.state, self.0);
         unary::<B, _>(ops.parents, ops.node, grads, |output_grad| match activation {
             Activation::Sigmoid => sigmoid_backward_from_output::<B>(kept, output_grad),
-            _ => backward::<B>(kept, output_grad, activation),
+            _ => activation_backward::<B>(kept, output_grad, activation),
         });
     }
 }
@@ -319,14 +311,14 @@ fn tracked<B: RowMajor, C: CheckpointStrategy>(
     match ActivationBackward(activation).prepare::<C>([node]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let x = if compact { B::compact(x) } else { x };
-            let y = forward::<B>(x.clone(), activation);
+            let y = activation_values::<B>(x.clone(), activation);
             let kept = match activation {
                 Activation::Sigmoid => y.clone(),
                 _ => x,
             };
             prep.finish(kept, y)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x, activation)),
+        OpsKind::UnTracked(prep) => prep.finish(activation_values::<B>(x, activation)),
     }
 }
 
