@@ -33,11 +33,48 @@ pub trait RowMajor: Backend {
     /// copied out of the larger tensor it was cut from, so that keeping it for a backward
     /// does not keep that whole tensor alive.
     fn compact(tensor: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// [`RowMajor::with_values`] of several tensors at once: `read` gets the numbers of
+    /// each, borrowed where the tensor lies in order (not copied out, as reading each
+    /// with `with_values` into a vector of its own would).
+    fn with_all<R, const N: usize>(tensors: [FloatTensor<Self>; N], read: impl FnOnce([&[f32]; N]) -> R) -> R;
+}
+
+/// `tensor` laid out in order: itself where it is (and, when `alone`, covers its whole
+/// buffer); a view whose rows are runs of adjacent numbers (a range of columns, say)
+/// copied a block of rows per parallel task; any other layout by flex's own copy (which
+/// runs on one thread).
+fn in_order(tensor: FlexTensor, alone: bool) -> FlexTensor {
+    let in_place = tensor.as_slice::<f32>().map(|values| values.len());
+    if in_place.is_some_and(|len| !alone || len == tensor.storage::<f32>().len()) {
+        return tensor;
+    }
+    let layout = tensor.layout();
+    let (shape, strides, offset) = (layout.shape().clone(), layout.strides().to_vec(), layout.start_offset());
+    let rank = strides.len();
+    let rows_by_strides = rank >= 2 && strides[rank - 1] == 1 && strides.iter().all(|&stride| stride >= 0);
+    if !rows_by_strides || tensor.dtype() != burn::tensor::DType::F32 {
+        return tensor.to_contiguous();
+    }
+    let width = shape[rank - 1].max(1);
+    let storage = tensor.storage::<f32>();
+    let ([values], _) = par_blocks(shape.num_elements(), rows_per_task(width) * width, |first, [part]| {
+        for (i, row) in part.chunks_exact_mut(width).enumerate() {
+            // The row's index over the leading axes, last axis fastest, to its first number.
+            let (mut index, mut source) = (first / width + i, offset);
+            for axis in (0..rank - 1).rev() {
+                source += index % shape[axis] * strides[axis] as usize;
+                index /= shape[axis];
+            }
+            row.copy_from_slice(&storage[source..source + width]);
+        }
+    });
+    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 impl RowMajor for Flex {
     fn with_values<R>(tensor: FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {
-        let tensor = tensor.to_contiguous();
+        let tensor = in_order(tensor, false);
         read(tensor.as_slice::<f32>().expect("a contiguous f32 tensor"))
     }
 
@@ -47,7 +84,12 @@ impl RowMajor for Flex {
 
     fn compact(tensor: FlexTensor) -> FlexTensor {
         // A copy unless the tensor covers its whole buffer, in order.
-        tensor.to_contiguous()
+        in_order(tensor, true)
+    }
+
+    fn with_all<R, const N: usize>(tensors: [FlexTensor; N], read: impl FnOnce([&[f32]; N]) -> R) -> R {
+        let tensors = tensors.map(|tensor| in_order(tensor, false));
+        read(std::array::from_fn(|i| tensors[i].as_slice::<f32>().expect("a contiguous f32 tensor")))
     }
 }
 
@@ -78,6 +120,11 @@ impl RowMajor for NdArray {
         }
         let shape = tensor.shape();
         Self::from_values(Self::with_values(tensor, <[f32]>::to_vec), shape)
+    }
+
+    fn with_all<R, const N: usize>(tensors: [NdArrayTensor; N], read: impl FnOnce([&[f32]; N]) -> R) -> R {
+        let values = tensors.map(|tensor| Self::with_values(tensor, <[f32]>::to_vec));
+        read(std::array::from_fn(|i| values[i].as_slice()))
     }
 }
 
@@ -119,6 +166,40 @@ pub fn vectorised<R>(work: impl FnOnce() -> R) -> R {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn with_avx2<R>(work: impl FnOnce() -> R) -> R {
+    work()
+}
+
+/// `work()` with subnormal numbers (below f32's normal range, `|x| < 1.2e-38`) taken and
+/// given as zero, on x86-64 (the MXCSR's flush-to-zero and denormals-are-zero bits, set
+/// for `work` alone on the calling thread and restored after it; elsewhere `work()` as it
+/// is).
+///
+/// For the scans' loops over time: a gradient carried back through thousands of decays
+/// (from a classifier that reads one position, every other position's gradient is what
+/// the decays carry) passes through the subnormal range on its way to zero, and each
+/// operation on a subnormal number takes the processor about a hundred times as long (the
+/// top layer's backward scan of Mamba took ten times its forward at 4K tokens). The
+/// numbers flushed are below anything an f32 sum with a normal term keeps. `work` must not
+/// hand work to other threads (their registers keep their own setting).
+#[inline(always)]
+pub fn without_subnormals<R>(work: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Bit 15: flush to zero (subnormal results); bit 6: denormals are zero (inputs).
+        const FLUSH: u32 = 1 << 15 | 1 << 6;
+        let mut saved = 0u32;
+        // SAFETY: `stmxcsr` stores the 4-byte register at the address of `saved`.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack, preserves_flags)) };
+        let flushing = saved | FLUSH;
+        // SAFETY: `ldmxcsr` loads a valid MXCSR value (the current one with two mode bits
+        // set) from the address of `flushing`.
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &flushing, options(nostack, preserves_flags, readonly)) };
+        let result = work();
+        // SAFETY: as above, the value saved from the register itself.
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &saved, options(nostack, preserves_flags, readonly)) };
+        result
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     work()
 }
 
@@ -357,5 +438,23 @@ mod tests {
             assert!((dot(v, o) as f64 - plain_dot).abs() < 1e-3, "dot of {len}");
             assert_eq!(max(v), v.iter().copied().fold(f32::NEG_INFINITY, f32::max), "max of {len}");
         }
+    }
+
+    /// Inside `without_subnormals` a product below f32's normal range is 0 and a subnormal
+    /// input counts as 0; outside it, before and after, both are the subnormal numbers IEEE
+    /// arithmetic gives (the setting is restored).
+    #[test]
+    fn subnormals_are_zero_inside_without_subnormals_alone() {
+        use std::hint::black_box;
+        let (small, factor, subnormal) = (black_box(1e-30f32), black_box(1e-10f32), black_box(1e-40f32));
+        let outside = || (black_box(small) * black_box(factor), black_box(subnormal) * black_box(1.0f32));
+        let before = outside();
+        assert!(before.0 > 0.0 && !before.0.is_normal() && before.1 == 1e-40, "{before:?}");
+        let inside = without_subnormals(outside);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(inside, (0.0, 0.0));
+        #[cfg(not(target_arch = "x86_64"))]
+        assert_eq!(inside, before);
+        assert_eq!(outside(), before, "the setting is restored");
     }
 }

@@ -38,6 +38,24 @@ pub fn causal_depthwise_conv(u: Tensor<3>, weight: Tensor<2>, bias: Tensor<1>) -
         u.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
+        false,
+    ))
+}
+
+/// The same convolution of the sequence reversed, `causal_depthwise_conv(reverse_time(u),
+/// weight, bias)` (each output row at the reversed sequence's step), number for number. On
+/// the CPU backends the fused operation reads `u` from the end as it lies, so that no
+/// reversed copy of `u` is made, nor kept for the backward (the backward branch of a
+/// bidirectional layer keeps the same `u` as its forward branch).
+pub fn causal_depthwise_conv_of_reversed(u: Tensor<3>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<3> {
+    if !(runs_natively(&u) && runs_natively(&weight) && runs_natively(&bias)) {
+        return causal_depthwise_conv_composed(u.flip([1]), weight, bias);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedDepthwise>::causal_depthwise_conv(
+        u.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        true,
     ))
 }
 
@@ -50,12 +68,26 @@ pub fn causal_depthwise_conv_composed(u: Tensor<3>, weight: Tensor<2>, bias: Ten
     (1..width).fold(tap(0), |total, k| total + tap(k)) + bias.reshape([1, 1, channels])
 }
 
-/// The sizes: `[batch, len, channels]` and the width.
+/// The sizes: `[batch, len, channels]` and the width; `reversed`: the convolution runs
+/// over the sequences read from their ends.
 #[derive(Clone, Copy)]
 struct Sizes {
     len: usize,
     channels: usize,
     width: usize,
+    reversed: bool,
+}
+
+impl Sizes {
+    /// Where row `row` (`example len + t`, a step of the sequence the convolution runs
+    /// over) lies in `u`: the same row, or, reversed, step `len - 1 - t` of its example.
+    #[inline(always)]
+    fn input_row(self, row: usize) -> usize {
+        match self.reversed {
+            false => row,
+            true => row - row % self.len + (self.len - 1 - row % self.len),
+        }
+    }
 }
 
 /// `weight` transposed to `[width, channels]`, so that the loops run over the channels.
@@ -64,7 +96,7 @@ fn taps(weight: &[f32], sizes: Sizes) -> Vec<f32> {
 }
 
 fn forward_values(u: &[f32], weight: &[f32], bias: &[f32], sizes: Sizes) -> Vec<f32> {
-    let Sizes { len, channels, width } = sizes;
+    let Sizes { len, channels, width, .. } = sizes;
     let taps = taps(weight, sizes);
     let ([out], _) = cpu::par_blocks(u.len(), rows_per_task(channels) * channels, |start, [out]| {
         for (i, out_row) in out.chunks_exact_mut(channels).enumerate() {
@@ -72,7 +104,7 @@ fn forward_values(u: &[f32], weight: &[f32], bias: &[f32], sizes: Sizes) -> Vec<
             let t = row % len;
             // Taps reaching before the start read zeros: they are left out.
             for k in (width - 1).saturating_sub(t)..width {
-                let source = (row + k + 1 - width) * channels;
+                let source = sizes.input_row(row + k + 1 - width) * channels;
                 let (u_row, tap) = (&u[source..source + channels], &taps[k * channels..(k + 1) * channels]);
                 for d in 0..channels {
                     out_row[d] += tap[d] * u_row[d];
@@ -87,8 +119,10 @@ fn forward_values(u: &[f32], weight: &[f32], bias: &[f32], sizes: Sizes) -> Vec<
 }
 
 /// The gradients of `u`, `weight` (`[channels, width]`) and `bias` from the output's `g`.
+/// The loops run over the steps of the convolved sequence; reversed, the rows of `u`'s
+/// gradient are put back in `u`'s order at the end.
 fn backward_values(u: &[f32], weight: &[f32], g: &[f32], sizes: Sizes) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let Sizes { len, channels, width } = sizes;
+    let Sizes { len, channels, width, reversed } = sizes;
     let taps = taps(weight, sizes);
     // Each task: its rows of du, and its share of dw (`[width, channels]`) and dbias.
     let ([d_u], shares) = cpu::par_blocks(u.len(), rows_per_task(channels) * channels, |start, [d_u]| {
@@ -109,7 +143,7 @@ fn backward_values(u: &[f32], weight: &[f32], g: &[f32], sizes: Sizes) -> (Vec<f
             }
             // Row `t` as an output: its taps' inputs, and the bias.
             for k in (width - 1).saturating_sub(t)..width {
-                let source = (row + k + 1 - width) * channels;
+                let source = sizes.input_row(row + k + 1 - width) * channels;
                 let (u_row, d_tap) = (&u[source..source + channels], &mut d_taps[k * channels..(k + 1) * channels]);
                 for d in 0..channels {
                     d_tap[d] += g_row[d] * u_row[d];
@@ -130,35 +164,51 @@ fn backward_values(u: &[f32], weight: &[f32], g: &[f32], sizes: Sizes) -> (Vec<f
         }
         d_bias.iter_mut().zip(&bias_share).for_each(|(total, share)| *total += share);
     }
+    let d_u = match reversed {
+        false => d_u,
+        true => (0..d_u.len() / channels.max(1))
+            .flat_map(|row| {
+                let source = sizes.input_row(row) * channels;
+                d_u[source..source + channels].iter().copied()
+            })
+            .collect(),
+    };
     (d_u, d_weight, d_bias)
 }
 
-fn sizes<B: Backend>(u: &FloatTensor<B>, weight: &FloatTensor<B>) -> Sizes {
+fn sizes<B: Backend>(u: &FloatTensor<B>, weight: &FloatTensor<B>, reversed: bool) -> Sizes {
     let (u, weight) = (u.shape(), weight.shape());
-    Sizes { len: u[1], channels: u[2], width: weight[1] }
+    Sizes { len: u[1], channels: u[2], width: weight[1], reversed }
 }
 
-fn forward<B: RowMajor>(u: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
-    let sizes = sizes::<B>(&u, &weight);
+fn forward<B: RowMajor>(u: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, reversed: bool) -> FloatTensor<B> {
+    let sizes = sizes::<B>(&u, &weight, reversed);
     let (weight, bias) = (B::with_values(weight, <[f32]>::to_vec), B::with_values(bias, <[f32]>::to_vec));
     B::map_values(u, |u| forward_values(u, &weight, &bias, sizes))
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
 pub trait FusedDepthwise: Backend {
-    /// The causal depthwise convolution ([`causal_depthwise_conv`]).
-    fn causal_depthwise_conv(u: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The causal depthwise convolution ([`causal_depthwise_conv`]); `reversed`: of the
+    /// sequence reversed ([`causal_depthwise_conv_of_reversed`]).
+    fn causal_depthwise_conv(
+        u: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        reversed: bool,
+    ) -> FloatTensor<Self>;
 }
 
 impl<B: RowMajor> FusedDepthwise for B {
-    fn causal_depthwise_conv(u: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
-        forward::<B>(u, weight, bias)
+    fn causal_depthwise_conv(u: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, reversed: bool) -> FloatTensor<B> {
+        forward::<B>(u, weight, bias, reversed)
     }
 }
 
-/// The backward node: it keeps `u` and the weights (the bias's gradient needs neither).
+/// The backward node: it keeps `u` and the weights (the bias's gradient needs neither);
+/// its field, whether the sequence was read reversed.
 #[derive(Debug)]
-struct DepthwiseBackward;
+struct DepthwiseBackward(bool);
 
 impl<B: RowMajor> Backward<B, 3> for DepthwiseBackward {
     type State = (FloatTensor<B>, FloatTensor<B>);
@@ -166,10 +216,10 @@ impl<B: RowMajor> Backward<B, 3> for DepthwiseBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let (u, weight) = ops.state;
         let output_grad = grads.consume::<B>(&ops.node);
-        let sizes = sizes::<B>(&u, &weight);
+        let sizes = sizes::<B>(&u, &weight, self.0);
         let (u_shape, weight_shape) = (u.shape(), weight.shape());
-        let (u, weight) = (B::with_values(u, <[f32]>::to_vec), B::with_values(weight, <[f32]>::to_vec));
-        let (d_u, d_weight, d_bias) = B::with_values(output_grad, |g| backward_values(&u, &weight, g, sizes));
+        let (d_u, d_weight, d_bias) =
+            B::with_all([u, weight, output_grad], |[u, weight, g]| backward_values(u, weight, g, sizes));
         let [u_node, weight_node, bias_node] = ops.parents;
         let bias_shape = Shape::from([sizes.channels]);
         for (node, values, shape) in
@@ -183,16 +233,21 @@ impl<B: RowMajor> Backward<B, 3> for DepthwiseBackward {
 }
 
 impl<B: RowMajor, C: CheckpointStrategy> FusedDepthwise for Autodiff<B, C> {
-    fn causal_depthwise_conv(u: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn causal_depthwise_conv(
+        u: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        reversed: bool,
+    ) -> FloatTensor<Self> {
         let (u, u_node) = u.into_parts();
         let (weight, weight_node) = weight.into_parts();
         let (bias, bias_node) = bias.into_parts();
-        match DepthwiseBackward.prepare::<C>([u_node, weight_node, bias_node]).compute_bound().stateful() {
+        match DepthwiseBackward(reversed).prepare::<C>([u_node, weight_node, bias_node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let out = forward::<B>(u.clone(), weight.clone(), bias);
+                let out = forward::<B>(u.clone(), weight.clone(), bias, reversed);
                 prep.finish((u, weight), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(u, weight, bias)),
+            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(u, weight, bias, reversed)),
         }
     }
 }
@@ -201,6 +256,7 @@ impl<B: RowMajor, C: CheckpointStrategy> FusedDepthwise for Autodiff<B, C> {
 mod tests {
     use super::*;
     use crate::numeric_checks::{assert_close, values};
+    use crate::reversal::reverse_time;
     use burn::tensor::Distribution;
 
     /// Output and the three gradients equal burn's composition on both CPU backends, with
@@ -232,6 +288,38 @@ mod tests {
                 for ((got, expected), name) in fused.iter().zip(&composed).zip(["y", "d u", "d weight", "d bias"]) {
                     assert_close(got, expected, 1e-4, &format!("{name}, {batch} x {len} x {channels}, width {width}"));
                 }
+            }
+        }
+    }
+
+    /// The convolution of the reversed sequence read in place equals the convolution of a
+    /// reversed copy, output and the three gradients bit for bit, on both CPU backends.
+    #[test]
+    fn the_convolution_of_the_reversed_sequence_equals_that_of_a_reversed_copy() {
+        for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+            device.seed(7);
+            for (batch, len, channels, width) in [(2, 3, 5, 4), (3, 300, 70, 4), (2, 17, 9, 1), (1, 40, 600, 3)] {
+                let normal = Distribution::Normal(0.0, 1.0);
+                let u = Tensor::<3>::random([batch, len, channels], normal, &device);
+                let weight = Tensor::<2>::random([channels, width], normal, &device);
+                let bias = Tensor::<1>::random([channels], normal, &device);
+                let g = Tensor::<3>::random([batch, len, channels], normal, &device);
+                let run = |in_place: bool| {
+                    let (u, weight, bias) =
+                        (u.clone().require_grad(), weight.clone().require_grad(), bias.clone().require_grad());
+                    let y = match in_place {
+                        true => causal_depthwise_conv_of_reversed(u.clone(), weight.clone(), bias.clone()),
+                        false => causal_depthwise_conv(reverse_time(u.clone()), weight.clone(), bias.clone()),
+                    };
+                    let grads = (y.clone() * g.clone()).sum().backward();
+                    [
+                        values(y),
+                        values(u.grad(&grads).unwrap()),
+                        values(weight.grad(&grads).unwrap()),
+                        values(bias.grad(&grads).unwrap()),
+                    ]
+                };
+                assert_eq!(run(true), run(false), "{batch} x {len} x {channels}, width {width}");
             }
         }
     }

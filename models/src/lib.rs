@@ -11,6 +11,7 @@ pub mod bag;
 pub mod classifier;
 #[cfg(test)]
 mod classifier_checks;
+pub mod columns;
 pub mod cpu;
 #[cfg(test)]
 mod cross_backend;
@@ -25,6 +26,7 @@ pub mod model_names;
 #[cfg(test)]
 mod numeric_checks;
 pub mod perceiver;
+pub mod reversal;
 pub mod scan;
 pub mod switch;
 pub mod vandermonde;

@@ -215,14 +215,18 @@ fn channels_last(per_channel: &[Vec<f32>], batch: usize, n: usize) -> Vec<f32> {
     const TILE: usize = 64;
     let channels = per_channel.len();
     let mut out = vec![0.0f32; batch * n * channels];
-    for start in (0..batch * n).step_by(TILE) {
-        let end = (start + TILE).min(batch * n);
+    if channels == 0 {
+        return out;
+    }
+    // Tiles of steps in parallel tasks, each writing its own rows of the output.
+    out.par_chunks_mut(TILE * channels).enumerate().for_each(|(tile, out)| {
+        let start = tile * TILE;
         for (c, rows) in per_channel.iter().enumerate() {
-            for (step, &value) in rows[start..end].iter().enumerate() {
-                out[(start + step) * channels + c] = value;
+            for (step, &value) in rows[start..start + out.len() / channels].iter().enumerate() {
+                out[step * channels + c] = value;
             }
         }
-    }
+    });
     out
 }
 

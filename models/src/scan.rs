@@ -34,6 +34,14 @@
 //!
 //! Only what is read back in order is materialised: `a` and `h`, not `b`.
 //!
+//! The fused loops (this recurrence's and the selective scan's below) run with subnormal
+//! numbers flushed to zero ([`crate::cpu::without_subnormals`]): a gradient carried back
+//! through thousands of decays from the one position a classifier reads passes through
+//! f32's subnormal range on its way to zero, where each operation takes the processor
+//! about a hundred times as long (Mamba's top layer's backward scan took ten times its
+//! forward at 4K tokens; LRU's and S5's likewise). What is flushed lies below anything an
+//! f32 sum with a normal term keeps; on the runs checked the losses are the same bit for bit.
+//!
 //! Mamba's selective scan ([`selective_scan`]) is the real, time-varying counterpart, for
 //! every example, channel `d` and state `n`:
 //!
@@ -77,7 +85,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use crate::cpu::{RowMajor, TASK_ELEMENTS, dot, exp, runs_natively, vectorised};
+use crate::cpu::{RowMajor, TASK_ELEMENTS, dot, exp, runs_natively, vectorised, without_subnormals};
 
 /// A complex tensor as its real and imaginary parts, of the same shape.
 #[derive(Clone, Debug)]
@@ -206,25 +214,27 @@ fn forward_values(
     let mut out = vec![0.0f32; 2 * size];
     let shared = Shared(out.as_mut_ptr());
     tasks(batch, channels, channels_per_task(len, channels)).into_par_iter().for_each(|(example, block)| {
-        let width = block.len();
-        let (ar, ai) = (&a_re[block.clone()], &a_im[block.clone()]);
-        let (mut hr, mut hi) = (vec![0.0f32; width], vec![0.0f32; width]);
-        for k in 0..len {
-            let row = (example * len + time_of(k, len, from_end)) * channels + block.start;
-            let (br, bi) = (&b_re[row..row + width], &b_im[row..row + width]);
-            for j in 0..width {
-                let (r, i) = (hr[j], hi[j]);
-                hr[j] = ar[j] * r - ai[j] * i + br[j];
-                hi[j] = ar[j] * i + ai[j] * r + bi[j];
-            }
-            for j in 0..width {
-                // SAFETY: `row + j` is this task's (example, t, channel) entry.
-                unsafe {
-                    shared.write(row + j, hr[j]);
-                    shared.write(size + row + j, hi[j]);
+        without_subnormals(|| {
+            let width = block.len();
+            let (ar, ai) = (&a_re[block.clone()], &a_im[block.clone()]);
+            let (mut hr, mut hi) = (vec![0.0f32; width], vec![0.0f32; width]);
+            for k in 0..len {
+                let row = (example * len + time_of(k, len, from_end)) * channels + block.start;
+                let (br, bi) = (&b_re[row..row + width], &b_im[row..row + width]);
+                for j in 0..width {
+                    let (r, i) = (hr[j], hi[j]);
+                    hr[j] = ar[j] * r - ai[j] * i + br[j];
+                    hi[j] = ar[j] * i + ai[j] * r + bi[j];
+                }
+                for j in 0..width {
+                    // SAFETY: `row + j` is this task's (example, t, channel) entry.
+                    unsafe {
+                        shared.write(row + j, hr[j]);
+                        shared.write(size + row + j, hi[j]);
+                    }
                 }
             }
-        }
+        })
     });
     out
 }
@@ -250,37 +260,39 @@ fn backward_values(
     let partial: Vec<(std::ops::Range<usize>, Vec<f32>, Vec<f32>)> = tasks(batch, channels, channels_per_task(len, channels))
         .into_par_iter()
         .map(|(example, block)| {
-            let width = block.len();
-            let (ar, ai) = (&a_re[block.clone()], &a_im[block.clone()]);
-            let (mut dr, mut di) = (vec![0.0f32; width], vec![0.0f32; width]);
-            let (mut da_re, mut da_im) = (vec![0.0f32; width], vec![0.0f32; width]);
-            for k in (0..len).rev() {
-                let row = (example * len + time_of(k, len, from_end)) * channels + block.start;
-                let (gr, gi) = (&g_re[row..row + width], &g_im[row..row + width]);
-                // d_t = g_t + conj(a) d_{t+1} (from the end: d_{t-1}).
-                for j in 0..width {
-                    let (r, i) = (dr[j], di[j]);
-                    dr[j] = gr[j] + ar[j] * r + ai[j] * i;
-                    di[j] = gi[j] + ar[j] * i - ai[j] * r;
-                }
-                for j in 0..width {
-                    // SAFETY: `row + j` is this task's (example, t, channel) entry.
-                    unsafe {
-                        shared.write(row + j, dr[j]);
-                        shared.write(size + row + j, di[j]);
-                    }
-                }
-                // da += d_t conj(h_{t-1}) (from the end: h_{t+1}), the state before this step.
-                if k > 0 {
-                    let previous = (example * len + time_of(k - 1, len, from_end)) * channels + block.start;
-                    let (pr, pi) = (&h_re[previous..previous + width], &h_im[previous..previous + width]);
+            without_subnormals(|| {
+                let width = block.len();
+                let (ar, ai) = (&a_re[block.clone()], &a_im[block.clone()]);
+                let (mut dr, mut di) = (vec![0.0f32; width], vec![0.0f32; width]);
+                let (mut da_re, mut da_im) = (vec![0.0f32; width], vec![0.0f32; width]);
+                for k in (0..len).rev() {
+                    let row = (example * len + time_of(k, len, from_end)) * channels + block.start;
+                    let (gr, gi) = (&g_re[row..row + width], &g_im[row..row + width]);
+                    // d_t = g_t + conj(a) d_{t+1} (from the end: d_{t-1}).
                     for j in 0..width {
-                        da_re[j] += dr[j] * pr[j] + di[j] * pi[j];
-                        da_im[j] += di[j] * pr[j] - dr[j] * pi[j];
+                        let (r, i) = (dr[j], di[j]);
+                        dr[j] = gr[j] + ar[j] * r + ai[j] * i;
+                        di[j] = gi[j] + ar[j] * i - ai[j] * r;
+                    }
+                    for j in 0..width {
+                        // SAFETY: `row + j` is this task's (example, t, channel) entry.
+                        unsafe {
+                            shared.write(row + j, dr[j]);
+                            shared.write(size + row + j, di[j]);
+                        }
+                    }
+                    // da += d_t conj(h_{t-1}) (from the end: h_{t+1}), the state before this step.
+                    if k > 0 {
+                        let previous = (example * len + time_of(k - 1, len, from_end)) * channels + block.start;
+                        let (pr, pi) = (&h_re[previous..previous + width], &h_im[previous..previous + width]);
+                        for j in 0..width {
+                            da_re[j] += dr[j] * pr[j] + di[j] * pi[j];
+                            da_im[j] += di[j] * pr[j] - dr[j] * pi[j];
+                        }
                     }
                 }
-            }
-            (block, da_re, da_im)
+                (block, da_re, da_im)
+            })
         })
         .collect();
     let (mut da_re, mut da_im) = (vec![0.0f32; channels], vec![0.0f32; channels]);
@@ -630,25 +642,27 @@ fn selective_forward_values(inputs: ScanInputs, sizes: ScanSizes, keep_starts: b
     let (shared, shared_starts) = (Shared(y.as_mut_ptr()), Shared(starts.as_mut_ptr()));
     sizes.tasks().into_par_iter().for_each(|(example, channels_of_task)| {
         vectorised(|| {
-            let start_of_task = chunk_starts_at(sizes, example, channels_of_task.start);
-            let block = Block::new(a, channels_of_task, states);
-            let width = block.width();
-            let (mut h, mut y_t) = (vec![0.0f32; states * width], vec![0.0f32; width]);
-            for t in 0..len {
-                if keep_starts && t % CHUNK_STEPS == 0 {
-                    let at = start_of_task + t / CHUNK_STEPS * h.len();
-                    for (i, &value) in h.iter().enumerate() {
-                        // SAFETY: `at + i` lies in this task's region of the chunk starts.
-                        unsafe { shared_starts.write(at + i, value) };
+            without_subnormals(|| {
+                let start_of_task = chunk_starts_at(sizes, example, channels_of_task.start);
+                let block = Block::new(a, channels_of_task, states);
+                let width = block.width();
+                let (mut h, mut y_t) = (vec![0.0f32; states * width], vec![0.0f32; width]);
+                for t in 0..len {
+                    if keep_starts && t % CHUNK_STEPS == 0 {
+                        let at = start_of_task + t / CHUNK_STEPS * h.len();
+                        for (i, &value) in h.iter().enumerate() {
+                            // SAFETY: `at + i` lies in this task's region of the chunk starts.
+                            unsafe { shared_starts.write(at + i, value) };
+                        }
+                    }
+                    selective_step((delta, b, c, x), sizes, (example, t), &block, &mut h, &mut y_t);
+                    let row = (example * len + t) * channels + block.channels.start;
+                    for (j, &value) in y_t.iter().enumerate() {
+                        // SAFETY: `row + j` is this task's (example, t, channel) entry.
+                        unsafe { shared.write(row + j, value) };
                     }
                 }
-                selective_step((delta, b, c, x), sizes, (example, t), &block, &mut h, &mut y_t);
-                let row = (example * len + t) * channels + block.channels.start;
-                for (j, &value) in y_t.iter().enumerate() {
-                    // SAFETY: `row + j` is this task's (example, t, channel) entry.
-                    unsafe { shared.write(row + j, value) };
-                }
-            }
+            })
         })
     });
     (y, starts)
@@ -691,66 +705,68 @@ fn selective_backward_values(inputs: ScanInputs, starts: &[f32], g: &[f32], size
         .into_par_iter()
         .map(|(example, channels_of_task)| {
             vectorised(|| {
-                let start_of_task = chunk_starts_at(sizes, example, channels_of_task.start);
-                let block = Block::new(a, channels_of_task, states);
-                let width = block.width();
-                let size = states * width;
-                let chunk_len = CHUNK_STEPS.min(len);
-                let (mut kept, mut decays) = (vec![0.0f32; chunk_len * size], vec![0.0f32; chunk_len * size]);
-                // exp(delta_{t+1} a) dL/dh_{t+1}, what step t + 1 hands back to step t.
-                let mut carry = vec![0.0f32; size];
-                let mut d_a = vec![0.0f32; size];
-                let (mut d_b, mut d_c) = (vec![0.0f32; len * states], vec![0.0f32; len * states]);
-                let (mut d_delta_t, mut d_x_t) = (vec![0.0f32; width], vec![0.0f32; width]);
-                let (mut d_h, mut drive) = (vec![0.0f32; width], vec![0.0f32; width]);
-                for chunk in (0..len.div_ceil(CHUNK_STEPS)).rev() {
-                    let first = chunk * CHUNK_STEPS;
-                    let steps = first..(first + CHUNK_STEPS).min(len);
-                    // h_{first - 1}, kept by the forward.
-                    let start = &starts[start_of_task + chunk * size..start_of_task + (chunk + 1) * size];
-                    for t in steps.clone() {
-                        let k = t - first;
-                        let (done, rest) = kept.split_at_mut(k * size);
-                        let before = if k == 0 { start } else { &done[(k - 1) * size..] };
-                        let decay = &mut decays[k * size..(k + 1) * size];
-                        selective_states((delta, b, x), sizes, (example, t), &block, (before, &mut rest[..size], decay));
-                    }
-                    for t in steps.rev() {
-                        let k = t - first;
-                        let row = (example * len + t) * channels + block.channels.start;
-                        let step = (example * len + t) * states;
-                        // Slices of exactly `width` numbers: no bounds checks in the loop over them.
-                        let (dt, x_t, g_t) = (&delta[row..row + width], &x[row..row + width], &g[row..row + width]);
-                        let (d_delta_t, d_x_t) = (&mut d_delta_t[..width], &mut d_x_t[..width]);
-                        let (d_h, drive) = (&mut d_h[..width], &mut drive[..width]);
-                        let (h_t, decay_t) = (&kept[k * size..(k + 1) * size], &decays[k * size..(k + 1) * size]);
-                        let h_before = if k > 0 { &kept[(k - 1) * size..k * size] } else { start };
-                        d_delta_t.fill(0.0);
-                        d_x_t.fill(0.0);
-                        drive.iter_mut().enumerate().for_each(|(j, v)| *v = dt[j] * x_t[j]);
-                        for n in 0..states {
-                            let at = n * width..(n + 1) * width;
-                            // Each exactly `width` long, so that the loop below has no bounds checks.
-                            let (a_n, h_n, before_n) = (&block.a[at.clone()], &h_t[at.clone()], &h_before[at.clone()]);
-                            let (a_n, h_n, before_n, decay_n) =
-                                (&a_n[..width], &h_n[..width], &before_n[..width], &decay_t[at.clone()][..width]);
-                            let (carry_n, d_a_n) = (&mut carry[at.clone()][..width], &mut d_a[at][..width]);
-                            let read = ((dt, x_t, g_t), (a_n, before_n, decay_n, b[step + n], c[step + n]));
-                            reverse_state(read, (carry_n, d_a_n, d_delta_t, d_x_t, d_h));
-                            // The channels' sums: dc_t = sum_d g_t h_t, db_t = sum_d dh_t delta_t x_t.
-                            d_c[t * states + n] = dot(g_t, h_n);
-                            d_b[t * states + n] = dot(d_h, drive);
+                without_subnormals(|| {
+                    let start_of_task = chunk_starts_at(sizes, example, channels_of_task.start);
+                    let block = Block::new(a, channels_of_task, states);
+                    let width = block.width();
+                    let size = states * width;
+                    let chunk_len = CHUNK_STEPS.min(len);
+                    let (mut kept, mut decays) = (vec![0.0f32; chunk_len * size], vec![0.0f32; chunk_len * size]);
+                    // exp(delta_{t+1} a) dL/dh_{t+1}, what step t + 1 hands back to step t.
+                    let mut carry = vec![0.0f32; size];
+                    let mut d_a = vec![0.0f32; size];
+                    let (mut d_b, mut d_c) = (vec![0.0f32; len * states], vec![0.0f32; len * states]);
+                    let (mut d_delta_t, mut d_x_t) = (vec![0.0f32; width], vec![0.0f32; width]);
+                    let (mut d_h, mut drive) = (vec![0.0f32; width], vec![0.0f32; width]);
+                    for chunk in (0..len.div_ceil(CHUNK_STEPS)).rev() {
+                        let first = chunk * CHUNK_STEPS;
+                        let steps = first..(first + CHUNK_STEPS).min(len);
+                        // h_{first - 1}, kept by the forward.
+                        let start = &starts[start_of_task + chunk * size..start_of_task + (chunk + 1) * size];
+                        for t in steps.clone() {
+                            let k = t - first;
+                            let (done, rest) = kept.split_at_mut(k * size);
+                            let before = if k == 0 { start } else { &done[(k - 1) * size..] };
+                            let decay = &mut decays[k * size..(k + 1) * size];
+                            selective_states((delta, b, x), sizes, (example, t), &block, (before, &mut rest[..size], decay));
                         }
-                        for j in 0..width {
-                            // SAFETY: `row + j` is this task's (example, t, channel) entry.
-                            unsafe {
-                                delta_out.write(row + j, d_delta_t[j]);
-                                x_out.write(row + j, d_x_t[j]);
+                        for t in steps.rev() {
+                            let k = t - first;
+                            let row = (example * len + t) * channels + block.channels.start;
+                            let step = (example * len + t) * states;
+                            // Slices of exactly `width` numbers: no bounds checks in the loop over them.
+                            let (dt, x_t, g_t) = (&delta[row..row + width], &x[row..row + width], &g[row..row + width]);
+                            let (d_delta_t, d_x_t) = (&mut d_delta_t[..width], &mut d_x_t[..width]);
+                            let (d_h, drive) = (&mut d_h[..width], &mut drive[..width]);
+                            let (h_t, decay_t) = (&kept[k * size..(k + 1) * size], &decays[k * size..(k + 1) * size]);
+                            let h_before = if k > 0 { &kept[(k - 1) * size..k * size] } else { start };
+                            d_delta_t.fill(0.0);
+                            d_x_t.fill(0.0);
+                            drive.iter_mut().enumerate().for_each(|(j, v)| *v = dt[j] * x_t[j]);
+                            for n in 0..states {
+                                let at = n * width..(n + 1) * width;
+                                // Each exactly `width` long, so that the loop below has no bounds checks.
+                                let (a_n, h_n, before_n) = (&block.a[at.clone()], &h_t[at.clone()], &h_before[at.clone()]);
+                                let (a_n, h_n, before_n, decay_n) =
+                                    (&a_n[..width], &h_n[..width], &before_n[..width], &decay_t[at.clone()][..width]);
+                                let (carry_n, d_a_n) = (&mut carry[at.clone()][..width], &mut d_a[at][..width]);
+                                let read = ((dt, x_t, g_t), (a_n, before_n, decay_n, b[step + n], c[step + n]));
+                                reverse_state(read, (carry_n, d_a_n, d_delta_t, d_x_t, d_h));
+                                // The channels' sums: dc_t = sum_d g_t h_t, db_t = sum_d dh_t delta_t x_t.
+                                d_c[t * states + n] = dot(g_t, h_n);
+                                d_b[t * states + n] = dot(d_h, drive);
+                            }
+                            for j in 0..width {
+                                // SAFETY: `row + j` is this task's (example, t, channel) entry.
+                                unsafe {
+                                    delta_out.write(row + j, d_delta_t[j]);
+                                    x_out.write(row + j, d_x_t[j]);
+                                }
                             }
                         }
                     }
-                }
-                (example, block.channels, d_a, d_b, d_c)
+                    (example, block.channels, d_a, d_b, d_c)
+                })
             })
         })
         .collect();
@@ -771,11 +787,6 @@ fn selective_backward_values(inputs: ScanInputs, starts: &[f32], g: &[f32], size
     SelectiveGradients { delta: d_delta, a: d_a, b: d_b, c: d_c, x: d_x }
 }
 
-/// A tensor's numbers, copied out.
-fn owned<B: RowMajor>(tensor: FloatTensor<B>) -> Vec<f32> {
-    B::with_values(tensor, <[f32]>::to_vec)
-}
-
 /// The sizes of a selective scan from its `x` and `a`.
 fn selective_sizes<B: Backend>(x: &FloatTensor<B>, a: &FloatTensor<B>) -> ScanSizes {
     let (x, a) = (x.shape(), a.shape());
@@ -793,8 +804,8 @@ fn selective_forward<B: RowMajor>(
     keep_starts: bool,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let sizes = selective_sizes::<B>(&x, &a);
-    let (delta, a, b, c, x) = (owned::<B>(delta), owned::<B>(a), owned::<B>(b), owned::<B>(c), owned::<B>(x));
-    let (y, starts) = selective_forward_values((&delta, &a, &b, &c, &x), sizes, keep_starts);
+    let (y, starts) =
+        B::with_all([delta, a, b, c, x], |[delta, a, b, c, x]| selective_forward_values((delta, a, b, c, x), sizes, keep_starts));
     let starts_len = starts.len();
     (B::from_values(y, Shape::from([sizes.batch, sizes.len, sizes.channels])), B::from_values(starts, Shape::from([starts_len])))
 }
@@ -837,9 +848,9 @@ impl<B: RowMajor> Backward<B, 5> for SelectiveScanBackward {
         let (delta, a, b, c, x, starts) = ops.state;
         let output_grad = grads.consume::<B>(&ops.node);
         let sizes = selective_sizes::<B>(&x, &a);
-        let (delta, a, b, c, x) = (owned::<B>(delta), owned::<B>(a), owned::<B>(b), owned::<B>(c), owned::<B>(x));
-        let (g, starts) = (owned::<B>(output_grad), owned::<B>(starts));
-        let found = selective_backward_values((&delta, &a, &b, &c, &x), &starts, &g, sizes);
+        let found = B::with_all([delta, a, b, c, x, starts, output_grad], |[delta, a, b, c, x, starts, g]| {
+            selective_backward_values((delta, a, b, c, x), starts, g, sizes)
+        });
         let ScanSizes { batch, len, channels, states } = sizes;
         let [delta_node, a_node, b_node, c_node, x_node] = ops.parents;
         let gradients = [

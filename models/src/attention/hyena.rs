@@ -103,6 +103,7 @@ use super::softmax::dropout;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, fit, in_sequences_of, within};
+use crate::columns::columns;
 use crate::cpu::{self, RowMajor, runs_natively};
 use crate::depthwise::causal_depthwise_conv;
 use crate::long_conv::{convolve, two_sided};
@@ -482,9 +483,15 @@ impl Hyena {
     /// `x: [batch, len, d_model]`, `padding: [batch, len]` -> `[batch, len, d_model]`.
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
-        let real = padding.bool_not().float().reshape([batch, len, 1]);
-        // Zeroed at padded positions once, every z^n is (see the top comment).
-        let streams = self.streams(x * real.clone()) * real;
+        // Zeroed at padded positions once, every z^n is (see the top comment). A batch
+        // without padding skips the products with `real` (ones: the same numbers).
+        let streams = match padding.clone().any().into_scalar() {
+            true => {
+                let real = padding.bool_not().float().reshape([batch, len, 1]);
+                self.streams(x * real.clone()) * real
+            }
+            false => self.streams(x),
+        };
         let y = self.recurrence(streams);
         self.output.forward(dropout(y, &self.dropout))
     }
@@ -501,9 +508,9 @@ impl Hyena {
     /// Definition 3.1: `z^1 = v`, `z^{n+1} = x^n ⊙ (h^n * z^n)`.
     /// `streams: [batch, len, (N + 1) d_model]` -> `y = z^{N+1}: [batch, len, d_model]`.
     pub fn recurrence(&self, streams: Tensor<3>) -> Tensor<3> {
-        let [batch, len, channels] = streams.dims();
+        let [_, len, channels] = streams.dims();
         let d_model = channels / (self.order + 1);
-        let stream = |i: usize| streams.clone().slice([0..batch, 0..len, i * d_model..(i + 1) * d_model]);
+        let stream = |i: usize| columns(streams.clone(), i * d_model, d_model);
         let mut z = stream(0);
         for (n, kernel) in self.filter.kernels(len, &streams.device()).into_iter().enumerate() {
             z = stream(n + 1) * convolve(z, kernel);

@@ -116,6 +116,7 @@ use super::heads::MASKED_SCORE;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Scale, Settings, at_least_one, fit, in_sequences_of, within};
 use super::softmax::{dropout, softmax_dropout};
+use crate::columns::columns;
 use crate::long_conv::{convolve, two_sided};
 
 use crate::activation::{Activation, silu, silu_of_slice};
@@ -334,13 +335,13 @@ impl Mega {
         let ema = DenseInput::activated(self.moving_average(x.clone()) + skip, Activation::Silu, &self.dropout);
         let values = silu(self.value.forward(x.clone())); // [batch, len, v]
         let from_ema = ema.dense(&self.from_ema); // [batch, len, d + z + v + d]
-        let update = sigmoid(from_ema.clone().narrow(2, 0, d_model));
+        let update = sigmoid(columns(from_ema.clone(), 0, d_model));
         // Z and the reset gate lie side by side: one SiLU for both. Its backward keeps a copy
         // of its input, so that no part of `from_ema` is kept (the sigmoid keeps its output).
-        let shared_and_reset = silu_of_slice(from_ema.clone().narrow(2, d_model, z_dim + value_dim));
-        let shared = shared_and_reset.clone().narrow(2, 0, z_dim);
-        let reset = shared_and_reset.narrow(2, z_dim, value_dim);
-        let candidate_from_ema = from_ema.narrow(2, d_model + z_dim + value_dim, d_model);
+        let shared_and_reset = silu_of_slice(columns(from_ema.clone(), d_model, z_dim + value_dim));
+        let shared = columns(shared_and_reset.clone(), 0, z_dim);
+        let reset = columns(shared_and_reset, z_dim, value_dim);
+        let candidate_from_ema = columns(from_ema, d_model + z_dim + value_dim, d_model);
 
         let scale = self.qk_scale.val().reshape([2, 1, 1, z_dim]);
         let offset = self.qk_offset.val().reshape([2, 1, 1, z_dim]);
