@@ -259,34 +259,43 @@ mod tests {
     use crate::reversal::reverse_time;
     use burn::tensor::Distribution;
 
-    /// Output and the three gradients equal burn's composition on both CPU backends, with
-    /// sequences shorter and longer than the width and tasks splitting the sequences.
+    /// A convolution: `u`, `weight`, `bias` -> its output.
+    type Convolution = fn(Tensor<3>, Tensor<2>, Tensor<1>) -> Tensor<3>;
+
+    /// Sizes `(batch, len, channels, width)`: sequences shorter and longer than the width,
+    /// and tasks splitting the sequences.
+    const SIZES: [(usize, usize, usize, usize); 4] = [(2, 3, 5, 4), (3, 300, 70, 4), (2, 17, 9, 1), (1, 40, 600, 3)];
+
+    /// The output and the gradients of `u`, the weights and the bias (under a random output
+    /// gradient) of each of `first` and `second` on the same random inputs.
+    fn outputs_and_gradients(
+        device: &Device,
+        (batch, len, channels, width): (usize, usize, usize, usize),
+        [first, second]: [Convolution; 2],
+    ) -> [[Vec<f32>; 4]; 2] {
+        let normal = Distribution::Normal(0.0, 1.0);
+        let u = Tensor::<3>::random([batch, len, channels], normal, device);
+        let weight = Tensor::<2>::random([channels, width], normal, device);
+        let bias = Tensor::<1>::random([channels], normal, device);
+        let g = Tensor::<3>::random([batch, len, channels], normal, device);
+        [first, second].map(|convolution| {
+            let (u, weight, bias) = (u.clone().require_grad(), weight.clone().require_grad(), bias.clone().require_grad());
+            let y = convolution(u.clone(), weight.clone(), bias.clone());
+            let grads = (y.clone() * g.clone()).sum().backward();
+            [values(y), values(u.grad(&grads).unwrap()), values(weight.grad(&grads).unwrap()), values(bias.grad(&grads).unwrap())]
+        })
+    }
+
+    /// Output and the three gradients equal burn's composition on both CPU backends.
     #[test]
     fn the_fused_convolution_and_its_gradients_equal_the_composed_ones() {
         for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
             device.seed(6);
-            for (batch, len, channels, width) in [(2, 3, 5, 4), (3, 300, 70, 4), (2, 17, 9, 1), (1, 40, 600, 3)] {
-                let normal = Distribution::Normal(0.0, 1.0);
-                let u = Tensor::<3>::random([batch, len, channels], normal, &device);
-                let weight = Tensor::<2>::random([channels, width], normal, &device);
-                let bias = Tensor::<1>::random([channels], normal, &device);
-                let g = Tensor::<3>::random([batch, len, channels], normal, &device);
-                let run = |fused: bool| {
-                    let (u, weight, bias) =
-                        (u.clone().require_grad(), weight.clone().require_grad(), bias.clone().require_grad());
-                    let conv = if fused { causal_depthwise_conv } else { causal_depthwise_conv_composed };
-                    let y = conv(u.clone(), weight.clone(), bias.clone());
-                    let grads = (y.clone() * g.clone()).sum().backward();
-                    [
-                        values(y),
-                        values(u.grad(&grads).unwrap()),
-                        values(weight.grad(&grads).unwrap()),
-                        values(bias.grad(&grads).unwrap()),
-                    ]
-                };
-                let (fused, composed) = (run(true), run(false));
+            for sizes in SIZES {
+                let [fused, composed] =
+                    outputs_and_gradients(&device, sizes, [causal_depthwise_conv, causal_depthwise_conv_composed]);
                 for ((got, expected), name) in fused.iter().zip(&composed).zip(["y", "d u", "d weight", "d bias"]) {
-                    assert_close(got, expected, 1e-4, &format!("{name}, {batch} x {len} x {channels}, width {width}"));
+                    assert_close(got, expected, 1e-4, &format!("{name}, sizes {sizes:?}"));
                 }
             }
         }
@@ -298,28 +307,10 @@ mod tests {
     fn the_convolution_of_the_reversed_sequence_equals_that_of_a_reversed_copy() {
         for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
             device.seed(7);
-            for (batch, len, channels, width) in [(2, 3, 5, 4), (3, 300, 70, 4), (2, 17, 9, 1), (1, 40, 600, 3)] {
-                let normal = Distribution::Normal(0.0, 1.0);
-                let u = Tensor::<3>::random([batch, len, channels], normal, &device);
-                let weight = Tensor::<2>::random([channels, width], normal, &device);
-                let bias = Tensor::<1>::random([channels], normal, &device);
-                let g = Tensor::<3>::random([batch, len, channels], normal, &device);
-                let run = |in_place: bool| {
-                    let (u, weight, bias) =
-                        (u.clone().require_grad(), weight.clone().require_grad(), bias.clone().require_grad());
-                    let y = match in_place {
-                        true => causal_depthwise_conv_of_reversed(u.clone(), weight.clone(), bias.clone()),
-                        false => causal_depthwise_conv(reverse_time(u.clone()), weight.clone(), bias.clone()),
-                    };
-                    let grads = (y.clone() * g.clone()).sum().backward();
-                    [
-                        values(y),
-                        values(u.grad(&grads).unwrap()),
-                        values(weight.grad(&grads).unwrap()),
-                        values(bias.grad(&grads).unwrap()),
-                    ]
-                };
-                assert_eq!(run(true), run(false), "{batch} x {len} x {channels}, width {width}");
+            for sizes in SIZES {
+                let of_a_copy: Convolution = |u, weight, bias| causal_depthwise_conv(reverse_time(u), weight, bias);
+                let [in_place, copied] = outputs_and_gradients(&device, sizes, [causal_depthwise_conv_of_reversed, of_a_copy]);
+                assert_eq!(in_place, copied, "sizes {sizes:?}");
             }
         }
     }
