@@ -26,6 +26,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::prelude::*;
 
 use crate::cpu::{self, RowMajor, rows_per_task, runs_natively};
+use crate::reversal::reverse_rows;
 
 /// The causal depthwise convolution: `u: [batch, len, channels]`, `weight:
 /// [channels, width]` (tap `width - 1` on the current step), `bias: [channels]` -> the
@@ -166,12 +167,7 @@ fn backward_values(u: &[f32], weight: &[f32], g: &[f32], sizes: Sizes) -> (Vec<f
     }
     let d_u = match reversed {
         false => d_u,
-        true => (0..d_u.len() / channels.max(1))
-            .flat_map(|row| {
-                let source = sizes.input_row(row) * channels;
-                d_u[source..source + channels].iter().copied()
-            })
-            .collect(),
+        true => reverse_rows(&d_u, len, channels),
     };
     (d_u, d_weight, d_bias)
 }

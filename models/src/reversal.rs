@@ -30,22 +30,26 @@ pub fn reverse_time(x: Tensor<3>) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as FusedReversal>::reverse_time(x.into_dispatch()))
 }
 
-/// The reversal on a CPU backend: each parallel task copies whole rows.
+/// The reversal on a CPU backend.
 fn reversed<B: RowMajor>(x: FloatTensor<B>) -> FloatTensor<B> {
     let shape = x.shape();
     let (len, width) = (shape[1], shape[2]);
-    B::map_values(x, |x| {
-        let rows = rows_per_task(width);
-        let ([out], _) = cpu::par_blocks(x.len(), rows * width.max(1), |start, [out]| {
-            for (i, out_row) in out.chunks_exact_mut(width.max(1)).enumerate() {
-                let row = start / width.max(1) + i;
-                let (example, t) = (row / len, row % len);
-                let source = (example * len + len - 1 - t) * width;
-                out_row.copy_from_slice(&x[source..source + width]);
-            }
-        });
-        out
-    })
+    B::map_values(x, |x| reverse_rows(x, len, width))
+}
+
+/// `x` as `[batch, len, width]` row-major numbers with each example's `len` rows in reverse
+/// order; each parallel task copies whole rows.
+pub(crate) fn reverse_rows(x: &[f32], len: usize, width: usize) -> Vec<f32> {
+    let width = width.max(1);
+    let ([out], _) = cpu::par_blocks(x.len(), rows_per_task(width) * width, |start, [out]| {
+        for (i, out_row) in out.chunks_exact_mut(width).enumerate() {
+            let row = start / width + i;
+            let (example, t) = (row / len, row % len);
+            let source = (example * len + len - 1 - t) * width;
+            out_row.copy_from_slice(&x[source..source + width]);
+        }
+    });
+    out
 }
 
 #[backend_extension(Flex, NdArray, Autodiff)]
