@@ -42,7 +42,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex64;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use crate::cpu::{RowMajor, runs_natively};
+use crate::cpu::{self, RowMajor, runs_natively};
 
 /// The long convolution above: `u: [batch, n, channels]`, `kernel: [channels, 2n - 1]`
 /// (lags `-(n - 1)..=n - 1`) -> `[batch, n, channels]`.
@@ -80,13 +80,11 @@ fn direct(u: Tensor<3>, kernel: Tensor<2>) -> Tensor<3> {
 /// at a time (a tile's rows and columns stay in cache).
 fn transpose(values: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
     const TILE: usize = 32;
-    let mut out = vec![0.0f32; values.len()];
-    if values.is_empty() {
-        return out;
-    }
     let matrix = rows * cols;
     debug_assert_eq!(values.len(), batch * matrix);
-    out.par_chunks_mut(matrix).zip(values.par_chunks(matrix)).for_each(|(out, m)| {
+    // A task per matrix.
+    let ([out], _) = cpu::par_blocks(values.len(), matrix, |start, [out]| {
+        let m = &values[start..start + matrix];
         for r0 in (0..rows).step_by(TILE) {
             for c0 in (0..cols).step_by(TILE) {
                 for r in r0..(r0 + TILE).min(rows) {
@@ -214,15 +212,11 @@ fn kernel_spectrum(plans: &Plans, kernel: &[f32], n: usize, work: &mut Work) -> 
 fn channels_last(per_channel: &[Vec<f32>], batch: usize, n: usize) -> Vec<f32> {
     const TILE: usize = 64;
     let channels = per_channel.len();
-    let mut out = vec![0.0f32; batch * n * channels];
-    if channels == 0 {
-        return out;
-    }
     // Tiles of steps in parallel tasks, each writing its own rows of the output.
-    out.par_chunks_mut(TILE * channels).enumerate().for_each(|(tile, out)| {
-        let start = tile * TILE;
+    let ([out], _) = cpu::par_blocks(batch * n * channels, TILE * channels, |start, [out]| {
+        let (first, steps) = (start / channels, out.len() / channels);
         for (c, rows) in per_channel.iter().enumerate() {
-            for (step, &value) in rows[start..start + out.len() / channels].iter().enumerate() {
+            for (step, &value) in rows[first..first + steps].iter().enumerate() {
                 out[step * channels + c] = value;
             }
         }

@@ -91,7 +91,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -343,6 +343,12 @@ impl ImplicitFilter {
     /// `0..n`: `[directions N d, n]`, the rows of the causal filters (order-major, then
     /// channel) before those of the anticausal ones, whose column `m` is lag `-(m + 1)`.
     pub fn responses(&self, n: usize, device: &Device) -> Tensor<2> {
+        self.responses_by_lag(n, device).transpose()
+    }
+
+    /// [`ImplicitFilter::responses`] as the network gives them, a row per lag: `[n,
+    /// directions N d]`.
+    fn responses_by_lag(&self, n: usize, device: &Device) -> Tensor<2> {
         let omega = self.frequency.val().unsqueeze::<2>(); // [1, F]
         let mut hidden = self.positional_encoding(n, device);
         for layer in &self.layers {
@@ -354,31 +360,200 @@ impl ImplicitFilter {
         let channels = rows / directions;
         // Window(t) = exp(-alpha_c t), the same rates for both directions' channels.
         let rates: Vec<f32> = self.decay_rates(channels).repeat(directions).iter().map(|&a| a as f32).collect();
-        windowed(values, Tensor::from_data(TensorData::new(rates, [rows]), device), self.max_length).transpose()
+        windowed(values, Tensor::from_data(TensorData::new(rates, [rows]), device), self.max_length)
     }
 
     /// The long convolutions' kernels, one per order, `[d_model, 2n - 1]` each (lags
-    /// `-(n - 1)..=n - 1`, as `crate::long_conv::convolve` takes them): the causal
-    /// responses with the bias at lag 0, and (bidirectional) the anticausal responses.
+    /// `-(n - 1)..=n - 1`, as `crate::long_conv::convolve` takes them; `[d_model, 1]` for
+    /// one step): the causal responses with the bias at lag 0, and (bidirectional) the
+    /// anticausal responses.
+    ///
+    /// On the CPU backends each kernel is one fused operation that reads its lags out of
+    /// the responses and whose backward writes their gradient in the responses' own layout
+    /// at once. Composed ([`composed_kernels`], elsewhere), every slice of the responses,
+    /// the concatenation and the flip keep a node whose backward builds a zero tensor of
+    /// its input's size and copies its part into it: a dozen passes over `[directions N d,
+    /// n]` tensors (16 MiB at 4K tokens) per layer and step, on one thread.
     pub fn kernels(&self, n: usize, device: &Device) -> Vec<Tensor<2>> {
-        let responses = self.responses(n, device);
-        let [order, d_model] = self.bias.dims();
-        let rows = |first: usize| responses.clone().slice([first..first + d_model, 0..n]);
-        (0..order)
-            .map(|i| {
-                let lag0 =
-                    rows(i * d_model).slice([0..d_model, 0..1]) + self.bias.val().slice([i..i + 1, 0..d_model]).transpose();
-                let causal = match n {
-                    1 => lag0,
-                    _ => Tensor::cat(vec![lag0, rows(i * d_model).slice([0..d_model, 1..n])], 1),
-                };
-                match (self.bidirectional, n) {
-                    // One step has no other lag.
-                    (_, 1) | (false, _) => two_sided_or_alone(causal, None),
-                    (true, _) => two_sided_or_alone(causal, Some(rows((order + i) * d_model))),
-                }
+        let responses = self.responses_by_lag(n, device);
+        let bias = self.bias.val();
+        if !runs_natively(&responses) {
+            return composed_kernels(responses.transpose(), bias, self.bidirectional);
+        }
+        (0..bias.dims()[0])
+            .map(|order| {
+                Tensor::from_dispatch(<Dispatch as FusedFilterKernel>::filter_kernel(
+                    responses.clone().into_dispatch(),
+                    bias.clone().into_dispatch(),
+                    order,
+                    self.bidirectional,
+                ))
             })
             .collect()
+    }
+}
+
+/// [`ImplicitFilter::kernels`] by burn's operations: `responses: [directions N d, n]`,
+/// `bias: [N, d]`.
+fn composed_kernels(responses: Tensor<2>, bias: Tensor<2>, bidirectional: bool) -> Vec<Tensor<2>> {
+    let n = responses.dims()[1];
+    let [order, d_model] = bias.dims();
+    let rows = |first: usize| responses.clone().slice([first..first + d_model, 0..n]);
+    (0..order)
+        .map(|i| {
+            let lag0 = rows(i * d_model).slice([0..d_model, 0..1]) + bias.clone().slice([i..i + 1, 0..d_model]).transpose();
+            let causal = match n {
+                1 => lag0,
+                _ => Tensor::cat(vec![lag0, rows(i * d_model).slice([0..d_model, 1..n])], 1),
+            };
+            match (bidirectional, n) {
+                // One step has no other lag.
+                (_, 1) | (false, _) => two_sided_or_alone(causal, None),
+                (true, _) => two_sided_or_alone(causal, Some(rows((order + i) * d_model))),
+            }
+        })
+        .collect()
+}
+
+/// Where the kernel of one order reads its lags: the responses `[n, rows]` (a row per
+/// lag), `rows = directions orders d_model`.
+#[derive(Clone, Copy, Debug)]
+struct KernelPlace {
+    n: usize,
+    rows: usize,
+    d_model: usize,
+    orders: usize,
+    order: usize,
+    bidirectional: bool,
+}
+
+impl KernelPlace {
+    /// The kernel's lags: `2n - 1`, or 1 for one step.
+    fn width(&self) -> usize {
+        if self.n == 1 { 1 } else { 2 * self.n - 1 }
+    }
+
+    /// The kernel's column of lag 0.
+    fn lag0(&self) -> usize {
+        self.width() - self.n
+    }
+
+    /// The responses' column of channel `c`'s causal filter.
+    fn causal(&self, c: usize) -> usize {
+        self.order * self.d_model + c
+    }
+
+    /// The responses' column of channel `c`'s anticausal filter, if the kernel has one.
+    fn anticausal(&self, c: usize) -> Option<usize> {
+        (self.bidirectional && self.n > 1).then_some((self.orders + self.order) * self.d_model + c)
+    }
+}
+
+/// One order's kernel on plain numbers: `responses: [n, rows]`, `bias: [orders, d_model]`
+/// -> `[d_model, width]`: lag `l >= 0` (column `lag0 + l`) the causal response at `l`, plus
+/// the bias at lag 0; lag `-(m + 1)` (column `n - 2 - m`) the anticausal response at `m`,
+/// or 0. In parallel tasks of a few channels' rows.
+fn kernel_values(responses: &[f32], bias: &[f32], at: KernelPlace) -> Vec<f32> {
+    let (width, lag0) = (at.width(), at.lag0());
+    let ([out], _) = cpu::par_blocks(at.d_model * width, KERNEL_CHANNELS * width, |start, [out]| {
+        for (c, row) in (start / width..).zip(out.chunks_mut(width)) {
+            let lag = |l: usize, column: usize| responses[l * at.rows + column];
+            for (l, value) in row[lag0..].iter_mut().enumerate() {
+                *value = lag(l, at.causal(c));
+            }
+            row[lag0] += bias[at.causal(c)];
+            if let Some(column) = at.anticausal(c) {
+                for (m, value) in row[..at.n - 1].iter_mut().rev().enumerate() {
+                    *value = lag(m, column);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// [`kernel_values`]' backward: the kernel's gradient `[d_model, width]` -> those of the
+/// responses (`[n, rows]`, zero outside the order's columns) and of the bias (`[orders,
+/// d_model]`, zero outside the order's row). In parallel tasks of a few lags' rows.
+fn kernel_gradients(grad: &[f32], at: KernelPlace) -> (Vec<f32>, Vec<f32>) {
+    let (width, lag0) = (at.width(), at.lag0());
+    let ([responses], _) = cpu::par_blocks(at.n * at.rows, KERNEL_LAGS * at.rows, |start, [out]| {
+        let (first, lags) = (start / at.rows, out.len() / at.rows);
+        for c in 0..at.d_model {
+            let g = &grad[c * width..(c + 1) * width];
+            for (row, l) in out.chunks_mut(at.rows).zip(first..first + lags) {
+                row[at.causal(c)] = g[lag0 + l];
+                if let Some(column) = at.anticausal(c).filter(|_| l + 1 < at.n) {
+                    row[column] = g[at.n - 2 - l];
+                }
+            }
+        }
+    });
+    let mut bias = vec![0.0; at.orders * at.d_model];
+    for c in 0..at.d_model {
+        bias[at.causal(c)] = grad[c * width + lag0];
+    }
+    (responses, bias)
+}
+
+/// Channels (kernel rows) per parallel task of [`kernel_values`].
+const KERNEL_CHANNELS: usize = 16;
+
+/// Lags (response rows) per parallel task of [`kernel_gradients`].
+const KERNEL_LAGS: usize = 16;
+
+#[backend_extension(Flex, NdArray, Autodiff)]
+pub trait FusedFilterKernel: Backend {
+    /// [`ImplicitFilter::kernels`]' kernel of `order`: `responses: [n, directions N d]`,
+    /// `bias: [N, d]` -> `[d, 2n - 1]` (`[d, 1]` for `n = 1`).
+    fn filter_kernel(responses: FloatTensor<Self>, bias: FloatTensor<Self>, order: usize, bidirectional: bool) -> FloatTensor<Self>;
+}
+
+/// The place of `order`'s kernel in responses and a bias of these shapes.
+fn kernel_place(responses: &Shape, bias: &Shape, order: usize, bidirectional: bool) -> KernelPlace {
+    KernelPlace { n: responses[0], rows: responses[1], d_model: bias[1], orders: bias[0], order, bidirectional }
+}
+
+impl<B: RowMajor> FusedFilterKernel for B {
+    fn filter_kernel(responses: FloatTensor<B>, bias: FloatTensor<B>, order: usize, bidirectional: bool) -> FloatTensor<B> {
+        let at = kernel_place(&responses.shape(), &bias.shape(), order, bidirectional);
+        let kernel = B::with_all([responses, bias], |[responses, bias]| kernel_values(responses, bias, at));
+        B::from_values(kernel, Shape::new([at.d_model, at.width()]))
+    }
+}
+
+/// The kernel's backward node: it keeps the kernel's place alone (the kernel is a copy of
+/// numbers, its gradient a copy back).
+#[derive(Debug)]
+struct FilterKernelBackward;
+
+impl<B: RowMajor> Backward<B, 2> for FilterKernelBackward {
+    type State = KernelPlace;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let at = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (responses, bias) = B::with_values(grad, |grad| kernel_gradients(grad, at));
+        let [responses_node, bias_node] = ops.parents;
+        if let Some(node) = responses_node {
+            grads.register::<B>(node.id, B::from_values(responses, Shape::new([at.n, at.rows])));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<B>(node.id, B::from_values(bias, Shape::new([at.orders, at.d_model])));
+        }
+    }
+}
+
+impl<B: RowMajor, C: CheckpointStrategy> FusedFilterKernel for Autodiff<B, C> {
+    fn filter_kernel(responses: FloatTensor<Self>, bias: FloatTensor<Self>, order: usize, bidirectional: bool) -> FloatTensor<Self> {
+        let (responses, responses_node) = responses.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        let at = kernel_place(&responses.shape(), &bias.shape(), order, bidirectional);
+        let kernel = B::filter_kernel(responses, bias, order, bidirectional);
+        match FilterKernelBackward.prepare::<C>([responses_node, bias_node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(at, kernel),
+            OpsKind::UnTracked(prep) => prep.finish(kernel),
+        }
     }
 }
 
@@ -569,6 +744,48 @@ mod tests {
             let times_window = |x: Vec<f32>| -> Vec<f32> { x.iter().zip(&window).map(|(x, w)| (*x as f64 * w) as f32).collect() };
             assert_close(&values(out), &times_window(values(input.clone())), 1e-6, "values");
             assert_close(&values(input.grad(&grads).expect("a gradient")), &times_window(values(g)), 1e-6, "gradient");
+        }
+    }
+
+    /// On the CPU the fused kernels equal burn's composition (slices, the bias's sum, the
+    /// concatenation and the flip) bit for bit, and so do the gradients of the responses
+    /// and of the bias: with and without the anticausal half, for one step and several.
+    #[test]
+    fn hyena_fused_filter_kernels_and_their_gradients_equal_the_composition_bit_for_bit() {
+        let device = Device::flex().autodiff();
+        device.seed(96);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let (order, d_model) = (3, 5);
+        for (n, bidirectional) in [(37, true), (37, false), (2, true), (1, true), (1, false)] {
+            let rows = if bidirectional { 2 } else { 1 } * order * d_model;
+            let responses = Tensor::<2>::random([n, rows], normal, &device).require_grad();
+            let bias = Tensor::<2>::random([order, d_model], normal, &device).require_grad();
+            let width = if n == 1 { 1 } else { 2 * n - 1 };
+            let g: Vec<Tensor<2>> = (0..order).map(|_| Tensor::random([d_model, width], normal, &device)).collect();
+            let run = |fused: bool| {
+                let kernels = match fused {
+                    true => (0..order)
+                        .map(|i| {
+                            Tensor::from_dispatch(<Dispatch as FusedFilterKernel>::filter_kernel(
+                                responses.clone().into_dispatch(),
+                                bias.clone().into_dispatch(),
+                                i,
+                                bidirectional,
+                            ))
+                        })
+                        .collect(),
+                    false => composed_kernels(responses.clone().transpose(), bias.clone(), bidirectional),
+                };
+                let loss = kernels.iter().zip(&g).map(|(k, g)| (k.clone() * g.clone()).sum()).reduce(|a, b| a + b).unwrap();
+                let grads = loss.backward();
+                let mut out: Vec<Vec<f32>> = kernels.into_iter().map(values).collect();
+                out.push(values(responses.grad(&grads).expect("a gradient")));
+                out.push(values(bias.grad(&grads).expect("a gradient")));
+                out
+            };
+            let (fused, composed) = (run(true), run(false));
+            assert_eq!(fused, composed, "n {n}, bidirectional {bidirectional}");
+            assert!(fused[0].iter().any(|&v| v != 0.0) && fused[order].iter().any(|&v| v != 0.0), "n {n}");
         }
     }
 
