@@ -38,6 +38,12 @@ pub trait RowMajor: Backend {
     /// each, borrowed where the tensor lies in order (not copied out, as reading each
     /// with `with_values` into a vector of its own would).
     fn with_all<R, const N: usize>(tensors: [FloatTensor<Self>; N], read: impl FnOnce([&[f32]; N]) -> R) -> R;
+
+    /// The backend's `float_matmul`, the same numbers; on flex into an output buffer of
+    /// our own ([`crate::product`]).
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(lhs, rhs)
+    }
 }
 
 /// `tensor` laid out in order: itself where it is (and, when `alone`, covers its whole
@@ -73,6 +79,10 @@ fn in_order(tensor: FlexTensor, alone: bool) -> FlexTensor {
 }
 
 impl RowMajor for Flex {
+    fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+        crate::product::matmul(lhs, rhs)
+    }
+
     fn with_values<R>(tensor: FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {
         let tensor = in_order(tensor, false);
         read(tensor.as_slice::<f32>().expect("a contiguous f32 tensor"))

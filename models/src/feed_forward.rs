@@ -56,10 +56,17 @@ impl DenseFeedForward {
 
     /// `[.., d_model]` -> `[.., d_model]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let hidden = self.input.forward(x);
+        let hidden = apply_dense(&self.input, x);
         // LRA's MlpBlock: flax's `nn.gelu`, the tanh form.
         DenseInput::activated(hidden, Activation::GeluTanh, &self.dropout).dense(&self.output)
     }
+}
+
+/// `layer(x)`, burn's `Linear` (the same numbers): on the CPU backends the product is a
+/// fused operation whose output, and whose gradients' outputs, are buffers of our own
+/// (see [`crate::product`]); elsewhere the layer itself. `x: [.., d_in]` -> `[.., d_out]`.
+pub fn apply_dense<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    DenseInput::plain(x).dense(layer)
 }
 
 /// The input of a dense layer, `dropout(activation(hidden))` or `values ⊙ gate`: on the
@@ -79,6 +86,7 @@ pub(crate) enum DenseInput<const D: usize> {
 pub(crate) enum FusedInput<const D: usize> {
     Activated { hidden: Tensor<D>, activation: Activation, prob: f32, seed: u64 },
     Gated { values: Tensor<D>, gate: Tensor<D> },
+    Plain { input: Tensor<D> },
 }
 
 impl<const D: usize> DenseInput<D> {
@@ -103,6 +111,14 @@ impl<const D: usize> DenseInput<D> {
         DenseInput::Fused(FusedInput::Gated { values, gate })
     }
 
+    /// `input` as it is.
+    pub(crate) fn plain(input: Tensor<D>) -> Self {
+        if D < 2 || !runs_natively(&input) {
+            return DenseInput::Composed(input);
+        }
+        DenseInput::Fused(FusedInput::Plain { input })
+    }
+
     /// `linear(input)`: `[.., d_in]` -> `[.., d_out]`.
     pub(crate) fn dense(self, linear: &Linear) -> Tensor<D> {
         match self {
@@ -123,6 +139,7 @@ impl<const D: usize> FusedInput<D> {
         match self {
             FusedInput::Activated { hidden, .. } => hidden.dims(),
             FusedInput::Gated { values, .. } => values.dims(),
+            FusedInput::Plain { input } => input.dims(),
         }
     }
 
@@ -132,6 +149,7 @@ impl<const D: usize> FusedInput<D> {
                 FusedInput::Activated { hidden: hidden.reshape(dims), activation, prob, seed }
             }
             FusedInput::Gated { values, gate } => FusedInput::Gated { values: values.reshape(dims), gate: gate.reshape(dims) },
+            FusedInput::Plain { input } => FusedInput::Plain { input: input.reshape(dims) },
         }
     }
 
@@ -151,6 +169,7 @@ impl<const D: usize> FusedInput<D> {
             FusedInput::Gated { values, gate } => {
                 <Dispatch as FusedFeedForward>::gated_matmul(values.into_dispatch(), gate.into_dispatch(), weight.into_dispatch())
             }
+            FusedInput::Plain { input } => <Dispatch as FusedFeedForward>::dense_matmul(input.into_dispatch(), weight.into_dispatch()),
         })
     }
 }
@@ -230,11 +249,19 @@ pub trait FusedFeedForward: Backend {
     /// `weight: [.., d_in, d_out]` (leading dimensions equal to the values' or 1) -> `[..,
     /// rows, d_out]`.
     fn gated_matmul(values: FloatTensor<Self>, gate: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `input weight`, a (batched) product: `input: [.., rows, d_in]`, `weight: [.., d_in,
+    /// d_out]` (leading dimensions equal to the input's or 1) -> `[.., rows, d_out]`.
+    fn dense_matmul(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl<B: RowMajor> FusedFeedForward for B {
+    fn dense_matmul(input: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+        B::matmul(input, weight)
+    }
+
     fn gated_matmul(values: FloatTensor<B>, gate: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
-        B::float_matmul(B::float_mul(values, gate), weight)
+        B::matmul(B::float_mul(values, gate), weight)
     }
 
     fn activation_dropout_matmul(
@@ -244,7 +271,7 @@ impl<B: RowMajor> FusedFeedForward for B {
         prob: f32,
         seed: u64,
     ) -> FloatTensor<B> {
-        B::float_matmul(activations::<B>(hidden, activation, prob, seed), weight)
+        B::matmul(activations::<B>(hidden, activation, prob, seed), weight)
     }
 }
 
@@ -269,11 +296,11 @@ impl<B: RowMajor> Backward<B, 2> for ActivationDropoutMatmulBackward {
         if let Some(node) = weight_node {
             let weight_shape = weight.shape();
             let active = activations::<B>(hidden.clone(), activation, prob, seed);
-            let grad = B::float_matmul(B::float_transpose(active), output_grad.clone());
+            let grad = B::matmul(B::float_transpose(active), output_grad.clone());
             grads.register::<B>(node.id, sum_broadcast::<B>(grad, &weight_shape));
         }
         if let Some(node) = hidden_node {
-            let active_grad = B::float_matmul(output_grad, B::float_transpose(weight));
+            let active_grad = B::matmul(output_grad, B::float_transpose(weight));
             let activated_grad = if prob > 0.0 { drop_tensor::<B>(active_grad, prob, seed) } else { active_grad };
             grads.register::<B>(node.id, activation_backward::<B>(hidden, activated_grad, activation));
         }
@@ -297,13 +324,13 @@ impl<B: RowMajor> Backward<B, 3> for GatedMatmulBackward {
         if let Some(node) = weight_node {
             let weight_shape = weight.shape();
             let gated = B::float_mul(values.clone(), gate.clone());
-            let grad = B::float_matmul(B::float_transpose(gated), output_grad.clone());
+            let grad = B::matmul(B::float_transpose(gated), output_grad.clone());
             grads.register::<B>(node.id, sum_broadcast::<B>(grad, &weight_shape));
         }
         if values_node.is_none() && gate_node.is_none() {
             return;
         }
-        let gated_grad = B::float_matmul(output_grad, B::float_transpose(weight));
+        let gated_grad = B::matmul(output_grad, B::float_transpose(weight));
         if let Some(node) = values_node {
             grads.register::<B>(node.id, B::float_mul(gated_grad.clone(), gate));
         }
@@ -313,7 +340,42 @@ impl<B: RowMajor> Backward<B, 3> for GatedMatmulBackward {
     }
 }
 
+/// The backward node of `input weight`: it keeps both operands, as burn's product does.
+#[derive(Debug)]
+struct DenseMatmulBackward;
+
+impl<B: RowMajor> Backward<B, 2> for DenseMatmulBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (input, weight) = ops.state;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let [input_node, weight_node] = ops.parents;
+        // As burn's autodiff computes a product's gradients.
+        if let Some(node) = weight_node {
+            let weight_shape = weight.shape();
+            let grad = B::matmul(B::float_transpose(input), output_grad.clone());
+            grads.register::<B>(node.id, sum_broadcast::<B>(grad, &weight_shape));
+        }
+        if let Some(node) = input_node {
+            grads.register::<B>(node.id, B::matmul(output_grad, B::float_transpose(weight)));
+        }
+    }
+}
+
 impl<B: RowMajor, C: CheckpointStrategy> FusedFeedForward for Autodiff<B, C> {
+    fn dense_matmul(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (input, input_node) = input.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        match DenseMatmulBackward.prepare::<C>([input_node, weight_node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let output = B::dense_matmul(input.clone(), weight.clone());
+                prep.finish((input, weight), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::dense_matmul(input, weight)),
+        }
+    }
+
     fn gated_matmul(values: FloatTensor<Self>, gate: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         let (values, values_node) = values.into_parts();
         let (gate, gate_node) = gate.into_parts();
@@ -364,6 +426,7 @@ mod tests {
     enum Case<const D: usize> {
         Activated(Tensor<D>, Activation, (f32, u64)),
         Gated(Tensor<D>, Tensor<D>),
+        Plain(Tensor<D>),
     }
 
     /// The output and the gradients of the input's tensors and of both parameters of
@@ -396,6 +459,14 @@ mod tests {
                     layer.output.forward(values.clone() * gate.clone())
                 };
                 (vec![("d values", values), ("d gate", gate)], y)
+            }
+            Case::Plain(input) => {
+                let input = tracked(&input);
+                let y = match fused {
+                    true => arranged_dense(FusedInput::Plain { input: input.clone() }, weight.clone(), Some(bias.clone())),
+                    false => layer.output.forward(input.clone()),
+                };
+                (vec![("d input", input)], y)
             }
         };
         let grads = (y.clone() * g.clone()).sum().backward();
@@ -432,16 +503,18 @@ mod tests {
             let activated = [(0.0, 0), (0.1, 6_062)]
                 .into_iter()
                 .flat_map(|d| [Activation::GeluTanh, Activation::Silu].map(|f| Case::Activated(hidden.clone(), f, d)));
-            for case in activated.chain([Case::Gated(hidden.clone(), gate.clone())]) {
+            for case in activated.chain([Case::Gated(hidden.clone(), gate.clone()), Case::Plain(hidden.clone())]) {
                 let name = match &case {
                     Case::Activated(_, f, dropout) => format!("{shape:?} -> {d_model}, {f:?}, dropout {dropout:?}"),
                     Case::Gated(..) => format!("{shape:?} -> {d_model}, gated"),
+                    Case::Plain(..) => format!("{shape:?} -> {d_model}, plain"),
                 };
                 assert_same(run(&layer, case.clone(), &g, true), run(&layer, case.clone(), &g, false), &name);
                 let rows = |t: Tensor<3>| t.reshape([shape[0] * shape[1], shape[2]]);
                 let row_case = match case {
                     Case::Activated(h, f, d) => Case::Activated(rows(h), f, d),
                     Case::Gated(v, gate) => Case::Gated(rows(v), rows(gate)),
+                    Case::Plain(input) => Case::Plain(rows(input)),
                 };
                 let g = g.clone().reshape([shape[0] * shape[1], d_model]);
                 assert_same(

@@ -26,6 +26,7 @@ pub mod model_names;
 #[cfg(test)]
 mod numeric_checks;
 pub mod perceiver;
+pub mod product;
 pub mod reversal;
 pub mod scan;
 pub mod switch;

@@ -7,6 +7,7 @@ use burn::module::Param;
 use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::feed_forward::apply_dense;
 use super::softmax::softmax_dropout;
 
 /// A score given to masked pairs before the softmax: large enough that its weight is
@@ -39,15 +40,15 @@ impl HeadProjections {
 
     /// `x: [batch, len, d_model]` -> `(q, k, v)`, each `[batch, heads, len, d_head]`.
     pub fn project(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let q = split_heads(self.query.forward(x.clone()), self.heads);
-        let k = split_heads(self.key.forward(x.clone()), self.heads);
-        let v = split_heads(self.value.forward(x), self.heads);
+        let q = split_heads(apply_dense(&self.query, x.clone()), self.heads);
+        let k = split_heads(apply_dense(&self.key, x.clone()), self.heads);
+        let v = split_heads(apply_dense(&self.value, x), self.heads);
         (q, k, v)
     }
 
     /// `context: [batch, heads, len, d_head]` -> `[batch, len, d_model]`.
     pub fn combine(&self, context: Tensor<4>) -> Tensor<3> {
-        self.output.forward(merge_heads(context))
+        apply_dense(&self.output, merge_heads(context))
     }
 
     /// Multi-head softmax attention of `queries: [batch, len_q, d_model]` over
@@ -61,9 +62,9 @@ impl HeadProjections {
         key_padding: Option<Tensor<2, Bool>>,
         dropout: &Dropout,
     ) -> Tensor<3> {
-        let q = split_heads(self.query.forward(queries), self.heads);
-        let k = split_heads(self.key.forward(keys_values.clone()), self.heads);
-        let v = split_heads(self.value.forward(keys_values), self.heads);
+        let q = split_heads(apply_dense(&self.query, queries), self.heads);
+        let k = split_heads(apply_dense(&self.key, keys_values.clone()), self.heads);
+        let v = split_heads(apply_dense(&self.value, keys_values), self.heads);
         self.combine(attention_weights(q, k, key_padding, Some(dropout)).matmul(v))
     }
 }

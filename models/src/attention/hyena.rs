@@ -98,6 +98,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
+use crate::feed_forward::apply_dense;
 use super::softmax::dropout;
 
 use super::flops::LayerShape;
@@ -352,9 +353,9 @@ impl ImplicitFilter {
         let omega = self.frequency.val().unsqueeze::<2>(); // [1, F]
         let mut hidden = self.positional_encoding(n, device);
         for layer in &self.layers {
-            hidden = (layer.forward(hidden) * omega.clone()).sin();
+            hidden = (apply_dense(layer, hidden) * omega.clone()).sin();
         }
-        let values = self.head.forward(hidden); // [n, directions N d]
+        let values = apply_dense(&self.head, hidden); // [n, directions N d]
         let [_, rows] = values.dims();
         let directions = if self.bidirectional { 2 } else { 1 };
         let channels = rows / directions;
@@ -668,7 +669,7 @@ impl Hyena {
             false => self.streams(x),
         };
         let y = self.recurrence(streams);
-        self.output.forward(dropout(y, &self.dropout))
+        apply_dense(&self.output, dropout(y, &self.dropout))
     }
 
     /// Algorithm 1: the projection and the short causal filter,
@@ -677,7 +678,7 @@ impl Hyena {
         // Tap k of the short filter weighs the projection k steps earlier (zeros before the
         // sequence): the causal depthwise convolution's tap `taps - 1 - k`.
         let weight = self.short_filter.val().transpose().flip([1]); // [channels, taps]
-        causal_depthwise_conv(self.input.forward(u), weight, self.short_bias.val())
+        causal_depthwise_conv(apply_dense(&self.input, u), weight, self.short_bias.val())
     }
 
     /// Definition 3.1: `z^1 = v`, `z^{n+1} = x^n ⊙ (h^n * z^n)`.

@@ -53,6 +53,7 @@
 
 use std::f64::consts::PI;
 
+use crate::feed_forward::apply_dense;
 use crate::activation::gelu_erf;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -231,7 +232,7 @@ impl Lru {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
-        self.output.forward(dropout(gelu_erf(self.recur(u)), &self.dropout))
+        apply_dense(&self.output, dropout(gelu_erf(self.recur(u)), &self.dropout))
     }
 
     /// `lambda: [N]`, real and imaginary parts.

@@ -84,6 +84,7 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::feed_forward::apply_dense;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, in_sequences_of};
@@ -318,12 +319,12 @@ impl MambaBranch {
     /// (`[batch, len, E d_model]`, 0 where `real` is 0), `B` and `C` (`[batch, len, N]`).
     pub fn selection(&self, x: Tensor<3>, real: Option<Tensor<3>>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
         let (states, rank) = (self.a_log.dims()[1], self.dt_proj.weight.dims()[0]);
-        let projected = self.x_proj.forward(x);
+        let projected = apply_dense(&self.x_proj, x);
         let low_rank = columns(projected.clone(), 0, rank);
         let b = columns(projected.clone(), rank, states);
         let c = columns(projected, rank + states, states);
         // Delta = 0 makes a padded step the identity: exp(0 A) = 1, 0 B x = 0.
-        let delta = softplus(self.dt_proj.forward(low_rank));
+        let delta = softplus(apply_dense(&self.dt_proj, low_rank));
         let delta = match real {
             Some(real) => delta * real,
             None => delta,
@@ -355,17 +356,20 @@ impl Mamba {
         let [batch, len, _] = x.dims();
         // A batch without padding skips the products with `real` (ones: the same numbers).
         let real = padding.clone().any().into_scalar::<bool>().then(|| padding.bool_not().float().reshape([batch, len, 1]));
-        let xz = self.in_proj.forward(match &real {
-            Some(real) => x * real.clone(),
-            None => x,
-        });
+        let xz = apply_dense(
+            &self.in_proj,
+            match &real {
+                Some(real) => x * real.clone(),
+                None => x,
+            },
+        );
         let inner = xz.dims()[2] / 2;
         let (u, z) = (columns(xz.clone(), 0, inner), columns(xz, inner, inner));
         let mut y = self.forward_branch.forward(u.clone(), real.clone());
         if let Some(branch) = &self.backward_branch {
             y = y + reverse_time(branch.forward_reversed(u, real));
         }
-        self.out_proj.forward(y * silu(z))
+        apply_dense(&self.out_proj, y * silu(z))
     }
 }
 

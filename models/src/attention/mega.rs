@@ -103,6 +103,7 @@
 //! Published LRA accuracy: the paper's Table 2, rows Mega and Mega-chunk
 //! (`harness/src/report/published.rs`).
 
+use crate::feed_forward::apply_dense;
 use crate::activation::sigmoid;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -333,7 +334,7 @@ impl Mega {
         // The dropout's seed drawn here, the product taken after the values' (the order of
         // the composition); fused on the CPU, the product keeps the SiLU's input alone.
         let ema = DenseInput::activated(self.moving_average(x.clone()) + skip, Activation::Silu, &self.dropout);
-        let values = silu(self.value.forward(x.clone())); // [batch, len, v]
+        let values = silu(apply_dense(&self.value, x.clone())); // [batch, len, v]
         let from_ema = ema.dense(&self.from_ema); // [batch, len, d + z + v + d]
         let update = sigmoid(columns(from_ema.clone(), 0, d_model));
         // Z and the reset gate lie side by side: one SiLU for both. Its backward keeps a copy

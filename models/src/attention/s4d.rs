@@ -55,6 +55,7 @@
 //! sequence without padding. It takes no heads or length (each channel has its own
 //! kernel, built for each input's length); `dropout` applies after the GELU, as in S4.
 
+use crate::feed_forward::apply_dense;
 use crate::activation::gelu_erf;
 use crate::vandermonde;
 use burn::module::{Initializer, Param};
@@ -314,7 +315,7 @@ impl S4d {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
-        self.output.forward(dropout(gelu_erf(self.convolve(u)), &self.dropout))
+        apply_dense(&self.output, dropout(gelu_erf(self.convolve(u)), &self.dropout))
     }
 
     /// The state space convolution with its skip term, `y = K * u + D u` (plus the backward

@@ -108,6 +108,7 @@
 //!
 //! The paper's LRA accuracies (its Table 1) are in `harness/src/report/published.rs`.
 
+use crate::feed_forward::apply_dense;
 use crate::activation::gelu_erf;
 use crate::activation::sigmoid;
 use burn::module::Param;
@@ -336,7 +337,7 @@ impl S5 {
         let [batch, len, _] = x.dims();
         let u = x.mul(padding.bool_not().float().reshape([batch, len, 1]));
         let g = dropout(gelu_erf(self.ssm(u)), &self.dropout);
-        g.clone() * sigmoid(self.gate.forward(g))
+        g.clone() * sigmoid(apply_dense(&self.gate, g))
     }
 
     /// The continuous `Lambda: [P/2]` (its real part clipped when `clip_eigenvalues`).
