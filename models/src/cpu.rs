@@ -44,6 +44,75 @@ pub trait RowMajor: Backend {
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(lhs, rhs)
     }
+
+    /// `x + bias` on every row: `x: [.., d]`, `bias: [d]`, as burn's broadcast sum (the
+    /// same numbers); on flex in place where `x` is a buffer of its own.
+    fn plus_rows(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        broadcast_plus_rows::<Self>(x, bias)
+    }
+
+    /// `grad: [.., d]` summed over every dimension but the last, as burn's autodiff sums a
+    /// bias's gradient (see [`sum_leading`]) -> `[d]`.
+    fn sum_rows(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dims = grad.shape().to_vec();
+        let d = dims.last().copied().unwrap_or(1);
+        Self::from_values(Self::with_values(grad, |values| sum_leading(values, &dims)), Shape::new([d]))
+    }
+}
+
+/// `x + bias` on every row by the backend's broadcast sum: `x: [.., d]`, `bias: [d]`.
+fn broadcast_plus_rows<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+    let rank = x.shape().num_dims();
+    let mut dims = vec![1; rank];
+    dims[rank - 1] = bias.shape()[0];
+    B::float_add(x, B::float_reshape(bias, Shape::from(dims)))
+}
+
+/// `values: [a_0, .., a_k, d]` (row-major) summed over every dimension but the last, one
+/// dimension after another from the first, each sum from 0 in index order: the numbers
+/// of burn's autodiff, which sums a broadcast operand's gradient dimension by dimension,
+/// and flex's sums, which add rows in order. In parallel tasks of a block of columns,
+/// which read every row once.
+pub fn sum_leading(values: &[f32], dims: &[usize]) -> Vec<f32> {
+    let (leading, d) = dims.split_at(dims.len().saturating_sub(1));
+    let d = d.first().copied().unwrap_or(1);
+    // Strides of the leading dimensions, in numbers.
+    let mut strides = vec![d; leading.len()];
+    for i in (0..leading.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * leading[i + 1];
+    }
+    let ([sums], _) = par_blocks(d, SUM_COLUMNS, |first, [out]| {
+        let sums = sum_level(values, leading, &strides, leading.len(), 0, first, out.len());
+        out.copy_from_slice(&sums[..out.len()]);
+    });
+    sums
+}
+
+/// Columns per task of [`sum_leading`].
+const SUM_COLUMNS: usize = 64;
+
+/// The sums over the dimensions `0..level` of the columns `first..first + width` of the
+/// block at `base`: level 0 is the numbers themselves.
+fn sum_level(
+    values: &[f32],
+    leading: &[usize],
+    strides: &[usize],
+    level: usize,
+    base: usize,
+    first: usize,
+    width: usize,
+) -> [f32; SUM_COLUMNS] {
+    let mut sums = [0.0f32; SUM_COLUMNS];
+    if level == 0 {
+        sums[..width].copy_from_slice(&values[base + first..base + first + width]);
+        return sums;
+    }
+    let dim = level - 1;
+    for i in 0..leading[dim] {
+        let inner = sum_level(values, leading, strides, dim, base + i * strides[dim], first, width);
+        sums.iter_mut().zip(&inner[..width]).for_each(|(sum, x)| *sum += x);
+    }
+    sums
 }
 
 /// `tensor` laid out in order: itself where it is (and, when `alone`, covers its whole
@@ -81,6 +150,23 @@ fn in_order(tensor: FlexTensor, alone: bool) -> FlexTensor {
 impl RowMajor for Flex {
     fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         crate::product::matmul(lhs, rhs)
+    }
+
+    fn plus_rows(mut x: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let bias = in_order(bias, false);
+        let whole = x.is_contiguous() && x.layout().start_offset() == 0;
+        let added = match (whole, x.try_storage_mut::<f32>(), bias.as_slice::<f32>()) {
+            (true, Some(values), Some(bias)) if !bias.is_empty() && values.len() % bias.len() == 0 => {
+                values.par_chunks_mut(rows_per_task(bias.len()) * bias.len()).for_each(|rows| {
+                    for row in rows.chunks_mut(bias.len()) {
+                        row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+                    }
+                });
+                true
+            }
+            _ => false,
+        };
+        if added { x } else { broadcast_plus_rows::<Flex>(x, bias) }
     }
 
     fn with_values<R>(tensor: FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {

@@ -15,6 +15,7 @@ pub mod columns;
 pub mod cpu;
 #[cfg(test)]
 mod cross_backend;
+pub mod dense;
 pub mod depthwise;
 pub mod encoder;
 pub mod feed_forward;

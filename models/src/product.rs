@@ -13,8 +13,8 @@
 //! `gemm` crate, with the same sizes, strides, batch broadcasting and choice of threads,
 //! so that the numbers are the same (the test below compares them with flex's).
 
-use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;

@@ -7,8 +7,8 @@ use burn::module::Param;
 use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::feed_forward::apply_dense;
 use super::softmax::softmax_dropout;
+use crate::dense::apply_dense;
 
 /// A score given to masked pairs before the softmax: large enough that its weight is
 /// exactly zero in f32, finite so that a fully masked row gives no NaN.

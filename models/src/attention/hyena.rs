@@ -98,8 +98,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
-use crate::feed_forward::apply_dense;
 use super::softmax::dropout;
+use crate::dense::apply_dense;
 
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
@@ -507,7 +507,12 @@ const KERNEL_LAGS: usize = 16;
 pub trait FusedFilterKernel: Backend {
     /// [`ImplicitFilter::kernels`]' kernel of `order`: `responses: [n, directions N d]`,
     /// `bias: [N, d]` -> `[d, 2n - 1]` (`[d, 1]` for `n = 1`).
-    fn filter_kernel(responses: FloatTensor<Self>, bias: FloatTensor<Self>, order: usize, bidirectional: bool) -> FloatTensor<Self>;
+    fn filter_kernel(
+        responses: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        order: usize,
+        bidirectional: bool,
+    ) -> FloatTensor<Self>;
 }
 
 /// The place of `order`'s kernel in responses and a bias of these shapes.
@@ -546,7 +551,12 @@ impl<B: RowMajor> Backward<B, 2> for FilterKernelBackward {
 }
 
 impl<B: RowMajor, C: CheckpointStrategy> FusedFilterKernel for Autodiff<B, C> {
-    fn filter_kernel(responses: FloatTensor<Self>, bias: FloatTensor<Self>, order: usize, bidirectional: bool) -> FloatTensor<Self> {
+    fn filter_kernel(
+        responses: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        order: usize,
+        bidirectional: bool,
+    ) -> FloatTensor<Self> {
         let (responses, responses_node) = responses.into_parts();
         let (bias, bias_node) = bias.into_parts();
         let at = kernel_place(&responses.shape(), &bias.shape(), order, bidirectional);

@@ -53,8 +53,8 @@
 
 use std::f64::consts::PI;
 
-use crate::feed_forward::apply_dense;
 use crate::activation::gelu_erf;
+use crate::dense::apply_dense;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;

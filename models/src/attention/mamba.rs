@@ -84,12 +84,12 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::feed_forward::apply_dense;
 use super::flops::LayerShape;
 use super::layer::{AttentionLayer, LayerSizes};
 use super::settings::{ModelCard, Settings, at_least_one, in_sequences_of};
 use crate::activation::{silu, softplus};
 use crate::columns::columns;
+use crate::dense::apply_dense;
 use crate::depthwise::{causal_depthwise_conv, causal_depthwise_conv_of_reversed};
 use crate::reversal::reverse_time;
 use crate::scan::selective_scan;

@@ -103,8 +103,8 @@
 //! Published LRA accuracy: the paper's Table 2, rows Mega and Mega-chunk
 //! (`harness/src/report/published.rs`).
 
-use crate::feed_forward::apply_dense;
 use crate::activation::sigmoid;
+use crate::dense::apply_dense;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -121,7 +121,7 @@ use crate::columns::columns;
 use crate::long_conv::{convolve, two_sided};
 
 use crate::activation::{Activation, silu, silu_of_slice};
-use crate::feed_forward::DenseInput;
+use crate::dense::DenseInput;
 
 /// The registry's one-line summary of the cost above (`lra list models`, the report).
 pub const COST: &str = "O(n c) time and memory for attention in chunks of c, O(n log n) for the moving average (FFT)";

@@ -55,8 +55,8 @@
 //! sequence without padding. It takes no heads or length (each channel has its own
 //! kernel, built for each input's length); `dropout` applies after the GELU, as in S4.
 
-use crate::feed_forward::apply_dense;
 use crate::activation::gelu_erf;
+use crate::dense::apply_dense;
 use crate::vandermonde;
 use burn::module::{Initializer, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};

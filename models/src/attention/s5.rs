@@ -108,9 +108,9 @@
 //!
 //! The paper's LRA accuracies (its Table 1) are in `harness/src/report/published.rs`.
 
-use crate::feed_forward::apply_dense;
 use crate::activation::gelu_erf;
 use crate::activation::sigmoid;
+use crate::dense::apply_dense;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
