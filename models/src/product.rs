@@ -205,7 +205,7 @@ mod tests {
 
     fn numbers_of(t: FlexTensor) -> (Vec<usize>, Vec<f32>) {
         let shape = t.layout().shape().to_vec();
-        (shape, t.into_data().to_vec::<f32>().expect("f32 numbers"))
+        (shape, t.into_data().try_to_vec::<f32>().expect("f32 numbers"))
     }
 
     /// Every path (one large product on all threads, one small, a batch of small ones a
