@@ -46,10 +46,10 @@ pub fn apply_dense<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     DenseInput::plain(x).dense(layer)
 }
 
-/// The input of a dense layer, `dropout(activation(hidden))` or `values ⊙ gate`: on the
-/// CPU backends kept as its parts until [`DenseInput::dense`] multiplies it in one fused
-/// operation that keeps only those parts for its backward; elsewhere computed at once by
-/// the composition.
+/// The input of a dense layer, `dropout(activation(hidden))`, `values ⊙ gate` or a plain
+/// tensor: on the CPU backends kept as its parts until [`DenseInput::dense`] multiplies it
+/// in one fused operation that keeps only those parts for its backward; elsewhere computed
+/// at once by the composition.
 // A value of one forward, built and consumed at once: boxing its larger variant would
 // only add an allocation.
 #[allow(clippy::large_enum_variant)]
