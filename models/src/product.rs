@@ -45,8 +45,10 @@ pub fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let rhs_batch_strides = batch_strides(&rhs_shape[..rhs_rank - 2], rhs.layout().strides(), batch_shape.len());
     let matrix = |layout_strides: &[isize]| (layout_strides[layout_strides.len() - 2], layout_strides[layout_strides.len() - 1]);
     let operands = Operands {
-        lhs: lhs.storage::<f32>()[lhs.layout().start_offset()..].as_ptr(),
-        rhs: rhs.storage::<f32>()[rhs.layout().start_offset()..].as_ptr(),
+        // The whole buffers' pointers moved to the views' first numbers (a view with a
+        // negative stride reads before its first number).
+        lhs: lhs.storage::<f32>().as_ptr().wrapping_add(lhs.layout().start_offset()),
+        rhs: rhs.storage::<f32>().as_ptr().wrapping_add(rhs.layout().start_offset()),
         lhs_strides: matrix(lhs.layout().strides()),
         rhs_strides: matrix(rhs.layout().strides()),
         m,
@@ -236,5 +238,9 @@ mod tests {
             // Zeros for the empty sum alone.
             assert_eq!(ours.1.iter().all(|&v| v == 0.0), lhs.contains(&0), "case {i}");
         }
+        // A view with a negative stride (flex's flip) reads before its first number.
+        let flipped = Flex::float_flip(numbers(&[2, 40, 30], 3.0), &[1]);
+        let kernel = numbers(&[30, 20], 4.0);
+        assert_eq!(numbers_of(matmul(flipped.clone(), kernel.clone())), numbers_of(Flex::float_matmul(flipped, kernel)));
     }
 }
