@@ -71,22 +71,20 @@ pub fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let (work, total) = (m.saturating_mul(n).saturating_mul(k), batches.saturating_mul(m * n * k));
     let spread = batches >= 4 && total >= BATCH_PARALLEL_WORK;
     let ptr = SendPtr(out.as_mut_ptr());
-    if batches == 1 || (work >= PARALLEL_WORK && !spread) {
-        let parallelism = if work >= PARALLEL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-        for b in 0..batches {
-            // SAFETY: output `b` lies within the capacity; the operands' offsets are their
-            // layouts' (as flex computes them).
-            unsafe { operands.multiply(ptr.at(b * size), offsets(b), parallelism) };
-        }
-    } else if total >= BATCH_PARALLEL_WORK && batches > 1 {
+    if batches > 1 && total >= BATCH_PARALLEL_WORK && (spread || work < PARALLEL_WORK) {
         (0..batches).into_par_iter().for_each(|b| {
-            // SAFETY: as above; each task writes its own output matrix.
+            // SAFETY: output `b` lies within the capacity, and each task writes its own; the
+            // operands' offsets are their layouts' (as flex computes them).
             unsafe { operands.multiply(ptr.at(b * size), offsets(b), gemm::Parallelism::None) };
         });
     } else {
+        let parallelism = match work >= PARALLEL_WORK && !spread {
+            true => gemm::Parallelism::Rayon(0),
+            false => gemm::Parallelism::None,
+        };
         for b in 0..batches {
             // SAFETY: as above.
-            unsafe { operands.multiply(ptr.at(b * size), offsets(b), gemm::Parallelism::None) };
+            unsafe { operands.multiply(ptr.at(b * size), offsets(b), parallelism) };
         }
     }
     // SAFETY: the products above wrote every output number (`k > 0`).
