@@ -77,7 +77,7 @@ fn a_sweep_killed_at_ten_moments_and_restarted_records_every_run_once_and_leaves
     // Each restart is killed after a short while, so that the sweep (12 runs, a benchmark
     // of 8 cells and the report: some seconds on a 2-core machine) gets through its runs
     // and into its benchmark kill by kill; fixed, so that a failure can be replayed.
-    let moments_ms = [200, 350, 500, 300, 450, 600, 250, 400, 550, 700];
+    let moments_ms = [150, 250, 350, 200, 300, 400, 175, 275, 375, 450];
     let mut killed_running = 0;
     for wait in moments_ms {
         let mut child: Child = sweep(&results, &data).spawn().unwrap();
